@@ -1,0 +1,32 @@
+"""Shared test setup: real data from ../shared/data, every output in a temporary folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("YOLO_TOOLS_DATA", ROOT.parent / "shared" / "data")).resolve()
+RECIPES = ROOT / "recipes"
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder per test session for converted datasets and runs; never the repo or ../shared."""
+    return tmp_path_factory.mktemp("workspace")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_outputs(workspace: Path):
+    """Session-wide, so module-scoped trainings see it too."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("YOLO_TOOLS_DATA", str(SHARED_DATA))
+        patch.setenv("YOLO_TOOLS_DATASETS", str(workspace / "datasets"))
+        patch.setenv("YOLO_TOOLS_RUNS", str(workspace / "runs"))
+        yield
+
+
+def needs_data(folder: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not (SHARED_DATA / folder).is_dir(), reason=f"{SHARED_DATA / folder} not present")

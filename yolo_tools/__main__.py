@@ -1,0 +1,3 @@
+from yolo_tools.cli import main
+
+raise SystemExit(main())

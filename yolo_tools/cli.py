@@ -1,0 +1,132 @@
+"""`yolo_tools VERB ...`: argument parsing only; the work is in `pipeline` and the modules it calls.
+
+Like `yolo` itself, every verb takes Ultralytics arguments as trailing `key=value` pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from yolo_tools import __version__
+from yolo_tools.errors import UserError
+
+EXAMPLES = """examples:
+  yolo_tools demo                                   synthetic data, CPU, a few minutes
+  yolo_tools train recipes/kidney.yaml epochs=3 imgsz=320
+  yolo_tools train --resume runs/kidney/train
+  yolo_tools val runs/kidney/train
+  yolo_tools predict runs/kidney/train path/to/images/ conf=0.25
+  yolo_tools export runs/kidney/train format=onnx
+  yolo_tools convert recipes/kidney.yaml
+"""
+
+
+def _train(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline
+
+    if args.resume:
+        pipeline.resume_run(args.resume)
+        return
+    if not args.recipe:
+        raise UserError("train needs a recipe (yolo_tools train recipes/kidney.yaml) or --resume RUN")
+    pipeline.train_recipe(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root)
+
+
+def _val(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline
+
+    pipeline.validate(args.run, pipeline.parse_overrides(args.overrides))
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline
+
+    pipeline.predict(args.weights, args.source, args.out, pipeline.parse_overrides(args.overrides))
+
+
+def _export(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline
+
+    pipeline.export(args.weights, pipeline.parse_overrides(args.overrides))
+
+
+def _convert(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline
+
+    pipeline.convert(args.recipe, args.data_root, args.force)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from yolo_tools import demo, pipeline
+
+    demo.run(pipeline.parse_overrides(args.overrides))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yolo_tools",
+        description="Medical images from raw public datasets to trained, evaluated and inspected YOLO models.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"yolo-tools {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    def verb(name: str, handler: Callable[[argparse.Namespace], None], help: str) -> argparse.ArgumentParser:
+        sub = verbs.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def data_root(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--data-root", help="folder holding raw datasets (default: $YOLO_TOOLS_DATA, ./data, ../shared/data)")
+
+    def overrides(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("overrides", nargs="*", metavar="key=value", help="Ultralytics arguments")
+
+    sub = verb("train", _train, "train a recipe's model on its data (converted on first use)")
+    sub.add_argument("recipe", nargs="?", help="recipe YAML, e.g. recipes/kidney.yaml")
+    sub.add_argument("--name", help="run name under runs/<recipe>/ (default: train, train2, ...)")
+    sub.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last.pt")
+    data_root(sub)
+    overrides(sub)
+
+    sub = verb("val", _val, "validate a run (or weights with data=) and store its metrics")
+    sub.add_argument("run", help="run folder (runs/<recipe>/<name>) or weights .pt")
+    overrides(sub)
+
+    sub = verb("predict", _predict, "predict on images; saves annotated images, predictions.csv and .json")
+    sub.add_argument("weights", help="run folder or weights .pt/.onnx")
+    sub.add_argument("source", help="image, folder or glob")
+    sub.add_argument("--out", help="output folder (default: <run>/predict)")
+    overrides(sub)
+
+    sub = verb("export", _export, "export weights, e.g. format=onnx")
+    sub.add_argument("weights", help="run folder or weights .pt")
+    overrides(sub)
+
+    sub = verb("convert", _convert, "convert a recipe's raw data into a YOLO dataset under datasets/")
+    sub.add_argument("recipe", help="recipe YAML")
+    sub.add_argument("--force", action="store_true", help="convert again even if an identical conversion exists")
+    data_root(sub)
+
+    sub = verb("demo", _demo, "train, validate and predict on a synthetic set (no data, GPU or network)")
+    overrides(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    try:
+        args.handler(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; resume a training with: yolo_tools train --resume RUN", file=sys.stderr)
+        return 130
+    return 0

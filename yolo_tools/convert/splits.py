@@ -1,0 +1,73 @@
+"""Patient-wise train/val splits: slices of one patient (or one study) never straddle train and val.
+
+A group rule turns file names into group keys. Rules: 'file' (each sample alone, for sets with no patient
+information), a regular expression whose first group is the patient id (`person(\\d+)_`), or a named rule
+from RULES for ids that no regex can recover.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from sklearn.model_selection import GroupShuffleSplit
+
+from yolo_tools.errors import UserError
+
+
+def acquisition_session(names: Sequence[str], gap_minutes: float = 10.0) -> list[str]:
+    """Group DICOM-UID file names by scanner time stamp: slices taken minutes apart come from one study.
+
+    Philips UIDs (root 1.3.46.670589) carry a .NET tick count (100 ns since year 1) in their 7th
+    component; exporters replace the dots with dashes. Consecutive slices of one examination lie seconds
+    apart, while examinations are hours or days apart, so a gap larger than `gap_minutes` starts a study.
+    """
+    ticks = []
+    for name in names:
+        parts = re.split(r"[-.]", name)
+        if len(parts) < 7 or not parts[6][:18].isdigit():
+            raise UserError(f"{name}: not a DICOM-UID file name with a time stamp; use another split rule")
+        ticks.append(int(parts[6][:18]))
+    order = np.argsort(ticks, kind="stable")
+    sorted_ticks = np.asarray(ticks, dtype=np.int64)[order]
+    new_study = np.diff(sorted_ticks, prepend=sorted_ticks[0]) > gap_minutes * 60 * 10**7
+    study_ids = np.cumsum(new_study)
+    groups = np.empty(len(names), dtype=object)
+    groups[order] = [f"study{i:04d}" for i in study_ids]
+    return list(groups)
+
+
+RULES: dict[str, Callable[[Sequence[str]], list[str]]] = {
+    "file": lambda names: list(names),
+    "acquisition_session": acquisition_session,
+}
+
+
+def group_keys(names: Sequence[str], rule: str) -> list[str]:
+    """Map sample names to the patient or study they belong to, by a named rule or a regex."""
+    if rule in RULES:
+        return RULES[rule](names)
+    try:
+        pattern = re.compile(rule)
+    except re.error as exc:
+        raise UserError(f"split rule '{rule}' is neither one of {sorted(RULES)} nor a valid regex: {exc}") from None
+    keys = []
+    for name in names:
+        match = pattern.search(name)
+        if not match:
+            raise UserError(f"{name}: split regex '{rule}' finds no patient id in this name")
+        keys.append(match.group(1) if pattern.groups else match.group(0))
+    return keys
+
+
+def grouped_split(groups: Sequence[str], val_fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of samples that go to val; whole groups move together."""
+    groups = np.asarray(groups, dtype=object)
+    if len(set(groups)) < 2:
+        raise UserError("a train/val split needs at least two patients or studies")
+    splitter = GroupShuffleSplit(n_splits=1, test_size=val_fraction, random_state=seed)
+    _, val_index = next(splitter.split(np.zeros(len(groups)), groups=groups))
+    is_val = np.zeros(len(groups), dtype=bool)
+    is_val[val_index] = True
+    return is_val

@@ -1,0 +1,191 @@
+"""The one writer every converter ends in: YOLO layout, patient-wise split, dataset card, atomic rename.
+
+Format modules only parse their published format into `Sample`s; splitting, copying, counting and the
+card are done here once, so every dataset gets the same guarantees: sources are only read, the output
+appears complete or not at all, and every skipped file is named with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+from yolo_tools.convert.splits import group_keys, grouped_split
+from yolo_tools.errors import UserError
+from yolo_tools.recipe import Recipe
+
+LOG = logging.getLogger(__name__)
+SPLITS = ("train", "val")
+
+
+class SkipSample(Exception):
+    """Raised by a sample's loader when its file is unusable: the writer skips it and records why."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image as a converter found it; loading is deferred so a large set streams through memory.
+
+    `image` is a file copied as it is, or a function returning pixels (uint8, HxW or HxWx3) to encode
+    as PNG. `labels` returns YOLO label lines (detect, segment); `category` names the class (classify).
+    `split` is the source's own split, used when the recipe keeps it; `group` the patient or study,
+    when the converter knows it better than a file-name rule.
+    """
+
+    name: str
+    image: Path | Callable[[], np.ndarray]
+    labels: Callable[[], list[str]] | None = None
+    category: str | None = None
+    split: str | None = None
+    group: str | None = None
+    source: str = ""
+
+
+def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str], list[str]]:
+    """Train or val for each sample, and its patient or study, keeping every patient on one side."""
+    rule = recipe.data.split
+    names = [s.name for s in samples]
+    if all(s.group for s in samples):
+        groups = [s.group for s in samples]
+    else:
+        groups = names if rule.by == "source" else group_keys(names, rule.by)
+    if rule.by == "source":
+        missing = [s.name for s in samples if s.split not in SPLITS]
+        if missing:
+            raise UserError(
+                f"{recipe.path}: data.split.by is 'source' but the source gives no train/val split for "
+                f"{len(missing)} files (first: {missing[0]}); set data.split.by to a patient rule"
+            )
+        return [s.split for s in samples], groups
+    is_val = grouped_split(groups, rule.val, rule.seed)
+    return ["val" if v else "train" for v in is_val], groups
+
+
+def _write_image(sample: Sample, folder: Path) -> Path:
+    if isinstance(sample.image, Path):
+        if not sample.image.is_file():
+            raise SkipSample("image file is missing")
+        target = folder / f"{sample.name}{sample.image.suffix.lower()}"
+        shutil.copyfile(sample.image, target)
+        return target
+    pixels = sample.image()
+    if pixels.dtype != np.uint8:
+        raise SkipSample(f"converter produced {pixels.dtype} pixels; map intensities to uint8 first")
+    target = folder / f"{sample.name}.png"
+    if not cv2.imwrite(str(target), pixels if pixels.ndim == 2 else pixels[..., ::-1]):
+        raise SkipSample("could not encode the image as PNG")
+    return target
+
+
+def _write_one(sample: Sample, split: str, root: Path, recipe: Recipe, counts: Counter) -> None:
+    if recipe.task == "classify":
+        if sample.category not in recipe.classes:
+            raise SkipSample(f"class '{sample.category}' is not in the recipe's classes {recipe.classes}")
+        _write_image(sample, root / split / sample.category)
+        counts[(split, sample.category)] += 1
+        return
+    lines = sample.labels() if sample.labels else []
+    class_ids = [int(line.split()[0]) for line in lines]
+    _write_image(sample, root / "images" / split)
+    (root / "labels" / split / f"{sample.name}.txt").write_text("".join(f"{line}\n" for line in lines))
+    counts[(split, "images")] += 1
+    counts[(split, "backgrounds")] += not lines
+    for class_id in class_ids:
+        counts[(split, recipe.classes[class_id])] += 1
+
+
+def _make_folders(root: Path, recipe: Recipe) -> None:
+    for split in SPLITS:
+        if recipe.task == "classify":
+            for name in recipe.classes:
+                (root / split / name).mkdir(parents=True)
+        else:
+            (root / "images" / split).mkdir(parents=True)
+            (root / "labels" / split).mkdir(parents=True)
+
+
+def _card(recipe: Recipe, source: str, counts: Counter, groups: dict[str, int], skipped: list[str]) -> dict:
+    per_split = {split: {k: v for (s, k), v in sorted(counts.items()) if s == split} for split in SPLITS}
+    return {
+        "recipe": recipe.name,
+        "task": recipe.task,
+        "fingerprint": recipe.fingerprint(),
+        "source": source,
+        "url": recipe.data.source.url,
+        "converter": recipe.data.converter,
+        "split": recipe.data.split.model_dump(),
+        "groups": groups,
+        "classes": recipe.classes,
+        "counts": per_split,
+        "skipped": skipped,
+    }
+
+
+def _card_markdown(card: dict) -> str:
+    columns = sorted({k for split in card["counts"].values() for k in split})
+    lines = [
+        f"# Dataset card: {card['recipe']} ({card['task']})",
+        "",
+        f"- source: `{card['source']}`" + (f" ({card['url']})" if card["url"] else ""),
+        f"- converter: `{card['converter']}`, split: {card['split']}",
+        f"- patients/studies per split: {card['groups']}",
+        "",
+        "| split | " + " | ".join(columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for split, row in card["counts"].items():
+        lines.append(f"| {split} | " + " | ".join(str(row.get(c, 0)) for c in columns) + " |")
+    lines += ["", f"Skipped: {len(card['skipped'])}"] + [f"- {line}" for line in card["skipped"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_dataset(samples: Sequence[Sample], dst: Path, recipe: Recipe, source: str) -> dict:
+    """Write samples as a YOLO dataset at `dst`, replacing any older version only once the new one is whole."""
+    if not samples:
+        raise UserError(f"{source}: the converter found no images")
+    splits, keys = assign_splits(samples, recipe)
+    groups = {split: len({k for k, sp in zip(keys, splits) if sp == split}) for split in SPLITS}
+
+    partial = dst.parent / f".{dst.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    _make_folders(partial, recipe)
+    counts: Counter = Counter()
+    skipped: list[str] = []
+    try:
+        for sample, split in tqdm(list(zip(samples, splits)), desc=f"convert {recipe.name}", unit="img"):
+            try:
+                _write_one(sample, split, partial, recipe, counts)
+            except SkipSample as reason:
+                skipped.append(f"{sample.source or sample.name}: {reason}")
+        for line in skipped:
+            LOG.warning("skipped %s", line)
+        card = _card(recipe, source, counts, groups, skipped)
+        if recipe.task != "classify":
+            data_yaml = {"train": "images/train", "val": "images/val", "names": dict(enumerate(recipe.classes))}
+            (partial / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
+        (partial / "card.json").write_text(json.dumps(card, indent=2))
+        (partial / "card.md").write_text(_card_markdown(card))
+        _replace(partial, dst)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return card
+
+
+def _replace(new: Path, dst: Path) -> None:
+    """Swap the finished folder into place; an older version is removed only after the swap."""
+    old = dst.parent / f".{dst.name}.old-{os.getpid()}"
+    if dst.exists():
+        dst.rename(old)
+    new.rename(dst)
+    shutil.rmtree(old, ignore_errors=True)

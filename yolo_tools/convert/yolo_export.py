@@ -1,0 +1,84 @@
+"""Read a YOLO-format export as Roboflow or Ultralytics publish it (`data.yaml`, `<split>/images`, `<split>/labels`).
+
+Roboflow writes split paths such as `../train/images`, relative to a folder one level below the export;
+both that and plain relative paths are accepted. A `test` split is never read: it is kept apart for
+independent evaluation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from yolo_tools.convert.writer import Sample, SkipSample
+from yolo_tools.errors import UserError
+from yolo_tools.recipe import Recipe
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+SOURCE_SPLITS = {"train": "train", "val": "val"}
+
+
+def _split_dir(root: Path, entry: str, yaml_path: Path) -> Path:
+    for candidate in (root / entry, root / entry.removeprefix("../")):
+        if candidate.is_dir():
+            return candidate.resolve()
+    raise UserError(f"{yaml_path}: split folder '{entry}' not found under {root}")
+
+
+def _label_reader(path: Path, n_classes: int, task: str):
+    def read() -> list[str]:
+        if not path.is_file():
+            raise SkipSample("image has no label file")
+        lines = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            tokens = line.split()
+            try:
+                class_id, coords = int(tokens[0]), [float(t) for t in tokens[1:]]
+            except ValueError:
+                raise SkipSample(f"{path.name} line {number}: not numbers: {line!r}") from None
+            if not 0 <= class_id < n_classes:
+                raise SkipSample(f"{path.name} line {number}: class {class_id} unknown ({n_classes} classes)")
+            is_box = len(coords) == 4
+            if task == "detect" and not is_box or len(coords) < 4 or len(coords) % 2:
+                raise SkipSample(f"{path.name} line {number}: {len(coords)} coordinates do not make a {task} label")
+            if min(coords) < -1e-3 or max(coords) > 1 + 1e-3:
+                raise SkipSample(f"{path.name} line {number}: coordinates outside the image (0..1): {line!r}")
+            lines.append(line.strip())
+        return lines
+
+    return read
+
+
+def samples(src: Path, recipe: Recipe) -> list[Sample]:
+    """One Sample per image of the export's train and val splits; orphan label files are reported as skips."""
+    yaml_path = src / "data.yaml"
+    if not yaml_path.is_file():
+        raise UserError(f"{src}: no data.yaml; is this a YOLO export?")
+    spec = yaml.safe_load(yaml_path.read_text())
+    names = spec.get("names") or []
+    names = list(names.values()) if isinstance(names, dict) else list(names)
+    if len(names) != len(recipe.classes):
+        raise UserError(
+            f"{yaml_path}: {len(names)} classes {names}, but recipe {recipe.path} lists {len(recipe.classes)} "
+            f"{recipe.classes}; give one recipe class name per source class, in order"
+        )
+    found = []
+    for key in ("train", "val"):
+        if key not in spec:
+            raise UserError(f"{yaml_path}: no '{key}' split")
+        images = _split_dir(src, spec[key], yaml_path)
+        labels = images.parent / "labels" if images.name == "images" else images.parent / "labels" / images.name
+        stems = set()
+        for image in sorted(images.iterdir()):
+            if image.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            stems.add(image.stem)
+            reader = _label_reader(labels / f"{image.stem}.txt", len(names), recipe.task)
+            found.append(Sample(name=image.stem, image=image, labels=reader, split=key, source=str(image)))
+        for orphan in sorted(labels.glob("*.txt")) if labels.is_dir() else []:
+            if orphan.stem not in stems:
+                found.append(Sample(name=orphan.stem, image=images / orphan.stem, split=key, source=str(orphan)))
+    return found

@@ -1,0 +1,133 @@
+"""The workbench's verbs as functions: train a recipe, validate a run, predict, export.
+
+Each goes recipe → converted data → Ultralytics → files in the run folder, so the CLI only parses
+arguments and the same steps are callable from Python, tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from yolo_tools import predictions, yolo
+from yolo_tools.convert import prepare, train_data
+from yolo_tools.errors import UserError
+from yolo_tools.locations import runs_dir
+from yolo_tools.recipe import check_train_args, load_recipe
+from yolo_tools.runs import new_run_dir, run_recipe, save_metrics, save_recipe, weights_of
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`key=value` pairs as `yolo` takes them; values are read as YAML so numbers and booleans keep their type."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"'{item}': arguments after the recipe are key=value, e.g. epochs=3 imgsz=320")
+        try:
+            parsed[key] = yaml.safe_load(value) if value else None
+        except yaml.YAMLError:
+            parsed[key] = value
+    return parsed
+
+
+def _check_cli_args(args: dict[str, Any], allowed_extra: set[str] = frozenset()) -> None:
+    try:
+        check_train_args({k: v for k, v in args.items() if k not in allowed_extra}, origin="the command line")
+    except ValueError as exc:
+        raise UserError(f"command line: {exc}") from None
+
+
+def format_metrics(metrics: dict[str, float]) -> str:
+    return "  ".join(f"{key} {value:.3f}" for key, value in metrics.items()) or "(no metrics)"
+
+
+def _next_free(folder: Path) -> Path:
+    candidate, number = folder, 1
+    while candidate.exists():
+        number += 1
+        candidate = folder.with_name(f"{folder.name}{number}")
+    return candidate
+
+
+def train_recipe(
+    recipe_path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    name: str | None = None,
+    data_root: str | Path | None = None,
+) -> tuple[Path, dict[str, float]]:
+    """Convert the recipe's data if needed, train, and store the recipe and the final metrics in the run."""
+    recipe = load_recipe(recipe_path)
+    overrides = dict(overrides or {})
+    _check_cli_args(overrides, allowed_extra={"model"})
+    model = overrides.pop("model", recipe.model)
+    args = {**recipe.train, **overrides}
+    data = prepare(recipe, data_root)
+    run_dir = new_run_dir(recipe, name)
+    save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
+    print(f"run: {run_dir}")
+    metrics = yolo.train(model, data, run_dir, args)
+    save_metrics(run_dir, metrics)
+    print(f"validation ({recipe.name}, best weights): {format_metrics(metrics)}")
+    return run_dir, metrics
+
+
+def resume_run(run_dir: str | Path) -> dict[str, float]:
+    run_dir = Path(run_dir)
+    metrics = yolo.resume(run_dir)
+    save_metrics(run_dir, metrics)
+    print(f"validation (best weights): {format_metrics(metrics)}")
+    return metrics
+
+
+def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, float]:
+    """Validate a run's best weights on its own converted val split, or any weights on `data=`."""
+    weights, run_dir = weights_of(run_or_weights)
+    args = dict(overrides or {})
+    _check_cli_args(args, allowed_extra={"data"})
+    data = None
+    if "data" not in args:
+        recipe = run_recipe(run_dir) if run_dir else None
+        if recipe is None:
+            raise UserError(f"{weights}: not inside a yolo-tools run; say which dataset with data=PATH")
+        data = train_data(recipe)
+    args.setdefault("project", str(run_dir or runs_dir() / "val"))
+    args.setdefault("name", "val")
+    args.setdefault("exist_ok", run_dir is not None)
+    task, metrics, save_dir = yolo.validate(weights, data, args)
+    if run_dir:
+        save_metrics(run_dir, metrics)
+    print(f"validation ({weights}): {format_metrics(metrics)}")
+    print(f"plots: {save_dir}")
+    return metrics
+
+
+def predict(
+    weights: str | Path, source: str, out: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[Path, Path, int]:
+    """Predict on images or folders; annotated images, predictions.csv and predictions.json go to `out`."""
+    weights, run_dir = weights_of(weights)
+    _check_cli_args(overrides or {})
+    if not Path(source).exists() and not glob.glob(source):
+        raise UserError(f"{source}: no such image, folder or glob")
+    out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / "predict")
+    csv_path, json_path, count = predictions.write(yolo.predict(weights, source, overrides or {}), out_dir)
+    print(f"{count} images → {out_dir} ({csv_path.name}, {json_path.name}, annotated images)")
+    return csv_path, json_path, count
+
+
+def export(weights: str | Path, overrides: dict[str, Any] | None = None) -> Path:
+    weights, _ = weights_of(weights)
+    path = yolo.export(weights, overrides or {})
+    print(f"exported: {path}")
+    return path
+
+
+def convert(recipe_path: str | Path, data_root: str | Path | None = None, force: bool = False) -> Path:
+    recipe = load_recipe(recipe_path)
+    data = prepare(recipe, data_root, force=force)
+    print(f"dataset: {data}")
+    return data

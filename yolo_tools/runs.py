@@ -1,0 +1,67 @@
+"""The layout of a run folder, `runs/<recipe>/<name>/`, and how to find its weights, recipe and data again.
+
+A run keeps a copy of the recipe it was trained from (`recipe.yaml`, with the command-line overrides
+folded in) so that val, predict, inspect and report need nothing but the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from yolo_tools.errors import UserError
+from yolo_tools.locations import runs_dir
+from yolo_tools.recipe import Recipe, load_recipe
+
+RECIPE_FILE = "recipe.yaml"
+METRICS_FILE = "metrics.json"
+
+
+def new_run_dir(recipe: Recipe, name: str | None) -> Path:
+    """`runs/<recipe>/<name>`; without a name the next free `train`, `train2`, ... like Ultralytics."""
+    parent = runs_dir() / recipe.name
+    if name:
+        return parent / name
+    candidate, number = parent / "train", 1
+    while candidate.exists():
+        number += 1
+        candidate = parent / f"train{number}"
+    return candidate
+
+
+def save_recipe(recipe: Recipe, run_dir: Path, train_args: dict[str, Any]) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    payload = recipe.model_dump(mode="json", exclude={"path"})
+    payload["train"] = train_args
+    (run_dir / RECIPE_FILE).write_text(yaml.safe_dump(payload, sort_keys=False))
+
+
+def run_recipe(run_dir: Path) -> Recipe | None:
+    path = run_dir / RECIPE_FILE
+    return load_recipe(path) if path.is_file() else None
+
+
+def weights_of(run_or_weights: str | Path) -> tuple[Path, Path | None]:
+    """Weights to use and the run folder they belong to (None for loose weights)."""
+    path = Path(run_or_weights)
+    if path.is_dir():
+        for candidate in (path / "weights" / "best.pt", path / "weights" / "last.pt"):
+            if candidate.is_file():
+                return candidate, path
+        raise UserError(f"{path}: a run folder without weights/best.pt or weights/last.pt")
+    if path.suffix in (".pt", ".onnx") and path.is_file():
+        run = path.parent.parent if path.parent.name == "weights" else None
+        return path, run if run and (run / RECIPE_FILE).is_file() else None
+    raise UserError(f"{path}: neither a run folder nor a weights file")
+
+
+def save_metrics(run_dir: Path, metrics: dict[str, float], kind: str = "val") -> Path:
+    """Merge `metrics` under `kind` into the run's metrics.json, so val and train results sit together."""
+    path = run_dir / METRICS_FILE
+    stored = json.loads(path.read_text()) if path.is_file() else {}
+    stored[kind] = metrics
+    path.write_text(json.dumps(stored, indent=2))
+    return path
