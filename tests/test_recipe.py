@@ -74,3 +74,14 @@ def test_not_a_mapping_and_missing_file(tmp_path: Path) -> None:
     path.write_text("name: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML"):
         load_recipe(path)
+
+
+def test_preprocess_is_validated(tmp_path: Path) -> None:
+    recipe = kidney() | {"preprocess": {"intensity": {"mode": "window", "center": 40, "width": 400}}}
+    assert load_recipe(write(tmp_path, recipe)).preprocess.intensity.width == 400
+    recipe["preprocess"] = {"intensity": {"mode": "window", "center": 40, "width": -1}}
+    with pytest.raises(UserError, match="preprocess.intensity.window.width"):
+        load_recipe(write(tmp_path, recipe))
+    recipe["preprocess"] = {"intensity": {"mode": "gamma"}}
+    with pytest.raises(UserError, match="preprocess.intensity"):
+        load_recipe(write(tmp_path, recipe))

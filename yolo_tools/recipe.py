@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from yolo_tools.errors import UserError
+from yolo_tools.intensity import Intensity
 
 Task = Literal["detect", "segment", "classify"]
 
@@ -65,6 +66,20 @@ class Data(_Strict):
     split: Split = Split()
 
 
+class Preprocess(_Strict):
+    """How raw intensities become the 8-bit channels YOLO reads (see yolo_tools/intensity.py)."""
+
+    intensity: Intensity | None = None
+    context: int = Field(0, ge=0, le=1, description="2.5D: neighbouring slices on each side stacked as channels")
+    context_stride: int = Field(1, ge=1, description="slices between the centre and each neighbour")
+
+    @model_validator(mode="after")
+    def _channels_fit(self) -> Preprocess:
+        if self.context and self.intensity is not None and self.intensity.mode == "windows":
+            raise ValueError("2.5D context and multi-window channels both fill the 3 channels; choose one")
+        return self
+
+
 class Recipe(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     task: Task
@@ -72,7 +87,7 @@ class Recipe(_Strict):
     data: Data
     classes: list[str] = Field(min_length=1)
     model: str = "yolov8n.yaml"
-    preprocess: dict[str, Any] = Field(default_factory=dict)
+    preprocess: Preprocess = Preprocess()
     train: dict[str, Any] = Field(default_factory=dict)
 
     path: Path | None = Field(None, exclude=True, description="the file this recipe was read from")
@@ -104,7 +119,12 @@ class Recipe(_Strict):
     def fingerprint(self) -> str:
         """Identifies the converted dataset: it changes exactly when the data section or classes change."""
         payload = json.dumps(
-            {"data": self.data.model_dump(), "classes": self.classes, "preprocess": self.preprocess, "task": self.task},
+            {
+                "data": self.data.model_dump(),
+                "classes": self.classes,
+                "preprocess": self.preprocess.model_dump(),
+                "task": self.task,
+            },
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
