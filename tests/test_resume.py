@@ -1,0 +1,39 @@
+"""A run killed mid-training continues from its last checkpoint instead of starting over."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import RECIPES
+from yolo_tools import pipeline, yolo
+
+pytestmark = pytest.mark.slow
+
+
+def test_interrupted_run_resumes_where_it_stopped(monkeypatch: pytest.MonkeyPatch, workspace) -> None:
+    real_load = yolo.load_model
+
+    def crashing_after_first_checkpoint(model):
+        loaded = real_load(model)
+
+        def crash(trainer) -> None:
+            if trainer.epoch == 0:
+                raise KeyboardInterrupt
+
+        loaded.add_callback("on_model_save", crash)
+        return loaded
+
+    monkeypatch.setattr(yolo, "load_model", crashing_after_first_checkpoint)
+    args = {"epochs": 2, "imgsz": 64, "batch": 8, "workers": 0, "plots": False}
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.train_recipe(RECIPES / "demo.yaml", args, name="crashed")
+    run_dir = workspace / "runs" / "demo" / "crashed"
+    assert len(pd.read_csv(run_dir / "results.csv")) == 1
+    assert not (run_dir / "metrics.json").exists()
+
+    monkeypatch.setattr(yolo, "load_model", real_load)
+    metrics = pipeline.resume_run(run_dir)
+    epochs = pd.read_csv(run_dir / "results.csv")["epoch"].tolist()
+    assert epochs == [1, 2]
+    assert set(metrics) == {"precision", "recall", "mAP50", "mAP50-95"}
