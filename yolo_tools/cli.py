@@ -19,8 +19,11 @@ EXAMPLES = """examples:
   yolo_tools train --resume runs/kidney/train
   yolo_tools val runs/kidney/train
   yolo_tools predict runs/kidney/train path/to/images/ conf=0.25
+  yolo_tools evaluate runs/kidney/train             Dice/IoU, errors per image, AUC... in <run>/eval/
+  yolo_tools report runs/kidney/train               <run>/report/report.html and report.md
   yolo_tools export runs/kidney/train format=onnx
   yolo_tools convert recipes/kidney.yaml
+  yolo_tools pull WORKSPACE/PROJECT/VERSION         a Roboflow dataset into the data root (ROBOFLOW_API_KEY)
 """
 
 
@@ -47,6 +50,18 @@ def _predict(args: argparse.Namespace) -> None:
     pipeline.predict(args.weights, args.source, args.out, pipeline.parse_overrides(args.overrides))
 
 
+def _evaluate(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline
+
+    pipeline.evaluate(args.run, pipeline.parse_overrides(args.overrides))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline
+
+    pipeline.report(args.run, pipeline.parse_overrides(args.overrides))
+
+
 def _export(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
@@ -56,7 +71,26 @@ def _export(args: argparse.Namespace) -> None:
 def _convert(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
-    pipeline.convert(args.recipe, args.data_root, args.force)
+    if not args.paths:
+        pipeline.convert(args.recipe, args.data_root, args.force)
+        return
+    if len(args.paths) != 2:
+        raise UserError("convert FORMAT takes a source and a destination folder: yolo_tools convert coco SRC DST")
+    pipeline.convert_format(args.recipe, *args.paths, task=args.task, split_by=args.split_by, val=args.val, seed=args.seed)
+
+
+def _pull(args: argparse.Namespace) -> None:
+    from yolo_tools import sources
+
+    sources.pull(args.dataset, args.data_root, args.format, args.path, args.force)
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    from yolo_tools import fiftyone_inspect, pipeline
+
+    fiftyone_inspect.inspect_run(
+        args.run, pipeline.parse_overrides(args.overrides), worst=args.worst, app=not args.no_app, port=args.port
+    )
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -104,14 +138,41 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", help="output folder (default: <run>/predict)")
     overrides(sub)
 
+    sub = verb("evaluate", _evaluate, "score a run on its val split per image, class and patient (files in <run>/eval/)")
+    sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
+    overrides(sub)
+
+    sub = verb("report", _report, "write an HTML page and a Markdown file about a run (evaluates it first if needed)")
+    sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
+    overrides(sub)
+
     sub = verb("export", _export, "export weights, e.g. format=onnx")
     sub.add_argument("weights", help="run folder or weights .pt")
     overrides(sub)
 
-    sub = verb("convert", _convert, "convert a recipe's raw data into a YOLO dataset under datasets/")
-    sub.add_argument("recipe", help="recipe YAML")
+    sub = verb("convert", _convert, "convert a recipe's raw data (or a folder in a published format) into a YOLO dataset")
+    sub.add_argument("recipe", metavar="RECIPE|FORMAT", help="recipe YAML, or a format: coco, masks, box-csv, class-folders")
+    sub.add_argument("paths", nargs="*", metavar="SRC DST", help="with a FORMAT: the source folder and the dataset to write")
+    sub.add_argument("--task", choices=["detect", "segment"], help="with coco: boxes (detect, default) or polygons (segment)")
+    sub.add_argument("--split-by", default="file", help="with a FORMAT: 'file' (default) or a regex whose group is the patient id")
+    sub.add_argument("--val", type=float, default=0.2, help="with a FORMAT: fraction of patients for val (default 0.2)")
+    sub.add_argument("--seed", type=int, default=0, help="with a FORMAT: split seed (default 0)")
     sub.add_argument("--force", action="store_true", help="convert again even if an identical conversion exists")
     data_root(sub)
+
+    sub = verb("pull", _pull, "download a Roboflow dataset version into the data root (needs ROBOFLOW_API_KEY)")
+    sub.add_argument("dataset", help="WORKSPACE/PROJECT/VERSION, the dataset's Roboflow URL, or a recipe with a roboflow source")
+    sub.add_argument("--format", help="Roboflow export format (default: the recipe's, else yolov8; folder for classify)")
+    sub.add_argument("--path", help="folder under the data root (default: the recipe's, else <project>-v<version>)")
+    sub.add_argument("--force", action="store_true", help="pull again and replace the folder if it is already there")
+    data_root(sub)
+
+    sub = verb("inspect", _inspect, "look at a run's mistakes in FiftyOne: evaluate, tag, rank, open the App")
+    sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
+    sub.add_argument("--worst", type=int, default=10, metavar="N", help="how many of the worst images to print (default: 10)")
+    sub.add_argument("--port", type=int, help="App port on 127.0.0.1 (default: FiftyOne's, 5151)")
+    sub.add_argument("--no-app", action="store_true", help="build, evaluate and print only; do not serve the App")
+    overrides(sub)
 
     sub = verb("demo", _demo, "train, validate and predict on a synthetic set (no data, GPU or network)")
     overrides(sub)

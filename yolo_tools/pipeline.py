@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import predictions, yolo
+from yolo_tools import evaluation, predictions, yolo
 from yolo_tools.convert import prepare, train_data
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
@@ -119,6 +119,26 @@ def predict(
     return csv_path, json_path, count
 
 
+def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
+    """A run's best weights on its val split, scored per image, class and patient; files in `<run>/eval/`."""
+    _check_cli_args(overrides or {})
+    return evaluation.evaluate(run, overrides)
+
+
+def report(run: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """An HTML page and a Markdown file about a run, from its eval files (evaluated first when missing)."""
+    from yolo_tools.report import write_report  # matplotlib and Jinja2, only when a report is asked for
+
+    _, run_dir = weights_of(run)
+    if run_dir is None:
+        raise UserError(f"{run}: report needs a run folder made by yolo_tools train")
+    if overrides or not (run_dir / evaluation.EVAL_DIR / evaluation.SUMMARY_FILE).is_file():
+        evaluate(run_dir, overrides)
+    html, markdown = write_report(run_dir)
+    print(f"report: {html}\n        {markdown}")
+    return html, markdown
+
+
 def export(weights: str | Path, overrides: dict[str, Any] | None = None) -> Path:
     weights, _ = weights_of(weights)
     path = yolo.export(weights, overrides or {})
@@ -131,3 +151,12 @@ def convert(recipe_path: str | Path, data_root: str | Path | None = None, force:
     data = prepare(recipe, data_root, force=force)
     print(f"dataset: {data}")
     return data
+
+
+def convert_format(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Path:
+    """Convert a folder in a published format (coco, masks, box-csv, class-folders) into a YOLO dataset at `dst`."""
+    from yolo_tools.convert import convert_folder
+
+    card = convert_folder(fmt, src, dst, **options)
+    print(f"dataset: {dst} ({len(card['skipped'])} skipped; counts in {Path(dst) / 'card.md'})")
+    return Path(dst)

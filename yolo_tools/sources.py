@@ -1,4 +1,4 @@
-"""Find a recipe's raw data under the data root, or say exactly how to get it."""
+"""Find a recipe's raw data under the data root, pull it from Roboflow on first use, or say exactly how to get it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from yolo_tools.errors import UserError
 from yolo_tools.locations import DATA_ENV, data_root
-from yolo_tools.recipe import Recipe, Source
+from yolo_tools.recipe import Recipe, Source, load_recipe
 
 
 def default_folder(source: Source) -> str:
@@ -16,22 +16,55 @@ def default_folder(source: Source) -> str:
     return f"{source.project}-v{source.version}"
 
 
+def _path(source: Source, root: str | Path | None) -> Path:
+    folder = Path(default_folder(source))
+    return folder if folder.is_absolute() else data_root(root) / folder
+
+
 def locate(recipe: Recipe, root: str | Path | None = None) -> Path | None:
-    """The folder holding the recipe's raw data as published (None for synthetic data)."""
+    """The folder holding the recipe's raw data as published (None for synthetic data).
+
+    A Roboflow source that is not there yet is pulled into the data root when an API key is set.
+    """
     source = recipe.data.source
     if source.kind == "synthetic":
         return None
-    folder = Path(default_folder(source))
-    path = folder if folder.is_absolute() else data_root(root) / folder
+    path = _path(source, root)
     if path.is_dir():
         return path
-    how = [f"{recipe.path}: data for '{recipe.name}' not found at {path}"]
-    how.append(f"  Point {DATA_ENV} (or --data-root) at the folder that holds '{folder}'")
     if source.kind == "roboflow":
-        how.append(
-            f"  or pull it from Roboflow: yolo_tools pull {source.workspace}/{source.project}/{source.version}"
-            " (needs ROBOFLOW_API_KEY)"
-        )
+        from yolo_tools import roboflow_pull
+
+        if roboflow_pull.api_key(source.workspace):
+            return roboflow_pull.pull(source, path, roboflow_pull.export_format(recipe.task, source.format))
+    folder = default_folder(source)
+    how = [f"{recipe.path}: data for '{recipe.name}' not found at {path}"]
+    if source.kind == "roboflow":
+        command = f"yolo_tools pull {roboflow_pull.ref_of(source)}"
+        if source.path:
+            command += f" --path {source.path}"
+        if root:
+            command += f" --data-root {root}"
+        how.append(f"  It is pulled from Roboflow on first use once a key is there: {roboflow_pull.HOW_TO_SET_KEY}")
+        how.append(f"  (or pull it beforehand: {command})")
+    how.append(f"  Or point {DATA_ENV} (or --data-root) at the folder that holds '{folder}'")
     if source.url:
         how.append(f"  or download it by hand from {source.url}")
     raise UserError("\n".join(how))
+
+
+def pull(dataset: str, root: str | Path | None = None, fmt: str | None = None, folder: str | None = None,
+         force: bool = False) -> Path:
+    """`yolo_tools pull`: a Roboflow dataset version, named (WORKSPACE/PROJECT/VERSION or URL) or a recipe's."""
+    from yolo_tools import roboflow_pull
+
+    task = "detect"
+    if "/" in dataset and not dataset.endswith((".yaml", ".yml")) and not Path(dataset).is_file():
+        source = roboflow_pull.parse_ref(dataset)
+    else:
+        recipe = load_recipe(dataset)
+        source, task = recipe.data.source, recipe.task
+        if source.kind != "roboflow":
+            raise UserError(f"{recipe.path}: data.source.kind is '{source.kind}', not roboflow; there is nothing to pull")
+    source = source.model_copy(update={k: v for k, v in {"path": folder, "format": fmt}.items() if v})
+    return roboflow_pull.pull(source, _path(source, root), roboflow_pull.export_format(task, source.format), force)

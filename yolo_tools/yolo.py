@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from yolo_tools.errors import UserError
 
@@ -96,15 +99,54 @@ def resume(run_dir: Path) -> dict[str, float]:
     return short_metrics(yolo.task, yolo.trainer.metrics or {})
 
 
-def validate(weights: Path, data: Path | None, args: dict[str, Any]) -> tuple[str, dict[str, float], Path]:
-    """Validate weights on a dataset; returns the task, the metrics and where plots were saved."""
+@dataclass(frozen=True)
+class Validation:
+    """What the validator found: overall metrics, per-class rows (detect, segment) and its plots folder."""
+
+    task: str
+    metrics: dict[str, float]
+    save_dir: Path
+    per_class: list[dict[str, Any]]
+
+
+def _per_class(task: str, metrics: Any) -> list[dict[str, Any]]:
+    """The validator's precision, recall, mAP50 and mAP50-95 per class (masks for segment, boxes for detect)."""
+    if task not in ("detect", "segment"):
+        return []
+    metric = metrics.seg if task == "segment" else metrics.box
+    rows = []
+    for i, class_id in enumerate(metric.ap_class_index):
+        rows.append(
+            {
+                "class": metrics.names[int(class_id)],
+                "images": int(metrics.nt_per_image[class_id]),
+                "instances": int(metrics.nt_per_class[class_id]),
+                "precision": float(metric.p[i]),
+                "recall": float(metric.r[i]),
+                "mAP50": float(metric.ap50[i]),
+                "mAP50-95": float(metric.ap[i]),
+            }
+        )
+    return rows
+
+
+def validate_full(weights: Path, data: Path | None, args: dict[str, Any]) -> Validation:
+    """Validate weights on a dataset: overall and per-class metrics, and where the plots were saved."""
     yolo = load_model(weights)
     args = dict(args)
     args["device"] = pick_device(args.get("device"))
     if data is not None:
         args["data"] = str(data)
     metrics = yolo.val(**args)
-    return yolo.task, short_metrics(yolo.task, metrics.results_dict), Path(metrics.save_dir)
+    return Validation(
+        yolo.task, short_metrics(yolo.task, metrics.results_dict), Path(metrics.save_dir), _per_class(yolo.task, metrics)
+    )
+
+
+def validate(weights: Path, data: Path | None, args: dict[str, Any]) -> tuple[str, dict[str, float], Path]:
+    """Validate weights on a dataset; returns the task, the metrics and where plots were saved."""
+    result = validate_full(weights, data, args)
+    return result.task, result.metrics, result.save_dir
 
 
 def predict(weights: Path, source: str, args: dict[str, Any]) -> Iterator[Any]:
@@ -115,6 +157,72 @@ def predict(weights: Path, source: str, args: dict[str, Any]) -> Iterator[Any]:
     yield from yolo.predict(source=source, **args)
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """One image's result as plain arrays: boxes in pixels (x1 y1 x2 y2), masks at the image's own size."""
+
+    path: Path
+    names: dict[int, str]
+    shape: tuple[int, int]
+    boxes: np.ndarray
+    classes: np.ndarray
+    confidences: np.ndarray
+    masks: np.ndarray | None
+    probabilities: np.ndarray | None
+
+
+def as_arrays(result: Any) -> Prediction:
+    """An Ultralytics result as numpy arrays; masks are scaled to the original image when predicted smaller."""
+    shape = tuple(int(v) for v in result.orig_shape)
+    boxes, masks, probabilities = result.boxes, result.masks, result.probs
+    if masks is not None:
+        data = masks.data
+        if tuple(data.shape[1:]) != shape:
+            from ultralytics.utils.ops import scale_masks
+
+            data = scale_masks(data[None].float(), shape)[0]
+        masks = (data > 0.5).cpu().numpy()
+    return Prediction(
+        path=Path(result.path),
+        names=dict(result.names),
+        shape=shape,
+        boxes=boxes.xyxy.cpu().numpy() if boxes is not None else np.zeros((0, 4)),
+        classes=boxes.cls.cpu().numpy().astype(int) if boxes is not None else np.zeros(0, int),
+        confidences=boxes.conf.cpu().numpy() if boxes is not None else np.zeros(0),
+        masks=masks,
+        probabilities=probabilities.data.cpu().numpy() if probabilities is not None else None,
+    )
+
+
 def export(weights: Path, args: dict[str, Any]) -> Path:
     yolo = load_model(weights)
     return Path(yolo.export(**args))
+
+
+def convert_coco(json_file: Path, out_dir: Path, use_segments: bool) -> Path:
+    """Ultralytics' COCO converter on one annotation file; returns the folder of YOLO label files it wrote.
+
+    `out_dir` must not exist yet (Ultralytics would otherwise write to `out_dir2`). Category ids are kept
+    as they are, minus one (no COCO-91 to COCO-80 mapping), so the caller maps them to its own classes.
+    """
+    import shutil
+
+    from ultralytics.data.converter import convert_coco as ultralytics_convert_coco
+
+    annotations = out_dir / "annotations"
+    annotations.mkdir(parents=True)
+    shutil.copyfile(json_file, annotations / "coco.json")
+    ultralytics_convert_coco(str(annotations), str(out_dir / "converted"), use_segments=use_segments, cls91to80=False)
+    return out_dir / "converted" / "labels" / "coco"
+
+
+def convert_label_masks(masks_dir: Path, out_dir: Path, classes: int) -> Path:
+    """Ultralytics' converter for label-map masks (pixel value = class index + 1, 0 = background).
+
+    One class per pixel and outer outlines only; for overlapping classes or holes use
+    `yolo_tools.convert.polygons` instead. Returns the folder of YOLO label files it wrote.
+    """
+    from ultralytics.data.converter import convert_segment_masks_to_yolo_seg
+
+    convert_segment_masks_to_yolo_seg(str(masks_dir), str(out_dir), classes)
+    return out_dir

@@ -11,7 +11,16 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from yolo_tools.convert import synthetic, yolo_export
+from yolo_tools.convert import (
+    box_csv,
+    class_folders,
+    coco,
+    hdf5_volumes,
+    mask_images,
+    rle_csv,
+    synthetic,
+    yolo_export,
+)
 from yolo_tools.convert.writer import Sample, write_dataset
 from yolo_tools.locations import datasets_dir
 from yolo_tools.recipe import Recipe
@@ -22,6 +31,12 @@ LOG = logging.getLogger(__name__)
 CONVERTERS: dict[str, Callable[[Path | None, Recipe], list[Sample]]] = {
     "yolo_export": yolo_export.samples,
     "synthetic": synthetic.samples,
+    "box_csv": box_csv.samples,
+    "mask_images": mask_images.samples,
+    "class_folders": class_folders.samples,
+    "coco": coco.samples,
+    "rle_csv": rle_csv.samples,
+    "hdf5_volumes": hdf5_volumes.samples,
 }
 
 
@@ -52,3 +67,71 @@ def prepare(recipe: Recipe, root: str | Path | None = None, force: bool = False)
     card = write_dataset(samples, dst, recipe, str(src) if src else recipe.data.source.kind)
     LOG.info("converted %s into %s (%d skipped)", src or recipe.data.source.kind, dst, len(card["skipped"]))
     return train_data(recipe)
+
+
+# `yolo_tools convert FORMAT SRC DST`: published formats converted without a recipe. Each entry: the
+# converter, the task it makes, and where the class names come from.
+FORMATS: dict[str, tuple[str, str, Callable[[Path, dict], list[str]]]] = {
+    "coco": ("coco", "detect", coco.classes),
+    "masks": ("mask_images", "segment", mask_images.classes),
+    "box-csv": ("box_csv", "detect", box_csv.classes),
+    "class-folders": ("class_folders", "classify", class_folders.classes),
+}
+
+
+def convert_folder(
+    fmt: str,
+    src: str | Path,
+    dst: str | Path,
+    task: str | None = None,
+    split_by: str = "file",
+    val: float = 0.2,
+    seed: int = 0,
+    options: dict | None = None,
+) -> dict:
+    """Convert a folder in a published format into a YOLO dataset at `dst` (split, card, atomic rename).
+
+    The same converters and writer as a recipe's, with a recipe made on the spot: classes from the source
+    (COCO categories, mask or class folders, CSV labels), `split_by` 'file' unless a patient rule is given.
+
+    Examples:
+        >>> convert_folder("coco", "my-coco-set", "datasets/my-coco", task="segment")
+        >>> convert_folder("masks", "../shared/data/heart-cxr-jsrt", "datasets/heart-masks")
+    """
+    from yolo_tools.errors import UserError
+    from yolo_tools.recipe import Data, Source, Split
+
+    if fmt not in FORMATS:
+        raise UserError(f"convert: format '{fmt}' is unknown; allowed: {', '.join(FORMATS)} (or give a recipe YAML)")
+    converter, default_task, find_classes = FORMATS[fmt]
+    src, dst = Path(src).resolve(), Path(dst).resolve()
+    if not src.is_dir():
+        raise UserError(f"{src}: no such folder")
+    options = dict(options or {})
+    if fmt == "masks" and "layout" not in options:
+        mask_dir = src / options.get("masks", "masks")
+        has_folders = mask_dir.is_dir() and any(p.is_dir() for p in mask_dir.iterdir())
+        options["layout"] = "per_class" if has_folders else "label_map"
+    name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in dst.name) or "dataset"
+    recipe_task = task or default_task
+    try:
+        recipe = Recipe(
+            name=name,
+            task=recipe_task,
+            data=Data(
+                source=Source(kind="local", path=str(src)),
+                converter=converter,
+                options=options,
+                split=Split(by=split_by, val=val, seed=seed),
+            ),
+            classes=find_classes(src, options),
+            model={"segment": "yolov8n-seg.yaml", "classify": "yolov8n-cls.yaml"}.get(recipe_task, "yolov8n.yaml"),
+            path=src,
+        )
+    except ValueError as exc:
+        raise UserError(f"convert {fmt}: {exc}") from None
+    samples = CONVERTERS[converter](src, recipe)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    card = write_dataset(samples, dst, recipe, str(src))
+    LOG.info("converted %s into %s (%d skipped)", src, dst, len(card["skipped"]))
+    return card

@@ -7,6 +7,7 @@ appears complete or not at all, and every skipped file is named with its reason.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
@@ -40,7 +41,9 @@ class Sample:
     `image` is a file copied as it is, or a function returning pixels (uint8, HxW or HxWx3) to encode
     as PNG. `labels` returns YOLO label lines (detect, segment); `category` names the class (classify).
     `split` is the source's own split, used when the recipe keeps it; `group` the patient or study,
-    when the converter knows it better than a file-name rule.
+    when the converter knows it better than a file-name rule. `slice_of` is (volume, slice index) for a
+    2D slice cut from a 3D volume: the writer lists those in `slices.csv` (image, split, patient, volume,
+    slice) so per-patient 3D metrics can stack slice predictions back into volumes.
     """
 
     name: str
@@ -50,6 +53,23 @@ class Sample:
     split: str | None = None
     group: str | None = None
     source: str = ""
+    slice_of: tuple[str, int] | None = None
+
+
+class SampleList(list):
+    """A converter's samples plus what it left out before making samples, counted by reason.
+
+    For inputs that are absent in bulk rather than broken one by one (e.g. 38,494 label rows whose scans
+    are not in this copy of a set): one line and a count on the card instead of one skip per file.
+    """
+
+    def __init__(self, samples=(), left_out: dict[str, int] | None = None):
+        super().__init__(samples)
+        self.left_out = {reason: count for reason, count in (left_out or {}).items() if count}
+
+
+SLICES_CSV = "slices.csv"
+SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
 
 
 def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str], list[str]]:
@@ -88,21 +108,22 @@ def _write_image(sample: Sample, folder: Path) -> Path:
     return target
 
 
-def _write_one(sample: Sample, split: str, root: Path, recipe: Recipe, counts: Counter) -> None:
+def _write_one(sample: Sample, split: str, root: Path, recipe: Recipe, counts: Counter) -> Path:
     if recipe.task == "classify":
         if sample.category not in recipe.classes:
             raise SkipSample(f"class '{sample.category}' is not in the recipe's classes {recipe.classes}")
-        _write_image(sample, root / split / sample.category)
+        target = _write_image(sample, root / split / sample.category)
         counts[(split, sample.category)] += 1
-        return
+        return target
     lines = sample.labels() if sample.labels else []
     class_ids = [int(line.split()[0]) for line in lines]
-    _write_image(sample, root / "images" / split)
+    target = _write_image(sample, root / "images" / split)
     (root / "labels" / split / f"{sample.name}.txt").write_text("".join(f"{line}\n" for line in lines))
     counts[(split, "images")] += 1
     counts[(split, "backgrounds")] += not lines
     for class_id in class_ids:
         counts[(split, recipe.classes[class_id])] += 1
+    return target
 
 
 def _make_folders(root: Path, recipe: Recipe) -> None:
@@ -115,7 +136,14 @@ def _make_folders(root: Path, recipe: Recipe) -> None:
             (root / "labels" / split).mkdir(parents=True)
 
 
-def _card(recipe: Recipe, source: str, counts: Counter, groups: dict[str, int], skipped: list[str]) -> dict:
+def _card(
+    recipe: Recipe,
+    source: str,
+    counts: Counter,
+    groups: dict[str, int],
+    skipped: list[str],
+    left_out: dict[str, int] | None = None,
+) -> dict:
     per_split = {split: {k: v for (s, k), v in sorted(counts.items()) if s == split} for split in SPLITS}
     return {
         "recipe": recipe.name,
@@ -129,6 +157,7 @@ def _card(recipe: Recipe, source: str, counts: Counter, groups: dict[str, int], 
         "classes": recipe.classes,
         "counts": per_split,
         "skipped": skipped,
+        "left_out": dict(left_out or {}),
     }
 
 
@@ -147,6 +176,9 @@ def _card_markdown(card: dict) -> str:
     for split, row in card["counts"].items():
         lines.append(f"| {split} | " + " | ".join(str(row.get(c, 0)) for c in columns) + " |")
     lines += ["", f"Skipped: {len(card['skipped'])}"] + [f"- {line}" for line in card["skipped"]]
+    if card.get("left_out"):
+        lines += ["", f"Left out before conversion: {sum(card['left_out'].values())}"]
+        lines += [f"- {count}: {reason}" for reason, count in card["left_out"].items()]
     return "\n".join(lines) + "\n"
 
 
@@ -162,15 +194,25 @@ def write_dataset(samples: Sequence[Sample], dst: Path, recipe: Recipe, source: 
     _make_folders(partial, recipe)
     counts: Counter = Counter()
     skipped: list[str] = []
+    slices: list[tuple] = []
+    left_out = getattr(samples, "left_out", {})
     try:
-        for sample, split in tqdm(list(zip(samples, splits)), desc=f"convert {recipe.name}", unit="img"):
+        for sample, split, key in tqdm(list(zip(samples, splits, keys)), desc=f"convert {recipe.name}", unit="img"):
             try:
-                _write_one(sample, split, partial, recipe, counts)
+                target = _write_one(sample, split, partial, recipe, counts)
             except SkipSample as reason:
                 skipped.append(f"{sample.source or sample.name}: {reason}")
+                continue
+            if sample.slice_of is not None:
+                slices.append((target.name, split, key, sample.slice_of[0], int(sample.slice_of[1])))
         for line in skipped:
             LOG.warning("skipped %s", line)
-        card = _card(recipe, source, counts, groups, skipped)
+        for reason, count in left_out.items():
+            LOG.warning("left out %d: %s", count, reason)
+        if slices:
+            with (partial / SLICES_CSV).open("w", newline="") as handle:
+                csv.writer(handle).writerows([SLICES_COLUMNS, *slices])
+        card = _card(recipe, source, counts, groups, skipped, left_out)
         if recipe.task != "classify":
             data_yaml = {"train": "images/train", "val": "images/val", "names": dict(enumerate(recipe.classes))}
             (partial / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))

@@ -1,0 +1,245 @@
+"""Conversion: throughput (slices/s) and peak memory of each converter on real data, against a plain-Python
+implementation of the same conversion (benchmarks/naive.py) timed in the same run.
+
+Every case runs in a fresh process (`common.in_subprocess`), so peak memory is the case's own; the cases of
+a group take turns round by round and the headline is the median per-round ratio. The library under test is
+imported before the clock starts (its import time is listed apart as a one-off start-up cost); peak memory
+is reported as measured (peak resident memory during the call, and its rise over the floor after imports),
+not as a ratio.
+
+    nice -n 5 .venv/bin/python -m benchmarks.convert            # all groups, default repeats
+    nice -n 5 .venv/bin/python -m benchmarks.convert --only rle  # one group
+
+Groups:
+- kidney: `yolo_export` (recipes/kidney.yaml, 1,187 slices: copy, label check, split by examination,
+  card) vs a plain script doing the same copy + label parse + examination split.
+- rle: UW-Madison GI tract `train.csv` (115,488 rows = 38,496 slices x 3 organs, real strings, slice sizes
+  from `slice_meta.csv`): parse, decode every row to its H x W mask and encode it back (checked equal to
+  the original string). On an evenly spaced subset against per-run/per-pixel pure Python and against the
+  NumPy functions most competition notebooks copy; on the whole file against the notebook functions; the
+  whole job must finish in well under two minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common, naive
+
+TOPIC = "convert"
+FULL_JOB_LIMIT_S = 120.0  # issue 7: "well under two minutes on 2 cores"
+
+
+# --------------------------------------------------------------------------------- kidney (yolo_export)
+
+
+def kidney_workbench(dst: str) -> dict[str, Any]:
+    """`yolo_tools convert recipes/kidney.yaml --force` into `dst` (a fresh datasets folder)."""
+    os.environ["YOLO_TOOLS_DATASETS"] = dst
+    from yolo_tools.convert import dataset_dir, prepare  # imported before the clock (WORKBENCH_IMPORTS)
+    from yolo_tools.recipe import load_recipe
+
+    recipe = load_recipe(common.ROOT / "recipes" / "kidney.yaml")
+    prepare(recipe, force=True)
+    card = json.loads((dataset_dir(recipe) / "card.json").read_text())
+    return {"items": sum(split["images"] for split in card["counts"].values())}
+
+
+def kidney_naive(dst: str) -> dict[str, Any]:
+    return naive.kidney_export(str(common.data_root() / "kidney-stones-ct"), dst)
+
+
+# What `yolo_tools convert` loads before it converts anything: reading a recipe checks its train arguments
+# against Ultralytics' argument schema (ultralytics.cfg, which pulls in torch).
+WORKBENCH_IMPORTS = ("yolo_tools.convert", "yolo_tools.recipe", "ultralytics.cfg")
+
+
+def _fresh(work: Path, name: str) -> str:
+    folder = work / "convert" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
+def group_kidney(work: Path, repeats: int, quick: bool) -> dict[str, Any]:
+    if not (common.data_root() / "kidney-stones-ct").is_dir():
+        return {"skipped": "kidney-stones-ct not in the data root"}
+    cases = {
+        "kidney yolo_export (workbench)": lambda: common.in_subprocess(
+            "benchmarks.convert:kidney_workbench", {"dst": _fresh(work, "workbench")}, WORKBENCH_IMPORTS),
+        "kidney plain script (baseline)": lambda: common.in_subprocess(
+            "benchmarks.convert:kidney_naive", {"dst": _fresh(work, "naive")}),
+    }
+    samples = common.interleave(cases, repeats, warmup=0 if quick else 1)
+    shutil.rmtree(work / "convert", ignore_errors=True)
+    return {
+        "cases": {name: common.summarize(s, s[0]["items"], "slices") for name, s in samples.items()},
+        "comparisons": [common.comparison("kidney yolo_export (workbench)", "kidney plain script (baseline)",
+                                          samples, "kidney yolo_export vs plain script")],
+    }
+
+
+# ------------------------------------------------------------------------------------ rle (GI tract)
+
+GI = "gi-tract-mri-uwmadison"
+
+
+def _gi_rows(stride: int) -> tuple[list[str], list[tuple[int, int]], list[str]]:
+    """train.csv's strings, (H, W) of each row's slice and its id; every `stride`-th row."""
+    import pandas as pd
+
+    root = common.data_root() / GI
+    rows = pd.read_csv(root / "train.csv", dtype=str, keep_default_na=False)
+    sizes = pd.read_csv(root / "slice_meta.csv", usecols=["id", "width", "height"])
+    rows = rows.merge(sizes, on="id", how="left", validate="many_to_one")
+    if rows["width"].isna().any():
+        raise RuntimeError(f"{root}: slice_meta.csv lacks the size of some train.csv ids")
+    rows = rows.iloc[::stride]
+    shapes = list(zip(rows["height"].astype(int).tolist(), rows["width"].astype(int).tolist()))
+    return rows["segmentation"].tolist(), shapes, rows["id"].tolist()
+
+
+def _codec(impl: str) -> Callable[[list[str], list[tuple[int, int]], list[str]], int]:
+    """Decode every string to its mask and encode it back; returns how many differ from the original."""
+    if impl == "workbench":
+
+        def run(strings, shapes, ids):
+            from yolo_tools.convert import rle
+
+            table = rle.RunTable.parse(strings, sizes=[h * w for h, w in shapes], labels=ids)
+            return sum(rle.encode(table.mask(i, shape)) != s for i, (s, shape) in enumerate(zip(strings, shapes)))
+
+        return run
+    decode, encode = {
+        "per_pixel": (naive.rle_decode_per_run, naive.rle_encode_per_pixel),
+        "notebook": (naive.rle_decode_kaggle, naive.rle_encode_kaggle),
+    }[impl]
+    return lambda strings, shapes, ids: sum(encode(decode(s, shape)) != s for s, shape in zip(strings, shapes))
+
+
+def rle_roundtrip(impl: str, stride: int = 1, include_read: bool = False) -> dict[str, Any]:
+    """Child case: decode + encode every `stride`-th row of train.csv with `impl`.
+
+    Timed: the codec only (strings already in memory), or with `include_read` the whole job from the CSV.
+    """
+    started = time.perf_counter()
+    strings, shapes, ids = _gi_rows(stride)
+    read_s = time.perf_counter() - started
+    codec_started = time.perf_counter()
+    mismatches = _codec(impl)(strings, shapes, ids)
+    codec_s = time.perf_counter() - codec_started
+    out = {"items": len(set(ids)), "rows": len(strings), "nonempty": sum(bool(s) for s in strings),
+           "mismatches": mismatches, "read_s": read_s, "codec_s": codec_s}
+    if not include_read:
+        out["seconds"] = codec_s
+    return out
+
+
+def group_rle(work: Path, repeats: int, quick: bool) -> dict[str, Any]:
+    if not (common.data_root() / GI / "train.csv").is_file():
+        return {"skipped": f"{GI}/train.csv not in the data root"}
+    try:
+        from yolo_tools.convert import rle  # noqa: F401
+    except ImportError:
+        return {"skipped": "yolo_tools.convert.rle not there yet"}
+    stride = 400 if quick else 80
+    case = "benchmarks.convert:rle_roundtrip"
+    imports = ("yolo_tools.convert.rle",)
+    subset = {
+        f"rle subset 1/{stride} (workbench)": lambda: common.in_subprocess(
+            case, {"impl": "workbench", "stride": stride}, imports),
+        f"rle subset 1/{stride} per-run/per-pixel Python": lambda: common.in_subprocess(
+            case, {"impl": "per_pixel", "stride": stride}),
+        f"rle subset 1/{stride} notebook NumPy": lambda: common.in_subprocess(case, {"impl": "notebook", "stride": stride}),
+    }
+    names = list(subset)
+    samples = common.interleave(subset, repeats)
+    comparisons = [
+        common.comparison(names[0], names[1], samples, "RLE decode+encode vs per-run/per-pixel Python (subset)"),
+        common.comparison(names[0], names[2], samples, "RLE decode+encode vs notebook NumPy (subset)"),
+    ]
+    full_stride = stride if quick else 1
+    full = {
+        "rle full train.csv (workbench)": lambda: common.in_subprocess(
+            case, {"impl": "workbench", "stride": full_stride, "include_read": True}, imports),
+        "rle full train.csv notebook NumPy": lambda: common.in_subprocess(
+            case, {"impl": "notebook", "stride": full_stride, "include_read": True}),
+    }
+    full_samples = common.interleave(full, repeats)
+    samples.update(full_samples)
+    comparisons.append(common.comparison("rle full train.csv (workbench)", "rle full train.csv notebook NumPy",
+                                         samples, "RLE full job (read+decode+encode) vs notebook NumPy"))
+    cases = {name: common.summarize(s, s[0]["items"], "slices") for name, s in samples.items()}
+    for name, s in samples.items():
+        cases[name]["rows"] = s[0]["rows"]
+        cases[name]["mismatches"] = max(x["mismatches"] for x in s)
+    full_median = cases["rle full train.csv (workbench)"]["median_s"]
+    return {
+        "cases": cases,
+        "comparisons": comparisons,
+        "checks": {"rle full job under two minutes": {"median_s": full_median, "limit_s": FULL_JOB_LIMIT_S,
+                                                      "rows": cases["rle full train.csv (workbench)"]["rows"],
+                                                      "passed": full_median < FULL_JOB_LIMIT_S}},
+    }
+
+
+GROUPS: dict[str, Callable[[Path, int, bool], dict[str, Any]]] = {
+    "kidney": group_kidney,
+    "rle": group_rle,
+}
+
+
+def run(repeats: int | None = None, quick: bool = False, only: list[str] | None = None,
+        results: Path | None = None, argv: list[str] | None = None) -> dict[str, Any]:
+    repeats = repeats or (1 if quick else 3)
+    work = common.work_dir()
+    common.isolate_outputs(work)
+    payload = common.header(TOPIC, argv, {"repeats": repeats, "quick": quick})
+    payload["groups"] = {}
+    for name, group in GROUPS.items():
+        if only and name not in only:
+            continue
+        print(f"\n== {name}")
+        payload["groups"][name] = group(work, repeats, quick)
+    print_report(payload)
+    common.save(TOPIC, payload, results)
+    return payload
+
+
+def print_report(payload: dict[str, Any]) -> None:
+    rows, comparisons = [], []
+    for name, group in payload["groups"].items():
+        if "skipped" in group:
+            print(f"{name}: skipped ({group['skipped']})")
+            continue
+        for case, summary in group["cases"].items():
+            rows.append({"case": case, **summary})
+        comparisons += group["comparisons"]
+        for check, result in group.get("checks", {}).items():
+            print(f"check: {check}: {result['median_s']:.1f} s (limit {result['limit_s']:.0f} s) "
+                  f"{'PASSED' if result['passed'] else 'FAILED'}")
+    print()
+    print(common.table(rows, [("case", "case", ""), ("items", "slices", "d"), ("median_s", "median s", ".3f"),
+                              ("per_s", "slices/s", ",.0f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
+                              ("peak_increase_mb", "+MB in call", ".0f"), ("import_s", "imports s", ".1f")]))
+    print()
+    print(common.ratio_rows(comparisons))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__.split("\n\n")[0])
+    p.add_argument("--only", nargs="*", choices=sorted(GROUPS), help="run only these groups")
+    args = p.parse_args(argv)
+    run(args.repeats, args.quick, args.only, args.results, argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Read a classification set published as one folder of images per class (`<folder>/<CLASS>/*.jpeg`).
+
+Folder names match the recipe's classes ignoring case (`NORMAL` -> `normal`); images of a folder that is
+no recipe class are skipped with the reason. The patient of each image comes from the recipe's
+`split.by` rule applied to its file stem; byte-identical files are then tied to one group as well, so a
+duplicate can never sit on both sides of the split even where the names disagree. With
+`duplicates: drop` (the default) every copy after the first (in sorted path order) is skipped, named
+with the file it repeats, so each picture counts once in training and validation; `keep` keeps them.
+Files that cannot be decoded as images are skipped.
+
+Options: `folder` (the folder holding the class folders, relative to the source; default: the source itself),
+`duplicates` (`drop` or `keep`).
+
+Examples:
+    >>> from yolo_tools.recipe import load_recipe
+    >>> samples(Path("../shared/data/pneumonia-cxr-kermany"), load_recipe("recipes/pneumonia.yaml"))
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from yolo_tools.convert.splits import group_keys
+from yolo_tools.convert.writer import Sample, SkipSample
+from yolo_tools.convert.yolo_export import IMAGE_SUFFIXES
+from yolo_tools.errors import UserError
+from yolo_tools.recipe import Recipe
+
+
+def _root(src: Path, options: dict) -> Path:
+    root = src / str(options.get("folder", "."))
+    if not root.is_dir():
+        raise UserError(f"{root}: folder of class folders not found (set data.options.folder)")
+    return root
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not dirs:
+        raise UserError(f"{root}: no class folders inside")
+    return dirs
+
+
+def _union_groups(keys: list[str], digests: list[str]) -> list[str]:
+    """Merge patient groups that share a byte-identical file; each merged group is named by its first key."""
+    parent = {key: key for key in keys}
+
+    def find(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    first_key_of: dict[str, str] = {}
+    for key, digest in zip(keys, digests):
+        other = first_key_of.setdefault(digest, key)
+        a, b = find(key), find(other)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    return [find(key) for key in keys]
+
+
+def _unreadable(reason: str):
+    def load() -> np.ndarray:
+        raise SkipSample(reason)
+
+    return load
+
+
+def samples(src: Path, recipe: Recipe) -> list[Sample]:
+    options = recipe.data.options
+    duplicates = options.get("duplicates", "drop")
+    if duplicates not in ("drop", "keep"):
+        raise UserError(f"{recipe.path}: data.options.duplicates '{duplicates}' is unknown; allowed: drop, keep")
+    root = _root(src, options)
+    by_lower = {name.lower(): name for name in recipe.classes}
+    files = [
+        (folder, path)
+        for folder in _class_dirs(root)
+        for path in sorted(folder.iterdir())
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not files:
+        raise UserError(f"{root}: no images in the class folders")
+    stems = [path.stem for _, path in files]
+    clash = len(set(stems)) != len(stems)
+    names = [f"{folder.name}_{path.stem}" if clash else path.stem for folder, path in files]
+
+    digests, readable = [], []
+    for _, path in files:
+        data = path.read_bytes()
+        digests.append(hashlib.sha256(data).hexdigest())
+        readable.append(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is not None)
+    rule = recipe.data.split.by
+    keys = group_keys(names, "file" if rule == "source" else rule)
+    groups = _union_groups(keys, digests)
+
+    first_with: dict[str, Path] = {}
+    found = []
+    for (folder, path), name, digest, ok, group in zip(files, names, digests, readable, groups):
+        original = first_with.setdefault(digest, path)
+        image: Path | object = path
+        if not ok:
+            image = _unreadable("file cannot be decoded as an image")
+        elif duplicates == "drop" and original != path:
+            image = _unreadable(f"byte-identical duplicate of {original}; dropped (kept once)")
+        category = by_lower.get(folder.name.lower(), folder.name)
+        found.append(Sample(name=name, image=image, category=category, group=group, source=str(path)))
+    return found
+
+
+def classes(src: Path, options: dict) -> list[str]:
+    """The class folder names (for `yolo_tools convert class-folders SRC DST`)."""
+    return [p.name for p in _class_dirs(_root(src, options))]

@@ -1,0 +1,214 @@
+"""Read 3D volumes published as HDF5 files (an image array and a label map) into 2D YOLO-seg slices.
+
+Used for two published sets, which differ only in options:
+
+- ACDC cine MRI: `volumes/patientNNN_frameNN.h5`, `image` float32 (slices, H, W), `label` uint8 with
+  0 background, 1 right ventricle, 2 myocardium, 3 left ventricle (`slice_axis: 0`, the default);
+- LA 2018 LGE-MRI: `<CASE>/mri_norm2.h5`, `image` float32 (H, W, slices), `label` 0/1 (`slice_axis: -1`).
+
+Each slice along `slice_axis` becomes one image; each class is traced on its own mask
+(`polygons.mask_to_polygons`), one instance per region, with holes kept (the myocardium is a ring).
+Intensities become 8-bit through the recipe's `preprocess.intensity`, over the whole volume by default
+(`intensity_scope: volume`, so slices of a volume stay comparable) or per slice; `preprocess.context: 1`
+stacks the neighbouring slices as the other two channels. Every slice, including the ones with nothing
+labelled, is kept by default, and `slices.csv` in the converted dataset says which volume and slice each
+image is, so per-patient 3D Dice can stack slice predictions back into volumes.
+
+A volume's name is the file's stem, or its folder's name when every file has the same stem (LA's
+`mri_norm2.h5`). A file that cannot be read, lacks a key, has label and image of different shapes, or holds
+label values that are not classes is skipped, named with the reason.
+
+Options: `files` (glob under the source, default `**/*.h5`), `image_key` (`image`), `label_key`
+(`label`), `slice_axis` (0), `label_values` (the label value of each recipe class, in order; default
+1, 2, ...), `min_area` (pixels, default 4), `empty` (`keep` or `drop` slices with no label, default
+`keep`), `intensity_scope` (`volume` or `slice`, default `volume`).
+
+Examples:
+    >>> from yolo_tools.recipe import load_recipe
+    >>> found = samples(Path("../shared/data/cardiac-mri-acdc"), load_recipe("recipes/cardiac.yaml"))
+    >>> found[0].name, found[0].slice_of
+    ('patient002_frame01_s000', ('patient002_frame01', 0))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from yolo_tools.convert.context import channel_indices, to_channels
+from yolo_tools.convert.polygons import mask_to_polygons, polygon_line
+from yolo_tools.convert.writer import Sample, SampleList, SkipSample
+from yolo_tools.errors import UserError
+from yolo_tools.intensity import to_uint8
+from yolo_tools.recipe import Recipe
+
+DEFAULTS = {
+    "files": "**/*.h5",
+    "image_key": "image",
+    "label_key": "label",
+    "slice_axis": 0,
+    "label_values": None,
+    "min_area": 4,
+    "empty": "keep",
+    "intensity_scope": "volume",
+}
+
+
+def _options(recipe: Recipe) -> dict:
+    options = {**DEFAULTS, **recipe.data.options}
+    unknown = set(recipe.data.options) - set(DEFAULTS)
+    where = f"{recipe.path}: data.options"
+    if unknown:
+        raise UserError(f"{where}: unknown {sorted(unknown)}; hdf5_volumes takes {', '.join(DEFAULTS)}")
+    if options["empty"] not in ("keep", "drop"):
+        raise UserError(f"{where}.empty must be 'keep' or 'drop', not {options['empty']!r}")
+    if options["intensity_scope"] not in ("volume", "slice"):
+        raise UserError(f"{where}.intensity_scope must be 'volume' or 'slice', not {options['intensity_scope']!r}")
+    values = options["label_values"] or list(range(1, len(recipe.classes) + 1))
+    if len(values) != len(recipe.classes) or len(set(values)) != len(values):
+        raise UserError(
+            f"{where}.label_values {values}: give one distinct label value per class {recipe.classes}"
+        )
+    options["label_values"] = [int(v) for v in values]
+    if not isinstance(options["slice_axis"], int) or not -3 <= options["slice_axis"] <= 2:
+        raise UserError(f"{where}.slice_axis must be 0, 1, 2 or -1 (the axis that numbers the slices)")
+    return options
+
+
+def _volume_names(files: list[Path], src: Path) -> list[str]:
+    stems = [f.stem for f in files]
+    if len(set(stems)) == len(stems):
+        return stems
+    folders = [f.parent.name for f in files]
+    if len(set(folders)) == len(folders):
+        return folders
+    return ["_".join(f.relative_to(src).with_suffix("").parts) for f in files]
+
+
+class _Volume:
+    """One HDF5 volume, read on first use and kept while its slices are written (slice axis moved first)."""
+
+    def __init__(self, path: Path, options: dict):
+        self.path = path
+        self.options = options
+
+    def header(self) -> tuple[int, tuple[int, ...]]:
+        """Number of slices and the array shape, from the file's metadata only; problems raise SkipSample."""
+        import h5py
+
+        try:
+            with h5py.File(self.path, "r") as handle:
+                shapes = {}
+                for key in (self.options["image_key"], self.options["label_key"]):
+                    if key not in handle:
+                        raise SkipSample(f"no dataset '{key}' (it has {sorted(handle.keys())})")
+                    shapes[key] = handle[key].shape
+        except OSError as exc:
+            raise SkipSample(f"cannot be read as HDF5: {exc}") from None
+        image_shape, label_shape = shapes.values()
+        if len(image_shape) != 3:
+            raise SkipSample(f"'{self.options['image_key']}' has shape {image_shape}; a volume has 3 axes")
+        if image_shape != label_shape:
+            raise SkipSample(f"image {image_shape} and label {label_shape} differ in shape")
+        return image_shape[self.options["slice_axis"]], image_shape
+
+
+@lru_cache(maxsize=2)
+def _load(path: Path, image_key: str, label_key: str, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            image = np.moveaxis(np.asarray(handle[image_key]), axis, 0)
+            label = np.moveaxis(np.asarray(handle[label_key]), axis, 0)
+    except (OSError, KeyError) as exc:
+        raise SkipSample(f"cannot be read: {exc}") from None
+    return image, label
+
+
+_MAPPED: dict[tuple, np.ndarray] = {}
+
+
+def _volume_uint8(path: Path, image_key: str, label_key: str, axis: int, spec) -> np.ndarray:
+    """The whole volume mapped to 8-bit at once (one set of percentiles per volume); the last one is kept."""
+    key = (path, image_key, label_key, axis, spec.model_dump_json() if spec is not None else None)
+    if key not in _MAPPED:
+        image, _ = _load(path, image_key, label_key, axis)
+        _MAPPED.clear()
+        _MAPPED[key] = to_uint8(image, spec)
+    return _MAPPED[key]
+
+
+def samples(src: Path, recipe: Recipe) -> SampleList:
+    """One Sample per slice of every volume under `src`; labels are per-class polygons of the label map."""
+    options = _options(recipe)
+    files = sorted(p for p in src.glob(options["files"]) if p.is_file())
+    if not files:
+        raise UserError(f"{src}: no files match '{options['files']}' (data.options.files)")
+    values = options["label_values"]
+    axis = options["slice_axis"]
+    keys = (options["image_key"], options["label_key"], axis)
+    preprocess = recipe.preprocess
+    per_volume = options["intensity_scope"] == "volume"
+
+    def loader(path: Path, index: int, count: int) -> tuple[Callable, Callable]:
+        def image() -> np.ndarray:
+            numbers = channel_indices(index, lambda i: 0 <= i < count, preprocess.context, preprocess.context_stride)
+            if per_volume:
+                volume = _volume_uint8(path, *keys, preprocess.intensity)
+                return volume[index] if len(numbers) == 1 else np.stack([volume[i] for i in numbers], axis=-1)
+            volume, _ = _load(path, *keys)
+            return to_channels([volume[i] for i in numbers], preprocess)
+
+        def labels() -> list[str]:
+            _, label = _load(path, *keys)
+            plane = label[index]
+            stray = np.setdiff1d(np.unique(plane), [0, *values])
+            if stray.size:
+                raise SkipSample(f"label values {stray.tolist()} are not classes (label_values {values})")
+            lines = []
+            for class_id, value in enumerate(values):
+                polygons = mask_to_polygons(plane == value, min_area=options["min_area"])
+                lines += [polygon_line(class_id, p) for p in polygons]
+            return lines
+
+        return image, labels
+
+    found = SampleList()
+    dropped = 0
+    for path, volume in zip(files, _volume_names(files, src)):
+        try:
+            count, _ = _Volume(path, options).header()
+        except SkipSample as reason:
+            found.append(_broken(volume, path, str(reason)))
+            continue
+        if options["empty"] == "drop":
+            _, label = _load(path, *keys)
+            labelled = np.isin(label, values).reshape(count, -1).any(axis=1)
+        for index in range(count):
+            if options["empty"] == "drop" and not labelled[index]:
+                dropped += 1
+                continue
+            image, labels = loader(path, index, count)
+            found.append(
+                Sample(
+                    name=f"{volume}_s{index:03d}",
+                    image=image,
+                    labels=labels,
+                    source=f"{path} slice {index}",
+                    slice_of=(volume, index),
+                )
+            )
+    found.left_out["slices with no label (options.empty: drop)"] = dropped
+    found.left_out = {k: v for k, v in found.left_out.items() if v}
+    return found
+
+
+def _broken(volume: str, path: Path, reason: str) -> Sample:
+    def fail():
+        raise SkipSample(reason)
+
+    return Sample(name=volume, image=fail, labels=fail, source=str(path))

@@ -1,0 +1,178 @@
+"""Read segmentations published as mask images beside a folder of images, into YOLO-seg polygons.
+
+Two layouts, chosen with `options.layout`:
+
+- `per_class` (default): `masks/<class>/<name>.png`, one binary mask per class and image (any value above
+  `threshold` is foreground). Each class is traced on its own (`yolo_tools.convert.polygons`), so classes
+  that overlap keep their full outlines, holes are kept, and specks under `min_area` pixels are dropped.
+  A missing mask file is an error for that image, not an empty mask: an empty mask must be published.
+- `label_map`: `masks/<name>.png` with pixel value = class index + 1 (0 background), one class per pixel,
+  traced by Ultralytics' own `convert_segment_masks_to_yolo_seg` (outer outlines only).
+
+Images and masks pair by file stem. An image without its masks, masks without an image, an image or mask
+that cannot be decoded, and a mask of another size than its image are skipped with the file and reason.
+
+Options: `images` (default `images`), `masks` (default `masks`), `layout`, `min_area` (pixels, default
+10), `holes` (default true), `threshold` (default 0), `epsilon` (outline simplification in pixels, default 0),
+`folders` (class -> mask folder name, when they differ).
+
+Examples:
+    >>> from yolo_tools.recipe import load_recipe
+    >>> samples(Path("../shared/data/heart-cxr-jsrt"), load_recipe("recipes/heart-seg.yaml"))
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from yolo_tools.convert.polygons import mask_to_polygons, polygon_line
+from yolo_tools.convert.writer import Sample, SkipSample
+from yolo_tools.convert.yolo_export import IMAGE_SUFFIXES
+from yolo_tools.errors import UserError
+from yolo_tools.recipe import Recipe
+
+
+def _images_in(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
+
+
+def _size_of(image: Path) -> tuple[int, int]:
+    pixels = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise SkipSample("image cannot be decoded")
+    return pixels.shape[:2]
+
+
+def read_mask(path: Path, shape: tuple[int, int], threshold: float = 0) -> np.ndarray:
+    """A binary mask from a mask image (grey, or colour with any channel above `threshold`)."""
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise SkipSample(f"mask {path} cannot be decoded")
+    if mask.shape[:2] != tuple(shape):
+        raise SkipSample(f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image is {shape[1]}x{shape[0]}")
+    return (mask > threshold).any(axis=-1) if mask.ndim == 3 else mask > threshold
+
+
+def _per_class_labels(image: Path, masks: list[Path | None], folders: list[str], options: dict):
+    min_area = int(options.get("min_area", 10))
+    holes = bool(options.get("holes", True))
+    threshold = float(options.get("threshold", 0))
+    epsilon = float(options.get("epsilon", 0))
+
+    def read() -> list[str]:
+        if not image.is_file():
+            present = next(m for m in masks if m is not None)
+            raise SkipSample(f"mask {present} has no image {image.parent / image.stem}.*")
+        for path, folder in zip(masks, folders):
+            if path is None:
+                raise SkipSample(f"no mask {folder}/{image.stem}.* for this image")
+        shape = _size_of(image)
+        lines = []
+        for class_id, path in enumerate(masks):
+            binary = read_mask(path, shape, threshold).astype(np.uint8)
+            polygons = mask_to_polygons(binary, min_area=min_area, holes=holes, epsilon=epsilon)
+            lines += [polygon_line(class_id, polygon) for polygon in polygons]
+        return lines
+
+    return read
+
+
+def _per_class(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
+    options = recipe.data.options
+    folders = [options.get("folders", {}).get(name, name) for name in recipe.classes]
+    missing = [f for f in folders if not (mask_dir / f).is_dir()]
+    if missing:
+        raise UserError(
+            f"{mask_dir}: no mask folder for {missing}; per-class masks live in {mask_dir}/<class>/ "
+            "(map class names to folders with data.options.folders)"
+        )
+    images = _images_in(image_dir)
+    masks = [_images_in(mask_dir / f) for f in folders]
+    names = sorted(set(images).union(*masks))
+    found = []
+    for name in names:
+        image = images.get(name, image_dir / name)
+        per_class = [m.get(name) for m in masks]
+        source = str(image) if name in images else str(next(m for m in per_class if m is not None))
+        labels = _per_class_labels(image, per_class, folders, options)
+        found.append(Sample(name=name, image=image, labels=labels, source=source))
+    return found
+
+
+def _label_map(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
+    """Label maps through Ultralytics' converter, into a temporary folder read back at once."""
+    from yolo_tools import yolo
+
+    images, masks = _images_in(image_dir), _images_in(mask_dir)
+    work = Path(tempfile.mkdtemp(prefix="yolo_tools_masks_"))
+    try:
+        # Ultralytics reads every mask in the folder: give it only decodable masks the size of their image.
+        checked, problems = work / "masks", {}
+        checked.mkdir()
+        for name, mask in masks.items():
+            try:
+                if name not in images:
+                    raise SkipSample(f"mask {mask} has no image")
+                read_mask(mask, _size_of(images[name]))
+                (checked / f"{name}{mask.suffix}").symlink_to(mask.resolve())
+            except SkipSample as reason:
+                problems[name] = str(reason)
+        out = yolo.convert_label_masks(checked, work / "labels", len(recipe.classes))
+        lines = {p.stem: p.read_text().splitlines() for p in out.glob("*.txt")}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def reader(name: str):
+        def read() -> list[str]:
+            if name in problems:
+                raise SkipSample(problems[name])
+            if name not in lines:
+                raise SkipSample(f"no mask {mask_dir / name}.* for this image")
+            return lines[name]
+
+        return read
+
+    return [
+        Sample(name=name, image=images.get(name, image_dir / name), labels=reader(name),
+               source=str(images.get(name) or masks[name]))
+        for name in sorted(set(images) | set(masks))
+    ]
+
+
+def samples(src: Path, recipe: Recipe) -> list[Sample]:
+    if recipe.task != "segment":
+        raise UserError(f"{recipe.path}: the mask_images converter makes segmentation labels; set task: segment")
+    options = recipe.data.options
+    image_dir, mask_dir = src / options.get("images", "images"), src / options.get("masks", "masks")
+    for folder in (image_dir, mask_dir):
+        if not folder.is_dir():
+            raise UserError(f"{folder}: folder not found (set data.options.images / data.options.masks)")
+    layout = options.get("layout", "per_class")
+    if layout == "per_class":
+        return _per_class(recipe, image_dir, mask_dir)
+    if layout == "label_map":
+        return _label_map(recipe, image_dir, mask_dir)
+    raise UserError(f"{recipe.path}: data.options.layout '{layout}' is unknown; allowed: per_class, label_map")
+
+
+def classes(src: Path, options: dict) -> list[str]:
+    """Class names for `yolo_tools convert masks SRC DST`: the mask sub-folders, or numbered label values."""
+    mask_dir = src / options.get("masks", "masks")
+    folders = sorted(p.name for p in mask_dir.iterdir() if p.is_dir()) if mask_dir.is_dir() else []
+    if folders:
+        return folders
+    values: set[int] = set()
+    for mask in _images_in(mask_dir).values():
+        pixels = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)
+        if pixels is not None and pixels.ndim == 2:
+            values |= {int(v) for v in np.unique(pixels)}
+    if not values - {0}:
+        raise UserError(f"{mask_dir}: neither class folders nor label-map masks with class values found")
+    return [f"class{v}" for v in range(1, max(values) + 1)]

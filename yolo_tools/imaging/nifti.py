@@ -1,0 +1,63 @@
+"""NIfTI volumes (`.nii`, `.nii.gz`) as float arrays and as 2D slices in the radiological display convention.
+
+`read` reorients to the closest canonical (RAS+) orientation by default, so that `slices` can show every
+volume the same way whatever the scanner's voxel order: patient's right on the image's left, anterior
+(axial) or superior (coronal, sagittal) at the top, anterior on the left in sagittal slices.
+
+Examples:
+    >>> volume = read("case_0001.nii.gz")
+    >>> for index, pixels in enumerate(slices(volume, axis=2)):   # axial slices, in mm spacing volume.spacing
+    ...     grey = to_uint8(pixels, Window(center=40, width=400))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from yolo_tools.errors import UserError
+
+
+@dataclass(frozen=True)
+class Volume:
+    data: np.ndarray  # float32, voxel axes (i, j, k); RAS+ when read with canonical=True
+    spacing: tuple[float, ...]  # mm per voxel along each axis
+    affine: np.ndarray
+    path: Path
+
+
+def read(path: str | Path, canonical: bool = True) -> Volume:
+    """Read a NIfTI volume (3D, or the first volume of a 4D series)."""
+    import nibabel as nib
+
+    path = Path(path)
+    try:
+        image = nib.load(str(path))
+        if canonical:
+            image = nib.as_closest_canonical(image)
+        data = np.asarray(image.dataobj, dtype=np.float32)
+    except Exception as exc:  # nibabel raises several types for unreadable files
+        raise UserError(f"{path}: cannot read NIfTI volume: {exc}") from None
+    if data.ndim == 4:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise UserError(f"{path}: expected a 3D volume, got shape {data.shape}")
+    spacing = tuple(float(s) for s in image.header.get_zooms()[:3])
+    return Volume(data=data, spacing=spacing, affine=np.asarray(image.affine), path=path)
+
+
+def slice_at(volume: Volume | np.ndarray, index: int, axis: int = 2, display: bool = True) -> np.ndarray:
+    """One 2D slice; with `display`, turned for a RAS+ volume into the radiological view (see module doc)."""
+    data = volume.data if isinstance(volume, Volume) else volume
+    plane = np.take(data, index, axis=axis)
+    return np.ascontiguousarray(plane.T[::-1, ::-1]) if display else plane
+
+
+def slices(volume: Volume | np.ndarray, axis: int = 2, display: bool = True) -> Iterator[np.ndarray]:
+    """Every slice along `axis` (2 = axial for RAS+), in order."""
+    data = volume.data if isinstance(volume, Volume) else volume
+    for index in range(data.shape[axis]):
+        yield slice_at(data, index, axis, display)

@@ -1,0 +1,70 @@
+"""Accuracy, precision, recall, F1, ROC AUC and the confusion matrix of a classifier (scikit-learn).
+
+Precision, recall and F1 are given per class and as their unweighted (macro) mean. ROC AUC uses the
+predicted probabilities: for two classes it is the AUC of the second class (in the model's class order)
+against the first; for more, the mean of each class's one-vs-rest AUC. A class's AUC is None when the
+truth holds only that class or lacks it, since no curve exists then.
+
+Examples:
+    >>> summary, per_class, matrix = classify_metrics([0, 1, 1], np.array([[.9, .1], [.4, .6], [.7, .3]]), ["a", "b"])
+    >>> summary["accuracy"], matrix.tolist()
+    (0.6666666666666666, [[1, 0], [1, 1]])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn import metrics as skm
+
+
+def classify_metrics(
+    truth: np.ndarray, probabilities: np.ndarray, classes: list[str]
+) -> tuple[dict[str, Any], list[dict[str, Any]], np.ndarray]:
+    """Summary numbers, one row per class, and the confusion matrix (rows: truth, columns: prediction).
+
+    Args:
+        truth: (N,) true class indices.
+        probabilities: (N, C) predicted probabilities; the prediction is the most probable class.
+        classes: the C class names, in the model's order.
+    """
+    truth = np.asarray(truth, dtype=int).reshape(-1)
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(len(truth), len(classes))
+    predicted = probabilities.argmax(1)
+    labels = np.arange(len(classes))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        truth, predicted, labels=labels, zero_division=0.0
+    )
+    # One-vs-rest AUC of each class that is both present and absent somewhere in the truth.
+    class_auc = [
+        float(skm.roc_auc_score(truth == i, probabilities[:, i])) if 0 < (truth == i).sum() < len(truth) else None
+        for i in labels
+    ]
+    if len(classes) == 2:
+        auc = class_auc[1]
+    else:
+        defined = [value for value in class_auc if value is not None]
+        auc = float(np.mean(defined)) if defined else None
+    summary = {
+        "images": int(len(truth)),
+        "accuracy": float(skm.accuracy_score(truth, predicted)) if len(truth) else None,
+        "precision": float(precision.mean()),
+        "recall": float(recall.mean()),
+        "f1": float(f1.mean()),
+        "roc_auc": auc,
+    }
+    per_class = [
+        {
+            "class": name,
+            "images": int(support[i]),
+            "predicted": int((predicted == i).sum()),
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "roc_auc": class_auc[i],
+        }
+        for i, name in enumerate(classes)
+    ]
+    matrix = skm.confusion_matrix(truth, predicted, labels=labels)
+    return summary, per_class, matrix

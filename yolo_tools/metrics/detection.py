@@ -1,0 +1,73 @@
+"""Per-image false positives and misses: predictions matched to ground-truth boxes, greedily by confidence.
+
+Precision, recall, mAP50 and mAP50-95 over the whole split come from Ultralytics' validator (see
+`yolo_tools.yolo.validate_full`); what it does not give is which images hold the errors, which is what a
+reader checks first. A prediction is a true positive when it overlaps a not yet matched ground-truth
+box of its own class with IoU >= 0.5; predictions are taken in order of confidence, highest first, and
+each takes the free box it overlaps most. Unmatched predictions are false positives, unmatched boxes
+are misses.
+
+Examples:
+    >>> truth = np.array([[0, 0, 10, 10]]); truth_cls = np.array([0])
+    >>> boxes = np.array([[1, 1, 10, 10], [50, 50, 60, 60]]); cls = np.array([0, 0]); conf = np.array([.9, .8])
+    >>> match(boxes, cls, conf, truth, truth_cls)
+    (array([ True, False]), array([ True]))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+IOU_THRESHOLD = 0.5
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), corners x1 y1 x2 y2: an (N, M) array."""
+    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
+    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(bottom_right - top_left, 0, None).prod(-1)
+    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(-1)
+    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(-1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def match(
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    confidences: np.ndarray,
+    truth: np.ndarray,
+    truth_classes: np.ndarray,
+    iou_threshold: float = IOU_THRESHOLD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which predictions are true positives and which ground-truth boxes were found.
+
+    Returns two boolean arrays: one per prediction (True = matched, False = false positive) and one
+    per ground-truth box (True = found, False = missed).
+    """
+    classes, truth_classes = np.asarray(classes).reshape(-1), np.asarray(truth_classes).reshape(-1)
+    hit = np.zeros(len(classes), bool)
+    found = np.zeros(len(truth_classes), bool)
+    if not len(classes) or not len(truth_classes):
+        return hit, found
+    overlap = box_iou(boxes, truth)
+    overlap[classes[:, None] != truth_classes[None, :]] = 0.0  # only boxes of the same class can match
+    for index in np.argsort(-np.asarray(confidences).reshape(-1), kind="stable"):
+        candidates = np.where(found, -1.0, overlap[index])
+        best = int(candidates.argmax())
+        if candidates[best] >= iou_threshold:
+            hit[index] = found[best] = True
+    return hit, found
+
+
+def errors_per_class(
+    classes: np.ndarray, hit: np.ndarray, truth_classes: np.ndarray, found: np.ndarray, n_classes: int
+) -> np.ndarray:
+    """(n_classes, 3) counts of true positives, false positives and misses for one image."""
+    classes, truth_classes = np.asarray(classes, int).reshape(-1), np.asarray(truth_classes, int).reshape(-1)
+    tp = np.bincount(classes[hit], minlength=n_classes)
+    fp = np.bincount(classes[~hit], minlength=n_classes)
+    fn = np.bincount(truth_classes[~found], minlength=n_classes)
+    return np.stack([tp, fp, fn], axis=1)

@@ -1,0 +1,318 @@
+"""A run's report: one self-contained HTML page and the same as Markdown, written to `<run>/report/`.
+
+Every number comes from the files of `yolo_tools evaluate` (`<run>/eval/`), read back and only rounded
+for display, so the report and the metric files cannot disagree. The page holds the recipe, the dataset
+card, the headline and per-class numbers with what each means, training curves (Ultralytics'
+results.csv), the confusion matrix and PR curve, and a gallery of the worst and best val images with the
+ground truth and the prediction drawn side by side. Images are embedded as base64, so the HTML file can
+be mailed or archived alone; the Markdown file links the same pictures from `report/figures/`.
+
+Examples:
+    >>> write_report(Path("runs/kidney/train"))   # after yolo_tools evaluate runs/kidney/train
+    (PosixPath('runs/kidney/train/report/report.html'), PosixPath('runs/kidney/train/report/report.md'))
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import re
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+import yaml
+
+from yolo_tools import __version__, evaluation
+from yolo_tools.errors import UserError
+from yolo_tools.report import figures
+
+REPORT_DIR = "report"
+GALLERY_SIZE = 4  # worst and best images shown each
+TABLE_ROWS = 10  # rows of the worst-images table; per_image.csv has them all
+PATIENT_ROWS = 50
+DECIMALS = 3
+
+# Columns that hold counts: printed as whole numbers, everything else numeric with DECIMALS places.
+COUNT_COLUMN = re.compile(
+    r"^(images|instances|found|false_positives|missed|errors|boxes_true|boxes_predicted|images_with_errors"
+    r"|slices|volumes|patients|predicted|(true|pred)_(px|voxels)_.+)$"
+)
+
+MEANING = {
+    "precision": "of the findings the model reported, the share that are real",
+    "recall": "of the real findings, the share the model reported (sensitivity)",
+    "mAP50": "precision averaged over all confidence thresholds; a finding counts when it overlaps the truth by IoU >= 0.5",
+    "mAP50-95": "the same, averaged over overlap thresholds 0.5 to 0.95: rewards exact outlines",
+    "box_precision": "precision of the findings' boxes",
+    "box_recall": "recall of the findings' boxes",
+    "box_mAP50": "mAP50 of the findings' boxes",
+    "box_mAP50-95": "mAP50-95 of the findings' boxes",
+    "top1_accuracy": "share of images whose most probable class is right (Ultralytics' validator)",
+    "top5_accuracy": "share of images whose right class is among the five most probable",
+    "boxes_true": "findings marked in the ground truth",
+    "boxes_predicted": "findings the model reported at the confidence threshold",
+    "found": "reported findings that match a true one (IoU >= 0.5, same class)",
+    "false_positives": "reported findings that match no true one",
+    "missed": "true findings the model did not report",
+    "images_with_errors": "images with at least one false positive or miss",
+    "dice": "overlap of predicted and true area, 2 x shared / (predicted + true); 1 identical, 0 disjoint; mean over images and classes",
+    "iou": "shared area / combined area (Jaccard); mean over images and classes",
+    "dice_pooled": "Dice with every pixel of the split counted together, so large structures weigh more",
+    "dice_3d": "Dice of each whole volume, its slices stacked, averaged over volumes and classes",
+    "volumes": "3D volumes evaluated",
+    "patients": "patients evaluated",
+    "images": "images evaluated",
+    "accuracy": "share of images classified right",
+    "f1": "harmonic mean of precision and recall, averaged over classes",
+    "roc_auc": "probability that a random positive image is scored above a random negative one (0.5 = chance)",
+}
+
+
+@dataclass
+class Table:
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    note: str = ""
+    numeric: list[bool] = field(default_factory=list)  # per column: right-aligned in HTML
+
+
+@dataclass
+class Figure:
+    name: str
+    caption: str
+    data: bytes
+    kind: str = "png"
+
+    @property
+    def file(self) -> str:
+        return f"figures/{self.name}.{'jpg' if self.kind == 'jpeg' else 'png'}"
+
+    @property
+    def uri(self) -> str:
+        return f"data:image/{self.kind};base64,{base64.b64encode(self.data).decode('ascii')}"
+
+
+@dataclass
+class Context:
+    run_name: str
+    summary: dict[str, Any]
+    recipe_text: str
+    description: str
+    card: dict[str, Any]
+    card_markdown: str
+    card_table: Table | None
+    headline: Table
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    worst: list[Figure] = field(default_factory=list)
+    best: list[Figure] = field(default_factory=list)
+    created: str = ""
+    version: str = __version__
+
+
+def fmt(value: Any, column: str = "") -> str:
+    """How a number appears in the report: counts whole, everything else with DECIMALS places, missing as a dash."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) and (COUNT_COLUMN.match(column) or isinstance(value, int)):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.{DECIMALS}f}"
+    return str(value)
+
+
+def _table(title: str, frame: pd.DataFrame, note: str = "") -> Table:
+    rows = [[fmt(value, column) for column, value in zip(frame.columns, row)] for row in frame.itertuples(index=False)]
+    numeric = [pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in frame.dtypes]
+    return Table(title, list(frame.columns), rows, note, numeric)
+
+
+def _headline(summary: dict[str, Any]) -> Table:
+    numbers = {**summary["validator"], **{k: v for k, v in summary["metrics"].items() if not isinstance(v, dict)}}
+    rows = [[name, fmt(value, name), MEANING.get(name, "")] for name, value in numbers.items()]
+    source = "Ultralytics' validator: " + ", ".join(summary["validator"]) + "; the rest: yolo_tools evaluate"
+    return Table("Headline numbers", ["metric", "value", "what it means"], rows, source, [False, True, False])
+
+
+def ranked(per_image: pd.DataFrame, summary: dict[str, Any], worst_first: bool = False) -> pd.DataFrame:
+    """Images from best to worst (or worst to best) by the per-image metric; ties put images with more to find first."""
+    column, higher = summary["per_image_metric"]["column"], summary["per_image_metric"]["higher_is_better"]
+    size = per_image.filter(regex=r"^(boxes_true|true_px_.*)$").sum(axis=1) if summary["task"] != "classify" else 0
+    keyed = per_image.assign(_size=size)
+    ascending = [higher if worst_first else not higher, False]
+    return keyed.sort_values([column, "_size"], ascending=ascending, kind="stable").drop(columns="_size")
+
+
+def _caption(row: pd.Series, summary: dict[str, Any]) -> str:
+    task = summary["task"]
+    if task == "detect":
+        return (
+            f"{row['image']}: {row['found']} found, {row['false_positives']} false positive(s), "
+            f"{row['missed']} missed ({row['boxes_true']} true)"
+        )
+    if task == "segment":
+        parts = ", ".join(f"{name} {fmt(row[f'dice_{name}'])}" for name in summary["classes"])
+        return f"{row['image']}: Dice {fmt(row['dice'])} ({parts})"
+    return f"{row['image']}: truth {row['truth']}, predicted {row['predicted']} (p(truth) {fmt(row['p_truth'])})"
+
+
+def _gallery(per_image: pd.DataFrame, summary: dict[str, Any], eval_dir: Path) -> tuple[list[Figure], list[Figure]]:
+    """Overlays of the worst images, and of the best among those with something to find."""
+    dataset, task, classes = Path(summary["dataset"]), summary["task"], summary["classes"]
+    worst = ranked(per_image, summary, worst_first=True).head(GALLERY_SIZE)
+    rest = per_image.drop(index=worst.index)
+    if task != "classify":  # an empty image with nothing predicted scores perfectly but shows nothing
+        with_findings = rest[rest.filter(regex=r"^(boxes_true|true_px_.*)$").sum(axis=1) > 0]
+        rest = with_findings if len(with_findings) else rest
+    best = ranked(rest, summary).head(GALLERY_SIZE)
+    findings: dict[str, list[dict[str, Any]]] = {}
+    predictions_json = eval_dir / "predictions.json"
+    if task != "classify" and predictions_json.is_file():
+        for record in json.loads(predictions_json.read_text()):
+            findings.setdefault(record["image"], []).append(record)
+
+    def draw(row: pd.Series, name: str) -> Figure:
+        if task == "classify":
+            return Figure(name, _caption(row, summary), figures.classified(dataset / "val" / row["image"]), "jpeg")
+        stem = Path(row["image"]).stem
+        data = figures.overlay(
+            dataset / "images" / "val" / row["image"],
+            dataset / "labels" / "val" / f"{stem}.txt",
+            findings.get(row["image"], []),
+            classes,
+            task,
+            eval_dir / evaluation.MASKS_DIR / f"{stem}.png",
+        )
+        return Figure(name, _caption(row, summary), data, "jpeg")
+
+    return (
+        [draw(row, f"worst_{i + 1}") for i, (_, row) in enumerate(worst.iterrows())],
+        [draw(row, f"best_{i + 1}") for i, (_, row) in enumerate(best.iterrows())],
+    )
+
+
+def _ultralytics_plots(task: str, run_dir: Path, eval_dir: Path) -> list[Figure]:
+    """The validator's confusion matrix and PR curve, from the evaluation (else from training)."""
+    wanted = {
+        "detect": [("confusion_matrix_normalized.png", "Confusion matrix (Ultralytics' validator, normalised per true class)"),
+                   ("BoxPR_curve.png", "Precision-recall curve (Ultralytics' validator)")],
+        "segment": [("confusion_matrix_normalized.png", "Confusion matrix (Ultralytics' validator, normalised per true class)"),
+                    ("MaskPR_curve.png", "Precision-recall curve of the masks (Ultralytics' validator)")],
+    }.get(task, [])
+    found = []
+    for file, caption in wanted:
+        for folder in (eval_dir, run_dir):
+            if (folder / file).is_file():
+                found.append(Figure(Path(file).stem, caption, (folder / file).read_bytes()))
+                break
+    return found
+
+
+def _card(dataset: Path) -> tuple[dict[str, Any], str]:
+    card_json, card_md = dataset / "card.json", dataset / "card.md"
+    card = json.loads(card_json.read_text()) if card_json.is_file() else {}
+    text = card_md.read_text() if card_md.is_file() else "(no dataset card)"
+    return card, re.sub(r"^#", "###", text, flags=re.MULTILINE)
+
+
+def _card_table(card: dict[str, Any]) -> Table | None:
+    counts = card.get("counts")
+    if not counts:
+        return None
+    columns = sorted({k for split in counts.values() for k in split})
+    rows = [[split] + [str(row.get(c, 0)) for c in columns] for split, row in counts.items()]
+    return Table("Images and findings per split", ["split", *columns], rows, "", [False] + [True] * len(columns))
+
+
+def build_context(run_dir: Path) -> Context:
+    """Everything the templates show, read from the run folder and its eval files."""
+    eval_dir = run_dir / evaluation.EVAL_DIR
+    summary_path = eval_dir / evaluation.SUMMARY_FILE
+    if not summary_path.is_file():
+        raise UserError(f"{run_dir}: no {summary_path.relative_to(run_dir)}; run yolo_tools evaluate {run_dir} first")
+    summary = json.loads(summary_path.read_text())
+    per_image = pd.read_csv(eval_dir / "per_image.csv")
+    per_class = pd.read_csv(eval_dir / "per_class.csv")
+    recipe_path = run_dir / "recipe.yaml"
+    recipe_text = recipe_path.read_text() if recipe_path.is_file() else ""
+    card, card_markdown = _card(Path(summary["dataset"]))
+    recipe = yaml.safe_load(recipe_text) if recipe_text else {}
+    context = Context(
+        run_name=run_dir.name,
+        summary=summary,
+        recipe_text=recipe_text,
+        description=recipe.get("description", ""),
+        card=card,
+        card_markdown=card_markdown,
+        card_table=_card_table(card),
+        headline=_headline(summary),
+        created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    context.tables.append(_table("Per class", per_class, "from eval/per_class.csv"))
+    patients_csv = eval_dir / "per_patient.csv"
+    if patients_csv.is_file():
+        per_patient = pd.read_csv(patients_csv, dtype={"patient": str, "volume": str})
+        keep = [c for c in per_patient.columns if not re.match(r"^(true|pred)_voxels_|^iou_", c)]
+        shown = per_patient[keep].head(PATIENT_ROWS)
+        note = f"from eval/per_patient.csv ({len(per_patient)} volumes" + (
+            f"; the first {PATIENT_ROWS} shown)" if len(per_patient) > PATIENT_ROWS else ")"
+        )
+        context.tables.append(_table("Per patient (3D, each volume's slices stacked)", shown, note))
+    metric = summary["per_image_metric"]["column"]
+    worst_rows = ranked(per_image, summary, worst_first=True).head(TABLE_ROWS)
+    keep = [c for c in worst_rows.columns if not re.match(r"^(true|pred)_px_|^iou_", c)]
+    context.tables.append(
+        _table(
+            f"Worst images by {metric}",
+            worst_rows[keep],
+            f"from eval/per_image.csv ({len(per_image)} images; {'higher' if summary['per_image_metric']['higher_is_better'] else 'lower'} is better)",
+        )
+    )
+    curves = figures.training_curves(run_dir / "results.csv")
+    if curves:
+        context.figures.append(Figure("training_curves", "Training curves (Ultralytics' results.csv)", curves))
+    if summary["task"] == "classify":
+        matrix = summary["metrics"]["confusion_matrix"]
+        data = figures.confusion_matrix(matrix["rows_truth_columns_predicted"], matrix["classes"])
+        context.figures.append(Figure("confusion_matrix", "Confusion matrix (eval/summary.json)", data))
+    context.figures.extend(_ultralytics_plots(summary["task"], run_dir, eval_dir))
+    context.worst, context.best = _gallery(per_image, summary, eval_dir)
+    return context
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("yolo_tools.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def write_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write `<run>/report/report.html` (self-contained) and `report.md` (+ `figures/`); returns both paths."""
+    run_dir = Path(run_dir)
+    context = build_context(run_dir)
+    out = run_dir / REPORT_DIR
+    shutil.rmtree(out / "figures", ignore_errors=True)
+    (out / "figures").mkdir(parents=True)
+    for figure in [*context.figures, *context.worst, *context.best]:
+        (out / figure.file).write_bytes(figure.data)
+    environment = _environment()
+    html_path, md_path = out / "report.html", out / "report.md"
+    html_path.write_text(environment.get_template("report.html.j2").render(c=context))
+    md_path.write_text(environment.get_template("report.md.j2").render(c=context))
+    return html_path, md_path
