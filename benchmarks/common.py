@@ -116,11 +116,26 @@ def paired_ratio(
     return {"ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios), "rounds": len(ratios)}
 
 
+# "Not slower" / "no measurable overhead" is met when the median ratio is at least this: a 5 % margin, the
+# least the spread between rounds on a shared machine lets one resolve.
+NOT_SLOWER = 0.95
+
+
 def comparison(
-    candidate: str, baseline: str, samples: dict[str, list[dict[str, Any]]], what: str, key: str = "seconds"
+    candidate: str, baseline: str, samples: dict[str, list[dict[str, Any]]], what: str, key: str = "seconds",
+    not_slower: bool = False,
 ) -> dict[str, Any]:
-    return {"candidate": candidate, "baseline": baseline, "what": what, "key": key,
-            **paired_ratio(samples[baseline], samples[candidate], key)}
+    """The paired ratio of two cases; `not_slower` marks a requirement (median ratio >= NOT_SLOWER)."""
+    out = {"candidate": candidate, "baseline": baseline, "what": what, "key": key,
+           **paired_ratio(samples[baseline], samples[candidate], key)}
+    if not_slower:
+        out["requirement"] = f"not slower (median ratio >= {NOT_SLOWER})"
+        out["met"] = out["ratio"] >= NOT_SLOWER
+    return out
+
+
+def verdict(c: dict[str, Any]) -> str:
+    return "" if "met" not in c else "met" if c["met"] else "NOT met"
 
 
 # ------------------------------------------------------------------------------------- one process per case
@@ -224,11 +239,12 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]
 def ratio_rows(comparisons: Sequence[dict[str, Any]]) -> str:
     rows = [
         {"what": c["what"], "ratio": c["ratio"], "range": f"{c['ratio_min']:.2f}-{c['ratio_max']:.2f}",
-         "rounds": c["rounds"]}
+         "rounds": c["rounds"], "verdict": verdict(c)}
         for c in comparisons
     ]
-    return table(rows, [("what", "baseline / candidate (> 1: candidate faster or smaller)", ""),
-                        ("ratio", "median ratio", ".2f"), ("range", "range", ""), ("rounds", "rounds", "d")])
+    return table(rows, [("what", "baseline time / candidate time (> 1: candidate faster)", ""),
+                        ("ratio", "median ratio", ".2f"), ("range", "range", ""), ("rounds", "rounds", "d"),
+                        ("verdict", "not slower?", "")])
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -11,8 +11,11 @@ not as a ratio.
     nice -n 5 .venv/bin/python -m benchmarks.convert --only rle  # one group
 
 Groups:
-- kidney: `yolo_export` (recipes/kidney.yaml, 1,187 slices: copy, label check, split by examination,
-  card) vs a plain script doing the same copy + label parse + examination split.
+- one per recipe with a converter of its own (kidney, heart, heart-seg, pneumonia, cardiac): the
+  workbench's conversion (`yolo_tools convert recipes/<name>.yaml --force`: converter, patient-wise split,
+  dataset card, atomic rename) vs a plain script doing the same conversion the way a short script would
+  (benchmarks/naive.py: same files read, same labels made, same split rule, no checks beyond the obvious).
+  The source files are read once before the group, so no case pays for the first read from disk.
 - rle: UW-Madison GI tract `train.csv` (115,488 rows = 38,496 slices x 3 organs, real strings, slice sizes
   from `slice_meta.csv`): parse, decode every row to its H x W mask and encode it back (checked equal to
   the original string). On an evenly spaced subset against per-run/per-pixel pure Python and against the
@@ -37,28 +40,41 @@ TOPIC = "convert"
 FULL_JOB_LIMIT_S = 120.0  # issue 7: "well under two minutes on 2 cores"
 
 
-# --------------------------------------------------------------------------------- kidney (yolo_export)
-
-
-def kidney_workbench(dst: str) -> dict[str, Any]:
-    """`yolo_tools convert recipes/kidney.yaml --force` into `dst` (a fresh datasets folder)."""
-    os.environ["YOLO_TOOLS_DATASETS"] = dst
-    from yolo_tools.convert import dataset_dir, prepare  # imported before the clock (WORKBENCH_IMPORTS)
-    from yolo_tools.recipe import load_recipe
-
-    recipe = load_recipe(common.ROOT / "recipes" / "kidney.yaml")
-    prepare(recipe, force=True)
-    card = json.loads((dataset_dir(recipe) / "card.json").read_text())
-    return {"items": sum(split["images"] for split in card["counts"].values())}
-
-
-def kidney_naive(dst: str) -> dict[str, Any]:
-    return naive.kidney_export(str(common.data_root() / "kidney-stones-ct"), dst)
-
+# ------------------------------------------------------------------- recipes: workbench vs plain script
 
 # What `yolo_tools convert` loads before it converts anything: reading a recipe checks its train arguments
 # against Ultralytics' argument schema (ultralytics.cfg, which pulls in torch).
 WORKBENCH_IMPORTS = ("yolo_tools.convert", "yolo_tools.recipe", "ultralytics.cfg")
+
+# group: (recipe, data folder, plain-script baseline in benchmarks/naive.py, what the converter does)
+RECIPES = {
+    "kidney": ("kidney", "kidney-stones-ct", "kidney_export", "yolo_export: copy, label check, split by examination"),
+    "heart": ("heart", "heart-cxr-jsrt", "heart_boxes", "box_csv: pixel boxes from a CSV"),
+    "heart-seg": ("heart-seg", "heart-cxr-jsrt", "heart_masks", "mask_images: 3 per-class masks to polygons"),
+    "pneumonia": ("pneumonia", "pneumonia-cxr-kermany", "pneumonia_folders",
+                  "class_folders: hash, drop duplicates, split by patient"),
+    "cardiac": ("cardiac", "cardiac-mri-acdc", "cardiac_volumes", "hdf5_volumes: volumes to 8-bit slices + polygons"),
+}
+
+
+def recipe_workbench(recipe: str, dst: str) -> dict[str, Any]:
+    """`yolo_tools convert recipes/<recipe>.yaml --force` into `dst` (a fresh datasets folder)."""
+    os.environ["YOLO_TOOLS_DATASETS"] = dst
+    from yolo_tools.convert import dataset_dir, prepare  # imported before the clock (WORKBENCH_IMPORTS)
+    from yolo_tools.recipe import load_recipe
+
+    loaded = load_recipe(common.ROOT / "recipes" / f"{recipe}.yaml")
+    prepare(loaded, force=True)
+    card = json.loads((dataset_dir(loaded) / "card.json").read_text())
+    if loaded.task == "classify":  # counts per split are images per class
+        written = sum(sum(split.values()) for split in card["counts"].values())
+    else:  # counts per split: images, backgrounds and instances per class
+        written = sum(split["images"] for split in card["counts"].values())
+    return {"items": written, "skipped": len(card["skipped"])}
+
+
+def recipe_baseline(function: str, folder: str, dst: str) -> dict[str, Any]:
+    return getattr(naive, function)(str(common.data_root() / folder), dst)
 
 
 def _fresh(work: Path, name: str) -> str:
@@ -68,21 +84,34 @@ def _fresh(work: Path, name: str) -> str:
     return str(folder)
 
 
-def group_kidney(work: Path, repeats: int, quick: bool) -> dict[str, Any]:
-    if not (common.data_root() / "kidney-stones-ct").is_dir():
-        return {"skipped": "kidney-stones-ct not in the data root"}
+def _warm_file_cache(folder: Path) -> None:
+    """Read every source file once, so that no case pays for the first read from disk."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            path.read_bytes()
+
+
+def group_recipe(group: str, work: Path, repeats: int, quick: bool) -> dict[str, Any]:
+    recipe, folder, baseline, what = RECIPES[group]
+    if not (common.data_root() / folder).is_dir():
+        return {"skipped": f"{folder} not in the data root"}
+    _warm_file_cache(common.data_root() / folder)
+    candidate, plain = f"{group} {what.split(':')[0]} (workbench)", f"{group} plain script (baseline)"
     cases = {
-        "kidney yolo_export (workbench)": lambda: common.in_subprocess(
-            "benchmarks.convert:kidney_workbench", {"dst": _fresh(work, "workbench")}, WORKBENCH_IMPORTS),
-        "kidney plain script (baseline)": lambda: common.in_subprocess(
-            "benchmarks.convert:kidney_naive", {"dst": _fresh(work, "naive")}),
+        candidate: lambda: common.in_subprocess(
+            "benchmarks.convert:recipe_workbench", {"recipe": recipe, "dst": _fresh(work, "workbench")},
+            WORKBENCH_IMPORTS),
+        plain: lambda: common.in_subprocess(
+            "benchmarks.convert:recipe_baseline", {"function": baseline, "folder": folder,
+                                                   "dst": _fresh(work, "naive")}, ("numpy", "yaml", "cv2")),
     }
-    samples = common.interleave(cases, repeats, warmup=0 if quick else 1)
+    samples = common.interleave(cases, repeats)
     shutil.rmtree(work / "convert", ignore_errors=True)
+    items = samples[candidate][0]["items"]
     return {
-        "cases": {name: common.summarize(s, s[0]["items"], "slices") for name, s in samples.items()},
-        "comparisons": [common.comparison("kidney yolo_export (workbench)", "kidney plain script (baseline)",
-                                          samples, "kidney yolo_export vs plain script")],
+        "what": what,
+        "cases": {name: common.summarize(s, items, "slices") for name, s in samples.items()},
+        "comparisons": [common.comparison(candidate, plain, samples, f"{group}: {what} vs plain script")],
     }
 
 
@@ -191,7 +220,7 @@ def group_rle(work: Path, repeats: int, quick: bool) -> dict[str, Any]:
 
 
 GROUPS: dict[str, Callable[[Path, int, bool], dict[str, Any]]] = {
-    "kidney": group_kidney,
+    **{name: (lambda work, repeats, quick, name=name: group_recipe(name, work, repeats, quick)) for name in RECIPES},
     "rle": group_rle,
 }
 

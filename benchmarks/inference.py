@@ -151,9 +151,10 @@ def run(repeats: int | None = None, quick: bool = False, imgsz: int = 320, count
             cases[name] = common.summarize(s, s[0]["images"], "images")
         comparisons += [
             common.comparison(names["stream"][0], names["stream"][1], samples,
-                              f"predict path vs plain Ultralytics, batch {batch}"),
+                              f"predict path vs plain Ultralytics, batch {batch}", not_slower=True),
             common.comparison(names["command"][0], names["command"][1], samples,
-                              f"yolo_tools predict (+CSV/JSON) vs plain predict(save=True), batch {batch}"),
+                              f"yolo_tools predict (+CSV/JSON) vs plain predict(save=True), batch {batch}",
+                              not_slower=True),
             common.comparison(names["onnx"][0], names["onnx"][1], samples,
                               f"ONNX Runtime vs PyTorch (same predict path) on CPU, batch {batch}"),
         ]

@@ -124,3 +124,150 @@ def rle_encode_kaggle(mask: np.ndarray) -> str:
     runs = np.where(pixels[1:] != pixels[:-1])[0] + 1
     runs[1::2] -= runs[::2]
     return " ".join(str(x) for x in runs)
+
+
+# ------------------------------------------------------------- other published formats (one recipe each)
+
+
+def _val_groups(groups: list[str], val: float, seed: int) -> set[str]:
+    """A seeded `val` share of the distinct groups (patients, or files when nothing better is known)."""
+    distinct = sorted(set(groups))
+    random.Random(seed).shuffle(distinct)
+    return set(distinct[: max(1, round(len(distinct) * val))])
+
+
+def _yolo_layout(dst: Path, names: list[str]) -> None:
+    for split in ("train", "val"):
+        (dst / "images" / split).mkdir(parents=True, exist_ok=True)
+        (dst / "labels" / split).mkdir(parents=True, exist_ok=True)
+    data_yaml = {"train": "images/train", "val": "images/val", "names": dict(enumerate(names))}
+    (dst / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
+
+
+def heart_boxes(src: str, dst: str, val: float = 0.2, seed: int = 0) -> dict:
+    """recipes/heart.yaml (box_csv) as a plain script: read the pixel boxes of heart_boxes.csv, decode each
+    image for its size, turn the boxes into normalised YOLO lines, split by file, copy the images."""
+    import csv
+
+    import cv2
+
+    src_path, dst_path = Path(src), Path(dst)
+    rows: dict[str, list[dict]] = {}
+    with open(src_path / "heart_boxes.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows.setdefault(row["name"], []).append(row)
+    images = sorted(p for p in (src_path / "images").iterdir() if p.suffix.lower() == ".png")
+    val_names = _val_groups([p.stem for p in images], val, seed)
+    _yolo_layout(dst_path, ["heart"])
+    for image in images:
+        pixels = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+        height, width = pixels.shape[:2]
+        lines = []
+        for row in rows[image.stem]:
+            x0, y0, w, h = (float(row[k]) for k in ("x0", "y0", "w", "h"))
+            sx, sy = float(row["img_shape_x"]) / width, float(row["img_shape_y"]) / height
+            box_w, box_h = width * sx, height * sy
+            if w <= 0 or h <= 0 or x0 < 0 or y0 < 0 or x0 + w > box_w or y0 + h > box_h:
+                raise ValueError(f"{image.stem}: box outside the image")
+            lines.append(f"0 {(x0 + w / 2) / box_w:.6f} {(y0 + h / 2) / box_h:.6f} {w / box_w:.6f} {h / box_h:.6f}")
+        split = "val" if image.stem in val_names else "train"
+        shutil.copyfile(image, dst_path / "images" / split / image.name)
+        (dst_path / "labels" / split / f"{image.stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+    return {"items": len(images)}
+
+
+def pneumonia_folders(src: str, dst: str, pattern: str = r"^(person\d+|IM-\d+|NORMAL2-IM-\d+)",
+                      val: float = 0.2, seed: int = 0) -> dict:
+    """recipes/pneumonia.yaml (class_folders) as a plain script: hash every file to drop byte-identical
+    copies, check it decodes, group by patient number, split patients, copy into <split>/<class>/."""
+    import hashlib
+
+    import cv2
+
+    root = Path(src) / "train"
+    seen: set[str] = set()
+    kept = []  # (path, class, patient)
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for path in sorted(folder.iterdir()):
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            if digest in seen:
+                continue
+            seen.add(digest)
+            if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is None:
+                continue
+            kept.append((path, folder.name.lower(), re.search(pattern, path.stem).group(1)))
+    val_patients = _val_groups([patient for _, _, patient in kept], val, seed)
+    dst_path = Path(dst)
+    for split in ("train", "val"):
+        for name in ("normal", "pneumonia"):
+            (dst_path / split / name).mkdir(parents=True, exist_ok=True)
+    for path, name, patient in kept:
+        split = "val" if patient in val_patients else "train"
+        shutil.copyfile(path, dst_path / split / name / path.name)
+    return {"items": len(kept)}
+
+
+def _outline_lines(mask: np.ndarray, class_id: int, min_area: float) -> list[str]:
+    """One YOLO-seg line per outer outline of a binary mask (cv2.findContours), specks dropped."""
+    import cv2
+
+    height, width = mask.shape
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    lines = []
+    for contour in contours:
+        if len(contour) < 3 or cv2.contourArea(contour) < min_area:
+            continue
+        points = contour[:, 0, :] / np.array([width, height], dtype=np.float64)
+        lines.append(f"{class_id} " + " ".join(f"{v:.6f}" for v in points.ravel()))
+    return lines
+
+
+def heart_masks(src: str, dst: str, classes: tuple[str, ...] = ("heart", "left_lung", "right_lung"),
+                min_area: float = 50, val: float = 0.2, seed: int = 0) -> dict:
+    """recipes/heart-seg.yaml (mask_images) as a plain script: for each image read one 0/255 mask per
+    class, trace its outlines with cv2.findContours, split by file, copy the image, write the lines."""
+    import cv2
+
+    src_path, dst_path = Path(src), Path(dst)
+    images = sorted((src_path / "images").glob("*.png"))
+    val_names = _val_groups([p.stem for p in images], val, seed)
+    _yolo_layout(dst_path, list(classes))
+    for image in images:
+        lines = []
+        for class_id, name in enumerate(classes):
+            mask = cv2.imread(str(src_path / "masks" / name / image.name), cv2.IMREAD_GRAYSCALE) > 0
+            lines += _outline_lines(mask, class_id, min_area)
+        split = "val" if image.stem in val_names else "train"
+        shutil.copyfile(image, dst_path / "images" / split / image.name)
+        (dst_path / "labels" / split / f"{image.stem}.txt").write_text("".join(f"{line}\n" for line in lines))
+    return {"items": len(images)}
+
+
+def cardiac_volumes(src: str, dst: str, label_values: tuple[int, ...] = (1, 2, 3), min_area: float = 4,
+                    low: float = 0.5, high: float = 99.5, val: float = 0.2, seed: int = 0) -> dict:
+    """recipes/cardiac.yaml (hdf5_volumes) as a plain script: read each volume, map it to 8 bits between
+    its 0.5th and 99.5th percentiles, write every slice as PNG with the outlines of each label value."""
+    import cv2
+    import h5py
+
+    src_path, dst_path = Path(src), Path(dst)
+    files = sorted((src_path / "volumes").glob("*.h5"))
+    val_patients = _val_groups([f.stem.split("_")[0] for f in files], val, seed)
+    _yolo_layout(dst_path, [str(v) for v in label_values])
+    count = 0
+    for path in files:
+        with h5py.File(path, "r") as handle:
+            image, label = np.asarray(handle["image"]), np.asarray(handle["label"])
+        lo, hi = np.percentile(image, (low, high))
+        pixels = np.clip((image - lo) / max(hi - lo, 1e-12) * 255, 0, 255).astype(np.uint8)
+        split = "val" if path.stem.split("_")[0] in val_patients else "train"
+        for index in range(image.shape[0]):
+            name = f"{path.stem}_s{index:03d}"
+            cv2.imwrite(str(dst_path / "images" / split / f"{name}.png"), pixels[index])
+            lines = []
+            for class_id, value in enumerate(label_values):
+                lines += _outline_lines(label[index] == value, class_id, min_area)
+            (dst_path / "labels" / split / f"{name}.txt").write_text("".join(f"{line}\n" for line in lines))
+            count += 1
+    return {"items": count}

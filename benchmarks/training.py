@@ -123,9 +123,9 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
         summaries[name] = summary
     comparisons = [
         common.comparison("yolo_tools train", "plain Ultralytics train", samples,
-                          "yolo_tools train vs plain Ultralytics, whole run"),
+                          "yolo_tools train vs plain Ultralytics, whole run", not_slower=True),
         common.comparison("yolo_tools train", "plain Ultralytics train", samples,
-                          "yolo_tools train vs plain Ultralytics, s/epoch", key="s_per_epoch"),
+                          "yolo_tools train vs plain Ultralytics, s/epoch", key="s_per_epoch", not_slower=True),
         common.comparison("yolo_tools train cache=ram", "yolo_tools train", samples,
                           "cache=ram vs no cache, s/epoch", key="s_per_epoch"),
         common.comparison("yolo_tools train cache=ram", "yolo_tools train", samples,

@@ -32,6 +32,7 @@ from yolo_tools.recipe import load_recipe
 MINI = SHARED_DATA / "gi-tract-mri-uwmadison-mini"
 GI = SHARED_DATA / "gi-tract-mri-uwmadison"
 CLASSES = ["large_bowel", "small_bowel", "stomach"]
+NO_SCAN = "ids in train.csv whose scan is not under train/ (this copy of the set lacks them)"
 
 pytestmark = needs_data("gi-tract-mri-uwmadison-mini")
 
@@ -72,13 +73,20 @@ def mini() -> list[tuple[str, np.ndarray, dict[str, np.ndarray]]]:
 def competition(tmp_path_factory: pytest.TempPathFactory, mini) -> Path:
     """gi-mini written in the competition layout: train.csv + train/caseN/caseN_dayD/scans/*.png (16-bit)."""
     root = tmp_path_factory.mktemp("gi-competition")
-    slices = [GISlice(id=name, scan=to_16bit(grey), masks={k: m for k, m in masks.items() if m.any()}) for name, grey, masks in mini]
-    write(root, slices)
+    present = [{organ: m for organ, m in masks.items() if m.any()} for _, _, masks in mini]
+    write(root, [GISlice(name, to_16bit(grey), organs) for (name, grey, _), organs in zip(mini, present)])
     return root
 
 
-def fixture_recipe(tmp_path: Path, source: Path, name: str, preprocess: dict | None = None, split: dict | None = None) -> Path:
-    """A copy of recipes/gi.yaml pointing at `source` (absolute path), optionally with another preprocess/split."""
+def fixture_recipe(
+    tmp_path: Path,
+    source: Path,
+    name: str,
+    preprocess: dict | None = None,
+    split: dict | None = None,
+    **options,
+) -> Path:
+    """A copy of recipes/gi.yaml pointing at `source` (absolute path), optionally with other settings."""
     recipe = yaml.safe_load((RECIPES / "gi.yaml").read_text())
     recipe["name"] = name
     recipe["data"]["source"] = {"kind": "local", "path": str(source)}
@@ -86,6 +94,7 @@ def fixture_recipe(tmp_path: Path, source: Path, name: str, preprocess: dict | N
         recipe["preprocess"] = preprocess
     if split is not None:
         recipe["data"]["split"] = split
+    recipe["data"]["options"].update(options)
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(recipe, sort_keys=False))
     return path
@@ -126,7 +135,8 @@ def test_fixture_is_in_the_competition_layout(competition: Path, mini) -> None:
 
 
 def test_polygons_rasterise_back_to_the_organ_masks(competition: Path, mini, tmp_path: Path) -> None:
-    folder, card = convert(fixture_recipe(tmp_path, competition, "gi-roundtrip", preprocess={"intensity": {"mode": "percentile"}}))
+    recipe = fixture_recipe(tmp_path, competition, "gi-roundtrip", preprocess={"intensity": {"mode": "percentile"}})
+    folder, card = convert(recipe)
     images = converted(folder)
     assert len(images) == 36 and card["skipped"] == [] and card["left_out"] == {}
     totals = {name: [0, 0] for name in CLASSES}  # overlap, sum of areas
@@ -152,7 +162,8 @@ def test_polygons_rasterise_back_to_the_organ_masks(competition: Path, mini, tmp
 
 
 def test_16bit_scans_are_mapped_by_the_recipe_not_truncated(competition: Path, mini, tmp_path: Path) -> None:
-    folder, _ = convert(fixture_recipe(tmp_path, competition, "gi-intensity", preprocess={"intensity": {"mode": "percentile", "low": 0.5, "high": 99.5}}))
+    percentile = {"intensity": {"mode": "percentile", "low": 0.5, "high": 99.5}}
+    folder, _ = convert(fixture_recipe(tmp_path, competition, "gi-intensity", preprocess=percentile))
     images = converted(folder)
     for name, grey, _ in mini[:6]:
         out = cv2.imread(str(images[name][0]), cv2.IMREAD_GRAYSCALE)
@@ -168,11 +179,12 @@ def test_2p5d_context_stacks_the_neighbouring_slices(mini, tmp_path: Path) -> No
     source = tmp_path / "context"
     greys = [grey for _, grey, _ in mini[:4]]
     empty = {}
-    slices = [GISlice(id=f"case7_day3_slice_{n:04d}", scan=to_16bit(g), masks=empty) for n, g in zip((1, 2, 3, 5), greys)]
+    slices = [GISlice(f"case7_day3_slice_{n:04d}", to_16bit(g), empty) for n, g in zip((1, 2, 3, 5), greys)]
     slices.append(GISlice(id="case8_day0_slice_0002", scan=to_16bit(greys[0]), masks=empty))
     write(source, slices)
     window = {"mode": "window", "center": 120 + 58 * 127.5, "width": 58 * 255}  # maps the 16-bit values back exactly
-    recipe = fixture_recipe(tmp_path, source, "gi-context", preprocess={"intensity": window, "context": 1, "context_stride": 1})
+    context = {"intensity": window, "context": 1, "context_stride": 1}
+    recipe = fixture_recipe(tmp_path, source, "gi-context", preprocess=context)
     folder, _ = convert(recipe)
     images = converted(folder)
 
@@ -188,6 +200,19 @@ def test_2p5d_context_stacks_the_neighbouring_slices(mini, tmp_path: Path) -> No
     assert np.array_equal(lonely[..., 0], lonely[..., 1]) and np.array_equal(lonely[..., 2], lonely[..., 1])
 
 
+def test_slices_without_organs_are_kept_or_dropped(mini, tmp_path: Path) -> None:
+    (name, grey, masks), (_, other, _) = mini[0], mini[1]
+    source = tmp_path / "empty"
+    write(source, [GISlice(name, to_16bit(grey), masks), GISlice("case1_day1_slice_0001", to_16bit(other), {})])
+    _, card = convert(fixture_recipe(tmp_path, source, "gi-keep", split={"by": "file"}))
+    assert card["counts"]["train"].get("backgrounds", 0) + card["counts"]["val"].get("backgrounds", 0) == 1
+    folder, card = convert(fixture_recipe(tmp_path, source, "gi-drop", split={"by": "file", "val": 0.5}, empty="drop"))
+    assert card["left_out"] == {"slices with no organ (options.empty: drop)": 1}
+    assert list(converted(folder)) == [name]
+    with pytest.raises(UserError, match=r"unknown \['emtpy'\]; rle_csv takes"):
+        convert(fixture_recipe(tmp_path, source, "gi-typo", emtpy="drop"))
+
+
 @needs_data("gi-tract-mri-uwmadison")
 def test_overlapping_organs_survive_from_real_rows(tmp_path: Path) -> None:
     """Real train.csv rows where organs share pixels: each organ keeps its own outline."""
@@ -200,9 +225,11 @@ def test_overlapping_organs_survive_from_real_rows(tmp_path: Path) -> None:
     truth = {(i, c): table.mask(k, shapes[i]) for k, (i, c) in enumerate(zip(rows["id"], rows["class"]))}
     rng = np.random.default_rng(0)
     source = tmp_path / "overlap"
-    write(source, [GISlice(i, rng.integers(0, 4000, shapes[i], dtype=np.uint16), {c: truth[i, c] for c in CLASSES}) for i in ids])
+    scans = {i: rng.integers(0, 4000, shapes[i], dtype=np.uint16) for i in ids}
+    write(source, [GISlice(i, scans[i], {c: truth[i, c] for c in CLASSES}) for i in ids])
     written = pd.read_csv(source / "train.csv", dtype=str, keep_default_na=False)
-    assert written.sort_values(["id", "class"]).to_numpy().tolist() == rows.sort_values(["id", "class"]).to_numpy().tolist()
+    in_order = ["id", "class"]
+    assert written.sort_values(in_order).to_numpy().tolist() == rows.sort_values(in_order).to_numpy().tolist()
 
     folder, card = convert(fixture_recipe(tmp_path, source, "gi-overlap", split={"by": "file"}))
     images = converted(folder)
@@ -236,16 +263,17 @@ def test_bad_input_is_skipped_or_refused_with_the_reason(competition: Path, tmp_
     folder, card = convert(fixture_recipe(tmp_path, source, "gi-bad"))
     skipped = "\n".join(card["skipped"])
     assert len(card["skipped"]) == 3
-    assert re.search(rf"train.csv line \d+ \({too_long}, stomach\): run \(start 262000, length 200\) ends at pixel 262199, beyond the 262144 pixels", skipped)
+    too_long_reason = r"run \(start 262000, length 200\) ends at pixel 262199, beyond the 262144 pixels"
+    assert re.search(rf"train.csv line \d+ \({too_long}, stomach\): {too_long_reason}", skipped)
     assert f"{scan_path(source, unreadable, 512, 512).name} cannot be decoded as an image" in skipped
     assert re.search(r"is 512x512 pixels but its name says 520x512", skipped)
-    assert card["left_out"] == {"ids in train.csv whose scan is not under train/ (this copy of the set lacks them)": 3}
+    assert card["left_out"] == {NO_SCAN: 3}
     assert len(converted(folder)) == 36 - 3 - 3
     assert "Left out before conversion: 3" in (folder / "card.md").read_text()
 
     table.loc[7, "class"] = "pancreas"
     table.to_csv(source / "train.csv", index=False)
-    with pytest.raises(UserError, match=r"train.csv line 9 \(case\w+\): class 'pancreas' is not in the recipe's classes"):
+    with pytest.raises(UserError, match=r"train.csv line 9 \(case\w+\): class 'pancreas' is not in the recipe's"):
         convert(fixture_recipe(tmp_path, source, "gi-bad"))
     table.rename(columns={"segmentation": "rle"}).to_csv(source / "train.csv", index=False)
     with pytest.raises(UserError, match=r"columns are \['id', 'class', 'rle'\]"):
@@ -255,7 +283,7 @@ def test_bad_input_is_skipped_or_refused_with_the_reason(competition: Path, tmp_
 @needs_data("gi-tract-mri-uwmadison")
 def test_the_real_partial_copy_converts_its_two_scans_and_counts_the_rest() -> None:
     folder, card = convert(RECIPES / "gi.yaml")
-    assert card["left_out"] == {"ids in train.csv whose scan is not under train/ (this copy of the set lacks them)": 38_494}
+    assert card["left_out"] == {NO_SCAN: 38_494}
     assert card["skipped"] == []
     assert sum(split["images"] for split in card["counts"].values()) == 2
     assert card["groups"] == {"train": 1, "val": 1}  # two cases, one on each side

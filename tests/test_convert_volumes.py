@@ -161,6 +161,25 @@ def test_context_stacks_neighbouring_slices_of_a_volume(tmp_path: Path) -> None:
 
 
 @needs_data("cardiac-mri-acdc")
+def test_slices_without_labels_can_be_dropped(tmp_path: Path) -> None:
+    source = tmp_path / "two"
+    (source / "volumes").mkdir(parents=True)
+    labelled = 0
+    for name in ("patient030_frame02.h5", "patient033_frame02.h5", "patient064_frame01.h5"):
+        shutil.copy(ACDC / "volumes" / name, source / "volumes")
+        with h5py.File(source / "volumes" / name, "r") as handle:
+            labelled += int((handle["label"][()].reshape(handle["label"].shape[0], -1) > 0).any(axis=1).sum())
+    assert labelled == 30 - 6  # slices 0 and 9, 0, 1 and 9, and 9 have nothing labelled
+    recipe = recipe_copy(tmp_path, "cardiac.yaml", "cardiac-drop", source, empty="drop")
+    folder = prepare(load_recipe(recipe), force=True).parent
+    card = json.loads((folder / "card.json").read_text())
+    assert sum(split["images"] for split in card["counts"].values()) == labelled
+    assert card["left_out"] == {"slices with no label (options.empty: drop)": 6}
+    kept = pd.read_csv(folder / "slices.csv")
+    assert 0 not in set(kept.loc[kept["volume"] == "patient033_frame02", "slice"])
+
+
+@needs_data("cardiac-mri-acdc")
 def test_broken_volumes_are_skipped_with_the_file_and_reason(tmp_path: Path) -> None:
     source = tmp_path / "broken"
     (source / "volumes").mkdir(parents=True)

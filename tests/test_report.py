@@ -46,7 +46,7 @@ def trained(recipe: str, folder: str | None, **overrides) -> Path:
 @pytest.fixture(scope="module")
 def demo_run(workspace: Path) -> Path:
     # After one epoch nothing clears the usual 0.25; a low threshold leaves plenty of false positives to count.
-    return trained("demo", None, imgsz=128, plots=True, conf=0.001)
+    return trained("demo", None, imgsz=128, conf=0.001)
 
 
 @pytest.fixture(scope="module")

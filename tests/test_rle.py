@@ -58,7 +58,8 @@ def test_runs_to_mask_matches_a_plain_loop() -> None:
 )
 def test_malformed_strings_name_their_row(rle: str, message: str) -> None:
     with pytest.raises(RLEError, match=message) as error:
-        RunTable.parse(["", "1 1", rle], sizes=12, labels=["a", "b", "train.csv line 4 (case1_day2_slice_0003, stomach)"])
+        labels = ["a", "b", "train.csv line 4 (case1_day2_slice_0003, stomach)"]
+        RunTable.parse(["", "1 1", rle], sizes=12, labels=labels)
     assert str(error.value).startswith("train.csv line 4 (case1_day2_slice_0003, stomach): ")
 
 

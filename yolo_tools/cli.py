@@ -24,6 +24,7 @@ EXAMPLES = """examples:
   yolo_tools export runs/kidney/train format=onnx
   yolo_tools convert recipes/kidney.yaml
   yolo_tools pull WORKSPACE/PROJECT/VERSION         a Roboflow dataset into the data root (ROBOFLOW_API_KEY)
+  yolo_tools app --port 7860                        a local web page: upload an image, pick a run, see findings
 """
 
 
@@ -91,6 +92,12 @@ def _inspect(args: argparse.Namespace) -> None:
     fiftyone_inspect.inspect_run(
         args.run, pipeline.parse_overrides(args.overrides), worst=args.worst, app=not args.no_app, port=args.port
     )
+
+
+def _app(args: argparse.Namespace) -> None:
+    from yolo_tools import app
+
+    app.serve(args.port, args.runs)
 
 
 def _demo(args: argparse.Namespace) -> None:
@@ -173,6 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--port", type=int, help="App port on 127.0.0.1 (default: FiftyOne's, 5151)")
     sub.add_argument("--no-app", action="store_true", help="build, evaluate and print only; do not serve the App")
     overrides(sub)
+
+    sub = verb("app", _app, "serve a local web page (127.0.0.1) to try trained runs on uploaded images")
+    sub.add_argument("--port", type=int, default=7860, help="port on 127.0.0.1 (default: 7860)")
+    sub.add_argument("--runs", help="folder of runs to offer (default: $YOLO_TOOLS_RUNS or ./runs)")
 
     sub = verb("demo", _demo, "train, validate and predict on a synthetic set (no data, GPU or network)")
     overrides(sub)

@@ -6,7 +6,8 @@ from volumes (`slices.csv` in the dataset), false positives and misses per image
 ROC AUC for classifiers. Ground truth is read from the converted dataset (YOLO label files, or class
 folders); predictions are made once, batched on the GPU when there is one.
 
-Files written to `<run>/eval/` (beside the validator's own plots, which go to the same folder):
+Files written to `<run>/eval/` (beside the validator's own plots, which go to the same folder); the
+old ones are removed first and summary.json is written last, so its presence means a complete set:
     summary.json     what was evaluated, with which weights and thresholds, and the overall numbers
     per_image.csv    one row per val image; the column named by summary.json's `per_image_metric`
                      orders images from best to worst
@@ -23,7 +24,6 @@ Examples:
 from __future__ import annotations
 
 import json
-import logging
 import math
 import shutil
 from collections.abc import Iterator
@@ -42,7 +42,6 @@ from yolo_tools.errors import UserError
 from yolo_tools.metrics import classification, detection, segmentation
 from yolo_tools.runs import run_recipe, weights_of
 
-LOG = logging.getLogger(__name__)
 
 EVAL_DIR = "eval"
 SUMMARY_FILE = "summary.json"
@@ -104,64 +103,74 @@ def load_masks(path: Path, n_classes: int) -> np.ndarray:
     return (bits[None] >> np.arange(n_classes, dtype=np.uint16)[:, None, None]) & 1 > 0
 
 
-class _Scorer:
-    """Collects one task's per-image numbers while predictions stream past."""
+def _score_segment(prediction: yolo.Prediction, labels: Path, names: list[str], masks_dir: Path | None):
+    predicted = predicted_masks(prediction, len(names))
+    counts = segmentation.overlaps(predicted, truth_masks(labels, prediction.shape, len(names)))
+    if masks_dir:
+        save_masks(predicted, masks_dir / f"{prediction.path.stem}.png")
+    dice, iou = segmentation.dice(counts), segmentation.iou(counts)
+    row: dict[str, Any] = {"image": prediction.path.name, "dice": dice.mean(), "iou": iou.mean()}
+    for index, name in enumerate(names):
+        row |= {
+            f"dice_{name}": dice[index],
+            f"iou_{name}": iou[index],
+            f"true_px_{name}": counts[index, 2],
+            f"pred_px_{name}": counts[index, 1],
+        }
+    return row, counts
 
-    def __init__(self, task: str, dataset: Path, names: list[str], masks_dir: Path | None = None):
-        self.task, self.dataset, self.names, self.masks_dir = task, dataset, names, masks_dir
+
+def _score_detect(prediction: yolo.Prediction, labels: Path, names: list[str]):
+    boxes, classes = truth_boxes(labels, prediction.shape)
+    hit, found = detection.match(prediction.boxes, prediction.classes, prediction.confidences, boxes, classes)
+    counts = detection.errors_per_class(prediction.classes, hit, classes, found, len(names))
+    tp, fp, fn = counts.sum(0)
+    row = {
+        "image": prediction.path.name,
+        "boxes_true": len(boxes),
+        "boxes_predicted": len(prediction.boxes),
+        "found": tp,
+        "false_positives": fp,
+        "missed": fn,
+        "errors": fp + fn,
+    }
+    return row, counts
+
+
+def _score_classify(prediction: yolo.Prediction, names: list[str]):
+    probabilities = prediction.probabilities
+    truth, top = names.index(prediction.path.parent.name), int(probabilities.argmax())
+    row = {
+        "image": f"{prediction.path.parent.name}/{prediction.path.name}",
+        "truth": names[truth],
+        "predicted": names[top],
+        "confidence": float(probabilities[top]),
+        "p_truth": float(probabilities[truth]),
+        "correct": top == truth,
+    }
+    return row, (truth, probabilities)
+
+
+class _Scorer:
+    """Scores each image as its prediction streams past; keeps one row and the counts to aggregate."""
+
+    def __init__(self, task: str, dataset: Path, names: list[str], masks_dir: Path | None):
+        self.task, self.dataset, self.names, self.masks_dir = task, dataset, list(names), masks_dir
         self.rows: list[dict[str, Any]] = []
-        self.counts: list[np.ndarray] = []  # segment: (C, 3) overlaps; detect: (C, 3) found/fp/missed
-        self.truth: list[int] = []  # classify
-        self.probabilities: list[np.ndarray] = []
+        self.kept: list[Any] = []  # segment: (C, 3) overlaps; detect: (C, 3) found/fp/missed; classify: (truth, probs)
 
     def add(self, prediction: yolo.Prediction) -> None:
         labels = self.dataset / "labels" / "val" / f"{prediction.path.stem}.txt"
-        n = len(self.names)
         if self.task == "segment":
-            predicted = predicted_masks(prediction, n)
-            counts = segmentation.overlaps(predicted, truth_masks(labels, prediction.shape, n))
-            if self.masks_dir:
-                save_masks(predicted, self.masks_dir / f"{prediction.path.stem}.png")
-            row: dict[str, Any] = {"image": prediction.path.name}
-            row["dice"], row["iou"] = segmentation.dice(counts).mean(), segmentation.iou(counts).mean()
-            for name, one_dice, one_iou, (_, predicted, true) in zip(
-                self.names, segmentation.dice(counts), segmentation.iou(counts), counts
-            ):
-                row |= {f"dice_{name}": one_dice, f"iou_{name}": one_iou, f"true_px_{name}": true, f"pred_px_{name}": predicted}
+            row, kept = _score_segment(prediction, labels, self.names, self.masks_dir)
         elif self.task == "detect":
-            boxes, classes = truth_boxes(labels, prediction.shape)
-            hit, found = detection.match(prediction.boxes, prediction.classes, prediction.confidences, boxes, classes)
-            counts = detection.errors_per_class(prediction.classes, hit, classes, found, n)
-            tp, fp, fn = counts.sum(0)
-            row = {
-                "image": prediction.path.name,
-                "boxes_true": len(boxes),
-                "boxes_predicted": len(prediction.boxes),
-                "found": tp,
-                "false_positives": fp,
-                "missed": fn,
-                "errors": fp + fn,
-            }
+            row, kept = _score_detect(prediction, labels, self.names)
         else:
-            if not self.rows:  # the model's own class order (sorted folder names), which its probabilities follow
-                self.names[:] = [prediction.names[i] for i in sorted(prediction.names)]
-            truth = self.names.index(prediction.path.parent.name)
-            probabilities = prediction.probabilities
-            top = int(probabilities.argmax())
-            self.truth.append(truth)
-            self.probabilities.append(probabilities)
-            row = {
-                "image": f"{prediction.path.parent.name}/{prediction.path.name}",
-                "truth": self.names[truth],
-                "predicted": self.names[top],
-                "confidence": float(probabilities[top]),
-                "p_truth": float(probabilities[truth]),
-                "correct": top == truth,
-            }
-            counts = None
+            if not self.rows:  # the model's class order (Ultralytics sorts class folders), which its probabilities follow
+                self.names = [prediction.names[i] for i in sorted(prediction.names)]
+            row, kept = _score_classify(prediction, self.names)
         self.rows.append(row)
-        if counts is not None:
-            self.counts.append(counts)
+        self.kept.append(kept)
 
 
 # The per-image column that orders images from best to worst, per task.
@@ -173,14 +182,15 @@ PER_IMAGE_METRIC = {
 
 
 def _segment_tables(scorer: _Scorer, dataset: Path, per_image: pd.DataFrame):
-    counts = np.stack(scorer.counts) if scorer.counts else np.zeros((0, len(scorer.names), 3), np.int64)
+    """Per-class and overall Dice/IoU; per-volume 3D scores when the dataset lists its slices."""
+    counts = np.stack(scorer.kept)
     pooled = counts.sum(0)
     per_class = pd.DataFrame(
         {
             "class": scorer.names,
             "images": (counts[:, :, 2] > 0).sum(0),
-            "dice_mean": segmentation.dice(counts).mean(0) if len(counts) else np.nan,
-            "iou_mean": segmentation.iou(counts).mean(0) if len(counts) else np.nan,
+            "dice_mean": segmentation.dice(counts).mean(0),
+            "iou_mean": segmentation.iou(counts).mean(0),
             "dice_pooled": segmentation.dice(pooled),
             "iou_pooled": segmentation.iou(pooled),
         }
@@ -211,7 +221,8 @@ def _segment_tables(scorer: _Scorer, dataset: Path, per_image: pd.DataFrame):
 
 
 def _detect_tables(scorer: _Scorer, validation: yolo.Validation, per_image: pd.DataFrame):
-    counts = np.stack(scorer.counts).sum(0) if scorer.counts else np.zeros((len(scorer.names), 3), int)
+    """The validator's per-class P/R/mAP beside our found/false positives/missed at the threshold."""
+    counts = np.stack(scorer.kept).sum(0)
     ours = pd.DataFrame(
         {"class": scorer.names, "found": counts[:, 0], "false_positives": counts[:, 1], "missed": counts[:, 2]}
     )
@@ -239,6 +250,13 @@ def _json_ready(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file whole or not at all: readers never see half of it."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def _tee(results: Iterator[Any], scorer: _Scorer) -> Iterator[Any]:
@@ -273,30 +291,27 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
     if validation.task != recipe.task:
         raise UserError(f"{weights}: a {validation.task} model, but recipe '{recipe.name}' is a {recipe.task} task")
     source = str(dataset / "val" / "*" / "*") if recipe.task == "classify" else str(dataset / "images" / "val")
-    names = list(recipe.classes)
     predict_args = {**args, "conf": conf}
     if recipe.task == "segment":
         predict_args["retina_masks"] = True  # masks at the image's own size, like the ground truth
     masks_dir = None
-    if recipe.task == "segment" and len(names) <= MAX_SAVED_MASK_CLASSES:
+    if recipe.task == "segment" and len(recipe.classes) <= MAX_SAVED_MASK_CLASSES:
         masks_dir = out / MASKS_DIR
         shutil.rmtree(masks_dir, ignore_errors=True)
         masks_dir.mkdir()
-    scorer = _Scorer(recipe.task, dataset, names, masks_dir)
+    scorer = _Scorer(recipe.task, dataset, recipe.classes, masks_dir)
     predictions.write(_tee(yolo.predict(weights, source, predict_args), scorer), out, save_images=False)
     if not scorer.rows:
         raise UserError(f"{dataset}: no val images to evaluate")
 
-    per_image = pd.DataFrame(scorer.rows)
-    per_patient = None
+    names, per_image, per_patient = scorer.names, pd.DataFrame(scorer.rows), None
     if recipe.task == "segment":
         per_class, metrics, per_patient = _segment_tables(scorer, dataset, per_image)
     elif recipe.task == "detect":
         per_class, metrics = _detect_tables(scorer, validation, per_image)
     else:
-        metrics, rows, matrix = classification.classify_metrics(
-            np.array(scorer.truth), np.stack(scorer.probabilities), names
-        )
+        truth, probabilities = zip(*scorer.kept)
+        metrics, rows, matrix = classification.classify_metrics(np.array(truth), np.stack(probabilities), names)
         per_class = pd.DataFrame(rows)
         metrics["confusion_matrix"] = {"classes": names, "rows_truth_columns_predicted": matrix.tolist()}
 
@@ -330,7 +345,7 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
     per_class.to_csv(out / "per_class.csv", index=False)
     if per_patient is not None:
         per_patient.to_csv(out / "per_patient.csv", index=False)
-    (out / SUMMARY_FILE).write_text(json.dumps(_json_ready(summary), indent=2))
+    write_atomic(out / SUMMARY_FILE, json.dumps(_json_ready(summary), indent=2))  # last: marks the files complete
     shown = {k: v for k, v in {**validation.metrics, **metrics}.items() if isinstance(v, (int, float))}
     print("evaluation: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
     print(f"metrics: {out}")

@@ -29,6 +29,13 @@ def data_root(explicit: str | os.PathLike | None = None) -> Path:
     return _DEFAULT_DATA_ROOTS[0].resolve()
 
 
+def pull_root(explicit: str | os.PathLike | None = None) -> Path:
+    """Where downloads land: a flag, YOLO_TOOLS_DATA or `./data`, never a team's shared read-only copy."""
+    if explicit or os.environ.get(DATA_ENV):
+        return data_root(explicit)
+    return _DEFAULT_DATA_ROOTS[0].resolve()
+
+
 def datasets_dir() -> Path:
     """Converted YOLO datasets: git-ignored, rebuilt from raw data whenever the recipe's data section changes."""
     return Path(os.environ.get(DATASETS_ENV, "datasets")).expanduser().resolve()

@@ -129,11 +129,12 @@ def report(run: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Pa
     """An HTML page and a Markdown file about a run, from its eval files (evaluated first when missing)."""
     from yolo_tools.report import write_report  # matplotlib and Jinja2, only when a report is asked for
 
-    _, run_dir = weights_of(run)
+    weights, run_dir = weights_of(run)
     if run_dir is None:
         raise UserError(f"{run}: report needs a run folder made by yolo_tools train")
-    if overrides or not (run_dir / evaluation.EVAL_DIR / evaluation.SUMMARY_FILE).is_file():
-        evaluate(run_dir, overrides)
+    summary = run_dir / evaluation.EVAL_DIR / evaluation.SUMMARY_FILE
+    if overrides or not summary.is_file() or summary.stat().st_mtime < weights.stat().st_mtime:
+        evaluate(run_dir, overrides)  # missing, asked for with other arguments, or older than the weights
     html, markdown = write_report(run_dir)
     print(f"report: {html}\n        {markdown}")
     return html, markdown

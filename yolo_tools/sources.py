@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from yolo_tools.errors import UserError
-from yolo_tools.locations import DATA_ENV, data_root
+from yolo_tools.locations import DATA_ENV, data_root, pull_root
 from yolo_tools.recipe import Recipe, Source, load_recipe
 
 
@@ -16,9 +16,11 @@ def default_folder(source: Source) -> str:
     return f"{source.project}-v{source.version}"
 
 
-def _path(source: Source, root: str | Path | None) -> Path:
+def _path(source: Source, root: str | Path | None, for_pull: bool = False) -> Path:
     folder = Path(default_folder(source))
-    return folder if folder.is_absolute() else data_root(root) / folder
+    if folder.is_absolute():
+        return folder
+    return (pull_root(root) if for_pull else data_root(root)) / folder
 
 
 def locate(recipe: Recipe, root: str | Path | None = None) -> Path | None:
@@ -36,7 +38,8 @@ def locate(recipe: Recipe, root: str | Path | None = None) -> Path | None:
         from yolo_tools import roboflow_pull
 
         if roboflow_pull.api_key(source.workspace):
-            return roboflow_pull.pull(source, path, roboflow_pull.export_format(recipe.task, source.format))
+            target = _path(source, root, for_pull=True)
+            return roboflow_pull.pull(source, target, roboflow_pull.export_format(recipe.task, source.format))
     folder = default_folder(source)
     how = [f"{recipe.path}: data for '{recipe.name}' not found at {path}"]
     if source.kind == "roboflow":
@@ -67,4 +70,5 @@ def pull(dataset: str, root: str | Path | None = None, fmt: str | None = None, f
         if source.kind != "roboflow":
             raise UserError(f"{recipe.path}: data.source.kind is '{source.kind}', not roboflow; there is nothing to pull")
     source = source.model_copy(update={k: v for k, v in {"path": folder, "format": fmt}.items() if v})
-    return roboflow_pull.pull(source, _path(source, root), roboflow_pull.export_format(task, source.format), force)
+    target = _path(source, root, for_pull=True)
+    return roboflow_pull.pull(source, target, roboflow_pull.export_format(task, source.format), force)

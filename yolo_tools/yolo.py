@@ -194,6 +194,16 @@ def as_arrays(result: Any) -> Prediction:
     )
 
 
+def predict_array(model: Any, image: np.ndarray, args: dict[str, Any]) -> tuple[Prediction, np.ndarray]:
+    """One in-memory image (uint8 BGR, as OpenCV reads it) through an already loaded model.
+
+    For callers that keep a model between requests (the dashboard) rather than reloading it per file;
+    returns the result as arrays and the image with boxes, masks or class probabilities drawn (BGR).
+    """
+    result = model.predict(source=image, verbose=False, **args)[0]
+    return as_arrays(result), result.plot()
+
+
 def export(weights: Path, args: dict[str, Any]) -> Path:
     yolo = load_model(weights)
     return Path(yolo.export(**args))

@@ -83,7 +83,7 @@ def find_scans(folder: Path) -> dict[str, Scan]:
         match = SCAN_NAME.match(path.name)
         day = path.parent.parent.name
         if not match or not DAY_FOLDER.match(day) or path.parent.parent.parent.name != day.split("_")[0]:
-            LOG.warning("ignored %s: not a competition scan name (caseN/caseN_dayD/scans/slice_NNNN_W_H_pw_ph.png)", path)
+            LOG.warning("ignored %s: not named caseN/caseN_dayD/scans/slice_NNNN_W_H_pw_ph.png", path)
             continue
         scan = Scan(path, day, int(match.group(1)), int(match.group(2)), int(match.group(3)))
         scans[scan.id] = scan
@@ -131,6 +131,11 @@ def _parse_runs(rows: pd.DataFrame, csv_name: str) -> tuple[RunTable | None, dic
 def samples(src: Path, recipe: Recipe) -> SampleList:
     """One Sample per scan that has rows in the CSV; labels are per-organ polygons decoded from the runs."""
     options = recipe.data.options
+    unknown = set(options) - {"csv", "scans", "min_area", "empty"}
+    if unknown:
+        raise UserError(
+            f"{recipe.path}: data.options: unknown {sorted(unknown)}; rle_csv takes csv, scans, min_area, empty"
+        )
     csv_path = src / options.get("csv", "train.csv")
     scan_dir = src / options.get("scans", "train")
     min_area = int(options.get("min_area", 8))
@@ -149,7 +154,9 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     if bad:
         rows = rows[~rows["id"].isin(bad)]
         runs, _ = _parse_runs(rows, csv_path.name)
-    areas = runs.areas() if runs is not None else np.zeros(0, dtype=np.int64)
+    if runs is None:  # the rows failed together but each passed alone: cannot happen, but never decode blind
+        raise UserError(f"{csv_path}: run-length strings could not be checked; please report this file")
+    areas = runs.areas()
     by_id: dict[str, list[tuple[int, int]]] = {}
     for position, (slice_id, name) in enumerate(zip(rows["id"], rows["class"])):
         by_id.setdefault(slice_id, []).append((position, recipe.classes.index(name)))
@@ -177,8 +184,8 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
         scan = scans[slice_id]
 
         def available(number: int) -> bool:
-            neighbour = f"{scan.day}_slice_{number:04d}"
-            return neighbour in scans and scans[neighbour].width == scan.width and scans[neighbour].height == scan.height
+            other = scans.get(f"{scan.day}_slice_{number:04d}")
+            return other is not None and (other.width, other.height) == (scan.width, scan.height)
 
         numbers = channel_indices(scan.number, available, preprocess.context, stride)
         centre = read(slice_id)
@@ -223,12 +230,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
                 slice_of=(scan.day, scan.number),
             )
         )
-    if ids_without_scan:
-        LOG.warning(
-            "%s: %d of %d ids have no scan under %s/ and are left out (counted on the dataset card)",
-            csv_path, ids_without_scan, table["id"].nunique(), scan_dir.name,
-        )
-    if not found:
+    if not found and not has_scan.any():
         raise UserError(
             f"{src}: none of the {table['id'].nunique()} ids in {csv_path.name} has a scan under {scan_dir}/ "
             "(caseN/caseN_dayD/scans/slice_NNNN_W_H_pw_ph.png); download the competition's scans"
@@ -266,7 +268,9 @@ def scan_path(root: Path, slice_id: str, width: int, height: int, spacing: tuple
     return root / "train" / case / f"{case}_{day}" / "scans" / name
 
 
-def write(root: Path, slices: Iterable[GISlice], classes: Iterable[str] = ("large_bowel", "small_bowel", "stomach")) -> Path:
+def write(
+    root: Path, slices: Iterable[GISlice], classes: Iterable[str] = ("large_bowel", "small_bowel", "stomach")
+) -> Path:
     """Write slices in the competition layout under `root`: train.csv and train/.../scans/*.png.
 
     Every slice gets one row per class (empty segmentation where the organ is absent), in class order,

@@ -295,7 +295,7 @@ def build_context(run_dir: Path) -> Context:
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.PackageLoader("yolo_tools.report", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
+        autoescape=jinja2.select_autoescape(["html.j2"]),  # the HTML page escapes; the Markdown does not
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -313,6 +313,6 @@ def write_report(run_dir: str | Path) -> tuple[Path, Path]:
         (out / figure.file).write_bytes(figure.data)
     environment = _environment()
     html_path, md_path = out / "report.html", out / "report.md"
-    html_path.write_text(environment.get_template("report.html.j2").render(c=context))
-    md_path.write_text(environment.get_template("report.md.j2").render(c=context))
+    evaluation.write_atomic(html_path, environment.get_template("report.html.j2").render(c=context))
+    evaluation.write_atomic(md_path, environment.get_template("report.md.j2").render(c=context))
     return html_path, md_path

@@ -1,0 +1,190 @@
+"""Rebuild benchmarks/RESULTS.md from benchmarks/results/*.json, so no number in it is typed by hand.
+
+    .venv/bin/python -m benchmarks.report
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks import common
+
+RESULTS_MD = common.ROOT / "benchmarks" / "RESULTS.md"
+TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full")
+
+
+def _md_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> list[str]:
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |",
+             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
+    for row in rows:
+        cells = []
+        for key, _, spec in columns:
+            value = row.get(key)
+            cells.append("-" if value is None else format(value, spec) if spec else str(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ratios(comparisons: list[dict[str, Any]]) -> list[str]:
+    rows = [{"what": c["what"], "ratio": f"**{c['ratio']:.2f}**", "range": f"{c['ratio_min']:.2f}-{c['ratio_max']:.2f}",
+             "rounds": c["rounds"], "verdict": common.verdict(c)} for c in comparisons]
+    columns = [("what", "comparison", ""), ("ratio", "baseline time / candidate time (median)", ""),
+               ("range", "range over rounds", ""), ("rounds", "rounds", "d")]
+    if any("met" in c for c in comparisons):
+        columns.append(("verdict", f"not slower? (ratio >= {common.NOT_SLOWER})", ""))
+    return _md_table(rows, columns)
+
+
+def _where(payload: dict[str, Any]) -> list[str]:
+    m = payload["machine"]
+    gpu = m.get("gpu") or "no GPU"
+    return [f"Command: `{payload['command']}`  ",
+            f"Measured {payload['date']} on {m.get('cpu_cores')} CPU cores ({m.get('cpu')}), {gpu}, "
+            f"{m.get('memory_gb', '?')} GB RAM, load average {m.get('load_avg_1m')} at the start; "
+            f"torch {m.get('torch')}, ultralytics {m.get('ultralytics')}, onnxruntime {m.get('onnxruntime')}."]
+
+
+def _convert(p: dict[str, Any]) -> list[str]:
+    out = ["## Conversion", "", *_where(p), ""]
+    rows, comparisons, checks, skipped = [], [], [], []
+    for name, group in p["groups"].items():
+        if "skipped" in group:
+            skipped.append(f"- {name}: skipped ({group['skipped']})")
+            continue
+        rows += [{"case": case, **s} for case, s in group["cases"].items()]
+        comparisons += group["comparisons"]
+        checks += [(check, r) for check, r in group.get("checks", {}).items()]
+    out += _ratios(comparisons) + [""]
+    out += _md_table(rows, [("case", "case", ""), ("items", "slices", ",d"), ("median_s", "median s", ".3f"),
+                            ("per_s", "slices/s", ",.0f"), ("peak_rss_mb", "peak RSS MB", ".0f"),
+                            ("peak_increase_mb", "+MB during the call", ".0f"), ("import_s", "imports s", ".1f")])
+    for check, r in checks:
+        out += ["", f"Check, {check}: median {r['median_s']:.1f} s for {r['rows']:,} rows "
+                    f"(limit {r['limit_s']:.0f} s): **{'passed' if r['passed'] else 'FAILED'}**."]
+    out += [""] + skipped if skipped else []
+    return out
+
+
+def _inference(p: dict[str, Any]) -> list[str]:
+    s = p["settings"]
+    out = ["## Inference", "", *_where(p),
+           f"{s['images']} kidney val slices at imgsz {s['imgsz']}, {s['device']}, weights: {s['weights']}.", ""]
+    out += _ratios(p["comparisons"]) + [""]
+    rows = [{"case": name, **summary} for name, summary in p["cases"].items()]
+    out += _md_table(rows, [("case", "case", ""), ("median_s", "median s", ".3f"), ("per_s", "images/s", ".1f"),
+                            ("min_s", "min s", ".3f"), ("max_s", "max s", ".3f")])
+    return out
+
+
+def _training(p: dict[str, Any]) -> list[str]:
+    s = p["settings"]
+    a = s["arguments"]
+    out = ["## Training", "", *_where(p),
+           f"{s['recipe']}: {s['train_images']} train / {s['val_images']} val slices; {s['model']}, "
+           f"epochs {a['epochs']}, imgsz {a['imgsz']}, fraction {a.get('fraction')}, batch {a['batch']}, "
+           f"workers {a['workers']}, device {a['device']}.", ""]
+    out += _ratios(p["comparisons"]) + [""]
+    rows = [{"case": name, **summary} for name, summary in p["cases"].items()]
+    out += _md_table(rows, [("case", "case", ""), ("median_s", "whole run s", ".1f"), ("s_per_epoch", "s/epoch", ".2f"),
+                            ("train_time_s", "training loop s", ".1f"), ("import_s", "imports s", ".1f"),
+                            ("peak_rss_mb", "peak RSS MB", ".0f")])
+    return out
+
+
+def _accuracy_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
+    from benchmarks.accuracy import SHOWN
+
+    rows = []
+    for name, r in p["recipes"].items():
+        if "skipped" in r:
+            rows.append({"recipe": name, "metrics": f"skipped: {r['skipped']}"})
+            continue
+        metrics = []
+        for where, key, heading in SHOWN[r["task"]]:
+            value = r.get(where, {}).get(key)
+            metrics.append(f"{heading} {value:.3f}" if isinstance(value, (int, float)) else f"{heading} -")
+        losses = r.get("train_losses") or {}
+        published = r.get("published")
+        rows.append({"recipe": name, "task": r["task"], "train": r["train_images_used"], "val": r["val_images"],
+                     "epochs": r["epochs"], "imgsz": r["imgsz"], "device": r["device"], "train_s": r["train_s"],
+                     "metrics": ", ".join(metrics),
+                     "losses": "/".join(f"{v:.2f}" for v in losses.values()) if losses else "-",
+                     "published": ", ".join(f"{k} {v}" for k, v in published.items()) if published else ""})
+    return rows
+
+
+def _accuracy(p: dict[str, Any], full: dict[str, Any] | None) -> list[str]:
+    b = p["settings"]["budget"]
+    out = ["## Accuracy", "", "### Fixed small CPU budget (regression check)", "", *_where(p),
+           f"Budget: epochs {b['epochs']}, imgsz {b['imgsz']}, at most {p['settings']['max_train_images']} training "
+           f"images per epoch, batch {b['batch']}, device {b['device']}, seed {b['seed']}, deterministic. "
+           "Losses are the last epoch's training losses (box/seg/cls/dfl as the task has them).", ""]
+    out += _md_table(_accuracy_rows(p), [("recipe", "recipe", ""), ("task", "task", ""), ("train", "train imgs", "d"),
+                                         ("val", "val imgs", "d"), ("epochs", "epochs", "d"), ("imgsz", "imgsz", "d"),
+                                         ("train_s", "train s", ".0f"), ("metrics", "validation", ""),
+                                         ("losses", "train losses", "")])
+    out += ["", "### Full-size trainings (GPU)", ""]
+    from benchmarks.accuracy import PUBLISHED
+
+    if full is None:
+        out += ["**Not measured yet.** No GPU was available to the sessions that produced these numbers; "
+                "`.venv/bin/python -m benchmarks.accuracy --full` on a GPU machine records them here (device, "
+                "epochs, imgsz, time) beside the published numbers:", ""]
+        out += _md_table([{"data": k, **v, "metrics": ", ".join(f"{m} {x}" for m, x in v.items() if m != "reference")}
+                          for k, v in PUBLISHED.items()],
+                         [("data", "data", ""), ("reference", "published", ""), ("metrics", "numbers", "")])
+    else:
+        out += [*_where(full), ""]
+        out += _md_table(_accuracy_rows(full), [("recipe", "recipe", ""), ("task", "task", ""), ("device", "device", ""),
+                                                ("epochs", "epochs", "d"), ("imgsz", "imgsz", "d"),
+                                                ("train_s", "train s", ".0f"), ("metrics", "validation", ""),
+                                                ("published", "published", "")])
+    return out
+
+
+INTRO = """# Benchmark results
+
+Every number below is read from `benchmarks/results/*.json` by `python -m benchmarks.report`; the command
+above each table reproduces it (`make bench` runs them all and rebuilds this file). The machines are noisy
+(the numbers here were taken on 2 cores shared with other work), so each speed figure is a **ratio against a
+baseline timed in the same run**: the cases take turns within every round, the first case of a round
+rotates, and the headline is the median over rounds of baseline time / candidate time (> 1: the candidate
+is faster; the range shows the spread between rounds). Absolute times are listed for context only.
+Conversion cases each run in a fresh process, so their peak memory is their own.
+"""
+
+
+def render(results_dir: Path | None = None) -> str:
+    folder = Path(results_dir or common.RESULTS_DIR)
+    loaded = {t: json.loads((folder / f"{t}.json").read_text()) for t in TOPICS if (folder / f"{t}.json").is_file()}
+    parts = [INTRO]
+    for topic, title, make in (("convert", "Conversion", _convert), ("inference", "Inference", _inference),
+                               ("training", "Training", _training)):
+        if topic in loaded:
+            parts.append("\n".join(make(loaded[topic])) + "\n")
+        else:
+            parts.append(f"## {title}\n\nNot run yet: `nice -n 5 .venv/bin/python -m benchmarks.{topic}`.\n")
+    if "accuracy" in loaded:
+        parts.append("\n".join(_accuracy(loaded["accuracy"], loaded.get("accuracy-full"))) + "\n")
+    else:
+        parts.append("## Accuracy\n\nNot run yet: `nice -n 5 .venv/bin/python -m benchmarks.accuracy`.\n")
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--results", type=Path, default=common.RESULTS_DIR)
+    p.add_argument("--out", type=Path, default=RESULTS_MD)
+    args = p.parse_args(argv)
+    args.out.write_text(render(args.results))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""Smoke test of the benchmarks' own machinery on minimal inputs, so the scripts do not rot.
+
+The benchmarks themselves are not part of the suite (`make bench`); this checks that their helpers still
+run, that the plain-Python baselines do the same work as the workbench's converters (otherwise a ratio
+compares different things), and that RESULTS.md is what `benchmarks.report` renders from the stored JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from benchmarks import accuracy, common, convert, naive, report, training
+from yolo_tools.convert import rle
+
+
+def test_interleave_rotates_and_summaries_pair_rounds() -> None:
+    calls: list[str] = []
+
+    def case(name: str, seconds: float):
+        def run() -> dict:
+            calls.append(name)
+            return {"seconds": seconds, "items": 10}
+        return run
+
+    samples = common.interleave({"a": case("a", 2.0), "b": case("b", 1.0)}, repeats=3, warmup=1, log=lambda _: None)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]  # warm-up, then the first case rotates
+    summary = common.summarize(samples["b"], items=10, unit="slices")
+    assert summary["median_s"] == 1.0 and summary["per_s"] == 10.0 and summary["repeats"] == 3
+    compared = common.comparison("b", "a", samples, "b vs a")
+    assert compared["ratio"] == 2.0 and compared["rounds"] == 3
+    text = common.ratio_rows([compared])
+    assert "b vs a" in text and "2.00" in text
+
+
+def test_a_case_runs_in_its_own_process_with_its_own_peak_memory(tmp_path: Path) -> None:
+    export = _tiny_export(tmp_path / "export")
+    result = common.in_subprocess("benchmarks.naive:kidney_export", {"src": str(export), "dst": str(tmp_path / "out")},
+                                  imports=("numpy",))
+    assert result["items"] == 6 and result["seconds"] > 0
+    assert result["peak_rss_mb"] >= result["peak_increase_mb"] >= 0 and result["import_s"] >= 0
+    with pytest.raises(RuntimeError, match="failed"):
+        common.in_subprocess("benchmarks.naive:kidney_export", {"src": str(tmp_path / "nowhere"), "dst": str(tmp_path)})
+
+
+def _tiny_export(root: Path) -> Path:
+    """A Roboflow-style export: 6 slices of 3 examinations (time stamps hours apart), one box each."""
+    rng = np.random.default_rng(0)
+    for split, folder in (("train", "train"), ("val", "valid")):
+        (root / folder / "images").mkdir(parents=True)
+        (root / folder / "labels").mkdir(parents=True)
+    for i in range(6):
+        tick = 637007007498655107 + (i // 2) * 10**12 + i * 10**7  # study i // 2; slices a second apart
+        stem = f"1-3-46-670589-33-1-{tick}00001-50621812020008198{i:02d}_png_jpg.rf.{i:032x}"
+        folder = "train" if i < 4 else "valid"
+        cv2.imwrite(str(root / folder / "images" / f"{stem}.jpg"), rng.integers(0, 255, (32, 32), dtype=np.uint8))
+        (root / folder / "labels" / f"{stem}.txt").write_text(f"0 0.5 0.5 0.{i + 1} 0.2\n")
+    (root / "data.yaml").write_text(yaml.safe_dump({"names": ["Tas_Var"], "nc": 1, "train": "../train/images",
+                                                    "val": "../valid/images"}))
+    return root
+
+
+def _converted(root: Path) -> dict[str, str]:
+    return {p.stem: p.read_text() for p in root.glob("labels/*/*.txt")}
+
+
+def test_kidney_baseline_does_the_converters_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    export = _tiny_export(tmp_path / "export")
+    naive.kidney_export(str(export), str(tmp_path / "naive"))
+    recipe = yaml.safe_load((common.ROOT / "recipes" / "kidney.yaml").read_text())
+    recipe["data"]["source"] = {"kind": "local", "path": str(export)}
+    recipe["data"]["split"]["val"] = 0.34
+    (tmp_path / "kidney.yaml").write_text(yaml.safe_dump(recipe))
+    monkeypatch.setenv("YOLO_TOOLS_DATASETS", str(tmp_path / "datasets"))
+    # Train arguments play no part in a conversion; skipping their check spares importing Ultralytics here.
+    monkeypatch.setattr("yolo_tools.recipe.check_train_args", lambda *args, **kwargs: None)
+    from yolo_tools.convert import prepare
+    from yolo_tools.recipe import load_recipe
+
+    prepare(load_recipe(tmp_path / "kidney.yaml"))
+    workbench = _converted(tmp_path / "datasets" / "kidney")
+    assert len(workbench) == 6 and workbench == _converted(tmp_path / "naive")
+    assert sorted(p.name for p in (tmp_path / "naive").glob("images/*/*")) == \
+        sorted(p.name for p in (tmp_path / "datasets" / "kidney").glob("images/*/*"))
+
+
+def test_rle_baselines_agree_with_the_workbench() -> None:
+    rng = np.random.default_rng(1)
+    shapes = [(7, 9), (5, 5), (6, 4)]
+    masks = [(rng.random(shape) > 0.6).astype(np.uint8) for shape in shapes] + [np.zeros((3, 3), np.uint8)]
+    shapes.append((3, 3))
+    strings = [rle.encode(m) for m in masks]
+    for mask, string, shape in zip(masks, strings, shapes):
+        assert naive.rle_encode_per_pixel(mask) == naive.rle_encode_kaggle(mask) == string
+        assert (naive.rle_decode_per_run(string, shape) == mask).all()
+        assert (naive.rle_decode_kaggle(string, shape) == mask).all()
+    ids = [f"case1_day1_slice_{i:04d}" for i in range(len(strings))]
+    for impl in ("workbench", "per_pixel", "notebook"):
+        assert convert._codec(impl)(strings, shapes, ids) == 0
+    assert convert._codec("notebook")(["1 2"], [(2, 2)], ["x"]) == 0
+    assert convert._codec("workbench")(["1 2"], [(2, 2)], ["x"]) == 0
+
+
+def test_epoch_seconds_read_ultralytics_results_csv(tmp_path: Path) -> None:
+    (tmp_path / "results.csv").write_text("epoch,time,train/box_loss\n1,2.0,1\n2,5.0,1\n3,12.0,1\n")
+    out = training.epoch_seconds(tmp_path)
+    assert out["epoch_s"] == [2.0, 3.0, 7.0] and out["s_per_epoch"] == 2.5 and out["train_time_s"] == 12.0
+
+
+def test_accuracy_covers_every_recipe_and_task() -> None:
+    names = [p.stem for p in accuracy.recipes(None)]
+    assert "kidney" in names and "demo" in names
+    from yolo_tools.recipe import load_recipe
+
+    tasks = {load_recipe(p).task for p in accuracy.recipes(None)}
+    assert tasks <= set(accuracy.SHOWN)
+    line = accuracy._metrics_line({"task": "detect", "validator": {"precision": 0.5}, "train_losses": {"box_loss": 1.0}})
+    assert line.startswith("P 0.500  R -") and line.endswith("loss 1.00")
+
+
+def test_report_renders_and_results_md_is_current(tmp_path: Path) -> None:
+    samples = {"x": [{"seconds": 1.0, "images": 4}], "y": [{"seconds": 2.0, "images": 4}]}
+    payload = common.header("inference", [], {"images": 4, "imgsz": 64, "device": "cpu", "weights": "w"})
+    payload["cases"] = {k: common.summarize(v, 4, "images") for k, v in samples.items()}
+    payload["comparisons"] = [common.comparison("x", "y", samples, "x vs y")]
+    common.save("inference", payload, tmp_path)
+    text = report.render(tmp_path)
+    assert "| x vs y | **2.00** |" in text and "## Conversion\n\nNot run yet" in text
+    # RESULTS.md is generated: it must be exactly what the stored JSON renders to.
+    if (common.RESULTS_DIR / "convert.json").is_file():
+        assert report.RESULTS_MD.read_text() == report.render(), "rebuild it: python -m benchmarks.report"
+    json.loads((tmp_path / "inference.json").read_text())

@@ -1,0 +1,319 @@
+"""`yolo_tools app`: a local web page to try a trained run on one image (PNG, JPEG or DICOM).
+
+A clinician or reviewer wants to see what a model does on *their* image without a notebook: upload it,
+pick a run, and see the overlay and the findings with confidences. Gradio serves the page on 127.0.0.1
+only, with no share link, telemetry or browser run history, so images never leave the machine and the
+page works offline. Gradio is touched only here, and imported only when the page is built.
+
+An upload becomes the 8-bit BGR image the model was trained on by the converters' rules: DICOM through
+`yolo_tools.imaging.dicom` (rescale slope/intercept, the run's `preprocess.intensity` or else the file's
+window, MONOCHROME1 inverted); 16-bit or float files through the run's intensity spec. Each run's model
+is loaded and warmed up once and then kept, so a request costs one forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from yolo_tools import yolo
+from yolo_tools.errors import UserError
+from yolo_tools.imaging import dicom
+from yolo_tools.intensity import MinMax, Percentile, to_uint8
+from yolo_tools.locations import runs_dir
+from yolo_tools.recipe import Recipe
+from yolo_tools.runs import METRICS_FILE, RECIPE_FILE, run_recipe
+
+HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+WEIGHTS = Path("weights") / "best.pt"
+DICOM_SUFFIXES = (".dcm", ".dicom")
+BOX_COLUMNS = ["class", "confidence", "x1", "y1", "x2", "y2"]
+
+
+def discover_runs(root: Path | None = None) -> dict[str, Path]:
+    """Runs that can serve, as `recipe/name` → folder: `<root>/<recipe>/<name>/` with best.pt and recipe.yaml.
+
+    Newest weights first, so the run a user has just trained is the one selected.
+    """
+    root = root or runs_dir()
+    found = [path.parent for path in root.glob(f"*/*/{RECIPE_FILE}") if (path.parent / WEIGHTS).is_file()]
+    found.sort(key=lambda run: (run / WEIGHTS).stat().st_mtime, reverse=True)
+    return {f"{run.parent.name}/{run.name}": run for run in found}
+
+
+@dataclass(frozen=True)
+class LoadedRun:
+    folder: Path
+    recipe: Recipe
+    model: Any
+    device: str
+    load_seconds: float  # reading the weights and one warm-up pass, paid once per run
+
+
+class ModelCache:
+    """Each run's model loaded once, on first use or at start-up, and kept for the server's lifetime."""
+
+    def __init__(self) -> None:
+        self._runs: dict[Path, LoadedRun] = {}
+        self._lock = threading.Lock()
+
+    def get(self, folder: Path) -> LoadedRun:
+        folder = folder.resolve()
+        with self._lock:
+            if folder not in self._runs:
+                self._runs[folder] = _load(folder)
+            return self._runs[folder]
+
+
+def _load(folder: Path) -> LoadedRun:
+    recipe = run_recipe(folder)
+    if recipe is None or not (folder / WEIGHTS).is_file():
+        raise UserError(f"{folder}: not a trained run (needs {RECIPE_FILE} and {WEIGHTS})")
+    start = time.perf_counter()
+    model = yolo.load_model(folder / WEIGHTS)
+    device = yolo.pick_device()
+    size = int(recipe.train.get("imgsz", 640))
+    # The first forward pass builds the predictor and fuses layers; pay it here, not on the first upload.
+    yolo.predict_array(model, np.zeros((size, size, 3), np.uint8), {"device": device})
+    return LoadedRun(folder, recipe, model, device, time.perf_counter() - start)
+
+
+@dataclass(frozen=True)
+class Upload:
+    image: np.ndarray  # uint8 H x W x 3, BGR: what the model is given
+    notes: list[str]  # how the pixels were mapped, for the page
+    spacing: tuple[float, float] | None  # mm per pixel (rows, columns) when the file says so
+
+
+def is_dicom(path: Path) -> bool:
+    """By suffix, or by the 'DICM' marker after the 128-byte preamble (many DICOM files have no suffix)."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    with path.open("rb") as handle:
+        return handle.read(132)[128:132] == b"DICM"
+
+
+def _bgr(pixels: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR) if pixels.ndim == 2 else np.ascontiguousarray(pixels[..., :3])
+
+
+def read_upload(path: Path, recipe: Recipe) -> Upload:
+    """An uploaded file as the model's input, mapped as the run's training data was."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    upload = _read_dicom(path, recipe) if is_dicom(path) else _read_image(path, recipe)
+    if recipe.preprocess.context:
+        upload.notes.append(
+            "this run was trained on 2.5D stacks (neighbouring slices as channels); a single uploaded slice "
+            "fills all three channels, so expect weaker results than in validation"
+        )
+    return upload
+
+
+def _read_dicom(path: Path, recipe: Recipe) -> Upload:
+    image = dicom.read(path)
+    notes = [f"DICOM {image.modality or 'image'}, {image.photometric}, values after rescale slope/intercept"]
+    if not image.photometric.startswith("MONOCHROME"):
+        colour = image.pixels if image.pixels.ndim == 3 else image.pixels[len(image.pixels) // 2]
+        rgb = np.clip(colour, 0, 255).astype(np.uint8)
+        return Upload(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), notes, image.spacing)
+    if image.pixels.ndim == 3:
+        frame = len(image.pixels) // 2
+        notes.append(f"multi-frame file: frame {frame + 1} of {len(image.pixels)} (the middle one)")
+        image = replace(image, pixels=image.pixels[frame])
+    spec = recipe.preprocess.intensity
+    if spec is not None:
+        notes.append(f"intensity: the run's recipe ({spec.mode})")
+    elif image.window:
+        notes.append(f"intensity: the file's window, centre {image.window[0]:g}, width {image.window[1]:g}")
+    else:
+        notes.append("intensity: 0.5-99.5 percentiles (no window in the recipe or the file)")
+    if image.photometric == "MONOCHROME1":
+        notes.append("MONOCHROME1: inverted so that high values are bright")
+    return Upload(_bgr(dicom.to_uint8(image, spec)), notes, image.spacing)
+
+
+def _read_image(path: Path, recipe: Recipe) -> Upload:
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise UserError(f"{path.name}: neither an image OpenCV can read (PNG, JPEG, ...) nor a DICOM file")
+    spec = recipe.preprocess.intensity
+    # 8-bit files are what the converters pass through unchanged, except for scale-free mappings
+    # (percentiles, min-max) that the run applied to every training image; a window is in scanner units
+    # (HU) that an 8-bit export no longer carries.
+    if pixels.dtype == np.uint8 and not isinstance(spec, (Percentile, MinMax)):
+        notes = ["8-bit image, used as stored"]
+        if spec is not None:
+            notes.append(f"the run's {spec.mode} intensity is in scanner units; it needs the DICOM, not an 8-bit export")
+        return Upload(_bgr(pixels), notes, None)
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels[..., :3].astype(np.float32), cv2.COLOR_BGR2GRAY)
+    mapping = f"the run's recipe ({spec.mode})" if spec else "min-max (the recipe sets none)"
+    return Upload(_bgr(to_uint8(pixels, spec)), [f"{pixels.dtype} image, intensity: {mapping}"], None)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    overlay: np.ndarray  # RGB, for display
+    findings: pd.DataFrame
+    diagnosis: str  # Markdown
+    seconds: float  # mapping the upload, the forward pass and drawing; not the model load
+    notes: list[str]
+
+
+def findings_table(prediction: yolo.Prediction, spacing: tuple[float, float] | None) -> pd.DataFrame:
+    """Class probabilities (classify) or one row per finding, most confident first; mask areas for segment."""
+    names = prediction.names
+    if prediction.probabilities is not None:
+        table = pd.DataFrame({"class": [names[i] for i in range(len(prediction.probabilities))]})
+        table["probability"] = prediction.probabilities.round(4)
+        return table.sort_values("probability", ascending=False, ignore_index=True)
+    table = pd.DataFrame(prediction.boxes.round().astype(int), columns=BOX_COLUMNS[2:])
+    table.insert(0, "class", [names[int(c)] for c in prediction.classes])
+    table.insert(1, "confidence", prediction.confidences.round(4))
+    if prediction.masks is not None and len(prediction.masks):
+        table["area_px"] = prediction.masks.sum(axis=(1, 2))
+        if spacing:
+            table["area_mm2"] = (table["area_px"] * spacing[0] * spacing[1]).round(1)
+    return table.sort_values("confidence", ascending=False, ignore_index=True)
+
+
+def diagnosis(prediction: yolo.Prediction, conf: float) -> str:
+    """One line a reader takes in at a glance: the top class, or the findings per class."""
+    if prediction.probabilities is not None:
+        order = np.argsort(prediction.probabilities)[::-1]
+        top, rest = order[0], order[1:3]
+        others = ", ".join(f"{prediction.names[i]} {prediction.probabilities[i]:.1%}" for i in rest)
+        return f"**{prediction.names[top]}** ({prediction.probabilities[top]:.1%})" + (f"; then {others}" if others else "")
+    if not len(prediction.classes):
+        return f"**No findings** at confidence ≥ {conf:.2f}"
+    parts = []
+    for class_id in np.unique(prediction.classes):
+        chosen = prediction.confidences[prediction.classes == class_id]
+        parts.append(f"{prediction.names[int(class_id)]} ×{len(chosen)} (best {chosen.max():.2f})")
+    return f"**{len(prediction.classes)} finding{'s' * (len(prediction.classes) > 1)}**: " + ", ".join(parts)
+
+
+def analyse(run: LoadedRun, path: Path, conf: float = 0.25) -> Analysis:
+    start = time.perf_counter()
+    upload = read_upload(path, run.recipe)
+    prediction, drawn = yolo.predict_array(run.model, upload.image, {"conf": conf, "device": run.device})
+    findings = findings_table(prediction, upload.spacing)
+    overlay = cv2.cvtColor(drawn, cv2.COLOR_BGR2RGB)
+    return Analysis(overlay, findings, diagnosis(prediction, conf), time.perf_counter() - start, upload.notes)
+
+
+def describe_run(folder: Path) -> str:
+    """The run's task, classes, training size and stored validation metrics, as Markdown."""
+    recipe = run_recipe(folder)
+    if recipe is None:
+        return ""
+    lines = [f"**{recipe.name}** ({recipe.task}): {recipe.description or ''}".rstrip(": "),
+             f"classes: {', '.join(recipe.classes)} · trained at {recipe.train.get('imgsz', 640)} px"]
+    metrics_file = folder / METRICS_FILE
+    if metrics_file.is_file():
+        val = json.loads(metrics_file.read_text()).get("val", {})
+        lines.append("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
+    return "  \n".join(lines)
+
+
+def _timing(run: LoadedRun, result: Analysis) -> str:
+    device = "CPU" if run.device == "cpu" else f"GPU {run.device}"
+    notes = "".join(f"\n- {note}" for note in result.notes)
+    return (
+        f"inference {result.seconds * 1000:.0f} ms on {device} (mapping, model, drawing; "
+        f"the model was loaded once in {run.load_seconds:.1f} s){notes}"
+    )
+
+
+def build(root: Path, cache: ModelCache):
+    """The page: a run picker, an upload box and a threshold on the left; overlay, diagnosis, table on the right."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # read by Gradio at import and at launch
+    import gradio as gr
+
+    runs = discover_runs(root)
+    empty = pd.DataFrame(columns=BOX_COLUMNS)
+
+    def run_folder(label: str | None) -> Path:
+        if not label or label not in discover_runs(root):
+            raise gr.Error(f"no trained run '{label}' under {root}")
+        return root / label
+
+    def on_input(label: str | None, file: str | None, conf: float):
+        if not file:
+            return None, "", empty, ""
+        try:
+            run = cache.get(run_folder(label))
+            result = analyse(run, Path(file), conf)
+        except UserError as error:
+            raise gr.Error(str(error)) from None
+        return result.overlay, result.diagnosis, result.findings, _timing(run, result)
+
+    def on_load(label: str | None):
+        current = discover_runs(root)
+        chosen = label if label in current else next(iter(current), None)
+        return gr.Dropdown(choices=list(current), value=chosen), describe_run(root / chosen) if chosen else ""
+
+    with gr.Blocks(title="yolo-tools", analytics_enabled=False) as page:
+        gr.Markdown(
+            "## yolo-tools: try a trained run on one image\n"
+            "Upload a PNG, JPEG or DICOM file. It is processed on this machine only."
+        )
+        with gr.Row():
+            with gr.Column(scale=1):
+                run = gr.Dropdown(choices=list(runs), value=next(iter(runs), None), label="Trained run", elem_id="run")
+                about = gr.Markdown(describe_run(next(iter(runs.values()))) if runs else "", elem_id="run-info")
+                upload = gr.File(label="Image (PNG, JPEG or DICOM)", type="filepath", elem_id="upload")
+                conf = gr.Slider(0.01, 1.0, value=0.25, step=0.01, label="Confidence threshold (detect, segment)")
+            with gr.Column(scale=2):
+                overlay = gr.Image(label="Overlay", type="numpy", interactive=False, elem_id="overlay")
+                verdict = gr.Markdown(elem_id="diagnosis")
+                findings = gr.Dataframe(value=empty, label="Findings", interactive=False, elem_id="findings")
+                timing = gr.Markdown(elem_id="timing")
+        outputs = [overlay, verdict, findings, timing]
+        gr.on([upload.change, run.change, conf.release], on_input, [run, upload, conf], outputs)
+        run.change(lambda label: describe_run(run_folder(label)) if label else "", run, about)
+        page.load(on_load, run, [run, about])
+    return page
+
+
+def serve(port: int = DEFAULT_PORT, root: str | Path | None = None) -> None:
+    """Serve the page on 127.0.0.1:`port` until interrupted; the newest run is loaded before the page opens."""
+    root = Path(root).expanduser().resolve() if root else runs_dir()
+    runs = discover_runs(root)
+    if not runs:
+        raise UserError(
+            f"{root}: no trained runs (folders <recipe>/<name>/ with {WEIGHTS} and {RECIPE_FILE}); "
+            "train one first (yolo_tools demo, yolo_tools train RECIPE) or point --runs at another folder"
+        )
+    cache = ModelCache()
+    newest = next(iter(runs))
+    print(f"{len(runs)} run(s) under {root}; loading {newest}")
+    cache.get(runs[newest])
+    page = build(root, cache)
+    try:
+        page.launch(
+            server_name=HOST,
+            server_port=port,
+            share=False,
+            inbrowser=False,
+            show_error=True,
+            footer_links=[],
+            run_history=False,
+            ssr_mode=False,
+            mcp_server=False,
+            pwa=False,
+            enable_monitoring=False,
+        )
+    except OSError as error:
+        raise UserError(f"cannot serve on {HOST}:{port}: {error}; choose another port with --port") from None
