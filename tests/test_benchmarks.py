@@ -34,8 +34,12 @@ def test_interleave_rotates_and_summaries_pair_rounds() -> None:
     assert summary["median_s"] == 1.0 and summary["per_s"] == 10.0 and summary["repeats"] == 3
     compared = common.comparison("b", "a", samples, "b vs a")
     assert compared["ratio"] == 2.0 and compared["rounds"] == 3
+    assert "cpu_ratio" not in compared and "met" not in compared
     text = common.ratio_rows([compared])
     assert "b vs a" in text and "2.00" in text
+    timed = [common.timed(lambda: sum(range(10_000))) for _ in range(2)]
+    judged = common.comparison("x", "y", {"x": timed, "y": timed}, "x vs y", not_slower=True)
+    assert judged["cpu_ratio"] > 0 and "CPU-time" in judged["requirement"] and isinstance(judged["met"], bool)
 
 
 def test_a_case_runs_in_its_own_process_with_its_own_peak_memory(tmp_path: Path) -> None:
@@ -44,6 +48,7 @@ def test_a_case_runs_in_its_own_process_with_its_own_peak_memory(tmp_path: Path)
                                   imports=("numpy",))
     assert result["items"] == 6 and result["seconds"] > 0
     assert result["peak_rss_mb"] >= result["peak_increase_mb"] >= 0 and result["import_s"] >= 0
+    assert result["cpu_s"] > 0
     with pytest.raises(RuntimeError, match="failed"):
         common.in_subprocess("benchmarks.naive:kidney_export", {"src": str(tmp_path / "nowhere"), "dst": str(tmp_path)})
 
@@ -115,9 +120,7 @@ def test_epoch_seconds_read_ultralytics_results_csv(tmp_path: Path) -> None:
 def test_accuracy_covers_every_recipe_and_task() -> None:
     names = [p.stem for p in accuracy.recipes(None)]
     assert "kidney" in names and "demo" in names
-    from yolo_tools.recipe import load_recipe
-
-    tasks = {load_recipe(p).task for p in accuracy.recipes(None)}
+    tasks = {yaml.safe_load(p.read_text())["task"] for p in accuracy.recipes(None)}
     assert tasks <= set(accuracy.SHOWN)
     line = accuracy._metrics_line({"task": "detect", "validator": {"precision": 0.5}, "train_losses": {"box_loss": 1.0}})
     assert line.startswith("P 0.500  R -") and line.endswith("loss 1.00")
@@ -125,7 +128,8 @@ def test_accuracy_covers_every_recipe_and_task() -> None:
 
 def test_report_renders_and_results_md_is_current(tmp_path: Path) -> None:
     samples = {"x": [{"seconds": 1.0, "images": 4}], "y": [{"seconds": 2.0, "images": 4}]}
-    payload = common.header("inference", [], {"images": 4, "imgsz": 64, "device": "cpu", "weights": "w"})
+    payload = common.header("inference", [], {"images": 4, "imgsz": 64, "device": "cpu", "weights": "w"},
+                            probe_gpu=False)
     payload["cases"] = {k: common.summarize(v, 4, "images") for k, v in samples.items()}
     payload["comparisons"] = [common.comparison("x", "y", samples, "x vs y")]
     common.save("inference", payload, tmp_path)

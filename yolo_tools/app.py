@@ -176,11 +176,11 @@ def findings_table(prediction: yolo.Prediction, spacing: tuple[float, float] | N
     names = prediction.names
     if prediction.probabilities is not None:
         table = pd.DataFrame({"class": [names[i] for i in range(len(prediction.probabilities))]})
-        table["probability"] = prediction.probabilities.round(4)
+        table["probability"] = prediction.probabilities.astype(float).round(4)
         return table.sort_values("probability", ascending=False, ignore_index=True)
     table = pd.DataFrame(prediction.boxes.round().astype(int), columns=BOX_COLUMNS[2:])
     table.insert(0, "class", [names[int(c)] for c in prediction.classes])
-    table.insert(1, "confidence", prediction.confidences.round(4))
+    table.insert(1, "confidence", prediction.confidences.astype(float).round(4))
     if prediction.masks is not None and len(prediction.masks):
         table["area_px"] = prediction.masks.sum(axis=(1, 2))
         if spacing:
@@ -274,9 +274,10 @@ def build(root: Path, cache: ModelCache):
                 run = gr.Dropdown(choices=list(runs), value=next(iter(runs), None), label="Trained run", elem_id="run")
                 about = gr.Markdown(describe_run(next(iter(runs.values()))) if runs else "", elem_id="run-info")
                 upload = gr.File(label="Image (PNG, JPEG or DICOM)", type="filepath", elem_id="upload")
-                conf = gr.Slider(0.01, 1.0, value=0.25, step=0.01, label="Confidence threshold (detect, segment)")
+                conf = gr.Slider(0.01, 1.0, value=0.25, step=0.01, label="Confidence threshold (detect, segment)", elem_id="conf")
             with gr.Column(scale=2):
-                overlay = gr.Image(label="Overlay", type="numpy", interactive=False, elem_id="overlay")
+                # PNG, not Gradio's default lossy WebP: the overlay shows the exact grey levels the model saw.
+                overlay = gr.Image(label="Overlay", type="numpy", format="png", interactive=False, elem_id="overlay")
                 verdict = gr.Markdown(elem_id="diagnosis")
                 findings = gr.Dataframe(value=empty, label="Findings", interactive=False, elem_id="findings")
                 timing = gr.Markdown(elem_id="timing")

@@ -75,6 +75,8 @@ def _fiftyone():
     """
     import fiftyone as fo
 
+    for name in ("fiftyone", "eta"):  # FiftyOne prints through its own handlers; once is enough
+        logging.getLogger(name).propagate = False
     for key, value in (("database_validation", False), ("do_not_track", True)):
         if key == "database_validation" and fo.config.database_uri:
             continue

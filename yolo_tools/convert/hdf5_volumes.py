@@ -33,7 +33,6 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -88,53 +87,54 @@ def _volume_names(files: list[Path], src: Path) -> list[str]:
     return ["_".join(f.relative_to(src).with_suffix("").parts) for f in files]
 
 
-class _Volume:
-    """One HDF5 volume, read on first use and kept while its slices are written (slice axis moved first)."""
-
-    def __init__(self, path: Path, options: dict):
-        self.path = path
-        self.options = options
-
-    def header(self) -> tuple[int, tuple[int, ...]]:
-        """Number of slices and the array shape, from the file's metadata only; problems raise SkipSample."""
-        import h5py
-
-        try:
-            with h5py.File(self.path, "r") as handle:
-                shapes = {}
-                for key in (self.options["image_key"], self.options["label_key"]):
-                    if key not in handle:
-                        raise SkipSample(f"no dataset '{key}' (it has {sorted(handle.keys())})")
-                    shapes[key] = handle[key].shape
-        except OSError as exc:
-            raise SkipSample(f"cannot be read as HDF5: {exc}") from None
-        image_shape, label_shape = shapes.values()
-        if len(image_shape) != 3:
-            raise SkipSample(f"'{self.options['image_key']}' has shape {image_shape}; a volume has 3 axes")
-        if image_shape != label_shape:
-            raise SkipSample(f"image {image_shape} and label {label_shape} differ in shape")
-        return image_shape[self.options["slice_axis"]], image_shape
-
-
-@lru_cache(maxsize=2)
-def _load(path: Path, image_key: str, label_key: str, axis: int) -> tuple[np.ndarray, np.ndarray]:
+def _header(path: Path, options: dict) -> int:
+    """Number of slices, from the file's metadata only (nothing is loaded); problems raise SkipSample."""
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
-            image = np.moveaxis(np.asarray(handle[image_key]), axis, 0)
-            label = np.moveaxis(np.asarray(handle[label_key]), axis, 0)
-    except (OSError, KeyError) as exc:
-        raise SkipSample(f"cannot be read: {exc}") from None
-    return image, label
+            shapes = {}
+            for key in (options["image_key"], options["label_key"]):
+                if key not in handle:
+                    raise SkipSample(f"no dataset '{key}' (it has {sorted(handle.keys())})")
+                shapes[key] = handle[key].shape
+    except OSError as exc:
+        raise SkipSample(f"cannot be read as HDF5: {exc}") from None
+    image_shape, label_shape = shapes.values()
+    if len(image_shape) != 3:
+        raise SkipSample(f"'{options['image_key']}' has shape {image_shape}; a volume has 3 axes")
+    if image_shape != label_shape:
+        raise SkipSample(f"image {image_shape} and label {label_shape} differ in shape")
+    return image_shape[options["slice_axis"]]
 
 
+# The writer takes slices in order, so keeping the last volume read (and its 8-bit version) means each file
+# is read once. Keys include the file's modification time, so a file replaced in place is read again.
+_RAW: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 _MAPPED: dict[tuple, np.ndarray] = {}
 
 
+def _load(path: Path, image_key: str, label_key: str, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Image and label with the slice axis first."""
+    import h5py
+
+    key = (path, path.stat().st_mtime_ns, image_key, label_key, axis)
+    if key not in _RAW:
+        try:
+            with h5py.File(path, "r") as handle:
+                image = np.moveaxis(np.asarray(handle[image_key]), axis, 0)
+                label = np.moveaxis(np.asarray(handle[label_key]), axis, 0)
+        except (OSError, KeyError) as exc:
+            raise SkipSample(f"cannot be read: {exc}") from None
+        _RAW.clear()
+        _RAW[key] = (image, label)
+    return _RAW[key]
+
+
 def _volume_uint8(path: Path, image_key: str, label_key: str, axis: int, spec) -> np.ndarray:
-    """The whole volume mapped to 8-bit at once (one set of percentiles per volume); the last one is kept."""
-    key = (path, image_key, label_key, axis, spec.model_dump_json() if spec is not None else None)
+    """The whole volume mapped to 8-bit at once (one set of percentiles per volume)."""
+    spec_key = spec.model_dump_json() if spec is not None else None
+    key = (path, path.stat().st_mtime_ns, image_key, label_key, axis, spec_key)
     if key not in _MAPPED:
         image, _ = _load(path, image_key, label_key, axis)
         _MAPPED.clear()
@@ -181,7 +181,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     dropped = 0
     for path, volume in zip(files, _volume_names(files, src)):
         try:
-            count, _ = _Volume(path, options).header()
+            count = _header(path, options)
         except SkipSample as reason:
             found.append(_broken(volume, path, str(reason)))
             continue
