@@ -18,7 +18,7 @@ TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full")
 
 def _md_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> list[str]:
     lines = ["| " + " | ".join(h for _, h, _ in columns) + " |",
-             "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"]
+             "|" + "|".join("---:" if spec else "---" for _, _, spec in columns) + "|"]
     for row in rows:
         cells = []
         for key, _, spec in columns:

@@ -36,7 +36,9 @@ KIDNEY_SLICE = SHARED_DATA / "kidney-stones-ct" / "valid" / "images" / (
     "1-3-46-670589-33-1-63703718086220125900001-5014104694799407369_png_jpg.rf.d6efeb3ba1e288a6adc4ba3ee76cc129.jpg"
 )
 XRAY = SHARED_DATA / "pneumonia-cxr-kermany" / "train" / "PNEUMONIA" / "person1000_bacteria_2931.jpeg"
-GI_SCAN = SHARED_DATA / "gi-tract-mri-uwmadison" / "train" / "case35" / "case35_day0" / "scans" / "slice_0105_266_266_1.50_1.50.png"
+GI_SCAN = SHARED_DATA / "gi-tract-mri-uwmadison" / "train" / "case35" / "case35_day0" / "scans" / (
+    "slice_0105_266_266_1.50_1.50.png"
+)
 
 
 def _hounsfield(path: Path) -> np.ndarray:
@@ -219,7 +221,8 @@ def _upload(page, path: Path) -> float:
 
 def _table(page) -> list[list[str]]:
     return page.eval_on_selector_all(
-        "#findings tbody tr", "rows => rows.map(r => Array.from(r.querySelectorAll('td')).map(c => c.innerText.trim()))"
+        "#findings div[role=row]",
+        "rows => rows.map(r => Array.from(r.querySelectorAll('[role=gridcell]')).map(c => c.textContent.trim()))",
     )
 
 

@@ -53,7 +53,6 @@ def discover_runs(root: Path | None = None) -> dict[str, Path]:
 
 @dataclass(frozen=True)
 class LoadedRun:
-    folder: Path
     recipe: Recipe
     model: Any
     device: str
@@ -85,7 +84,7 @@ def _load(folder: Path) -> LoadedRun:
     size = int(recipe.train.get("imgsz", 640))
     # The first forward pass builds the predictor and fuses layers; pay it here, not on the first upload.
     yolo.predict_array(model, np.zeros((size, size, 3), np.uint8), {"device": device})
-    return LoadedRun(folder, recipe, model, device, time.perf_counter() - start)
+    return LoadedRun(recipe, model, device, time.perf_counter() - start)
 
 
 @dataclass(frozen=True)
@@ -154,7 +153,7 @@ def _read_image(path: Path, recipe: Recipe) -> Upload:
     if pixels.dtype == np.uint8 and not isinstance(spec, (Percentile, MinMax)):
         notes = ["8-bit image, used as stored"]
         if spec is not None:
-            notes.append(f"the run's {spec.mode} intensity is in scanner units; it needs the DICOM, not an 8-bit export")
+            notes.append(f"the run's {spec.mode} intensity is in scanner units: upload the DICOM, not an 8-bit export")
         return Upload(_bgr(pixels), notes, None)
     if pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels[..., :3].astype(np.float32), cv2.COLOR_BGR2GRAY)
@@ -194,7 +193,8 @@ def diagnosis(prediction: yolo.Prediction, conf: float) -> str:
         order = np.argsort(prediction.probabilities)[::-1]
         top, rest = order[0], order[1:3]
         others = ", ".join(f"{prediction.names[i]} {prediction.probabilities[i]:.1%}" for i in rest)
-        return f"**{prediction.names[top]}** ({prediction.probabilities[top]:.1%})" + (f"; then {others}" if others else "")
+        headline = f"**{prediction.names[top]}** ({prediction.probabilities[top]:.1%})"
+        return headline + (f"; then {others}" if others else "")
     if not len(prediction.classes):
         return f"**No findings** at confidence ≥ {conf:.2f}"
     parts = []
@@ -218,8 +218,8 @@ def describe_run(folder: Path) -> str:
     recipe = run_recipe(folder)
     if recipe is None:
         return ""
-    lines = [f"**{recipe.name}** ({recipe.task}): {recipe.description or ''}".rstrip(": "),
-             f"classes: {', '.join(recipe.classes)} · trained at {recipe.train.get('imgsz', 640)} px"]
+    title = f"**{recipe.name}** ({recipe.task})" + (f": {recipe.description}" if recipe.description else "")
+    lines = [title, f"classes: {', '.join(recipe.classes)} · trained at {recipe.train.get('imgsz', 640)} px"]
     metrics_file = folder / METRICS_FILE
     if metrics_file.is_file():
         val = json.loads(metrics_file.read_text()).get("val", {})
@@ -274,7 +274,9 @@ def build(root: Path, cache: ModelCache):
                 run = gr.Dropdown(choices=list(runs), value=next(iter(runs), None), label="Trained run", elem_id="run")
                 about = gr.Markdown(describe_run(next(iter(runs.values()))) if runs else "", elem_id="run-info")
                 upload = gr.File(label="Image (PNG, JPEG or DICOM)", type="filepath", elem_id="upload")
-                conf = gr.Slider(0.01, 1.0, value=0.25, step=0.01, label="Confidence threshold (detect, segment)", elem_id="conf")
+                conf = gr.Slider(
+                    0.01, 1.0, value=0.25, step=0.01, label="Confidence threshold (detect, segment)", elem_id="conf"
+                )
             with gr.Column(scale=2):
                 # PNG, not Gradio's default lossy WebP: the overlay shows the exact grey levels the model saw.
                 overlay = gr.Image(label="Overlay", type="numpy", format="png", interactive=False, elem_id="overlay")
@@ -282,7 +284,8 @@ def build(root: Path, cache: ModelCache):
                 findings = gr.Dataframe(value=empty, label="Findings", interactive=False, elem_id="findings")
                 timing = gr.Markdown(elem_id="timing")
         outputs = [overlay, verdict, findings, timing]
-        gr.on([upload.change, run.change, conf.release], on_input, [run, upload, conf], outputs)
+        # One request at a time: an Ultralytics predictor is not safe to share between threads.
+        gr.on([upload.change, run.change, conf.release], on_input, [run, upload, conf], outputs, concurrency_limit=1)
         run.change(lambda label: describe_run(run_folder(label)) if label else "", run, about)
         page.load(on_load, run, [run, about])
     return page

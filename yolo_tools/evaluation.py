@@ -13,6 +13,8 @@ old ones are removed first and summary.json is written last, so its presence mea
                      orders images from best to worst
     per_class.csv    one row per class
     per_patient.csv  one row per volume (segmentation of volumes only)
+    per_group.csv    one row per value of each patient field (age, sex, ...) when the recipe joins a
+                     table of them (`data.metadata`; see yolo_tools/metrics/groups.py)
     masks/           predicted masks per image (segmentation), bit c of each 16-bit pixel = class c
     predictions.csv / predictions.json   every finding, as `yolo_tools predict` writes them
 
@@ -37,9 +39,10 @@ import pandas as pd
 from yolo_tools import predictions, yolo
 from yolo_tools.convert import dataset_dir, prepare
 from yolo_tools.convert.polygons import polygons_to_mask
+from yolo_tools.convert.metadata import METADATA_CSV
 from yolo_tools.convert.writer import SLICES_CSV
 from yolo_tools.errors import UserError
-from yolo_tools.metrics import classification, detection, segmentation
+from yolo_tools.metrics import classification, detection, groups, segmentation
 from yolo_tools.runs import run_recipe, weights_of
 
 
@@ -48,7 +51,10 @@ SUMMARY_FILE = "summary.json"
 DEFAULT_CONF = 0.25  # the confidence a finding needs to count; Ultralytics' own default for predict
 MASKS_DIR = "masks"  # predicted masks of a segmentation run, one PNG per image, for the report's gallery
 MAX_SAVED_MASK_CLASSES = 16
-OUR_FILES = ("summary.json", "per_image.csv", "per_class.csv", "per_patient.csv", "predictions.csv", "predictions.json")
+GROUPS_FILE = "per_group.csv"
+OUR_FILES = (
+    "summary.json", "per_image.csv", "per_class.csv", "per_patient.csv", GROUPS_FILE, "predictions.csv", "predictions.json"
+)
 
 
 def read_label_lines(path: Path) -> list[tuple[int, np.ndarray]]:
@@ -315,6 +321,10 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
         per_class = pd.DataFrame(rows)
         metrics["confusion_matrix"] = {"classes": names, "rows_truth_columns_predicted": matrix.tolist()}
 
+    per_group = None
+    if (dataset / METADATA_CSV).is_file():
+        metadata = pd.read_csv(dataset / METADATA_CSV, dtype=str, keep_default_na=False)
+        per_group = groups.breakdown(per_image, metadata, recipe.task)
     card_path = dataset / "card.json"
     card = json.loads(card_path.read_text()) if card_path.is_file() else {}
     summary = {
@@ -345,6 +355,9 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
     per_class.to_csv(out / "per_class.csv", index=False)
     if per_patient is not None:
         per_patient.to_csv(out / "per_patient.csv", index=False)
+    if per_group is not None:
+        per_group.to_csv(out / GROUPS_FILE, index=False)
+        summary["metadata_fields"] = list(per_group["field"].unique())
     write_atomic(out / SUMMARY_FILE, json.dumps(_json_ready(summary), indent=2))  # last: marks the files complete
     shown = {k: v for k, v in {**validation.metrics, **metrics}.items() if isinstance(v, (int, float))}
     print("evaluation: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))

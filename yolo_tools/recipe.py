@@ -59,11 +59,20 @@ class Split(_Strict):
     seed: int = 0
 
 
+class Metadata(_Strict):
+    """Per-patient fields joined to every image (see yolo_tools/convert/metadata.py) to break metrics down by."""
+
+    path: str = Field(description="CSV with one row per patient, relative to the source folder (or absolute)")
+    key: str = Field("patient", description="the column holding the patient/study ids the split groups by")
+    columns: list[str] | None = Field(None, description="fields to copy (default: every column but the key)")
+
+
 class Data(_Strict):
     source: Source
     converter: str
     options: dict[str, Any] = Field(default_factory=dict)
     split: Split = Split()
+    metadata: Metadata | None = None
 
 
 class Preprocess(_Strict):
@@ -120,7 +129,8 @@ class Recipe(_Strict):
         """Identifies the converted dataset: it changes exactly when the data section or classes change."""
         payload = json.dumps(
             {
-                "data": self.data.model_dump(),
+                # Without metadata the dump is as before the field existed, so older conversions stay current.
+                "data": self.data.model_dump(exclude={"metadata"} if self.data.metadata is None else None),
                 "classes": self.classes,
                 "preprocess": self.preprocess.model_dump(),
                 "task": self.task,

@@ -17,6 +17,7 @@ from yolo_tools.convert import (
     coco,
     hdf5_volumes,
     mask_images,
+    metadata,
     rle_csv,
     synthetic,
     yolo_export,
@@ -61,10 +62,11 @@ def prepare(recipe: Recipe, root: str | Path | None = None, force: bool = False)
         LOG.info("using converted dataset %s", dataset_dir(recipe))
         return train_data(recipe)
     src = locate(recipe, root)
+    patients = metadata.read(recipe, src)  # before converting: a wrong CSV fails before any work
     samples = CONVERTERS[recipe.data.converter](src, recipe)
     dst = dataset_dir(recipe)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    card = write_dataset(samples, dst, recipe, str(src) if src else recipe.data.source.kind)
+    card = write_dataset(samples, dst, recipe, str(src) if src else recipe.data.source.kind, patients)
     LOG.info("converted %s into %s (%d skipped)", src or recipe.data.source.kind, dst, len(card["skipped"]))
     return train_data(recipe)
 

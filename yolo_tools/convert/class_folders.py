@@ -23,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from yolo_tools.convert.splits import group_keys
 from yolo_tools.convert.writer import Sample, SkipSample
@@ -91,7 +92,7 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
     names = [f"{folder.name}_{path.stem}" if clash else path.stem for folder, path in files]
 
     digests, readable = [], []
-    for _, path in files:
+    for _, path in tqdm(files, desc=f"hash and decode {root.name}", unit="img"):
         data = path.read_bytes()
         digests.append(hashlib.sha256(data).hexdigest())
         readable.append(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is not None)

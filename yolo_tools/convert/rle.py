@@ -3,7 +3,8 @@
 Starts are 1-based pixel numbers in row-major order over the H x W image (pixel (row r, column c) is
 number r * W + c + 1); an empty string is an empty mask. Everything here is vectorised with NumPy: a
 whole CSV column is parsed in one pass over its bytes and checked at once, and a mask is built with one
-`np.repeat`, so the 38,496 rows of the UW-Madison GI tract `train.csv` decode in about a second.
+`np.repeat`: the 115,488 rows (38,496 slices) of the UW-Madison GI tract `train.csv` are parsed and
+checked in about a second of CPU, and every mask decodes in about another.
 
 A malformed string (an odd number of values, something that is not a whole number, a run past the end
 of the image, runs out of order) raises `RLEError` naming the row it came from.
@@ -19,7 +20,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,10 +153,6 @@ class RunTable:
         lo, hi = self.offsets[row], self.offsets[row + 1]
         return runs_to_mask(self.starts[lo:hi], self.lengths[lo:hi], shape)
 
-    def masks(self, shapes: Sequence[tuple[int, int]]) -> Iterator[np.ndarray]:
-        for row, shape in enumerate(shapes):
-            yield self.mask(row, shape)
-
 
 def runs_to_mask(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """An H x W uint8 mask from sorted, non-overlapping runs (0-based starts): one `np.repeat`."""
@@ -166,6 +163,8 @@ def runs_to_mask(starts: np.ndarray, lengths: np.ndarray, shape: tuple[int, int]
     gaps = starts - np.concatenate(([0], starts[:-1] + lengths[:-1]))
     counts = np.empty(2 * starts.size + 1, dtype=np.int64)
     counts[0:-1:2], counts[1::2], counts[-1] = gaps, lengths, size - starts[-1] - lengths[-1]
+    if counts[-1] < 0:
+        raise RLEError(f"runs end at pixel {starts[-1] + lengths[-1]}, beyond the {size} pixels of a {shape} image")
     values = np.zeros(counts.size, dtype=np.uint8)
     values[1::2] = 1
     return np.repeat(values, counts).reshape(height, width)

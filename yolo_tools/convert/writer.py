@@ -16,15 +16,20 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import yaml
 from tqdm import tqdm
 
+from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.splits import group_keys, grouped_split
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LOG = logging.getLogger(__name__)
 SPLITS = ("train", "val")
@@ -179,11 +184,25 @@ def _card_markdown(card: dict) -> str:
     if card.get("left_out"):
         lines += ["", f"Left out before conversion: {sum(card['left_out'].values())}"]
         lines += [f"- {count}: {reason}" for reason, count in card["left_out"].items()]
+    if card.get("metadata"):
+        meta = card["metadata"]
+        lines += [
+            "",
+            f"Patient metadata in {patient_metadata.METADATA_CSV} (from `{meta['file']}`): "
+            f"{', '.join(meta['columns'])}; "
+            f"{meta['patients_matched']} of {meta['patients']} patients matched, "
+            f"{meta['images_without_metadata']} images without, {meta['rows_unused']} CSV rows unused",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def write_dataset(samples: Sequence[Sample], dst: Path, recipe: Recipe, source: str) -> dict:
-    """Write samples as a YOLO dataset at `dst`, replacing any older version only once the new one is whole."""
+def write_dataset(
+    samples: Sequence[Sample], dst: Path, recipe: Recipe, source: str, metadata: pd.DataFrame | None = None
+) -> dict:
+    """Write samples as a YOLO dataset at `dst`, replacing any older version only once the new one is whole.
+
+    `metadata`, the recipe's per-patient table (`convert.metadata.read`), is joined into `metadata.csv`.
+    """
     if not samples:
         raise UserError(f"{source}: the converter found no images")
     splits, keys = assign_splits(samples, recipe)
@@ -195,6 +214,7 @@ def write_dataset(samples: Sequence[Sample], dst: Path, recipe: Recipe, source: 
     counts: Counter = Counter()
     skipped: list[str] = []
     slices: list[tuple] = []
+    written: list[tuple[str, str, str]] = []
     left_out = getattr(samples, "left_out", {})
     try:
         for sample, split, key in tqdm(list(zip(samples, splits, keys)), desc=f"convert {recipe.name}", unit="img"):
@@ -203,6 +223,7 @@ def write_dataset(samples: Sequence[Sample], dst: Path, recipe: Recipe, source: 
             except SkipSample as reason:
                 skipped.append(f"{sample.source or sample.name}: {reason}")
                 continue
+            written.append((target.name, split, str(key)))
             if sample.slice_of is not None:
                 slices.append((target.name, split, key, sample.slice_of[0], int(sample.slice_of[1])))
         for line in skipped:
@@ -213,6 +234,8 @@ def write_dataset(samples: Sequence[Sample], dst: Path, recipe: Recipe, source: 
             with (partial / SLICES_CSV).open("w", newline="") as handle:
                 csv.writer(handle).writerows([SLICES_COLUMNS, *slices])
         card = _card(recipe, source, counts, groups, skipped, left_out)
+        if metadata is not None:
+            card["metadata"] = patient_metadata.write(metadata, written, partial / patient_metadata.METADATA_CSV)
         if recipe.task != "classify":
             data_yaml = {"train": "images/train", "val": "images/val", "names": dict(enumerate(recipe.classes))}
             (partial / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))

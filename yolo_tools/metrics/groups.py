@@ -1,0 +1,82 @@
+"""Per-image results broken down by patient fields (age, sex, site, ...): where does the model fail?
+
+A model can look good on average and fail one group of patients. Given the per-image results of
+`yolo_tools evaluate` and a dataset's `metadata.csv` (joined from the recipe's `data.metadata`), each
+field's values become groups, and each group gets the task's numbers: detect counts findings, misses and
+false positives (recall = found / (found + missed)); segment averages per-image Dice and IoU; classify
+gives accuracy and the mean probability of the true class. Numeric fields with many values (age) are cut
+into quartiles; a blank value is its own group, `(unknown)`, so no image silently drops out.
+
+Examples:
+    >>> breakdown(per_image, pd.read_csv("datasets/pneumonia/metadata.csv", dtype=str), "classify")
+       field   value  images  patients  accuracy  p_truth
+    0    sex       F      40        12     0.900    0.810
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+OWN_COLUMNS = ("image", "split", "patient")
+UNKNOWN = "(unknown)"
+MAX_DISTINCT = 6  # a numeric field with more values than this is cut into quartiles
+
+
+def _values(column: pd.Series) -> pd.Series:
+    """The group of each image: the value as written, or a quartile range for many-valued numbers."""
+    text = column.fillna("").astype(str).str.strip()
+    numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
+    is_numeric = numbers.notna().sum() == (text != "").sum() and numbers.nunique() > MAX_DISTINCT
+    if not is_numeric:
+        return text.replace("", UNKNOWN)
+    bins = pd.qcut(numbers, 4, duplicates="drop")
+    labels = bins.map(lambda interval: f"{interval.left:g}-{interval.right:g}" if pd.notna(interval) else UNKNOWN)
+    return labels.astype(str).where(numbers.notna(), UNKNOWN)
+
+
+def _numbers(group: pd.DataFrame, task: str) -> dict[str, float]:
+    if task == "detect":
+        found, missed = group["found"].sum(), group["missed"].sum()
+        return {
+            "boxes_true": int(group["boxes_true"].sum()),
+            "found": int(found),
+            "false_positives": int(group["false_positives"].sum()),
+            "missed": int(missed),
+            "recall": float(found / (found + missed)) if found + missed else np.nan,
+            "images_with_errors": int((group["errors"] > 0).sum()),
+        }
+    if task == "segment":
+        return {"dice": float(group["dice"].mean()), "iou": float(group["iou"].mean())}
+    return {"accuracy": float(group["correct"].astype(bool).mean()), "p_truth": float(group["p_truth"].mean())}
+
+
+def breakdown(per_image: pd.DataFrame, metadata: pd.DataFrame, task: str) -> pd.DataFrame | None:
+    """One row per (field, value): images, patients and the task's numbers; None when no field applies.
+
+    `per_image` is evaluate's table (its `image` may carry a class folder, as for classify);
+    `metadata` has `image`, `patient` and one column per field.
+    """
+    fields = [c for c in metadata.columns if c not in OWN_COLUMNS]
+    if not fields or per_image.empty:
+        return None
+    names = per_image["image"].map(lambda image: Path(str(image)).name)
+    joined = per_image.assign(_name=names).merge(
+        metadata.drop_duplicates("image").rename(columns={"image": "_name"}), on="_name", how="left"
+    )
+    rows = []
+    for name in fields:
+        values = _values(joined[name])
+        for value, group in joined.groupby(values, sort=True):
+            rows.append(
+                {
+                    "field": name,
+                    "value": value,
+                    "images": len(group),
+                    "patients": int(group["patient"].nunique()),
+                    **_numbers(group, task),
+                }
+            )
+    return pd.DataFrame(rows)
