@@ -21,6 +21,9 @@ Fields on each sample (the App's sidebar shows them):
   (a confident false alarm counts about as much as a miss); classify = 1 - probability of the true class.
 - `mistakenness` (FiftyOne Brain: how likely the ground truth itself is wrong, given the predictions;
   breaks ties in the ranking) and, for classify, `hardness` (Brain: the model's uncertainty).
+- `patient` and `patient_<field>` (age, sex, ...) when the recipe joins a table of patient fields
+  (`data.metadata`, the dataset's metadata.csv): filter or group the App's view by them; numbers are
+  stored as numbers, so age gets a range slider.
 """
 
 from __future__ import annotations
@@ -29,14 +32,18 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from yolo_tools import yolo
 from yolo_tools.convert import dataset_dir, train_data
+from yolo_tools.convert.metadata import METADATA_CSV
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe, check_train_args
 from yolo_tools.runs import run_recipe, weights_of
@@ -130,7 +137,25 @@ def _load_ground_truth(fo, name: str, recipe: Recipe):
     dataset.default_classes = list(recipe.classes)
     dataset.save()
     dataset.compute_metadata()  # image sizes, for the App's sidebar and filters
+    _add_patient_fields(dataset, folder / METADATA_CSV)
     return dataset
+
+
+def _add_patient_fields(dataset, path: Path) -> None:
+    """`patient` and `patient_<field>` on each sample from the converted dataset's metadata.csv, if any."""
+    if not path.is_file():
+        return
+    table = pd.read_csv(path, dtype=str, keep_default_na=False).drop_duplicates("image").set_index("image")
+    rows = table.reindex([Path(p).name for p in dataset.values("filepath")]).fillna("")
+    dataset.set_values("patient", [value or None for value in rows["patient"]])
+    for column in table.columns.drop(["split", "patient"]):
+        text = rows[column].str.strip()
+        numbers = pd.to_numeric(text.where(text != ""), errors="coerce")
+        if numbers.notna().any() and numbers.notna().sum() == (text != "").sum():
+            values = [None if math.isnan(number) else float(number) for number in numbers]
+        else:
+            values = [value or None for value in text]
+        dataset.set_values("patient_" + re.sub(r"\W+", "_", column).strip("_").lower(), values)
 
 
 def _to_label(result: Any, task: str):

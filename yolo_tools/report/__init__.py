@@ -270,6 +270,14 @@ def build_context(run_dir: Path) -> Context:
             f"; the first {PATIENT_ROWS} shown)" if len(per_patient) > PATIENT_ROWS else ")"
         )
         context.tables.append(_table("Per patient (3D, each volume's slices stacked)", shown, note))
+    groups_csv = eval_dir / evaluation.GROUPS_FILE
+    if groups_csv.is_file():
+        per_group = pd.read_csv(groups_csv, dtype={"field": str, "value": str})
+        note = (
+            f"from eval/{evaluation.GROUPS_FILE}: patient fields joined from the recipe's data.metadata; "
+            "numeric fields with many values in quartiles"
+        )
+        context.tables.append(_table("By patient fields", per_group, note))
     metric = summary["per_image_metric"]["column"]
     worst_rows = ranked(per_image, summary, worst_first=True).head(TABLE_ROWS)
     keep = [c for c in worst_rows.columns if not re.match(r"^(true|pred)_px_|^iou_", c)]
