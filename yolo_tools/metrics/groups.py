@@ -15,6 +15,7 @@ Examples:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,18 @@ def _values(column: pd.Series) -> pd.Series:
     is_numeric = numbers.notna().sum() == (text != "").sum() and numbers.nunique() > MAX_DISTINCT
     if not is_numeric:
         return text.replace("", UNKNOWN)
-    bins = pd.qcut(numbers, 4, duplicates="drop")
-    labels = bins.map(lambda interval: f"{interval.left:g}-{interval.right:g}" if pd.notna(interval) else UNKNOWN)
-    return labels.astype(str).where(numbers.notna(), UNKNOWN)
+    edges = np.unique(np.quantile(numbers.dropna(), [0, 0.25, 0.5, 0.75, 1]))
+    names = [f"{low:g}-{high:g}" for low, high in zip(edges[:-1], edges[1:])]
+    bins = pd.cut(numbers, edges, labels=names, include_lowest=True)
+    return bins.astype(str).where(numbers.notna(), UNKNOWN)
+
+
+def _order(value: str) -> tuple[int, float, str]:
+    """Numbers (and quartile ranges) by value, then text, then `(unknown)` last."""
+    if value == UNKNOWN:
+        return (2, 0.0, value)
+    number = re.match(r"-?\d+(\.\d*)?(e[-+]?\d+)?", value)
+    return (0, float(number.group()), value) if number else (1, 0.0, value)
 
 
 def _numbers(group: pd.DataFrame, task: str) -> dict[str, float]:
@@ -69,7 +79,7 @@ def breakdown(per_image: pd.DataFrame, metadata: pd.DataFrame, task: str) -> pd.
     rows = []
     for name in fields:
         values = _values(joined[name])
-        for value, group in joined.groupby(values, sort=True):
+        for value, group in sorted(joined.groupby(values), key=lambda item: _order(item[0])):
             rows.append(
                 {
                     "field": name,
