@@ -79,6 +79,48 @@ def test_monochrome1_dicom_without_suffix_is_inverted_with_percentiles(tmp_path:
     assert any("percentiles" in note for note in upload.notes)
 
 
+def test_multi_frame_dicom_shows_its_middle_frame(tmp_path: Path) -> None:
+    dataset = pydicom.dcmread(CT_SMALL)
+    stored = dataset.pixel_array
+    frames = np.stack([stored, stored[::-1], stored[:, ::-1]])  # the middle one is flipped upside down
+    dataset.NumberOfFrames, dataset.PixelData = 3, frames.tobytes()
+    dataset.save_as(tmp_path / "frames.dcm")
+    upload = app.read_upload(tmp_path / "frames.dcm", load_recipe(RECIPES / "demo.yaml"))
+    single = app.read_upload(CT_SMALL, load_recipe(RECIPES / "demo.yaml"))
+    np.testing.assert_array_equal(upload.image, single.image[::-1])  # percentiles of the same values
+    assert any("frame 2 of 3" in note for note in upload.notes)
+
+
+def test_colour_dicom_keeps_its_colours(tmp_path: Path) -> None:
+    dataset = pydicom.dcmread(CT_SMALL)
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    for name in ("RescaleSlope", "RescaleIntercept"):
+        delattr(dataset, name)
+    dataset.Rows, dataset.Columns, dataset.SamplesPerPixel, dataset.PlanarConfiguration = 32, 48, 3, 0
+    dataset.PhotometricInterpretation, dataset.PixelRepresentation = "RGB", 0
+    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 8, 8, 7
+    dataset.PixelData = rgb.tobytes()
+    dataset.save_as(tmp_path / "photo.dcm")
+    upload = app.read_upload(tmp_path / "photo.dcm", load_recipe(RECIPES / "demo.yaml"))
+    np.testing.assert_array_equal(upload.image, rgb[..., ::-1])  # the model gets BGR, as OpenCV reads files
+
+
+def test_findings_are_sorted_and_masks_measured_in_mm2() -> None:
+    masks = np.zeros((2, 10, 20), bool)
+    masks[0, :2, :3], masks[1, 5:, 10:] = True, True  # 6 and 50 pixels
+    prediction = yolo.Prediction(
+        path=Path("x.png"), names={0: "liver", 1: "lesion"}, shape=(10, 20),
+        boxes=np.array([[0, 0, 3, 2], [10, 5, 20, 10]], float), classes=np.array([1, 0]),
+        confidences=np.array([0.4, 0.9], np.float32), masks=masks, probabilities=None,
+    )
+    table = app.findings_table(prediction, spacing=(0.5, 2.0))
+    assert table.to_dict("list") == {
+        "class": ["liver", "lesion"], "confidence": [0.9, 0.4], "x1": [10, 0], "y1": [5, 0], "x2": [20, 3],
+        "y2": [10, 2], "area_px": [50, 6], "area_mm2": [50.0, 6.0],
+    }
+    assert app.diagnosis(prediction, 0.25) == "**2 findings**: liver ×1 (best 0.90), lesion ×1 (best 0.40)"
+
+
 @needs_data("gi-tract-mri-uwmadison")
 def test_16_bit_scan_gets_the_recipes_percentiles_and_a_2_5d_warning() -> None:
     pixels = cv2.imread(str(GI_SCAN), cv2.IMREAD_UNCHANGED)

@@ -25,6 +25,7 @@ import pytest
 from conftest import RECIPES
 from yolo_tools import fiftyone_inspect, pipeline, yolo
 from yolo_tools.convert import dataset_dir, train_data
+from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
 from yolo_tools.runs import save_recipe
@@ -80,6 +81,7 @@ def test_detect_run_becomes_an_evaluated_ranked_dataset(demo_run: Path, demo_rep
     val_images = _val_images(dataset_dir(load_recipe(RECIPES / "demo.yaml")) / "images" / "val")
     assert len(dataset) == demo_report["samples"] == val_images > 0
     assert dataset.persistent
+    assert fo.config.database_validation is False  # the bundled MongoDB 6.0: FiftyOne's warning is off
     schema = dataset.get_field_schema()
     for field in ("ground_truth", "predictions", "eval_tp", "eval_fp", "eval_fn", "error_score", "mistakenness"):
         assert field in schema, field
@@ -278,3 +280,31 @@ def test_classify_run_is_evaluated_tagged_and_ranked() -> None:
     assert np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)
     scores = fiftyone_inspect.ranked(dataset).values("error_score")
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+
+
+def test_inspect_says_what_is_missing(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="neither a run folder"):
+        fiftyone_inspect.inspect_run(tmp_path / "nope", app=False)
+    recipe = _synthetic_recipe("synthetic-gone", "detect", ["blob"], "yolov8n.yaml")
+    run_dir = runs_dir() / recipe.name / "quick"
+    (run_dir / "weights").mkdir(parents=True)
+    (run_dir / "weights" / "best.pt").write_bytes(b"")
+    save_recipe(recipe, run_dir, {})
+    with pytest.raises(UserError, match="not an Ultralytics"):
+        fiftyone_inspect.inspect_run(run_dir, {"confidence": 0.5}, app=False)
+    with pytest.raises(UserError, match="yolo_tools convert"):
+        fiftyone_inspect.inspect_run(run_dir, app=False)
+
+
+def test_a_users_own_database_and_settings_are_left_alone(tmp_path: Path) -> None:
+    code = (
+        "from yolo_tools.fiftyone_inspect import _fiftyone; import os; fo = _fiftyone(); "
+        "print(fo.config.database_uri, fo.config.database_validation, fo.config.do_not_track, "
+        "os.environ.get('FIFTYONE_DATABASE_VALIDATION'))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIFTYONE_")}
+    env["FIFTYONE_DATABASE_URI"] = "mongodb://127.0.0.1:9/"
+    env["FIFTYONE_CONFIG_PATH"] = str(tmp_path / "config.json")
+    (tmp_path / "config.json").write_text('{"do_not_track": false}')
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["mongodb://127.0.0.1:9/", "True", "False", "None"], done.stderr[-2000:]

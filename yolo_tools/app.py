@@ -264,7 +264,8 @@ def build(root: Path, cache: ModelCache):
         chosen = label if label in current else next(iter(current), None)
         return gr.Dropdown(choices=list(current), value=chosen), describe_run(root / chosen) if chosen else ""
 
-    with gr.Blocks(title="yolo-tools", analytics_enabled=False) as page:
+    # Uploads and overlays are patient images: Gradio's copies go after an hour, and all of them at restart.
+    with gr.Blocks(title="yolo-tools", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         gr.Markdown(
             "## yolo-tools: try a trained run on one image\n"
             "Upload a PNG, JPEG or DICOM file. It is processed on this machine only."

@@ -19,8 +19,11 @@ EXAMPLES = """examples:
   yolo_tools train --resume runs/kidney/train
   yolo_tools val runs/kidney/train
   yolo_tools predict runs/kidney/train path/to/images/ conf=0.25
+  yolo_tools predict runs/heart/a images/ --ensemble runs/heart/b augment=True   two models fused, with TTA
+  yolo_tools evaluate runs/heart/a --ensemble runs/heart/b   the ensemble on a's val split (<run>/eval-ensemble/)
   yolo_tools evaluate runs/kidney/train             Dice/IoU, errors per image, AUC... in <run>/eval/
   yolo_tools report runs/kidney/train               <run>/report/report.html and report.md
+  yolo_tools inspect runs/kidney/train --port 5151  mistakes in FiftyOne, worst images first
   yolo_tools export runs/kidney/train format=onnx
   yolo_tools convert recipes/kidney.yaml
   yolo_tools pull WORKSPACE/PROJECT/VERSION         a Roboflow dataset into the data root (ROBOFLOW_API_KEY)
@@ -48,13 +51,13 @@ def _val(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
-    pipeline.predict(args.weights, args.source, args.out, pipeline.parse_overrides(args.overrides))
+    pipeline.predict([args.weights, *args.ensemble], args.source, args.out, pipeline.parse_overrides(args.overrides))
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
-    pipeline.evaluate(args.run, pipeline.parse_overrides(args.overrides))
+    pipeline.evaluate([args.run, *args.ensemble], pipeline.parse_overrides(args.overrides))
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -128,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     def overrides(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("overrides", nargs="*", metavar="key=value", help="Ultralytics arguments")
 
+    def ensemble(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--ensemble", action="append", default=[], metavar="RUN",
+            help="another run or weights to combine with the first (repeatable): boxes fused (WBF), probabilities or masks averaged",
+        )
+
     sub = verb("train", _train, "train a recipe's model on its data (converted on first use)")
     sub.add_argument("recipe", nargs="?", help="recipe YAML, e.g. recipes/kidney.yaml")
     sub.add_argument("--name", help="run name under runs/<recipe>/ (default: train, train2, ...)")
@@ -143,10 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("weights", help="run folder or weights .pt/.onnx")
     sub.add_argument("source", help="image, folder or glob")
     sub.add_argument("--out", help="output folder (default: <run>/predict)")
+    ensemble(sub)
     overrides(sub)
 
     sub = verb("evaluate", _evaluate, "score a run on its val split per image, class and patient (files in <run>/eval/)")
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
+    ensemble(sub)
     overrides(sub)
 
     sub = verb("report", _report, "write an HTML page and a Markdown file about a run (evaluates it first if needed)")

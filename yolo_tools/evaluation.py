@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from yolo_tools import predictions, yolo
+from yolo_tools import ensemble, predictions, yolo
 from yolo_tools.convert import dataset_dir, prepare
 from yolo_tools.convert.polygons import polygons_to_mask
 from yolo_tools.convert.metadata import METADATA_CSV
@@ -47,6 +47,7 @@ from yolo_tools.runs import run_recipe, weights_of
 
 
 EVAL_DIR = "eval"
+ENSEMBLE_DIR = "eval-ensemble"  # an ensemble's evaluation, beside the first run's own
 SUMMARY_FILE = "summary.json"
 DEFAULT_CONF = 0.25  # the confidence a finding needs to count; Ultralytics' own default for predict
 MASKS_DIR = "masks"  # predicted masks of a segmentation run, one PNG per image, for the report's gallery
@@ -126,8 +127,9 @@ def _score_segment(prediction: yolo.Prediction, labels: Path, names: list[str], 
     return row, counts
 
 
-def _score_detect(prediction: yolo.Prediction, labels: Path, names: list[str]):
+def _score_detect(prediction: yolo.Prediction, labels: Path, names: list[str], detections: list):
     boxes, classes = truth_boxes(labels, prediction.shape)
+    detections.append((prediction.boxes, prediction.classes, prediction.confidences, boxes, classes))
     hit, found = detection.match(prediction.boxes, prediction.classes, prediction.confidences, boxes, classes)
     counts = detection.errors_per_class(prediction.classes, hit, classes, found, len(names))
     tp, fp, fn = counts.sum(0)
@@ -164,13 +166,14 @@ class _Scorer:
         self.task, self.dataset, self.names, self.masks_dir = task, dataset, list(names), masks_dir
         self.rows: list[dict[str, Any]] = []
         self.kept: list[Any] = []  # segment: (C, 3) overlaps; detect: (C, 3) found/fp/missed; classify: (truth, probs)
+        self.detections: list[tuple] = []  # detect: boxes, classes, confidences, truth boxes, truth classes (for AP)
 
     def add(self, prediction: yolo.Prediction) -> None:
         labels = self.dataset / "labels" / "val" / f"{prediction.path.stem}.txt"
         if self.task == "segment":
             row, kept = _score_segment(prediction, labels, self.names, self.masks_dir)
         elif self.task == "detect":
-            row, kept = _score_detect(prediction, labels, self.names)
+            row, kept = _score_detect(prediction, labels, self.names, self.detections)
         else:
             if not self.rows:  # the model's class order (Ultralytics sorts class folders), which its probabilities follow
                 self.names = [prediction.names[i] for i in sorted(prediction.names)]
@@ -226,13 +229,17 @@ def _segment_tables(scorer: _Scorer, dataset: Path, per_image: pd.DataFrame):
     return per_class, summary, volumes
 
 
-def _detect_tables(scorer: _Scorer, validation: yolo.Validation, per_image: pd.DataFrame):
-    """The validator's per-class P/R/mAP beside our found/false positives/missed at the threshold."""
+def _detect_tables(scorer: _Scorer, validation: yolo.Validation | None, per_image: pd.DataFrame):
+    """The validator's per-class P/R/mAP beside our found/false positives/missed at the threshold.
+
+    `ap50` and `ap50_95` are computed here from the predictions above the threshold, so a single model
+    and an ensemble (which the validator cannot run) are scored by the same code.
+    """
     counts = np.stack(scorer.kept).sum(0)
     ours = pd.DataFrame(
         {"class": scorer.names, "found": counts[:, 0], "false_positives": counts[:, 1], "missed": counts[:, 2]}
     )
-    validator = pd.DataFrame(validation.per_class, columns=["class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"])
+    validator = pd.DataFrame(validation.per_class if validation else [], columns=["class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"])
     per_class = validator.merge(ours, on="class", how="right")
     summary = {
         "boxes_true": int(per_image["boxes_true"].sum()),
@@ -242,6 +249,8 @@ def _detect_tables(scorer: _Scorer, validation: yolo.Validation, per_image: pd.D
         "missed": int(counts[:, 2].sum()),
         "images_with_errors": int((per_image["errors"] > 0).sum()),
     }
+    ap = detection.average_precision(scorer.detections)
+    summary |= {"ap50": float(ap[0]), "ap50_95": float(ap.mean())}
     return per_class, summary
 
 
@@ -271,12 +280,16 @@ def _tee(results: Iterator[Any], scorer: _Scorer) -> Iterator[Any]:
         yield result
 
 
-def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
+def evaluate(run: str | Path, overrides: dict[str, Any] | None = None, also: Sequence[str | Path] = ()) -> Path:
     """Evaluate a run's best weights on its val split; returns the `eval/` folder with the metric files.
 
     `overrides` are Ultralytics arguments for both the validator and the predictions (imgsz, batch,
     device, ...), except `conf`, the confidence a prediction needs to count (default 0.25), which only
     applies to the predictions (the validator sweeps all confidences for mAP).
+
+    With `also` (more runs or weights), the run and those are evaluated as one ensemble
+    (yolo_tools/ensemble.py) on the run's val split, into `<run>/eval-ensemble/`; Ultralytics' validator
+    cannot run an ensemble, so its columns stay empty and detection is scored by our own AP.
     """
     weights, run_dir = weights_of(run)
     recipe = run_recipe(run_dir) if run_dir else None
@@ -286,16 +299,20 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
     conf = float(args.pop("conf", DEFAULT_CONF))
     data = prepare(recipe)
     dataset = dataset_dir(recipe)
-    out = run_dir / EVAL_DIR
+    out = run_dir / (ENSEMBLE_DIR if also else EVAL_DIR)
     out.mkdir(parents=True, exist_ok=True)
     for name in OUR_FILES:
         (out / name).unlink(missing_ok=True)
 
-    validation = yolo.validate_full(
-        weights, data, {**args, "project": str(run_dir), "name": EVAL_DIR, "exist_ok": True, "plots": True}
-    )
-    if validation.task != recipe.task:
-        raise UserError(f"{weights}: a {validation.task} model, but recipe '{recipe.name}' is a {recipe.task} task")
+    if also:
+        validation, task = None, ensemble.members([weights, *also])[0]
+    else:
+        validation = yolo.validate_full(
+            weights, data, {**args, "project": str(run_dir), "name": EVAL_DIR, "exist_ok": True, "plots": True}
+        )
+        task = validation.task
+    if task != recipe.task:
+        raise UserError(f"{weights}: a {task} model, but recipe '{recipe.name}' is a {recipe.task} task")
     source = str(dataset / "val" / "*" / "*") if recipe.task == "classify" else str(dataset / "images" / "val")
     predict_args = {**args, "conf": conf}
     if recipe.task == "segment":
@@ -306,7 +323,11 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
         shutil.rmtree(masks_dir, ignore_errors=True)
         masks_dir.mkdir()
     scorer = _Scorer(recipe.task, dataset, recipe.classes, masks_dir)
-    predictions.write(_tee(yolo.predict(weights, source, predict_args), scorer), out, save_images=False)
+    if also:
+        results = ensemble.predict([weights, *also], source, predict_args)
+    else:
+        results = yolo.predict(weights, source, predict_args)
+    predictions.write(_tee(results, scorer), out, save_images=False)
     if not scorer.rows:
         raise UserError(f"{dataset}: no val images to evaluate")
 
@@ -332,13 +353,14 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
         "task": recipe.task,
         "run": str(run_dir),
         "weights": str(weights),
+        "ensemble_of": [str(weights_of(member)[0]) for member in [weights, *also]] if also else None,
         "dataset": str(dataset),
         "dataset_fingerprint": card.get("fingerprint"),
         "split": "val",
         "images": len(per_image),
         "classes": names,
         "conf": conf,
-        "validator": validation.metrics,
+        "validator": validation.metrics if validation else {},
         "metrics": metrics,
         "per_image_metric": PER_IMAGE_METRIC[recipe.task],
         "conventions": {
@@ -359,7 +381,7 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
         per_group.to_csv(out / GROUPS_FILE, index=False)
         summary["metadata_fields"] = list(per_group["field"].unique())
     write_atomic(out / SUMMARY_FILE, json.dumps(_json_ready(summary), indent=2))  # last: marks the files complete
-    shown = {k: v for k, v in {**validation.metrics, **metrics}.items() if isinstance(v, (int, float))}
+    shown = {k: v for k, v in {**(validation.metrics if validation else {}), **metrics}.items() if isinstance(v, (int, float))}
     print("evaluation: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
     print(f"metrics: {out}")
     return out

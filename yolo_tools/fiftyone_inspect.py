@@ -274,7 +274,7 @@ def ranked(dataset):
 def _worst(view, task: str, count: int) -> list[dict[str, Any]]:
     rows = []
     fields = ["filepath", RANK, "tags"]
-    if view._dataset.has_sample_field("mistakenness"):
+    if view.has_sample_field("mistakenness"):
         fields.append("mistakenness")
     for sample in view.limit(count).select_fields([f for f in fields if f != "filepath"] + [GT, PRED]):
         row = {"image": Path(sample.filepath).name, "path": sample.filepath, "score": round(sample[RANK], 4)}

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import evaluation, predictions, yolo
+from yolo_tools import cascade, ensemble, evaluation, predictions, yolo
 from yolo_tools.convert import prepare, train_data
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
@@ -53,6 +53,17 @@ def _next_free(folder: Path) -> Path:
     return candidate
 
 
+def _check_pretrained(pretrained: Any, recipe: Any, overrides: dict[str, Any]) -> None:
+    """Weights to transfer from must be here: Ultralytics would otherwise try to download them, offline too."""
+    if isinstance(pretrained, bool) or pretrained is None or Path(str(pretrained)).is_file():
+        return
+    origin = "command line: pretrained" if "pretrained" in overrides else f"{recipe.path}: train.pretrained"
+    raise UserError(
+        f"{origin}: {pretrained}: no such weights file. Give a run's weights (runs/<recipe>/<run>/weights/best.pt)\n"
+        "  or official weights you have downloaded (yolov8n.pt in the working folder)."
+    )
+
+
 def train_recipe(
     recipe_path: str | Path,
     overrides: dict[str, Any] | None = None,
@@ -65,6 +76,7 @@ def train_recipe(
     _check_cli_args(overrides, allowed_extra={"model"})
     model = overrides.pop("model", recipe.model)
     args = {**recipe.train, **overrides}
+    _check_pretrained(args.get("pretrained"), recipe, overrides)
     data = prepare(recipe, data_root)
     run_dir = new_run_dir(recipe, name)
     save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
@@ -106,23 +118,42 @@ def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None
 
 
 def predict(
-    weights: str | Path, source: str, out: str | Path | None = None, overrides: dict[str, Any] | None = None
+    weights: str | Path | list[str | Path],
+    source: str,
+    out: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> tuple[Path, Path, int]:
-    """Predict on images or folders; annotated images, predictions.csv and predictions.json go to `out`."""
-    weights, run_dir = weights_of(weights)
+    """Predict on images or folders; annotated images, predictions.csv and predictions.json go to `out`.
+
+    Several runs or weights predict as one ensemble (yolo_tools/ensemble.py); a run of a cascade recipe
+    finds the regions, crops and classifies them (yolo_tools/cascade.py).
+    """
+    members = [weights] if isinstance(weights, (str, Path)) else list(weights)
+    weights, run_dir = weights_of(members[0])
     _check_cli_args(overrides or {})
     if not Path(source).exists() and not glob.glob(source):
         raise UserError(f"{source}: no such image, folder or glob")
-    out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / "predict")
-    csv_path, json_path, count = predictions.write(yolo.predict(weights, source, overrides or {}), out_dir)
+    out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
+    recipe = run_recipe(run_dir) if run_dir and len(members) == 1 else None
+    if cascade.is_cascade(recipe):
+        csv_path, json_path, count = cascade.predict(recipe, weights, source, out_dir, overrides or {})
+    elif len(members) > 1:
+        results = ensemble.predict(members, source, overrides or {})
+        csv_path, json_path, count = predictions.write(results, out_dir)
+    else:
+        csv_path, json_path, count = predictions.write(yolo.predict(weights, source, overrides or {}), out_dir)
     print(f"{count} images → {out_dir} ({csv_path.name}, {json_path.name}, annotated images)")
     return csv_path, json_path, count
 
 
-def evaluate(run: str | Path, overrides: dict[str, Any] | None = None) -> Path:
-    """A run's best weights on its val split, scored per image, class and patient; files in `<run>/eval/`."""
+def evaluate(run: str | Path | list[str | Path], overrides: dict[str, Any] | None = None) -> Path:
+    """A run's best weights on its val split, scored per image, class and patient; files in `<run>/eval/`.
+
+    Several runs are evaluated as one ensemble on the first run's val split; files in `<first run>/eval-ensemble/`.
+    """
     _check_cli_args(overrides or {})
-    return evaluation.evaluate(run, overrides)
+    runs = [run] if isinstance(run, (str, Path)) else list(run)
+    return evaluation.evaluate(runs[0], overrides, also=runs[1:])
 
 
 def report(run: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Path, Path]:

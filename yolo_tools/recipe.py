@@ -151,6 +151,12 @@ def check_train_args(args: dict[str, Any], origin: str = "train") -> None:
             close = sorted(k for k in DEFAULT_CFG_DICT if k.startswith(key[:3]))[:5]
             hint = f" (did you mean: {', '.join(close)}?)" if close else ""
             raise ValueError(f"'{key}' is not an Ultralytics train argument{hint}")
+    pretrained = args.get("pretrained")
+    if not (pretrained is None or isinstance(pretrained, bool) or str(pretrained).endswith(".pt")):
+        raise ValueError(
+            "'pretrained' is true, false or weights whose matching layers start the model "
+            "(a .pt file, e.g. runs/pneumonia/<run>/weights/best.pt or yolov8n.pt)"
+        )
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:

@@ -22,6 +22,7 @@ from yolo_tools.convert import (
     synthetic,
     yolo_export,
 )
+from yolo_tools import cascade
 from yolo_tools.convert.writer import Sample, write_dataset
 from yolo_tools.locations import datasets_dir
 from yolo_tools.recipe import Recipe
@@ -38,6 +39,7 @@ CONVERTERS: dict[str, Callable[[Path | None, Recipe], list[Sample]]] = {
     "coco": coco.samples,
     "rle_csv": rle_csv.samples,
     "hdf5_volumes": hdf5_volumes.samples,
+    "region_crops": cascade.samples,  # a cascade's crops: regions found by one run, judged by a classifier
 }
 
 

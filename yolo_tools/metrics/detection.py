@@ -71,3 +71,34 @@ def errors_per_class(
     fp = np.bincount(classes[~hit], minlength=n_classes)
     fn = np.bincount(truth_classes[~found], minlength=n_classes)
     return np.stack([tp, fp, fn], axis=1)
+
+
+AP_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+
+
+def average_precision(
+    images: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    thresholds: np.ndarray = AP_THRESHOLDS,
+) -> np.ndarray:
+    """AP at each IoU threshold over a split, classes pooled, from the predictions given (all-point interpolation).
+
+    For scoring anything that yields boxes the same way, a single model or an ensemble whose fused boxes
+    Ultralytics' validator cannot see. `images` holds per image (boxes, classes, confidences, truth boxes,
+    truth classes). Only the predictions passed in count, so AP over predictions above a threshold is lower
+    than the validator's, which sweeps from confidence 0.001; compare like with like.
+    """
+    n_truth = sum(len(image[4]) for image in images)
+    confidences = np.concatenate([np.asarray(image[2], float).reshape(-1) for image in images] or [np.zeros(0)])
+    order = np.argsort(-confidences, kind="stable")
+    result = np.zeros(len(thresholds))
+    for t, threshold in enumerate(thresholds):
+        hits = np.concatenate(
+            [match(*image, iou_threshold=threshold)[0] for image in images] or [np.zeros(0, bool)]
+        )[order]
+        if not n_truth or not len(hits):
+            continue
+        tp = np.cumsum(hits)
+        recall, precision = tp / n_truth, tp / np.arange(1, len(hits) + 1)
+        envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this recall or beyond
+        result[t] = float(np.sum(np.diff(np.concatenate([[0.0], recall])) * envelope))
+    return result

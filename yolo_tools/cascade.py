@@ -1,0 +1,210 @@
+"""Two-stage diagnosis: a detector or segmenter finds the regions (lungs, heart), a classifier judges the crop.
+
+A whole chest film holds labels, tubes, arms and the abdomen; a classifier that only sees the lung
+fields has less to be misled by. A cascade is a classify recipe whose data come from the
+`region_crops` converter: it takes another classify recipe's converted images (same classes, same
+patient-wise train/val split), runs a region model from a run of its own on each image, joins the
+boxes of the chosen region classes, adds a margin and keeps that crop. An image where no region is
+found keeps its whole frame, so no image drops out of training or evaluation. `yolo_tools predict` on
+a run of such a recipe runs the same chain image by image (`predict` below), so training, evaluation
+and prediction crop the same way.
+
+Recipe (see recipes/pneumonia-lungs.yaml):
+    task: classify
+    data:
+      converter: region_crops
+      options:
+        recipe: pneumonia.yaml             # images, classes and split (a path relative to this recipe)
+        regions: runs/heart-seg/cpu-10min  # run folder or weights of a detect or segment model
+        classes: [left_lung, right_lung]   # region classes to join (default: all)
+        margin: 0.1                        # of the joined box's width and height, on each side
+      split: {by: source}                  # keep the base recipe's split
+
+Examples:
+    >>> crop_box(np.array([[10, 20, 50, 80]]), np.array([1]), [1], (100, 100), 0.1)
+    (6, 14, 54, 86)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from tqdm import tqdm
+
+from yolo_tools import yolo
+from yolo_tools.errors import UserError
+from yolo_tools.recipe import Recipe, load_recipe
+from yolo_tools.runs import weights_of
+
+LOG = logging.getLogger(__name__)
+CONVERTER = "region_crops"
+CSV_COLUMNS = ["image", "class_name", "confidence", "region", "region_confidence", "x1", "y1", "x2", "y2"]
+
+
+class CropOptions(BaseModel):
+    """`data.options` of a `region_crops` recipe."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipe: str = Field(description="the classify recipe whose images, classes and split are cropped")
+    regions: str = Field(description="run folder or weights of the detect or segment model that finds the regions")
+    classes: list[str] | None = Field(None, min_length=1, description="region classes joined into the crop")
+    margin: float = Field(0.1, ge=0, le=1, description="added on each side, as a fraction of the box's size")
+
+
+def options_of(recipe: Recipe) -> CropOptions:
+    """The recipe's crop options, validated; errors name the file and the key."""
+    try:
+        return CropOptions(**recipe.data.options)
+    except ValidationError as exc:
+        lines = [f"{recipe.path}: invalid recipe"]
+        for item in exc.errors():
+            key = ".".join(["data", "options", *map(str, item["loc"])])
+            lines.append(f"  {key}: {item['msg']}")
+        raise UserError("\n".join(lines)) from None
+
+
+def is_cascade(recipe: Recipe | None) -> bool:
+    return recipe is not None and recipe.data.converter == CONVERTER
+
+
+def base_recipe(recipe: Recipe, options: CropOptions) -> Recipe:
+    """The classify recipe being cropped, found next to the cascade recipe (or among the bundled ones)."""
+    here = Path(recipe.path).parent if recipe.path else Path(".")
+    path = here / options.recipe if (here / options.recipe).is_file() else Path(options.recipe)
+    base = load_recipe(path)
+    if base.task != "classify" or base.classes != recipe.classes:
+        raise UserError(
+            f"{recipe.path}: data.options.recipe '{options.recipe}' must be a classify recipe with the same classes "
+            f"{recipe.classes} (it is a {base.task} recipe with {base.classes})"
+        )
+    return base
+
+
+def region_model(options: CropOptions, origin: Any) -> tuple[Path, list[int] | None]:
+    """The region model's weights and the class indices to join (None = all), checked against its names."""
+    if not Path(options.regions).exists():
+        raise UserError(f"{origin}: data.options.regions '{options.regions}': no such run folder or weights")
+    weights, _ = weights_of(options.regions)
+    model = yolo.load_model(weights)
+    if model.task not in ("detect", "segment"):
+        raise UserError(f"{origin}: data.options.regions: {weights} is a {model.task} model; a detect or segment model is needed")
+    if options.classes is None:
+        return weights, None
+    index = {name: i for i, name in model.names.items()}
+    unknown = [name for name in options.classes if name not in index]
+    if unknown:
+        raise UserError(f"{origin}: data.options.classes: {unknown} not among the region model's classes {list(index)}")
+    return weights, [index[name] for name in options.classes]
+
+
+def crop_box(
+    boxes: np.ndarray, classes: np.ndarray, keep: Sequence[int] | None, shape: tuple[int, int], margin: float
+) -> tuple[int, int, int, int] | None:
+    """The box joining every region of the kept classes, widened by `margin`, inside the image; None if none."""
+    chosen = boxes if keep is None else boxes[np.isin(classes, keep)]
+    if not len(chosen):
+        return None
+    x1, y1 = chosen[:, :2].min(0)
+    x2, y2 = chosen[:, 2:].max(0)
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    height, width = shape
+    box = (max(0, int(x1 - dx)), max(0, int(y1 - dy)), min(width, int(np.ceil(x2 + dx))), min(height, int(np.ceil(y2 + dy))))
+    return box if box[2] > box[0] and box[3] > box[1] else None
+
+
+def region_boxes(weights: Path, source: str, keep: list[int] | None, margin: float, args: dict[str, Any]):
+    """For each image of `source`: its path, the crop box (None = none found) and the regions' best confidence."""
+    for result in yolo.predict(weights, source, {**args, "verbose": False}):
+        found = yolo.as_arrays(result)
+        box = crop_box(found.boxes, found.classes, keep, found.shape, margin)
+        chosen = found.confidences if keep is None else found.confidences[np.isin(found.classes, keep)]
+        yield result, box, float(chosen.max(initial=0.0))
+
+
+def samples(src: Path | None, recipe: Recipe) -> list:
+    """`region_crops` converter: the base recipe's converted images, cropped to the regions, same split and class."""
+    from yolo_tools.convert import dataset_dir, prepare
+    from yolo_tools.convert.splits import group_keys
+    from yolo_tools.convert.writer import Sample
+
+    options = options_of(recipe)
+    if recipe.task != "classify" or recipe.data.split.by != "source":
+        raise UserError(f"{recipe.path}: a region_crops recipe is a classify task with data.split.by 'source'")
+    base = base_recipe(recipe, options)
+    weights, keep = region_model(options, recipe.path)
+    prepare(base)
+    root = dataset_dir(base)
+    boxes, whole = {}, 0
+    found = region_boxes(weights, str(root / "*" / "*" / "*"), keep, options.margin, {"batch": 16})
+    for result, box, _ in tqdm(found, desc=f"regions ({weights.parent.parent.name})", unit="img"):
+        boxes[Path(result.path)] = box
+        whole += box is None
+    LOG.info("%d of %d images without a region keep their whole frame", whole, len(boxes))
+    paths = sorted(boxes)
+    rule = base.data.split.by
+    groups = group_keys([p.stem for p in paths], rule) if rule not in ("source", "file") else [p.stem for p in paths]
+
+    def loader(path: Path, box: tuple[int, int, int, int] | None):
+        def load() -> np.ndarray:
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if box is not None:
+                image = image[box[1] : box[3], box[0] : box[2]]
+            return np.ascontiguousarray(image[..., ::-1])  # the writer takes RGB
+
+        return load
+
+    return [
+        Sample(
+            name=path.stem,
+            image=loader(path, boxes[path]),
+            category=path.parent.name,
+            split=path.parent.parent.name,
+            group=group,
+            source=str(path),
+        )
+        for path, group in zip(paths, groups)
+    ]
+
+
+def predict(recipe: Recipe, classifier: Path, source: str, out_dir: Path, args: dict[str, Any]) -> tuple[Path, Path, int]:
+    """The whole chain on images: regions, crop, classify; one row per image, annotated images with the crop drawn."""
+    options = options_of(recipe)
+    weights, keep = region_model(options, recipe.path)
+    model = yolo.load_model(classifier)
+    classify_args = {k: v for k, v in args.items() if k in ("imgsz", "device", "half")}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    for result, box, region_conf in tqdm(region_boxes(weights, source, keep, options.margin, args), desc="cascade", unit="img"):
+        image = result.orig_img
+        crop = image if box is None else image[box[1] : box[3], box[0] : box[2]]
+        finding, _ = yolo.predict_array(model, crop, classify_args)
+        top = int(finding.probabilities.argmax())
+        x1, y1, x2, y2 = box or (0, 0, image.shape[1], image.shape[0])
+        record = {
+            "image": Path(result.path).name,
+            "class_name": finding.names[top],
+            "confidence": float(finding.probabilities[top]),
+            "region": "found" if box else "none (whole image)",
+            "region_confidence": region_conf,
+            "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+            "probabilities": {finding.names[i]: float(p) for i, p in enumerate(finding.probabilities)},
+        }
+        records.append(record)
+        drawn = image.copy()
+        cv2.rectangle(drawn, (x1, y1), (x2 - 1, y2 - 1), (0, 200, 255), 2)
+        label = f"{record['class_name']} {record['confidence']:.2f}"
+        cv2.putText(drawn, label, (x1 + 4, y1 + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 200, 255), 2)
+        cv2.imwrite(str(out_dir / f"{Path(result.path).stem}.jpg"), drawn)
+    csv_path, json_path = out_dir / "predictions.csv", out_dir / "predictions.json"
+    pd.DataFrame(records).reindex(columns=CSV_COLUMNS).to_csv(csv_path, index=False)
+    json_path.write_text(json.dumps(records, indent=1))
+    return csv_path, json_path, len(records)

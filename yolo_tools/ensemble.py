@@ -1,0 +1,134 @@
+"""Several models as one: weighted box fusion for detection, averaged probabilities and masks otherwise.
+
+Models trained on folds of a set, or with other seeds, make different mistakes; combining their outputs
+per image usually beats each of them. Detection uses weighted box fusion (Solovyev et al. 2021, the
+`ensemble-boxes` package): overlapping boxes of one class from all models are averaged, weighted by
+their confidence, instead of NMS keeping one and dropping the rest; a box that only some models found
+keeps a proportionally lower confidence. Classification averages the class probabilities. Segmentation
+averages each class's mask over the models and keeps the pixels at least half of the (weighted) models
+marked, so two models give their union and three their majority.
+
+The fused result of each image is an Ultralytics result again (`yolo.results_from_arrays`), so
+`predictions.write`, the plots and `evaluation` treat an ensemble exactly like a single model.
+
+Examples:
+    >>> for result in predict(["runs/heart/a", "runs/heart/b"], "images/", {"imgsz": 512}):
+    ...     print(result.path, result.boxes.xyxy)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from yolo_tools import yolo
+from yolo_tools.errors import UserError
+from yolo_tools.runs import weights_of
+
+DEFAULT_CONF = 0.25  # Ultralytics' predict default, applied to each model and again to the fused boxes
+WBF_IOU = 0.55  # boxes of one class overlapping this much are the same finding (the package's default)
+
+
+def fuse_boxes(
+    predictions: Sequence[yolo.Prediction], weights: Sequence[float] | None = None, iou_thr: float = WBF_IOU
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted box fusion of one image's boxes from several models: pixel boxes, confidences, classes."""
+    from ensemble_boxes import weighted_boxes_fusion
+
+    height, width = predictions[0].shape
+    scale = np.array([width, height, width, height], np.float64)
+    boxes = [np.clip(p.boxes / scale, 0.0, 1.0).tolist() for p in predictions]
+    if not any(boxes):
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
+    fused, confidences, classes = weighted_boxes_fusion(
+        boxes,
+        [p.confidences.tolist() for p in predictions],
+        [p.classes.tolist() for p in predictions],
+        weights=list(weights) if weights is not None else None,
+        iou_thr=iou_thr,
+        skip_box_thr=0.0,
+    )
+    return np.asarray(fused).reshape(-1, 4) * scale, np.asarray(confidences), np.asarray(classes).astype(int)
+
+
+def average_probabilities(probabilities: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> np.ndarray:
+    """The (weighted) mean of several models' class probabilities for one image."""
+    return np.average(np.stack(probabilities), axis=0, weights=weights)
+
+
+def vote_masks(
+    predictions: Sequence[yolo.Prediction], n_classes: int, weights: Sequence[float] | None = None
+) -> np.ndarray:
+    """Per-class masks (classes, H, W) bool: pixels that at least half of the models' weight marks."""
+    from yolo_tools.evaluation import predicted_masks
+
+    votes = np.average(np.stack([predicted_masks(p, n_classes) for p in predictions]), axis=0, weights=weights)
+    return votes >= 0.5
+
+
+def _as_instances(masks: np.ndarray, predictions: Sequence[yolo.Prediction]):
+    """One instance per class present in the fused masks: its bounding box and the models' mean top confidence."""
+    present = [c for c in range(len(masks)) if masks[c].any()]
+    boxes, confidences = [], []
+    for class_id in present:
+        ys, xs = np.nonzero(masks[class_id])
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        tops = [p.confidences[p.classes == class_id].max(initial=0.0) for p in predictions]
+        confidences.append(float(np.mean(tops)))
+    return (
+        np.asarray(boxes, np.float64).reshape(-1, 4),
+        np.asarray(confidences),
+        np.asarray(present, int),
+        masks[present],
+    )
+
+
+def fuse(task: str, results: Sequence[Any], weights: Sequence[float] | None = None) -> Any:
+    """Several models' Ultralytics results for the same image combined into one result."""
+    predictions = [yolo.as_arrays(result) for result in results]
+    first, image = predictions[0], results[0].orig_img
+    if task == "classify":
+        probabilities = average_probabilities([p.probabilities for p in predictions], weights)
+        return yolo.results_from_arrays(image, first.path, first.names, probabilities=probabilities)
+    if task == "segment":
+        boxes, confidences, classes, masks = _as_instances(vote_masks(predictions, len(first.names), weights), predictions)
+        return yolo.results_from_arrays(image, first.path, first.names, boxes, confidences, classes, masks=masks)
+    boxes, confidences, classes = fuse_boxes(predictions, weights)
+    return yolo.results_from_arrays(image, first.path, first.names, boxes, confidences, classes)
+
+
+def members(runs: Sequence[str | Path]) -> tuple[str, list[Path]]:
+    """The weights of each run and their common task; refuses models that disagree on task or classes."""
+    weights = [weights_of(run)[0] for run in runs]
+    models = [yolo.load_model(w) for w in weights]
+    tasks = {model.task for model in models}
+    if len(tasks) > 1:
+        raise UserError(f"ensemble: the models do not share a task ({', '.join(sorted(tasks))}): {', '.join(map(str, weights))}")
+    names = [dict(model.names) for model in models]
+    for path, other in zip(weights[1:], names[1:]):
+        if other != names[0]:
+            raise UserError(f"ensemble: {path} has classes {list(other.values())}, {weights[0]} has {list(names[0].values())}")
+    return tasks.pop(), weights
+
+
+def predict(
+    runs: Sequence[str | Path], source: str, args: dict[str, Any], weights: Sequence[float] | None = None
+) -> Iterator[Any]:
+    """Fused results, image by image: every model streams over the same source in the same order."""
+    task, paths = members(runs)
+    if task not in ("detect", "segment", "classify"):
+        raise UserError(f"ensemble: {task} models are not supported (detect, segment, classify are)")
+    args = dict(args)
+    if task == "segment":
+        args["retina_masks"] = True  # vote on masks at the image's own size
+    streams = [yolo.predict(path, source, args) for path in paths]
+    for results in zip(*streams, strict=True):
+        if len({str(result.path) for result in results}) != 1:
+            raise UserError(f"ensemble: models read {source} in different orders")
+        fused = fuse(task, results, weights)
+        if task == "detect":  # a box only some models found has a lower fused confidence: apply the threshold again
+            fused = fused[fused.boxes.conf >= args.get("conf", DEFAULT_CONF)]
+        yield fused
