@@ -78,9 +78,12 @@ def recipe_baseline(function: str, folder: str, dst: str) -> dict[str, Any]:
 
 
 def _fresh(work: Path, name: str) -> str:
+    """An empty output folder; the previous case's thousands of deleted files are flushed to disk first
+    (`os.sync`), so that the file system's deferred work does not land inside the next case's timing."""
     folder = work / "convert" / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.parent.mkdir(parents=True, exist_ok=True)
+    os.sync()
     return str(folder)
 
 
