@@ -55,6 +55,16 @@ def test_parser_keeps_overrides_in_order() -> None:
     assert args.overrides == ["epochs=3", "imgsz=320"]
 
 
+def test_overrides_may_follow_options(capsys: pytest.CaptureFixture) -> None:
+    from yolo_tools.cli import _parse
+
+    args = _parse(["train", "recipes/kidney.yaml", "epochs=3", "--name", "quick", "imgsz=320"])
+    assert args.name == "quick" and args.overrides == ["epochs=3", "imgsz=320"]
+    with pytest.raises(SystemExit):
+        _parse(["train", "recipes/kidney.yaml", "--colour", "red"])
+    assert "unrecognized arguments: --colour" in capsys.readouterr().err
+
+
 def test_demo_runs_the_whole_chain(workspace) -> None:
     from yolo_tools import demo
 

@@ -100,3 +100,13 @@ def test_two_runs_predict_and_evaluate_as_one(workspace: Path, tmp_path: Path) -
     assert summary["images"] == len(list((workspace / "datasets" / "heart" / "images" / "val").iterdir()))
     assert 0.0 <= summary["metrics"]["ap50_95"] <= summary["metrics"]["ap50"] <= 1.0
     assert not (first / "eval" / "summary.json").exists()  # the first run's own evaluation is left alone
+
+
+def test_cli_takes_more_runs_with_ensemble() -> None:
+    from yolo_tools.cli import build_parser
+
+    # key=value before the options: argparse takes the positionals as one block
+    args = build_parser().parse_args(["predict", "runs/a", "images/", "conf=0.3", "--ensemble", "runs/b", "--ensemble", "runs/c"])
+    assert (args.weights, args.ensemble, args.source, args.overrides) == ("runs/a", ["runs/b", "runs/c"], "images/", ["conf=0.3"])
+    args = build_parser().parse_args(["evaluate", "runs/a", "augment=True", "--ensemble", "runs/b"])
+    assert (args.run, args.ensemble, args.overrides) == ("runs/a", ["runs/b"], ["augment=True"])

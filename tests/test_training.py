@@ -94,3 +94,17 @@ def test_unavailable_official_weights_say_how_to_train_from_scratch(monkeypatch)
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     with pytest.raises(UserError, match=r"yolov8s\.yaml"):
         load_model("yolov8s.pt")
+
+
+def test_predict_maps_dicom_like_training(kidney_run, tmp_path: Path) -> None:
+    """Ultralytics cannot read DICOM: predict maps it through the run's intensity rules and names outputs after it."""
+    from pydicom.data import get_testdata_file
+
+    run_dir, _ = kidney_run
+    source = tmp_path / "dicom"
+    source.mkdir()
+    (source / "ct.dcm").write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes())
+    _, json_path, count = pipeline.predict(run_dir, str(source), tmp_path / "dicom-out", {"imgsz": 160, "conf": 0.0})
+    assert count == 1
+    assert all(finding["image"] == "ct.dcm" for finding in json.loads(json_path.read_text()))
+    assert (tmp_path / "dicom-out" / "ct.jpg").is_file()

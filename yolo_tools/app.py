@@ -17,7 +17,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,7 @@ import pandas as pd
 
 from yolo_tools import yolo
 from yolo_tools.errors import UserError
-from yolo_tools.imaging import dicom
-from yolo_tools.intensity import MinMax, Percentile, to_uint8
+from yolo_tools.imaging.model_input import read_upload
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe
 from yolo_tools.runs import METRICS_FILE, RECIPE_FILE, run_recipe
@@ -36,7 +35,6 @@ from yolo_tools.runs import METRICS_FILE, RECIPE_FILE, run_recipe
 HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 WEIGHTS = Path("weights") / "best.pt"
-DICOM_SUFFIXES = (".dcm", ".dicom")
 BOX_COLUMNS = ["class", "confidence", "x1", "y1", "x2", "y2"]
 
 
@@ -88,80 +86,6 @@ def _load(folder: Path) -> LoadedRun:
 
 
 @dataclass(frozen=True)
-class Upload:
-    image: np.ndarray  # uint8 H x W x 3, BGR: what the model is given
-    notes: list[str]  # how the pixels were mapped, for the page
-    spacing: tuple[float, float] | None  # mm per pixel (rows, columns) when the file says so
-
-
-def is_dicom(path: Path) -> bool:
-    """By suffix, or by the 'DICM' marker after the 128-byte preamble (many DICOM files have no suffix)."""
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
-    with path.open("rb") as handle:
-        return handle.read(132)[128:132] == b"DICM"
-
-
-def _bgr(pixels: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR) if pixels.ndim == 2 else np.ascontiguousarray(pixels[..., :3])
-
-
-def read_upload(path: Path, recipe: Recipe) -> Upload:
-    """An uploaded file as the model's input, mapped as the run's training data was."""
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
-    upload = _read_dicom(path, recipe) if is_dicom(path) else _read_image(path, recipe)
-    if recipe.preprocess.context:
-        upload.notes.append(
-            "this run was trained on 2.5D stacks (neighbouring slices as channels); a single uploaded slice "
-            "fills all three channels, so expect weaker results than in validation"
-        )
-    return upload
-
-
-def _read_dicom(path: Path, recipe: Recipe) -> Upload:
-    image = dicom.read(path)
-    notes = [f"DICOM {image.modality or 'image'}, {image.photometric}, values after rescale slope/intercept"]
-    if not image.photometric.startswith("MONOCHROME"):
-        colour = image.pixels if image.pixels.ndim == 3 else image.pixels[len(image.pixels) // 2]
-        rgb = np.clip(colour, 0, 255).astype(np.uint8)
-        return Upload(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), notes, image.spacing)
-    if image.pixels.ndim == 3:
-        frame = len(image.pixels) // 2
-        notes.append(f"multi-frame file: frame {frame + 1} of {len(image.pixels)} (the middle one)")
-        image = replace(image, pixels=image.pixels[frame])
-    spec = recipe.preprocess.intensity
-    if spec is not None:
-        notes.append(f"intensity: the run's recipe ({spec.mode})")
-    elif image.window:
-        notes.append(f"intensity: the file's window, centre {image.window[0]:g}, width {image.window[1]:g}")
-    else:
-        notes.append("intensity: 0.5-99.5 percentiles (no window in the recipe or the file)")
-    if image.photometric == "MONOCHROME1":
-        notes.append("MONOCHROME1: inverted so that high values are bright")
-    return Upload(_bgr(dicom.to_uint8(image, spec)), notes, image.spacing)
-
-
-def _read_image(path: Path, recipe: Recipe) -> Upload:
-    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if pixels is None:
-        raise UserError(f"{path.name}: neither an image OpenCV can read (PNG, JPEG, ...) nor a DICOM file")
-    spec = recipe.preprocess.intensity
-    # 8-bit files are what the converters pass through unchanged, except for scale-free mappings
-    # (percentiles, min-max) that the run applied to every training image; a window is in scanner units
-    # (HU) that an 8-bit export no longer carries.
-    if pixels.dtype == np.uint8 and not isinstance(spec, (Percentile, MinMax)):
-        notes = ["8-bit image, used as stored"]
-        if spec is not None:
-            notes.append(f"the run's {spec.mode} intensity is in scanner units: upload the DICOM, not an 8-bit export")
-        return Upload(_bgr(pixels), notes, None)
-    if pixels.ndim == 3:
-        pixels = cv2.cvtColor(pixels[..., :3].astype(np.float32), cv2.COLOR_BGR2GRAY)
-    mapping = f"the run's recipe ({spec.mode})" if spec else "min-max (the recipe sets none)"
-    return Upload(_bgr(to_uint8(pixels, spec)), [f"{pixels.dtype} image, intensity: {mapping}"], None)
-
-
-@dataclass(frozen=True)
 class Analysis:
     overlay: np.ndarray  # RGB, for display
     findings: pd.DataFrame
@@ -206,7 +130,7 @@ def diagnosis(prediction: yolo.Prediction, conf: float) -> str:
 
 def analyse(run: LoadedRun, path: Path, conf: float = 0.25) -> Analysis:
     start = time.perf_counter()
-    upload = read_upload(path, run.recipe)
+    upload = read_upload(path, run.recipe.preprocess)
     prediction, drawn = yolo.predict_array(run.model, upload.image, {"conf": conf, "device": run.device})
     findings = findings_table(prediction, upload.spacing)
     overlay = cv2.cvtColor(drawn, cv2.COLOR_BGR2RGB)

@@ -19,7 +19,7 @@ EXAMPLES = """examples:
   yolo_tools train --resume runs/kidney/train
   yolo_tools val runs/kidney/train
   yolo_tools predict runs/kidney/train path/to/images/ conf=0.25
-  yolo_tools predict runs/heart/a images/ --ensemble runs/heart/b augment=True   two models fused, with TTA
+  yolo_tools predict runs/heart/a images/ augment=True --ensemble runs/heart/b   two models fused, with TTA
   yolo_tools evaluate runs/heart/a --ensemble runs/heart/b   the ensemble on a's val split (<run>/eval-ensemble/)
   yolo_tools evaluate runs/kidney/train             Dice/IoU, errors per image, AUC... in <run>/eval/
   yolo_tools report runs/kidney/train               <run>/report/report.html and report.md
@@ -201,8 +201,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """Like `yolo`, accept key=value pairs anywhere after the verb, also after options such as --name."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    stray = [item for item in extra if item.startswith("-") or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
         args.handler(args)

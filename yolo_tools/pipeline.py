@@ -15,6 +15,7 @@ import yaml
 from yolo_tools import cascade, ensemble, evaluation, predictions, yolo
 from yolo_tools.convert import prepare, train_data
 from yolo_tools.errors import UserError
+from yolo_tools.imaging.model_input import mapped_inputs
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import check_train_args, load_recipe
 from yolo_tools.runs import new_run_dir, run_recipe, save_metrics, save_recipe, weights_of
@@ -141,7 +142,9 @@ def predict(
         results = ensemble.predict(members, source, overrides or {})
         csv_path, json_path, count = predictions.write(results, out_dir)
     else:
-        csv_path, json_path, count = predictions.write(yolo.predict(weights, source, overrides or {}), out_dir)
+        mapped = mapped_inputs(source, recipe.preprocess if recipe else None)
+        results = yolo.predict_arrays(weights, mapped, overrides or {}) if mapped else yolo.predict(weights, source, overrides or {})
+        csv_path, json_path, count = predictions.write(results, out_dir)
     print(f"{count} images → {out_dir} ({csv_path.name}, {json_path.name}, annotated images)")
     return csv_path, json_path, count
 

@@ -6,8 +6,9 @@ the workbench deals in plain paths and dictionaries.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -155,6 +156,22 @@ def predict(weights: Path, source: str, args: dict[str, Any]) -> Iterator[Any]:
     args = {"batch": 16, **args, "stream": True, "verbose": False}
     args["device"] = pick_device(args.get("device"))
     yield from yolo.predict(source=source, **args)
+
+
+def predict_arrays(weights: Path, images: Iterable[tuple[Path, np.ndarray]], args: dict[str, Any]) -> Iterator[Any]:
+    """Like `predict`, for images the workbench mapped itself (DICOM, intensity rules): BGR uint8 arrays.
+
+    Each result keeps its file's path, so the outputs are named after the inputs as with `predict`.
+    """
+    yolo = load_model(weights)
+    args = {"batch": 16, **args, "verbose": False}
+    args["device"] = pick_device(args.get("device"))
+    pending = iter(images)
+    while chunk := list(itertools.islice(pending, args["batch"])):
+        paths, arrays = zip(*chunk)
+        for path, result in zip(paths, yolo.predict(source=list(arrays), **args)):
+            result.path = str(path)
+            yield result
 
 
 @dataclass(frozen=True)

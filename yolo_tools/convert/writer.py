@@ -26,13 +26,16 @@ from tqdm import tqdm
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.splits import group_keys, grouped_split
 from yolo_tools.errors import UserError
-from yolo_tools.recipe import Recipe
+from yolo_tools.imaging.model_input import needs_mapping, read_upload
+from yolo_tools.intensity import Intensity, MinMax, Percentile
+from yolo_tools.recipe import Preprocess, Recipe
 
 if TYPE_CHECKING:
     import pandas as pd
 
 LOG = logging.getLogger(__name__)
 SPLITS = ("train", "val")
+EIGHT_BIT_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".webp"}
 
 
 class SkipSample(Exception):
@@ -97,12 +100,31 @@ def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str],
     return ["val" if v else "train" for v in is_val], groups
 
 
-def _write_image(sample: Sample, folder: Path) -> Path:
+def _stored_as_trained(path: Path, intensity: Intensity | None) -> bool:
+    """True when the file's own bytes are what the model should see, so it can be copied unread."""
+    if isinstance(intensity, (Percentile, MinMax)):
+        return False
+    if path.suffix.lower() in EIGHT_BIT_SUFFIXES:
+        return True
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return pixels is not None and not needs_mapping(pixels, intensity)
+
+
+def _write_image(sample: Sample, folder: Path, preprocess: Preprocess) -> Path:
     if isinstance(sample.image, Path):
         if not sample.image.is_file():
             raise SkipSample("image file is missing")
-        target = folder / f"{sample.name}{sample.image.suffix.lower()}"
-        shutil.copyfile(sample.image, target)
+        if _stored_as_trained(sample.image, preprocess.intensity):
+            target = folder / f"{sample.name}{sample.image.suffix.lower()}"
+            shutil.copyfile(sample.image, target)
+            return target
+        try:
+            bgr = read_upload(sample.image, preprocess).image
+        except UserError as error:
+            raise SkipSample(str(error)) from None
+        target = folder / f"{sample.name}.png"
+        if not cv2.imwrite(str(target), bgr):
+            raise SkipSample("could not encode the image as PNG")
         return target
     pixels = sample.image()
     if pixels.dtype != np.uint8:
@@ -117,12 +139,12 @@ def _write_one(sample: Sample, split: str, root: Path, recipe: Recipe, counts: C
     if recipe.task == "classify":
         if sample.category not in recipe.classes:
             raise SkipSample(f"class '{sample.category}' is not in the recipe's classes {recipe.classes}")
-        target = _write_image(sample, root / split / sample.category)
+        target = _write_image(sample, root / split / sample.category, recipe.preprocess)
         counts[(split, sample.category)] += 1
         return target
     lines = sample.labels() if sample.labels else []
     class_ids = [int(line.split()[0]) for line in lines]
-    target = _write_image(sample, root / "images" / split)
+    target = _write_image(sample, root / "images" / split, recipe.preprocess)
     (root / "labels" / split / f"{sample.name}.txt").write_text("".join(f"{line}\n" for line in lines))
     counts[(split, "images")] += 1
     counts[(split, "backgrounds")] += not lines

@@ -1,0 +1,129 @@
+"""Any image file as the model's input: mapped to 8-bit BGR exactly as the run's training images were.
+
+The converters, `predict` and the dashboard all go through here, so a model trained on percentile-
+stretched MRI or windowed CT is never shown raw pixels. DICOM goes through `dicom` (rescale slope/
+intercept, the recipe's intensity or the file's window, MONOCHROME1 inverted); 16-bit and float files
+through the recipe's intensity spec. 8-bit files are used as stored unless the spec is scale-free
+(percentiles, min-max): a window is in scanner units (HU) that an 8-bit export no longer carries.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from yolo_tools.errors import UserError
+from yolo_tools.imaging import dicom
+from yolo_tools.intensity import Intensity, MinMax, Percentile, to_uint8
+from yolo_tools.recipe import Preprocess
+
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+def needs_mapping(pixels: np.ndarray, spec: Intensity | None) -> bool:
+    """Whether stored pixels differ from what the model saw in training."""
+    return pixels.dtype != np.uint8 or isinstance(spec, (Percentile, MinMax))
+
+
+@dataclass(frozen=True)
+class Upload:
+    image: np.ndarray  # uint8 H x W x 3, BGR: what the model is given
+    notes: list[str]  # how the pixels were mapped, for the page
+    spacing: tuple[float, float] | None  # mm per pixel (rows, columns) when the file says so
+
+
+def is_dicom(path: Path) -> bool:
+    """By suffix, or by the 'DICM' marker after the 128-byte preamble (many DICOM files have no suffix)."""
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        return True
+    with path.open("rb") as handle:
+        return handle.read(132)[128:132] == b"DICM"
+
+
+def _bgr(pixels: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR) if pixels.ndim == 2 else np.ascontiguousarray(pixels[..., :3])
+
+
+def read_upload(path: Path, preprocess: Preprocess) -> Upload:
+    """An uploaded file as the model's input, mapped as the run's training data was."""
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    upload = _read_dicom(path, preprocess) if is_dicom(path) else _read_image(path, preprocess)
+    if preprocess.context:
+        upload.notes.append(
+            "this run was trained on 2.5D stacks (neighbouring slices as channels); a single uploaded slice "
+            "fills all three channels, so expect weaker results than in validation"
+        )
+    return upload
+
+
+def _read_dicom(path: Path, preprocess: Preprocess) -> Upload:
+    image = dicom.read(path)
+    notes = [f"DICOM {image.modality or 'image'}, {image.photometric}, values after rescale slope/intercept"]
+    if not image.photometric.startswith("MONOCHROME"):
+        colour = image.pixels if image.pixels.ndim == 3 else image.pixels[len(image.pixels) // 2]
+        rgb = np.clip(colour, 0, 255).astype(np.uint8)
+        return Upload(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), notes, image.spacing)
+    if image.pixels.ndim == 3:
+        frame = len(image.pixels) // 2
+        notes.append(f"multi-frame file: frame {frame + 1} of {len(image.pixels)} (the middle one)")
+        image = replace(image, pixels=image.pixels[frame])
+    spec = preprocess.intensity
+    if spec is not None:
+        notes.append(f"intensity: the run's recipe ({spec.mode})")
+    elif image.window:
+        notes.append(f"intensity: the file's window, centre {image.window[0]:g}, width {image.window[1]:g}")
+    else:
+        notes.append("intensity: 0.5-99.5 percentiles (no window in the recipe or the file)")
+    if image.photometric == "MONOCHROME1":
+        notes.append("MONOCHROME1: inverted so that high values are bright")
+    return Upload(_bgr(dicom.to_uint8(image, spec)), notes, image.spacing)
+
+
+def _read_image(path: Path, preprocess: Preprocess) -> Upload:
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None:
+        raise UserError(f"{path.name}: neither an image OpenCV can read (PNG, JPEG, ...) nor a DICOM file")
+    spec = preprocess.intensity
+    # 8-bit files are what the converters pass through unchanged, except for scale-free mappings
+    # (percentiles, min-max) that the run applied to every training image; a window is in scanner units
+    # (HU) that an 8-bit export no longer carries.
+    if not needs_mapping(pixels, spec):
+        notes = ["8-bit image, used as stored"]
+        if spec is not None:
+            notes.append(f"the run's {spec.mode} intensity is in scanner units: upload the DICOM, not an 8-bit export")
+        return Upload(_bgr(pixels), notes, None)
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels[..., :3].astype(np.float32), cv2.COLOR_BGR2GRAY)
+    mapping = f"the run's recipe ({spec.mode})" if spec else "min-max (the recipe sets none)"
+    return Upload(_bgr(to_uint8(pixels, spec)), [f"{pixels.dtype} image, intensity: {mapping}"], None)
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", *DICOM_SUFFIXES}
+
+
+def image_files(source: str | Path) -> list[Path]:
+    """The files a predict source names: one file, a folder's images (sorted), or a glob."""
+    path = Path(source)
+    if path.is_file():
+        return [path]
+    candidates = sorted(path.iterdir()) if path.is_dir() else sorted(Path(p) for p in glob.glob(str(source)))
+    return [p for p in candidates if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or is_dicom(p))]
+
+
+def mapped_inputs(source: str | Path, preprocess: Preprocess | None) -> Iterator[tuple[Path, np.ndarray]] | None:
+    """Each file of `source` mapped as in training, or None when Ultralytics can read them as they are.
+
+    Mapping is needed for DICOM (Ultralytics cannot read it) and whenever the run's recipe sets an
+    intensity rule; plain 8-bit images for a recipe without one go straight to Ultralytics' own loader.
+    """
+    files = image_files(source)
+    preprocess = preprocess or Preprocess()
+    if preprocess.intensity is None and not any(is_dicom(f) for f in files):
+        return None
+    return ((f, read_upload(f, preprocess).image) for f in files)
