@@ -3,6 +3,7 @@ metrics, so that a regression in a converter, a recipe or the training path show
 
     nice -n 5 .venv/bin/python -m benchmarks.accuracy                   # every recipe, CPU budget
     nice -n 5 .venv/bin/python -m benchmarks.accuracy --recipes kidney heart
+    nice -n 5 .venv/bin/python -m benchmarks.accuracy --epochs 30 --max-images 256   # a larger budget
     .venv/bin/python -m benchmarks.accuracy --full                      # the recipes' own settings, on a GPU
 
 The budget (same for every recipe): the recipe's model from scratch (yolov8n), imgsz 160, 5 epochs (1 of
@@ -127,7 +128,8 @@ def recipes(names: list[str] | None) -> list[Path]:
 
 
 def run(names: list[str] | None = None, full: bool = False, allow_cpu: bool = False, quick: bool = False,
-        results: Path | None = None, argv: list[str] | None = None) -> dict[str, Any]:
+        results: Path | None = None, argv: list[str] | None = None, epochs: int | None = None,
+        imgsz: int | None = None, max_train_images: int | None = None) -> dict[str, Any]:
     if full and not allow_cpu:
         import torch
 
@@ -137,7 +139,11 @@ def run(names: list[str] | None = None, full: bool = False, allow_cpu: bool = Fa
     work = common.work_dir()
     common.isolate_outputs(work)
     budget = None if full else {**BUDGET, "epochs": 1} if quick else dict(BUDGET)
-    max_train = 16 if quick else MAX_TRAIN_IMAGES
+    if budget and epochs:
+        budget["epochs"] = epochs
+    if budget and imgsz:
+        budget["imgsz"] = imgsz
+    max_train = max_train_images or (16 if quick else MAX_TRAIN_IMAGES)
     topic = f"{TOPIC}-full" if full else TOPIC
     payload = common.header(topic, argv, {"mode": "full (recipe's own train arguments)" if full else "budget",
                                           "budget": budget, "max_train_images": None if full else max_train})
@@ -200,8 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipes", nargs="*", help="recipe names (default: every recipes/*.yaml)")
     p.add_argument("--full", action="store_true", help="each recipe's own train arguments, on the GPU")
     p.add_argument("--allow-cpu", action="store_true", help="with --full: run even without a GPU")
+    p.add_argument("--epochs", type=int, help=f"a larger (or smaller) budget: epochs (default {BUDGET['epochs']})")
+    p.add_argument("--imgsz", type=int, help=f"budget image size (default {BUDGET['imgsz']})")
+    p.add_argument("--max-images", type=int, help=f"training images per epoch at most (default {MAX_TRAIN_IMAGES})")
     args = p.parse_args(argv)
-    run(args.recipes, args.full, args.allow_cpu, args.quick, args.results, argv)
+    if args.full and (args.epochs or args.imgsz or args.max_images):
+        p.error("--full uses each recipe's own train arguments; --epochs/--imgsz/--max-images set the CPU budget")
+    run(args.recipes, args.full, args.allow_cpu, args.quick, args.results, argv, args.epochs, args.imgsz,
+        args.max_images)
     return 0
 
 
