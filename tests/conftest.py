@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,3 +36,27 @@ def _isolated_outputs(workspace: Path):
 
 def needs_data(folder: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(not (SHARED_DATA / folder).is_dir(), reason=f"{SHARED_DATA / folder} not present")
+
+
+def read_polygons(label_file: Path) -> dict[int, list[np.ndarray]]:
+    """A YOLO-seg label file as {class id: [normalised (N, 2) polygons]}."""
+    polygons: dict[int, list[np.ndarray]] = {}
+    for line in label_file.read_text().splitlines():
+        values = line.split()
+        polygons.setdefault(int(values[0]), []).append(np.array(values[1:], float).reshape(-1, 2))
+    return polygons
+
+
+def isolate_fiftyone(patch: pytest.MonkeyPatch, home: Path) -> None:
+    """FiftyOne's database and config in `home`, never a developer's own."""
+    patch.setenv("HOME", str(home))
+    patch.setenv("FIFTYONE_DATABASE_DIR", str(home / "db"))
+    patch.setenv("FIFTYONE_CONFIG_PATH", str(home / "config.json"))
+    patch.setenv("FIFTYONE_APP_CONFIG_PATH", str(home / "app_config.json"))
+    for name in ("FIFTYONE_DATABASE_URI", "FIFTYONE_DATABASE_VALIDATION", "FIFTYONE_DATABASE_NAME"):
+        patch.delenv(name, raising=False)
+    if "fiftyone" in sys.modules:  # imported earlier in this session: its config is already read
+        import fiftyone as fo
+
+        patch.setattr(fo.config, "database_dir", str(home / "db"))
+        patch.setattr(fo.config, "database_uri", None)

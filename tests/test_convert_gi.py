@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import RECIPES, SHARED_DATA, needs_data
+from conftest import RECIPES, SHARED_DATA, needs_data, read_polygons
 from yolo_tools import pipeline
 from yolo_tools.convert import prepare
 from yolo_tools.convert.polygons import dice, polygons_to_mask
@@ -103,14 +103,6 @@ def fixture_recipe(
 def convert(recipe_path: Path) -> tuple[Path, dict]:
     data = prepare(load_recipe(recipe_path), force=True)
     return data.parent, json.loads((data.parent / "card.json").read_text())
-
-
-def read_polygons(label_file: Path) -> dict[int, list[np.ndarray]]:
-    polygons: dict[int, list[np.ndarray]] = {}
-    for line in label_file.read_text().splitlines():
-        values = line.split()
-        polygons.setdefault(int(values[0]), []).append(np.array(values[1:], float).reshape(-1, 2))
-    return polygons
 
 
 def converted(folder: Path) -> dict[str, tuple[Path, Path]]:

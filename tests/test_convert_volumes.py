@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import RECIPES, SHARED_DATA, needs_data
+from conftest import RECIPES, SHARED_DATA, needs_data, read_polygons
 from yolo_tools import pipeline
 from yolo_tools.convert import prepare
 from yolo_tools.convert.polygons import dice, polygons_to_mask
@@ -22,14 +22,6 @@ from yolo_tools.recipe import load_recipe
 
 ACDC = SHARED_DATA / "cardiac-mri-acdc"
 LA = SHARED_DATA / "left-atrium-mri-la2018"
-
-
-def read_polygons(label_file: Path) -> dict[int, list[np.ndarray]]:
-    polygons: dict[int, list[np.ndarray]] = {}
-    for line in label_file.read_text().splitlines():
-        values = line.split()
-        polygons.setdefault(int(values[0]), []).append(np.array(values[1:], float).reshape(-1, 2))
-    return polygons
 
 
 def recipe_copy(tmp_path: Path, recipe: str, name: str, source: Path | None = None, **options) -> Path:

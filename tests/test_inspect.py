@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import RECIPES
+from conftest import RECIPES, isolate_fiftyone
 from yolo_tools import fiftyone_inspect, pipeline, yolo
 from yolo_tools.convert import dataset_dir, train_data
 from yolo_tools.errors import UserError
@@ -40,17 +40,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shuti
 def fiftyone_home(tmp_path_factory: pytest.TempPathFactory):
     home = tmp_path_factory.mktemp("fiftyone-home")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HOME", str(home))
-        patch.setenv("FIFTYONE_DATABASE_DIR", str(home / "db"))
-        patch.setenv("FIFTYONE_CONFIG_PATH", str(home / "config.json"))
-        patch.setenv("FIFTYONE_APP_CONFIG_PATH", str(home / "app_config.json"))
-        for name in ("FIFTYONE_DATABASE_URI", "FIFTYONE_DATABASE_VALIDATION", "FIFTYONE_DATABASE_NAME"):
-            patch.delenv(name, raising=False)
-        if "fiftyone" in sys.modules:  # imported earlier in this session: its config is already read
-            import fiftyone as fo
-
-            patch.setattr(fo.config, "database_dir", str(home / "db"))
-            patch.setattr(fo.config, "database_uri", None)
+        isolate_fiftyone(patch, home)
         yield home
 
 

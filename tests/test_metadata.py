@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import RECIPES, SHARED_DATA, needs_data
+from conftest import RECIPES, SHARED_DATA, isolate_fiftyone
 from yolo_tools import pipeline
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import groups
@@ -200,17 +199,7 @@ def test_evaluate_and_report_break_metrics_down_by_patient_fields(kermany, kerma
 @pytest.fixture
 def fiftyone_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """FiftyOne's database and config in a temporary folder, never a developer's own (as in test_inspect)."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("FIFTYONE_DATABASE_DIR", str(tmp_path / "db"))
-    monkeypatch.setenv("FIFTYONE_CONFIG_PATH", str(tmp_path / "config.json"))
-    monkeypatch.setenv("FIFTYONE_APP_CONFIG_PATH", str(tmp_path / "app_config.json"))
-    for name in ("FIFTYONE_DATABASE_URI", "FIFTYONE_DATABASE_VALIDATION", "FIFTYONE_DATABASE_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    if "fiftyone" in sys.modules:  # imported earlier in this session: its config is already read
-        import fiftyone as fo
-
-        monkeypatch.setattr(fo.config, "database_dir", str(tmp_path / "db"))
-        monkeypatch.setattr(fo.config, "database_uri", None)
+    isolate_fiftyone(monkeypatch, tmp_path)
     return tmp_path
 
 
