@@ -177,10 +177,6 @@ def rle_roundtrip(impl: str, stride: int = 1, include_read: bool = False) -> dic
 def group_rle(work: Path, repeats: int, quick: bool) -> dict[str, Any]:
     if not (common.data_root() / GI / "train.csv").is_file():
         return {"skipped": f"{GI}/train.csv not in the data root"}
-    try:
-        from yolo_tools.convert import rle  # noqa: F401
-    except ImportError:
-        return {"skipped": "yolo_tools.convert.rle not there yet"}
     stride = 400 if quick else 80
     case = "benchmarks.convert:rle_roundtrip"
     imports = ("yolo_tools.convert.rle",)

@@ -132,9 +132,10 @@ def _accuracy(p: dict[str, Any], full: dict[str, Any] | None) -> list[str]:
                                          ("val", "val imgs", "d"), ("epochs", "epochs", "d"), ("imgsz", "imgsz", "d"),
                                          ("train_s", "train s", ".0f"), ("metrics", "validation", ""),
                                          ("losses", "train losses", "")])
-    out += ["", "From scratch at this budget, box and mask mAP stay at or near zero; what moves when a converter, "
-            "a recipe or the training path regresses is the training losses, Dice and classification accuracy. "
-            "A larger budget: `nice -n 5 .venv/bin/python -m benchmarks.accuracy --epochs 30 --max-images 256`.",
+    out += ["", "These are regression numbers, not what the tasks can reach: from scratch at this budget, large "
+            "structures are learnt and tiny ones (kidney stones) are not, so for those the training losses are "
+            "what moves when a converter, a recipe or the training path regresses. A larger budget: "
+            "`nice -n 5 .venv/bin/python -m benchmarks.accuracy --epochs 100 --max-images 256`.",
             "", "### Full-size trainings (GPU)", ""]
     from benchmarks.accuracy import PUBLISHED
 
@@ -158,14 +159,15 @@ INTRO = """# Benchmark results
 
 Every number below is read from `benchmarks/results/*.json` by `python -m benchmarks.report`; the command
 above each table reproduces it (`make bench` runs them all and rebuilds this file). The machines are noisy
-(the numbers here were taken on 2 cores shared with other work), so each speed figure is a **ratio against a
-baseline timed in the same run**: the cases take turns within every round, the first case of a round
-rotates, and the headline is the median over rounds of baseline time / candidate time (> 1: the candidate
-is faster; the range shows the spread between rounds). Absolute times are listed for context only.
-Beside it is the same ratio of CPU time (user + system, all threads): with other work competing for the
-cores, wall time mostly measures the scheduler while CPU time still measures the work done, so the
-"not slower" requirements (workbench vs plain Ultralytics, same engine underneath) are judged on it, with a
-5 % margin. Conversion and training cases each run in a fresh process, so their peak memory is their own.
+(2 CPU cores, often shared with other work: the load average at the start of each run is given), so each
+speed figure is a **ratio against a baseline timed in the same run**: the cases take turns within every
+round, the first case of a round rotates, and the headline is the median over rounds of baseline time /
+candidate time (> 1: the candidate is faster; the range shows the spread between rounds). Absolute times
+are listed for context only. Beside it is the same ratio of CPU time (user + system, all threads): with
+other work competing for the cores, wall time mostly measures the scheduler while CPU time still measures
+the work done, so the "not slower" requirements (workbench vs plain Ultralytics, same engine underneath)
+are judged on it, with a 5 % margin. Conversion and training cases each run in a fresh process, so their
+peak memory is their own.
 """
 
 

@@ -4,8 +4,8 @@
     nice -n 5 .venv/bin/python -m benchmarks.run_all --only convert inference
     .venv/bin/python -m benchmarks.run_all --quick                   # one small round of each: does it still run?
 
-About 20 minutes on 2 shared CPU cores, most of it the accuracy trainings. A topic that fails is reported
-and the others still run; the exit status says whether all of them passed.
+About 45 minutes on 2 shared CPU cores, most of it the accuracy trainings (30 epochs per recipe). A topic
+that fails is reported and the others still run; the exit status says whether all of them passed.
 """
 
 from __future__ import annotations
