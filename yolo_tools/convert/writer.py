@@ -122,6 +122,8 @@ def _write_image(sample: Sample, folder: Path, preprocess: Preprocess) -> Path:
             bgr = read_upload(sample.image, preprocess).image
         except UserError as error:
             raise SkipSample(str(error)) from None
+        if (bgr[..., 0] == bgr[..., 1]).all() and (bgr[..., 1] == bgr[..., 2]).all():
+            bgr = bgr[..., 0]  # grey stays one channel on disk: Ultralytics expands it on reading
         target = folder / f"{sample.name}.png"
         if not cv2.imwrite(str(target), bgr):
             raise SkipSample("could not encode the image as PNG")
