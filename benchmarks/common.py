@@ -269,3 +269,12 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="minimal inputs, one round: checks the script still runs")
     p.add_argument("--results", type=Path, default=RESULTS_DIR, help="where the JSON goes (default benchmarks/results)")
     return p
+
+
+def print_cases(payload: dict[str, Any], columns: list[tuple[str, str, str]]) -> None:
+    """The per-case table of a topic, then its baseline/candidate ratios."""
+    rows = [{"case": name, **summary} for name, summary in payload["cases"].items()]
+    print()
+    print(table(rows, [("case", "case", ""), *columns]))
+    print()
+    print(ratio_rows(payload["comparisons"]))

@@ -166,12 +166,8 @@ def run(repeats: int | None = None, quick: bool = False, imgsz: int = 320, count
 
 
 def print_report(payload: dict[str, Any]) -> None:
-    rows = [{"case": name, **summary} for name, summary in payload["cases"].items()]
-    print()
-    print(common.table(rows, [("case", "case", ""), ("items", "images", "d"), ("median_s", "median s", ".3f"),
-                              ("per_s", "images/s", ".1f"), ("min_s", "min s", ".3f"), ("max_s", "max s", ".3f")]))
-    print()
-    print(common.ratio_rows(payload["comparisons"]))
+    common.print_cases(payload, [("items", "images", "d"), ("median_s", "median s", ".3f"), ("per_s", "images/s", ".1f"),
+                                 ("min_s", "min s", ".3f"), ("max_s", "max s", ".3f")])
 
 
 def main(argv: list[str] | None = None) -> int:

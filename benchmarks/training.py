@@ -143,13 +143,9 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
 
 
 def print_report(payload: dict[str, Any]) -> None:
-    rows = [{"case": name, **summary} for name, summary in payload["cases"].items()]
-    print()
-    print(common.table(rows, [("case", "case", ""), ("median_s", "run s", ".1f"), ("s_per_epoch", "s/epoch", ".2f"),
-                              ("train_time_s", "train loop s", ".1f"), ("import_s", "imports s", ".1f"),
-                              ("peak_rss_mb", "peak RSS MB", ".0f")]))
-    print()
-    print(common.ratio_rows(payload["comparisons"]))
+    common.print_cases(payload, [("median_s", "run s", ".1f"), ("s_per_epoch", "s/epoch", ".2f"),
+                                 ("train_time_s", "train loop s", ".1f"), ("import_s", "imports s", ".1f"),
+                                 ("peak_rss_mb", "peak RSS MB", ".0f")])
 
 
 def main(argv: list[str] | None = None) -> int:

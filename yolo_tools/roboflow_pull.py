@@ -37,6 +37,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from yolo_tools.errors import UserError
+from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.recipe import Source
 
 LOG = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ HOW_TO_SET_KEY = (
 )
 # What a recipe's task trains on: YOLOv8 boxes, YOLOv8 polygons (a segmentation project exports them), class folders.
 FORMATS = {"detect": "yolov8", "segment": "yolov8", "classify": "folder"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 _REF = re.compile(
     r"^(?:https?://[^/]+/)?(?P<workspace>[\w.-]+)/(?P<project>[\w.-]+)/(?:dataset/)?(?P<version>\d+)/?$"
 )

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 
 from yolo_tools.convert.writer import Sample, SkipSample
-from yolo_tools.convert.yolo_export import IMAGE_SUFFIXES
+from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
 

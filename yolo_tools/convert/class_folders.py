@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from yolo_tools.convert.splits import group_keys
 from yolo_tools.convert.writer import Sample, SkipSample
-from yolo_tools.convert.yolo_export import IMAGE_SUFFIXES
+from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
 

@@ -32,7 +32,7 @@ import numpy as np
 
 from yolo_tools.convert.polygons import mask_to_polygons, polygon_line
 from yolo_tools.convert.writer import Sample, SkipSample
-from yolo_tools.convert.yolo_export import IMAGE_SUFFIXES
+from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
 

@@ -13,10 +13,9 @@ import yaml
 
 from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.errors import UserError
+from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.recipe import Recipe
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-SOURCE_SPLITS = {"train": "train", "val": "val"}
 
 
 def _split_dir(root: Path, entry: str, yaml_path: Path) -> Path:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from yolo_tools.errors import UserError
-from yolo_tools.imaging import dicom
+from yolo_tools.imaging import IMAGE_SUFFIXES, dicom
 from yolo_tools.intensity import Intensity, MinMax, Percentile, to_uint8
 from yolo_tools.recipe import Preprocess
 
@@ -39,8 +39,9 @@ class Upload:
 
 def is_dicom(path: Path) -> bool:
     """By suffix, or by the 'DICM' marker after the 128-byte preamble (many DICOM files have no suffix)."""
-    if path.suffix.lower() in DICOM_SUFFIXES:
-        return True
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES or suffix in IMAGE_SUFFIXES:
+        return suffix in DICOM_SUFFIXES
     with path.open("rb") as handle:
         return handle.read(132)[128:132] == b"DICM"
 
@@ -102,9 +103,6 @@ def _read_image(path: Path, preprocess: Preprocess) -> Upload:
         pixels = cv2.cvtColor(pixels[..., :3].astype(np.float32), cv2.COLOR_BGR2GRAY)
     mapping = f"the run's recipe ({spec.mode})" if spec else "min-max (the recipe sets none)"
     return Upload(_bgr(to_uint8(pixels, spec)), [f"{pixels.dtype} image, intensity: {mapping}"], None)
-
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", *DICOM_SUFFIXES}
 
 
 def image_files(source: str | Path) -> list[Path]:
