@@ -1,0 +1,111 @@
+"""The bad-input harness: one `Case` per broken input, and the checks every case must pass.
+
+A case builds its inputs in a fresh folder, runs the `yolo_tools` command line in-process and then
+asserts what a user is owed when they get something wrong:
+
+- the exit code the case expects (2 for a refused input, 0 where the input is skipped with a warning);
+- no traceback, in the output or as an exception escaping `main`;
+- a message matching every pattern in `says` (the file or key at fault, and what to do about it);
+- every input file unchanged (SHA-256 before and after) and no file added to the inputs;
+- no partial output: no `.partial-*`/`.old-*` leftovers anywhere, and after a refusal nothing new in
+  the datasets or runs folders.
+
+The case tables live in `tests/test_bad_input_*.py`, one file per area; `tests/test_bad_input_count.py`
+checks their total so the suite cannot shrink unnoticed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+Setup = Callable[[Path], None]
+Argv = Callable[[Path], list[str]]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input. `argv` gets the inputs folder (and builds paths under it); `setup` fills that folder."""
+
+    id: str
+    argv: Argv
+    says: tuple[str, ...]
+    setup: Setup | None = None
+    code: int = 2
+    env: dict[str, str] = field(default_factory=dict)
+    # Output folders (relative to the case's root) that may legitimately hold files after the case.
+    may_write: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.says:
+            raise ValueError(f"case {self.id}: say which message it must print")
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    if not folder.exists():
+        return {}
+    return {
+        str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _listing(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")} if folder.exists() else set()
+
+
+def run_case(case: Case, root: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> str:
+    """Run `case` under `root` (inputs in `root/in`, outputs in `root/datasets` and `root/runs`); return stderr."""
+    from yolo_tools.cli import main
+
+    inputs = root / "in"
+    inputs.mkdir(parents=True, exist_ok=True)
+    if case.setup:
+        case.setup(inputs)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("YOLO_TOOLS_DATA", str(inputs))
+    monkeypatch.setenv("YOLO_TOOLS_DATASETS", str(root / "datasets"))
+    monkeypatch.setenv("YOLO_TOOLS_RUNS", str(root / "runs"))
+    for key, value in case.env.items():
+        monkeypatch.setenv(key, value.format(inputs=inputs, root=root))
+    argv = case.argv(inputs)
+    before = checksums(inputs)
+    outputs_before = {name: _listing(root / name) for name in ("datasets", "runs")}
+    capfd.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as exit_:  # argparse's own refusals
+        code = exit_.code if isinstance(exit_.code, int) else 2
+    except BaseException:  # noqa: BLE001 - any escaping exception is a traceback the user would see
+        pytest.fail(f"{case.id}: an exception escaped yolo_tools {' '.join(argv)}:\n{traceback.format_exc()}")
+    out, err = capfd.readouterr()
+    shown = f"--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}"
+    assert code == case.code, f"{case.id}: exit {code}, expected {case.code}\n{shown}"
+    assert "Traceback (most recent call last)" not in out + err, f"{case.id}: traceback printed\n{shown}"
+    for pattern in case.says:
+        assert re.search(pattern, err, re.IGNORECASE | re.MULTILINE), f"{case.id}: no /{pattern}/ in stderr\n{shown}"
+    assert checksums(inputs) == before, f"{case.id}: an input file was changed, added or removed"
+    leftovers = [p for p in root.rglob(".*") if re.search(r"\.(partial|old)-", p.name)]
+    assert not leftovers, f"{case.id}: partial output left behind: {leftovers}"
+    if code != 0:
+        for name, listing in outputs_before.items():
+            if name in case.may_write:
+                continue
+            added = _listing(root / name) - listing
+            assert not added, f"{case.id}: a refused command left output in {name}/: {sorted(added)[:5]}"
+    return err
+
+
+def parametrize(cases: list[Case]) -> pytest.MarkDecorator:
+    ids = [case.id for case in cases]
+    duplicated = {i for i in ids if ids.count(i) > 1}
+    if duplicated:
+        raise ValueError(f"duplicated case ids: {sorted(duplicated)}")
+    return pytest.mark.parametrize("case", cases, ids=ids)
