@@ -13,7 +13,7 @@ import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data
 from yolo_tools import cascade, pipeline
-from yolo_tools.convert import prepare
+from yolo_tools.convert.conversion import prepare
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
 
@@ -44,7 +44,7 @@ def test_crop_options_are_checked_with_file_and_key(tmp_path: Path) -> None:
         cascade.options_of(recipe)
     assert "cascade.yaml: invalid recipe" in str(error.value)
     assert "data.options.margin: Input should be less than or equal to 1" in str(error.value)
-    assert "data.options.colour: Extra inputs are not permitted" in str(error.value)
+    assert "data.options.colour: unknown key; region_crops takes: recipe, regions, classes, margin" in str(error.value)
     recipe = load_recipe(_recipe(tmp_path, {"recipe": str(RECIPES / "heart.yaml"), "regions": "r"}))
     with pytest.raises(UserError, match="data.options.recipe .* must be a classify recipe"):
         cascade.base_recipe(recipe, cascade.options_of(recipe))

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import SHARED_DATA, needs_data
 from yolo_tools.cli import main
-from yolo_tools.convert import convert_folder
+from yolo_tools.convert.conversion import convert_folder
 from yolo_tools.convert.polygons import dice, mask_to_polygons, polygons_to_mask
 from yolo_tools.errors import UserError
 
@@ -134,5 +134,6 @@ def test_cli_convert_format_src_dst(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 
 def test_coco_needs_one_json_or_a_name(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
     with pytest.raises(UserError, match="0 JSON files here"):
-        convert_folder("coco", tmp_path, tmp_path / "out")
+        convert_folder("coco", tmp_path / "src", tmp_path / "out")

@@ -22,7 +22,7 @@ import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data, read_polygons
 from yolo_tools import pipeline
-from yolo_tools.convert import prepare
+from yolo_tools.convert.conversion import prepare
 from yolo_tools.convert.polygons import dice, polygons_to_mask
 from yolo_tools.convert.rle import RunTable
 from yolo_tools.convert.rle_csv import COLUMNS, GISlice, scan_path, write
@@ -201,7 +201,7 @@ def test_slices_without_organs_are_kept_or_dropped(mini, tmp_path: Path) -> None
     folder, card = convert(fixture_recipe(tmp_path, source, "gi-drop", split={"by": "file", "val": 0.5}, empty="drop"))
     assert card["left_out"] == {"slices with no organ (options.empty: drop)": 1}
     assert sorted(converted(folder)) == sorted(item.id for item in labelled)
-    with pytest.raises(UserError, match=r"unknown \['emtpy'\]; rle_csv takes"):
+    with pytest.raises(UserError, match=r"data.options.emtpy: unknown key; rle_csv takes: csv"):
         convert(fixture_recipe(tmp_path, source, "gi-typo", emtpy="drop"))
 
 
@@ -257,7 +257,7 @@ def test_bad_input_is_skipped_or_refused_with_the_reason(competition: Path, tmp_
     assert len(card["skipped"]) == 3
     too_long_reason = r"run \(start 262000, length 200\) ends at pixel 262199, beyond the 262144 pixels"
     assert re.search(rf"train.csv line \d+ \({too_long}, stomach\): {too_long_reason}", skipped)
-    assert f"{scan_path(source, unreadable, 512, 512).name} cannot be decoded as an image" in skipped
+    assert f"{scan_path(source, unreadable, 512, 512).name}: not an image file" in skipped
     assert re.search(r"is 512x512 pixels but its name says 520x512", skipped)
     assert card["left_out"] == {NO_SCAN: 3}
     assert len(converted(folder)) == 36 - 3 - 3

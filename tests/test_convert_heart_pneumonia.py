@@ -18,7 +18,8 @@ import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data
 from yolo_tools import pipeline
-from yolo_tools.convert import box_csv, class_folders, prepare
+from yolo_tools.convert import box_csv, class_folders
+from yolo_tools.convert.conversion import prepare
 from yolo_tools.convert.polygons import dice, polygons_to_mask
 from yolo_tools.convert.splits import group_keys
 from yolo_tools.convert.writer import write_dataset
@@ -35,9 +36,9 @@ def _card(data: Path) -> dict:
 
 
 def _convert(recipe, src: Path, dst: Path) -> dict:
-    from yolo_tools.convert import CONVERTERS
+    from yolo_tools.convert import converter
 
-    return write_dataset(CONVERTERS[recipe.data.converter](src, recipe), dst, recipe, str(src))
+    return write_dataset(converter(recipe.data.converter).samples(src, recipe), dst, recipe, str(src))
 
 
 # ---------------------------------------------------------------- heart: boxes in a CSV
@@ -86,7 +87,7 @@ def test_heart_bad_inputs_are_skipped_with_file_and_reason(tmp_path: Path) -> No
     assert re.search(r"JPCLN002\.png: boxes\.csv line 3: box .* outside the 512x512 image", skipped)
     assert re.search(r"JPCLN003\.png: boxes\.csv line 4: class 'liver' is not in the recipe's classes", skipped)
     assert re.search(r"name 'JPCLN999'\): boxes\.csv line 5: image .*JPCLN999\.png not found", skipped)
-    assert re.search(r"BROKEN\.png: image cannot be decoded", skipped)
+    assert re.search(r"BROKEN\.png: not an image file", skipped)
     assert re.search(r"JPCLN004\.png: no row for 'JPCLN004' in boxes\.csv", skipped)
     counts = card["counts"]["train"]
     assert sum(c.get("images", 0) for c in card["counts"].values()) == 2
@@ -140,7 +141,7 @@ def test_mask_bad_inputs_are_skipped_with_file_and_reason(tmp_path: Path) -> Non
     (src / "images").mkdir(parents=True)
     for organ in organs:
         (src / "masks" / organ).mkdir(parents=True)
-    for name in ("JPCLN001", "JPCLN002", "JPCLN003", "JPCLN004"):
+    for name in ("JPCLN001", "JPCLN002", "JPCLN003", "JPCLN004", "JPCLN007"):  # two whole: a split needs two
         shutil.copyfile(HEART / "images" / f"{name}.png", src / "images" / f"{name}.png")
         for organ in organs:
             shutil.copyfile(HEART / "masks" / organ / f"{name}.png", src / "masks" / organ / f"{name}.png")
@@ -154,9 +155,9 @@ def test_mask_bad_inputs_are_skipped_with_file_and_reason(tmp_path: Path) -> Non
     assert len(card["skipped"]) == 4, skipped
     assert re.search(r"JPCLN002\.png: no mask right_lung/JPCLN002\.\* for this image", skipped)
     assert re.search(r"JPCLN003\.png: mask .*heart/JPCLN003\.png is 256x256 but its image is 512x512", skipped)
-    assert re.search(r"JPCLN004\.png: mask .*left_lung/JPCLN004\.png cannot be decoded", skipped)
+    assert re.search(r"JPCLN004\.png: mask .*left_lung/JPCLN004\.png: not an image file", skipped)
     assert re.search(r"heart/JPCLN006\.png: mask .*JPCLN006\.png has no image", skipped)
-    assert sum(c.get("images", 0) for c in card["counts"].values()) == 1
+    assert sum(c.get("images", 0) for c in card["counts"].values()) == 2
 
 
 # ---------------------------------------------------------------- pneumonia: class folders
@@ -210,7 +211,7 @@ def test_class_folders_skip_unreadable_and_unknown_and_tie_duplicates(tmp_path: 
     card = write_dataset(found, tmp_path / "out", recipe, str(src))
     skipped = "\n".join(card["skipped"])
     assert len(card["skipped"]) == 3, skipped
-    assert re.search(r"IM-0100-0001\.jpeg: file cannot be decoded", skipped)
+    assert re.search(r"IM-0100-0001\.jpeg: not an image file", skipped)
     assert re.search(r"person9_virus_9\.jpeg: byte-identical duplicate of .*IM-0000-0001\.jpeg", skipped)
     assert re.search(r"OTHER/person7_x_1\.jpeg: class 'OTHER' is not in the recipe's classes", skipped)
 

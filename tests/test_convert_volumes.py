@@ -15,7 +15,7 @@ import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data, read_polygons
 from yolo_tools import pipeline
-from yolo_tools.convert import prepare
+from yolo_tools.convert.conversion import prepare
 from yolo_tools.convert.polygons import dice, polygons_to_mask
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
@@ -200,7 +200,7 @@ def test_broken_volumes_are_skipped_with_the_file_and_reason(tmp_path: Path) -> 
 
     with pytest.raises(UserError, match=r"label_values \[1, 2\]: give one distinct label value per class"):
         load_recipe_and_convert(recipe_copy(tmp_path, "cardiac.yaml", "cardiac-bad", source, label_values=[1, 2]))
-    with pytest.raises(UserError, match=r"unknown \['slice_axes'\]"):
+    with pytest.raises(UserError, match=r"data.options.slice_axes: unknown key; hdf5_volumes takes: files"):
         load_recipe_and_convert(recipe_copy(tmp_path, "cardiac.yaml", "cardiac-bad", source, slice_axes=2))
 
 

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from conftest import RECIPES
+from yolo_tools.convert import check
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
 
@@ -22,7 +23,7 @@ def kidney() -> dict:
 
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_shipped_recipe_is_valid(path: Path) -> None:
-    recipe = load_recipe(path)
+    recipe = check(load_recipe(path))
     assert recipe.name == path.stem
     assert recipe.classes
 
@@ -50,6 +51,15 @@ def test_fingerprint_follows_data_not_training(tmp_path: Path) -> None:
         (lambda r: r.pop("classes"), ["classes", "Field required"]),
         (lambda r: r["data"]["source"].pop("workspace"), ["roboflow source needs 'workspace'"]),
         (lambda r: r["data"].update(converter="dicom2yolo"), ["data.converter", "'dicom2yolo' is unknown", "allowed:"]),
+        (lambda r: r["data"].update(options={"min_aera": 5000}), ["data.options.min_aera", "unknown key", "takes: none"]),
+        (
+            lambda r: r["data"].update(converter="mask_images", options={"min_area": "ten"}),
+            ["data.options.min_area", "valid integer", "'ten'"],
+        ),
+        (
+            lambda r: r["data"].update(converter="hdf5_volumes", options={"empty": "maybe"}),
+            ["data.options.empty", "'keep' or 'drop'"],
+        ),
     ],
 )
 def test_bad_recipe_names_file_and_key(tmp_path: Path, edit, expected: list[str]) -> None:
@@ -57,7 +67,7 @@ def test_bad_recipe_names_file_and_key(tmp_path: Path, edit, expected: list[str]
     edit(recipe)
     path = write(tmp_path, recipe)
     with pytest.raises(UserError) as error:
-        load_recipe(path)
+        check(load_recipe(path))  # as a recipe is read for use: its file, then its converter's options
     message = str(error.value)
     assert message.startswith(f"{path}: invalid recipe")
     for fragment in expected:

@@ -36,10 +36,11 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field
 from tqdm import tqdm
 
 from yolo_tools import yolo
+from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe, load_recipe
 from yolo_tools.runs import weights_of
@@ -49,10 +50,8 @@ CONVERTER = "region_crops"
 CSV_COLUMNS = ["image", "class_name", "confidence", "region", "region_confidence", "x1", "y1", "x2", "y2"]
 
 
-class CropOptions(BaseModel):
+class Options(ConverterOptions):
     """`data.options` of a `region_crops` recipe."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     recipe: str = Field(description="the classify recipe whose images, classes and split are cropped")
     regions: str = Field(description="run folder or weights of the detect or segment model that finds the regions")
@@ -60,23 +59,16 @@ class CropOptions(BaseModel):
     margin: float = Field(0.1, ge=0, le=1, description="added on each side, as a fraction of the box's size")
 
 
-def options_of(recipe: Recipe) -> CropOptions:
+def options_of(recipe: Recipe) -> Options:
     """The recipe's crop options, validated; errors name the file and the key."""
-    try:
-        return CropOptions(**recipe.data.options)
-    except ValidationError as exc:
-        lines = [f"{recipe.path}: invalid recipe"]
-        for item in exc.errors():
-            key = ".".join(["data", "options", *map(str, item["loc"])])
-            lines.append(f"  {key}: {item['msg']}")
-        raise UserError("\n".join(lines)) from None
+    return parse(Options, recipe)
 
 
 def is_cascade(recipe: Recipe | None) -> bool:
     return recipe is not None and recipe.data.converter == CONVERTER
 
 
-def base_recipe(recipe: Recipe, options: CropOptions) -> Recipe:
+def base_recipe(recipe: Recipe, options: Options) -> Recipe:
     """The classify recipe being cropped, found next to the cascade recipe (or among the bundled ones)."""
     here = Path(recipe.path).parent if recipe.path else Path(".")
     path = here / options.recipe if (here / options.recipe).is_file() else Path(options.recipe)
@@ -89,7 +81,7 @@ def base_recipe(recipe: Recipe, options: CropOptions) -> Recipe:
     return base
 
 
-def region_model(options: CropOptions, origin: Any) -> tuple[Path, list[int] | None]:
+def region_model(options: Options, origin: Any) -> tuple[Path, list[int] | None]:
     """The region model's weights and the class indices to join (None = all), checked against its names."""
     if not Path(options.regions).exists():
         raise UserError(f"{origin}: data.options.regions '{options.regions}': no such run folder or weights")
@@ -132,7 +124,7 @@ def region_boxes(weights: Path, source: str, keep: list[int] | None, margin: flo
 
 def samples(src: Path | None, recipe: Recipe) -> list:
     """`region_crops` converter: the base recipe's converted images, cropped to the regions, same split and class."""
-    from yolo_tools.convert import dataset_dir, prepare
+    from yolo_tools.convert.conversion import dataset_dir, prepare
     from yolo_tools.convert.splits import group_keys
     from yolo_tools.convert.writer import Sample
 

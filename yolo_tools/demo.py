@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from yolo_tools import pipeline
-from yolo_tools.convert import dataset_dir
+from yolo_tools.convert.conversion import dataset_dir
 from yolo_tools.recipe import load_recipe
 
 DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo.yaml"

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from yolo_tools import ensemble, predictions, yolo
-from yolo_tools.convert import dataset_dir, prepare
+from yolo_tools.convert.conversion import dataset_dir, prepare
 from yolo_tools.convert.polygons import polygons_to_mask
 from yolo_tools.convert.metadata import METADATA_CSV
 from yolo_tools.convert.writer import SLICES_CSV

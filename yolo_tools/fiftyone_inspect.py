@@ -42,7 +42,7 @@ from typing import Any
 import pandas as pd
 
 from yolo_tools import yolo
-from yolo_tools.convert import dataset_dir, train_data
+from yolo_tools.convert.conversion import dataset_dir, train_data
 from yolo_tools.convert.metadata import METADATA_CSV
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe, check_train_args

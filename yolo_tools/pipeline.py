@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 
 from yolo_tools import cascade, ensemble, evaluation, predictions, yolo
-from yolo_tools.convert import prepare, train_data
+from yolo_tools.convert import check
+from yolo_tools.convert.conversion import prepare, train_data
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import mapped_inputs
 from yolo_tools.locations import runs_dir
@@ -72,7 +73,7 @@ def train_recipe(
     data_root: str | Path | None = None,
 ) -> tuple[Path, dict[str, float]]:
     """Convert the recipe's data if needed, train, and store the recipe and the final metrics in the run."""
-    recipe = load_recipe(recipe_path)
+    recipe = check(load_recipe(recipe_path))
     overrides = dict(overrides or {})
     _check_cli_args(overrides, allowed_extra={"model"})
     model = overrides.pop("model", recipe.model)
@@ -182,7 +183,7 @@ def export(weights: str | Path, overrides: dict[str, Any] | None = None) -> Path
 
 
 def convert(recipe_path: str | Path, data_root: str | Path | None = None, force: bool = False) -> Path:
-    recipe = load_recipe(recipe_path)
+    recipe = check(load_recipe(recipe_path))
     data = prepare(recipe, data_root, force=force)
     print(f"dataset: {data}")
     return data
@@ -190,7 +191,7 @@ def convert(recipe_path: str | Path, data_root: str | Path | None = None, force:
 
 def convert_format(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Path:
     """Convert a folder in a published format (coco, masks, box-csv, class-folders) into a YOLO dataset at `dst`."""
-    from yolo_tools.convert import convert_folder
+    from yolo_tools.convert.conversion import convert_folder
 
     card = convert_folder(fmt, src, dst, **options)
     print(f"dataset: {dst} ({len(card['skipped'])} skipped; counts in {Path(dst) / 'card.md'})")

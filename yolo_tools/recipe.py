@@ -203,11 +203,4 @@ def load_recipe(path: str | Path) -> Recipe:
         recipe = Recipe(**raw, path=path.resolve())
     except ValidationError as exc:
         raise UserError(_format_errors(path, exc)) from None
-    from yolo_tools.convert import CONVERTERS
-
-    if recipe.data.converter not in CONVERTERS:
-        raise UserError(
-            f"{path}: invalid recipe\n  data.converter: '{recipe.data.converter}' is unknown; "
-            f"allowed: {', '.join(sorted(CONVERTERS))}"
-        )
     return recipe

@@ -65,7 +65,9 @@ def pull(dataset: str, root: str | Path | None = None, fmt: str | None = None, f
     if "/" in dataset and not dataset.endswith((".yaml", ".yml")) and not Path(dataset).is_file():
         source = roboflow_pull.parse_ref(dataset)
     else:
-        recipe = load_recipe(dataset)
+        from yolo_tools.convert import check
+
+        recipe = check(load_recipe(dataset))
         source, task = recipe.data.source, recipe.task
         if source.kind != "roboflow":
             raise UserError(f"{recipe.path}: data.source.kind is '{source.kind}', not roboflow; there is nothing to pull")

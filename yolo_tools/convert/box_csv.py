@@ -20,11 +20,14 @@ Examples:
 from __future__ import annotations
 
 import csv
+import math
 from collections import defaultdict
 from pathlib import Path
 
-import cv2
+from pydantic import Field
 
+from yolo_tools.convert import images as image_files
+from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.errors import UserError
@@ -34,9 +37,14 @@ REQUIRED = ("label", "x0", "y0", "w", "h", "name")
 Row = tuple[int, dict[str, str]]  # (line number in the CSV, the row)
 
 
+class Options(ConverterOptions):
+    csv: str | None = Field(None, description="the CSV of boxes (default: the one *.csv in the source folder)")
+    images: str = Field("images", description="the folder of images, relative to the source")
+
+
 def csv_path_of(src: Path, options: dict) -> Path:
     if options.get("csv"):
-        return src / options["csv"]
+        return src / str(options["csv"])
     tables = sorted(src.glob("*.csv"))
     if len(tables) != 1:
         raise UserError(f"{src}: {len(tables)} CSV files here; say which holds the boxes with data.options.csv")
@@ -47,15 +55,22 @@ def read_rows(csv_path: Path) -> dict[str, list[Row]]:
     """The CSV's rows grouped by image name, each with its line number for messages."""
     if not csv_path.is_file():
         raise UserError(f"{csv_path}: box table not found (set data.options.csv)")
-    with csv_path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            expected = ", ".join(REQUIRED) + "[, img_shape_x, img_shape_y]"
-            raise UserError(f"{csv_path}: missing columns {missing}; expected {expected}")
-        rows: dict[str, list[Row]] = defaultdict(list)
-        for line, row in enumerate(reader, start=2):
-            rows[row["name"].strip()].append((line, row))
+    try:
+        with csv_path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+            if missing:
+                expected = ", ".join(REQUIRED) + "[, img_shape_x, img_shape_y]"
+                raise UserError(f"{csv_path}: missing columns {missing}; expected {expected}")
+            rows: dict[str, list[Row]] = defaultdict(list)
+            for line, row in enumerate(reader, start=2):
+                if None in row or None in row.values():
+                    raise UserError(f"{csv_path} line {line}: {len(reader.fieldnames)} columns expected; fix the row")
+                rows[row["name"].strip()].append((line, row))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{csv_path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the CSV as UTF-8") from None
+    except csv.Error as exc:
+        raise UserError(f"{csv_path}: not a readable CSV: {exc}") from None
     return rows
 
 
@@ -68,6 +83,8 @@ def _box_line(row: dict[str, str], line: int, size: tuple[int, int], classes: li
     except (TypeError, ValueError):
         values = [row[c] for c in ("x0", "y0", "w", "h")]
         raise SkipSample(f"{table} line {line}: box is not numbers: {values}") from None
+    if not all(math.isfinite(v) for v in (x0, y0, w, h)):
+        raise SkipSample(f"{table} line {line}: box is not finite numbers: x0={x0} y0={y0} w={w} h={h}")
     width, height = size
     if w <= 0 or h <= 0 or x0 < 0 or y0 < 0 or x0 + w > width or y0 + h > height:
         raise SkipSample(
@@ -78,18 +95,18 @@ def _box_line(row: dict[str, str], line: int, size: tuple[int, int], classes: li
 
 
 def _frame(rows: list[Row], image: Path, table: str) -> tuple[int, int]:
-    """The width and height the boxes are measured in, after checking the image decodes and fits them."""
-    pixels = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
-    if pixels is None:
-        raise SkipSample("image cannot be decoded")
-    actual = (pixels.shape[1], pixels.shape[0])
+    """The width and height the boxes are measured in, after checking the image's header fits them."""
+    found = image_files.header(image)
+    actual = (found.width, found.height)
     line, first = rows[0]
     if not first.get("img_shape_x") or not first.get("img_shape_y"):
         return actual
     try:
         stated = (int(float(first["img_shape_x"])), int(float(first["img_shape_y"])))
-    except ValueError:
+    except (ValueError, OverflowError):
         raise SkipSample(f"{table} line {line}: img_shape_x/img_shape_y are not numbers") from None
+    if min(stated) <= 0:
+        raise SkipSample(f"{table} line {line}: img_shape_x/img_shape_y {stated} are not a size")
     if abs(stated[0] * actual[1] - stated[1] * actual[0]) > 0.01 * stated[0] * actual[1]:
         raise SkipSample(
             f"{table} line {line}: boxes are for a {stated[0]}x{stated[1]} image but it is {actual[0]}x{actual[1]}"
@@ -111,9 +128,9 @@ def _labels(name: str, rows: list[Row], image: Path, classes: list[str], table: 
 
 def samples(src: Path, recipe: Recipe) -> list[Sample]:
     """One Sample per image and per orphan row; the checks run when the writer asks for the labels."""
-    options = recipe.data.options
-    csv_path = csv_path_of(src, options)
-    image_dir = src / options.get("images", "images")
+    options = parse(Options, recipe)
+    csv_path = csv_path_of(src, options.model_dump())
+    image_dir = src / options.images
     if not image_dir.is_dir():
         raise UserError(f"{image_dir}: image folder not found (set data.options.images)")
     rows = read_rows(csv_path)

@@ -6,7 +6,9 @@ no recipe class are skipped with the reason. The patient of each image comes fro
 duplicate can never sit on both sides of the split even where the names disagree. With
 `duplicates: drop` (the default) every copy after the first (in sorted path order) is skipped, named
 with the file it repeats, so each picture counts once in training and validation; `keep` keeps them.
-Files that cannot be decoded as images are skipped.
+The copy that is kept is the first that lies in a folder of a recipe class, so a picture is never lost
+because a copy of it also sits in a folder that is skipped. Files that are no usable images are skipped
+by the writer, which verifies every image.
 
 Options: `folder` (the folder holding the class folders, relative to the source; default: the source itself),
 `duplicates` (`drop` or `keep`).
@@ -20,16 +22,23 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Literal
 
-import cv2
 import numpy as np
+from pydantic import Field
 from tqdm import tqdm
 
+from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.splits import group_keys
 from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
+
+
+class Options(ConverterOptions):
+    folder: str = Field(".", description="the folder holding the class folders, relative to the source")
+    duplicates: Literal["drop", "keep"] = Field("drop", description="byte-identical copies: counted once, or kept")
 
 
 def _root(src: Path, options: dict) -> Path:
@@ -73,11 +82,8 @@ def _unreadable(reason: str):
 
 
 def samples(src: Path, recipe: Recipe) -> list[Sample]:
-    options = recipe.data.options
-    duplicates = options.get("duplicates", "drop")
-    if duplicates not in ("drop", "keep"):
-        raise UserError(f"{recipe.path}: data.options.duplicates '{duplicates}' is unknown; allowed: drop, keep")
-    root = _root(src, options)
+    options = parse(Options, recipe)
+    root = _root(src, options.model_dump())
     by_lower = {name.lower(): name for name in recipe.classes}
     files = [
         (folder, path)
@@ -91,25 +97,23 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
     clash = len(set(stems)) != len(stems)
     names = [f"{folder.name}_{path.stem}" if clash else path.stem for folder, path in files]
 
-    digests, readable = [], []
-    for _, path in tqdm(files, desc=f"hash and decode {root.name}", unit="img"):
-        data = path.read_bytes()
-        digests.append(hashlib.sha256(data).hexdigest())
-        readable.append(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is not None)
+    digests = [hashlib.sha256(path.read_bytes()).hexdigest() for _, path in tqdm(files, desc=f"hash {root.name}", unit="img")]
     rule = recipe.data.split.by
     keys = group_keys(names, "file" if rule == "source" else rule)
     groups = _union_groups(keys, digests)
+    categories = [by_lower.get(folder.name.lower(), folder.name) for folder, _ in files]
 
+    # The copy kept is the first in a recipe class's folder; a copy in a skipped folder never displaces it.
     first_with: dict[str, Path] = {}
+    for (_, path), digest, category in zip(files, digests, categories):
+        if category in recipe.classes:
+            first_with.setdefault(digest, path)
     found = []
-    for (folder, path), name, digest, ok, group in zip(files, names, digests, readable, groups):
-        original = first_with.setdefault(digest, path)
+    for (_, path), name, digest, category, group in zip(files, names, digests, categories, groups):
+        original = first_with.get(digest, path)
         image: Path | object = path
-        if not ok:
-            image = _unreadable("file cannot be decoded as an image")
-        elif duplicates == "drop" and original != path:
+        if options.duplicates == "drop" and original != path and category in recipe.classes:
             image = _unreadable(f"byte-identical duplicate of {original}; dropped (kept once)")
-        category = by_lower.get(folder.name.lower(), folder.name)
         found.append(Sample(name=name, image=image, category=category, group=group, source=str(path)))
     return found
 

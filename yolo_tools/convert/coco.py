@@ -2,9 +2,13 @@
 
 The parsing is Ultralytics' own `convert_coco` (through `yolo_tools.yolo`), run into a temporary folder
 and read back at once; this module only maps COCO categories to the recipe's classes by name and checks
-what came out. Images listed without annotations are backgrounds; an image with a category that is no
-recipe class, a box outside the image, a missing or undecodable image file is skipped with the reason.
-Crowd annotations and boxes without area are left out by Ultralytics.
+what came out. Before Ultralytics sees the file, every entry is checked: an image entry without id,
+file_name, width and height, or an annotation naming an image id that is not listed, refuses the file
+(with the entry named); an annotation whose box is not four finite numbers with a positive width and
+height skips its image with the reason (Ultralytics would drop the box and leave a "background").
+Images listed without annotations are backgrounds; an image with a category that is no recipe class, a
+box outside the image, a missing or unusable image file is skipped with the reason. Crowd annotations
+are left out by Ultralytics.
 
 Options: `annotations` (the JSON file, default: the one `*.json` in the source folder), `images` (folder
 the JSON's `file_name`s are relative to, default `images`).
@@ -17,12 +21,15 @@ Examples:
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from pathlib import Path
 
-import cv2
+from pydantic import Field
 
+from yolo_tools.convert import images as image_files
+from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
@@ -30,9 +37,14 @@ from yolo_tools.recipe import Recipe
 TOLERANCE = 1e-3  # normalised: a box may touch the border within rounding
 
 
+class Options(ConverterOptions):
+    annotations: str | None = Field(None, description="the COCO JSON file (default: the one *.json in the source)")
+    images: str = Field("images", description="the folder the JSON's file_names are relative to")
+
+
 def json_path_of(src: Path, options: dict) -> Path:
     if options.get("annotations"):
-        path = src / options["annotations"]
+        path = src / str(options["annotations"])
         if not path.is_file():
             raise UserError(f"{path}: COCO annotation file not found")
         return path
@@ -44,23 +56,66 @@ def json_path_of(src: Path, options: dict) -> Path:
 
 def _load(path: Path) -> dict:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the JSON as UTF-8") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: not readable as JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a COCO annotation file (a JSON object with images, annotations, categories)")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise UserError(f"{path}: no '{key}' list; is this a COCO annotation file?")
+    _check_entries(path, data)
     return data
+
+
+def _check_entries(path: Path, data: dict) -> None:
+    """Refuse entries Ultralytics' converter would crash on, naming the first and what to do."""
+    required = {"images": ("id", "file_name", "width", "height"), "annotations": ("image_id", "category_id", "bbox"),
+                "categories": ("id", "name")}
+    for key, fields in required.items():
+        for number, entry in enumerate(data[key]):
+            missing = [f for f in fields if not isinstance(entry, dict) or f not in entry]
+            if missing:
+                raise UserError(f"{path}: {key}[{number}] lacks {missing}; every entry of '{key}' needs {list(fields)}")
+    for key, fields in (("images", ("id", "width", "height")), ("annotations", ("category_id",)), ("categories", ("id",))):
+        for number, entry in enumerate(data[key]):
+            wrong = [f for f in fields if not (type(entry[f]) is int and (f.endswith("id") or entry[f] > 0))]
+            if wrong:
+                shown = {f: entry[f] for f in wrong}
+                raise UserError(f"{path}: {key}[{number}] has {shown}; COCO ids are integers, width and height positive integers")
+    image_ids = {entry["id"] for entry in data["images"]}
+    stray = [a for a in data["annotations"] if a["image_id"] not in image_ids]
+    if stray:
+        first = stray[0]
+        raise UserError(
+            f"{path}: annotation {first.get('id', '?')} names image_id {first['image_id']!r}, which is not in "
+            f"'images' ({len(stray)} such annotations); add the image entries or remove those annotations"
+        )
+
+
+def _box_problem(annotation: dict) -> str | None:
+    """Why an annotation's box is unusable, or None."""
+    box = annotation["bbox"]
+    if not (isinstance(box, list) and len(box) == 4):
+        return f"annotation {annotation.get('id', '?')}: bbox {box!r} is not [x, y, width, height]"
+    try:
+        x, y, width, height = (float(v) for v in box)
+    except (TypeError, ValueError):
+        return f"annotation {annotation.get('id', '?')}: bbox {box!r} is not numbers"
+    if not all(math.isfinite(v) for v in (x, y, width, height)):
+        return f"annotation {annotation.get('id', '?')}: bbox {box!r} is not finite numbers"
+    if width <= 0 or height <= 0:
+        return f"annotation {annotation.get('id', '?')}: bbox {box!r} has no positive width and height"
+    return None
 
 
 def _reader(lines: list[str], image: Path, problem: str | None):
     def read() -> list[str]:
         if problem:
             raise SkipSample(problem)
-        if not image.is_file():
-            raise SkipSample(f"image {image} not found")
-        if cv2.imread(str(image), cv2.IMREAD_UNCHANGED) is None:
-            raise SkipSample("image cannot be decoded")
+        image_files.header(image)  # a missing or unusable file is skipped here; the writer verifies the rest
         return lines
 
     return read
@@ -69,17 +124,27 @@ def _reader(lines: list[str], image: Path, problem: str | None):
 def samples(src: Path, recipe: Recipe) -> list[Sample]:
     from yolo_tools import yolo
 
-    options = recipe.data.options
-    json_path = json_path_of(src, options)
-    image_dir = src / options.get("images", "images")
+    options = parse(Options, recipe)
+    json_path = json_path_of(src, options.model_dump())
+    image_dir = src / options.images
     data = _load(json_path)
+    box_problems: dict = {}
+    for annotation in data["annotations"]:
+        problem = _box_problem(annotation)
+        if problem and not annotation.get("iscrowd"):
+            box_problems.setdefault(annotation["image_id"], problem)
     names = {c["id"]: c["name"] for c in data["categories"]}
     # Ultralytics writes category_id - 1 as the class; map that to the recipe's index by category name.
     to_recipe = {cid - 1: recipe.classes.index(n) for cid, n in names.items() if n in recipe.classes}
 
     work = Path(tempfile.mkdtemp(prefix="yolo_tools_coco_"))
     try:
-        labels_dir = yolo.convert_coco(json_path, work / "out", use_segments=recipe.task == "segment")
+        usable = json_path
+        if box_problems:  # Ultralytics gets only the images whose boxes it can read; the others are skipped below
+            usable = work / json_path.name
+            kept = [a for a in data["annotations"] if a["image_id"] not in box_problems]
+            usable.write_text(json.dumps({**data, "annotations": kept}), encoding="utf-8")
+        labels_dir = yolo.convert_coco(usable, work / "out", use_segments=recipe.task == "segment")
         raw = {
             p.relative_to(labels_dir).with_suffix("").as_posix(): p.read_text().splitlines()
             for p in labels_dir.rglob("*.txt")
@@ -89,10 +154,10 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
 
     found, seen = [], set()
     for entry in data["images"]:
-        file_name = entry["file_name"]
+        file_name = str(entry["file_name"])
         key = Path(file_name).with_suffix("").as_posix()
-        lines, problem = [], None
-        for line in raw.get(key, []):
+        lines, problem = [], box_problems.get(entry["id"])
+        for line in [] if problem else raw.get(key, []):
             tokens = line.split()
             source_class = int(float(tokens[0]))
             if source_class not in to_recipe:

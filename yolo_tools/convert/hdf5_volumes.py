@@ -15,8 +15,9 @@ labelled, is kept by default, and `slices.csv` in the converted dataset says whi
 image is, so per-patient 3D Dice can stack slice predictions back into volumes.
 
 A volume's name is the file's stem, or its folder's name when every file has the same stem (LA's
-`mri_norm2.h5`). A file that cannot be read, lacks a key, has label and image of different shapes, or holds
-label values that are not classes is skipped, named with the reason.
+`mri_norm2.h5`). A file that cannot be read, lacks a key, has label and image of different shapes, holds
+label values that are not classes, or has image values that are not finite (NaN or inf voxels, which
+would turn the 8-bit mapping of the whole volume black) is skipped, named with the reason.
 
 Options: `files` (glob under the source, default `**/*.h5`), `image_key` (`image`), `label_key`
 (`label`), `slice_axis` (0), `label_values` (the label value of each recipe class, in order; default
@@ -34,47 +35,38 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from yolo_tools.convert.context import channel_indices, to_channels
+from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.polygons import mask_to_polygons, polygon_line
 from yolo_tools.convert.writer import Sample, SampleList, SkipSample
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import to_uint8
 from yolo_tools.recipe import Recipe
 
-DEFAULTS = {
-    "files": "**/*.h5",
-    "image_key": "image",
-    "label_key": "label",
-    "slice_axis": 0,
-    "label_values": None,
-    "min_area": 4,
-    "empty": "keep",
-    "intensity_scope": "volume",
-}
+class Options(ConverterOptions):
+    files: str = Field("**/*.h5", description="glob under the source")
+    image_key: str = "image"
+    label_key: str = "label"
+    slice_axis: int = Field(0, ge=-3, le=2, description="the axis that numbers the slices")
+    label_values: list[int] | None = Field(None, description="the label value of each recipe class, in order")
+    min_area: int = Field(4, ge=0, description="regions under this many pixels are dropped as specks")
+    empty: Literal["keep", "drop"] = "keep"
+    intensity_scope: Literal["volume", "slice"] = "volume"
 
 
-def _options(recipe: Recipe) -> dict:
-    options = {**DEFAULTS, **recipe.data.options}
-    unknown = set(recipe.data.options) - set(DEFAULTS)
-    where = f"{recipe.path}: data.options"
-    if unknown:
-        raise UserError(f"{where}: unknown {sorted(unknown)}; hdf5_volumes takes {', '.join(DEFAULTS)}")
-    if options["empty"] not in ("keep", "drop"):
-        raise UserError(f"{where}.empty must be 'keep' or 'drop', not {options['empty']!r}")
-    if options["intensity_scope"] not in ("volume", "slice"):
-        raise UserError(f"{where}.intensity_scope must be 'volume' or 'slice', not {options['intensity_scope']!r}")
-    values = options["label_values"] or list(range(1, len(recipe.classes) + 1))
+def _options(recipe: Recipe) -> Options:
+    options = parse(Options, recipe)
+    values = options.label_values or list(range(1, len(recipe.classes) + 1))
     if len(values) != len(recipe.classes) or len(set(values)) != len(values):
         raise UserError(
-            f"{where}.label_values {values}: give one distinct label value per class {recipe.classes}"
+            f"{recipe.path}: data.options.label_values {values}: give one distinct label value per class {recipe.classes}"
         )
-    options["label_values"] = [int(v) for v in values]
-    if not isinstance(options["slice_axis"], int) or not -3 <= options["slice_axis"] <= 2:
-        raise UserError(f"{where}.slice_axis must be 0, 1, 2 or -1 (the axis that numbers the slices)")
-    return options
+    return options.model_copy(update={"label_values": values})
 
 
 def _volume_names(files: list[Path], src: Path) -> list[str]:
@@ -94,7 +86,7 @@ def _header(path: Path, options: dict) -> int:
     try:
         with h5py.File(path, "r") as handle:
             shapes = {}
-            for key in (options["image_key"], options["label_key"]):
+            for key in (options.image_key, options.label_key):
                 if key not in handle:
                     raise SkipSample(f"no dataset '{key}' (it has {sorted(handle.keys())})")
                 shapes[key] = handle[key].shape
@@ -102,15 +94,15 @@ def _header(path: Path, options: dict) -> int:
         raise SkipSample(f"cannot be read as HDF5: {exc}") from None
     image_shape, label_shape = shapes.values()
     if len(image_shape) != 3:
-        raise SkipSample(f"'{options['image_key']}' has shape {image_shape}; a volume has 3 axes")
+        raise SkipSample(f"'{options.image_key}' has shape {image_shape}; a volume has 3 axes")
     if image_shape != label_shape:
         raise SkipSample(f"image {image_shape} and label {label_shape} differ in shape")
-    return image_shape[options["slice_axis"]]
+    return image_shape[options.slice_axis]
 
 
 # The writer takes slices in order, so keeping the last volume read (and its 8-bit version) means each file
 # is read once. Keys include the file's modification time, so a file replaced in place is read again.
-_RAW: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_RAW: dict[tuple, tuple[np.ndarray, np.ndarray] | str] = {}  # or why the file cannot be used
 _MAPPED: dict[tuple, np.ndarray] = {}
 
 
@@ -120,15 +112,24 @@ def _load(path: Path, image_key: str, label_key: str, axis: int) -> tuple[np.nda
 
     key = (path, path.stat().st_mtime_ns, image_key, label_key, axis)
     if key not in _RAW:
+        _RAW.clear()
         try:
             with h5py.File(path, "r") as handle:
                 image = np.moveaxis(np.asarray(handle[image_key]), axis, 0)
                 label = np.moveaxis(np.asarray(handle[label_key]), axis, 0)
+            bad = int(image.size - np.count_nonzero(np.isfinite(image))) if image.dtype.kind == "f" else 0
+            _RAW[key] = (
+                f"'{image_key}' holds {bad} NaN or infinite voxels, which leave its 8-bit mapping meaningless; "
+                "fix the volume or remove the file"
+                if bad
+                else (image, label)
+            )
         except (OSError, KeyError) as exc:
-            raise SkipSample(f"cannot be read: {exc}") from None
-        _RAW.clear()
-        _RAW[key] = (image, label)
-    return _RAW[key]
+            _RAW[key] = f"cannot be read: {exc}"
+    found = _RAW[key]
+    if isinstance(found, str):
+        raise SkipSample(found)
+    return found
 
 
 def _volume_uint8(path: Path, image_key: str, label_key: str, axis: int, spec) -> np.ndarray:
@@ -145,14 +146,14 @@ def _volume_uint8(path: Path, image_key: str, label_key: str, axis: int, spec) -
 def samples(src: Path, recipe: Recipe) -> SampleList:
     """One Sample per slice of every volume under `src`; labels are per-class polygons of the label map."""
     options = _options(recipe)
-    files = sorted(p for p in src.glob(options["files"]) if p.is_file())
+    files = sorted(p for p in src.glob(options.files) if p.is_file())
     if not files:
-        raise UserError(f"{src}: no files match '{options['files']}' (data.options.files)")
-    values = options["label_values"]
-    axis = options["slice_axis"]
-    keys = (options["image_key"], options["label_key"], axis)
+        raise UserError(f"{src}: no files match '{options.files}' (data.options.files)")
+    values = options.label_values
+    axis = options.slice_axis
+    keys = (options.image_key, options.label_key, axis)
     preprocess = recipe.preprocess
-    per_volume = options["intensity_scope"] == "volume"
+    per_volume = options.intensity_scope == "volume"
 
     def loader(path: Path, index: int, count: int) -> tuple[Callable, Callable]:
         def image() -> np.ndarray:
@@ -171,7 +172,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
                 raise SkipSample(f"label values {stray.tolist()} are not classes (label_values {values})")
             lines = []
             for class_id, value in enumerate(values):
-                polygons = mask_to_polygons(plane == value, min_area=options["min_area"])
+                polygons = mask_to_polygons(plane == value, min_area=options.min_area)
                 lines += [polygon_line(class_id, p) for p in polygons]
             return lines
 
@@ -185,11 +186,15 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
         except SkipSample as reason:
             found.append(_broken(volume, path, str(reason)))
             continue
-        if options["empty"] == "drop":
-            _, label = _load(path, *keys)
+        if options.empty == "drop":
+            try:
+                _, label = _load(path, *keys)
+            except SkipSample as reason:
+                found.append(_broken(volume, path, str(reason)))
+                continue
             labelled = np.isin(label, values).reshape(count, -1).any(axis=1)
         for index in range(count):
-            if options["empty"] == "drop" and not labelled[index]:
+            if options.empty == "drop" and not labelled[index]:
                 dropped += 1
                 continue
             image, labels = loader(path, index, count)

@@ -26,15 +26,29 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Literal
 
-import cv2
 import numpy as np
+from pydantic import Field
 
+from yolo_tools.convert import images as image_files
+from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.polygons import mask_to_polygons, polygon_line
 from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
+
+
+class Options(ConverterOptions):
+    images: str = Field("images", description="folder of images, relative to the source")
+    masks: str = Field("masks", description="folder of masks (per_class: one sub-folder per class)")
+    layout: Literal["per_class", "label_map"] = "per_class"
+    min_area: int = Field(10, ge=0, description="regions (and holes) under this many pixels are dropped as specks")
+    holes: bool = True
+    threshold: float = Field(0, description="mask values above this are foreground")
+    epsilon: float = Field(0, ge=0, description="outline simplification in pixels (0 keeps every corner)")
+    folders: dict[str, str] = Field(default_factory=dict, description="class -> mask folder name, where they differ")
 
 
 def _images_in(folder: Path) -> dict[str, Path]:
@@ -44,27 +58,24 @@ def _images_in(folder: Path) -> dict[str, Path]:
 
 
 def _size_of(image: Path) -> tuple[int, int]:
-    pixels = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
-    if pixels is None:
-        raise SkipSample("image cannot be decoded")
-    return pixels.shape[:2]
+    """(height, width) from the image's header: the image itself is verified by the writer, never decoded here."""
+    found = image_files.header(image)
+    return found.height, found.width
 
 
 def read_mask(path: Path, shape: tuple[int, int], threshold: float = 0) -> np.ndarray:
     """A binary mask from a mask image (grey, or colour with any channel above `threshold`)."""
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise SkipSample(f"mask {path} cannot be decoded")
+    try:
+        mask = image_files.decode(path)
+    except SkipSample as reason:
+        raise SkipSample(f"mask {path}: {reason}") from None
     if mask.shape[:2] != tuple(shape):
         raise SkipSample(f"mask {path} is {mask.shape[1]}x{mask.shape[0]} but its image is {shape[1]}x{shape[0]}")
     return (mask > threshold).any(axis=-1) if mask.ndim == 3 else mask > threshold
 
 
-def _per_class_labels(image: Path, masks: list[Path | None], folders: list[str], options: dict):
-    min_area = int(options.get("min_area", 10))
-    holes = bool(options.get("holes", True))
-    threshold = float(options.get("threshold", 0))
-    epsilon = float(options.get("epsilon", 0))
+def _per_class_labels(image: Path, masks: list[Path | None], folders: list[str], options: Options):
+    min_area, holes, threshold, epsilon = options.min_area, options.holes, options.threshold, options.epsilon
 
     def read() -> list[str]:
         if not image.is_file():
@@ -76,7 +87,7 @@ def _per_class_labels(image: Path, masks: list[Path | None], folders: list[str],
         shape = _size_of(image)
         lines = []
         for class_id, path in enumerate(masks):
-            binary = read_mask(path, shape, threshold).astype(np.uint8)
+            binary = read_mask(path, shape, threshold)
             polygons = mask_to_polygons(binary, min_area=min_area, holes=holes, epsilon=epsilon)
             lines += [polygon_line(class_id, polygon) for polygon in polygons]
         return lines
@@ -85,8 +96,8 @@ def _per_class_labels(image: Path, masks: list[Path | None], folders: list[str],
 
 
 def _per_class(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
-    options = recipe.data.options
-    folders = [options.get("folders", {}).get(name, name) for name in recipe.classes]
+    options = parse(Options, recipe)
+    folders = [options.folders.get(name, name) for name in recipe.classes]
     missing = [f for f in folders if not (mask_dir / f).is_dir()]
     if missing:
         raise UserError(
@@ -149,29 +160,29 @@ def _label_map(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
 def samples(src: Path, recipe: Recipe) -> list[Sample]:
     if recipe.task != "segment":
         raise UserError(f"{recipe.path}: the mask_images converter makes segmentation labels; set task: segment")
-    options = recipe.data.options
-    image_dir, mask_dir = src / options.get("images", "images"), src / options.get("masks", "masks")
+    options = parse(Options, recipe)
+    image_dir, mask_dir = src / options.images, src / options.masks
     for folder in (image_dir, mask_dir):
         if not folder.is_dir():
             raise UserError(f"{folder}: folder not found (set data.options.images / data.options.masks)")
-    layout = options.get("layout", "per_class")
-    if layout == "per_class":
+    if options.layout == "per_class":
         return _per_class(recipe, image_dir, mask_dir)
-    if layout == "label_map":
-        return _label_map(recipe, image_dir, mask_dir)
-    raise UserError(f"{recipe.path}: data.options.layout '{layout}' is unknown; allowed: per_class, label_map")
+    return _label_map(recipe, image_dir, mask_dir)
 
 
 def classes(src: Path, options: dict) -> list[str]:
     """Class names for `yolo_tools convert masks SRC DST`: the mask sub-folders, or numbered label values."""
-    mask_dir = src / options.get("masks", "masks")
+    mask_dir = src / str(options.get("masks", "masks"))
     folders = sorted(p.name for p in mask_dir.iterdir() if p.is_dir()) if mask_dir.is_dir() else []
     if folders:
         return folders
     values: set[int] = set()
     for mask in _images_in(mask_dir).values():
-        pixels = cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)
-        if pixels is not None and pixels.ndim == 2:
+        try:
+            pixels = image_files.decode(mask)
+        except SkipSample:
+            continue  # named with its reason when the samples are made
+        if pixels.ndim == 2:
             values |= {int(v) for v in np.unique(pixels)}
     if not values - {0}:
         raise UserError(f"{mask_dir}: neither class folders nor label-map masks with class values found")

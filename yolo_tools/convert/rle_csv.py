@@ -42,12 +42,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
+from yolo_tools.convert import images as image_files
 from yolo_tools.convert.context import channel_indices, to_channels
+from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.polygons import mask_to_polygons, polygon_line
 from yolo_tools.convert.rle import RLEError, RunTable, encode
 from yolo_tools.convert.writer import Sample, SampleList, SkipSample
@@ -59,6 +63,13 @@ LOG = logging.getLogger(__name__)
 COLUMNS = ["id", "class", "segmentation"]
 SCAN_NAME = re.compile(r"^slice_(\d+)_(\d+)_(\d+)_(\d+(?:\.\d+)?)_(\d+(?:\.\d+)?)\.png$")
 DAY_FOLDER = re.compile(r"^(case\d+)_(day\d+)$")
+
+
+class Options(ConverterOptions):
+    csv: str = Field("train.csv", description="the run-length table, relative to the source")
+    scans: str = Field("train", description="the folder of caseN/caseN_dayD/scans/ folders")
+    min_area: int = Field(8, ge=0, description="regions under this many pixels are dropped as specks")
+    empty: Literal["keep", "drop"] = Field("keep", description="slices where no organ is present")
 
 
 @dataclass(frozen=True)
@@ -94,7 +105,12 @@ def read_table(csv_path: Path, classes: list[str]) -> pd.DataFrame:
     """train.csv with its columns checked and every class known; `line` is each row's line in the file."""
     if not csv_path.is_file():
         raise UserError(f"{csv_path}: no such file; the competition layout has train.csv beside train/")
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{csv_path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the CSV as UTF-8") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(f"{csv_path}: not a readable CSV: {exc}") from None
     if list(table.columns) != COLUMNS:
         raise UserError(f"{csv_path}: columns are {list(table.columns)}; the competition layout has {COLUMNS}")
     table["line"] = np.arange(len(table)) + 2
@@ -130,18 +146,11 @@ def _parse_runs(rows: pd.DataFrame, csv_name: str) -> tuple[RunTable | None, dic
 
 def samples(src: Path, recipe: Recipe) -> SampleList:
     """One Sample per scan that has rows in the CSV; labels are per-organ polygons decoded from the runs."""
-    options = recipe.data.options
-    unknown = set(options) - {"csv", "scans", "min_area", "empty"}
-    if unknown:
-        raise UserError(
-            f"{recipe.path}: data.options: unknown {sorted(unknown)}; rle_csv takes csv, scans, min_area, empty"
-        )
-    csv_path = src / options.get("csv", "train.csv")
-    scan_dir = src / options.get("scans", "train")
-    min_area = int(options.get("min_area", 8))
-    keep_empty = options.get("empty", "keep") == "keep"
-    if options.get("empty", "keep") not in ("keep", "drop"):
-        raise UserError(f"{recipe.path}: data.options.empty must be 'keep' or 'drop', not {options['empty']!r}")
+    options = parse(Options, recipe)
+    csv_path = src / options.csv
+    scan_dir = src / options.scans
+    min_area = options.min_area
+    keep_empty = options.empty == "keep"
 
     table = read_table(csv_path, recipe.classes)
     scans = find_scans(scan_dir)
@@ -168,9 +177,10 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     @lru_cache(maxsize=8)
     def read(slice_id: str) -> np.ndarray:
         scan = scans[slice_id]
-        pixels = cv2.imread(str(scan.path), cv2.IMREAD_UNCHANGED)
-        if pixels is None:
-            raise SkipSample(f"scan {scan.path.name} cannot be decoded as an image")
+        try:
+            pixels = image_files.decode(scan.path)
+        except SkipSample as reason:
+            raise SkipSample(f"scan {scan.path.name}: {reason}") from None
         if pixels.ndim == 3:
             pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2GRAY)
         if pixels.shape != (scan.height, scan.width):

@@ -9,9 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pydantic import Field
 
+from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.writer import Sample
 from yolo_tools.recipe import Recipe
+
+
+class Options(ConverterOptions):
+    images: int = Field(64, ge=2, description="how many scenes (each its own patient)")
+    size: int = Field(128, ge=32, description="scene width and height in pixels")
 
 
 def _scene(seed: int, size: int) -> tuple[np.ndarray, list[str]]:
@@ -31,8 +38,8 @@ def _scene(seed: int, size: int) -> tuple[np.ndarray, list[str]]:
 
 def samples(src: Path | None, recipe: Recipe) -> list[Sample]:
     """`options.images` scenes of `options.size` pixels; each scene is its own 'patient'."""
-    count = int(recipe.data.options.get("images", 64))
-    size = int(recipe.data.options.get("size", 128))
+    options = parse(Options, recipe)
+    count, size = options.images, options.size
     seed = int(recipe.data.split.seed)
     return [
         Sample(

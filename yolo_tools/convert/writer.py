@@ -1,8 +1,17 @@
-"""The one writer every converter ends in: YOLO layout, patient-wise split, dataset card, atomic rename.
+"""The one writer every converter ends in: checked labels, skips first, then the patient-wise split, card, swap.
 
-Format modules only parse their published format into `Sample`s; splitting, copying, counting and the
-card are done here once, so every dataset gets the same guarantees: sources are only read, the output
-appears complete or not at all, and every skipped file is named with its reason.
+Format modules only parse their published format into `Sample`s; checking, splitting, copying, counting
+and the card are done here once, so every dataset gets the same guarantees:
+
+- sources are only read, and the output appears complete or not at all (`convert.destination`);
+- every image is checked before it is counted (`convert.images`; a copied file is verified with
+  Ultralytics' own check) and every label line too (class known, coordinates finite, inside the image,
+  boxes and polygons with a size); a sample with any bad line is skipped whole, never written with a
+  line silently dropped, and every skip is named with its reason on the card and as a warning;
+- the train/val split is drawn over the samples that survived, so a skipped file never empties a split
+  behind the card's back; a conversion where every sample was skipped, or that leaves a split empty,
+  fails and writes nothing;
+- two samples of one name are not both written: the second is skipped, named with the first.
 """
 
 from __future__ import annotations
@@ -10,10 +19,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import shutil
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,65 +31,118 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from yolo_tools import yolo
+from yolo_tools.convert import destination, images
 from yolo_tools.convert import metadata as patient_metadata
+from yolo_tools.convert.samples import Sample, SampleList, SkipSample
 from yolo_tools.convert.splits import group_keys, grouped_split
 from yolo_tools.errors import UserError
-from yolo_tools.imaging.model_input import needs_mapping, read_upload
-from yolo_tools.intensity import Intensity, MinMax, Percentile
+from yolo_tools.imaging.model_input import map_pixels
+from yolo_tools.intensity import MinMax, Percentile
 from yolo_tools.recipe import Preprocess, Recipe
 
 if TYPE_CHECKING:
     import pandas as pd
 
+__all__ = ["SLICES_CSV", "SPLITS", "Sample", "SampleList", "SkipSample", "write_dataset"]
+
 LOG = logging.getLogger(__name__)
 SPLITS = ("train", "val")
 EIGHT_BIT_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".webp"}
-
-
-class SkipSample(Exception):
-    """Raised by a sample's loader when its file is unusable: the writer skips it and records why."""
+TOLERANCE = 1e-3  # normalised coordinates may pass the border by rounding
+SLICES_CSV = "slices.csv"
+SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
+STAGING = ".staging"
 
 
 @dataclass(frozen=True)
-class Sample:
-    """One image as a converter found it; loading is deferred so a large set streams through memory.
+class _Kept:
+    """A sample that passed every check: its image already written (staged), its label lines checked."""
 
-    `image` is a file copied as it is, or a function returning pixels (uint8, HxW or HxWx3) to encode
-    as PNG. `labels` returns YOLO label lines (detect, segment); `category` names the class (classify).
-    `split` is the source's own split, used when the recipe keeps it; `group` the patient or study,
-    when the converter knows it better than a file-name rule. `slice_of` is (volume, slice index) for a
-    2D slice cut from a 3D volume: the writer lists those in `slices.csv` (image, split, patient, volume,
-    slice) so per-patient 3D metrics can stack slice predictions back into volumes.
-    """
-
-    name: str
-    image: Path | Callable[[], np.ndarray]
-    labels: Callable[[], list[str]] | None = None
-    category: str | None = None
-    split: str | None = None
-    group: str | None = None
-    source: str = ""
-    slice_of: tuple[str, int] | None = None
+    sample: Sample
+    image: Path
+    lines: list[str]
 
 
-class SampleList(list):
-    """A converter's samples plus what it left out before making samples, counted by reason.
+def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list[str]:
+    """The label lines, stripped, if every one is a usable YOLO label; SkipSample naming the first that is not."""
+    checked = []
+    for number, line in enumerate(lines, 1):
+        tokens = line.split()
+        if not tokens:
+            continue
+        where = f"label line {number} ({line.strip()[:60]!r})"
+        try:
+            class_id, coords = int(tokens[0]), np.array(tokens[1:], dtype=np.float64)
+        except ValueError:
+            raise SkipSample(f"{where}: not a class number and coordinates") from None
+        if not 0 <= class_id < len(classes):
+            raise SkipSample(f"{where}: class {class_id} is not one of the {len(classes)} classes")
+        is_box = coords.size == 4
+        if not (is_box or (task == "segment" and coords.size >= 6 and coords.size % 2 == 0)):
+            wanted = "4 (x y w h)" if task == "detect" else "4 (a box) or an even number >= 6 (a polygon)"
+            raise SkipSample(f"{where}: {coords.size} coordinates; a {task} label has {wanted}")
+        if not np.isfinite(coords).all():
+            raise SkipSample(f"{where}: coordinates are not finite numbers (NaN or inf)")
+        if coords.min() < -TOLERANCE or coords.max() > 1 + TOLERANCE:
+            raise SkipSample(f"{where}: coordinates outside the image (normalised 0..1)")
+        if is_box:
+            width, height = coords[2], coords[3]
+        else:
+            points = coords.reshape(-1, 2)
+            width, height = np.ptp(points[:, 0]), np.ptp(points[:, 1])
+        if width <= 0 or height <= 0:
+            raise SkipSample(f"{where}: zero-size {'box' if is_box else 'polygon'} (width {width:g}, height {height:g})")
+        checked.append(line.strip())
+    return checked
 
-    For inputs that are absent in bulk rather than broken one by one (e.g. 38,494 label rows whose scans
-    are not in this copy of a set): one line and a count on the card instead of one skip per file.
-    """
 
-    def __init__(self, samples=(), left_out: dict[str, int] | None = None):
-        super().__init__(samples)
-        self.left_out = {reason: count for reason, count in (left_out or {}).items() if count}
+def _copied_as_stored(path: Path, found: images.Header, preprocess: Preprocess) -> bool:
+    """True when the file's own bytes are what the model should see, so it is copied rather than re-encoded."""
+    if isinstance(preprocess.intensity, (Percentile, MinMax)):
+        return False
+    return path.suffix.lower() in EIGHT_BIT_SUFFIXES or found.eight_bit
 
 
-SLICES_CSV = "slices.csv"
-SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
+def _write_image(sample: Sample, stem: Path, preprocess: Preprocess) -> Path:
+    """The sample's image at `stem` + suffix: a verified copy of its file, or its pixels encoded as PNG."""
+    if isinstance(sample.image, Path):
+        found = images.header(sample.image)
+        if _copied_as_stored(sample.image, found, preprocess):
+            target = stem.with_suffix(sample.image.suffix.lower())
+            shutil.copyfile(sample.image, target)
+            try:
+                message, _ = yolo.check_image(target)  # on the copy: Ultralytics rewrites a JPEG it "restores"
+            except Exception as error:  # noqa: BLE001 - whatever makes Ultralytics drop the image
+                raise SkipSample(f"not a usable image (Ultralytics' check: {error})") from None
+            if message:
+                raise SkipSample("truncated JPEG (no end-of-image marker): part of the picture is missing")
+            return target
+        pixels = map_pixels(images.decode(sample.image), preprocess.intensity)
+    else:
+        pixels = sample.image()
+        if pixels.dtype != np.uint8:
+            raise SkipSample(f"converter produced {pixels.dtype} pixels; map intensities to uint8 first")
+        pixels = pixels if pixels.ndim == 2 else np.ascontiguousarray(pixels[..., ::-1])  # RGB in, BGR to OpenCV
+    target = stem.with_suffix(".png")
+    if not cv2.imwrite(str(target), pixels):
+        raise SkipSample("could not encode the image as PNG")
+    return target
+
+
+def _stage(sample: Sample, index: int, staging: Path, recipe: Recipe) -> _Kept:
+    """Check the sample's labels and write its image into the staging folder; SkipSample on any problem."""
+    if recipe.task == "classify":
+        if sample.category not in recipe.classes:
+            raise SkipSample(f"class '{sample.category}' is not in the recipe's classes {recipe.classes}")
+        lines: list[str] = []
+    else:
+        lines = check_lines(sample.labels() if sample.labels else [], recipe.task, recipe.classes)
+    return _Kept(sample, _write_image(sample, staging / f"{index:07d}", recipe.preprocess), lines)
 
 
 def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str], list[str]]:
-    """Train or val for each sample, and its patient or study, keeping every patient on one side."""
+    """The split of each sample and its patient or study, keeping every patient on one side."""
     rule = recipe.data.split
     names = [s.name for s in samples]
     if all(s.group for s in samples):
@@ -92,7 +153,7 @@ def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str],
         missing = [s.name for s in samples if s.split not in SPLITS]
         if missing:
             raise UserError(
-                f"{recipe.path}: data.split.by is 'source' but the source gives no train/val split for "
+                f"{recipe.path}: data.split.by is 'source' but the source gives no {'/'.join(SPLITS)} split for "
                 f"{len(missing)} files (first: {missing[0]}); set data.split.by to a patient rule"
             )
         return [s.split for s in samples], groups
@@ -100,59 +161,21 @@ def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str],
     return ["val" if v else "train" for v in is_val], groups
 
 
-def _stored_as_trained(path: Path, intensity: Intensity | None) -> bool:
-    """True when the file's own bytes are what the model should see, so it can be copied unread."""
-    if isinstance(intensity, (Percentile, MinMax)):
-        return False
-    if path.suffix.lower() in EIGHT_BIT_SUFFIXES:
-        return True
-    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    return pixels is not None and not needs_mapping(pixels, intensity)
+def _check_splits(splits: Sequence[str], kept: int, skipped: int, source: str, recipe: Recipe) -> None:
+    empty = [split for split in SPLITS if split not in splits]
+    if empty:
+        raise UserError(
+            f"{source}: after skipping {skipped} unusable samples, the {' and '.join(empty)} split would be empty "
+            f"({kept} samples kept). Nothing was written. Fix or replace the skipped files (listed above), add "
+            f"data, or change data.split (by: {recipe.data.split.by!r}, val: {recipe.data.split.val})"
+        )
 
 
-def _write_image(sample: Sample, folder: Path, preprocess: Preprocess) -> Path:
-    if isinstance(sample.image, Path):
-        if not sample.image.is_file():
-            raise SkipSample("image file is missing")
-        if _stored_as_trained(sample.image, preprocess.intensity):
-            target = folder / f"{sample.name}{sample.image.suffix.lower()}"
-            shutil.copyfile(sample.image, target)
-            return target
-        try:
-            bgr = read_upload(sample.image, preprocess).image
-        except UserError as error:
-            raise SkipSample(str(error)) from None
-        if (bgr[..., 0] == bgr[..., 1]).all() and (bgr[..., 1] == bgr[..., 2]).all():
-            bgr = bgr[..., 0]  # grey stays one channel on disk: Ultralytics expands it on reading
-        target = folder / f"{sample.name}.png"
-        if not cv2.imwrite(str(target), bgr):
-            raise SkipSample("could not encode the image as PNG")
-        return target
-    pixels = sample.image()
-    if pixels.dtype != np.uint8:
-        raise SkipSample(f"converter produced {pixels.dtype} pixels; map intensities to uint8 first")
-    target = folder / f"{sample.name}.png"
-    if not cv2.imwrite(str(target), pixels if pixels.ndim == 2 else pixels[..., ::-1]):
-        raise SkipSample("could not encode the image as PNG")
-    return target
-
-
-def _write_one(sample: Sample, split: str, root: Path, recipe: Recipe, counts: Counter) -> Path:
+def _final_path(root: Path, kept: _Kept, split: str, recipe: Recipe) -> Path:
+    suffix = kept.image.suffix
     if recipe.task == "classify":
-        if sample.category not in recipe.classes:
-            raise SkipSample(f"class '{sample.category}' is not in the recipe's classes {recipe.classes}")
-        target = _write_image(sample, root / split / sample.category, recipe.preprocess)
-        counts[(split, sample.category)] += 1
-        return target
-    lines = sample.labels() if sample.labels else []
-    class_ids = [int(line.split()[0]) for line in lines]
-    target = _write_image(sample, root / "images" / split, recipe.preprocess)
-    (root / "labels" / split / f"{sample.name}.txt").write_text("".join(f"{line}\n" for line in lines))
-    counts[(split, "images")] += 1
-    counts[(split, "backgrounds")] += not lines
-    for class_id in class_ids:
-        counts[(split, recipe.classes[class_id])] += 1
-    return target
+        return root / split / str(kept.sample.category) / f"{kept.sample.name}{suffix}"
+    return root / "images" / split / f"{kept.sample.name}{suffix}"
 
 
 def _make_folders(root: Path, recipe: Recipe) -> None:
@@ -175,6 +198,7 @@ def _card(
 ) -> dict:
     per_split = {split: {k: v for (s, k), v in sorted(counts.items()) if s == split} for split in SPLITS}
     return {
+        destination.MARKER: destination.WRITER,
         "recipe": recipe.name,
         "task": recipe.task,
         "fingerprint": recipe.fingerprint(),
@@ -220,61 +244,95 @@ def _card_markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_dataset(
-    samples: Sequence[Sample], dst: Path, recipe: Recipe, source: str, metadata: pd.DataFrame | None = None
-) -> dict:
-    """Write samples as a YOLO dataset at `dst`, replacing any older version only once the new one is whole.
+def _stage_all(samples: Sequence[Sample], staging: Path, recipe: Recipe) -> tuple[list[_Kept], list[str]]:
+    """Every sample checked and its image staged; the skipped ones as 'source: reason' lines."""
+    kept: list[_Kept] = []
+    skipped: list[str] = []
+    first_of: dict[str, str] = {}
+    for index, sample in enumerate(tqdm(samples, desc=f"convert {recipe.name}", unit="img")):
+        try:
+            if sample.name in first_of:
+                raise SkipSample(f"a second image named '{sample.name}' (the first: {first_of[sample.name]})")
+            kept.append(_stage(sample, index, staging, recipe))
+            first_of[sample.name] = sample.source or sample.name
+        except SkipSample as reason:
+            skipped.append(f"{sample.source or sample.name}: {reason}")
+    return kept, skipped
 
-    `metadata`, the recipe's per-patient table (`convert.metadata.read`), is joined into `metadata.csv`.
+
+def write_dataset(
+    samples: Sequence[Sample],
+    dst: Path,
+    recipe: Recipe,
+    source: str,
+    metadata: pd.DataFrame | None = None,
+    protect: Sequence[Path] = (),
+    data_root: Path | None = None,
+) -> dict:
+    """Write samples as a YOLO dataset at `dst`, replacing an older dataset only once the new one is whole.
+
+    `protect` are the source folders, which `dst` must not be, contain or lie in; `data_root`, where raw
+    sets live, must not hold `dst` either (`convert.destination.check`). `metadata`, the recipe's
+    per-patient table (`convert.metadata.read`), is joined into `metadata.csv`.
     """
+    destination.check(dst, protect, data_root)
     if not samples:
         raise UserError(f"{source}: the converter found no images")
-    splits, keys = assign_splits(samples, recipe)
-    groups = {split: len({k for k, sp in zip(keys, splits) if sp == split}) for split in SPLITS}
-
-    partial = dst.parent / f".{dst.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    _make_folders(partial, recipe)
-    counts: Counter = Counter()
-    skipped: list[str] = []
-    slices: list[tuple] = []
-    written: list[tuple[str, str, str]] = []
+    for stale in destination.clean_stale(dst.parent):
+        LOG.info("removed %s, left by a conversion that was stopped", stale)
     left_out = getattr(samples, "left_out", {})
+    partial = destination.partial_folder(dst)
     try:
-        for sample, split, key in tqdm(list(zip(samples, splits, keys)), desc=f"convert {recipe.name}", unit="img"):
-            try:
-                target = _write_one(sample, split, partial, recipe, counts)
-            except SkipSample as reason:
-                skipped.append(f"{sample.source or sample.name}: {reason}")
-                continue
-            written.append((target.name, split, str(key)))
-            if sample.slice_of is not None:
-                slices.append((target.name, split, key, sample.slice_of[0], int(sample.slice_of[1])))
+        staging = partial / STAGING
+        staging.mkdir()
+        kept, skipped = _stage_all(samples, staging, recipe)
         for line in skipped:
             LOG.warning("skipped %s", line)
         for reason, count in left_out.items():
             LOG.warning("left out %d: %s", count, reason)
+        if not kept:
+            raise UserError(
+                f"{source}: every one of the {len(samples)} samples was skipped (reasons above); nothing was "
+                "written. Check that the recipe's converter and options match how this set is published"
+            )
+        splits, keys = assign_splits([k.sample for k in kept], recipe)
+        _check_splits(splits, len(kept), len(skipped), source, recipe)
+
+        _make_folders(partial, recipe)
+        counts: Counter = Counter()
+        written: list[tuple[str, str, str]] = []
+        slices: list[tuple] = []
+        for item, split, key in zip(kept, splits, keys):
+            target = _final_path(partial, item, split, recipe)
+            item.image.rename(target)
+            if recipe.task == "classify":
+                counts[(split, item.sample.category)] += 1
+            else:
+                label_file = partial / "labels" / split / f"{item.sample.name}.txt"
+                label_file.write_text("".join(f"{line}\n" for line in item.lines))
+                counts[(split, "images")] += 1
+                counts[(split, "backgrounds")] += not item.lines
+                for line in item.lines:
+                    counts[(split, recipe.classes[int(line.split()[0])])] += 1
+            written.append((target.name, split, str(key)))
+            if item.sample.slice_of is not None:
+                volume, index = item.sample.slice_of
+                slices.append((target.name, split, key, volume, int(index)))
+        staging.rmdir()
+
+        groups = {split: len({k for k, s in zip(keys, splits) if s == split}) for split in SPLITS}
+        card = _card(recipe, source, counts, groups, skipped, left_out)
         if slices:
             with (partial / SLICES_CSV).open("w", newline="") as handle:
                 csv.writer(handle).writerows([SLICES_COLUMNS, *slices])
-        card = _card(recipe, source, counts, groups, skipped, left_out)
         if metadata is not None:
             card["metadata"] = patient_metadata.write(metadata, written, partial / patient_metadata.METADATA_CSV)
         if recipe.task != "classify":
-            data_yaml = {"train": "images/train", "val": "images/val", "names": dict(enumerate(recipe.classes))}
+            data_yaml = {split: f"images/{split}" for split in SPLITS} | {"names": dict(enumerate(recipe.classes))}
             (partial / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
         (partial / "card.json").write_text(json.dumps(card, indent=2))
         (partial / "card.md").write_text(_card_markdown(card))
-        _replace(partial, dst)
+        destination.swap_in(partial, dst)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return card
-
-
-def _replace(new: Path, dst: Path) -> None:
-    """Swap the finished folder into place; an older version is removed only after the swap."""
-    old = dst.parent / f".{dst.name}.old-{os.getpid()}"
-    if dst.exists():
-        dst.rename(old)
-    new.rename(dst)
-    shutil.rmtree(old, ignore_errors=True)

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import yaml
 
-from yolo_tools.convert.writer import Sample, SkipSample
+from yolo_tools.convert.options import ConverterOptions
+from yolo_tools.convert.writer import Sample, SkipSample, check_lines
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.recipe import Recipe
 
+
+class Options(ConverterOptions):
+    """A YOLO export is read as published: no options."""
 
 
 def _split_dir(root: Path, entry: str, yaml_path: Path) -> Path:
@@ -25,28 +29,20 @@ def _split_dir(root: Path, entry: str, yaml_path: Path) -> Path:
     raise UserError(f"{yaml_path}: split folder '{entry}' not found under {root}")
 
 
-def _label_reader(path: Path, n_classes: int, task: str):
+def _label_reader(path: Path, classes: list[str], task: str):
+    """The label file's lines, checked by the writer's rules; its name and line number in any reason."""
+
     def read() -> list[str]:
         if not path.is_file():
             raise SkipSample("image has no label file")
-        lines = []
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            tokens = line.split()
-            try:
-                class_id, coords = int(tokens[0]), [float(t) for t in tokens[1:]]
-            except ValueError:
-                raise SkipSample(f"{path.name} line {number}: not numbers: {line!r}") from None
-            if not 0 <= class_id < n_classes:
-                raise SkipSample(f"{path.name} line {number}: class {class_id} unknown ({n_classes} classes)")
-            is_box = len(coords) == 4
-            if task == "detect" and not is_box or len(coords) < 4 or len(coords) % 2:
-                raise SkipSample(f"{path.name} line {number}: {len(coords)} coordinates do not make a {task} label")
-            if min(coords) < -1e-3 or max(coords) > 1 + 1e-3:
-                raise SkipSample(f"{path.name} line {number}: coordinates outside the image (0..1): {line!r}")
-            lines.append(line.strip())
-        return lines
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise SkipSample(f"{path.name} is not UTF-8 text; a YOLO label file is plain text") from None
+        try:
+            return check_lines(lines, task, classes)
+        except SkipSample as reason:
+            raise SkipSample(f"{path.name} {reason}") from None
 
     return read
 
@@ -56,7 +52,12 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
     yaml_path = src / "data.yaml"
     if not yaml_path.is_file():
         raise UserError(f"{src}: no data.yaml; is this a YOLO export?")
-    spec = yaml.safe_load(yaml_path.read_text())
+    try:
+        spec = yaml.safe_load(yaml_path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise UserError(f"{yaml_path}: not readable as YAML text: {exc}; fix or re-export the file") from None
+    if not isinstance(spec, dict):
+        raise UserError(f"{yaml_path}: not a YOLO data.yaml (a mapping with train, val and names)")
     names = spec.get("names") or []
     names = list(names.values()) if isinstance(names, dict) else list(names)
     if len(names) != len(recipe.classes):
@@ -68,14 +69,14 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
     for key in ("train", "val"):
         if key not in spec:
             raise UserError(f"{yaml_path}: no '{key}' split")
-        images = _split_dir(src, spec[key], yaml_path)
+        images = _split_dir(src, str(spec[key]), yaml_path)
         labels = images.parent / "labels" if images.name == "images" else images.parent / "labels" / images.name
         stems = set()
         for image in sorted(images.iterdir()):
             if image.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             stems.add(image.stem)
-            reader = _label_reader(labels / f"{image.stem}.txt", len(names), recipe.task)
+            reader = _label_reader(labels / f"{image.stem}.txt", recipe.classes, recipe.task)
             found.append(Sample(name=image.stem, image=image, labels=reader, split=key, source=str(image)))
         for orphan in sorted(labels.glob("*.txt")) if labels.is_dir() else []:
             if orphan.stem not in stems:

@@ -99,10 +99,15 @@ def _read_image(path: Path, preprocess: Preprocess) -> Upload:
         if spec is not None:
             notes.append(f"the run's {spec.mode} intensity is in scanner units: upload the DICOM, not an 8-bit export")
         return Upload(_bgr(pixels), notes, None)
+    mapping = f"the run's recipe ({spec.mode})" if spec else "min-max (the recipe sets none)"
+    return Upload(_bgr(map_pixels(pixels, spec)), [f"{pixels.dtype} image, intensity: {mapping}"], None)
+
+
+def map_pixels(pixels: np.ndarray, spec: Intensity | None) -> np.ndarray:
+    """Stored pixels (any bit depth, grey or BGR) as the 8-bit grey image the model sees; colour becomes grey."""
     if pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels[..., :3].astype(np.float32), cv2.COLOR_BGR2GRAY)
-    mapping = f"the run's recipe ({spec.mode})" if spec else "min-max (the recipe sets none)"
-    return Upload(_bgr(to_uint8(pixels, spec)), [f"{pixels.dtype} image, intensity: {mapping}"], None)
+    return to_uint8(pixels, spec)
 
 
 def image_files(source: str | Path) -> list[Path]:

@@ -1,0 +1,131 @@
+"""Turn a recipe's raw data into a YOLO dataset under `datasets/<recipe>/`, once, and reuse it after.
+
+The converter named by the recipe parses the published format into Samples; `writer.write_dataset` does
+the rest. The converted copy is what Ultralytics trains on, so its `labels.cache` never lands in a source
+folder, and the copy is only ever written where `convert.destination` allows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from yolo_tools.convert import check, converter, destination
+from yolo_tools.convert import metadata as patient_metadata
+from yolo_tools.convert.writer import write_dataset
+from yolo_tools.errors import UserError
+from yolo_tools.locations import data_root, datasets_dir
+from yolo_tools.recipe import Data, Recipe, Source, Split
+from yolo_tools.sources import locate
+
+LOG = logging.getLogger(__name__)
+
+
+def dataset_dir(recipe: Recipe) -> Path:
+    return datasets_dir() / recipe.name
+
+
+def train_data(recipe: Recipe) -> Path:
+    """What Ultralytics' `data=` takes for this task: the data YAML, or the folder for classification."""
+    folder = dataset_dir(recipe)
+    return folder if recipe.task == "classify" else folder / "data.yaml"
+
+
+def is_current(recipe: Recipe) -> bool:
+    folder = dataset_dir(recipe)
+    if not destination.written_by_us(folder):
+        return False
+    return json.loads((folder / "card.json").read_text()).get("fingerprint") == recipe.fingerprint()
+
+
+def prepare(recipe: Recipe, root: str | Path | None = None, force: bool = False) -> Path:
+    """Convert the recipe's data unless an identical conversion is already there; return Ultralytics' `data=`."""
+    check(recipe)
+    if not force and is_current(recipe):
+        LOG.info("using converted dataset %s", dataset_dir(recipe))
+        return train_data(recipe)
+    dst = dataset_dir(recipe)
+    raw_root = data_root(root) if recipe.data.source.kind != "synthetic" else None
+    destination.check(dst, data_root=raw_root)  # before locating or pulling anything
+    src = locate(recipe, root)
+    protect = [src] if src else []
+    destination.check(dst, protect, raw_root)
+    patients = patient_metadata.read(recipe, src)  # before converting: a wrong CSV fails before any work
+    samples = converter(recipe.data.converter).samples(src, recipe)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    card = write_dataset(
+        samples, dst, recipe, str(src) if src else recipe.data.source.kind, patients, protect, raw_root
+    )
+    LOG.info("converted %s into %s (%d skipped)", src or recipe.data.source.kind, dst, len(card["skipped"]))
+    return train_data(recipe)
+
+
+# `yolo_tools convert FORMAT SRC DST`: published formats converted without a recipe. Each entry: the
+# converter (whose `classes(src, options)` names the classes) and the task it makes.
+FORMATS: dict[str, tuple[str, str]] = {
+    "coco": ("coco", "detect"),
+    "masks": ("mask_images", "segment"),
+    "box-csv": ("box_csv", "detect"),
+    "class-folders": ("class_folders", "classify"),
+}
+
+
+def convert_folder(
+    fmt: str,
+    src: str | Path,
+    dst: str | Path,
+    task: str | None = None,
+    split_by: str = "file",
+    val: float = 0.2,
+    seed: int = 0,
+    options: dict | None = None,
+) -> dict:
+    """Convert a folder in a published format into a YOLO dataset at `dst` (split, card, atomic rename).
+
+    The same converters and writer as a recipe's, with a recipe made on the spot: classes from the source
+    (COCO categories, mask or class folders, CSV labels), `split_by` 'file' unless a patient rule is given.
+    `dst` must be new, empty or a dataset the workbench wrote, and apart from `src`.
+
+    Examples:
+        >>> convert_folder("coco", "my-coco-set", "datasets/my-coco", task="segment")
+        >>> convert_folder("masks", "../shared/data/heart-cxr-jsrt", "datasets/heart-masks")
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"convert: format '{fmt}' is unknown; allowed: {', '.join(FORMATS)} (or give a recipe YAML)")
+    name, default_task = FORMATS[fmt]
+    module = converter(name)
+    src = Path(src).resolve()
+    if not src.is_dir():
+        raise UserError(f"{src}: no such folder")
+    destination.check(Path(dst), [src])
+    dst = Path(dst).resolve()
+    options = dict(options or {})
+    if fmt == "masks" and "layout" not in options:
+        mask_dir = src / options.get("masks", "masks")
+        has_folders = mask_dir.is_dir() and any(p.is_dir() for p in mask_dir.iterdir())
+        options["layout"] = "per_class" if has_folders else "label_map"
+    dataset_name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in dst.name) or "dataset"
+    recipe_task = task or default_task
+    try:
+        recipe = Recipe(
+            name=dataset_name,
+            task=recipe_task,
+            data=Data(
+                source=Source(kind="local", path=str(src)),
+                converter=name,
+                options=options,
+                split=Split(by=split_by, val=val, seed=seed),
+            ),
+            classes=module.classes(src, options),
+            model={"segment": "yolov8n-seg.yaml", "classify": "yolov8n-cls.yaml"}.get(recipe_task, "yolov8n.yaml"),
+            path=src,
+        )
+    except ValueError as exc:
+        raise UserError(f"convert {fmt}: {exc}") from None
+    check(recipe)
+    samples = module.samples(src, recipe)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    card = write_dataset(samples, dst, recipe, str(src), protect=[src])
+    LOG.info("converted %s into %s (%d skipped)", src, dst, len(card["skipped"]))
+    return card
