@@ -102,7 +102,7 @@ def _predict_args(overrides: dict[str, Any]) -> dict[str, Any]:
         check_train_args(overrides, origin="the command line")
     except ValueError as exc:
         raise UserError(f"command line: {exc}") from None
-    return {"conf": DEFAULT_CONF, **yolo_args.check_types(overrides, "command line")}
+    return {"conf": DEFAULT_CONF, **yolo_args.check_types(overrides, "command line: ")}
 
 
 # --- loading ----------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def _check_cli_args(args: dict[str, Any], allowed_extra: frozenset[str] = frozen
         check_train_args({k: v for k, v in args.items() if k not in allowed_extra}, origin="the command line")
     except ValueError as exc:
         raise UserError(f"command line: {exc}") from None
-    typed = yolo_args.check_types({k: v for k, v in args.items() if k not in allowed_extra}, "command line")
+    typed = yolo_args.check_types({k: v for k, v in args.items() if k not in allowed_extra}, "command line: ")
     return {**args, **typed}
 
 
@@ -48,9 +48,15 @@ def _next_free(folder: Path) -> Path:
 
 def _check_pretrained(pretrained: Any, recipe: Any, overrides: dict[str, Any]) -> None:
     """Weights to transfer from must be here: Ultralytics would otherwise try to download them, offline too."""
-    if isinstance(pretrained, bool) or pretrained is None or Path(str(pretrained)).is_file():
+    if isinstance(pretrained, bool) or pretrained is None:
         return
     origin = "command line: pretrained" if "pretrained" in overrides else f"{recipe.path}: train.pretrained"
+    if Path(str(pretrained)).is_file():
+        try:
+            yolo.checkpoint_epochs(Path(str(pretrained)))  # a damaged file fails now, not after the conversion
+        except UserError as error:
+            raise UserError(f"{origin}: {error}") from None
+        return
     raise UserError(
         f"{origin}: {pretrained}: no such weights file. Give a run's weights (runs/<recipe>/<run>/weights/best.pt)\n"
         "  or official weights you have downloaded (yolov8n.pt in the working folder)."
@@ -71,12 +77,12 @@ def train_recipe(
     """
     recipe = load_recipe(recipe_path)
     overrides = _check_cli_args(dict(overrides or {}), allowed_extra=frozenset({"model"}))
-    train_args = yolo_args.check_types(recipe.train, f"{recipe.path}: train")
+    train_args = yolo_args.check_types(recipe.train, f"{recipe.path}: train.")
     model = overrides.pop("model", recipe.model)
     args = {**train_args, **overrides}
     _check_pretrained(args.get("pretrained"), recipe, overrides)
-    data = prepare(recipe, data_root)
     run_dir = new_run_dir(recipe, name)
+    data = prepare(recipe, data_root)
     created = first_new_folder(run_dir)
     try:
         save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)

@@ -177,7 +177,10 @@ def validate_full(weights: Path, data: Path | None, args: dict[str, Any]) -> Val
     args["device"] = pick_device(args.get("device"))
     if data is not None:
         args["data"] = str(data)
-    metrics = yolo.val(**args)
+    try:
+        metrics = yolo.val(**args)
+    except FileNotFoundError as exc:  # Ultralytics' own check of data= and the images it names
+        raise UserError(f"data={args.get('data')}: {exc}; give a dataset YAML (or a folder for classify) that exists") from None
     return Validation(
         yolo.task, short_metrics(yolo.task, metrics.results_dict), Path(metrics.save_dir), _per_class(yolo.task, metrics)
     )
@@ -300,8 +303,13 @@ def results_from_arrays(
 
 
 def export(weights: Path, args: dict[str, Any]) -> Path:
+    """Ultralytics' exporter; the ValueErrors it raises are about the arguments (an unknown format, an option
+    the format does not support), so they are shown as messages."""
     yolo = load_model(weights)
-    return Path(yolo.export(**args))
+    try:
+        return Path(yolo.export(**args))
+    except ValueError as exc:
+        raise UserError(f"export {weights}: {exc}") from None
 
 
 def convert_coco(json_file: Path, out_dir: Path, use_segments: bool) -> Path:

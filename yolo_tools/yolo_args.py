@@ -70,11 +70,11 @@ def parse_pairs(items: list[str]) -> dict[str, Any]:
     return parsed
 
 
-def check_types(args: dict[str, Any], origin: str) -> dict[str, Any]:
+def check_types(args: dict[str, Any], where: str) -> dict[str, Any]:
     """Ultralytics' own type and range checks, one key at a time so the message names it; returns the values
     as Ultralytics canonicalises them (e.g. `epochs=1e2` → 100).
 
-    `origin` says where the values came from ("command line", or "<recipe file>: train") for the message.
+    `where` prefixes the key in the message: "command line: " or "<recipe file>: train.".
     """
     from ultralytics.cfg import check_cfg
     from ultralytics.utils.checks import check_imgsz
@@ -87,7 +87,7 @@ def check_types(args: dict[str, Any], origin: str) -> dict[str, Any]:
             if key == "imgsz" and value is not None:
                 check_imgsz(value, stride=1, max_dim=2)
         except (TypeError, ValueError) as exc:
-            raise UserError(f"{origin}: {key}: {exc}{_yaml_hint(value)}") from None
+            raise UserError(f"{where}{key}: {exc}{_yaml_hint(value)}") from None
         checked.update(one)
     return checked
 
