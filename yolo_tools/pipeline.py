@@ -206,8 +206,8 @@ def report(run: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Pa
     from yolo_tools.report import write_report  # matplotlib and Jinja2, only when a report is asked for
 
     weights, run_dir = weights_of(run)
-    if run_dir is None:
-        raise UserError(f"{run}: report needs a run folder made by yolo_tools train")
+    if run_dir is None or run_recipe(run_dir) is None:
+        raise UserError(f"{run}: report needs a run folder made by yolo_tools train (it reads recipe.yaml)")
     summary = run_dir / evaluation.EVAL_DIR / evaluation.SUMMARY_FILE
     if overrides or not summary.is_file() or summary.stat().st_mtime < weights.stat().st_mtime:
         evaluate(run_dir, overrides)  # missing, asked for with other arguments, or older than the weights
