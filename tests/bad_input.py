@@ -16,10 +16,14 @@ checks their total so the suite cannot shrink unnoticed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import re
+import shutil
+import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,3 +113,75 @@ def parametrize(cases: list[Case]) -> pytest.MarkDecorator:
     if duplicated:
         raise ValueError(f"duplicated case ids: {sorted(duplicated)}")
     return pytest.mark.parametrize("case", cases, ids=ids)
+
+
+# --- shared by the tables: warnings on stderr, one tiny trained run per module -----------------------------
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a line is logged (pytest swaps it per test and phase)."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def logs_on_stderr() -> Iterator[None]:
+    """The workbench's log lines (warnings such as "skipped FILE: ...") on stderr, where `says` looks.
+
+    Under pytest the root logger already has pytest's handlers, so `main`'s `logging.basicConfig` adds
+    none and a warning would never reach the captured stderr as it reaches a user's terminal.
+    """
+    handler = _CurrentStderr()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("yolo_tools")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+TINY_RECIPE = {
+    "name": "demo",
+    "task": "detect",
+    "data": {
+        "source": {"kind": "synthetic"},
+        "converter": "synthetic",
+        "options": {"images": 16, "size": 64},
+        "split": {"by": "file", "val": 0.25, "seed": 0},
+    },
+    "classes": ["finding"],
+    "model": "yolov8n.yaml",
+    "train": {"epochs": 1, "imgsz": 32, "batch": 8, "workers": 0, "plots": False},
+}
+
+
+def train_tiny_run(folder: Path) -> Path:
+    """One finished run of the demo recipe shrunk to 16 synthetic 64 px images, 1 epoch at imgsz 32 (seconds
+    on a CPU), trained into `folder`: copy it into a case's folder (`copy_run`) rather than train per case."""
+    import yaml
+
+    from yolo_tools.pipeline import train_recipe
+
+    recipe = folder / "demo.yaml"
+    recipe.write_text(yaml.safe_dump(TINY_RECIPE, sort_keys=False))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("YOLO_TOOLS_DATASETS", str(folder / "datasets"))
+        patch.setenv("YOLO_TOOLS_RUNS", str(folder / "runs"))
+        run_dir, _ = train_recipe(recipe, {"device": "cpu"})
+    return run_dir
+
+
+def copy_run(run: Path, dst: Path) -> Path:
+    """A copy of a trained run at `dst`, without the plots and caches no case needs."""
+    shutil.copytree(run, dst, ignore=shutil.ignore_patterns("*.png", "*.jpg", "val", "eval", "predict*"))
+    return dst

@@ -113,7 +113,7 @@ def crop_box(
     return box if box[2] > box[0] and box[3] > box[1] else None
 
 
-def region_boxes(weights: Path, source: str, keep: list[int] | None, margin: float, args: dict[str, Any]):
+def region_boxes(weights: Path, source: str | list[Path], keep: list[int] | None, margin: float, args: dict[str, Any]):
     """For each image of `source`: its path, the crop box (None = none found) and the regions' best confidence."""
     for result in yolo.predict(weights, source, {**args, "verbose": False}):
         found = yolo.as_arrays(result)
@@ -167,7 +167,7 @@ def samples(src: Path | None, recipe: Recipe) -> list:
     ]
 
 
-def predict(recipe: Recipe, classifier: Path, source: str, out_dir: Path, args: dict[str, Any]) -> tuple[Path, Path, int]:
+def predict(recipe: Recipe, classifier: Path, source: str | list[Path], out_dir: Path, args: dict[str, Any]) -> tuple[Path, Path, int]:
     """The whole chain on images: regions, crop, classify; one row per image, annotated images with the crop drawn."""
     options = options_of(recipe)
     weights, keep = region_model(options, recipe.path)

@@ -109,6 +109,17 @@ def _demo(args: argparse.Namespace) -> None:
     demo.run(pipeline.parse_overrides(args.overrides))
 
 
+def _port(text: str) -> int:
+    """A TCP port a local server can listen on, checked before anything is loaded."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number; give one from 1024 to 65535, e.g. --port 7860") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (1-65535); give one from 1024 to 65535, e.g. --port 7860")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yolo_tools",
@@ -188,12 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = verb("inspect", _inspect, "look at a run's mistakes in FiftyOne: evaluate, tag, rank, open the App")
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
     sub.add_argument("--worst", type=int, default=10, metavar="N", help="how many of the worst images to print (default: 10)")
-    sub.add_argument("--port", type=int, help="App port on 127.0.0.1 (default: FiftyOne's, 5151)")
+    sub.add_argument("--port", type=_port, help="App port on 127.0.0.1 (default: FiftyOne's, 5151)")
     sub.add_argument("--no-app", action="store_true", help="build, evaluate and print only; do not serve the App")
     overrides(sub)
 
     sub = verb("app", _app, "serve a local web page (127.0.0.1) to try trained runs on uploaded images")
-    sub.add_argument("--port", type=int, default=7860, help="port on 127.0.0.1 (default: 7860)")
+    sub.add_argument("--port", type=_port, default=7860, help="port on 127.0.0.1 (default: 7860)")
     sub.add_argument("--runs", help="folder of runs to offer (default: $YOLO_TOOLS_RUNS or ./runs)")
 
     sub = verb("demo", _demo, "train, validate and predict on a synthetic set (no data, GPU or network)")

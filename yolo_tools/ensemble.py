@@ -115,7 +115,7 @@ def members(runs: Sequence[str | Path]) -> tuple[str, list[Path]]:
 
 
 def predict(
-    runs: Sequence[str | Path], source: str, args: dict[str, Any], weights: Sequence[float] | None = None
+    runs: Sequence[str | Path], source: str | list[Path], args: dict[str, Any], weights: Sequence[float] | None = None
 ) -> Iterator[Any]:
     """Fused results, image by image: every model streams over the same source in the same order."""
     task, paths = members(runs)

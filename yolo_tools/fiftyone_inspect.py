@@ -41,7 +41,7 @@ from typing import Any
 
 import pandas as pd
 
-from yolo_tools import yolo
+from yolo_tools import yolo, yolo_args
 from yolo_tools.convert.conversion import dataset_dir, train_data
 from yolo_tools.convert.metadata import METADATA_CSV
 from yolo_tools.errors import UserError
@@ -102,7 +102,7 @@ def _predict_args(overrides: dict[str, Any]) -> dict[str, Any]:
         check_train_args(overrides, origin="the command line")
     except ValueError as exc:
         raise UserError(f"command line: {exc}") from None
-    return {"conf": DEFAULT_CONF, **overrides}
+    return {"conf": DEFAULT_CONF, **yolo_args.check_types(overrides, "command line: ")}
 
 
 # --- loading ----------------------------------------------------------------------------------------

@@ -6,41 +6,33 @@ arguments and the same steps are callable from Python, tests and benchmarks.
 
 from __future__ import annotations
 
-import glob
+import shutil
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from yolo_tools import cascade, ensemble, evaluation, predictions, yolo
+from yolo_tools import cascade, ensemble, evaluation, predictions, yolo, yolo_args
 from yolo_tools.convert import check
-from yolo_tools.convert.conversion import prepare, train_data
+from yolo_tools.convert.conversion import prepare
 from yolo_tools.errors import UserError
-from yolo_tools.imaging.model_input import mapped_inputs
+from yolo_tools.imaging.model_input import mapped_inputs, readable_images
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import check_train_args, load_recipe
-from yolo_tools.runs import new_run_dir, run_recipe, save_metrics, save_recipe, weights_of
+from yolo_tools.runs import RECIPE_FILE, first_new_folder, new_run_dir, run_recipe, save_metrics, save_recipe, weights_of
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`key=value` pairs as `yolo` takes them; values are read as YAML so numbers and booleans keep their type."""
-    parsed: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"'{item}': arguments after the recipe are key=value, e.g. epochs=3 imgsz=320")
-        try:
-            parsed[key] = yaml.safe_load(value) if value else None
-        except yaml.YAMLError:
-            parsed[key] = value
-    return parsed
+    """`key=value` pairs read exactly as `yolo` reads them (see yolo_args)."""
+    return yolo_args.parse_pairs(items)
 
 
-def _check_cli_args(args: dict[str, Any], allowed_extra: set[str] = frozenset()) -> None:
+def _check_cli_args(args: dict[str, Any], allowed_extra: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Names, then Ultralytics' own type checks; returns the values as Ultralytics canonicalises them."""
     try:
         check_train_args({k: v for k, v in args.items() if k not in allowed_extra}, origin="the command line")
     except ValueError as exc:
         raise UserError(f"command line: {exc}") from None
+    typed = yolo_args.check_types({k: v for k, v in args.items() if k not in allowed_extra}, "command line: ")
+    return {**args, **typed}
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -57,9 +49,15 @@ def _next_free(folder: Path) -> Path:
 
 def _check_pretrained(pretrained: Any, recipe: Any, overrides: dict[str, Any]) -> None:
     """Weights to transfer from must be here: Ultralytics would otherwise try to download them, offline too."""
-    if isinstance(pretrained, bool) or pretrained is None or Path(str(pretrained)).is_file():
+    if isinstance(pretrained, bool) or pretrained is None:
         return
     origin = "command line: pretrained" if "pretrained" in overrides else f"{recipe.path}: train.pretrained"
+    if Path(str(pretrained)).is_file():
+        try:
+            yolo.checkpoint_epochs(Path(str(pretrained)))  # a damaged file fails now, not after the conversion
+        except UserError as error:
+            raise UserError(f"{origin}: {error}") from None
+        return
     raise UserError(
         f"{origin}: {pretrained}: no such weights file. Give a run's weights (runs/<recipe>/<run>/weights/best.pt)\n"
         "  or official weights you have downloaded (yolov8n.pt in the working folder)."
@@ -72,25 +70,59 @@ def train_recipe(
     name: str | None = None,
     data_root: str | Path | None = None,
 ) -> tuple[Path, dict[str, float]]:
-    """Convert the recipe's data if needed, train, and store the recipe and the final metrics in the run."""
+    """Convert the recipe's data if needed, train, and store the recipe and the final metrics in the run.
+
+    Every argument is checked (names, then Ultralytics' own types) before any conversion or training. A
+    training that stops before its first epoch is saved leaves nothing: the run folder (and any parent this
+    call created) is removed, so no run exists that holds only recipe.yaml.
+    """
     recipe = check(load_recipe(recipe_path))
-    overrides = dict(overrides or {})
-    _check_cli_args(overrides, allowed_extra={"model"})
+    overrides = _check_cli_args(dict(overrides or {}), allowed_extra=frozenset({"model"}))
+    train_args = yolo_args.check_types(recipe.train, f"{recipe.path}: train.")
     model = overrides.pop("model", recipe.model)
-    args = {**recipe.train, **overrides}
+    args = {**train_args, **overrides}
     _check_pretrained(args.get("pretrained"), recipe, overrides)
-    data = prepare(recipe, data_root)
     run_dir = new_run_dir(recipe, name)
-    save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
-    print(f"run: {run_dir}")
-    metrics = yolo.train(model, data, run_dir, args)
+    data = prepare(recipe, data_root)
+    created = first_new_folder(run_dir)
+    try:
+        save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
+        print(f"run: {run_dir}")
+        metrics = yolo.train(model, data, run_dir, args)
+    except BaseException:
+        if created is not None and not (run_dir / "weights" / "last.pt").is_file():
+            shutil.rmtree(created, ignore_errors=True)  # nothing to resume: no epoch was saved
+        raise
     save_metrics(run_dir, metrics)
     print(f"validation ({recipe.name}, best weights): {format_metrics(metrics)}")
     return run_dir, metrics
 
 
 def resume_run(run_dir: str | Path) -> dict[str, float]:
-    run_dir = Path(run_dir)
+    """Continue an interrupted run; a finished one is refused with the command that trains it longer."""
+    run_dir = Path(run_dir).expanduser().resolve()
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run folder (runs/<recipe>/<name>)")
+    recipe = run_recipe(run_dir)
+    if recipe is None:
+        raise UserError(
+            f"{run_dir}: no {RECIPE_FILE}, so not a run yolo_tools train made (or it was damaged); "
+            "resume only works on such a run: train again with yolo_tools train RECIPE"
+        )
+    last = run_dir / "weights" / "last.pt"
+    if not last.is_file():
+        raise UserError(
+            f"{run_dir}: no weights/last.pt to resume from (the run stopped before its first epoch, or it was "
+            f"removed); train again with: yolo_tools train {run_dir / RECIPE_FILE}"
+        )
+    trained, epochs = yolo.checkpoint_epochs(last)
+    if trained < 0:
+        raise UserError(
+            f"{run_dir}: this training is finished ({epochs} epochs asked for); there is nothing to resume.\n"
+            f"  To train it longer, start a new run from its weights:\n"
+            f"  yolo_tools train {run_dir / RECIPE_FILE} model={last} epochs=N"
+        )
+    prepare(recipe)  # the converted dataset may have been removed since; rebuilt as it was
     metrics = yolo.resume(run_dir)
     save_metrics(run_dir, metrics)
     print(f"validation (best weights): {format_metrics(metrics)}")
@@ -98,16 +130,15 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
 
 
 def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, float]:
-    """Validate a run's best weights on its own converted val split, or any weights on `data=`."""
+    """Validate a run's best weights on its own val split (converted again if removed), or any weights on `data=`."""
     weights, run_dir = weights_of(run_or_weights)
-    args = dict(overrides or {})
-    _check_cli_args(args, allowed_extra={"data"})
+    args = _check_cli_args(dict(overrides or {}), allowed_extra=frozenset({"data"}))
     data = None
     if "data" not in args:
         recipe = run_recipe(run_dir) if run_dir else None
         if recipe is None:
             raise UserError(f"{weights}: not inside a yolo-tools run; say which dataset with data=PATH")
-        data = train_data(recipe)
+        data = prepare(recipe)
     args.setdefault("project", str(run_dir or runs_dir() / "val"))
     args.setdefault("name", "val")
     args.setdefault("exist_ok", run_dir is not None)
@@ -128,24 +159,35 @@ def predict(
     """Predict on images or folders; annotated images, predictions.csv and predictions.json go to `out`.
 
     Several runs or weights predict as one ensemble (yolo_tools/ensemble.py); a run of a cascade recipe
-    finds the regions, crops and classifies them (yolo_tools/cascade.py).
+    finds the regions, crops and classifies them (yolo_tools/cascade.py). Files that cannot be read are
+    skipped with a warning naming each (imaging/model_input.readable_images); if no image could be read,
+    nothing is written and the command fails.
     """
     members = [weights] if isinstance(weights, (str, Path)) else list(weights)
     weights, run_dir = weights_of(members[0])
-    _check_cli_args(overrides or {})
-    if not Path(source).exists() and not glob.glob(source):
-        raise UserError(f"{source}: no such image, folder or glob")
+    args = _check_cli_args(dict(overrides or {}))
+    files = readable_images(source)
     out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
+    created = first_new_folder(out_dir)
     recipe = run_recipe(run_dir) if run_dir and len(members) == 1 else None
-    if cascade.is_cascade(recipe):
-        csv_path, json_path, count = cascade.predict(recipe, weights, source, out_dir, overrides or {})
-    elif len(members) > 1:
-        results = ensemble.predict(members, source, overrides or {})
-        csv_path, json_path, count = predictions.write(results, out_dir)
-    else:
-        mapped = mapped_inputs(source, recipe.preprocess if recipe else None)
-        results = yolo.predict_arrays(weights, mapped, overrides or {}) if mapped else yolo.predict(weights, source, overrides or {})
-        csv_path, json_path, count = predictions.write(results, out_dir)
+    try:
+        if cascade.is_cascade(recipe):
+            csv_path, json_path, count = cascade.predict(recipe, weights, files, out_dir, args)
+        elif len(members) > 1:
+            results = ensemble.predict(members, files, args)
+            csv_path, json_path, count = predictions.write(results, out_dir)
+        else:
+            mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
+            results = yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, files, args)
+            csv_path, json_path, count = predictions.write(results, out_dir)
+    except BaseException:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+    if not count:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise UserError(f"{source}: none of its {len(files)} image(s) could be read (see the warnings above); nothing was written")
     print(f"{count} images → {out_dir} ({csv_path.name}, {json_path.name}, annotated images)")
     return csv_path, json_path, count
 
@@ -155,7 +197,7 @@ def evaluate(run: str | Path | list[str | Path], overrides: dict[str, Any] | Non
 
     Several runs are evaluated as one ensemble on the first run's val split; files in `<first run>/eval-ensemble/`.
     """
-    _check_cli_args(overrides or {})
+    overrides = _check_cli_args(dict(overrides or {}))
     runs = [run] if isinstance(run, (str, Path)) else list(run)
     return evaluation.evaluate(runs[0], overrides, also=runs[1:])
 
@@ -165,8 +207,8 @@ def report(run: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Pa
     from yolo_tools.report import write_report  # matplotlib and Jinja2, only when a report is asked for
 
     weights, run_dir = weights_of(run)
-    if run_dir is None:
-        raise UserError(f"{run}: report needs a run folder made by yolo_tools train")
+    if run_dir is None or run_recipe(run_dir) is None:
+        raise UserError(f"{run}: report needs a run folder made by yolo_tools train (it reads recipe.yaml)")
     summary = run_dir / evaluation.EVAL_DIR / evaluation.SUMMARY_FILE
     if overrides or not summary.is_file() or summary.stat().st_mtime < weights.stat().st_mtime:
         evaluate(run_dir, overrides)  # missing, asked for with other arguments, or older than the weights
@@ -177,7 +219,7 @@ def report(run: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Pa
 
 def export(weights: str | Path, overrides: dict[str, Any] | None = None) -> Path:
     weights, _ = weights_of(weights)
-    path = yolo.export(weights, overrides or {})
+    path = yolo.export(weights, _check_cli_args(dict(overrides or {}), allowed_extra=frozenset({"data"})))
     print(f"exported: {path}")
     return path
 

@@ -19,12 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import Intensity
+from yolo_tools.yolo_args import check_names
 
 Task = Literal["detect", "segment", "classify"]
 
-# Train arguments the workbench sets itself from the recipe and the run layout; a recipe that sets them
-# would silently be overridden, so it is refused instead.
-RESERVED_TRAIN_ARGS = frozenset({"data", "model", "task", "mode", "project", "name"})
 
 
 class _Strict(BaseModel):
@@ -141,16 +139,12 @@ class Recipe(_Strict):
 
 
 def check_train_args(args: dict[str, Any], origin: str = "train") -> None:
-    """Refuse unknown or reserved Ultralytics arguments before a long run starts, not after."""
-    from ultralytics.cfg import DEFAULT_CFG_DICT
+    """Refuse unknown or reserved Ultralytics arguments before a long run starts, not after.
 
-    for key in args:
-        if key in RESERVED_TRAIN_ARGS:
-            raise ValueError(f"'{key}' is set by yolo-tools from the recipe; remove it from {origin}")
-        if key not in DEFAULT_CFG_DICT:
-            close = sorted(k for k in DEFAULT_CFG_DICT if k.startswith(key[:3]))[:5]
-            hint = f" (did you mean: {', '.join(close)}?)" if close else ""
-            raise ValueError(f"'{key}' is not an Ultralytics train argument{hint}")
+    Names only, from Ultralytics' default.yaml read as a file, so reading a recipe never imports
+    Ultralytics; their types are checked by Ultralytics itself when a training starts (see yolo_args).
+    """
+    check_names(args, origin)
     pretrained = args.get("pretrained")
     if not (pretrained is None or isinstance(pretrained, bool) or str(pretrained).endswith(".pt")):
         raise ValueError(
@@ -184,6 +178,19 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
     return model
 
 
+def read_text(path: Path, what: str) -> str:
+    """A text file the user wrote (recipe, CSV), as UTF-8; anything else is one message naming the file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: {what} must be UTF-8 text; byte {exc.start} is not ({exc.reason}). "
+            "Save it as UTF-8 (most editors: 'Save with encoding')"
+        ) from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read a recipe file; any problem becomes one UserError naming the file and the key."""
     path = Path(path)
@@ -194,7 +201,7 @@ def load_recipe(path: str | Path) -> Recipe:
         else:
             raise UserError(f"{path}: no such recipe file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_text(path, "a recipe"))
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

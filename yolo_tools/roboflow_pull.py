@@ -50,19 +50,33 @@ HOW_TO_SET_KEY = (
 # What a recipe's task trains on: YOLOv8 boxes, YOLOv8 polygons (a segmentation project exports them), class folders.
 FORMATS = {"detect": "yolov8", "segment": "yolov8", "classify": "folder"}
 _REF = re.compile(
-    r"^(?:https?://[^/]+/)?(?P<workspace>[\w.-]+)/(?P<project>[\w.-]+)/(?:dataset/)?(?P<version>\d+)/?$"
+    r"^(?:(?:https?://)?(?:[\w-]+\.)*roboflow\.com/)?"
+    r"(?P<workspace>[\w.-]+)/(?P<project>[\w.-]+)/(?:dataset/)?(?P<version>\d+)/?$"
+)
+ACCEPTED = (
+    "name a Roboflow dataset version as WORKSPACE/PROJECT/VERSION "
+    "(e.g. east-west-university-9frzq/kidney-stone-detection-wfjba/1), its Roboflow URL "
+    "(https://universe.roboflow.com/WORKSPACE/PROJECT/dataset/VERSION), or a recipe YAML with a roboflow source"
 )
 
 
 def parse_ref(text: str) -> Source:
-    """`WORKSPACE/PROJECT/VERSION`, or the dataset's Roboflow URL (universe.roboflow.com/W/P/dataset/V)."""
+    """`WORKSPACE/PROJECT/VERSION`, or the dataset's Roboflow URL (universe.roboflow.com/W/P/dataset/V).
+
+    Only Roboflow's own addresses: any other site's URL is refused rather than read as a workspace name.
+    """
+    # A scheme, or a first part that looks like a host name (example.org), names a site: Roboflow's or none.
+    site = re.match(r"^(?:([a-z][a-z0-9+.-]*)://)?([^/]*)", text.strip(), re.IGNORECASE)
+    host = site.group(2) if site and (site.group(1) or re.search(r"\.[a-z]{2,}$", site.group(2), re.IGNORECASE)) else None
+    if host is not None and not re.fullmatch(r"(?:[\w-]+\.)*roboflow\.com", host, re.IGNORECASE):
+        raise UserError(f"'{text}': {host or 'that address'} is not Roboflow; only Roboflow datasets can be pulled: {ACCEPTED}")
     match = _REF.match(text.strip())
     if not match:
-        raise UserError(
-            f"'{text}': name a Roboflow dataset as WORKSPACE/PROJECT/VERSION "
-            "(e.g. east-west-university-9frzq/kidney-stone-detection-wfjba/1), its URL, or a recipe YAML"
-        )
-    return Source(kind="roboflow", workspace=match["workspace"], project=match["project"], version=int(match["version"]))
+        raise UserError(f"'{text}': {ACCEPTED}")
+    version = int(match["version"])
+    if version < 1:
+        raise UserError(f"'{text}': Roboflow versions start at 1, not {version}; {ACCEPTED}")
+    return Source(kind="roboflow", workspace=match["workspace"], project=match["project"], version=version)
 
 
 def export_format(task: str, explicit: str | None = None) -> str:

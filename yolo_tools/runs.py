@@ -24,6 +24,11 @@ def new_run_dir(recipe: Recipe, name: str | None) -> Path:
     """`runs/<recipe>/<name>`; without a name the next free `train`, `train2`, ... like Ultralytics."""
     parent = runs_dir() / recipe.name
     if name:
+        if (parent / name).exists():
+            raise UserError(
+                f"{parent / name}: a run of that name is already there; choose another --name, "
+                f"or continue it with: yolo_tools train --resume {parent / name}"
+            )
         return parent / name
     candidate, number = parent / "train", 1
     while candidate.exists():
@@ -39,23 +44,46 @@ def save_recipe(recipe: Recipe, run_dir: Path, train_args: dict[str, Any]) -> No
     (run_dir / RECIPE_FILE).write_text(yaml.safe_dump(payload, sort_keys=False))
 
 
+def first_new_folder(path: Path) -> Path | None:
+    """The outermost folder of `path` that does not exist yet: what creating it makes, and removing it undoes."""
+    new = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        new = folder
+    return new
+
+
 def run_recipe(run_dir: Path) -> Recipe | None:
+    """The recipe a run was trained from; a damaged or foreign one is one message saying what to do."""
     path = run_dir / RECIPE_FILE
-    return load_recipe(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return load_recipe(path)
+    except UserError as error:
+        raise UserError(
+            f"{error}\n  This run's {RECIPE_FILE} is damaged, was edited, or was written by another yolo-tools "
+            f"version: restore it from the recipe the run was trained from (plus its train arguments), or train again"
+        ) from None
 
 
 def weights_of(run_or_weights: str | Path) -> tuple[Path, Path | None]:
-    """Weights to use and the run folder they belong to (None for loose weights)."""
-    path = Path(run_or_weights)
+    """Weights to use and the run folder they belong to (None for loose weights), as absolute paths:
+    Ultralytics puts a relative `project=` under its own settings' runs folder, not the working one."""
+    path = Path(run_or_weights).expanduser().resolve()
     if path.is_dir():
         for candidate in (path / "weights" / "best.pt", path / "weights" / "last.pt"):
             if candidate.is_file():
                 return candidate, path
-        raise UserError(f"{path}: a run folder without weights/best.pt or weights/last.pt")
+        raise UserError(
+            f"{run_or_weights}: a run folder without weights/best.pt or weights/last.pt (a training that stopped "
+            "before its first epoch, or weights removed); train again, or give a weights file"
+        )
     if path.suffix in (".pt", ".onnx") and path.is_file():
         run = path.parent.parent if path.parent.name == "weights" else None
         return path, run if run and (run / RECIPE_FILE).is_file() else None
-    raise UserError(f"{path}: neither a run folder nor a weights file")
+    raise UserError(f"{run_or_weights}: neither a run folder (runs/<recipe>/<name>) nor a weights file (.pt, .onnx)")
 
 
 def save_metrics(run_dir: Path, metrics: dict[str, float], kind: str = "val") -> Path:

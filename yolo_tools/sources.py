@@ -62,8 +62,11 @@ def pull(dataset: str, root: str | Path | None = None, fmt: str | None = None, f
     from yolo_tools import roboflow_pull
 
     task = "detect"
-    if "/" in dataset and not dataset.endswith((".yaml", ".yml")) and not Path(dataset).is_file():
+    is_recipe = dataset.endswith((".yaml", ".yml")) or Path(dataset).is_file()
+    if not is_recipe and ("/" in dataset or ":" in dataset):
         source = roboflow_pull.parse_ref(dataset)
+    elif not is_recipe and not (Path(__file__).resolve().parent.parent / "recipes" / f"{dataset}.yaml").is_file():
+        raise UserError(f"'{dataset}': neither a recipe nor a dataset; {roboflow_pull.ACCEPTED}")
     else:
         from yolo_tools.convert import check
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import pickle
+import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,20 @@ def pick_device(requested: Any = None) -> str:
     return device
 
 
+# What loading a damaged or foreign file raises in torch and Ultralytics (truncated zip, bad pickle, wrong dict).
+_DAMAGED = (TypeError, ValueError, KeyError, AttributeError, RuntimeError, EOFError, pickle.UnpicklingError)
+
+
+def _damaged(path: str | Path, exc: BaseException) -> UserError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    detail = detail.removeprefix("ERROR ❌️ ")[:200]
+    return UserError(
+        f"{path}: not a readable Ultralytics weights file ({type(exc).__name__}: {detail}).\n"
+        "  It may be damaged or cut short (a full disk, an interrupted copy): copy it again, use the run's\n"
+        "  other weights (weights/last.pt or weights/best.pt), or train again."
+    )
+
+
 def load_model(model: str | Path):
     """A YOLO model from a model YAML (from scratch), local weights, or official weights Ultralytics downloads."""
     from ultralytics import YOLO
@@ -73,8 +89,29 @@ def load_model(model: str | Path):
                 "  start from a run of your own (model=runs/<recipe>/<run>/weights/best.pt)."
             ) from None
         raise UserError(f"{model}: cannot load model: {exc}") from None
-    except (FileNotFoundError, KeyError, ValueError) as exc:
+    except _DAMAGED as exc:
+        if Path(model).suffix in (".pt", ".onnx") and Path(model).is_file():
+            raise _damaged(model, exc) from None
         raise UserError(f"{model}: cannot load model: {exc}") from None
+
+
+def checkpoint_epochs(weights: Path) -> tuple[int, int]:
+    """(epochs trained, epochs asked for) of a training checkpoint; trained is -1 once the run finished.
+
+    Ultralytics strips the optimizer and sets the epoch to -1 when a training ends (all epochs, or stopped
+    early), so such a checkpoint cannot be resumed, only trained from.
+    """
+    from ultralytics.nn.tasks import torch_safe_load
+
+    try:
+        ckpt, _ = torch_safe_load(str(weights))
+    except (*_DAMAGED, ModuleNotFoundError, OSError) as exc:
+        raise _damaged(weights, exc) from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise _damaged(weights, TypeError("no model in the checkpoint"))
+    epoch = ckpt.get("epoch", -1)
+    epochs = (ckpt.get("train_args") or {}).get("epochs") or 0
+    return (epoch + 1 if isinstance(epoch, int) and epoch >= 0 else -1), int(epochs)
 
 
 def short_metrics(task: str, results: dict[str, float]) -> dict[str, float]:
@@ -91,12 +128,14 @@ def train(model: str, data: Path, run_dir: Path, args: dict[str, Any]) -> dict[s
 
 
 def resume(run_dir: Path) -> dict[str, float]:
-    """Continue an interrupted run from its last checkpoint, with the arguments it was started with."""
+    """Continue an interrupted run from its last checkpoint, with the arguments (and data) it was started with.
+
+    `resume` is given the checkpoint's path: with `resume=True` Ultralytics fills in a default dataset
+    (coco8.yaml) that then replaces the run's own.
+    """
     last = run_dir / "weights" / "last.pt"
-    if not last.is_file():
-        raise UserError(f"{run_dir}: no weights/last.pt to resume from")
     yolo = load_model(last)
-    yolo.train(resume=True)
+    yolo.train(resume=str(last))
     return short_metrics(yolo.task, yolo.trainer.metrics or {})
 
 
@@ -138,7 +177,10 @@ def validate_full(weights: Path, data: Path | None, args: dict[str, Any]) -> Val
     args["device"] = pick_device(args.get("device"))
     if data is not None:
         args["data"] = str(data)
-    metrics = yolo.val(**args)
+    try:
+        metrics = yolo.val(**args)
+    except FileNotFoundError as exc:  # Ultralytics' own check of data= and the images it names
+        raise UserError(f"data={args.get('data')}: {exc}; give a dataset YAML (or a folder for classify) that exists") from None
     return Validation(
         yolo.task, short_metrics(yolo.task, metrics.results_dict), Path(metrics.save_dir), _per_class(yolo.task, metrics)
     )
@@ -150,12 +192,20 @@ def validate(weights: Path, data: Path | None, args: dict[str, Any]) -> tuple[st
     return result.task, result.metrics, result.save_dir
 
 
-def predict(weights: Path, source: str, args: dict[str, Any]) -> Iterator[Any]:
-    """Stream Ultralytics results for `source` (an image, a folder, a glob), batched on the chosen device."""
+def predict(weights: Path, source: str | list[Path], args: dict[str, Any]) -> Iterator[Any]:
+    """Stream Ultralytics results for `source` (an image, a folder, a glob, or a list of image files),
+    batched on the chosen device. A list goes to Ultralytics' own loader as a `.txt` listing (one path a
+    line), so it decodes the files exactly as it would a folder."""
     yolo = load_model(weights)
     args = {"batch": 16, **args, "stream": True, "verbose": False}
     args["device"] = pick_device(args.get("device"))
-    yield from yolo.predict(source=source, **args)
+    if isinstance(source, (str, Path)):
+        yield from yolo.predict(source=str(source), **args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        listing = Path(tmp) / "images.txt"
+        listing.write_text("".join(f"{Path(f).resolve()}\n" for f in source), encoding="utf-8")
+        yield from yolo.predict(source=str(listing), **args)
 
 
 def predict_arrays(weights: Path, images: Iterable[tuple[Path, np.ndarray]], args: dict[str, Any]) -> Iterator[Any]:
@@ -253,8 +303,13 @@ def results_from_arrays(
 
 
 def export(weights: Path, args: dict[str, Any]) -> Path:
+    """Ultralytics' exporter; the ValueErrors it raises are about the arguments (an unknown format, an option
+    the format does not support), so they are shown as messages."""
     yolo = load_model(weights)
-    return Path(yolo.export(**args))
+    try:
+        return Path(yolo.export(**args))
+    except ValueError as exc:
+        raise UserError(f"export {weights}: {exc}") from None
 
 
 def convert_coco(json_file: Path, out_dir: Path, use_segments: bool) -> Path:

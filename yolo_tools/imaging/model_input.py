@@ -10,6 +10,8 @@ through the recipe's intensity spec. 8-bit files are used as stored unless the s
 from __future__ import annotations
 
 import glob
+import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +23,8 @@ from yolo_tools.errors import UserError
 from yolo_tools.imaging import IMAGE_SUFFIXES, dicom
 from yolo_tools.intensity import Intensity, MinMax, Percentile, to_uint8
 from yolo_tools.recipe import Preprocess
+
+LOG = logging.getLogger(__name__)
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
@@ -87,7 +91,10 @@ def _read_dicom(path: Path, preprocess: Preprocess) -> Upload:
 
 
 def _read_image(path: Path, preprocess: Preprocess) -> Upload:
-    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenCV refuses headers over its pixel limit with an exception, not None
+        pixels = None
     if pixels is None:
         raise UserError(f"{path.name}: neither an image OpenCV can read (PNG, JPEG, ...) nor a DICOM file")
     spec = preprocess.intensity
@@ -119,14 +126,76 @@ def image_files(source: str | Path) -> list[Path]:
     return [p for p in candidates if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or is_dicom(p))]
 
 
-def mapped_inputs(source: str | Path, preprocess: Preprocess | None) -> Iterator[tuple[Path, np.ndarray]] | None:
-    """Each file of `source` mapped as in training, or None when Ultralytics can read them as they are.
+def unreadable(path: Path) -> str | None:
+    """Why an image file cannot be predicted on (None when it can): empty, not an image, cut short, or a
+    decompression bomb (a header claiming more pixels than Pillow's limit, `Image.MAX_IMAGE_PIXELS` x 2).
+
+    Decoded in full with Pillow, whose bomb check runs on the header before any pixel is allocated; OpenCV,
+    which reads the pixels afterwards, would raise on such a header or decode a truncated JPEG as grey
+    without a word. DICOM files are checked by pydicom when they are read (`read_upload`).
+    """
+    from PIL import Image
+
+    if path.stat().st_size == 0:
+        return "empty file (0 bytes)"
+    if is_dicom(path):
+        return None
+    # Pillow's own opener: once imported, Ultralytics replaces `Image.open` with one that pip-installs a
+    # HEIF plugin whenever Pillow cannot identify a file, which a file that is simply not an image must not do.
+    pillow_open = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)
+    try:
+        with pillow_open(path) as image:
+            image.load()
+    except Image.DecompressionBombError as exc:
+        return f"a decompression bomb? {exc}".split(", could be")[0]
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types (OSError, SyntaxError, ValueError...) for bad files
+        return f"not a readable image ({type(exc).__name__}: {str(exc)[:120]})"
+    return None
+
+
+def readable_images(source: str | Path) -> list[Path]:
+    """The images of a predict source that can be read; each one that cannot is skipped with a warning.
+
+    A source that names nothing, or a folder or glob without images, is one message; so is a source none
+    of whose images can be read.
+    """
+    path = Path(source)
+    if not path.exists() and not glob.glob(str(source)):
+        raise UserError(f"{source}: no such image, folder or glob")
+    files = image_files(source)
+    if not files:
+        raise UserError(
+            f"{source}: no images in it (looked for {', '.join(sorted(IMAGE_SUFFIXES))} and DICOM files); "
+            "give a folder of images, one image, or a glob such as 'scans/*.png'"
+        )
+    readable = []
+    for file in files:
+        problem = unreadable(file)
+        if problem:
+            LOG.warning("skipped %s: %s", file, problem)
+        else:
+            readable.append(file)
+    if not readable:
+        raise UserError(f"{source}: none of its {len(files)} image(s) can be read (see the warnings above); nothing was written")
+    return readable
+
+
+def mapped_inputs(files: list[Path], preprocess: Preprocess | None) -> Iterator[tuple[Path, np.ndarray]] | None:
+    """Each file mapped as in training, or None when Ultralytics can read them as they are.
 
     Mapping is needed for DICOM (Ultralytics cannot read it) and whenever the run's recipe sets an
     intensity rule; plain 8-bit images for a recipe without one go straight to Ultralytics' own loader.
+    A file that cannot be mapped is skipped with a warning naming it.
     """
-    files = image_files(source)
     preprocess = preprocess or Preprocess()
     if preprocess.intensity is None and not any(is_dicom(f) for f in files):
         return None
-    return ((f, read_upload(f, preprocess).image) for f in files)
+    return _mapped(files, preprocess)
+
+
+def _mapped(files: list[Path], preprocess: Preprocess) -> Iterator[tuple[Path, np.ndarray]]:
+    for file in files:
+        try:
+            yield file, read_upload(file, preprocess).image
+        except UserError as error:
+            LOG.warning("skipped %s: %s", file, error)
