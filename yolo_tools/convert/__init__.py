@@ -15,9 +15,11 @@ from yolo_tools.convert import (
     box_csv,
     class_folders,
     coco,
+    dicom_volumes,
     hdf5_volumes,
     mask_images,
     metadata,
+    nifti_volumes,
     rle_csv,
     synthetic,
     yolo_export,
@@ -39,6 +41,8 @@ CONVERTERS: dict[str, Callable[[Path | None, Recipe], list[Sample]]] = {
     "coco": coco.samples,
     "rle_csv": rle_csv.samples,
     "hdf5_volumes": hdf5_volumes.samples,
+    "nifti": nifti_volumes.samples,  # Decathlon / nnU-Net v2 / plain folders of NIfTI volumes
+    "dicom": dicom_volumes.samples,  # DICOM series with DICOM SEG or aligned NIfTI labels
     "region_crops": cascade.samples,  # a cascade's crops: regions found by one run, judged by a classifier
 }
 
@@ -80,6 +84,8 @@ FORMATS: dict[str, tuple[str, str, Callable[[Path, dict], list[str]]]] = {
     "masks": ("mask_images", "segment", mask_images.classes),
     "box-csv": ("box_csv", "detect", box_csv.classes),
     "class-folders": ("class_folders", "classify", class_folders.classes),
+    "nifti": ("nifti", "segment", nifti_volumes.classes),
+    "dicom": ("dicom", "segment", dicom_volumes.classes),
 }
 
 

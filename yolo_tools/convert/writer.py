@@ -74,9 +74,12 @@ class SampleList(list):
     def __init__(self, samples=(), left_out: dict[str, int] | None = None):
         super().__init__(samples)
         self.left_out = {reason: count for reason, count in (left_out or {}).items() if count}
+        # Volume converters: {volume: geometry JSON} written as volumes.json (see imaging/geometry.py).
+        self.volumes: dict[str, dict] = {}
 
 
 SLICES_CSV = "slices.csv"
+VOLUMES_JSON = "volumes.json"  # per volume: shape, spacing, RAS affine, slice axis (imaging/geometry.py)
 SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
 
 
@@ -257,6 +260,8 @@ def write_dataset(
         if slices:
             with (partial / SLICES_CSV).open("w", newline="") as handle:
                 csv.writer(handle).writerows([SLICES_COLUMNS, *slices])
+        if getattr(samples, "volumes", None):
+            (partial / VOLUMES_JSON).write_text(json.dumps(samples.volumes, indent=1))
         card = _card(recipe, source, counts, groups, skipped, left_out)
         if metadata is not None:
             card["metadata"] = patient_metadata.write(metadata, written, partial / patient_metadata.METADATA_CSV)
