@@ -139,7 +139,7 @@ def dataset_labels(meta: dict, layout: str, src: Path) -> dict[str, list[int]]:
     return dict(sorted(pairs, key=lambda item: min(item[1])))
 
 
-def _stem(path: Path) -> str:
+def volume_stem(path: Path) -> str:
     name = path.name
     for suffix in SUFFIXES:
         if name.endswith(suffix):
@@ -165,7 +165,7 @@ def find_cases(src: Path, options: Options) -> tuple[list[Case], str, dict | Non
             if not image.is_file() or not label.is_file():
                 missing += 1
                 continue
-            cases.append(Case(_stem(image), [image], label))
+            cases.append(Case(volume_stem(image), [image], label))
         return cases, layout, meta, missing
     if layout == "nnunet":
         _require(meta, ("labels", "channel_names"), src, layout)
@@ -189,10 +189,10 @@ def find_cases(src: Path, options: Options) -> tuple[list[Case], str, dict | Non
             f"{src}: no dataset.json and no '{image_dir.name}/' and '{label_dir.name}/' folders of NIfTI volumes; "
             "give a Decathlon/nnU-Net folder or set data.options.images and data.options.labels"
         )
-    labels = {_stem(p): p for p in _volumes_in(label_dir)}
+    labels = {volume_stem(p): p for p in _volumes_in(label_dir)}
     by_case: dict[str, list[Path]] = {}
     for image in _volumes_in(image_dir):
-        by_case.setdefault(CHANNEL_SUFFIX.sub("", _stem(image)), []).append(image)
+        by_case.setdefault(CHANNEL_SUFFIX.sub("", volume_stem(image)), []).append(image)
     cases = [Case(name, files, labels[name]) for name, files in sorted(by_case.items()) if name in labels]
     return cases, "folders", meta, len(by_case) - len(cases)
 

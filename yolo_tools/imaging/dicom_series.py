@@ -31,6 +31,10 @@ from yolo_tools.imaging.geometry import Geometry
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+TYPE2_COPIED = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "StudyDate", "StudyTime",
+    "ReferringPhysicianName", "AccessionNumber",
+)
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "KO", "PR"}
 
 
@@ -245,3 +249,53 @@ def segment_masks(seg: SegFile, series: Series) -> dict[str, np.ndarray]:
         volume[[index[uid] for uid in covered]] = stack[..., number] > 0
         masks[label] = masks[label] | volume if label in masks else volume
     return masks
+
+
+def write_seg(path: Path, series: Series, masks: np.ndarray, labels: list[str], software: str) -> Path:
+    """A DICOM SEG of `series` (highdicom): one binary segment per label, frames referencing its instances.
+
+    `masks` is (slices, rows, cols, segments) bool in the series' slice order. Segments may overlap.
+    The SEG joins the source's study and patient, so a PACS or OHIF files it with the images it annotates.
+    """
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    sources = [pydicom.dcmread(f) for f in series.files]
+    for source in sources:  # Type 2 patient/study attributes the SEG copies: present, possibly empty (anonymised files)
+        for keyword in TYPE2_COPIED:
+            if keyword not in source:
+                setattr(source, keyword, "")
+        if "SpecificCharacterSet" in source and not source.SpecificCharacterSet:
+            del source.SpecificCharacterSet  # empty means the default repertoire; highdicom wants it absent
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="yolo-tools", version=software, family=codes.cid7162.ArtificialIntelligence
+    )
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=label,
+            segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Tissue,  # what a class is, the recipe does not code: generic
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+        )
+        for number, label in enumerate(labels, start=1)
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=masks.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=900,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="yolo-tools",
+        manufacturer_model_name="yolo-tools",
+        software_versions=software,
+        device_serial_number="0",
+        omit_empty_frames=False,
+    )
+    seg.save_as(path)
+    return path

@@ -105,3 +105,14 @@ def aligned_to(path: str | Path, shape: tuple[int, ...], affine: np.ndarray) -> 
             "position/spacing); export the label on the series' own grid"
         )
     return data
+
+
+def write(path: str | Path, data: np.ndarray, affine: np.ndarray) -> Path:
+    """Save a label volume (uint8) with the source's affine, so viewers overlay it on the source as is."""
+    import nibabel as nib
+
+    path = Path(path)
+    image = nib.Nifti1Image(np.asarray(data, dtype=np.uint8), np.asarray(affine, dtype=np.float64))
+    image.header.set_xyzt_units("mm")
+    nib.save(image, str(path))
+    return path
