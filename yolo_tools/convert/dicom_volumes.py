@@ -153,6 +153,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
             raise UserError(f"{recipe.path or src}: data.options.segments maps to {unknown}, not classes {recipe.classes}")
     result = SampleList()
     unlabelled = 0
+    problems: list[str] = []
     cache = new_cache()
     axis = None if options.slice_axis == "auto" else int(options.slice_axis)
     for series in found.series:
@@ -165,6 +166,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
         try:  # headers alone do not give a multi-frame file's frame count: the pixels are read here and again on writing
             pixels, found_geometry = dicom_series.load(series)
         except UserError as error:
+            problems.append(str(error))
             result.append(broken(name, series.patient_id, str(series.files[0]), str(error)))
             continue
         geometry = Geometry.from_affine(found_geometry.affine, pixels.shape, axis, prefer=0)
@@ -188,6 +190,8 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
         }
         result += volume_samples(name, series.patient_id, str(series.files[0].parent), geometry, load, recipe.preprocess, options.min_area, cache)
     result.left_out = {k: v for k, v in {"series without a DICOM SEG or NIfTI label": unlabelled}.items() if v}
+    if problems and not result.volumes:
+        raise UserError(f"none of the {len(problems)} labelled series is usable; first: {problems[0]}")
     if not result:
         raise UserError(
             f"{src}: none of the {len(found.series)} series has labels: put a DICOM SEG of the series under {src} "

@@ -283,10 +283,12 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     values = class_values(recipe, options, meta, layout, src)
     found = SampleList(left_out={"listed images without an image or label file": missing})
     cache = new_cache()
+    problems = []
     for case in cases:
         try:
             geometry = _grid(case, options)
         except (SkipSample, UserError) as reason:
+            problems.append(f"{case.images[0]}: {reason}" if isinstance(reason, SkipSample) else str(reason))
             found.append(broken(case.name, case.name, str(case.images[0]), str(reason)))
             continue
         found.volumes[case.name] = {**geometry.to_json(), "source": str(case.images[0]), "label": str(case.label)}
@@ -300,4 +302,6 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
             options.min_area,
             cache,
         )
+    if len(problems) == len(cases):
+        raise UserError(f"none of the {len(cases)} cases is usable; first: {problems[0]}")
     return found
