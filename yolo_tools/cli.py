@@ -19,6 +19,7 @@ EXAMPLES = """examples:
   yolo_tools train --resume runs/kidney/train
   yolo_tools val runs/kidney/train
   yolo_tools predict runs/kidney/train path/to/images/ conf=0.25
+  yolo_tools predict runs/hippocampus/train imagesTs/ --format nifti   label volumes on the inputs' grids
   yolo_tools predict runs/heart/a images/ augment=True --ensemble runs/heart/b   two models fused, with TTA
   yolo_tools evaluate runs/heart/a --ensemble runs/heart/b   the ensemble on a's val split (<run>/eval-ensemble/)
   yolo_tools evaluate runs/kidney/train             Dice/IoU, errors per image, AUC... in <run>/eval/
@@ -51,6 +52,11 @@ def _val(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
+    if args.format:
+        if args.ensemble:
+            raise UserError("--format writes one run's predictions; leave out --ensemble")
+        pipeline.predict_format(args.weights, args.source, args.format, args.out, pipeline.parse_overrides(args.overrides))
+        return
     pipeline.predict([args.weights, *args.ensemble], args.source, args.out, pipeline.parse_overrides(args.overrides))
 
 
@@ -163,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("weights", help="run folder or weights .pt/.onnx")
     sub.add_argument("source", help="image, folder or glob")
     sub.add_argument("--out", help="output folder (default: <run>/predict)")
+    sub.add_argument(
+        "--format", metavar="FORMAT",
+        help="write nifti | dicom-seg (label volumes for NIfTI/DICOM volume inputs), coco (results JSON) or rle-csv (id,class,segmentation)",
+    )
     ensemble(sub)
     overrides(sub)
 
@@ -180,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     overrides(sub)
 
     sub = verb("convert", _convert, "convert a recipe's raw data (or a folder in a published format) into a YOLO dataset")
-    sub.add_argument("recipe", metavar="RECIPE|FORMAT", help="recipe YAML, or a format: coco, masks, box-csv, class-folders")
+    sub.add_argument("recipe", metavar="RECIPE|FORMAT", help="recipe YAML, or a format: coco, masks, box-csv, class-folders, nifti, dicom")
     sub.add_argument("paths", nargs="*", metavar="SRC DST", help="with a FORMAT: the source folder and the dataset to write")
     sub.add_argument("--task", choices=["detect", "segment"], help="with coco: boxes (detect, default) or polygons (segment)")
     sub.add_argument("--split-by", default="file", help="with a FORMAT: 'file' (default) or a regex whose group is the patient id")

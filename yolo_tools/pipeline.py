@@ -192,6 +192,40 @@ def predict(
     return csv_path, json_path, count
 
 
+def predict_format(
+    weights: str | Path, source: str, fmt: str, out: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> list[Path]:
+    """Predict with one run and write `fmt` (nifti, dicom-seg, coco, rle-csv; see prediction_formats.py) to `out`.
+
+    Files appear in `out` only once all are written (they are made in a hidden folder next to it first).
+    """
+    import os
+    import shutil
+
+    from yolo_tools import prediction_formats
+
+    prediction_formats.check_format(fmt)
+    weights, run_dir = weights_of(weights)
+    _check_cli_args(overrides or {})
+    if not Path(source).exists() and not glob.glob(source):
+        raise UserError(f"{source}: no such image, volume, folder or glob")
+    recipe = run_recipe(run_dir) if run_dir else None
+    if cascade.is_cascade(recipe):
+        raise UserError(f"{run_dir}: a cascade run writes predictions.csv/json only; predict without --format")
+    out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / f"predict-{fmt}")
+    partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    try:
+        files, count = prediction_formats.predict_to(fmt, weights, recipe, source, partial, overrides or {})
+        out_dir.mkdir(parents=True, exist_ok=True)
+        moved = []
+        for path in sorted(partial.iterdir()):
+            moved.append(Path(shutil.move(str(path), out_dir / path.name)))
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    print(f"{count} images or slices → {out_dir} ({', '.join(p.name for p in moved[:4])}{' ...' if len(moved) > 4 else ''})")
+    return [out_dir / path.name for path in files]
+
+
 def evaluate(run: str | Path | list[str | Path], overrides: dict[str, Any] | None = None) -> Path:
     """A run's best weights on its val split, scored per image, class and patient; files in `<run>/eval/`.
 

@@ -28,6 +28,8 @@ CONVERTERS: dict[str, str] = {
     "coco": "yolo_tools.convert.coco",
     "rle_csv": "yolo_tools.convert.rle_csv",
     "hdf5_volumes": "yolo_tools.convert.hdf5_volumes",
+    "nifti": "yolo_tools.convert.nifti_volumes",  # Decathlon / nnU-Net v2 / plain folders of NIfTI volumes
+    "dicom": "yolo_tools.convert.dicom_volumes",  # DICOM series with DICOM SEG or aligned NIfTI labels
     "region_crops": "yolo_tools.cascade",  # a cascade's crops: regions found by one run, judged by a classifier
 }
 

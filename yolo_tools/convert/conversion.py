@@ -68,6 +68,8 @@ FORMATS: dict[str, tuple[str, str]] = {
     "masks": ("mask_images", "segment"),
     "box-csv": ("box_csv", "detect"),
     "class-folders": ("class_folders", "classify"),
+    "nifti": ("nifti", "segment"),
+    "dicom": ("dicom", "segment"),
 }
 
 

@@ -45,3 +45,5 @@ class SampleList(list):
     def __init__(self, samples=(), left_out: dict[str, int] | None = None):
         super().__init__(samples)
         self.left_out = {reason: count for reason, count in (left_out or {}).items() if count}
+        # Volume converters: {volume: geometry JSON} written as volumes.json (see imaging/geometry.py).
+        self.volumes: dict[str, dict] = {}

@@ -51,6 +51,7 @@ SPLITS = ("train", "val")
 EIGHT_BIT_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".webp"}
 TOLERANCE = 1e-3  # normalised coordinates may pass the border by rounding
 SLICES_CSV = "slices.csv"
+VOLUMES_JSON = "volumes.json"  # per volume: shape, spacing, RAS affine, slice axis (imaging/geometry.py)
 SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
 STAGING = ".staging"
 
@@ -325,6 +326,8 @@ def write_dataset(
         if slices:
             with (partial / SLICES_CSV).open("w", newline="") as handle:
                 csv.writer(handle).writerows([SLICES_COLUMNS, *slices])
+        if getattr(samples, "volumes", None):
+            (partial / VOLUMES_JSON).write_text(json.dumps(samples.volumes, indent=1))
         if metadata is not None:
             card["metadata"] = patient_metadata.write(metadata, written, partial / patient_metadata.METADATA_CSV)
         if recipe.task != "classify":

@@ -61,3 +61,58 @@ def slices(volume: Volume | np.ndarray, axis: int = 2, display: bool = True) -> 
     data = volume.data if isinstance(volume, Volume) else volume
     for index in range(data.shape[axis]):
         yield slice_at(data, index, axis, display)
+
+
+def header(path: str | Path) -> tuple[tuple[int, ...], np.ndarray]:
+    """Shape and affine (voxel order as stored) from the header alone; the voxels are not read."""
+    import nibabel as nib
+
+    path = Path(path)
+    try:
+        image = nib.load(str(path))
+    except Exception as exc:  # nibabel raises several types for unreadable files
+        raise UserError(f"{path}: cannot read NIfTI header: {exc}") from None
+    return tuple(int(s) for s in image.shape), np.asarray(image.affine, dtype=np.float64)
+
+
+def read_array(path: str | Path) -> np.ndarray:
+    """All voxels as stored (3D, or 4D with channels last as the Decathlon keeps modalities), float32."""
+    import nibabel as nib
+
+    path = Path(path)
+    try:
+        return np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+    except Exception as exc:  # nibabel raises several types for unreadable or truncated files
+        raise UserError(f"{path}: cannot read NIfTI volume: {exc}") from None
+
+
+def aligned_to(path: str | Path, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
+    """A label volume brought into another volume's voxel order (axes permuted or flipped by nibabel's
+    orientation transforms), refused unless it then lies on the same grid: same shape, same affine."""
+    import nibabel as nib
+    from nibabel.orientations import io_orientation, ornt_transform
+
+    path = Path(path)
+    try:
+        image = nib.load(str(path))
+        image = image.as_reoriented(ornt_transform(io_orientation(image.affine), io_orientation(affine)))
+        data = np.asarray(image.dataobj)
+    except Exception as exc:  # nibabel raises several types for unreadable files
+        raise UserError(f"{path}: cannot read NIfTI volume: {exc}") from None
+    if data.shape[:3] != tuple(shape[:3]) or not np.allclose(image.affine, affine, atol=0.05):
+        raise UserError(
+            f"{path}: not aligned with its series (shape {data.shape[:3]} vs {tuple(shape[:3])}, or a different "
+            "position/spacing); export the label on the series' own grid"
+        )
+    return data
+
+
+def write(path: str | Path, data: np.ndarray, affine: np.ndarray) -> Path:
+    """Save a label volume (uint8) with the source's affine, so viewers overlay it on the source as is."""
+    import nibabel as nib
+
+    path = Path(path)
+    image = nib.Nifti1Image(np.asarray(data, dtype=np.uint8), np.asarray(affine, dtype=np.float64))
+    image.header.set_xyzt_units("mm")
+    nib.save(image, str(path))
+    return path

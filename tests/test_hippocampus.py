@@ -1,0 +1,135 @@
+"""recipes/hippocampus.yaml end to end on a few real Decathlon cases: train, 3D Dice per volume, and
+predictions written as NIfTI, DICOM SEG, COCO and RLE CSV, each read back by the library consumers use
+and compared voxel for voxel with what the model predicts on the converted dataset's own images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import RECIPES, needs_data
+from hospital_data import MR_CROP, decathlon
+from yolo_tools import pipeline, yolo
+from yolo_tools.cli import main
+from yolo_tools.evaluation import predicted_masks
+from yolo_tools.imaging.geometry import Geometry, restack
+from yolo_tools.locations import datasets_dir
+
+nib = pytest.importorskip("nibabel")
+pytestmark = [needs_data("hippocampus-mri-msd"), needs_data("dicom-mr-brain-series"), pytest.mark.slow]
+
+QUICK = {"epochs": 1, "imgsz": 64, "batch": 32, "workers": 0, "plots": False, "fraction": 0.5}
+LOW = {"conf": 0.001, "imgsz": 64}  # an hour's model finds little: a low threshold gives masks to compare
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("hippocampus")
+    source = decathlon(root / "Task04")
+    raw = yaml.safe_load((RECIPES / "hippocampus.yaml").read_text())
+    raw["data"]["source"]["path"] = str(source)
+    recipe = root / "hippocampus.yaml"
+    recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
+    run_dir, _ = pipeline.train_recipe(recipe, QUICK, name="quick")
+    return run_dir, source, datasets_dir() / "hippocampus"
+
+
+def model_on_dataset_images(run_dir: Path, dataset: Path, volume: str) -> np.ndarray:
+    """What Ultralytics predicts on the converted PNGs of one volume: (classes, slices, H, W) bool."""
+    slices = pd.read_csv(dataset / "slices.csv").query("volume == @volume").sort_values("slice")
+    files = [str(dataset / "images" / row.split / row.image) for row in slices.itertuples()]
+    results = [yolo.as_arrays(r) for r in yolo.predict(run_dir / "weights" / "best.pt", files, LOW)]
+    return np.stack([predicted_masks(r, 2) for r in results], axis=1)
+
+
+def test_evaluate_reports_3d_dice_per_volume(run: tuple[Path, Path, Path]) -> None:
+    run_dir, _, dataset = run
+    out = pipeline.evaluate(run_dir, {"imgsz": 64})
+    summary = json.loads((out / "summary.json").read_text())
+    per_patient = pd.read_csv(out / "per_patient.csv")
+    volumes = json.loads((dataset / "volumes.json").read_text())
+    val = set(pd.read_csv(dataset / "slices.csv").query("split == 'val'")["volume"])
+    assert set(per_patient["volume"]) == val and set(val) <= set(volumes)
+    assert summary["metrics"]["volumes"] == len(val)
+    assert 0.0 <= summary["metrics"]["dice_3d"] <= 1.0
+
+
+def test_nifti_output_overlays_the_input_voxel_for_voxel(run: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    run_dir, source, dataset = run
+    volumes = json.loads((dataset / "volumes.json").read_text())
+    case = sorted(volumes)[0]
+    code = main(["predict", str(run_dir), str(source / "imagesTr" / f"{case}.nii.gz"), "--format", "nifti", "--out", str(tmp_path / "out"), "conf=0.001", "imgsz=64"])
+    assert code == 0
+    written = nib.load(tmp_path / "out" / f"{case}.nii.gz")
+    given = nib.load(source / "imagesTr" / f"{case}.nii.gz")
+    assert written.shape == given.shape and np.allclose(written.affine, given.affine)
+    labels = np.asarray(written.dataobj)
+    expected_masks = model_on_dataset_images(run_dir, dataset, case)
+    geometry = Geometry.from_json(volumes[case])
+    expected = np.zeros(geometry.shape, np.uint8)
+    for class_id in range(2):
+        expected[restack(expected_masks[class_id], geometry)] = class_id + 1
+    np.testing.assert_array_equal(labels, expected)
+    assert expected.any()  # the model found something, so the comparison says something
+    assert json.loads((tmp_path / "out" / "classes.json").read_text()) == {"1": "Anterior", "2": "Posterior"}
+
+
+def test_coco_and_rle_csv_outputs_read_back_as_the_prediction(run: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+
+    from yolo_tools.convert.rle import decode
+
+    run_dir, _, dataset = run
+    images = dataset / "images" / "val"
+    files = sorted(images.glob("*.png"))[:20]
+    subset = tmp_path / "pngs"
+    subset.mkdir()
+    for path in files:
+        (subset / path.name).symlink_to(path)
+    predictions = [yolo.as_arrays(r) for r in yolo.predict(run_dir / "weights" / "best.pt", str(subset), LOW)]
+    assert main(["predict", str(run_dir), str(subset), "--format", "coco", "--out", str(tmp_path / "coco"), "conf=0.001", "imgsz=64"]) == 0
+    truth = COCO(str(tmp_path / "coco" / "coco_images.json"))
+    results = truth.loadRes(str(tmp_path / "coco" / "coco_results.json"))
+    by_name = {image["file_name"]: image["id"] for image in truth.dataset["images"]}
+    assert sorted(by_name) == sorted(p.name for p in files)
+    for prediction in predictions:
+        anns = results.loadAnns(results.getAnnIds(imgIds=[by_name[prediction.path.name]]))
+        assert len(anns) == len(prediction.boxes)
+        for ann, mask, class_id in zip(anns, prediction.masks if prediction.masks is not None else [], prediction.classes):
+            np.testing.assert_array_equal(results.annToMask(ann).astype(bool), mask)
+            assert ann["category_id"] == class_id + 1
+    assert main(["predict", str(run_dir), str(subset), "--format", "rle-csv", "--out", str(tmp_path / "rle"), "conf=0.001", "imgsz=64"]) == 0
+    table = pd.read_csv(tmp_path / "rle" / "submission.csv", keep_default_na=False)
+    assert list(table.columns) == ["id", "class", "segmentation"] and len(table) == 2 * len(files)
+    for prediction in predictions:
+        masks = predicted_masks(prediction, 2)
+        for class_id, name in enumerate(("Anterior", "Posterior")):
+            row = table[(table["id"] == prediction.path.stem) & (table["class"] == name)].iloc[0]
+            np.testing.assert_array_equal(decode(row["segmentation"], prediction.shape).astype(bool), masks[class_id])
+    assert any(p.masks is not None for p in predictions)  # something was compared
+
+
+def test_dicom_seg_output_references_the_series_and_holds_the_prediction(run: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    import highdicom as hd
+    import pydicom
+
+    from yolo_tools import prediction_formats
+    from yolo_tools.imaging import dicom_series
+    from yolo_tools.recipe import load_recipe
+
+    run_dir, _, _ = run
+    assert main(["predict", str(run_dir), str(MR_CROP), "--format", "dicom-seg", "--out", str(tmp_path / "seg"), "conf=0.001", "imgsz=64"]) == 0
+    series = dicom_series.find(MR_CROP).series[0]
+    seg = hd.seg.segread(tmp_path / "seg" / f"{series.name}.seg.dcm")
+    assert seg.ReferencedSeriesSequence[0].SeriesInstanceUID == series.uid
+    assert seg.PatientID == pydicom.dcmread(series.files[0]).PatientID
+    assert [d.SegmentLabel for d in seg.SegmentSequence] == ["Anterior", "Posterior"]
+    stored = seg.get_pixels_by_source_instance(series.instance_uids, ignore_spatial_locations=True)
+    inputs = prediction_formats.volume_inputs(MR_CROP, load_recipe(run_dir / "recipe.yaml"))
+    expected = next(prediction_formats.predict_volumes(run_dir / "weights" / "best.pt", inputs, load_recipe(run_dir / "recipe.yaml"), 2, LOW))
+    np.testing.assert_array_equal(stored.astype(bool), np.moveaxis(expected.masks, 0, -1))

@@ -1,0 +1,119 @@
+"""The prediction writers on known masks (no model): each file read back by its consumers' library, voxel for voxel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import SHARED_DATA, needs_data
+from yolo_tools import prediction_formats
+from yolo_tools.convert.volume_slices import Loaded
+from yolo_tools.imaging import dicom_series
+from yolo_tools.imaging.geometry import Geometry
+from yolo_tools.yolo import Prediction
+
+nib = pytest.importorskip("nibabel")
+
+
+def blobs(shape: tuple[int, ...], classes: int, seed: int = 0) -> np.ndarray:
+    """(classes, *shape) bool: overlapping boxes, one per class, plus noise so no writer can guess."""
+    rng = np.random.default_rng(seed)
+    masks = rng.random((classes, *shape)) > 0.97
+    for c in range(classes):
+        start = [s // 4 + c * 2 for s in shape]
+        masks[(c, *[slice(a, a + s // 2) for a, s in zip(start, shape)])] = True
+    return masks
+
+
+def test_nifti_label_volume_has_the_input_grid_and_the_predicted_voxels(tmp_path: Path) -> None:
+    affine = np.array([[0, 0, -0.8, 100], [0, -0.7, 0, 50], [3.0, 0, 0, -20], [0, 0, 0, 1]])
+    geometry = Geometry.from_affine(affine, (12, 40, 30))
+    masks = blobs(geometry.shape, 3)
+    volume = prediction_formats.VolumeInput("case_7", geometry, Loaded([np.zeros(geometry.shape)], None))
+    path = prediction_formats.write_nifti(prediction_formats.VolumePrediction(volume, masks, []), tmp_path)
+    image = nib.load(path)
+    np.testing.assert_allclose(image.affine, affine)
+    assert image.header.get_zooms() == pytest.approx((3.0, 0.7, 0.8))
+    stored = np.asarray(image.dataobj)
+    expected = np.where(masks[2], 3, np.where(masks[1], 2, np.where(masks[0], 1, 0)))  # later classes win
+    np.testing.assert_array_equal(stored, expected)
+
+
+@needs_data("dicom-ct-liver-seg")
+def test_dicom_seg_keeps_overlapping_segments_and_references_each_source_instance(tmp_path: Path) -> None:
+    import highdicom as hd
+    import pydicom
+
+    series = dicom_series.find(SHARED_DATA / "dicom-ct-liver-seg").series[0]
+    masks = blobs((3, 512, 512), 2, seed=1)
+    path = dicom_series.write_seg(tmp_path / "ct.seg.dcm", series, np.moveaxis(masks, 0, -1), ["liver", "lesion"], "test")
+    raw = pydicom.dcmread(path)
+    source = pydicom.dcmread(series.files[0])
+    assert raw.Modality == "SEG" and raw.StudyInstanceUID == source.StudyInstanceUID and raw.PatientID == source.PatientID
+    assert raw.ReferencedSeriesSequence[0].SeriesInstanceUID == series.uid
+    seg = hd.seg.segread(path)
+    assert [d.SegmentLabel for d in seg.SegmentSequence] == ["liver", "lesion"]
+    stored = seg.get_pixels_by_source_instance(series.instance_uids, ignore_spatial_locations=True)
+    np.testing.assert_array_equal(stored.astype(bool), np.moveaxis(masks, 0, -1))
+    assert (masks[0] & masks[1]).any()  # the overlap survived
+
+
+def fake_prediction(name: str, shape: tuple[int, int], seed: int) -> Prediction:
+    masks = blobs(shape, 3, seed)
+    boxes = []
+    for mask in masks:
+        rows, cols = np.nonzero(mask)
+        boxes.append([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+    return Prediction(
+        path=Path(name), names={0: "a", 1: "b"}, shape=shape, boxes=np.array(boxes, float),
+        classes=np.array([0, 1, 1]), confidences=np.array([0.9, 0.5, 0.25]), masks=masks, probabilities=None,
+    )
+
+
+def test_coco_results_load_in_pycocotools_with_every_mask(tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+
+    predictions = [fake_prediction("x.png", (48, 64), 0), fake_prediction("y.png", (30, 20), 1)]
+    prediction_formats.write_coco(predictions, ["a", "b"], tmp_path)
+    truth = COCO(str(tmp_path / "coco_images.json"))
+    results = truth.loadRes(str(tmp_path / "coco_results.json"))
+    assert [c["name"] for c in truth.loadCats(truth.getCatIds())] == ["a", "b"]
+    for image_id, prediction in enumerate(predictions, start=1):
+        anns = results.loadAnns(results.getAnnIds(imgIds=[image_id]))
+        assert [a["category_id"] for a in anns] == [1, 2, 2] and [a["score"] for a in anns] == [0.9, 0.5, 0.25]
+        for ann, mask, box in zip(anns, prediction.masks, prediction.boxes):
+            np.testing.assert_array_equal(results.annToMask(ann).astype(bool), mask)
+            assert ann["bbox"] == [box[0], box[1], box[2] - box[0], box[3] - box[1]]
+
+
+def test_rle_csv_rows_decode_to_the_merged_class_masks_with_competition_ids(tmp_path: Path) -> None:
+    from yolo_tools.convert.rle import decode
+
+    scan = "train/case123/case123_day20/scans/slice_0042_266_266_1.50_1.50.png"
+    predictions = [fake_prediction(scan, (40, 50), 2), fake_prediction("other.png", (40, 50), 3)]
+    path = prediction_formats.write_rle_csv(predictions, ["a", "b"], tmp_path)
+    table = pd.read_csv(path, keep_default_na=False)
+    assert list(table["id"]) == ["case123_day20_slice_0042"] * 2 + ["other"] * 2
+    for position, prediction in enumerate(predictions):
+        merged = [prediction.masks[0], prediction.masks[1] | prediction.masks[2]]
+        for class_id in range(2):
+            row = table.iloc[2 * position + class_id]
+            assert row["class"] == "ab"[class_id]
+            np.testing.assert_array_equal(decode(row["segmentation"], (40, 50)).astype(bool), merged[class_id])
+    # row-major and 1-based: a mask with only the second pixel of the first row set is "2 1"
+    one = Prediction(Path("p.png"), {0: "a"}, (3, 4), np.zeros((1, 4)), np.array([0]), np.array([1.0]), np.zeros((1, 3, 4), bool), None)
+    one.masks[0, 0, 1] = True
+    prediction_formats.write_rle_csv([one], ["a"], tmp_path)
+    assert (tmp_path / "submission.csv").read_text().splitlines()[1] == "p,a,2 1"
+
+
+def test_unknown_format_is_refused_with_the_allowed_ones() -> None:
+    from yolo_tools.errors import UserError
+
+    with pytest.raises(UserError, match="nifti, dicom-seg, coco, rle-csv"):
+        prediction_formats.check_format("nrrd")
+    assert json.dumps(prediction_formats.FORMATS)

@@ -1,0 +1,301 @@
+"""DICOM series as volumes: files found anywhere under a folder, grouped and ordered as the scanner made them.
+
+A PACS export or a scanner's CD puts slices in folders and files whose names mean nothing: series are
+found by SeriesInstanceUID, slices ordered by their ImagePositionPatient projected on the slice normal
+(InstanceNumber when a file has no position), and the pixels put into modality units (Hounsfield for
+CT) by `imaging.dicom`. A multi-frame file (enhanced CT/MR, or any file with NumberOfFrames > 1) is a
+series of its own, its frames placed by the per-frame plane positions. The volume's array is
+(slices, rows, columns), so slice images are the files' own images, and its affine maps that array to
+RAS+ mm (DICOM's patient axes are LPS; the two first axes flip).
+
+DICOM SEG objects (Segmentation Storage) are found in the same walk and read with highdicom, which
+matches each SEG frame to the source instance it annotates by SOP Instance UID.
+
+Examples:
+    >>> found = find("../shared/data/dicom-ct-liver-seg")
+    >>> series = found.series[0]; pixels, geometry = load(series)
+    >>> masks = segment_masks(found.segs_of(series)[0], series)   # {segment label: (slices, rows, cols) bool}
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from yolo_tools.errors import UserError
+from yolo_tools.imaging import dicom
+from yolo_tools.imaging.geometry import Geometry
+
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+TYPE2_COPIED = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "StudyDate", "StudyTime",
+    "ReferringPhysicianName", "AccessionNumber",
+)
+NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "KO", "PR"}
+
+
+@dataclass
+class Series:
+    uid: str
+    patient_id: str
+    modality: str
+    description: str
+    files: list[Path]  # one per slice, in slice order (a single multi-frame file for enhanced objects)
+    instance_uids: list[str]  # SOP Instance UID of each file, same order
+    name: str = ""  # a readable unique name: the folder when it holds only this series, else the UID
+
+
+@dataclass
+class SegFile:
+    path: Path
+    series_uid: str  # the series it references
+    labels: list[str]  # segment labels, segment 1 first
+
+
+@dataclass
+class Found:
+    series: list[Series] = field(default_factory=list)
+    segs: list[SegFile] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "path: reason" for files that are not usable images
+
+    def segs_of(self, series: Series) -> list[SegFile]:
+        return [seg for seg in self.segs if seg.series_uid == series.uid]
+
+
+def _is_dicom_file(path: Path) -> bool:
+    if path.suffix.lower() in (".dcm", ".dicom", ".ima"):
+        return True
+    if path.suffix:
+        return False
+    with path.open("rb") as handle:
+        return handle.read(132)[128:132] == b"DICM"
+
+
+def _position(header) -> tuple[np.ndarray | None, np.ndarray | None]:
+    position, orientation = header.get("ImagePositionPatient"), header.get("ImageOrientationPatient")
+    as_array = (lambda v: np.asarray([float(x) for x in v]) if v else None)  # noqa: E731
+    return as_array(position), as_array(orientation)
+
+
+def find(src: str | Path) -> Found:
+    """Every image series and DICOM SEG under `src` (headers only; pixels are read by `load`)."""
+    src = Path(src)
+    groups: dict[str, list[tuple]] = defaultdict(list)
+    found = Found()
+    for path in sorted(p for p in src.rglob("*") if p.is_file() and _is_dicom_file(p)):
+        try:
+            header = dicom.dataset(path, pixels=False)
+        except UserError as error:
+            found.skipped.append(str(error))
+            continue
+        modality = str(header.get("Modality", ""))
+        if str(header.get("SOPClassUID", "")) == SEG_SOP_CLASS:
+            referenced = header.get("ReferencedSeriesSequence")
+            labels = [str(item.get("SegmentLabel", item.get("SegmentNumber"))) for item in header.get("SegmentSequence", [])]
+            found.segs.append(SegFile(path, str(referenced[0].SeriesInstanceUID) if referenced else "", labels))
+            continue
+        if modality in NON_IMAGE_MODALITIES or "Rows" not in header:
+            found.skipped.append(f"{path}: a {modality or 'non-image'} object, not an image series")
+            continue
+        uid = str(header.get("SeriesInstanceUID", "")) or f"file:{path}"
+        if int(header.get("NumberOfFrames", 1) or 1) > 1:
+            uid = f"{uid}/{header.SOPInstanceUID}"  # each multi-frame file is a volume of its own
+        groups[uid].append((path, header))
+    folders = defaultdict(set)
+    for uid, members in groups.items():
+        for path, _ in members:
+            folders[path.parent].add(uid)
+    for uid, members in groups.items():
+        headers = [h for _, h in members]
+        order = _slice_order(headers)
+        files = [members[i][0] for i in order]
+        first = headers[order[0]]
+        parent = files[0].parent
+        name = parent.name if len(folders[parent]) == 1 and all(f.parent == parent for f in files) else uid
+        found.series.append(
+            Series(
+                uid=uid.split("/")[0],
+                patient_id=str(first.get("PatientID", "")) or name,
+                modality=str(first.get("Modality", "")),
+                description=str(first.get("SeriesDescription", "")),
+                files=files,
+                instance_uids=[str(headers[i].get("SOPInstanceUID", "")) for i in order],
+                name=name if name != uid else _safe(uid),
+            )
+        )
+    found.series.sort(key=lambda s: s.name)
+    return found
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "_.-" else "_" for c in text)
+
+
+def _slice_order(headers: list) -> list[int]:
+    """Order along the slice normal (the cross product of the row and column directions)."""
+    positions = [_position(h) for h in headers]
+    if len(headers) > 1 and all(p is not None and o is not None for p, o in positions):
+        normal = np.cross(positions[0][1][:3], positions[0][1][3:])
+        along = [float(p @ normal) for p, _ in positions]
+        return sorted(range(len(headers)), key=lambda i: along[i])
+    return sorted(range(len(headers)), key=lambda i: int(headers[i].get("InstanceNumber", 0) or 0))
+
+
+def _frame_positions(data) -> list[np.ndarray] | None:
+    groups = data.get("PerFrameFunctionalGroupsSequence")
+    if not groups:
+        return None
+    try:
+        return [np.asarray([float(x) for x in g.PlanePositionSequence[0].ImagePositionPatient]) for g in groups]
+    except (AttributeError, IndexError):
+        return None
+
+
+def _frame_orientation_spacing(data) -> tuple[np.ndarray | None, tuple[float, float] | None]:
+    shared = data.get("SharedFunctionalGroupsSequence")
+    orientation, spacing = _position(data)[1], data.get("PixelSpacing")
+    if shared:
+        item = shared[0]
+        if "PlaneOrientationSequence" in item:
+            orientation = np.asarray([float(x) for x in item.PlaneOrientationSequence[0].ImageOrientationPatient])
+        if "PixelMeasuresSequence" in item and "PixelSpacing" in item.PixelMeasuresSequence[0]:
+            spacing = item.PixelMeasuresSequence[0].PixelSpacing
+    return orientation, (float(spacing[0]), float(spacing[1])) if spacing else None
+
+
+def _affine(positions: list[np.ndarray | None], orientation, spacing, fallback_dz: float) -> np.ndarray:
+    """(slice, row, column) -> RAS mm. Without positions: identity directions and the stated spacings."""
+    row_mm, col_mm = spacing or (1.0, 1.0)
+    lps = np.eye(4)
+    if orientation is None or any(p is None for p in positions):
+        lps[:3, :3] = np.diag([fallback_dz, row_mm, col_mm])
+        return LPS_TO_RAS @ lps
+    along_row, along_col = orientation[:3], orientation[3:]  # column index grows along_row, row index along_col
+    normal = np.cross(along_row, along_col)
+    if len(positions) > 1:
+        step = (positions[-1] - positions[0]) / (len(positions) - 1)
+    else:
+        step = normal * fallback_dz
+    lps[:3, 0], lps[:3, 1], lps[:3, 2] = step, along_col * row_mm, along_row * col_mm
+    lps[:3, 3] = positions[0]
+    return LPS_TO_RAS @ lps
+
+
+def load(series: Series) -> tuple[np.ndarray, Geometry]:
+    """The series as float32 (slices, rows, columns) in modality units, and its geometry (slice axis 0)."""
+    if len(series.files) == 1:
+        data = dicom.dataset(series.files[0])
+        image = dicom.read(series.files[0])
+        if not image.photometric.startswith("MONOCHROME"):
+            raise UserError(f"{series.files[0]}: a {image.photometric} image is not a volume; give greyscale series")
+        pixels = image.pixels if image.pixels.ndim == 3 else image.pixels[None]
+        positions = _frame_positions(data) if len(pixels) > 1 else [_position(data)[0]]
+        orientation, spacing = _frame_orientation_spacing(data)
+        if positions is None or len(positions) != len(pixels):
+            positions = [None]
+    else:
+        images = [dicom.read(path) for path in series.files]
+        shapes = {image.pixels.shape for image in images}
+        if len(shapes) != 1:
+            raise UserError(f"series {series.name}: slices differ in size {sorted(shapes)}; one series must share one grid")
+        pixels = np.stack([image.pixels for image in images])
+        if pixels.ndim != 3:
+            raise UserError(f"series {series.name}: colour or multi-frame slices; give one greyscale image per file")
+        headers = [dicom.dataset(path, pixels=False) for path in series.files]
+        positions = [_position(h)[0] for h in headers]
+        orientation, spacing = _position(headers[0])[1], images[0].spacing
+        data = headers[0]
+    thickness = float(data.get("SpacingBetweenSlices", 0) or data.get("SliceThickness", 0) or 1.0)
+    affine = _affine(positions, orientation, spacing, thickness)
+    return pixels.astype(np.float32), Geometry(tuple(pixels.shape), affine, 0)
+
+
+def segment_masks(seg: SegFile, series: Series) -> dict[str, np.ndarray]:
+    """Each segment of a DICOM SEG as (slices, rows, cols) bool on the series' grid, by segment label.
+
+    highdicom matches SEG frames to the series' instances by SOP Instance UID; slices the SEG does not
+    cover are empty. Segments that share a label are OR-ed.
+    """
+    import highdicom as hd
+
+    try:
+        segmentation = hd.seg.segread(seg.path)
+        referenced = {uid for _, _, uid in segmentation.get_source_image_uids()}
+        covered = [uid for uid in series.instance_uids if uid in referenced]
+        if not covered:
+            raise UserError(
+                f"{seg.path}: the SEG references none of the {len(series.instance_uids)} images of series "
+                f"{series.name}; keep each SEG with the series it was drawn on"
+            )
+        stack = segmentation.get_pixels_by_source_instance(
+            source_sop_instance_uids=covered,
+            assert_missing_frames_are_empty=True,
+            # Many tools (dcmqi among them) leave SpatialLocationsPreserved unset; frames are matched by UID.
+            ignore_spatial_locations=True,
+        )
+    except UserError:
+        raise
+    except Exception as exc:  # highdicom raises ValueError/KeyError/AttributeError for malformed SEGs
+        raise UserError(f"{seg.path}: cannot read the DICOM SEG: {exc}") from None
+    rows, cols = stack.shape[1:3]
+    masks: dict[str, np.ndarray] = {}
+    index = {uid: i for i, uid in enumerate(series.instance_uids)}
+    for number, label in enumerate(seg.labels):
+        volume = np.zeros((len(series.instance_uids), rows, cols), bool)
+        volume[[index[uid] for uid in covered]] = stack[..., number] > 0
+        masks[label] = masks[label] | volume if label in masks else volume
+    return masks
+
+
+def write_seg(path: Path, series: Series, masks: np.ndarray, labels: list[str], software: str) -> Path:
+    """A DICOM SEG of `series` (highdicom): one binary segment per label, frames referencing its instances.
+
+    `masks` is (slices, rows, cols, segments) bool in the series' slice order. Segments may overlap.
+    The SEG joins the source's study and patient, so a PACS or OHIF files it with the images it annotates.
+    """
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.codedict import codes
+
+    sources = [pydicom.dcmread(f) for f in series.files]
+    for source in sources:  # Type 2 patient/study attributes the SEG copies: present, possibly empty (anonymised files)
+        for keyword in TYPE2_COPIED:
+            if keyword not in source:
+                setattr(source, keyword, "")
+        if "SpecificCharacterSet" in source and not source.SpecificCharacterSet:
+            del source.SpecificCharacterSet  # empty means the default repertoire; highdicom wants it absent
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="yolo-tools", version=software, family=codes.cid7162.ArtificialIntelligence
+    )
+    descriptions = [
+        hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=label,
+            segmented_property_category=codes.SCT.Tissue,
+            segmented_property_type=codes.SCT.Tissue,  # what a class is, the recipe does not code: generic
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+        )
+        for number, label in enumerate(labels, start=1)
+    ]
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=masks.astype(np.uint8),
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=900,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="yolo-tools",
+        manufacturer_model_name="yolo-tools",
+        software_versions=software,
+        device_serial_number="0",
+        omit_empty_frames=False,
+    )
+    seg.save_as(path)
+    return path

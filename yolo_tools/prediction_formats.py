@@ -1,0 +1,255 @@
+"""Predictions in the files other tools read: NIfTI and DICOM SEG label volumes, COCO results, UW-Madison RLE CSV.
+
+`yolo_tools predict RUN SRC --format F`:
+
+- `nifti`: for each input volume (a NIfTI file, or a DICOM series found under SRC) one label volume
+  `<volume>.nii.gz` on the input's own voxel grid and affine, value = class index + 1 (0 background;
+  where classes overlap, the later class wins), with `classes.json` naming the values. Read by
+  nibabel, ITK-SNAP, 3D Slicer, nnU-Net's evaluation;
+- `dicom-seg`: for each input DICOM series one `<volume>.seg.dcm` (highdicom), one binary segment per
+  class (overlaps kept), each frame referencing its source instance; read by highdicom, OHIF, 3D Slicer
+  and a PACS;
+- `coco`: `coco_results.json`, the COCO results list (`image_id`, `category_id`, `bbox` [x, y, w, h],
+  `score`, and `segmentation` as COCO RLE for masks) plus `coco_images.json` (images and categories) so
+  pycocotools' `COCO.loadRes` reads it as is. Images or volume slices (`<volume>_sNNN`), detect or segment;
+- `rle-csv`: the UW-Madison GI competition's submission, `id,class,segmentation` with one row per image
+  and class, runs `start length`, 1-based, row-major; `id` from the scan path as the competition names it
+  (`case123_day20_slice_0001`), else the file's stem.
+
+Volumes are sliced and mapped exactly as the run's converter did (`convert.volume_slices`: slice axis,
+intensity rule, 2.5D context), slice predictions merged per class and stacked back into the source's
+voxel order (`imaging.geometry.restack`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from yolo_tools import __version__, yolo
+from yolo_tools.convert.rle import encode as rle_encode
+from yolo_tools.errors import UserError
+from yolo_tools.imaging import dicom, dicom_series, nifti
+from yolo_tools.imaging.geometry import Geometry, restack
+from yolo_tools.imaging.model_input import image_files, mapped_inputs, readable_images
+from yolo_tools.recipe import Preprocess, Recipe
+
+FORMATS = ("nifti", "dicom-seg", "coco", "rle-csv")
+VOLUME_FORMATS = ("nifti", "dicom-seg")
+SCAN_PATH = re.compile(r"(case\d+_day\d+)[/\\]scans[/\\]slice_(\d+)_")
+
+
+@dataclass
+class VolumeInput:
+    name: str
+    geometry: Geometry
+    loaded: Any  # convert.volume_slices.Loaded
+    series: dicom_series.Series | None = None  # set for DICOM inputs (what a SEG references)
+
+
+@dataclass
+class VolumePrediction:
+    volume: VolumeInput
+    masks: np.ndarray  # (classes, *geometry.shape) bool, in the source's voxel order
+    slices: list[yolo.Prediction]  # per slice, in slice order
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise UserError(f"--format '{fmt}' is unknown; allowed: {', '.join(FORMATS)}")
+
+
+def _slicing(recipe: Recipe | None) -> tuple[int | None, Preprocess, list[int]]:
+    """Slice axis (None: largest spacing), preprocess and channels as the run's converter used them."""
+    if recipe is None:
+        return None, Preprocess(), [0]
+    options = recipe.data.options if recipe.data.converter in ("nifti", "dicom") else {}
+    axis = options.get("slice_axis", "auto")
+    return (None if axis == "auto" else int(axis)), recipe.preprocess, list(options.get("channels", [0]))
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.endswith((".nii", ".nii.gz"))
+
+
+def _is_volume_source(path: Path) -> bool:
+    """A NIfTI file, a folder holding NIfTI files, or a folder whose images are in sub-folders (DICOM series)."""
+    if path.is_dir():
+        return any(_is_nifti(p) for p in path.iterdir()) or not image_files(path)
+    return _is_nifti(path)
+
+
+def volume_inputs(source: Path, recipe: Recipe | None) -> list[VolumeInput]:
+    """NIfTI files (SRC itself, or in SRC; `_0000`, `_0001` ... files of one case as its channels) or DICOM series."""
+    from yolo_tools.convert.nifti_volumes import CHANNEL_SUFFIX, volume_stem
+    from yolo_tools.convert.volume_slices import Loaded
+
+    axis, _, channels = _slicing(recipe)
+    files = [source] if source.is_file() else sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else []
+    niftis = [p for p in files if _is_nifti(p)]
+    if niftis:
+        cases: dict[str, list[Path]] = {}
+        for path in niftis:
+            cases.setdefault(CHANNEL_SUFFIX.sub("", volume_stem(path)), []).append(path)
+        found = []
+        for name, paths in cases.items():
+            shape, affine = nifti.header(paths[0])
+            if len(paths) > 1 or len(channels) > 1:
+                if max(channels) >= len(paths) and len(shape) != 4:
+                    raise UserError(f"{paths[0]}: the run reads channels {channels}; this case has {len(paths)} file(s)")
+            arrays = [nifti.read_array(p) for p in paths]
+            if len(arrays) == 1 and arrays[0].ndim == 4:
+                picked = [arrays[0][..., c] for c in channels]
+            else:
+                picked = [arrays[c] for c in channels] if len(arrays) > 1 else arrays
+            found.append(VolumeInput(name, Geometry.from_affine(affine, shape[:3], axis), Loaded(picked, None)))
+        return found
+    if not source.is_dir():
+        raise UserError(f"{source}: volume formats need a NIfTI file, a folder of NIfTI files or a folder of DICOM series")
+    found_series = dicom_series.find(source)
+    if not found_series.series:
+        raise UserError(f"{source}: no NIfTI volume and no DICOM image series found; give volumes for --format nifti/dicom-seg")
+    inputs = []
+    for series in found_series.series:
+        pixels, geometry = dicom_series.load(series)
+        window = dicom.file_window(dicom.dataset(series.files[0], pixels=False))
+        inputs.append(
+            VolumeInput(series.name, Geometry.from_affine(geometry.affine, pixels.shape, axis, prefer=0), Loaded([pixels], None, window), series)
+        )
+    return inputs
+
+
+def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | None, n_classes: int, args: dict) -> Iterator[VolumePrediction]:
+    """Each volume's slices through the model, masks merged per class and restacked into voxel order."""
+    from yolo_tools.convert.volume_slices import slice_images
+    from yolo_tools.evaluation import predicted_masks
+
+    _, preprocess, _ = _slicing(recipe)
+    for volume in inputs:
+        images = slice_images(volume.loaded, volume.geometry, preprocess)
+        bgr = (cv2.cvtColor(i, cv2.COLOR_GRAY2BGR) if i.ndim == 2 else np.ascontiguousarray(i[..., ::-1]) for i in images)
+        named = ((Path(f"{volume.name}_s{index:03d}.png"), image) for index, image in enumerate(bgr))
+        slices = [yolo.as_arrays(result) for result in yolo.predict_arrays(weights, named, args)]
+        stacked = np.stack([predicted_masks(p, n_classes) for p in slices], axis=1)  # (classes, slices, H, W)
+        masks = np.stack([restack(per_class, volume.geometry) for per_class in stacked])
+        yield VolumePrediction(volume, masks, slices)
+
+
+def label_map(masks: np.ndarray) -> np.ndarray:
+    """(classes, ...) bool -> uint8 values 1..C (0 background); a later class wins where classes overlap."""
+    out = np.zeros(masks.shape[1:], np.uint8)
+    for class_id, mask in enumerate(masks):
+        out[mask] = class_id + 1
+    return out
+
+
+def write_nifti(prediction: VolumePrediction, out_dir: Path) -> Path:
+    return nifti.write(out_dir / f"{prediction.volume.name}.nii.gz", label_map(prediction.masks), prediction.volume.geometry.affine)
+
+
+def write_dicom_seg(prediction: VolumePrediction, out_dir: Path, names: list[str]) -> Path:
+    volume = prediction.volume
+    if volume.series is None:
+        raise UserError(f"{volume.name}: --format dicom-seg needs DICOM series as input (a SEG references its images); use --format nifti")
+    masks = np.moveaxis(prediction.masks, 0, -1)  # (slices, rows, cols, segments): the series' own order
+    return dicom_series.write_seg(out_dir / f"{volume.name}.seg.dcm", volume.series, masks, names, __version__)
+
+
+def coco_records(predictions: list[yolo.Prediction]) -> tuple[list[dict], list[dict]]:
+    """COCO results (one per instance) and the images they refer to; masks as COCO RLE (pycocotools)."""
+    from pycocotools import mask as coco_mask
+
+    results, images = [], []
+    for image_id, prediction in enumerate(predictions, start=1):
+        height, width = prediction.shape
+        images.append({"id": image_id, "file_name": prediction.path.name, "height": height, "width": width})
+        for index, (box, class_id, score) in enumerate(zip(prediction.boxes, prediction.classes, prediction.confidences)):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            record = {
+                "image_id": image_id,
+                "category_id": int(class_id) + 1,
+                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                "score": round(float(score), 5),
+            }
+            if prediction.masks is not None:
+                rle = coco_mask.encode(np.asfortranarray(prediction.masks[index].astype(np.uint8)))
+                record["segmentation"] = {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
+            results.append(record)
+    return results, images
+
+
+def write_coco(predictions: list[yolo.Prediction], names: list[str], out_dir: Path) -> Path:
+    results, images = coco_records(predictions)
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(names)]
+    (out_dir / "coco_images.json").write_text(json.dumps({"images": images, "annotations": [], "categories": categories}))
+    path = out_dir / "coco_results.json"
+    path.write_text(json.dumps(results))
+    return path
+
+
+def submission_id(path: Path) -> str:
+    """The competition's id for a scan path (`case123_day20_slice_0001`), else the file's stem."""
+    match = SCAN_PATH.search(str(path))
+    return f"{match.group(1)}_slice_{match.group(2)}" if match else path.name.split(".")[0]
+
+
+def write_rle_csv(predictions: list[yolo.Prediction], names: list[str], out_dir: Path) -> Path:
+    from yolo_tools.evaluation import predicted_masks
+
+    path = out_dir / "submission.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "class", "segmentation"])
+        for prediction in predictions:
+            masks = predicted_masks(prediction, len(names))
+            for name, mask in zip(names, masks):
+                writer.writerow([submission_id(prediction.path), name, rle_encode(mask)])
+    return path
+
+
+def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_dir: Path, args: dict) -> tuple[list[Path], int]:
+    """Predict on `source` and write `fmt`'s files into `out_dir`; returns the files and the images seen."""
+    check_format(fmt)
+    model = yolo.load_model(weights)
+    names = [model.names[i] for i in sorted(model.names)]
+    if fmt != "coco" and model.task != "segment":
+        raise UserError(f"--format {fmt} writes masks; {weights} is a {model.task} model (use --format coco for boxes)")
+    source_path = Path(source)
+    volume_input = fmt in VOLUME_FORMATS or _is_volume_source(source_path)
+    if volume_input:
+        inputs = volume_inputs(source_path, recipe)
+        if fmt == "dicom-seg":
+            missing = [v.name for v in inputs if v.series is None]
+            if missing:
+                raise UserError(f"{source}: --format dicom-seg needs DICOM series as input (a SEG references its images); use --format nifti")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if volume_input:
+        slices: list[yolo.Prediction] = []
+        for prediction in predict_volumes(weights, inputs, recipe, len(names), args):
+            slices += prediction.slices
+            if fmt == "nifti":
+                written.append(write_nifti(prediction, out_dir))
+            elif fmt == "dicom-seg":
+                written.append(write_dicom_seg(prediction, out_dir, names))
+        if fmt == "nifti":
+            (out_dir / "classes.json").write_text(json.dumps({str(i + 1): n for i, n in enumerate(names)}, indent=1))
+    else:
+        files = readable_images(source)
+        mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
+        results = yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, files, args)
+        slices = [yolo.as_arrays(result) for result in results]
+    if fmt == "coco":
+        written.append(write_coco(slices, names, out_dir))
+    elif fmt == "rle-csv":
+        written.append(write_rle_csv(slices, names, out_dir))
+    return written, len(slices)
+
