@@ -39,7 +39,7 @@ def _train(args: argparse.Namespace) -> None:
         return
     if not args.recipe:
         raise UserError("train needs a recipe (yolo_tools train recipes/kidney.yaml) or --resume RUN")
-    pipeline.train_recipe(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root)
+    pipeline.train_recipe(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root, args.track)
 
 
 def _val(args: argparse.Namespace) -> None:
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("recipe", nargs="?", help="recipe YAML, e.g. recipes/kidney.yaml")
     sub.add_argument("--name", help="run name under runs/<recipe>/ (default: train, train2, ...)")
     sub.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last.pt")
+    sub.add_argument("--track", choices=["mlflow", "tensorboard"], help="log this run to MLflow or TensorBoard (overrides the recipe's track)")
     data_root(sub)
     overrides(sub)
 

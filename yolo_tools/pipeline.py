@@ -42,6 +42,12 @@ def _check_cli_args(args: dict[str, Any], allowed_extra: set[str] = frozenset())
         raise UserError(f"command line: {exc}") from None
 
 
+def _check_device(args: dict[str, Any], origin: str = "command line") -> None:
+    """An unavailable `device=` is refused before any conversion, run folder or output is made."""
+    if args.get("device") not in (None, ""):
+        args["device"] = yolo.pick_device(args["device"], origin, announce=False)
+
+
 def format_metrics(metrics: dict[str, float]) -> str:
     return "  ".join(f"{key} {value:.3f}" for key, value in metrics.items()) or "(no metrics)"
 
@@ -70,27 +76,42 @@ def train_recipe(
     overrides: dict[str, Any] | None = None,
     name: str | None = None,
     data_root: str | Path | None = None,
+    track: str | None = None,
 ) -> tuple[Path, dict[str, float]]:
-    """Convert the recipe's data if needed, train, and store the recipe and the final metrics in the run."""
+    """Convert the recipe's data if needed, train, and store the recipe and the final metrics in the run.
+
+    `track` ('mlflow' or 'tensorboard', else the recipe's `track`) logs this run there (yolo_tools/tracking.py).
+    """
+    from yolo_tools import tracking
+
     recipe = load_recipe(recipe_path)
     overrides = dict(overrides or {})
     _check_cli_args(overrides, allowed_extra={"model"})
     model = overrides.pop("model", recipe.model)
     args = {**recipe.train, **overrides}
+    _check_device(args, "command line" if "device" in overrides else f"{recipe.path}: train")
     _check_pretrained(args.get("pretrained"), recipe, overrides)
+    track = track or recipe.track
+    tracking.check_available(track)
     data = prepare(recipe, data_root)
     run_dir = new_run_dir(recipe, name)
-    save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
+    save_recipe(recipe.model_copy(update={"model": model, "track": track}), run_dir, args)
     print(f"run: {run_dir}")
-    metrics = yolo.train(model, data, run_dir, args)
+    with tracking.tracked(track, recipe.name, run_dir):
+        metrics = yolo.train(model, data, run_dir, args, track)
     save_metrics(run_dir, metrics)
     print(f"validation ({recipe.name}, best weights): {format_metrics(metrics)}")
     return run_dir, metrics
 
 
 def resume_run(run_dir: str | Path) -> dict[str, float]:
+    from yolo_tools import tracking
+
     run_dir = Path(run_dir)
-    metrics = yolo.resume(run_dir)
+    recipe = run_recipe(run_dir) if run_dir.is_dir() else None
+    track = recipe.track if recipe else None
+    with tracking.tracked(track, recipe.name if recipe else run_dir.parent.name, run_dir):
+        metrics = yolo.resume(run_dir, track)
     save_metrics(run_dir, metrics)
     print(f"validation (best weights): {format_metrics(metrics)}")
     return metrics
@@ -101,6 +122,7 @@ def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None
     weights, run_dir = weights_of(run_or_weights)
     args = dict(overrides or {})
     _check_cli_args(args, allowed_extra={"data"})
+    _check_device(args)
     data = None
     if "data" not in args:
         recipe = run_recipe(run_dir) if run_dir else None
@@ -131,7 +153,9 @@ def predict(
     """
     members = [weights] if isinstance(weights, (str, Path)) else list(weights)
     weights, run_dir = weights_of(members[0])
-    _check_cli_args(overrides or {})
+    overrides = dict(overrides or {})
+    _check_cli_args(overrides)
+    _check_device(overrides)
     if not Path(source).exists() and not glob.glob(source):
         raise UserError(f"{source}: no such image, folder or glob")
     out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
@@ -154,9 +178,15 @@ def evaluate(run: str | Path | list[str | Path], overrides: dict[str, Any] | Non
 
     Several runs are evaluated as one ensemble on the first run's val split; files in `<first run>/eval-ensemble/`.
     """
-    _check_cli_args(overrides or {})
+    from yolo_tools import tracking
+
+    overrides = dict(overrides or {})
+    _check_cli_args(overrides)
+    _check_device(overrides)
     runs = [run] if isinstance(run, (str, Path)) else list(run)
-    return evaluation.evaluate(runs[0], overrides, also=runs[1:])
+    out = evaluation.evaluate(runs[0], overrides, also=runs[1:])
+    tracking.log_evaluation(out)
+    return out
 
 
 def report(run: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Path, Path]:
