@@ -48,11 +48,8 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir() / STORE_DIR / 'mlflow.db'}"
 
 
-def _mlflow_run(experiment: str, run_dir: Path) -> dict[str, str]:
-    """The MLflow run of `run_dir`: the one in its mlflow.json (a resumed training), else a new one recorded there."""
-    path = run_dir / MLFLOW_FILE
-    if path.is_file():
-        return json.loads(path.read_text())
+def _experiment(experiment: str) -> tuple[Any, str, str]:
+    """A client on the tracking store, and the id of `experiment` there (made if new), and the store's URI."""
     from mlflow import MlflowClient
 
     uri = tracking_uri()
@@ -64,6 +61,15 @@ def _mlflow_run(experiment: str, run_dir: Path) -> dict[str, str]:
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = found.experiment_id if found else client.create_experiment(experiment, artifact_location=artifacts)
+    return client, experiment_id, uri
+
+
+def _mlflow_run(experiment: str, run_dir: Path) -> dict[str, str]:
+    """The MLflow run of `run_dir`: the one in its mlflow.json (a resumed training), else a new one recorded there."""
+    path = run_dir / MLFLOW_FILE
+    if path.is_file():
+        return json.loads(path.read_text())
+    client, experiment_id, uri = _experiment(experiment)
     run = client.create_run(experiment_id, run_name=run_dir.name, tags={"yolo_tools.run_dir": str(run_dir)})
     link = {"tracking_uri": uri, "experiment": experiment, "experiment_id": experiment_id, "run_id": run.info.run_id}
     partial = path.with_name(f".{path.name}.partial")
@@ -72,8 +78,21 @@ def _mlflow_run(experiment: str, run_dir: Path) -> dict[str, str]:
     return link
 
 
+def search_environment(experiment: str) -> dict[str, str]:
+    """Where the trials of a hyperparameter search log, when Ultralytics' settings have MLflow on for them.
+
+    Trials are trainings Ultralytics starts itself (in Ray workers too), so `yolo.Trackers` cannot reach
+    them and they log as the settings say; these variables send that to the workbench's store, one
+    experiment per search, instead of MLflow's default in each worker's working folder.
+    """
+    if importlib.util.find_spec("mlflow") is None:
+        return {}
+    _, _, uri = _experiment(experiment)
+    return {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment}
+
+
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment(values: dict[str, str]) -> Iterator[None]:
     """Set environment variables for a block (DDP workers inherit them) and put back what was there."""
     keys = [*values, "MLFLOW_EXPERIMENT_ID"]  # mlflow.set_experiment exports this one itself
     saved = {key: os.environ.get(key) for key in keys}
@@ -99,7 +118,7 @@ def tracked(track: str | None, experiment: str, run_dir: Path) -> Iterator[None]
         return
     link = _mlflow_run(experiment, run_dir)
     print(f"MLflow: run {link['run_id']} in experiment '{link['experiment']}' at {link['tracking_uri']}")
-    with _environment(
+    with environment(
         {
             "MLFLOW_TRACKING_URI": link["tracking_uri"],
             "MLFLOW_EXPERIMENT_NAME": link["experiment"],

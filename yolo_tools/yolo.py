@@ -173,8 +173,39 @@ def resume(run_dir: Path, track: str | None = None) -> dict[str, float]:
     return _trained_metrics(yolo.task, returned, run_dir)
 
 
+def tune(
+    model: str, data: Path, out_dir: Path, args: dict[str, Any], iterations: int, use_ray: bool, options: dict[str, Any]
+) -> tuple[str, Any]:
+    """Ultralytics' hyperparameter search (`YOLO.tune`) on `data`, everything written under `out_dir`.
+
+    Without Ray, its own tuner mutates the hyperparameters of the best iteration so far, one training
+    after another (`out_dir/tuner/`, its trainings in `out_dir/multitrain*/`), and returns its folder. With Ray
+    (`use_ray`), `run_ray_tune` spreads trials over the Ray cluster the caller connected to (Ray's state in
+    `out_dir/trial/`, the trainings in `out_dir/trial_<id>/`) and returns Ray's ResultGrid. `options`
+    go to the search itself (space, grace_period, gpu_per_trial, search_alg). Also returns the metric
+    Ultralytics ranks trials by for this task.
+    """
+    from ultralytics.cfg import TASK2METRIC
+
+    yolo = load_model(model)
+    args = {**args, "device": pick_device(args.get("device")), "data": str(data), "project": str(out_dir)}
+    if use_ray:
+        result = yolo.tune(use_ray=True, iterations=iterations, name="trial", **options, **args)
+    else:
+        yolo.tune(iterations=iterations, name="tuner", **options, **args)
+        result = out_dir / "tuner"
+    return TASK2METRIC[yolo.task], result
+
+
 # The experiment loggers the workbench switches per run; Ultralytics' other integrations are left as set.
 TRACKERS = ("mlflow", "tensorboard")
+
+
+def trackers_in_settings() -> list[str]:
+    """Which of `TRACKERS` Ultralytics' settings switch on for trainings the workbench does not start itself."""
+    from ultralytics.utils import SETTINGS
+
+    return [name for name in TRACKERS if SETTINGS.get(name) is True]
 
 
 class Trackers:
