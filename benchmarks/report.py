@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks import common
 
 RESULTS_MD = common.ROOT / "benchmarks" / "RESULTS.md"
-TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full")
+TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu")
 
 
 def _md_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> list[str]:
@@ -122,7 +122,29 @@ def _accuracy_rows(p: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _accuracy(p: dict[str, Any], full: dict[str, Any] | None) -> list[str]:
+def _gpu(p: dict[str, Any] | None) -> list[str]:
+    """benchmarks/gpu.sh: fixed-time full-size trainings, evaluate and inspect on one GPU (benchmarks/gpu.py)."""
+    if p is None:
+        return ["**`bash benchmarks/gpu.sh` has not been run yet:** no GPU was lent to the session that wrote it. "
+                "On a GPU machine it trains kidney, heart and pneumonia at their recipes' own image size for a fixed "
+                "time (4 minutes in all), runs `evaluate` and `inspect --no-app` on each (under 8 minutes on one "
+                "H200), and records the figures here.", ""]
+    rows = []
+    for r in p["results"]:
+        steps = r.get("steps", {})
+        shown = {**(r.get("validator") or {}), **(r.get("evaluate") or {})}
+        rows.append({"recipe": r["recipe"], "device": r.get("device"), "imgsz": r.get("imgsz"), "epochs": r.get("epochs"),
+                     "train_s": r.get("train_time_s"),
+                     "steps": ", ".join(f"{k} {v['s']} s" + (f" (exit {v['exit']})" if v["exit"] else "") for k, v in steps.items()) or None,
+                     "metrics": ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()) or None})
+    minutes = ", ".join(f"{k} {v} min" for k, v in p["settings"]["train_minutes"].items())
+    return [*_where(p), f"Training time given: {minutes}; the rest of each row is what the run folders hold.", "",
+            *_md_table(rows, [("recipe", "recipe", ""), ("device", "device", ""), ("imgsz", "imgsz", "d"),
+                              ("epochs", "epochs", "d"), ("train_s", "train s", ".0f"), ("steps", "steps (wall)", ""),
+                              ("metrics", "validation and evaluate", "")]), ""]
+
+
+def _accuracy(p: dict[str, Any], full: dict[str, Any] | None, gpu: dict[str, Any] | None = None) -> list[str]:
     b = p["settings"]["budget"]
     out = ["## Accuracy", "", "### Fixed small CPU budget (regression check)", "", *_where(p),
            f"Budget: epochs {b['epochs']}, imgsz {b['imgsz']}, at most {p['settings']['max_train_images']} training "
@@ -137,6 +159,7 @@ def _accuracy(p: dict[str, Any], full: dict[str, Any] | None) -> list[str]:
             "what moves when a converter, a recipe or the training path regresses. A larger budget: "
             "`nice -n 5 .venv/bin/python -m benchmarks.accuracy --epochs 100 --max-images 256`.",
             "", "### Full-size trainings (GPU)", ""]
+    out += _gpu(gpu)
     from benchmarks.accuracy import PUBLISHED
 
     if full is None:
@@ -182,7 +205,7 @@ def render(results_dir: Path | None = None) -> str:
         else:
             parts.append(f"## {title}\n\nNot run yet: `nice -n 5 .venv/bin/python -m benchmarks.{topic}`.\n")
     if "accuracy" in loaded:
-        parts.append("\n".join(_accuracy(loaded["accuracy"], loaded.get("accuracy-full"))) + "\n")
+        parts.append("\n".join(_accuracy(loaded["accuracy"], loaded.get("accuracy-full"), loaded.get("gpu"))) + "\n")
     else:
         parts.append("## Accuracy\n\nNot run yet: `nice -n 5 .venv/bin/python -m benchmarks.accuracy`.\n")
     return "\n".join(parts)

@@ -18,6 +18,7 @@ EXAMPLES = """examples:
   yolo_tools train recipes/kidney.yaml epochs=3 imgsz=320
   yolo_tools train --resume runs/kidney/train
   yolo_tools val runs/kidney/train
+  yolo_tools tune recipes/kidney.yaml iterations=20 epochs=10 use_ray=True   best → runs/kidney/tune/best_recipe.yaml
   yolo_tools predict runs/kidney/train path/to/images/ conf=0.25
   yolo_tools predict runs/hippocampus/train imagesTs/ --format nifti   label volumes on the inputs' grids
   yolo_tools predict runs/heart/a images/ augment=True --ensemble runs/heart/b   two models fused, with TTA
@@ -40,7 +41,13 @@ def _train(args: argparse.Namespace) -> None:
         return
     if not args.recipe:
         raise UserError("train needs a recipe (yolo_tools train recipes/kidney.yaml) or --resume RUN")
-    pipeline.train_recipe(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root)
+    pipeline.train_recipe(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root, args.track)
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline, tune
+
+    tune.tune_recipe(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root)
 
 
 def _val(args: argparse.Namespace) -> None:
@@ -158,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("recipe", nargs="?", help="recipe YAML, e.g. recipes/kidney.yaml")
     sub.add_argument("--name", help="run name under runs/<recipe>/ (default: train, train2, ...)")
     sub.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last.pt")
+    sub.add_argument("--track", choices=["mlflow", "tensorboard"], help="log this run to MLflow or TensorBoard (overrides the recipe's track)")
+    data_root(sub)
+    overrides(sub)
+
+    sub = verb("tune", _tune, "search a recipe's hyperparameters (use_ray=True: on Ray Tune); writes a recipe with the best")
+    sub.add_argument("recipe", help="recipe YAML, e.g. recipes/kidney.yaml")
+    sub.add_argument("--name", help="folder under runs/<recipe>/ (default: tune, tune2, ...)")
     data_root(sub)
     overrides(sub)
 

@@ -6,6 +6,7 @@ arguments and the same steps are callable from Python, tests and benchmarks.
 
 from __future__ import annotations
 
+import glob
 import shutil
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,12 @@ def _check_cli_args(args: dict[str, Any], allowed_extra: frozenset[str] = frozen
         raise UserError(f"command line: {exc}") from None
     typed = yolo_args.check_types({k: v for k, v in args.items() if k not in allowed_extra}, "command line: ")
     return {**args, **typed}
+
+
+def _check_device(args: dict[str, Any], origin: str = "command line") -> None:
+    """An unavailable `device=` is refused before any conversion, run folder or output is made."""
+    if args.get("device") not in (None, ""):
+        args["device"] = yolo.pick_device(args["device"], origin, announce=False)
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -69,26 +76,34 @@ def train_recipe(
     overrides: dict[str, Any] | None = None,
     name: str | None = None,
     data_root: str | Path | None = None,
+    track: str | None = None,
 ) -> tuple[Path, dict[str, float]]:
     """Convert the recipe's data if needed, train, and store the recipe and the final metrics in the run.
 
-    Every argument is checked (names, then Ultralytics' own types) before any conversion or training. A
-    training that stops before its first epoch is saved leaves nothing: the run folder (and any parent this
-    call created) is removed, so no run exists that holds only recipe.yaml.
+    Every argument is checked (names, then Ultralytics' own types, then the device) before any conversion or
+    training. A training that stops before its first epoch is saved leaves nothing: the run folder (and any
+    parent this call created) is removed, so no run exists that holds only recipe.yaml. `track` ('mlflow' or
+    'tensorboard', else the recipe's `track`) logs this run there (yolo_tools/tracking.py).
     """
+    from yolo_tools import tracking
+
     recipe = check(load_recipe(recipe_path))
     overrides = _check_cli_args(dict(overrides or {}), allowed_extra=frozenset({"model"}))
     train_args = yolo_args.check_types(recipe.train, f"{recipe.path}: train.")
     model = overrides.pop("model", recipe.model)
     args = {**train_args, **overrides}
+    _check_device(args, "command line" if "device" in overrides else f"{recipe.path}: train")
     _check_pretrained(args.get("pretrained"), recipe, overrides)
+    track = track or recipe.track
+    tracking.check_available(track)
     run_dir = new_run_dir(recipe, name)
     data = prepare(recipe, data_root)
     created = first_new_folder(run_dir)
     try:
-        save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
+        save_recipe(recipe.model_copy(update={"model": model, "track": track}), run_dir, args)
         print(f"run: {run_dir}")
-        metrics = yolo.train(model, data, run_dir, args)
+        with tracking.tracked(track, recipe.name, run_dir):
+            metrics = yolo.train(model, data, run_dir, args, track)
     except BaseException:
         if created is not None and not (run_dir / "weights" / "last.pt").is_file():
             shutil.rmtree(created, ignore_errors=True)  # nothing to resume: no epoch was saved
@@ -100,6 +115,8 @@ def train_recipe(
 
 def resume_run(run_dir: str | Path) -> dict[str, float]:
     """Continue an interrupted run; a finished one is refused with the command that trains it longer."""
+    from yolo_tools import tracking
+
     run_dir = Path(run_dir).expanduser().resolve()
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder (runs/<recipe>/<name>)")
@@ -123,7 +140,8 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
             f"  yolo_tools train {run_dir / RECIPE_FILE} model={last} epochs=N"
         )
     prepare(recipe)  # the converted dataset may have been removed since; rebuilt as it was
-    metrics = yolo.resume(run_dir)
+    with tracking.tracked(recipe.track, recipe.name, run_dir):
+        metrics = yolo.resume(run_dir, recipe.track)
     save_metrics(run_dir, metrics)
     print(f"validation (best weights): {format_metrics(metrics)}")
     return metrics
@@ -133,6 +151,7 @@ def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None
     """Validate a run's best weights on its own val split (converted again if removed), or any weights on `data=`."""
     weights, run_dir = weights_of(run_or_weights)
     args = _check_cli_args(dict(overrides or {}), allowed_extra=frozenset({"data"}))
+    _check_device(args)
     data = None
     if "data" not in args:
         recipe = run_recipe(run_dir) if run_dir else None
@@ -166,6 +185,7 @@ def predict(
     members = [weights] if isinstance(weights, (str, Path)) else list(weights)
     weights, run_dir = weights_of(members[0])
     args = _check_cli_args(dict(overrides or {}))
+    _check_device(args)
     files = readable_images(source)
     out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
     created = first_new_folder(out_dir)
@@ -231,9 +251,14 @@ def evaluate(run: str | Path | list[str | Path], overrides: dict[str, Any] | Non
 
     Several runs are evaluated as one ensemble on the first run's val split; files in `<first run>/eval-ensemble/`.
     """
+    from yolo_tools import tracking
+
     overrides = _check_cli_args(dict(overrides or {}))
+    _check_device(overrides)
     runs = [run] if isinstance(run, (str, Path)) else list(run)
-    return evaluation.evaluate(runs[0], overrides, also=runs[1:])
+    out = evaluation.evaluate(runs[0], overrides, also=runs[1:])
+    tracking.log_evaluation(out)
+    return out
 
 
 def report(run: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Path, Path]:

@@ -96,6 +96,9 @@ class Recipe(_Strict):
     model: str = "yolov8n.yaml"
     preprocess: Preprocess = Preprocess()
     train: dict[str, Any] = Field(default_factory=dict)
+    track: Literal["mlflow", "tensorboard"] | None = Field(
+        None, description="log each training to MLflow or TensorBoard (yolo_tools/tracking.py); none by default"
+    )
 
     path: Path | None = Field(None, exclude=True, description="the file this recipe was read from")
 

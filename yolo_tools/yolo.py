@@ -10,6 +10,7 @@ import itertools
 import logging
 import pickle
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,18 +44,52 @@ METRIC_NAMES = {
 }
 
 
-def pick_device(requested: Any = None) -> str:
-    """The GPU when there is one, the CPU otherwise; an explicit `device=` always wins."""
+def available_devices() -> str:
+    """What this machine offers, in the spellings `device=` takes, for messages about a device it lacks."""
     import torch
 
-    if requested not in (None, ""):
-        device = str(requested)
+    found = ["cpu"]
+    found += [f"{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return ", ".join(found)
+
+
+def pick_device(requested: Any = None, origin: str = "command line", announce: bool = True) -> str:
+    """The device to run on, as Ultralytics reads it; the GPU when there is one, an explicit `device=` always wins.
+
+    Every spelling Ultralytics accepts (`0`, `cuda:0`, `0,1`, `[0,1]`, `cpu`, `mps`, `-1` for the idlest
+    GPU) goes through its own `parse_device` and `select_device`, so the workbench accepts exactly what
+    `yolo` does. The canonical string comes back (`-1` resolved once, so a training and its DDP workers
+    agree), and a device the machine lacks is one message naming `device` and what there is.
+    """
+    from ultralytics.utils import LOGGER
+    from ultralytics.utils.torch_utils import parse_device, select_device
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)  # select_device logs a version banner before refusing; the refusal is ours to say
+    try:
+        device = parse_device("" if requested is None else requested)
+        selected = select_device(device, verbose=False)
+    except ValueError:
+        raise UserError(
+            f"{origin}: device={requested}: not available on this machine; available: {available_devices()}.\n"
+            "  Use device=cpu, or one GPU index (device=0) or several for multi-GPU training (device=0,1)."
+        ) from None
+    finally:
+        LOGGER.setLevel(level)
+    kind = getattr(selected, "type", str(selected))
+    if kind == "cuda":
+        import torch
+
+        device = device or str(selected.index)
+        names = ", ".join(torch.cuda.get_device_name(int(i)) for i in device.split(","))
+        label = f"GPU {device} ({names})"
     else:
-        device = "0" if torch.cuda.is_available() else "cpu"
-    name = "CPU" if device == "cpu" else f"GPU {device}"
-    if device != "cpu" and torch.cuda.is_available():
-        name += f" ({torch.cuda.get_device_name(int(device.split(',')[0]))})"
-    print(f"device: {name}")
+        device = device if device and kind != "cpu" else "cpu"
+        label = kind.upper()
+    if announce:
+        print(f"device: {label}")
     return device
 
 
@@ -118,16 +153,54 @@ def short_metrics(task: str, results: dict[str, float]) -> dict[str, float]:
     return {short: float(results[key]) for key, short in METRIC_NAMES[task].items() if key in results}
 
 
-def train(model: str, data: Path, run_dir: Path, args: dict[str, Any]) -> dict[str, float]:
-    """Train into `run_dir` and return the final validation metrics of the best weights."""
+def metrics_from_checkpoint(weights: Path) -> dict[str, float]:
+    """The validation metrics a checkpoint was saved with (`train_metrics`: its best epoch's validation)."""
+    from ultralytics.utils.patches import torch_load
+
+    checkpoint = torch_load(weights, map_location="cpu", weights_only=False)
+    return dict(checkpoint.get("train_metrics") or {})
+
+
+def _trained_metrics(task: str, returned: Any, run_dir: Path) -> dict[str, float]:
+    """The final metrics of a training, from what `YOLO.train` returned, else from the saved best.pt.
+
+    Not from `trainer.metrics`: under DDP the training runs in worker processes and the parent's trainer
+    never validates, so it stays empty there; what `train` returns and the checkpoint do not.
+    """
+    results = getattr(returned, "results_dict", returned)
+    if isinstance(results, dict) and short_metrics(task, results):
+        return short_metrics(task, results)
+    for weights in (run_dir / "weights" / "best.pt", run_dir / "weights" / "last.pt"):
+        if weights.is_file():
+            return short_metrics(task, metrics_from_checkpoint(weights))
+    return {}
+
+
+def _fit(yolo: Any, track: str | None, **args: Any) -> Any:
+    """`YOLO.train` with only the requested experiment logger on.
+
+    Ultralytics' Ray Tune callback asks Ray for a trial id after every epoch and Ray warns each time it
+    is asked outside a search; that warning is silenced here, where no search runs (yolo_tools/tune.py).
+    """
+    yolo.callbacks["on_pretrain_routine_start"].insert(0, Trackers(track))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`get_trial_id` is meant to only be called inside", category=UserWarning)
+        return yolo.train(**args)
+
+
+def train(model: str, data: Path, run_dir: Path, args: dict[str, Any], track: str | None = None) -> dict[str, float]:
+    """Train into `run_dir` and return the final validation metrics of the best weights.
+
+    `track` ('mlflow' or 'tensorboard') turns on that Ultralytics logger for this run only (see `Trackers`).
+    """
     yolo = load_model(model)
     args = dict(args)
     args["device"] = pick_device(args.get("device"))
-    yolo.train(data=str(data), project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **args)
-    return short_metrics(yolo.task, yolo.trainer.metrics or {})
+    returned = _fit(yolo, track, data=str(data), project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **args)
+    return _trained_metrics(yolo.task, returned, run_dir)
 
 
-def resume(run_dir: Path) -> dict[str, float]:
+def resume(run_dir: Path, track: str | None = None) -> dict[str, float]:
     """Continue an interrupted run from its last checkpoint, with the arguments (and data) it was started with.
 
     `resume` is given the checkpoint's path: with `resume=True` Ultralytics fills in a default dataset
@@ -135,8 +208,68 @@ def resume(run_dir: Path) -> dict[str, float]:
     """
     last = run_dir / "weights" / "last.pt"
     yolo = load_model(last)
-    yolo.train(resume=str(last))
-    return short_metrics(yolo.task, yolo.trainer.metrics or {})
+    returned = _fit(yolo, track, resume=str(last))
+    return _trained_metrics(yolo.task, returned, run_dir)
+
+
+def tune(
+    model: str, data: Path, out_dir: Path, args: dict[str, Any], iterations: int, use_ray: bool, options: dict[str, Any]
+) -> tuple[str, Any]:
+    """Ultralytics' hyperparameter search (`YOLO.tune`) on `data`, everything written under `out_dir`.
+
+    Without Ray, its own tuner mutates the hyperparameters of the best iteration so far, one training
+    after another (`out_dir/tuner/`, its trainings in `out_dir/multitrain*/`), and returns its folder. With Ray
+    (`use_ray`), `run_ray_tune` spreads trials over the Ray cluster the caller connected to (Ray's state in
+    `out_dir/trial/`, the trainings in `out_dir/trial_<id>/`) and returns Ray's ResultGrid. `options`
+    go to the search itself (space, grace_period, gpu_per_trial, search_alg). Also returns the metric
+    Ultralytics ranks trials by for this task.
+    """
+    from ultralytics.cfg import TASK2METRIC
+
+    yolo = load_model(model)
+    args = {**args, "device": pick_device(args.get("device")), "data": str(data), "project": str(out_dir)}
+    if use_ray:
+        result = yolo.tune(use_ray=True, iterations=iterations, name="trial", **options, **args)
+    else:
+        yolo.tune(iterations=iterations, name="tuner", **options, **args)
+        result = out_dir / "tuner"
+    return TASK2METRIC[yolo.task], result
+
+
+# The experiment loggers the workbench switches per run; Ultralytics' other integrations are left as set.
+TRACKERS = ("mlflow", "tensorboard")
+
+
+def trackers_in_settings() -> list[str]:
+    """Which of `TRACKERS` Ultralytics' settings switch on for trainings the workbench does not start itself."""
+    from ultralytics.utils import SETTINGS
+
+    return [name for name in TRACKERS if SETTINGS.get(name) is True]
+
+
+class Trackers:
+    """A trainer callback that leaves exactly the requested experiment logger (or none) among `TRACKERS`.
+
+    Ultralytics adds its MLflow and TensorBoard callbacks to every trainer whose global settings file has
+    them on (MLflow is on by default there), and `SETTINGS[key] = ...` would rewrite that file for every
+    later run. Instead this runs first at `on_pretrain_routine_start`, in the process that trains, and
+    edits that trainer's own callback lists: the unrequested logger's callbacks are removed, the
+    requested one's added. Being a plain picklable object in the trainer's callbacks, it travels with
+    them to DDP workers, so a multi-GPU run is tracked like a single-device one. The settings file is
+    never written.
+    """
+
+    def __init__(self, track: str | None) -> None:
+        self.track = track
+
+    def __call__(self, trainer: Any) -> None:
+        from importlib import import_module
+
+        modules = {f"ultralytics.utils.callbacks.{name}": name for name in TRACKERS}
+        wanted = import_module(f"ultralytics.utils.callbacks.{self.track}").callbacks if self.track else {}
+        for event, functions in trainer.callbacks.items():
+            kept = [f for f in functions if getattr(f, "__module__", None) not in modules]
+            functions[:] = kept + ([wanted[event]] if event in wanted else [])  # in place: this event is running
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,166 @@
+"""`yolo_tools tune RECIPE`: search a recipe's training hyperparameters, alone or on a Ray cluster.
+
+Ultralytics ships both searches (`YOLO.tune`, in yolo_tools/yolo.py): its own tuner, which mutates the
+best hyperparameters found so far one training after another, and `use_ray=True`, which hands trials to
+Ray Tune (Optuna's TPE by default, with ASHA stopping poor trials early). This module adds what the
+workbench needs around them: the recipe's converted data, one folder per search under
+`runs/<recipe>/<name>/` holding every trial, the Ray connection (the cluster named by `RAY_ADDRESS`, or
+a local Ray started here), and the result as a recipe file (`best_recipe.yaml`) that
+`yolo_tools train` takes as it is. Ray is imported in this module only.
+
+On a cluster every node must see the converted datasets and the runs folder at the same paths (a shared
+filesystem), since each trial reads the data and writes its training where the driver says.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from yolo_tools import tracking, yolo
+from yolo_tools.convert import check
+from yolo_tools.convert.conversion import prepare
+from yolo_tools.errors import UserError
+from yolo_tools.locations import runs_dir
+from yolo_tools.recipe import Recipe, check_train_args, load_recipe
+from yolo_tools.yolo_args import RESERVED as RESERVED_TRAIN_ARGS
+
+BEST_RECIPE = "best_recipe.yaml"
+# key=value arguments that steer the search rather than each training.
+SEARCH_OPTIONS = frozenset({"iterations", "use_ray", "space", "grace_period", "gpu_per_trial", "search_alg"})
+RAY_ONLY = frozenset({"grace_period", "gpu_per_trial", "search_alg"})
+
+
+def _search_dir(recipe: Recipe, name: str | None) -> Path:
+    """`runs/<recipe>/<name>`, or the next free `tune`, `tune2`, ...; never an existing folder."""
+    parent = runs_dir() / recipe.name
+    if name:
+        if (parent / name).exists():
+            raise UserError(f"{parent / name}: already exists; give another --name")
+        return parent / name
+    candidate, number = parent / "tune", 1
+    while candidate.exists():
+        number += 1
+        candidate = parent / f"tune{number}"
+    return candidate
+
+
+def _split(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Search options and train arguments, each checked before any work starts."""
+    options = {key: overrides[key] for key in SEARCH_OPTIONS if key in overrides}
+    train = {key: value for key, value in overrides.items() if key not in SEARCH_OPTIONS}
+    iterations = options.get("iterations", 10)
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+        raise UserError(f"command line: iterations={iterations}: the number of trials, a whole number >= 1")
+    if not isinstance(options.get("use_ray", False), bool):
+        raise UserError(f"command line: use_ray={options['use_ray']}: True or False")
+    if not options.get("use_ray") and RAY_ONLY & set(options):
+        raise UserError(f"command line: {', '.join(sorted(RAY_ONLY & set(options)))}: Ray Tune options; add use_ray=True")
+    try:
+        check_train_args({k: v for k, v in train.items() if k != "model"}, origin="the command line")
+    except ValueError as exc:
+        raise UserError(f"command line: {exc}") from None
+    return options, train
+
+
+def _connect_ray(env: dict[str, str]) -> str:
+    """Join the Ray cluster named by RAY_ADDRESS, or start a local Ray on this machine; returns which.
+
+    `env` is set in every Ray worker (where the trials train), on this machine or the cluster's.
+    """
+    import ray
+
+    address = os.environ.get("RAY_ADDRESS")
+    if not ray.is_initialized():
+        try:
+            ray.init(
+                address=address or None,
+                include_dashboard=False,
+                logging_level="WARNING",
+                runtime_env={"env_vars": env} if env else None,
+            )
+        except (ConnectionError, RuntimeError) as exc:
+            raise UserError(f"RAY_ADDRESS={address}: cannot join that Ray cluster: {exc}") from None
+    return f"Ray cluster at {address}" if address else "a local Ray"
+
+
+def _best_of_ray(grid: Any, metric: str) -> tuple[dict[str, Any], float]:
+    """The hyperparameters and score of Ray's best trial; a search whose every trial failed is an error."""
+    try:
+        best = grid.get_best_result(metric=metric, mode="max", filter_nan_and_inf=False)
+    except RuntimeError:
+        errors = "; ".join(str(error).splitlines()[0] for error in grid.errors[:3]) or "no trial reported a result"
+        raise UserError(f"tune: no Ray trial finished ({errors})") from None
+    return dict(best.config), float(best.metrics.get(metric, float("nan")))
+
+
+def _best_of_tuner(folder: Path) -> dict[str, Any]:
+    path = folder / "best_hyperparameters.yaml"
+    if not path.is_file():
+        raise UserError(f"tune: no iteration produced metrics (see {folder / 'tune_results.ndjson'})")
+    return yaml.safe_load(path.read_text())
+
+
+def write_best_recipe(recipe: Recipe, model: str, best: dict[str, Any], out_dir: Path, header: str) -> Path:
+    """The recipe with the best hyperparameters folded into its train arguments, ready for `yolo_tools train`.
+
+    Only the searched hyperparameters are taken: the key=value arguments of the search itself (epochs,
+    fraction, imgsz for quick trials) stay out, so the recipe trains as long and as large as it did.
+    """
+    found = {
+        key: value.item() if hasattr(value, "item") else value  # Ray may sample NumPy scalars
+        for key, value in best.items()
+        if key not in RESERVED_TRAIN_ARGS and key not in ("device", "epochs", "iterations")
+    }
+    payload = recipe.model_dump(mode="json", exclude={"path"})
+    payload["model"] = model
+    payload["train"] = {**recipe.train, **found}
+    payload["description"] = f"{recipe.description} (hyperparameters from {out_dir.name})".strip()
+    Recipe(**payload)  # the file must load exactly as `yolo_tools train` will read it
+    path = out_dir / BEST_RECIPE
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text("".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(payload, sort_keys=False))
+    partial.replace(path)
+    return path
+
+
+def tune_recipe(
+    recipe_path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    name: str | None = None,
+    data_root: str | Path | None = None,
+) -> Path:
+    """Search hyperparameters for a recipe; returns the best recipe written into `runs/<recipe>/<name>/`."""
+    recipe = check(load_recipe(recipe_path))
+    options, overrides = _split(dict(overrides or {}))
+    model = overrides.pop("model", recipe.model)
+    args = {**recipe.train, **overrides}
+    if args.get("device") not in (None, ""):
+        origin = "command line" if "device" in overrides else f"{recipe.path}: train"
+        args["device"] = yolo.pick_device(args["device"], origin, announce=False)
+    iterations, use_ray = options.pop("iterations", 10), options.pop("use_ray", False)
+    if use_ray and importlib.util.find_spec("ray") is None:
+        raise UserError("use_ray=True needs Ray Tune: pip install 'yolo-tools[tune]'")
+    out_dir = _search_dir(recipe, name)
+    data = prepare(recipe, data_root)
+    out_dir.mkdir(parents=True)
+    env = tracking.search_environment(f"{recipe.name}-{out_dir.name}") if "mlflow" in yolo.trackers_in_settings() else {}
+    with tracking.environment(env):
+        where = _connect_ray(env) if use_ray else "Ultralytics' tuner"
+        print(f"tune: {iterations} trials of {recipe.name} with {where}, in {out_dir}")
+        metric, result = yolo.tune(model, data, out_dir, args, iterations, use_ray, options)
+    # YOLO.tune trains every trial with AdamW unless told otherwise; the learning rates found are for it.
+    optimizer = {"optimizer": args.get("optimizer", "AdamW")}
+    if use_ray:
+        best, score = _best_of_ray(result, metric)
+        header = f"Best of {iterations} Ray Tune trials: {metric} = {score:.4f} (trials in {out_dir})"
+    else:
+        best = _best_of_tuner(result)
+        header = f"Best of {iterations} iterations of Ultralytics' tuner (results in {result})"
+    path = write_best_recipe(recipe, model, {**optimizer, **best}, out_dir, f"{header}\nTrain with: yolo_tools train {out_dir / BEST_RECIPE}")
+    print(f"{header}\nbest recipe: {path}\n  train it with: yolo_tools train {path}")
+    return path
