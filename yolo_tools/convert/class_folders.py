@@ -9,7 +9,9 @@ with the file it repeats, so each picture counts once in training and validation
 Files that cannot be decoded as images are skipped.
 
 Options: `folder` (the folder holding the class folders, relative to the source; default: the source itself),
-`duplicates` (`drop` or `keep`).
+`duplicates` (`drop` or `keep`), `test_folder` (the published test split's folder of class folders, read
+only with `split: {test: source}`; default: `test`). Duplicates and patients are matched across both, so a
+picture or patient of the test split that also sits in train is tied to one group.
 
 Examples:
     >>> from yolo_tools.recipe import load_recipe
@@ -79,17 +81,23 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
         raise UserError(f"{recipe.path}: data.options.duplicates '{duplicates}' is unknown; allowed: drop, keep")
     root = _root(src, options)
     by_lower = {name.lower(): name for name in recipe.classes}
-    files = [
-        (folder, path)
-        for folder in _class_dirs(root)
-        for path in sorted(folder.iterdir())
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-    ]
+    roots = [(root, None)]
+    if recipe.data.split.test == "source":
+        roots.append((_root(src, {"folder": options.get("test_folder", "test")}), "test"))
+    files, split_of = [], []
+    for folder_root, split in roots:
+        for folder in _class_dirs(folder_root):
+            for path in sorted(folder.iterdir()):
+                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append((folder, path))
+                    split_of.append(split)
     if not files:
         raise UserError(f"{root}: no images in the class folders")
     stems = [path.stem for _, path in files]
     clash = len(set(stems)) != len(stems)
     names = [f"{folder.name}_{path.stem}" if clash else path.stem for folder, path in files]
+    if len(set(names)) != len(names):  # the same class/name in train and test: the test copy gets a prefix
+        names = [f"test_{name}" if split else name for name, split in zip(names, split_of)]
 
     digests, readable = [], []
     for _, path in tqdm(files, desc=f"hash and decode {root.name}", unit="img"):
@@ -97,12 +105,12 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
         digests.append(hashlib.sha256(data).hexdigest())
         readable.append(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) is not None)
     rule = recipe.data.split.by
-    keys = group_keys(names, "file" if rule == "source" else rule)
+    keys = group_keys(stems, "file" if rule == "source" else rule)  # the published names, before any prefix
     groups = _union_groups(keys, digests)
 
     first_with: dict[str, Path] = {}
     found = []
-    for (folder, path), name, digest, ok, group in zip(files, names, digests, readable, groups):
+    for (folder, path), name, digest, ok, group, split in zip(files, names, digests, readable, groups, split_of):
         original = first_with.setdefault(digest, path)
         image: Path | object = path
         if not ok:
@@ -110,7 +118,7 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
         elif duplicates == "drop" and original != path:
             image = _unreadable(f"byte-identical duplicate of {original}; dropped (kept once)")
         category = by_lower.get(folder.name.lower(), folder.name)
-        found.append(Sample(name=name, image=image, category=category, group=group, source=str(path)))
+        found.append(Sample(name=name, image=image, category=category, group=group, split=split, source=str(path)))
     return found
 
 

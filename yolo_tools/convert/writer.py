@@ -24,7 +24,7 @@ import yaml
 from tqdm import tqdm
 
 from yolo_tools.convert import metadata as patient_metadata
-from yolo_tools.convert.splits import group_keys, grouped_split
+from yolo_tools.convert.splits import group_keys, grouped_split, held_out
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import needs_mapping, read_upload
 from yolo_tools.intensity import Intensity, MinMax, Percentile
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 SPLITS = ("train", "val")
+TEST = "test"  # held out: converted with the rest, never trained on, early-stopped on or used to choose weights
 EIGHT_BIT_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".webp"}
 
 
@@ -78,26 +79,41 @@ class SampleList(list):
 
 SLICES_CSV = "slices.csv"
 SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
+PATIENTS_CSV = "patients.csv"  # image, split, patient of every written image: what bootstrap intervals resample
+
+
+def splits_of(recipe: Recipe) -> tuple[str, ...]:
+    """The splits a recipe's dataset holds: train and val, and test when the recipe keeps one apart."""
+    return (*SPLITS, TEST) if recipe.data.split.test is not None else SPLITS
 
 
 def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str], list[str]]:
-    """Train or val for each sample, and its patient or study, keeping every patient on one side."""
+    """Train, val or test for each sample, and its patient or study, keeping every patient on one side.
+
+    A test fraction is carved first, then val from the rest (`held_out`), so `val` and `test` are both
+    fractions of all patients; `test: source` keeps the samples the converter found in the published test split.
+    """
     rule = recipe.data.split
     names = [s.name for s in samples]
     if all(s.group for s in samples):
         groups = [s.group for s in samples]
     else:
         groups = names if rule.by == "source" else group_keys(names, rule.by)
+    if rule.test == "source" and not any(s.split == TEST for s in samples):
+        raise UserError(
+            f"{recipe.path}: data.split.test is 'source' but the source has no published test split "
+            f"(converter '{recipe.data.converter}'); give a fraction instead, e.g. test: 0.15"
+        )
     if rule.by == "source":
-        missing = [s.name for s in samples if s.split not in SPLITS]
+        allowed = splits_of(recipe)
+        missing = [s.name for s in samples if s.split not in allowed]
         if missing:
             raise UserError(
                 f"{recipe.path}: data.split.by is 'source' but the source gives no train/val split for "
                 f"{len(missing)} files (first: {missing[0]}); set data.split.by to a patient rule"
             )
         return [s.split for s in samples], groups
-    is_val = grouped_split(groups, rule.val, rule.seed)
-    return ["val" if v else "train" for v in is_val], groups
+    return held_out(groups, [s.split == TEST for s in samples], rule.val, rule.test, rule.seed), groups
 
 
 def _stored_as_trained(path: Path, intensity: Intensity | None) -> bool:
@@ -156,7 +172,7 @@ def _write_one(sample: Sample, split: str, root: Path, recipe: Recipe, counts: C
 
 
 def _make_folders(root: Path, recipe: Recipe) -> None:
-    for split in SPLITS:
+    for split in splits_of(recipe):
         if recipe.task == "classify":
             for name in recipe.classes:
                 (root / split / name).mkdir(parents=True)
@@ -173,7 +189,7 @@ def _card(
     skipped: list[str],
     left_out: dict[str, int] | None = None,
 ) -> dict:
-    per_split = {split: {k: v for (s, k), v in sorted(counts.items()) if s == split} for split in SPLITS}
+    per_split = {split: {k: v for (s, k), v in sorted(counts.items()) if s == split} for split in splits_of(recipe)}
     return {
         "recipe": recipe.name,
         "task": recipe.task,
@@ -230,7 +246,7 @@ def write_dataset(
     if not samples:
         raise UserError(f"{source}: the converter found no images")
     splits, keys = assign_splits(samples, recipe)
-    groups = {split: len({k for k, sp in zip(keys, splits) if sp == split}) for split in SPLITS}
+    groups = {split: len({k for k, sp in zip(keys, splits) if sp == split}) for split in splits_of(recipe)}
 
     partial = dst.parent / f".{dst.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
@@ -257,11 +273,15 @@ def write_dataset(
         if slices:
             with (partial / SLICES_CSV).open("w", newline="") as handle:
                 csv.writer(handle).writerows([SLICES_COLUMNS, *slices])
+        with (partial / PATIENTS_CSV).open("w", newline="") as handle:
+            csv.writer(handle).writerows([("image", "split", "patient"), *written])
         card = _card(recipe, source, counts, groups, skipped, left_out)
         if metadata is not None:
             card["metadata"] = patient_metadata.write(metadata, written, partial / patient_metadata.METADATA_CSV)
         if recipe.task != "classify":
             data_yaml = {"train": "images/train", "val": "images/val", "names": dict(enumerate(recipe.classes))}
+            if TEST in splits_of(recipe):  # for `yolo val split=test`; training reads train and val only
+                data_yaml = {"train": "images/train", "val": "images/val", TEST: "images/test", "names": data_yaml["names"]}
             (partial / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
         (partial / "card.json").write_text(json.dumps(card, indent=2))
         (partial / "card.md").write_text(_card_markdown(card))
