@@ -108,3 +108,51 @@ def test_class_folders_keep_their_published_test_folder(tmp_path: Path) -> None:
     no_test = text.replace("name: cls-test", "name: cls-none").replace("folder: train", "folder: train, test_folder: missing")
     with pytest.raises(UserError, match="missing"):
         prepare(load_recipe(_recipe(tmp_path, no_test, "b.yaml")))
+
+
+@pytest.mark.slow
+def test_a_run_scored_on_val_its_test_split_and_an_outside_set(workspace: Path, tmp_path: Path) -> None:
+    """One epoch of the demo with a test split: val chooses the confidence, test and an outside set reuse it."""
+    import json
+    import shutil
+
+    from yolo_tools import pipeline
+
+    text = (Path(__file__).parent.parent / "recipes" / "demo.yaml").read_text()
+    text = text.replace("name: demo", "name: demo-held").replace("val: 0.25,", "val: 0.25, test: 0.25,")
+    run, _ = pipeline.train_recipe(_recipe(tmp_path, text), {"epochs": 1, "imgsz": 64, "plots": False}, name="t")
+    val = json.loads((pipeline.evaluate(run, {"imgsz": 64}) / "summary.json").read_text())
+    point = json.loads((run / "operating_point.json").read_text())
+    assert val["conf"] == point["conf"] and point["chosen_on"] == "val"
+    assert val["bootstrap"]["patients"] == val["images"] == 16 and val["bootstrap"]["n_boot"] == 1000
+    for name in ("ap50", "recall_at_conf", "false_positives_per_image"):
+        interval = val["intervals"][name]
+        assert interval is None or interval[0] <= val["metrics"][name] + 1e-9 and val["metrics"][name] <= interval[1] + 1e-9
+
+    out = pipeline.evaluate(run, {"imgsz": 64}, split="test")
+    test = json.loads((out / "summary.json").read_text())
+    assert out == run / "eval-test" and test["split"] == "test" and test["conf"] == point["conf"]
+    test_images = sorted(p.name for p in (workspace / "datasets" / "demo-held" / "images" / "test").iterdir())
+    assert sorted(pd.read_csv(out / "per_image.csv")["image"]) == test_images
+    assert "held-out test split" in test["scored_set"]
+
+    outside = tmp_path / "hospital-b"  # the test images again, as a YOLO export someone else made
+    dataset = workspace / "datasets" / "demo-held"
+    for split in ("train", "valid"):
+        (outside / split / "images").mkdir(parents=True)
+        (outside / split / "labels").mkdir(parents=True)
+    for image in test_images:
+        shutil.copyfile(dataset / "images" / "test" / image, outside / "train" / "images" / image)
+        shutil.copyfile(dataset / "labels" / "test" / f"{Path(image).stem}.txt", outside / "train" / "labels" / f"{Path(image).stem}.txt")
+    (outside / "data.yaml").write_text("names: [finding]\ntrain: train/images\nval: valid/images\n")
+    before = sorted(str(p) for p in outside.rglob("*"))
+    out = pipeline.evaluate(run, {"imgsz": 64}, data=outside, data_format="yolo")
+    other = json.loads((out / "summary.json").read_text())
+    assert out == run / "eval-hospital-b" and other["images"] == len(test_images)
+    assert other["metrics"]["found"] == test["metrics"]["found"]  # same pixels, same model, same threshold
+    assert sorted(str(p) for p in outside.rglob("*")) == before  # nothing written into the source
+
+    html, markdown = pipeline.report(run, eval_name="eval-test")
+    assert html.parent == run / "report-test"
+    text = markdown.read_text()
+    assert "held-out test split" in text and "95% interval" in text

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import cascade, ensemble, evaluation, predictions, yolo
+from yolo_tools import cascade, ensemble, evaluation, operating_point, predictions, yolo
 from yolo_tools.convert import prepare, train_data
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import mapped_inputs
@@ -142,34 +142,52 @@ def predict(
         results = ensemble.predict(members, source, overrides or {})
         csv_path, json_path, count = predictions.write(results, out_dir)
     else:
+        args = {**operating_point.predict_defaults(recipe, run_dir), **(overrides or {})}  # the run's conf and max_det
         mapped = mapped_inputs(source, recipe.preprocess if recipe else None)
-        results = yolo.predict_arrays(weights, mapped, overrides or {}) if mapped else yolo.predict(weights, source, overrides or {})
-        csv_path, json_path, count = predictions.write(results, out_dir)
+        results = yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, source, args)
+        csv_path, json_path, count = predictions.write(results, out_dir, point=operating_point.load(run_dir))
     print(f"{count} images → {out_dir} ({csv_path.name}, {json_path.name}, annotated images)")
     return csv_path, json_path, count
 
 
-def evaluate(run: str | Path | list[str | Path], overrides: dict[str, Any] | None = None) -> Path:
+def evaluate(
+    run: str | Path | list[str | Path],
+    overrides: dict[str, Any] | None = None,
+    split: str = "val",
+    data: str | Path | None = None,
+    data_format: str | None = None,
+    rule: str | None = None,
+) -> Path:
     """A run's best weights on its val split, scored per image, class and patient; files in `<run>/eval/`.
 
-    Several runs are evaluated as one ensemble on the first run's val split; files in `<first run>/eval-ensemble/`.
+    `split="test"` scores the recipe's held-out test split (`<run>/eval-test/`); `data` an outside folder,
+    converted with the run's recipe (`<run>/eval-<folder>/`); `rule` re-chooses a classifier's operating
+    point on val (youden, sensitivity=0.95). Several runs are evaluated as one ensemble; files in
+    `<first run>/eval-ensemble[-test]/`.
     """
     _check_cli_args(overrides or {})
+    if rule is not None:
+        operating_point.check_rule(rule)
     runs = [run] if isinstance(run, (str, Path)) else list(run)
-    return evaluation.evaluate(runs[0], overrides, also=runs[1:])
+    return evaluation.evaluate(runs[0], overrides, also=runs[1:], split=split, data=data, data_format=data_format, rule=rule)
 
 
-def report(run: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """An HTML page and a Markdown file about a run, from its eval files (evaluated first when missing)."""
+def report(run: str | Path, overrides: dict[str, Any] | None = None, eval_name: str = evaluation.EVAL_DIR) -> tuple[Path, Path]:
+    """An HTML page and a Markdown file about a run, from its eval files (evaluated first when missing).
+
+    `eval_name` picks another evaluation (`eval-test`, `eval-<outside set>`), which must exist.
+    """
     from yolo_tools.report import write_report  # matplotlib and Jinja2, only when a report is asked for
 
     weights, run_dir = weights_of(run)
     if run_dir is None:
         raise UserError(f"{run}: report needs a run folder made by yolo_tools train")
-    summary = run_dir / evaluation.EVAL_DIR / evaluation.SUMMARY_FILE
-    if overrides or not summary.is_file() or summary.stat().st_mtime < weights.stat().st_mtime:
+    summary = run_dir / eval_name / evaluation.SUMMARY_FILE
+    if eval_name == evaluation.EVAL_DIR and (overrides or not summary.is_file() or summary.stat().st_mtime < weights.stat().st_mtime):
         evaluate(run_dir, overrides)  # missing, asked for with other arguments, or older than the weights
-    html, markdown = write_report(run_dir)
+    elif eval_name == "eval-test" and not summary.is_file():
+        evaluate(run_dir, overrides, split="test")
+    html, markdown = write_report(run_dir, eval_name)
     print(f"report: {html}\n        {markdown}")
     return html, markdown
 

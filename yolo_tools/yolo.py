@@ -108,6 +108,7 @@ class Validation:
     metrics: dict[str, float]
     save_dir: Path
     per_class: list[dict[str, Any]]
+    f1_conf: float | None = None  # detect, segment: the confidence where the validator's mean F1 curve peaks
 
 
 def _per_class(task: str, metrics: Any) -> list[dict[str, Any]]:
@@ -139,9 +140,31 @@ def validate_full(weights: Path, data: Path | None, args: dict[str, Any]) -> Val
     if data is not None:
         args["data"] = str(data)
     metrics = yolo.val(**args)
+    f1_conf = None
+    if yolo.task in ("detect", "segment"):
+        curves = metrics.seg if yolo.task == "segment" else metrics.box
+        f1_conf = f1_confidence(curves.f1_curve, curves.px) if len(curves.f1_curve) else None
     return Validation(
-        yolo.task, short_metrics(yolo.task, metrics.results_dict), Path(metrics.save_dir), _per_class(yolo.task, metrics)
+        yolo.task,
+        short_metrics(yolo.task, metrics.results_dict),
+        Path(metrics.save_dir),
+        _per_class(yolo.task, metrics),
+        f1_conf,
     )
+
+
+def f1_confidence(f1_curve: np.ndarray, confidences: np.ndarray) -> float:
+    """The confidence where F1 averaged over classes is highest, smoothed as Ultralytics' validator does."""
+    from ultralytics.utils.metrics import smooth
+
+    return float(confidences[int(smooth(np.asarray(f1_curve).mean(0), 0.1).argmax())])
+
+
+def ap_per_class(tp: np.ndarray, confidences: np.ndarray, classes: np.ndarray, truth_classes: np.ndarray) -> np.ndarray:
+    """Ultralytics' AP per true class (rows) and IoU threshold (columns of `tp`), as its validator computes it."""
+    from ultralytics.utils.metrics import ap_per_class as ultralytics_ap_per_class
+
+    return ultralytics_ap_per_class(tp, confidences, classes, truth_classes)[5]
 
 
 def validate(weights: Path, data: Path | None, args: dict[str, Any]) -> tuple[str, dict[str, float], Path]:
