@@ -162,7 +162,12 @@ def test_classification_metrics_agree_with_the_validator(pneumonia_run: Path) ->
     assert per_class.set_index("class")["images"].to_dict() == on_disk
     assert summary["images"] == len(per_image) == sum(on_disk.values())
     assert per_image["correct"].mean() == pytest.approx(summary["metrics"]["accuracy"])
-    assert abs(summary["metrics"]["accuracy"] - summary["validator"]["top1_accuracy"]) < 0.02
+    assert abs(summary["metrics"]["accuracy_argmax"] - summary["validator"]["top1_accuracy"]) < 0.02
+    point = json.loads((pneumonia_run / "operating_point.json").read_text())  # chosen on this val split
+    assert point == {**summary["operating_point"], "chosen_on": "val"} and point["positive"] == summary["classes"][1]
+    positive = (per_image["truth"] == summary["classes"][1]).to_numpy()
+    called = (per_image["predicted"] == summary["classes"][1]).to_numpy()
+    assert called[positive].mean() == pytest.approx(summary["metrics"]["sensitivity"])
     matrix = np.array(summary["metrics"]["confusion_matrix"]["rows_truth_columns_predicted"])
     assert matrix.sum() == len(per_image) and np.trace(matrix) == per_image["correct"].sum()
     assert 0 <= summary["metrics"]["roc_auc"] <= 1
@@ -306,3 +311,4 @@ def test_classification_report(pneumonia_run: Path) -> None:
     html, markdown = write_report(pneumonia_run)
     check_page(pneumonia_run, html, markdown)
     assert "confusion_matrix.png" in markdown.read_text()  # drawn from summary.json's matrix
+    assert "roc_calibration.png" in markdown.read_text() and "95% interval" in markdown.read_text()

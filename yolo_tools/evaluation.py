@@ -473,6 +473,7 @@ def evaluate(
         per_image["correct"] = predicted == truth
         metrics, rows, matrix = classification.classify_metrics(truth, probabilities, names, predicted)
         per_class = pd.DataFrame(rows)
+        metrics["accuracy_argmax"] = float((probabilities.argmax(1) == truth).mean())  # as Ultralytics' top-1
         metrics["confusion_matrix"] = {"classes": names, "rows_truth_columns_predicted": matrix.tolist()}
         extra["intervals"] = _intervals("classify", per_image, scorer, boot, metrics, truth, probabilities, predicted)
         extra["roc"] = classification.curves(truth, probabilities) if len(names) == 2 else None

@@ -72,6 +72,7 @@ MEANING = {
     "accuracy": "share of images classified right",
     "f1": "harmonic mean of precision and recall, averaged over classes",
     "roc_auc": "probability that a random positive image is scored above a random negative one (0.5 = chance)",
+    "accuracy_argmax": "accuracy when the most probable class is taken, ignoring the operating point (compare with top1_accuracy)",
     "sensitivity": "share of positive images called positive at the operating point (recall of the second class)",
     "specificity": "share of negative images called negative at the operating point",
     "ap50": "our AP at IoU 0.5 from the findings above the threshold, per class then averaged (Ultralytics' ap_per_class)",
