@@ -60,3 +60,16 @@ def test_youden_and_target_thresholds() -> None:
         choose_threshold(truth == 1, scores, "sens=0.9")
     with pytest.raises(UserError, match="both classes"):
         choose_threshold(np.ones(3, bool), np.ones(3))
+
+
+def test_app_calls_the_class_at_the_runs_operating_point() -> None:
+    from pathlib import Path
+
+    from yolo_tools.app import diagnosis
+    from yolo_tools.yolo import Prediction
+
+    prediction = Prediction(Path("x.png"), {0: "normal", 1: "pneumonia"}, (8, 8), np.zeros((0, 4)), np.zeros(0, int),
+                            np.zeros(0), None, np.array([0.7, 0.3]))
+    assert diagnosis(prediction, 0.25).startswith("**normal**")
+    point = {"rule": "youden", "threshold": 0.2}
+    assert diagnosis(prediction, 0.25, point).startswith("**pneumonia**") and "youden" in diagnosis(prediction, 0.25, point)

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from yolo_tools import yolo
+from yolo_tools import operating_point, yolo
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import read_upload
 from yolo_tools.locations import runs_dir
@@ -55,6 +55,7 @@ class LoadedRun:
     model: Any
     device: str
     load_seconds: float  # reading the weights and one warm-up pass, paid once per run
+    point: dict[str, Any] | None = None  # the operating point chosen on val (yolo_tools/operating_point.py)
 
 
 class ModelCache:
@@ -82,7 +83,7 @@ def _load(folder: Path) -> LoadedRun:
     size = int(recipe.train.get("imgsz", 640))
     # The first forward pass builds the predictor and fuses layers; pay it here, not on the first upload.
     yolo.predict_array(model, np.zeros((size, size, 3), np.uint8), {"device": device})
-    return LoadedRun(recipe, model, device, time.perf_counter() - start)
+    return LoadedRun(recipe, model, device, time.perf_counter() - start, operating_point.load(folder))
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,15 @@ def findings_table(prediction: yolo.Prediction, spacing: tuple[float, float] | N
     return table.sort_values("confidence", ascending=False, ignore_index=True)
 
 
-def diagnosis(prediction: yolo.Prediction, conf: float) -> str:
-    """One line a reader takes in at a glance: the top class, or the findings per class."""
+def diagnosis(prediction: yolo.Prediction, conf: float, point: dict[str, Any] | None = None) -> str:
+    """One line a reader takes in at a glance: the decided class (at the run's operating point), or the findings per class."""
+    if prediction.probabilities is not None and point and "threshold" in point and len(prediction.probabilities) == 2:
+        decided = operating_point.decide(prediction.probabilities, point)
+        positive = prediction.names[1]
+        return (
+            f"**{prediction.names[decided]}** (p({positive}) {prediction.probabilities[1]:.1%}; called {positive} from "
+            f"{point['threshold']:.1%}, the operating point chosen on val by {point['rule']})"
+        )
     if prediction.probabilities is not None:
         order = np.argsort(prediction.probabilities)[::-1]
         top, rest = order[0], order[1:3]
@@ -128,13 +136,19 @@ def diagnosis(prediction: yolo.Prediction, conf: float) -> str:
     return f"**{len(prediction.classes)} finding{'s' * (len(prediction.classes) > 1)}**: " + ", ".join(parts)
 
 
+def run_conf(folder: Path) -> float:
+    """The confidence the page starts a run at: the one chosen on val when stored, else Ultralytics' 0.25."""
+    return float((operating_point.load(folder) or {}).get("conf", 0.25))
+
+
 def analyse(run: LoadedRun, path: Path, conf: float = 0.25) -> Analysis:
     start = time.perf_counter()
     upload = read_upload(path, run.recipe.preprocess)
-    prediction, drawn = yolo.predict_array(run.model, upload.image, {"conf": conf, "device": run.device})
+    args = {**operating_point.predict_defaults(run.recipe, None), "conf": conf, "device": run.device}  # max_det
+    prediction, drawn = yolo.predict_array(run.model, upload.image, args)
     findings = findings_table(prediction, upload.spacing)
     overlay = cv2.cvtColor(drawn, cv2.COLOR_BGR2RGB)
-    return Analysis(overlay, findings, diagnosis(prediction, conf), time.perf_counter() - start, upload.notes)
+    return Analysis(overlay, findings, diagnosis(prediction, conf, run.point), time.perf_counter() - start, upload.notes)
 
 
 def describe_run(folder: Path) -> str:
@@ -212,6 +226,7 @@ def build(root: Path, cache: ModelCache):
         # One request at a time: an Ultralytics predictor is not safe to share between threads.
         gr.on([upload.change, run.change, conf.release], on_input, [run, upload, conf], outputs, concurrency_limit=1)
         run.change(lambda label: describe_run(run_folder(label)) if label else "", run, about)
+        run.change(lambda label: run_conf(run_folder(label)) if label else 0.25, run, conf)
         page.load(on_load, run, [run, about])
     return page
 
