@@ -65,6 +65,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     )
 
 
+def _cv(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline
+
+    pipeline.cross_validate(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root)
+
+
 def _report(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
@@ -152,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("recipe", nargs="?", help="recipe YAML, e.g. recipes/kidney.yaml")
     sub.add_argument("--name", help="run name under runs/<recipe>/ (default: train, train2, ...)")
     sub.add_argument("--resume", metavar="RUN", help="continue an interrupted run from its last.pt")
+    data_root(sub)
+    overrides(sub)
+
+    sub = verb("cv", _cv, "patient-wise k-fold cross-validation (folds=5): train and evaluate every fold, mean ± SD in <runs>/<recipe>/<name>/cv/")
+    sub.add_argument("recipe", help="recipe YAML, e.g. recipes/heart.yaml; then folds=K fold_seed=S and Ultralytics train arguments")
+    sub.add_argument("--name", default="cv", help="folder under runs/<recipe>/ (default: cv); an unfinished cv of that name resumes")
     data_root(sub)
     overrides(sub)
 

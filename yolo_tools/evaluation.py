@@ -43,7 +43,7 @@ from yolo_tools.convert.metadata import METADATA_CSV
 from yolo_tools.convert.writer import PATIENTS_CSV, SLICES_CSV, splits_of
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import bootstrap, classification, detection, groups, segmentation
-from yolo_tools.runs import run_recipe, weights_of
+from yolo_tools.runs import run_dataset, run_recipe, weights_of
 
 
 EVAL_DIR = "eval"
@@ -405,6 +405,9 @@ def evaluate(
     if data is not None:
         data_yaml, data_name = outside_data.convert(recipe, Path(data), data_format)
         dataset, split = outside_data.dataset_of(data_yaml), outside_data.SPLIT
+    elif split == "val" and run_dataset(run_dir) is not None:  # a cv fold: its own held-out patients
+        dataset = run_dataset(run_dir)
+        data_yaml = dataset if recipe.task == "classify" else dataset / "data.yaml"
     else:
         dataset = dataset_dir(recipe)
         if split not in splits_of(recipe):

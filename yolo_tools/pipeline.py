@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import cascade, ensemble, evaluation, operating_point, predictions, yolo
+from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, yolo
 from yolo_tools.convert import prepare, train_data
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import mapped_inputs
@@ -129,7 +129,7 @@ def predict(
     Several runs or weights predict as one ensemble (yolo_tools/ensemble.py); a run of a cascade recipe
     finds the regions, crops and classifies them (yolo_tools/cascade.py).
     """
-    members = [weights] if isinstance(weights, (str, Path)) else list(weights)
+    members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
     weights, run_dir = weights_of(members[0])
     _check_cli_args(overrides or {})
     if not Path(source).exists() and not glob.glob(source):
@@ -169,7 +169,26 @@ def evaluate(
     if rule is not None:
         operating_point.check_rule(rule)
     runs = [run] if isinstance(run, (str, Path)) else list(run)
+    if split == "val" and data is None and any(crossval.members(member) for member in runs):
+        raise UserError(
+            f"{run}: the fold models together have trained on every val image; score the cv ensemble on "
+            "held-out data: --split test (a recipe with data.split.test) or --data SRC"
+        )
+    runs = _expand_cv(runs)
     return evaluation.evaluate(runs[0], overrides, also=runs[1:], split=split, data=data, data_format=data_format, rule=rule)
+
+
+def _expand_cv(runs: list[str | Path]) -> list[str | Path]:
+    """A cross-validation folder stands for its fold runs, used together as one ensemble."""
+    expanded: list[str | Path] = []
+    for run in runs:
+        expanded.extend(crossval.members(run) or [run])
+    return expanded
+
+
+def cross_validate(recipe_path: str | Path, overrides: dict[str, Any] | None = None, name: str | None = None, data_root: str | Path | None = None) -> Path:
+    """Patient-wise k-fold cross-validation of a recipe (yolo_tools/crossval.py); returns `runs/<recipe>/<name>/cv/`."""
+    return crossval.cross_validate(recipe_path, overrides, name, data_root)
 
 
 def report(run: str | Path, overrides: dict[str, Any] | None = None, eval_name: str = evaluation.EVAL_DIR) -> tuple[Path, Path]:
