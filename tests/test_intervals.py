@@ -73,3 +73,20 @@ def test_app_calls_the_class_at_the_runs_operating_point() -> None:
     assert diagnosis(prediction, 0.25).startswith("**normal**")
     point = {"rule": "youden", "threshold": 0.2}
     assert diagnosis(prediction, 0.25, point).startswith("**pneumonia**") and "youden" in diagnosis(prediction, 0.25, point)
+
+
+def test_surface_distances_in_millimetres_and_pixels() -> None:
+    from yolo_tools.metrics.surface import surface_scores
+
+    true = np.zeros((3, 40, 40), bool)
+    true[0, 10:30, 10:30] = True
+    true[1, 5:10, 5:10] = True  # class 1: missed by the prediction
+    pred = np.zeros_like(true)
+    pred[0] = np.roll(true[0], 3, axis=1)  # class 0: shifted 3 columns; class 2 absent from both
+    hd95, nsd = surface_scores(pred, true, spacing=(0.5, 2.0), tolerance=4.0)
+    assert hd95[0] == pytest.approx(6.0)  # 3 columns of 2 mm: the left and right edges are 6 mm off
+    assert 0 < nsd[0] < 1 and np.isnan(hd95[1]) and nsd[1] == 0.0 and np.isnan(hd95[2]) and nsd[2] == 1.0
+    hd95_px, nsd_px = surface_scores(pred, true)
+    assert hd95_px[0] == pytest.approx(3.0) and nsd_px[0] < 1
+    same, _ = surface_scores(true, true)
+    assert same[0] == 0.0

@@ -145,9 +145,12 @@ def test_segmentation_per_image_dice_and_the_empty_convention(heart_seg_run: Pat
     for _, row in per_image.head(5).iterrows():
         stem = Path(row["image"]).stem
         pred = evaluation.load_masks(heart_seg_run / "eval" / "masks" / f"{stem}.png", 3)
-        true = evaluation.truth_masks(dataset / "labels" / "val" / f"{stem}.txt", pred.shape[1:], 3)
+        # scored against the masks as published (SCR's PNGs at the image's size), not the polygons traced from them
+        true = np.stack([cv2.imread(str(SHARED_DATA / "heart-cxr-jsrt" / "masks" / n / f"{stem}.png"), cv2.IMREAD_GRAYSCALE) > 0 for n in classes])
         assert [row[f"dice_{n}"] for n in classes] == pytest.approx(dice(overlaps(pred, true)).tolist())
         assert [row[f"true_px_{n}"] for n in classes] == true.reshape(3, -1).sum(1).tolist()
+    assert summary["metrics"]["truth"] == "published masks" and summary["metrics"]["distance_unit"] == "px"
+    assert per_class["nsd_mean"].between(0, 1).all() and "hd95" in summary["intervals"]
     # Every val image shows a heart and two lungs.
     assert per_class["images"].tolist() == [len(per_image)] * 3
     assert per_class["dice_mean"].tolist() == pytest.approx([per_image[f"dice_{n}"].mean() for n in classes])

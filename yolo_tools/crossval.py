@@ -37,7 +37,7 @@ from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 from yolo_tools import evaluation, yolo
 from yolo_tools.convert import dataset_dir, prepare
 from yolo_tools.convert.metadata import METADATA_CSV
-from yolo_tools.convert.writer import PATIENTS_CSV, SLICES_CSV, SPLITS
+from yolo_tools.convert.writer import MASKS_DIR, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, check_train_args, load_recipe
@@ -98,6 +98,9 @@ def _fold_dataset(dataset: Path, pooled: pd.DataFrame, fold: int, root: Path, ta
         label = dataset / "labels" / row["split"] / f"{source.stem}.txt"
         if label.is_file():
             _link(label, partial / "labels" / side / label.name)
+        truth = dataset / MASKS_DIR / row["split"] / f"{source.stem}.png"
+        if truth.is_file():  # published masks: scored against as in the full set
+            _link(truth, partial / MASKS_DIR / side / truth.name)
     for name in SPLITS:  # a class with no image in a fold still needs its folder
         for folder in ([partial / name / c for c in names] if task == "classify" else [partial / "images" / name, partial / "labels" / name]):
             folder.mkdir(parents=True, exist_ok=True)
@@ -107,6 +110,8 @@ def _fold_dataset(dataset: Path, pooled: pd.DataFrame, fold: int, root: Path, ta
             table = pd.read_csv(dataset / table_name, dtype=str, keep_default_na=False)
             table = table[table["image"].isin(new_split)]
             table.assign(split=table["image"].map(new_split)).to_csv(partial / table_name, index=False)
+    if (dataset / SPACING_CSV).is_file():
+        shutil.copyfile(dataset / SPACING_CSV, partial / SPACING_CSV)
     if task != "classify":
         spec = {"train": "images/train", "val": "images/val", "names": dict(enumerate(names))}
         (partial / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -32,17 +32,16 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from yolo_tools import ensemble, operating_point, outside_data, predictions, yolo
-from yolo_tools.convert import dataset_dir, prepare
+from yolo_tools.convert import dataset_dir, mask_png, prepare
 from yolo_tools.convert.polygons import polygons_to_mask
 from yolo_tools.convert.metadata import METADATA_CSV
-from yolo_tools.convert.writer import PATIENTS_CSV, SLICES_CSV, splits_of
+from yolo_tools.convert.writer import MASKS_DIR as TRUTH_MASKS_DIR, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, splits_of
 from yolo_tools.errors import UserError
-from yolo_tools.metrics import bootstrap, classification, detection, groups, segmentation
+from yolo_tools.metrics import bootstrap, classification, detection, groups, segmentation, surface
 from yolo_tools.runs import run_dataset, run_recipe, weights_of
 
 
@@ -98,29 +97,41 @@ def predicted_masks(prediction: yolo.Prediction, n_classes: int) -> np.ndarray:
     return merged
 
 
-def save_masks(masks: np.ndarray, path: Path) -> None:
-    """Per-class masks as one 16-bit PNG, bit c set where class c is (classes may overlap); up to 16 classes."""
-    bits = (masks.astype(np.uint16) << np.arange(len(masks), dtype=np.uint16)[:, None, None]).sum(0, dtype=np.uint16)
-    cv2.imwrite(str(path), bits)
+save_masks, load_masks = mask_png.save, mask_png.load  # per-class masks as one 16-bit PNG (convert/mask_png.py)
 
 
-def load_masks(path: Path, n_classes: int) -> np.ndarray:
-    """What `save_masks` wrote, back as (classes, H, W) bool."""
-    bits = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).astype(np.uint16)
-    return (bits[None] >> np.arange(n_classes, dtype=np.uint16)[:, None, None]) & 1 > 0
-
-
-def _score_segment(prediction: yolo.Prediction, labels: Path, names: list[str], masks_dir: Path | None):
+def _score_segment(
+    prediction: yolo.Prediction,
+    labels: Path,
+    names: list[str],
+    masks_dir: Path | None,
+    published: Path | None = None,
+    spacing: tuple[float, float] | None = None,
+):
+    """Dice/IoU and HD95/NSD per class; against the published masks when the dataset kept them, else its polygons."""
     predicted = predicted_masks(prediction, len(names))
-    counts = segmentation.overlaps(predicted, truth_masks(labels, prediction.shape, len(names)))
+    truth = None
+    if published is not None and published.is_file():
+        truth = mask_png.load(published, len(names))
+        if truth.shape[1:] != predicted.shape[1:]:
+            raise UserError(f"{published}: mask is {truth.shape[2]}x{truth.shape[1]} but its image {prediction.path} is {predicted.shape[2]}x{predicted.shape[1]}")
+    if truth is None:
+        truth = truth_masks(labels, prediction.shape, len(names))
+    counts = segmentation.overlaps(predicted, truth)
+    hd95, nsd = surface.surface_scores(predicted, truth, spacing)
     if masks_dir:
         save_masks(predicted, masks_dir / f"{prediction.path.stem}.png")
     dice, iou = segmentation.dice(counts), segmentation.iou(counts)
-    row: dict[str, Any] = {"image": prediction.path.name, "dice": dice.mean(), "iou": iou.mean()}
+    row: dict[str, Any] = {
+        "image": prediction.path.name, "dice": dice.mean(), "iou": iou.mean(),
+        "hd95": np.nanmean(hd95) if np.isfinite(hd95).any() else np.nan, "nsd": nsd.mean(),
+    }
     for index, name in enumerate(names):
         row |= {
             f"dice_{name}": dice[index],
             f"iou_{name}": iou[index],
+            f"hd95_{name}": hd95[index],
+            f"nsd_{name}": nsd[index],
             f"true_px_{name}": counts[index, 2],
             f"pred_px_{name}": counts[index, 1],
         }
@@ -165,6 +176,10 @@ class _Scorer:
     def __init__(self, task: str, dataset: Path, names: list[str], masks_dir: Path | None, split: str = "val"):
         self.task, self.dataset, self.names, self.masks_dir = task, dataset, list(names), masks_dir
         self.split = split
+        self.truth_from = "published masks" if (dataset / TRUTH_MASKS_DIR / split).is_dir() else "polygons of the label files"
+        spacing_csv = dataset / SPACING_CSV
+        table = pd.read_csv(spacing_csv) if spacing_csv.is_file() else pd.DataFrame(columns=["image", "row_mm", "col_mm"])
+        self.spacing = {Path(str(i)).stem: (float(r), float(c)) for i, r, c in table[["image", "row_mm", "col_mm"]].itertuples(index=False)}
         self.rows: list[dict[str, Any]] = []
         self.kept: list[Any] = []  # segment: (C, 3) overlaps; detect: (C, 3) found/fp/missed; classify: (truth, probs)
         self.detections: list[tuple] = []  # detect: boxes, classes, confidences, truth boxes, truth classes (for AP)
@@ -172,7 +187,9 @@ class _Scorer:
     def add(self, prediction: yolo.Prediction) -> None:
         labels = self.dataset / "labels" / self.split / f"{prediction.path.stem}.txt"
         if self.task == "segment":
-            row, kept = _score_segment(prediction, labels, self.names, self.masks_dir)
+            published = self.dataset / TRUTH_MASKS_DIR / self.split / f"{prediction.path.stem}.png"
+            spacing = self.spacing.get(prediction.path.stem)
+            row, kept = _score_segment(prediction, labels, self.names, self.masks_dir, published, spacing)
         elif self.task == "detect":
             row, kept = _score_detect(prediction, labels, self.names, self.detections)
         else:
@@ -191,6 +208,11 @@ PER_IMAGE_METRIC = {
 }
 
 
+def _unit(images: pd.Series, spacing: dict[str, tuple[float, float]]) -> str:
+    known = images.map(lambda image: Path(str(image)).stem in spacing)
+    return "mm" if known.all() else "px" if not known.any() else "mm where the spacing is known, else px (mixed)"
+
+
 def _segment_tables(scorer: _Scorer, dataset: Path, per_image: pd.DataFrame):
     """Per-class and overall Dice/IoU; per-volume 3D scores when the dataset lists its slices."""
     counts = np.stack(scorer.kept)
@@ -203,12 +225,20 @@ def _segment_tables(scorer: _Scorer, dataset: Path, per_image: pd.DataFrame):
             "iou_mean": segmentation.iou(counts).mean(0),
             "dice_pooled": segmentation.dice(pooled),
             "iou_pooled": segmentation.iou(pooled),
+            "hd95_mean": [per_image[f"hd95_{name}"].mean() for name in scorer.names],  # NaN (undefined) left out
+            "hd95_defined": [int(per_image[f"hd95_{name}"].notna().sum()) for name in scorer.names],
+            "nsd_mean": [per_image[f"nsd_{name}"].mean() for name in scorer.names],
         }
     )
     summary = {
         "dice": float(per_class["dice_mean"].mean()),
         "iou": float(per_class["iou_mean"].mean()),
         "dice_pooled": float(per_class["dice_pooled"].mean()),
+        "hd95": float(per_image["hd95"].mean()),
+        "nsd": float(per_image["nsd"].mean()),
+        "distance_unit": _unit(per_image["image"], scorer.spacing),
+        "nsd_tolerance": surface.TOLERANCE,
+        "truth": scorer.truth_from,
     }
     volumes = None
     slices_path = dataset / SLICES_CSV

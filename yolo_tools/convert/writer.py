@@ -23,6 +23,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from yolo_tools.convert import mask_png
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.splits import group_keys, grouped_split, held_out
 from yolo_tools.errors import UserError
@@ -52,7 +53,10 @@ class Sample:
     `split` is the source's own split, used when the recipe keeps it; `group` the patient or study,
     when the converter knows it better than a file-name rule. `slice_of` is (volume, slice index) for a
     2D slice cut from a 3D volume: the writer lists those in `slices.csv` (image, split, patient, volume,
-    slice) so per-patient 3D metrics can stack slice predictions back into volumes.
+    slice) so per-patient 3D metrics can stack slice predictions back into volumes. `masks` returns the
+    published masks ((classes, H, W) bool, at the image's own size) for segmentation: kept in
+    `masks/<split>/` so evaluation scores against them, not against the polygons traced from them;
+    `spacing` is (row, column) mm per pixel where the source says so (`spacing.csv`).
     """
 
     name: str
@@ -63,6 +67,8 @@ class Sample:
     group: str | None = None
     source: str = ""
     slice_of: tuple[str, int] | None = None
+    masks: Callable[[], np.ndarray] | None = None
+    spacing: tuple[float, float] | None = None
 
 
 class SampleList(list):
@@ -80,6 +86,8 @@ class SampleList(list):
 SLICES_CSV = "slices.csv"
 SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
 PATIENTS_CSV = "patients.csv"  # image, split, patient of every written image: what bootstrap intervals resample
+MASKS_DIR = "masks"  # published ground-truth masks of segmentation sets, one mask_png per image
+SPACING_CSV = "spacing.csv"  # image, row_mm, col_mm where the source gives the pixel spacing
 
 
 def splits_of(recipe: Recipe) -> tuple[str, ...]:
@@ -164,6 +172,9 @@ def _write_one(sample: Sample, split: str, root: Path, recipe: Recipe, counts: C
     class_ids = [int(line.split()[0]) for line in lines]
     target = _write_image(sample, root / "images" / split, recipe.preprocess)
     (root / "labels" / split / f"{sample.name}.txt").write_text("".join(f"{line}\n" for line in lines))
+    if sample.masks is not None and len(recipe.classes) <= mask_png.MAX_CLASSES:
+        (root / MASKS_DIR / split).mkdir(parents=True, exist_ok=True)
+        mask_png.save(sample.masks(), root / MASKS_DIR / split / f"{target.stem}.png")
     counts[(split, "images")] += 1
     counts[(split, "backgrounds")] += not lines
     for class_id in class_ids:
@@ -254,6 +265,7 @@ def write_dataset(
     counts: Counter = Counter()
     skipped: list[str] = []
     slices: list[tuple] = []
+    spacings: list[tuple] = []
     written: list[tuple[str, str, str]] = []
     left_out = getattr(samples, "left_out", {})
     try:
@@ -264,6 +276,8 @@ def write_dataset(
                 skipped.append(f"{sample.source or sample.name}: {reason}")
                 continue
             written.append((target.name, split, str(key)))
+            if sample.spacing is not None:
+                spacings.append((target.name, *sample.spacing))
             if sample.slice_of is not None:
                 slices.append((target.name, split, key, sample.slice_of[0], int(sample.slice_of[1])))
         for line in skipped:
@@ -273,6 +287,9 @@ def write_dataset(
         if slices:
             with (partial / SLICES_CSV).open("w", newline="") as handle:
                 csv.writer(handle).writerows([SLICES_COLUMNS, *slices])
+        if spacings:
+            with (partial / SPACING_CSV).open("w", newline="") as handle:
+                csv.writer(handle).writerows([("image", "row_mm", "col_mm"), *spacings])
         with (partial / PATIENTS_CSV).open("w", newline="") as handle:
             csv.writer(handle).writerows([("image", "split", "patient"), *written])
         card = _card(recipe, source, counts, groups, skipped, left_out)
