@@ -120,6 +120,7 @@ def test_a_run_scored_on_val_its_test_split_and_an_outside_set(workspace: Path, 
 
     text = (Path(__file__).parent.parent / "recipes" / "demo.yaml").read_text()
     text = text.replace("name: demo", "name: demo-held").replace("val: 0.25,", "val: 0.25, test: 0.25,")
+    text = text.replace("  plots: true", "  plots: true\n  max_det: 1")  # at most one finding per image, everywhere
     run, _ = pipeline.train_recipe(_recipe(tmp_path, text), {"epochs": 1, "imgsz": 64, "plots": False}, name="t")
     val = json.loads((pipeline.evaluate(run, {"imgsz": 64}) / "summary.json").read_text())
     point = json.loads((run / "operating_point.json").read_text())
@@ -135,6 +136,9 @@ def test_a_run_scored_on_val_its_test_split_and_an_outside_set(workspace: Path, 
     test_images = sorted(p.name for p in (workspace / "datasets" / "demo-held" / "images" / "test").iterdir())
     assert sorted(pd.read_csv(out / "per_image.csv")["image"]) == test_images
     assert "held-out test split" in test["scored_set"]
+    assert pd.read_csv(out / "per_image.csv")["boxes_predicted"].max() <= 1
+    _, _, count = pipeline.predict(run, str(workspace / "datasets" / "demo-held" / "images" / "test"), tmp_path / "p", {"imgsz": 64, "conf": 0.0})
+    assert count == len(test_images) and pd.read_csv(tmp_path / "p" / "predictions.csv")["image"].value_counts().max() == 1
 
     outside = tmp_path / "hospital-b"  # the test images again, as a YOLO export someone else made
     dataset = workspace / "datasets" / "demo-held"
