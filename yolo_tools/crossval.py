@@ -176,9 +176,9 @@ def cross_validate(
         raise UserError(f"{dataset}: no {PATIENTS_CSV}; convert again (yolo_tools convert {recipe_path} --force)")
     cv_root = runs_dir() / recipe.name / (name or CV_DIR)
     setup = {"recipe": recipe.name, "fingerprint": recipe.fingerprint(), "folds": folds, "seed": seed, "model": model, "train": args}
-    _check_same(cv_root, setup)
     pooled = _pooled(dataset, recipe.task)
     pooled["fold"] = assign_folds(pooled["patient"], folds, seed, pooled["class"] if recipe.task == "classify" else None)
+    _check_same(cv_root, setup)
     links = dataset / f"cv-k{folds}-s{seed}"
     fold_runs = []
     for fold in range(folds):

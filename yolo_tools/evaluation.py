@@ -365,8 +365,8 @@ def _intervals(task: str, per_image: pd.DataFrame, scorer: _Scorer, boot: bootst
         out["dice"] = boot.mean(per_image["dice"].to_numpy())
         out["iou"] = boot.mean(per_image["iou"].to_numpy())
         counts = np.stack(scorer.kept).astype(np.float64)  # (images, classes, 3)
-        pooled = np.stack([boot.ratio(2 * counts[:, c, 0], counts[:, c, 1] + counts[:, c, 2]) or (np.nan, np.nan) for c in range(counts.shape[1])])
-        out["dice_pooled"] = tuple(pooled.mean(0)) if np.isfinite(pooled).all() else None  # per-class intervals averaged: approximate
+        pooled = np.einsum("bi,ick->bck", boot.weights, counts)  # each replicate's pixel counts per class
+        out["dice_pooled"] = boot.interval(segmentation.dice(pooled).mean(1))
         for name in ("hd95", "nsd"):
             if name in per_image:
                 out[name] = boot.mean(per_image[name].to_numpy())
