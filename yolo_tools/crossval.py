@@ -237,7 +237,7 @@ def summarise(fold_runs: list[Path], out: Path) -> Path:
         "per_fold": table.to_dict(orient="index"),
         "note": "each fold scored on its own held-out patients; mean and sample SD over folds",
     }
-    evaluation.write_atomic(out / "summary.json", json.dumps(evaluation._json_ready(summary), indent=2))
+    evaluation.write_atomic(out / "summary.json", json.dumps(evaluation.json_ready(summary), indent=2))
     lines = [f"# Cross-validation: {first['recipe']} ({first['task']}), {len(fold_runs)} folds by patient", "",
              "| metric | mean ± SD | " + " | ".join(table.index) + " |", "|---|---|" + "---|" * len(table)]
     for metric, row in overall.iterrows():

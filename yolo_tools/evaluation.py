@@ -285,12 +285,12 @@ def _detect_tables(scorer: _Scorer, validation: yolo.Validation | None, per_imag
     return per_class, summary
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """NaN becomes null and numpy scalars plain numbers, so summary.json is strict JSON."""
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
@@ -556,7 +556,7 @@ def evaluate(
     if per_group is not None:
         per_group.to_csv(out / GROUPS_FILE, index=False)
         summary["metadata_fields"] = list(per_group["field"].unique())
-    write_atomic(out / SUMMARY_FILE, json.dumps(_json_ready(summary), indent=2))  # last: marks the files complete
+    write_atomic(out / SUMMARY_FILE, json.dumps(json_ready(summary), indent=2))  # last: marks the files complete
     shown = {k: v for k, v in {**(validation.metrics if validation else {}), **metrics}.items() if isinstance(v, (int, float))}
     intervals = summary.get("intervals") or {}
     print(f"evaluation ({summary['scored_set']}): " + "  ".join(_shown(k, v, intervals.get(k)) for k, v in shown.items()))
