@@ -63,3 +63,12 @@ def test_demo_cv_two_folds(workspace: Path, tmp_path: Path) -> None:
     assert len(ensemble["ensemble_of"]) == 2 and ensemble["split"] == "test" and ensemble["images"] == len(test_images)
     _, _, count = pipeline.predict(root, str(workspace / "datasets" / "demo-cv" / "images" / "test"), tmp_path / "p", {"imgsz": 64})
     assert count == len(test_images)
+
+    from yolo_tools import app
+
+    assert app.discover_runs(workspace / "runs")["demo-cv/cv"] == root  # the dashboard offers the folds as one
+    loaded = app.ModelCache().get(root)
+    assert isinstance(loaded.model, list) and len(loaded.model) == 2 and "ensemble of the 2 fold models" in app.describe_run(root)
+    image = sorted((workspace / "datasets" / "demo-cv" / "images" / "test").iterdir())[0]
+    result = app.analyse(loaded, image, conf=0.0)
+    assert result.overlay.ndim == 3 and list(result.findings.columns)[:2] == ["class", "confidence"]

@@ -234,13 +234,18 @@ def as_arrays(result: Any) -> Prediction:
     )
 
 
+def predict_array_result(model: Any, image: np.ndarray, args: dict[str, Any]) -> Any:
+    """One in-memory image (uint8 BGR) through an already loaded model: its Ultralytics result."""
+    return model.predict(source=image, verbose=False, **args)[0]
+
+
 def predict_array(model: Any, image: np.ndarray, args: dict[str, Any]) -> tuple[Prediction, np.ndarray]:
     """One in-memory image (uint8 BGR, as OpenCV reads it) through an already loaded model.
 
     For callers that keep a model between requests (the dashboard) rather than reloading it per file;
     returns the result as arrays and the image with boxes, masks or class probabilities drawn (BGR).
     """
-    result = model.predict(source=image, verbose=False, **args)[0]
+    result = predict_array_result(model, image, args)
     return as_arrays(result), result.plot()
 
 
