@@ -90,3 +90,17 @@ def test_surface_distances_in_millimetres_and_pixels() -> None:
     assert hd95_px[0] == pytest.approx(3.0) and nsd_px[0] < 1
     same, _ = surface_scores(true, true)
     assert same[0] == 0.0
+
+
+def test_a_point_older_than_the_weights_is_not_used(tmp_path) -> None:
+    import os
+
+    from yolo_tools import operating_point
+
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "best.pt").write_text("")
+    operating_point.save(tmp_path, {"rule": "youden", "threshold": 0.3})
+    assert operating_point.load(tmp_path)["threshold"] == 0.3 and operating_point.load(tmp_path)["chosen_on"] == "val"
+    later = (tmp_path / operating_point.FILE).stat().st_mtime + 10
+    os.utime(tmp_path / "weights" / "best.pt", (later, later))  # trained on after the point was chosen
+    assert operating_point.load(tmp_path) is None

@@ -78,8 +78,14 @@ def save(run_dir: Path, point: dict[str, Any]) -> Path:
 
 
 def load(run_dir: Path | None) -> dict[str, Any] | None:
+    """The run's stored point; None when there is none or the weights are newer (a resumed training chose nothing yet)."""
     path = run_dir / FILE if run_dir else None
-    return json.loads(path.read_text()) if path and path.is_file() else None
+    if not (path and path.is_file()):
+        return None
+    weights = run_dir / "weights" / "best.pt"
+    if weights.is_file() and weights.stat().st_mtime > path.stat().st_mtime:
+        return None
+    return json.loads(path.read_text())
 
 
 def predict_defaults(recipe: Recipe | None, run_dir: Path | None) -> dict[str, Any]:
