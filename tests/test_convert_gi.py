@@ -151,6 +151,17 @@ def test_polygons_rasterise_back_to_the_organ_masks(competition: Path, mini, tmp
     assert set(slices["patient"]) == {re.match(r"(case\d+)_", n).group(1) for n, _, _ in mini}
     row = slices[slices["image"] == "case101_day20_slice_0078.png"].iloc[0]
     assert (row.volume, row.slice, row.patient) == ("case101_day20", 78, "case101")
+    # the organ masks as published (run-lengths) are kept for scoring, with the spacing from the scan names
+    from yolo_tools.convert import mask_png
+
+    published = {name: masks for name, _, masks in mini}
+    stored = sorted((folder / "masks").glob("*/*.png"))
+    assert len(stored) == 36
+    for path in stored:
+        masks = mask_png.load(path, len(CLASSES))
+        assert all((masks[c] == (published[path.stem][organ] > 0)).all() for c, organ in enumerate(CLASSES))
+    spacing = pd.read_csv(folder / "spacing.csv")
+    assert len(spacing) == 36 and (spacing[["row_mm", "col_mm"]] > 0).all().all()
 
 
 def test_16bit_scans_are_mapped_by_the_recipe_not_truncated(competition: Path, mini, tmp_path: Path) -> None:

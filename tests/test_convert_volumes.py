@@ -99,6 +99,11 @@ def test_acdc_labels_round_trip_through_polygons(cardiac: Path) -> None:
     polygons = read_polygons(cardiac / "labels" / split / f"{volume}_s{index:03d}.txt")
     ring = polygons_to_mask(polygons[1], truth.shape).astype(bool)
     assert (truth == 3).sum() > 500 and (ring & (truth == 3)).sum() < 0.02 * (truth == 3).sum()
+    # the label map itself is kept, per class, for scoring against the masks as published
+    from yolo_tools.convert import mask_png
+
+    kept = mask_png.load(cardiac / "masks" / split / f"{volume}_s{index:03d}.png", 3)
+    assert all((kept[c] == (truth == c + 1)).all() for c in range(3))
 
 
 @needs_data("cardiac-mri-acdc")

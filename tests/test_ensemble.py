@@ -68,11 +68,24 @@ def test_average_precision_by_hand() -> None:
     # best-ranked box is wrong, then both true boxes: precision 0, 1/2, 2/3 at recall 0, .5, 1
     boxes = np.array([[50, 50, 60, 60], [0, 0, 10, 10], [20, 20, 30, 30]])
     ap = average_precision([(boxes, np.zeros(3, int), np.array([0.9, 0.8, 0.7]), truth, truth_cls)])
-    assert ap[0] == pytest.approx(0.5 * 2 / 3 + 0.5 * 2 / 3)
+    assert ap[0] == pytest.approx(2 / 3, abs=0.005)  # Ultralytics' 101-point interpolation of the same envelope
     shifted = boxes.copy()
     shifted[1] = [0, 0, 10, 14]  # IoU 10/14 = 0.71: counted at 0.5..0.7, missed above
     ap = average_precision([(shifted, np.zeros(3, int), np.array([0.9, 0.8, 0.7]), truth, truth_cls)])
-    assert ap[0] > ap[-1] and ap[-1] == pytest.approx(0.5 * 1 / 3)
+    assert ap[0] > ap[-1] and ap[-1] == pytest.approx(0.5 * 1 / 3, abs=0.005)
+
+
+def test_average_precision_is_per_class_then_averaged() -> None:
+    # class 0: one true box, found; class 1: one true box, only a wrong box of class 1 above it
+    truth, truth_cls = np.array([[0, 0, 10, 10], [20, 20, 30, 30]]), np.array([0, 1])
+    boxes, cls = np.array([[0, 0, 10, 10], [50, 50, 60, 60]]), np.array([0, 1])
+    ap = average_precision([(boxes, cls, np.array([0.9, 0.8]), truth, truth_cls)])
+    assert ap[0] == pytest.approx(0.5, abs=0.01)  # (1 + 0) / 2; pooled into one curve it would be 0.5 * 1 = 0.5 too,
+    boxes = np.array([[0, 0, 10, 10], [50, 50, 60, 60], [20, 20, 30, 30]])  # so: class 1 found after its wrong box
+    ap = average_precision([(boxes, np.array([0, 1, 1]), np.array([0.9, 0.8, 0.1]), truth, truth_cls)])
+    per_class = (1.0 + 0.5) / 2  # class 1: precision 1/2 at recall 1
+    pooled = 0.5 * 1.0 + 0.5 * (2 / 3)  # one curve: hits at ranks 1 and 3
+    assert ap[0] == pytest.approx(per_class, abs=0.01) and abs(per_class - pooled) > 0.05
 
 
 QUICK = {"epochs": 1, "imgsz": 64, "fraction": 0.1, "batch": 8, "workers": 0, "plots": False, "device": "cpu"}

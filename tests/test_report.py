@@ -120,14 +120,17 @@ def test_volume_dice_equals_dice_of_the_restacked_volumes(cardiac_run: Path) -> 
     assert sorted(per_patient["volume"]) == sorted(val["volume"].unique())
     assert summary["metrics"]["patients"] == val["patient"].nunique() == per_patient["patient"].nunique()
 
-    # Reassemble every volume from its slices (saved predicted masks, rasterised label files) and compare.
+    # Reassemble every volume from its slices (saved predicted masks, the published label maps kept with the
+    # dataset) and compare.
+    assert summary["metrics"]["truth"] == "published masks"
     for volume, rows in val.sort_values("slice").groupby("volume"):
         pred, true = [], []
         for image in rows["image"]:
             stem = Path(image).stem
             shape = cv2.imread(str(dataset / "images" / "val" / image), cv2.IMREAD_GRAYSCALE).shape
             pred.append(evaluation.load_masks(cardiac_run / "eval" / "masks" / f"{stem}.png", len(classes)))
-            true.append(evaluation.truth_masks(dataset / "labels" / "val" / f"{stem}.txt", shape, len(classes)))
+            true.append(evaluation.load_masks(dataset / "masks" / "val" / f"{stem}.png", len(classes)))
+            assert true[-1].shape[1:] == shape
         expected = dice(overlaps(np.stack(pred, axis=1), np.stack(true, axis=1)))
         row = per_patient.set_index("volume").loc[volume]
         assert [row[f"dice_{name}"] for name in classes] == pytest.approx(expected.tolist())
@@ -145,9 +148,12 @@ def test_segmentation_per_image_dice_and_the_empty_convention(heart_seg_run: Pat
     for _, row in per_image.head(5).iterrows():
         stem = Path(row["image"]).stem
         pred = evaluation.load_masks(heart_seg_run / "eval" / "masks" / f"{stem}.png", 3)
-        true = evaluation.truth_masks(dataset / "labels" / "val" / f"{stem}.txt", pred.shape[1:], 3)
+        # scored against the masks as published (SCR's PNGs at the image's size), not the polygons traced from them
+        true = np.stack([cv2.imread(str(SHARED_DATA / "heart-cxr-jsrt" / "masks" / n / f"{stem}.png"), cv2.IMREAD_GRAYSCALE) > 0 for n in classes])
         assert [row[f"dice_{n}"] for n in classes] == pytest.approx(dice(overlaps(pred, true)).tolist())
         assert [row[f"true_px_{n}"] for n in classes] == true.reshape(3, -1).sum(1).tolist()
+    assert summary["metrics"]["truth"] == "published masks" and summary["metrics"]["distance_unit"] == "px"
+    assert per_class["nsd_mean"].between(0, 1).all() and "hd95" in summary["intervals"]
     # Every val image shows a heart and two lungs.
     assert per_class["images"].tolist() == [len(per_image)] * 3
     assert per_class["dice_mean"].tolist() == pytest.approx([per_image[f"dice_{n}"].mean() for n in classes])
@@ -162,7 +168,12 @@ def test_classification_metrics_agree_with_the_validator(pneumonia_run: Path) ->
     assert per_class.set_index("class")["images"].to_dict() == on_disk
     assert summary["images"] == len(per_image) == sum(on_disk.values())
     assert per_image["correct"].mean() == pytest.approx(summary["metrics"]["accuracy"])
-    assert abs(summary["metrics"]["accuracy"] - summary["validator"]["top1_accuracy"]) < 0.02
+    assert abs(summary["metrics"]["accuracy_argmax"] - summary["validator"]["top1_accuracy"]) < 0.02
+    point = json.loads((pneumonia_run / "operating_point.json").read_text())  # chosen on this val split
+    assert point == {**summary["operating_point"], "chosen_on": "val"} and point["positive"] == summary["classes"][1]
+    positive = (per_image["truth"] == summary["classes"][1]).to_numpy()
+    called = (per_image["predicted"] == summary["classes"][1]).to_numpy()
+    assert called[positive].mean() == pytest.approx(summary["metrics"]["sensitivity"])
     matrix = np.array(summary["metrics"]["confusion_matrix"]["rows_truth_columns_predicted"])
     assert matrix.sum() == len(per_image) and np.trace(matrix) == per_image["correct"].sum()
     assert 0 <= summary["metrics"]["roc_auc"] <= 1
@@ -306,3 +317,4 @@ def test_classification_report(pneumonia_run: Path) -> None:
     html, markdown = write_report(pneumonia_run)
     check_page(pneumonia_run, html, markdown)
     assert "confusion_matrix.png" in markdown.read_text()  # drawn from summary.json's matrix
+    assert "roc_calibration.png" in markdown.read_text() and "95% interval" in markdown.read_text()

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from yolo_tools import yolo
+from yolo_tools import crossval, ensemble, operating_point, yolo
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import read_upload
 from yolo_tools.locations import runs_dir
@@ -39,22 +39,37 @@ BOX_COLUMNS = ["class", "confidence", "x1", "y1", "x2", "y2"]
 
 
 def discover_runs(root: Path | None = None) -> dict[str, Path]:
-    """Runs that can serve, as `recipe/name` → folder: `<root>/<recipe>/<name>/` with best.pt and recipe.yaml.
+    """Runs that can serve, as `recipe/name` → folder: `<root>/<recipe>/<name>/` with best.pt and recipe.yaml,
+    and finished cross-validations (`<root>/<recipe>/<name>/cv.json`, every fold trained), served as one ensemble.
 
     Newest weights first, so the run a user has just trained is the one selected.
     """
     root = root or runs_dir()
     found = [path.parent for path in root.glob(f"*/*/{RECIPE_FILE}") if (path.parent / WEIGHTS).is_file()]
-    found.sort(key=lambda run: (run / WEIGHTS).stat().st_mtime, reverse=True)
+    for path in root.glob(f"*/*/{crossval.CV_FILE}"):
+        try:
+            folds = crossval.members(path.parent)
+        except UserError:  # a cv still running: not offered until every fold is trained
+            continue
+        if folds:
+            found.append(path.parent)
+    found.sort(key=lambda run: _weights_of(run)[0].stat().st_mtime, reverse=True)
     return {f"{run.parent.name}/{run.name}": run for run in found}
+
+
+def _weights_of(folder: Path) -> list[Path]:
+    """A run's best weights, or each fold's for a cross-validation folder."""
+    folds = crossval.members(folder)
+    return [fold / WEIGHTS for fold in folds] if folds else [folder / WEIGHTS]
 
 
 @dataclass(frozen=True)
 class LoadedRun:
     recipe: Recipe
-    model: Any
+    model: Any  # one Ultralytics model, or a list of them (a cross-validation's folds, fused)
     device: str
     load_seconds: float  # reading the weights and one warm-up pass, paid once per run
+    point: dict[str, Any] | None = None  # the operating point chosen on val (yolo_tools/operating_point.py)
 
 
 class ModelCache:
@@ -73,16 +88,21 @@ class ModelCache:
 
 
 def _load(folder: Path) -> LoadedRun:
-    recipe = run_recipe(folder)
-    if recipe is None or not (folder / WEIGHTS).is_file():
+    weights = _weights_of(folder)
+    first = weights[0].parent.parent
+    recipe = run_recipe(first)
+    if recipe is None or not all(w.is_file() for w in weights):
         raise UserError(f"{folder}: not a trained run (needs {RECIPE_FILE} and {WEIGHTS})")
     start = time.perf_counter()
-    model = yolo.load_model(folder / WEIGHTS)
+    models = [yolo.load_model(w) for w in weights]
     device = yolo.pick_device()
     size = int(recipe.train.get("imgsz", 640))
     # The first forward pass builds the predictor and fuses layers; pay it here, not on the first upload.
-    yolo.predict_array(model, np.zeros((size, size, 3), np.uint8), {"device": device})
-    return LoadedRun(recipe, model, device, time.perf_counter() - start)
+    for model in models:
+        yolo.predict_array(model, np.zeros((size, size, 3), np.uint8), {"device": device})
+    point = operating_point.load(first) if len(models) == 1 else None  # folds chose their points on different sets
+    model = models[0] if len(models) == 1 else models
+    return LoadedRun(recipe, model, device, time.perf_counter() - start, point)
 
 
 @dataclass(frozen=True)
@@ -111,8 +131,15 @@ def findings_table(prediction: yolo.Prediction, spacing: tuple[float, float] | N
     return table.sort_values("confidence", ascending=False, ignore_index=True)
 
 
-def diagnosis(prediction: yolo.Prediction, conf: float) -> str:
-    """One line a reader takes in at a glance: the top class, or the findings per class."""
+def diagnosis(prediction: yolo.Prediction, conf: float, point: dict[str, Any] | None = None) -> str:
+    """One line a reader takes in at a glance: the decided class (at the run's operating point), or the findings per class."""
+    if prediction.probabilities is not None and point and "threshold" in point and len(prediction.probabilities) == 2:
+        decided = operating_point.decide(prediction.probabilities, point)
+        positive = prediction.names[1]
+        return (
+            f"**{prediction.names[decided]}** (p({positive}) {prediction.probabilities[1]:.1%}; called {positive} from "
+            f"{point['threshold']:.1%}, the operating point chosen on val by {point['rule']})"
+        )
     if prediction.probabilities is not None:
         order = np.argsort(prediction.probabilities)[::-1]
         top, rest = order[0], order[1:3]
@@ -128,22 +155,35 @@ def diagnosis(prediction: yolo.Prediction, conf: float) -> str:
     return f"**{len(prediction.classes)} finding{'s' * (len(prediction.classes) > 1)}**: " + ", ".join(parts)
 
 
+def run_conf(folder: Path) -> float:
+    """The confidence the page starts a run at: the one chosen on val when stored, else Ultralytics' 0.25."""
+    return float((operating_point.load(folder) or {}).get("conf", 0.25))
+
+
 def analyse(run: LoadedRun, path: Path, conf: float = 0.25) -> Analysis:
     start = time.perf_counter()
     upload = read_upload(path, run.recipe.preprocess)
-    prediction, drawn = yolo.predict_array(run.model, upload.image, {"conf": conf, "device": run.device})
+    args = {**operating_point.predict_defaults(run.recipe, None), "conf": conf, "device": run.device}  # max_det
+    if isinstance(run.model, list):  # a cross-validation's fold models, fused as `predict` fuses them
+        fused = ensemble.fuse_image(run.recipe.task, run.model, upload.image, args)
+        prediction, drawn = yolo.as_arrays(fused), fused.plot()
+    else:
+        prediction, drawn = yolo.predict_array(run.model, upload.image, args)
     findings = findings_table(prediction, upload.spacing)
     overlay = cv2.cvtColor(drawn, cv2.COLOR_BGR2RGB)
-    return Analysis(overlay, findings, diagnosis(prediction, conf), time.perf_counter() - start, upload.notes)
+    return Analysis(overlay, findings, diagnosis(prediction, conf, run.point), time.perf_counter() - start, upload.notes)
 
 
 def describe_run(folder: Path) -> str:
     """The run's task, classes, training size and stored validation metrics, as Markdown."""
-    recipe = run_recipe(folder)
+    folds = crossval.members(folder)
+    recipe = run_recipe(folds[0] if folds else folder)
     if recipe is None:
         return ""
     title = f"**{recipe.name}** ({recipe.task})" + (f": {recipe.description}" if recipe.description else "")
     lines = [title, f"classes: {', '.join(recipe.classes)} · trained at {recipe.train.get('imgsz', 640)} px"]
+    if folds:
+        lines.append(f"ensemble of the {len(folds)} fold models of a patient-wise cross-validation (fused per image)")
     metrics_file = folder / METRICS_FILE
     if metrics_file.is_file():
         val = json.loads(metrics_file.read_text()).get("val", {})
@@ -212,6 +252,7 @@ def build(root: Path, cache: ModelCache):
         # One request at a time: an Ultralytics predictor is not safe to share between threads.
         gr.on([upload.change, run.change, conf.release], on_input, [run, upload, conf], outputs, concurrency_limit=1)
         run.change(lambda label: describe_run(run_folder(label)) if label else "", run, about)
+        run.change(lambda label: run_conf(run_folder(label)) if label else 0.25, run, conf)
         page.load(on_load, run, [run, about])
     return page
 

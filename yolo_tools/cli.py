@@ -24,6 +24,9 @@ EXAMPLES = """examples:
   yolo_tools predict runs/heart/a images/ augment=True --ensemble runs/heart/b   two models fused, with TTA
   yolo_tools evaluate runs/heart/a --ensemble runs/heart/b   the ensemble on a's val split (<run>/eval-ensemble/)
   yolo_tools evaluate runs/kidney/train             Dice/IoU, errors per image, AUC... in <run>/eval/
+  yolo_tools evaluate runs/kidney/train --split test   the held-out test split, in <run>/eval-test/
+  yolo_tools evaluate runs/pneumonia/a --data chest_xray/test --format class-folders   an outside set
+  yolo_tools cv recipes/heart.yaml folds=5          patient-wise cross-validation: runs/heart/cv/cv/summary.md
   yolo_tools report runs/kidney/train               <run>/report/report.html and report.md
   yolo_tools inspect runs/kidney/train --port 5151  mistakes in FiftyOne, worst images first
   yolo_tools export runs/kidney/train format=onnx
@@ -70,13 +73,21 @@ def _predict(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
-    pipeline.evaluate([args.run, *args.ensemble], pipeline.parse_overrides(args.overrides))
+    pipeline.evaluate(
+        [args.run, *args.ensemble], pipeline.parse_overrides(args.overrides), args.split, args.data, args.format, args.operating_point
+    )
+
+
+def _cv(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline
+
+    pipeline.cross_validate(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root)
 
 
 def _report(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
-    pipeline.report(args.run, pipeline.parse_overrides(args.overrides))
+    pipeline.report(args.run, pipeline.parse_overrides(args.overrides), args.eval)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -155,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     def overrides(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("overrides", nargs="*", metavar="key=value", help="Ultralytics arguments")
 
+    def held_out_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--split", choices=["val", "test"], default="val", help="the run's val split (default) or its held-out test split (<run>/eval-test/)")
+        sub.add_argument("--data", metavar="SRC", help="an outside folder, converted with the run's recipe, scored whole (<run>/eval-<folder>/)")
+        sub.add_argument("--format", choices=["yolo", "coco", "masks", "box-csv", "class-folders"], help="with --data: its reader (default: the recipe's converter)")
+        sub.add_argument("--operating-point", metavar="RULE", help="choose a classifier's threshold on val again: youden (default) or sensitivity=0.95")
+
     def ensemble(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--ensemble", action="append", default=[], metavar="RUN",
@@ -175,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     data_root(sub)
     overrides(sub)
 
+    sub = verb("cv", _cv, "patient-wise k-fold cross-validation (folds=5): train and evaluate every fold, mean ± SD in <runs>/<recipe>/<name>/cv/")
+    sub.add_argument("recipe", help="recipe YAML, e.g. recipes/heart.yaml; then folds=K fold_seed=S and Ultralytics train arguments")
+    sub.add_argument("--name", default="cv", help="folder under runs/<recipe>/ (default: cv); an unfinished cv of that name resumes")
+    data_root(sub)
+    overrides(sub)
+
     sub = verb("val", _val, "validate a run (or weights with data=) and store its metrics")
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>) or weights .pt")
     overrides(sub)
@@ -192,11 +215,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = verb("evaluate", _evaluate, "score a run on its val split per image, class and patient (files in <run>/eval/)")
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
+    held_out_options(sub)
     ensemble(sub)
     overrides(sub)
 
     sub = verb("report", _report, "write an HTML page and a Markdown file about a run (evaluates it first if needed)")
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
+    sub.add_argument("--eval", default="eval", metavar="FOLDER", help="which evaluation to report: eval (val, default), eval-test, eval-<set>")
     overrides(sub)
 
     sub = verb("export", _export, "export weights, e.g. format=onnx")

@@ -100,6 +100,13 @@ def fuse(task: str, results: Sequence[Any], weights: Sequence[float] | None = No
     return yolo.results_from_arrays(image, first.path, first.names, boxes, confidences, classes)
 
 
+def fuse_image(task: str, models: Sequence[Any], image: np.ndarray, args: dict[str, Any]) -> Any:
+    """One in-memory image (BGR uint8) through already loaded models, fused; for the dashboard."""
+    args = {**args, "retina_masks": True} if task == "segment" else args
+    fused = fuse(task, [yolo.predict_array_result(model, image, args) for model in models])
+    return fused[fused.boxes.conf >= args.get("conf", DEFAULT_CONF)] if task == "detect" else fused
+
+
 def members(runs: Sequence[str | Path]) -> tuple[str, list[Path]]:
     """The weights of each run and their common task; refuses models that disagree on task or classes."""
     weights = [weights_of(run)[0] for run in runs]

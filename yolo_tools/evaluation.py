@@ -32,18 +32,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 
-from yolo_tools import ensemble, predictions, yolo
+from yolo_tools import ensemble, operating_point, outside_data, predictions, yolo
+from yolo_tools.convert import mask_png
 from yolo_tools.convert.conversion import dataset_dir, prepare
 from yolo_tools.convert.polygons import polygons_to_mask
 from yolo_tools.convert.metadata import METADATA_CSV
-from yolo_tools.convert.writer import SLICES_CSV
+from yolo_tools.convert.writer import MASKS_DIR as TRUTH_MASKS_DIR, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, splits_of
 from yolo_tools.errors import UserError
-from yolo_tools.metrics import classification, detection, groups, segmentation
-from yolo_tools.runs import run_recipe, weights_of
+from yolo_tools.metrics import bootstrap, classification, detection, groups, segmentation, surface
+from yolo_tools.runs import run_dataset, run_recipe, weights_of
 
 
 EVAL_DIR = "eval"
@@ -98,29 +98,41 @@ def predicted_masks(prediction: yolo.Prediction, n_classes: int) -> np.ndarray:
     return merged
 
 
-def save_masks(masks: np.ndarray, path: Path) -> None:
-    """Per-class masks as one 16-bit PNG, bit c set where class c is (classes may overlap); up to 16 classes."""
-    bits = (masks.astype(np.uint16) << np.arange(len(masks), dtype=np.uint16)[:, None, None]).sum(0, dtype=np.uint16)
-    cv2.imwrite(str(path), bits)
+save_masks, load_masks = mask_png.save, mask_png.load  # per-class masks as one 16-bit PNG (convert/mask_png.py)
 
 
-def load_masks(path: Path, n_classes: int) -> np.ndarray:
-    """What `save_masks` wrote, back as (classes, H, W) bool."""
-    bits = cv2.imread(str(path), cv2.IMREAD_UNCHANGED).astype(np.uint16)
-    return (bits[None] >> np.arange(n_classes, dtype=np.uint16)[:, None, None]) & 1 > 0
-
-
-def _score_segment(prediction: yolo.Prediction, labels: Path, names: list[str], masks_dir: Path | None):
+def _score_segment(
+    prediction: yolo.Prediction,
+    labels: Path,
+    names: list[str],
+    masks_dir: Path | None,
+    published: Path | None = None,
+    spacing: tuple[float, float] | None = None,
+):
+    """Dice/IoU and HD95/NSD per class; against the published masks when the dataset kept them, else its polygons."""
     predicted = predicted_masks(prediction, len(names))
-    counts = segmentation.overlaps(predicted, truth_masks(labels, prediction.shape, len(names)))
+    truth = None
+    if published is not None and published.is_file():
+        truth = mask_png.load(published, len(names))
+        if truth.shape[1:] != predicted.shape[1:]:
+            raise UserError(f"{published}: mask is {truth.shape[2]}x{truth.shape[1]} but its image {prediction.path} is {predicted.shape[2]}x{predicted.shape[1]}")
+    if truth is None:
+        truth = truth_masks(labels, prediction.shape, len(names))
+    counts = segmentation.overlaps(predicted, truth)
+    hd95, nsd = surface.surface_scores(predicted, truth, spacing)
     if masks_dir:
         save_masks(predicted, masks_dir / f"{prediction.path.stem}.png")
     dice, iou = segmentation.dice(counts), segmentation.iou(counts)
-    row: dict[str, Any] = {"image": prediction.path.name, "dice": dice.mean(), "iou": iou.mean()}
+    row: dict[str, Any] = {
+        "image": prediction.path.name, "dice": dice.mean(), "iou": iou.mean(),
+        "hd95": np.nanmean(hd95) if np.isfinite(hd95).any() else np.nan, "nsd": nsd.mean(),
+    }
     for index, name in enumerate(names):
         row |= {
             f"dice_{name}": dice[index],
             f"iou_{name}": iou[index],
+            f"hd95_{name}": hd95[index],
+            f"nsd_{name}": nsd[index],
             f"true_px_{name}": counts[index, 2],
             f"pred_px_{name}": counts[index, 1],
         }
@@ -162,16 +174,23 @@ def _score_classify(prediction: yolo.Prediction, names: list[str]):
 class _Scorer:
     """Scores each image as its prediction streams past; keeps one row and the counts to aggregate."""
 
-    def __init__(self, task: str, dataset: Path, names: list[str], masks_dir: Path | None):
+    def __init__(self, task: str, dataset: Path, names: list[str], masks_dir: Path | None, split: str = "val"):
         self.task, self.dataset, self.names, self.masks_dir = task, dataset, list(names), masks_dir
+        self.split = split
+        self.truth_from = "published masks" if (dataset / TRUTH_MASKS_DIR / split).is_dir() else "polygons of the label files"
+        spacing_csv = dataset / SPACING_CSV
+        table = pd.read_csv(spacing_csv) if spacing_csv.is_file() else pd.DataFrame(columns=["image", "row_mm", "col_mm"])
+        self.spacing = {Path(str(i)).stem: (float(r), float(c)) for i, r, c in table[["image", "row_mm", "col_mm"]].itertuples(index=False)}
         self.rows: list[dict[str, Any]] = []
         self.kept: list[Any] = []  # segment: (C, 3) overlaps; detect: (C, 3) found/fp/missed; classify: (truth, probs)
         self.detections: list[tuple] = []  # detect: boxes, classes, confidences, truth boxes, truth classes (for AP)
 
     def add(self, prediction: yolo.Prediction) -> None:
-        labels = self.dataset / "labels" / "val" / f"{prediction.path.stem}.txt"
+        labels = self.dataset / "labels" / self.split / f"{prediction.path.stem}.txt"
         if self.task == "segment":
-            row, kept = _score_segment(prediction, labels, self.names, self.masks_dir)
+            published = self.dataset / TRUTH_MASKS_DIR / self.split / f"{prediction.path.stem}.png"
+            spacing = self.spacing.get(prediction.path.stem)
+            row, kept = _score_segment(prediction, labels, self.names, self.masks_dir, published, spacing)
         elif self.task == "detect":
             row, kept = _score_detect(prediction, labels, self.names, self.detections)
         else:
@@ -190,6 +209,11 @@ PER_IMAGE_METRIC = {
 }
 
 
+def _unit(images: pd.Series, spacing: dict[str, tuple[float, float]]) -> str:
+    known = images.map(lambda image: Path(str(image)).stem in spacing)
+    return "mm" if known.all() else "px" if not known.any() else "mm where the spacing is known, else px (mixed)"
+
+
 def _segment_tables(scorer: _Scorer, dataset: Path, per_image: pd.DataFrame):
     """Per-class and overall Dice/IoU; per-volume 3D scores when the dataset lists its slices."""
     counts = np.stack(scorer.kept)
@@ -202,12 +226,20 @@ def _segment_tables(scorer: _Scorer, dataset: Path, per_image: pd.DataFrame):
             "iou_mean": segmentation.iou(counts).mean(0),
             "dice_pooled": segmentation.dice(pooled),
             "iou_pooled": segmentation.iou(pooled),
+            "hd95_mean": [per_image[f"hd95_{name}"].mean() for name in scorer.names],  # NaN (undefined) left out
+            "hd95_defined": [int(per_image[f"hd95_{name}"].notna().sum()) for name in scorer.names],
+            "nsd_mean": [per_image[f"nsd_{name}"].mean() for name in scorer.names],
         }
     )
     summary = {
         "dice": float(per_class["dice_mean"].mean()),
         "iou": float(per_class["iou_mean"].mean()),
         "dice_pooled": float(per_class["dice_pooled"].mean()),
+        "hd95": float(per_image["hd95"].mean()),
+        "nsd": float(per_image["nsd"].mean()),
+        "distance_unit": _unit(per_image["image"], scorer.spacing),
+        "nsd_tolerance": surface.TOLERANCE,
+        "truth": scorer.truth_from,
     }
     volumes = None
     slices_path = dataset / SLICES_CSV
@@ -254,12 +286,12 @@ def _detect_tables(scorer: _Scorer, validation: yolo.Validation | None, per_imag
     return per_class, summary
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """NaN becomes null and numpy scalars plain numbers, so summary.json is strict JSON."""
     if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
+        return {k: json_ready(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and math.isnan(value):
@@ -280,26 +312,141 @@ def _tee(results: Iterator[Any], scorer: _Scorer) -> Iterator[Any]:
         yield result
 
 
-def evaluate(run: str | Path, overrides: dict[str, Any] | None = None, also: Sequence[str | Path] = ()) -> Path:
-    """Evaluate a run's best weights on its val split; returns the `eval/` folder with the metric files.
+def eval_dir_name(split: str = "val", data_name: str | None = None, ensemble_of: bool = False) -> str:
+    """`eval` for the val split; `eval-test`, `eval-<outside set>`, `eval-ensemble[-test]` for the others."""
+    name = ENSEMBLE_DIR if ensemble_of else EVAL_DIR
+    if data_name:
+        return f"{name}-{data_name}"
+    return name if split == "val" else f"{name}-{split}"
+
+
+def _patients(dataset: Path, split: str, per_image: pd.DataFrame) -> pd.Series:
+    """The patient of each scored image (dataset's patients.csv); each image its own patient when not listed."""
+    names = per_image["image"].map(lambda image: Path(str(image)).name)
+    path = dataset / PATIENTS_CSV
+    if not path.is_file():
+        return names
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    table = table[table["split"] == split].drop_duplicates("image").set_index("image")["patient"]
+    return names.map(table).fillna(names)
+
+
+def _operating_conf(weights: Path, data: Path, args: dict[str, Any], run_dir: Path, validation) -> dict[str, Any] | None:
+    """The detector's F1-max confidence on val: stored in the run, else from this (val) validation, else validated now."""
+    stored = operating_point.load(run_dir)
+    if stored and "conf" in stored:
+        return stored
+    if validation is None or validation.f1_conf is None:
+        val_args = {**args, "split": "val", "plots": False, "project": str(run_dir), "name": f"{EVAL_DIR}-choose", "exist_ok": True}
+        validation = yolo.validate_full(weights, data, val_args)
+    if validation.f1_conf is None:
+        return None
+    operating_point.save(run_dir, {"rule": "max F1 over classes (Ultralytics validator)", "conf": validation.f1_conf})
+    return operating_point.load(run_dir)
+
+
+def _classify_point(run_dir: Path, split: str, rule: str | None, truth: np.ndarray, probabilities: np.ndarray, names: list[str]):
+    """The classifier's stored threshold; chosen now (and stored) when this is the val split and none is stored or a rule is given."""
+    stored = operating_point.load(run_dir)
+    if len(names) != 2:
+        return None
+    if split == "val" and (rule or not (stored and "threshold" in stored)):
+        chosen = operating_point.choose_threshold(truth == 1, probabilities[:, 1], rule or operating_point.DEFAULT_RULE)
+        operating_point.save(run_dir, {**chosen, "positive": names[1]})
+        return operating_point.load(run_dir)
+    if stored and "threshold" in stored:
+        return stored
+    raise UserError(f"{run_dir}: no operating point chosen yet; evaluate the val split first (yolo_tools evaluate {run_dir})")
+
+
+def _intervals(task: str, per_image: pd.DataFrame, scorer: _Scorer, boot: bootstrap.Bootstrap, metrics: dict, truth=None, probabilities=None, predicted=None) -> dict:
+    """95% bootstrap intervals over patients for the headline numbers in `metrics`."""
+    out: dict[str, Any] = {}
+    if task == "segment":
+        out["dice"] = boot.mean(per_image["dice"].to_numpy())
+        out["iou"] = boot.mean(per_image["iou"].to_numpy())
+        counts = np.stack(scorer.kept).astype(np.float64)  # (images, classes, 3)
+        pooled = np.einsum("bi,ick->bck", boot.weights, counts)  # each replicate's pixel counts per class
+        out["dice_pooled"] = boot.interval(segmentation.dice(pooled).mean(1))
+        for name in ("hd95", "nsd"):
+            if name in per_image:
+                out[name] = boot.mean(per_image[name].to_numpy())
+    elif task == "detect":
+        out["recall_at_conf"] = boot.ratio(per_image["found"], per_image["found"] + per_image["missed"])
+        out["precision_at_conf"] = boot.ratio(per_image["found"], per_image["boxes_predicted"])
+        out["false_positives_per_image"] = boot.mean(per_image["false_positives"].to_numpy())
+
+        prepared = detection.ap_inputs(scorer.detections)  # matched once; each replicate only re-ranks
+        images = np.arange(len(per_image))
+        replicates = np.stack([detection.ap_of([prepared[i] for i in np.repeat(images, row.astype(int))]) for row in boot.weights])
+        out["ap50"] = boot.interval(replicates[:, 0])
+        out["ap50_95"] = boot.interval(replicates.mean(1))
+    else:
+        correct = (predicted == truth).astype(np.float64)
+        out["accuracy"] = boot.mean(correct)
+        if probabilities.shape[1] == 2:
+            from sklearn.metrics import roc_auc_score
+
+            positive = truth == 1
+            out["roc_auc"] = boot.weighted(
+                lambda w: roc_auc_score(positive, probabilities[:, 1], sample_weight=w) if 0 < w[positive].sum() < w.sum() else None
+            )
+            out["sensitivity"] = boot.ratio(correct * positive, positive.astype(np.float64))
+            out["specificity"] = boot.ratio(correct * ~positive, (~positive).astype(np.float64))
+    return {k: (None if v is None else [float(v[0]), float(v[1])]) for k, v in out.items() if k in metrics}
+
+
+def evaluate(
+    run: str | Path,
+    overrides: dict[str, Any] | None = None,
+    also: Sequence[str | Path] = (),
+    split: str = "val",
+    data: str | Path | None = None,
+    data_format: str | None = None,
+    rule: str | None = None,
+) -> Path:
+    """Evaluate a run's best weights on its val split (or `split`, or an outside set); returns the folder of metric files.
 
     `overrides` are Ultralytics arguments for both the validator and the predictions (imgsz, batch,
-    device, ...), except `conf`, the confidence a prediction needs to count (default 0.25), which only
-    applies to the predictions (the validator sweeps all confidences for mAP).
+    device, ...), except `conf`, the confidence a prediction needs to count, which only applies to the
+    predictions (the validator sweeps all confidences for mAP). Without `conf`, a detector uses the
+    confidence where F1 peaks on val (chosen on the first evaluation, stored in the run; see
+    yolo_tools/operating_point.py); a classifier decides at the threshold chosen on val by `rule`
+    (youden, or e.g. sensitivity=0.95). The recipe's `max_det` applies as in training.
+
+    `split` 'test' scores the recipe's held-out test split into `<run>/eval-test/`; `data` converts an
+    outside folder with the run's recipe (same classes and intensity mapping; `data_format` picks another
+    reader: coco, masks, box-csv, class-folders, yolo) into the workbench's datasets folder and scores all
+    of it into `<run>/eval-<folder name>/`. Every headline number gets a 95% bootstrap interval over patients.
 
     With `also` (more runs or weights), the run and those are evaluated as one ensemble
-    (yolo_tools/ensemble.py) on the run's val split, into `<run>/eval-ensemble/`; Ultralytics' validator
-    cannot run an ensemble, so its columns stay empty and detection is scored by our own AP.
+    (yolo_tools/ensemble.py) into `<run>/eval-ensemble[-test]/`; Ultralytics' validator cannot run an
+    ensemble, so its columns stay empty and detection is scored by our own AP.
     """
     weights, run_dir = weights_of(run)
     recipe = run_recipe(run_dir) if run_dir else None
     if recipe is None:
         raise UserError(f"{run}: evaluate needs a run folder made by yolo_tools train (it reads recipe.yaml)")
     args = dict(overrides or {})
-    conf = float(args.pop("conf", DEFAULT_CONF))
-    data = prepare(recipe)
-    dataset = dataset_dir(recipe)
-    out = run_dir / (ENSEMBLE_DIR if also else EVAL_DIR)
+    explicit_conf = args.pop("conf", None)
+    for key, value in operating_point.predict_defaults(recipe, None).items():
+        args.setdefault(key, value)  # max_det
+    data_yaml = prepare(recipe)
+    data_name = None
+    if data is not None:
+        data_yaml, data_name = outside_data.convert(recipe, Path(data), data_format)
+        dataset, split = outside_data.dataset_of(data_yaml), outside_data.SPLIT
+    elif split == "val" and run_dataset(run_dir) is not None:  # a cv fold: its own held-out patients
+        dataset = run_dataset(run_dir)
+        data_yaml = dataset if recipe.task == "classify" else dataset / "data.yaml"
+    else:
+        dataset = dataset_dir(recipe)
+        if split not in splits_of(recipe):
+            raise UserError(
+                f"{run_dir}: recipe '{recipe.name}' keeps no {split} split; add data.split.test (a fraction, or "
+                "'source' for a published one), convert again and evaluate the run with --split test"
+            )
+    out = run_dir / eval_dir_name(split, data_name, bool(also))
     out.mkdir(parents=True, exist_ok=True)
     for name in OUR_FILES:
         (out / name).unlink(missing_ok=True)
@@ -308,12 +455,19 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None, also: Seq
         validation, task = None, ensemble.members([weights, *also])[0]
     else:
         validation = yolo.validate_full(
-            weights, data, {**args, "project": str(run_dir), "name": EVAL_DIR, "exist_ok": True, "plots": True}
+            weights, data_yaml, {**args, "split": split, "project": str(run_dir), "name": out.name, "exist_ok": True, "plots": True}
         )
         task = validation.task
     if task != recipe.task:
         raise UserError(f"{weights}: a {task} model, but recipe '{recipe.name}' is a {recipe.task} task")
-    source = str(dataset / "val" / "*" / "*") if recipe.task == "classify" else str(dataset / "images" / "val")
+    point = None
+    if recipe.task == "classify" and not also and (split != "val" or data_name):
+        if not (operating_point.load(run_dir) or {}).get("threshold") and len(recipe.classes) == 2:
+            evaluate(run_dir, overrides)  # the threshold is chosen on val, never on the set being scored
+    if explicit_conf is None and recipe.task != "classify" and not also:
+        point = _operating_conf(weights, prepare(recipe), args, run_dir, validation if split == "val" and not data_name else None)
+    conf = float(explicit_conf if explicit_conf is not None else point["conf"] if point else DEFAULT_CONF)
+    source = str(dataset / split / "*" / "*") if recipe.task == "classify" else str(dataset / "images" / split)
     predict_args = {**args, "conf": conf}
     if recipe.task == "segment":
         predict_args["retina_masks"] = True  # masks at the image's own size, like the ground truth
@@ -322,25 +476,43 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None, also: Seq
         masks_dir = out / MASKS_DIR
         shutil.rmtree(masks_dir, ignore_errors=True)
         masks_dir.mkdir()
-    scorer = _Scorer(recipe.task, dataset, recipe.classes, masks_dir)
+    scorer = _Scorer(recipe.task, dataset, recipe.classes, masks_dir, split)
     if also:
         results = ensemble.predict([weights, *also], source, predict_args)
     else:
         results = yolo.predict(weights, source, predict_args)
     predictions.write(_tee(results, scorer), out, save_images=False)
     if not scorer.rows:
-        raise UserError(f"{dataset}: no val images to evaluate")
+        raise UserError(f"{dataset}: no {split} images to evaluate")
 
     names, per_image, per_patient = scorer.names, pd.DataFrame(scorer.rows), None
+    per_image["patient"] = _patients(dataset, split, per_image)
+    boot = bootstrap.Bootstrap(per_image["patient"].tolist())
+    extra: dict[str, Any] = {}
     if recipe.task == "segment":
         per_class, metrics, per_patient = _segment_tables(scorer, dataset, per_image)
+        extra["intervals"] = _intervals("segment", per_image, scorer, boot, metrics)
     elif recipe.task == "detect":
         per_class, metrics = _detect_tables(scorer, validation, per_image)
+        metrics["recall_at_conf"] = metrics["found"] / max(metrics["found"] + metrics["missed"], 1)
+        metrics["precision_at_conf"] = metrics["found"] / max(metrics["boxes_predicted"], 1)
+        metrics["false_positives_per_image"] = metrics["false_positives"] / len(per_image)
+        extra["intervals"] = _intervals("detect", per_image, scorer, boot, metrics)
     else:
-        truth, probabilities = zip(*scorer.kept)
-        metrics, rows, matrix = classification.classify_metrics(np.array(truth), np.stack(probabilities), names)
+        truth, probabilities = np.array([t for t, _ in scorer.kept]), np.stack([p for _, p in scorer.kept])
+        point = None if also else _classify_point(run_dir, split if not data_name else "outside", rule, truth, probabilities, names)
+        predicted = np.array([operating_point.decide(p, point) for p in probabilities])
+        per_image["predicted"] = [names[i] for i in predicted]
+        per_image["confidence"] = probabilities[np.arange(len(predicted)), predicted]
+        per_image["correct"] = predicted == truth
+        metrics, rows, matrix = classification.classify_metrics(truth, probabilities, names, predicted)
         per_class = pd.DataFrame(rows)
+        metrics["accuracy_argmax"] = float((probabilities.argmax(1) == truth).mean())  # as Ultralytics' top-1
         metrics["confusion_matrix"] = {"classes": names, "rows_truth_columns_predicted": matrix.tolist()}
+        extra["intervals"] = _intervals("classify", per_image, scorer, boot, metrics, truth, probabilities, predicted)
+        extra["roc"] = classification.curves(truth, probabilities) if len(names) == 2 else None
+    extra["bootstrap"] = boot.describe()
+    extra["operating_point"] = point
 
     per_group = None
     if (dataset / METADATA_CSV).is_file():
@@ -356,12 +528,15 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None, also: Seq
         "ensemble_of": [str(weights_of(member)[0]) for member in [weights, *also]] if also else None,
         "dataset": str(dataset),
         "dataset_fingerprint": card.get("fingerprint"),
-        "split": "val",
+        "split": split,
+        "scored_set": _scored_set(split, data, card),
+        "eval_dir": out.name,
         "images": len(per_image),
         "classes": names,
         "conf": conf,
         "validator": validation.metrics if validation else {},
         "metrics": metrics,
+        **extra,
         "per_image_metric": PER_IMAGE_METRIC[recipe.task],
         "conventions": {
             "segment": segmentation.EMPTY_CONVENTION
@@ -369,8 +544,10 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None, also: Seq
             "dice_3d is per volume (its slices stacked) averaged over volumes",
             "detect": f"a prediction with confidence >= {conf} is found when it overlaps a free true box of its class "
             f"with IoU >= {detection.IOU_THRESHOLD}, greedily by confidence; others are false positives, "
-            "unmatched true boxes are missed; precision, recall and mAP come from Ultralytics' validator",
-            "classify": "prediction = most probable class; precision, recall and F1 are macro means over classes",
+            "unmatched true boxes are missed; precision, recall and mAP come from Ultralytics' validator; "
+            "ap50 and ap50_95 are ours (Ultralytics' ap_per_class on the predictions above conf, per class, then averaged)",
+            "classify": "prediction = the positive (second) class when its probability reaches the operating point's "
+            "threshold (two classes), else the most probable class; precision, recall and F1 are macro means over classes",
         }[recipe.task],
     }
     per_image.to_csv(out / "per_image.csv", index=False)
@@ -380,8 +557,23 @@ def evaluate(run: str | Path, overrides: dict[str, Any] | None = None, also: Seq
     if per_group is not None:
         per_group.to_csv(out / GROUPS_FILE, index=False)
         summary["metadata_fields"] = list(per_group["field"].unique())
-    write_atomic(out / SUMMARY_FILE, json.dumps(_json_ready(summary), indent=2))  # last: marks the files complete
+    write_atomic(out / SUMMARY_FILE, json.dumps(json_ready(summary), indent=2))  # last: marks the files complete
     shown = {k: v for k, v in {**(validation.metrics if validation else {}), **metrics}.items() if isinstance(v, (int, float))}
-    print("evaluation: " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
+    intervals = summary.get("intervals") or {}
+    print(f"evaluation ({summary['scored_set']}): " + "  ".join(_shown(k, v, intervals.get(k)) for k, v in shown.items()))
     print(f"metrics: {out}")
     return out
+
+
+def _shown(name: str, value: float, interval: list[float] | None) -> str:
+    text = f"{name} {value:.3f}" if isinstance(value, float) else f"{name} {value}"
+    return text + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def _scored_set(split: str, data: str | Path | None, card: dict) -> str:
+    """Which images were scored, in words, for the report's title line."""
+    if data is not None:
+        return f"outside set {Path(data).resolve()} (converted with the run's recipe)"
+    held = {"val": "val split (the split that chose the best epoch)", "test": "held-out test split (never used in training)"}
+    rule = card.get("split", {})
+    return held.get(split, split) + (f", split by {rule.get('by')}" if rule else "")

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import cascade, ensemble, evaluation, predictions, yolo, yolo_args
+from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, yolo, yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare
 from yolo_tools.errors import UserError
@@ -182,7 +182,7 @@ def predict(
     skipped with a warning naming each (imaging/model_input.readable_images); if no image could be read,
     nothing is written and the command fails.
     """
-    members = [weights] if isinstance(weights, (str, Path)) else list(weights)
+    members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
     weights, run_dir = weights_of(members[0])
     args = _check_cli_args(dict(overrides or {}))
     _check_device(args)
@@ -197,9 +197,10 @@ def predict(
             results = ensemble.predict(members, files, args)
             csv_path, json_path, count = predictions.write(results, out_dir)
         else:
+            args = {**operating_point.predict_defaults(recipe, run_dir), **args}  # the run's conf and max_det
             mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
             results = yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, files, args)
-            csv_path, json_path, count = predictions.write(results, out_dir)
+            csv_path, json_path, count = predictions.write(results, out_dir, point=operating_point.load(run_dir))
     except BaseException:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
@@ -246,32 +247,69 @@ def predict_format(
     return [out_dir / path.name for path in files]
 
 
-def evaluate(run: str | Path | list[str | Path], overrides: dict[str, Any] | None = None) -> Path:
+def evaluate(
+    run: str | Path | list[str | Path],
+    overrides: dict[str, Any] | None = None,
+    split: str = "val",
+    data: str | Path | None = None,
+    data_format: str | None = None,
+    rule: str | None = None,
+) -> Path:
     """A run's best weights on its val split, scored per image, class and patient; files in `<run>/eval/`.
 
-    Several runs are evaluated as one ensemble on the first run's val split; files in `<first run>/eval-ensemble/`.
+    `split="test"` scores the recipe's held-out test split (`<run>/eval-test/`); `data` an outside folder,
+    converted with the run's recipe (`<run>/eval-<folder>/`); `rule` re-chooses a classifier's operating
+    point on val (youden, sensitivity=0.95). Several runs are evaluated as one ensemble; files in
+    `<first run>/eval-ensemble[-test]/`.
     """
     from yolo_tools import tracking
 
     overrides = _check_cli_args(dict(overrides or {}))
     _check_device(overrides)
+    if rule is not None:
+        operating_point.check_rule(rule)
     runs = [run] if isinstance(run, (str, Path)) else list(run)
-    out = evaluation.evaluate(runs[0], overrides, also=runs[1:])
+    if split == "val" and data is None and any(crossval.members(member) for member in runs):
+        raise UserError(
+            f"{run}: the fold models together have trained on every val image; score the cv ensemble on "
+            "held-out data: --split test (a recipe with data.split.test) or --data SRC"
+        )
+    runs = _expand_cv(runs)
+    out = evaluation.evaluate(runs[0], overrides, also=runs[1:], split=split, data=data, data_format=data_format, rule=rule)
     tracking.log_evaluation(out)
     return out
 
 
-def report(run: str | Path, overrides: dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """An HTML page and a Markdown file about a run, from its eval files (evaluated first when missing)."""
+
+def _expand_cv(runs: list[str | Path]) -> list[str | Path]:
+    """A cross-validation folder stands for its fold runs, used together as one ensemble."""
+    expanded: list[str | Path] = []
+    for run in runs:
+        expanded.extend(crossval.members(run) or [run])
+    return expanded
+
+
+def cross_validate(recipe_path: str | Path, overrides: dict[str, Any] | None = None, name: str | None = None, data_root: str | Path | None = None) -> Path:
+    """Patient-wise k-fold cross-validation of a recipe (yolo_tools/crossval.py); returns `runs/<recipe>/<name>/cv/`."""
+    return crossval.cross_validate(recipe_path, overrides, name, data_root)
+
+
+def report(run: str | Path, overrides: dict[str, Any] | None = None, eval_name: str = evaluation.EVAL_DIR) -> tuple[Path, Path]:
+    """An HTML page and a Markdown file about a run, from its eval files (evaluated first when missing).
+
+    `eval_name` picks another evaluation (`eval-test`, `eval-<outside set>`), which must exist.
+    """
     from yolo_tools.report import write_report  # matplotlib and Jinja2, only when a report is asked for
 
     weights, run_dir = weights_of(run)
     if run_dir is None or run_recipe(run_dir) is None:
         raise UserError(f"{run}: report needs a run folder made by yolo_tools train (it reads recipe.yaml)")
-    summary = run_dir / evaluation.EVAL_DIR / evaluation.SUMMARY_FILE
-    if overrides or not summary.is_file() or summary.stat().st_mtime < weights.stat().st_mtime:
+    summary = run_dir / eval_name / evaluation.SUMMARY_FILE
+    if eval_name == evaluation.EVAL_DIR and (overrides or not summary.is_file() or summary.stat().st_mtime < weights.stat().st_mtime):
         evaluate(run_dir, overrides)  # missing, asked for with other arguments, or older than the weights
-    html, markdown = write_report(run_dir)
+    elif eval_name == "eval-test" and not summary.is_file():
+        evaluate(run_dir, overrides, split="test")
+    html, markdown = write_report(run_dir, eval_name)
     print(f"report: {html}\n        {markdown}")
     return html, markdown
 

@@ -15,15 +15,17 @@ import cv2
 import pandas as pd
 from tqdm import tqdm
 
+from yolo_tools.operating_point import decide
+
 CSV_COLUMNS = ["image", "class_id", "class_name", "confidence", "x1", "y1", "x2", "y2"]
 
 
-def _records(result: Any) -> list[dict[str, Any]]:
+def _records(result: Any, point: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     image = Path(result.path).name
     names = result.names
     if result.probs is not None:
         probs = result.probs.data.cpu().numpy()
-        top = int(probs.argmax())
+        top = decide(probs, point)
         return [
             {
                 "image": image,
@@ -54,14 +56,20 @@ def _records(result: Any) -> list[dict[str, Any]]:
     return records
 
 
-def write(results: Iterable[Any], out_dir: Path, save_images: bool = True) -> tuple[Path, Path, int]:
-    """Consume streamed results; returns the CSV path, the JSON path and the number of images."""
+def write(
+    results: Iterable[Any], out_dir: Path, save_images: bool = True, point: dict[str, Any] | None = None
+) -> tuple[Path, Path, int]:
+    """Consume streamed results; returns the CSV path, the JSON path and the number of images.
+
+    `point`, a run's stored operating point, decides a two-class classifier's class (its threshold
+    instead of the most probable class; see yolo_tools/operating_point.py).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     count = 0
     for result in tqdm(results, desc="predict", unit="img"):
         count += 1
-        records.extend(_records(result))
+        records.extend(_records(result, point))
         if save_images:
             cv2.imwrite(str(out_dir / f"{Path(result.path).stem}.jpg"), result.plot())
     table = pd.DataFrame(records)

@@ -50,11 +50,27 @@ class Source(_Strict):
 
 
 class Split(_Strict):
-    """How images are divided into train and val: by patient or study, never by file, unless told so."""
+    """How images are divided into train, val and (optionally) test: by patient or study, never by file, unless told so.
+
+    `test` keeps a set apart that no training, early stopping or choice of weights ever sees: a fraction
+    of the patients (carved before val), or 'source' for the test split the set was published with.
+    """
 
     by: str = Field("source", description="'source' keeps the published split; 'file', a regex, or a named rule groups")
     val: float = Field(0.2, gt=0, lt=1)
+    test: float | Literal["source"] | None = Field(
+        None, description="fraction of patients held out as a test set, or 'source' for the published test split"
+    )
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _fractions_fit(self) -> Split:
+        if isinstance(self.test, float):
+            if not 0 < self.test < 1 or self.val + self.test >= 1:
+                raise ValueError(f"test ({self.test}) and val ({self.val}) are fractions of the patients with val + test < 1")
+            if self.by == "source":
+                raise ValueError("a test fraction needs a patient rule in 'by' (file, a regex, ...); use test: source to keep a published one")
+        return self
 
 
 class Metadata(_Strict):
@@ -128,10 +144,13 @@ class Recipe(_Strict):
 
     def fingerprint(self) -> str:
         """Identifies the converted dataset: it changes exactly when the data section or classes change."""
+        # Without metadata or a test split the dump is as before those fields existed, so older conversions stay current.
+        unset: dict[str, Any] = {"metadata": True} if self.data.metadata is None else {}
+        if self.data.split.test is None:
+            unset["split"] = {"test"}
         payload = json.dumps(
             {
-                # Without metadata the dump is as before the field existed, so older conversions stay current.
-                "data": self.data.model_dump(exclude={"metadata"} if self.data.metadata is None else None),
+                "data": self.data.model_dump(exclude=unset or None),
                 "classes": self.classes,
                 "preprocess": self.preprocess.model_dump(),
                 "task": self.task,

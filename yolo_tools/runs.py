@@ -18,6 +18,7 @@ from yolo_tools.recipe import Recipe, load_recipe
 
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.json"
+DATASET_FILE = "dataset.json"  # a run trained on another dataset than its recipe's own (a cross-validation fold)
 
 
 def new_run_dir(recipe: Recipe, name: str | None) -> Path:
@@ -93,3 +94,15 @@ def save_metrics(run_dir: Path, metrics: dict[str, float], kind: str = "val") ->
     stored[kind] = metrics
     path.write_text(json.dumps(stored, indent=2))
     return path
+
+
+def save_run_dataset(run_dir: Path, dataset: Path) -> None:
+    """Record that this run trains and validates on `dataset` (a cv fold) rather than the recipe's converted set."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / DATASET_FILE).write_text(json.dumps({"dataset": str(dataset)}))
+
+
+def run_dataset(run_dir: Path | None) -> Path | None:
+    """The dataset a run's val split lives in when it is not the recipe's own (see `save_run_dataset`)."""
+    path = run_dir / DATASET_FILE if run_dir else None
+    return Path(json.loads(path.read_text())["dataset"]) if path and path.is_file() else None

@@ -280,6 +280,7 @@ class Validation:
     metrics: dict[str, float]
     save_dir: Path
     per_class: list[dict[str, Any]]
+    f1_conf: float | None = None  # detect, segment: the confidence where the validator's mean F1 curve peaks
 
 
 def _per_class(task: str, metrics: Any) -> list[dict[str, Any]]:
@@ -314,9 +315,31 @@ def validate_full(weights: Path, data: Path | None, args: dict[str, Any]) -> Val
         metrics = yolo.val(**args)
     except FileNotFoundError as exc:  # Ultralytics' own check of data= and the images it names
         raise UserError(f"data={args.get('data')}: {exc}; give a dataset YAML (or a folder for classify) that exists") from None
+    f1_conf = None
+    if yolo.task in ("detect", "segment"):
+        curves = metrics.seg if yolo.task == "segment" else metrics.box
+        f1_conf = f1_confidence(curves.f1_curve, curves.px) if len(curves.f1_curve) else None
     return Validation(
-        yolo.task, short_metrics(yolo.task, metrics.results_dict), Path(metrics.save_dir), _per_class(yolo.task, metrics)
+        yolo.task,
+        short_metrics(yolo.task, metrics.results_dict),
+        Path(metrics.save_dir),
+        _per_class(yolo.task, metrics),
+        f1_conf,
     )
+
+
+def f1_confidence(f1_curve: np.ndarray, confidences: np.ndarray) -> float:
+    """The confidence where F1 averaged over classes is highest, smoothed as Ultralytics' validator does."""
+    from ultralytics.utils.metrics import smooth
+
+    return float(confidences[int(smooth(np.asarray(f1_curve).mean(0), 0.1).argmax())])
+
+
+def ap_per_class(tp: np.ndarray, confidences: np.ndarray, classes: np.ndarray, truth_classes: np.ndarray) -> np.ndarray:
+    """Ultralytics' AP per true class (rows) and IoU threshold (columns of `tp`), as its validator computes it."""
+    from ultralytics.utils.metrics import ap_per_class as ultralytics_ap_per_class
+
+    return ultralytics_ap_per_class(tp, confidences, classes, truth_classes)[5]
 
 
 def validate(weights: Path, data: Path | None, args: dict[str, Any]) -> tuple[str, dict[str, float], Path]:
@@ -394,13 +417,18 @@ def as_arrays(result: Any) -> Prediction:
     )
 
 
+def predict_array_result(model: Any, image: np.ndarray, args: dict[str, Any]) -> Any:
+    """One in-memory image (uint8 BGR) through an already loaded model: its Ultralytics result."""
+    return model.predict(source=image, verbose=False, **args)[0]
+
+
 def predict_array(model: Any, image: np.ndarray, args: dict[str, Any]) -> tuple[Prediction, np.ndarray]:
     """One in-memory image (uint8 BGR, as OpenCV reads it) through an already loaded model.
 
     For callers that keep a model between requests (the dashboard) rather than reloading it per file;
     returns the result as arrays and the image with boxes, masks or class probabilities drawn (BGR).
     """
-    result = model.predict(source=image, verbose=False, **args)[0]
+    result = predict_array_result(model, image, args)
     return as_arrays(result), result.plot()
 
 

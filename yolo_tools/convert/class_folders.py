@@ -11,7 +11,9 @@ because a copy of it also sits in a folder that is skipped. Files that are no us
 by the writer, which verifies every image.
 
 Options: `folder` (the folder holding the class folders, relative to the source; default: the source itself),
-`duplicates` (`drop` or `keep`).
+`duplicates` (`drop` or `keep`), `test_folder` (the published test split's folder of class folders, read
+only with `split: {test: source}`; default: `test`). Duplicates and patients are matched across both, so a
+picture or patient of the test split that also sits in train is tied to one group.
 
 Examples:
     >>> from yolo_tools.recipe import load_recipe
@@ -39,6 +41,7 @@ from yolo_tools.recipe import Recipe
 class Options(ConverterOptions):
     folder: str = Field(".", description="the folder holding the class folders, relative to the source")
     duplicates: Literal["drop", "keep"] = Field("drop", description="byte-identical copies: counted once, or kept")
+    test_folder: str = Field("test", description="the published test split's folder of class folders (split.test: source)")
 
 
 def _root(src: Path, options: dict) -> Path:
@@ -85,21 +88,27 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
     options = parse(Options, recipe)
     root = _root(src, options.model_dump())
     by_lower = {name.lower(): name for name in recipe.classes}
-    files = [
-        (folder, path)
-        for folder in _class_dirs(root)
-        for path in sorted(folder.iterdir())
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
-    ]
+    roots = [(root, None)]
+    if recipe.data.split.test == "source":
+        roots.append((_root(src, {"folder": options.test_folder}), "test"))
+    files, split_of = [], []
+    for folder_root, split in roots:
+        for folder in _class_dirs(folder_root):
+            for path in sorted(folder.iterdir()):
+                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                    files.append((folder, path))
+                    split_of.append(split)
     if not files:
         raise UserError(f"{root}: no images in the class folders")
     stems = [path.stem for _, path in files]
     clash = len(set(stems)) != len(stems)
     names = [f"{folder.name}_{path.stem}" if clash else path.stem for folder, path in files]
+    if len(set(names)) != len(names):  # the same class/name in train and test: the test copy gets a prefix
+        names = [f"test_{name}" if split else name for name, split in zip(names, split_of)]
 
     digests = [hashlib.sha256(path.read_bytes()).hexdigest() for _, path in tqdm(files, desc=f"hash {root.name}", unit="img")]
     rule = recipe.data.split.by
-    keys = group_keys(names, "file" if rule == "source" else rule)
+    keys = group_keys(stems, "file" if rule == "source" else rule)  # the published names, before any prefix
     groups = _union_groups(keys, digests)
     categories = [by_lower.get(folder.name.lower(), folder.name) for folder, _ in files]
 
@@ -109,12 +118,12 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
         if category in recipe.classes:
             first_with.setdefault(digest, path)
     found = []
-    for (_, path), name, digest, category, group in zip(files, names, digests, categories, groups):
+    for (_, path), name, digest, category, group, split in zip(files, names, digests, categories, groups, split_of):
         original = first_with.get(digest, path)
         image: Path | object = path
         if options.duplicates == "drop" and original != path and category in recipe.classes:
             image = _unreadable(f"byte-identical duplicate of {original}; dropped (kept once)")
-        found.append(Sample(name=name, image=image, category=category, group=group, source=str(path)))
+        found.append(Sample(name=name, image=image, category=category, group=group, split=split, source=str(path)))
     return found
 
 

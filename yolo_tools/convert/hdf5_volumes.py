@@ -155,7 +155,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     preprocess = recipe.preprocess
     per_volume = options.intensity_scope == "volume"
 
-    def loader(path: Path, index: int, count: int) -> tuple[Callable, Callable]:
+    def loader(path: Path, index: int, count: int) -> tuple[Callable, Callable, Callable]:
         def image() -> np.ndarray:
             numbers = channel_indices(index, lambda i: 0 <= i < count, preprocess.context, preprocess.context_stride)
             if per_volume:
@@ -176,7 +176,11 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
                 lines += [polygon_line(class_id, p) for p in polygons]
             return lines
 
-        return image, labels
+        def masks() -> np.ndarray:  # the label map as published, one mask per class: what evaluation scores against
+            _, label = _load(path, *keys)
+            return label[index][None] == np.asarray(values)[:, None, None]
+
+        return image, labels, masks
 
     found = SampleList()
     dropped = 0
@@ -197,7 +201,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
             if options.empty == "drop" and not labelled[index]:
                 dropped += 1
                 continue
-            image, labels = loader(path, index, count)
+            image, labels, masks = loader(path, index, count)
             found.append(
                 Sample(
                     name=f"{volume}_s{index:03d}",
@@ -205,6 +209,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
                     labels=labels,
                     source=f"{path} slice {index}",
                     slice_of=(volume, index),
+                    masks=masks,
                 )
             )
     found.left_out["slices with no label (options.empty: drop)"] = dropped

@@ -95,6 +95,17 @@ def _per_class_labels(image: Path, masks: list[Path | None], folders: list[str],
     return read
 
 
+def _per_class_masks(image: Path, masks: list[Path | None], options: Options):
+    """The published masks at the image's own size, (classes, H, W) bool: what evaluation scores against."""
+    threshold = options.threshold
+
+    def read() -> np.ndarray:
+        shape = _size_of(image)
+        return np.stack([read_mask(path, shape, threshold) for path in masks])
+
+    return read
+
+
 def _per_class(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
     options = parse(Options, recipe)
     folders = [options.folders.get(name, name) for name in recipe.classes]
@@ -113,7 +124,7 @@ def _per_class(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
         per_class = [m.get(name) for m in masks]
         source = str(image) if name in images else str(next(m for m in per_class if m is not None))
         labels = _per_class_labels(image, per_class, folders, options)
-        found.append(Sample(name=name, image=image, labels=labels, source=source))
+        found.append(Sample(name=name, image=image, labels=labels, source=source, masks=_per_class_masks(image, per_class, options)))
     return found
 
 
@@ -150,9 +161,17 @@ def _label_map(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
 
         return read
 
+    def truth(name: str):
+        def read() -> np.ndarray:  # label map: pixel value c + 1 is class c
+            values = cv2.imread(str(masks[name]), cv2.IMREAD_UNCHANGED)
+            values = values[..., 0] if values.ndim == 3 else values
+            return values[None] == np.arange(1, len(recipe.classes) + 1)[:, None, None]
+
+        return read
+
     return [
         Sample(name=name, image=images.get(name, image_dir / name), labels=reader(name),
-               source=str(images.get(name) or masks[name]))
+               source=str(images.get(name) or masks[name]), masks=truth(name) if name in masks else None)
         for name in sorted(set(images) | set(masks))
     ]
 

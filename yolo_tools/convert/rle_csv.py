@@ -81,6 +81,7 @@ class Scan:
     number: int
     width: int
     height: int
+    spacing: tuple[float, float] | None = None  # mm per pixel (rows, columns), from the file name
 
     @property
     def id(self) -> str:
@@ -96,7 +97,9 @@ def find_scans(folder: Path) -> dict[str, Scan]:
         if not match or not DAY_FOLDER.match(day) or path.parent.parent.parent.name != day.split("_")[0]:
             LOG.warning("ignored %s: not named caseN/caseN_dayD/scans/slice_NNNN_W_H_pw_ph.png", path)
             continue
-        scan = Scan(path, day, int(match.group(1)), int(match.group(2)), int(match.group(3)))
+        # The name's spacing pair is (horizontal, vertical) as the competition writes it; stored as (row, column).
+        spacing = (float(match.group(5)), float(match.group(4)))
+        scan = Scan(path, day, int(match.group(1)), int(match.group(2)), int(match.group(3)), spacing)
         scans[scan.id] = scan
     return scans
 
@@ -208,6 +211,13 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
                 stack.append(centre)  # an unreadable neighbour: the slice stands in for it
         return to_channels(stack, preprocess)
 
+    def truth(slice_id: str) -> np.ndarray:
+        scan = scans[slice_id]
+        masks = np.zeros((len(recipe.classes), scan.height, scan.width), bool)
+        for position, class_id in by_id[slice_id]:
+            masks[class_id] |= runs.mask(position, (scan.height, scan.width)) > 0
+        return masks
+
     def labels(slice_id: str) -> list[str]:
         scan = scans[slice_id]
         lines = []
@@ -238,6 +248,8 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
                 labels=lambda i=slice_id: labels(i),
                 source=str(scan.path),
                 slice_of=(scan.day, scan.number),
+                masks=lambda i=slice_id: truth(i),
+                spacing=scan.spacing,
             )
         )
     if not found and not has_scan.any():

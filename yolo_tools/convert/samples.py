@@ -22,7 +22,10 @@ class Sample:
     `split` is the source's own split, used when the recipe keeps it; `group` the patient or study,
     when the converter knows it better than a file-name rule. `slice_of` is (volume, slice index) for a
     2D slice cut from a 3D volume: the writer lists those in `slices.csv` (image, split, patient, volume,
-    slice) so per-patient 3D metrics can stack slice predictions back into volumes.
+    slice) so per-patient 3D metrics can stack slice predictions back into volumes. `masks` returns the
+    published masks ((classes, H, W) bool, at the image's own size) for segmentation: kept in
+    `masks/<split>/` so evaluation scores against them, not against the polygons traced from them;
+    `spacing` is (row, column) mm per pixel where the source says so (`spacing.csv`).
     """
 
     name: str
@@ -33,6 +36,8 @@ class Sample:
     group: str | None = None
     source: str = ""
     slice_of: tuple[str, int] | None = None
+    masks: Callable[[], np.ndarray] | None = None
+    spacing: tuple[float, float] | None = None
 
 
 class SampleList(list):

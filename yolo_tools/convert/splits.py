@@ -7,6 +7,7 @@ from RULES for ids that no regex can recover.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 
@@ -14,6 +15,8 @@ import numpy as np
 from sklearn.model_selection import GroupShuffleSplit
 
 from yolo_tools.errors import UserError
+
+LOG = logging.getLogger(__name__)
 
 
 def acquisition_session(names: Sequence[str], gap_minutes: float = 10.0) -> list[str]:
@@ -61,8 +64,8 @@ def group_keys(names: Sequence[str], rule: str) -> list[str]:
     return keys
 
 
-def grouped_split(groups: Sequence[str], val_fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of samples that go to val; whole groups move together."""
+def grouped_split(groups: Sequence[str], val_fraction: float | int, seed: int) -> np.ndarray:
+    """Boolean mask of samples that go to val; whole groups move together (`val_fraction` an int: that many groups)."""
     groups = np.asarray(groups, dtype=object)
     if len(set(groups)) < 2:
         raise UserError("a train/val split needs at least two patients or studies")
@@ -71,3 +74,26 @@ def grouped_split(groups: Sequence[str], val_fraction: float, seed: int) -> np.n
     is_val = np.zeros(len(groups), dtype=bool)
     is_val[val_index] = True
     return is_val
+
+
+def held_out(
+    groups: Sequence[str], published_test: Sequence[bool], val: float, test: float | str | None, seed: int
+) -> list[str]:
+    """'train', 'val' or 'test' per sample, whole patients together.
+
+    `test` is a fraction of all patients carved first, 'source' to keep the samples flagged in
+    `published_test`, or None for no test set; val is then `val` of all patients, taken from the rest.
+    """
+    groups = np.asarray(groups, dtype=object)
+    is_test = np.asarray(published_test, dtype=bool) if test == "source" else np.zeros(len(groups), bool)
+    if isinstance(test, float):
+        is_test = grouped_split(groups, test, seed)
+    shared = set(groups[is_test]) & set(groups[~is_test])
+    if shared:  # a published test split can share patient ids with the published train split
+        LOG.warning("%d patients have images in the published test split and in train/val: %s", len(shared), sorted(shared)[:5])
+    rest = np.flatnonzero(~is_test)
+    split = np.where(is_test, "test", "train").astype(object)
+    # val as a number of patients (a share of all of them), so float rounding of val / (1 - test) cannot add one
+    share = val if test == "source" or test is None else max(1, round(val * len(set(groups))))
+    split[rest[grouped_split(groups[rest], share, seed)]] = "val"
+    return list(split)

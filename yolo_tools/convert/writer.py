@@ -32,10 +32,10 @@ import yaml
 from tqdm import tqdm
 
 from yolo_tools import yolo
-from yolo_tools.convert import destination, images
+from yolo_tools.convert import destination, images, mask_png
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
-from yolo_tools.convert.splits import group_keys, grouped_split
+from yolo_tools.convert.splits import group_keys, held_out
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import map_pixels
 from yolo_tools.intensity import MinMax, Percentile
@@ -48,12 +48,21 @@ __all__ = ["SLICES_CSV", "SPLITS", "Sample", "SampleList", "SkipSample", "write_
 
 LOG = logging.getLogger(__name__)
 SPLITS = ("train", "val")
+TEST = "test"  # held out: converted with the rest, never trained on, early-stopped on or used to choose weights
 EIGHT_BIT_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".webp"}
 TOLERANCE = 1e-3  # normalised coordinates may pass the border by rounding
 SLICES_CSV = "slices.csv"
 VOLUMES_JSON = "volumes.json"  # per volume: shape, spacing, RAS affine, slice axis (imaging/geometry.py)
 SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
 STAGING = ".staging"
+PATIENTS_CSV = "patients.csv"  # image, split, patient of every written image: what bootstrap intervals resample
+MASKS_DIR = "masks"  # published ground-truth masks of segmentation sets, one mask_png per image
+SPACING_CSV = "spacing.csv"  # image, row_mm, col_mm where the source gives the pixel spacing
+
+
+def splits_of(recipe: Recipe) -> tuple[str, ...]:
+    """The splits a recipe's dataset holds: train and val, and test when the recipe keeps one apart."""
+    return (*SPLITS, TEST) if recipe.data.split.test is not None else SPLITS
 
 
 @dataclass(frozen=True)
@@ -143,27 +152,38 @@ def _stage(sample: Sample, index: int, staging: Path, recipe: Recipe) -> _Kept:
 
 
 def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str], list[str]]:
-    """The split of each sample and its patient or study, keeping every patient on one side."""
+    """Train, val or test for each sample, and its patient or study, keeping every patient on one side.
+
+    A test fraction is carved first, then val from the rest (`held_out`), so `val` and `test` are both
+    fractions of all patients; `test: source` keeps the samples the converter found in the published test split.
+    """
     rule = recipe.data.split
     names = [s.name for s in samples]
     if all(s.group for s in samples):
         groups = [s.group for s in samples]
     else:
         groups = names if rule.by == "source" else group_keys(names, rule.by)
+    if rule.test == "source" and not any(s.split == TEST for s in samples):
+        raise UserError(
+            f"{recipe.path}: data.split.test is 'source' but the source has no published test split "
+            f"(converter '{recipe.data.converter}'); give a fraction instead, e.g. test: 0.15"
+        )
     if rule.by == "source":
-        missing = [s.name for s in samples if s.split not in SPLITS]
+        allowed = splits_of(recipe)
+        missing = [s.name for s in samples if s.split not in allowed]
         if missing:
             raise UserError(
-                f"{recipe.path}: data.split.by is 'source' but the source gives no {'/'.join(SPLITS)} split for "
+                f"{recipe.path}: data.split.by is 'source' but the source gives no train/val split for "
                 f"{len(missing)} files (first: {missing[0]}); set data.split.by to a patient rule"
             )
         return [s.split for s in samples], groups
-    is_val = grouped_split(groups, rule.val, rule.seed)
-    return ["val" if v else "train" for v in is_val], groups
+    return held_out(groups, [s.split == TEST for s in samples], rule.val, rule.test, rule.seed), groups
 
 
 def _check_splits(splits: Sequence[str], kept: int, skipped: int, source: str, recipe: Recipe) -> None:
-    empty = [split for split in SPLITS if split not in splits]
+    if set(splits) == {TEST}:
+        return  # a held-out set only (`evaluate --data`): nothing is trained on it
+    empty = [split for split in splits_of(recipe) if split not in splits]
     if empty:
         raise UserError(
             f"{source}: after skipping {skipped} unusable samples, the {' and '.join(empty)} split would be empty "
@@ -180,7 +200,7 @@ def _final_path(root: Path, kept: _Kept, split: str, recipe: Recipe) -> Path:
 
 
 def _make_folders(root: Path, recipe: Recipe) -> None:
-    for split in SPLITS:
+    for split in splits_of(recipe):
         if recipe.task == "classify":
             for name in recipe.classes:
                 (root / split / name).mkdir(parents=True)
@@ -197,7 +217,7 @@ def _card(
     skipped: list[str],
     left_out: dict[str, int] | None = None,
 ) -> dict:
-    per_split = {split: {k: v for (s, k), v in sorted(counts.items()) if s == split} for split in SPLITS}
+    per_split = {split: {k: v for (s, k), v in sorted(counts.items()) if s == split} for split in splits_of(recipe)}
     return {
         destination.MARKER: destination.WRITER,
         "recipe": recipe.name,
@@ -303,6 +323,7 @@ def write_dataset(
         counts: Counter = Counter()
         written: list[tuple[str, str, str]] = []
         slices: list[tuple] = []
+        spacings: list[tuple] = []
         for item, split, key in zip(kept, splits, keys):
             target = _final_path(partial, item, split, recipe)
             item.image.rename(target)
@@ -315,23 +336,34 @@ def write_dataset(
                 counts[(split, "backgrounds")] += not item.lines
                 for line in item.lines:
                     counts[(split, recipe.classes[int(line.split()[0])])] += 1
+                if item.sample.masks is not None and len(recipe.classes) <= mask_png.MAX_CLASSES:
+                    (partial / MASKS_DIR / split).mkdir(parents=True, exist_ok=True)
+                    mask_png.save(item.sample.masks(), partial / MASKS_DIR / split / f"{target.stem}.png")
             written.append((target.name, split, str(key)))
+            if item.sample.spacing is not None:
+                spacings.append((target.name, *item.sample.spacing))
             if item.sample.slice_of is not None:
                 volume, index = item.sample.slice_of
                 slices.append((target.name, split, key, volume, int(index)))
         staging.rmdir()
 
-        groups = {split: len({k for k, s in zip(keys, splits) if s == split}) for split in SPLITS}
+        groups = {split: len({k for k, s in zip(keys, splits) if s == split}) for split in splits_of(recipe)}
         card = _card(recipe, source, counts, groups, skipped, left_out)
         if slices:
             with (partial / SLICES_CSV).open("w", newline="") as handle:
                 csv.writer(handle).writerows([SLICES_COLUMNS, *slices])
+        if spacings:
+            with (partial / SPACING_CSV).open("w", newline="") as handle:
+                csv.writer(handle).writerows([("image", "row_mm", "col_mm"), *spacings])
+        with (partial / PATIENTS_CSV).open("w", newline="") as handle:
+            csv.writer(handle).writerows([("image", "split", "patient"), *written])
         if getattr(samples, "volumes", None):
             (partial / VOLUMES_JSON).write_text(json.dumps(samples.volumes, indent=1))
         if metadata is not None:
             card["metadata"] = patient_metadata.write(metadata, written, partial / patient_metadata.METADATA_CSV)
         if recipe.task != "classify":
-            data_yaml = {split: f"images/{split}" for split in SPLITS} | {"names": dict(enumerate(recipe.classes))}
+            # `test` is there for `yolo val split=test`; training reads train and val only
+            data_yaml = {split: f"images/{split}" for split in splits_of(recipe)} | {"names": dict(enumerate(recipe.classes))}
             (partial / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
         (partial / "card.json").write_text(json.dumps(card, indent=2))
         (partial / "card.md").write_text(_card_markdown(card))

@@ -1,8 +1,8 @@
 """Read a YOLO-format export as Roboflow or Ultralytics publish it (`data.yaml`, `<split>/images`, `<split>/labels`).
 
 Roboflow writes split paths such as `../train/images`, relative to a folder one level below the export;
-both that and plain relative paths are accepted. A `test` split is never read: it is kept apart for
-independent evaluation.
+both that and plain relative paths are accepted. The `test` split is read only when the recipe keeps it
+(`split: {test: source}`), and then only into the dataset's own test split, never trained on.
 """
 
 from __future__ import annotations
@@ -66,7 +66,8 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
             f"{recipe.classes}; give one recipe class name per source class, in order"
         )
     found = []
-    for key in ("train", "val"):
+    keys = ("train", "val", "test") if recipe.data.split.test == "source" else ("train", "val")
+    for key in keys:
         if key not in spec:
             raise UserError(f"{yaml_path}: no '{key}' split")
         images = _split_dir(src, str(spec[key]), yaml_path)

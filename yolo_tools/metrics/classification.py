@@ -20,7 +20,7 @@ from sklearn import metrics as skm
 
 
 def classify_metrics(
-    truth: np.ndarray, probabilities: np.ndarray, classes: list[str]
+    truth: np.ndarray, probabilities: np.ndarray, classes: list[str], predicted: np.ndarray | None = None
 ) -> tuple[dict[str, Any], list[dict[str, Any]], np.ndarray]:
     """Summary numbers, one row per class, and the confusion matrix (rows: truth, columns: prediction).
 
@@ -28,10 +28,11 @@ def classify_metrics(
         truth: (N,) true class indices.
         probabilities: (N, C) predicted probabilities; the prediction is the most probable class.
         classes: the C class names, in the model's order.
+        predicted: (N,) decided classes (e.g. at an operating point); default: the most probable class.
     """
     truth = np.asarray(truth, dtype=int).reshape(-1)
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(len(truth), len(classes))
-    predicted = probabilities.argmax(1)
+    predicted = probabilities.argmax(1) if predicted is None else np.asarray(predicted, dtype=int).reshape(-1)
     labels = np.arange(len(classes))
     precision, recall, f1, support = skm.precision_recall_fscore_support(
         truth, predicted, labels=labels, zero_division=0.0
@@ -54,6 +55,8 @@ def classify_metrics(
         "f1": float(f1.mean()),
         "roc_auc": auc,
     }
+    if len(classes) == 2:  # sensitivity and specificity of the second class against the first
+        summary["sensitivity"], summary["specificity"] = float(recall[1]), float(recall[0])
     per_class = [
         {
             "class": name,
@@ -68,3 +71,20 @@ def classify_metrics(
     ]
     matrix = skm.confusion_matrix(truth, predicted, labels=labels)
     return summary, per_class, matrix
+
+
+CALIBRATION_BINS = 10
+
+
+def curves(truth: np.ndarray, probabilities: np.ndarray) -> dict[str, list[float]] | None:
+    """ROC curve (scikit-learn's roc_curve) and reliability diagram (calibration_curve, 10 quantile bins) of the
+    second class against the first; None when the truth holds one class only."""
+    from sklearn.calibration import calibration_curve
+
+    positive = np.asarray(truth).reshape(-1) == 1
+    if positive.all() or not positive.any():
+        return None
+    scores = np.asarray(probabilities, np.float64)[:, 1]
+    fpr, tpr, _ = skm.roc_curve(positive, scores)
+    observed, predicted = calibration_curve(positive, scores, n_bins=CALIBRATION_BINS, strategy="quantile")
+    return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "calibration_predicted": predicted.tolist(), "calibration_observed": observed.tolist()}

@@ -76,29 +76,43 @@ def errors_per_class(
 AP_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
 
+def ap_inputs(
+    images: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    thresholds: np.ndarray = AP_THRESHOLDS,
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per image: which predictions are true positives at each IoU threshold (n, T), their confidences,
+    classes, and the true classes; what `ap_of` ranks. Matching is done once, so a bootstrap only re-ranks."""
+    prepared = []
+    for boxes, classes, confidences, truth, truth_classes in images:
+        hits = [match(boxes, classes, confidences, truth, truth_classes, iou_threshold=t)[0] for t in thresholds]
+        prepared.append((np.stack(hits, axis=1), np.reshape(confidences, -1), np.reshape(classes, -1), np.reshape(truth_classes, -1)))
+    return prepared
+
+
+def ap_of(prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """AP at each IoU threshold, per class (Ultralytics' `ap_per_class`) and then averaged over the true classes.
+
+    NaN when there is nothing to find. Per class first, as Ultralytics' validator does, so that a
+    frequent class does not drown a rare one and single models and ensembles compare.
+    """
+    from yolo_tools.yolo import ap_per_class
+
+    n_thresholds = prepared[0][0].shape[1] if prepared else len(AP_THRESHOLDS)
+    if not prepared or not sum(len(item[3]) for item in prepared):
+        return np.full(n_thresholds, np.nan)
+    tp, confidences, classes, truth = (np.concatenate(parts) for parts in zip(*prepared))
+    return ap_per_class(tp.reshape(-1, n_thresholds), confidences, classes, truth).mean(0)
+
+
 def average_precision(
     images: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     thresholds: np.ndarray = AP_THRESHOLDS,
 ) -> np.ndarray:
-    """AP at each IoU threshold over a split, classes pooled, from the predictions given (all-point interpolation).
+    """AP at each IoU threshold over a split, per class then averaged, from the predictions given.
 
     For scoring anything that yields boxes the same way, a single model or an ensemble whose fused boxes
     Ultralytics' validator cannot see. `images` holds per image (boxes, classes, confidences, truth boxes,
     truth classes). Only the predictions passed in count, so AP over predictions above a threshold is lower
     than the validator's, which sweeps from confidence 0.001; compare like with like.
     """
-    n_truth = sum(len(image[4]) for image in images)
-    confidences = np.concatenate([np.asarray(image[2], float).reshape(-1) for image in images] or [np.zeros(0)])
-    order = np.argsort(-confidences, kind="stable")
-    result = np.zeros(len(thresholds))
-    for t, threshold in enumerate(thresholds):
-        hits = np.concatenate(
-            [match(*image, iou_threshold=threshold)[0] for image in images] or [np.zeros(0, bool)]
-        )[order]
-        if not n_truth or not len(hits):
-            continue
-        tp = np.cumsum(hits)
-        recall, precision = tp / n_truth, tp / np.arange(1, len(hits) + 1)
-        envelope = np.maximum.accumulate(precision[::-1])[::-1]  # best precision at this recall or beyond
-        result[t] = float(np.sum(np.diff(np.concatenate([[0.0], recall])) * envelope))
-    return result
+    return ap_of(ap_inputs(images, thresholds))

@@ -72,6 +72,16 @@ MEANING = {
     "accuracy": "share of images classified right",
     "f1": "harmonic mean of precision and recall, averaged over classes",
     "roc_auc": "probability that a random positive image is scored above a random negative one (0.5 = chance)",
+    "accuracy_argmax": "accuracy when the most probable class is taken, ignoring the operating point (compare with top1_accuracy)",
+    "sensitivity": "share of positive images called positive at the operating point (recall of the second class)",
+    "specificity": "share of negative images called negative at the operating point",
+    "ap50": "our AP at IoU 0.5 from the findings above the threshold, per class then averaged (Ultralytics' ap_per_class)",
+    "ap50_95": "the same, averaged over IoU 0.5 to 0.95",
+    "recall_at_conf": "found / (found + missed) at the confidence threshold",
+    "precision_at_conf": "found / reported at the confidence threshold",
+    "false_positives_per_image": "reported findings matching no true one, per image",
+    "hd95": "95th percentile of the distances between predicted and true outlines (mm where the spacing is known, else pixels); lower is better",
+    "nsd": "surface Dice: share of both outlines within the tolerance of the other (1 = all within)",
 }
 
 
@@ -141,9 +151,21 @@ def _table(title: str, frame: pd.DataFrame, note: str = "") -> Table:
 
 def _headline(summary: dict[str, Any]) -> Table:
     numbers = {**summary["validator"], **{k: v for k, v in summary["metrics"].items() if not isinstance(v, dict)}}
-    rows = [[name, fmt(value, name), MEANING.get(name, "")] for name, value in numbers.items()]
+    intervals = summary.get("intervals") or {}
+
+    def interval(name: str) -> str:
+        bounds = intervals.get(name) if name not in summary["validator"] else None
+        return f"{fmt(bounds[0], name)} – {fmt(bounds[1], name)}" if bounds else "—"
+
+    rows = [[name, fmt(value, name), interval(name), MEANING.get(name, "")] for name, value in numbers.items()]
     source = "Ultralytics' validator: " + ", ".join(summary["validator"]) + "; the rest: yolo_tools evaluate"
-    return Table("Headline numbers", ["metric", "value", "what it means"], rows, source, [False, True, False])
+    boot = summary.get("bootstrap")
+    if boot:
+        source += (
+            f". 95% intervals: percentile bootstrap over {boot['patients']} patients (not images), "
+            f"{boot['n_boot']} resamples, seed {boot['seed']}"
+        )
+    return Table("Headline numbers", ["metric", "value", "95% interval", "what it means"], rows, source, [False, True, True, False])
 
 
 def ranked(per_image: pd.DataFrame, summary: dict[str, Any], worst_first: bool = False) -> pd.DataFrame:
@@ -171,6 +193,7 @@ def _caption(row: pd.Series, summary: dict[str, Any]) -> str:
 def _gallery(per_image: pd.DataFrame, summary: dict[str, Any], eval_dir: Path) -> tuple[list[Figure], list[Figure]]:
     """Overlays of the worst images, and of the best among those with something to find."""
     dataset, task, classes = Path(summary["dataset"]), summary["task"], summary["classes"]
+    split = summary.get("split", "val")
     worst = ranked(per_image, summary, worst_first=True).head(GALLERY_SIZE)
     rest = per_image.drop(index=worst.index)
     if task != "classify":  # an empty image with nothing predicted scores perfectly but shows nothing
@@ -185,11 +208,11 @@ def _gallery(per_image: pd.DataFrame, summary: dict[str, Any], eval_dir: Path) -
 
     def draw(row: pd.Series, name: str) -> Figure:
         if task == "classify":
-            return Figure(name, _caption(row, summary), figures.classified(dataset / "val" / row["image"]), "jpeg")
+            return Figure(name, _caption(row, summary), figures.classified(dataset / split / row["image"]), "jpeg")
         stem = Path(row["image"]).stem
         data = figures.overlay(
-            dataset / "images" / "val" / row["image"],
-            dataset / "labels" / "val" / f"{stem}.txt",
+            dataset / "images" / split / row["image"],
+            dataset / "labels" / split / f"{stem}.txt",
             findings.get(row["image"], []),
             classes,
             task,
@@ -236,9 +259,9 @@ def _card_table(card: dict[str, Any]) -> Table | None:
     return Table("Images and findings per split", ["split", *columns], rows, "", [False] + [True] * len(columns))
 
 
-def build_context(run_dir: Path) -> Context:
-    """Everything the templates show, read from the run folder and its eval files."""
-    eval_dir = run_dir / evaluation.EVAL_DIR
+def build_context(run_dir: Path, eval_name: str = evaluation.EVAL_DIR) -> Context:
+    """Everything the templates show, read from the run folder and one of its eval folders."""
+    eval_dir = run_dir / eval_name
     summary_path = eval_dir / evaluation.SUMMARY_FILE
     if not summary_path.is_file():
         raise UserError(f"{run_dir}: no {summary_path.relative_to(run_dir)}; run yolo_tools evaluate {run_dir} first")
@@ -295,6 +318,11 @@ def build_context(run_dir: Path) -> Context:
         matrix = summary["metrics"]["confusion_matrix"]
         data = figures.confusion_matrix(matrix["rows_truth_columns_predicted"], matrix["classes"])
         context.figures.append(Figure("confusion_matrix", "Confusion matrix (eval/summary.json)", data))
+        if summary.get("roc"):
+            point = summary.get("operating_point")
+            data = figures.roc_and_calibration(summary["roc"], point, summary["classes"][1])
+            chosen = f"; the point: {point['rule']} on val, threshold {point['threshold']:.3f}" if point else ""
+            context.figures.append(Figure("roc_calibration", f"ROC curve and calibration (10 quantile bins) on this set{chosen}", data))
     context.figures.extend(_ultralytics_plots(summary["task"], run_dir, eval_dir))
     context.worst, context.best = _gallery(per_image, summary, eval_dir)
     return context
@@ -310,11 +338,14 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def write_report(run_dir: str | Path) -> tuple[Path, Path]:
-    """Write `<run>/report/report.html` (self-contained) and `report.md` (+ `figures/`); returns both paths."""
+def write_report(run_dir: str | Path, eval_name: str = evaluation.EVAL_DIR) -> tuple[Path, Path]:
+    """Write `<run>/report/report.html` (self-contained) and `report.md` (+ `figures/`); returns both paths.
+
+    Another evaluation (`eval-test`, `eval-<set>`) is reported into `report-test/`, `report-<set>/`.
+    """
     run_dir = Path(run_dir)
-    context = build_context(run_dir)
-    out = run_dir / REPORT_DIR
+    context = build_context(run_dir, eval_name)
+    out = run_dir / (REPORT_DIR + eval_name.removeprefix(evaluation.EVAL_DIR))
     shutil.rmtree(out / "figures", ignore_errors=True)
     (out / "figures").mkdir(parents=True)
     for figure in [*context.figures, *context.worst, *context.best]:

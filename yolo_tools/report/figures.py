@@ -78,6 +78,25 @@ def confusion_matrix(matrix: list[list[int]], classes: list[str]) -> bytes:
     return _encode(figure)
 
 
+def roc_and_calibration(curves: dict[str, list[float]], point: dict[str, Any] | None, positive: str) -> bytes:
+    """ROC curve with the operating point marked, beside the reliability diagram (predicted vs observed rate)."""
+    figure, (roc, calibration) = plt.subplots(1, 2, figsize=(2 * PANEL_INCHES, PANEL_INCHES))
+    roc.plot(curves["fpr"], curves["tpr"], color=COLOURS[0])
+    roc.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    if point and "sensitivity" in point:
+        roc.plot(1 - point["specificity"], point["sensitivity"], "o", color=ERROR,
+                 label=f"{point['rule']}: threshold {point['threshold']:.3f}")
+        roc.legend(loc="lower right", fontsize=8)
+    roc.set(xlabel="1 - specificity", ylabel=f"sensitivity ({positive})", title="ROC", xlim=(0, 1), ylim=(0, 1.02))
+    calibration.plot(curves["calibration_predicted"], curves["calibration_observed"], "o-", color=COLOURS[0])
+    calibration.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    if point and "threshold" in point:
+        calibration.axvline(point["threshold"], color=ERROR, linewidth=1)
+    calibration.set(xlabel=f"predicted p({positive})", ylabel="observed share", title="Calibration", xlim=(0, 1), ylim=(0, 1.02))
+    figure.tight_layout()
+    return _encode(figure)
+
+
 def _image_rgb(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:

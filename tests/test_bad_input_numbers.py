@@ -1,0 +1,60 @@
+"""Bad input to test splits, cross-validation, outside sets and operating points: one clear message each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bad_input import Case, parametrize, run_case
+
+SYNTHETIC = "name: tiny\ntask: detect\ndata:\n  source: {kind: synthetic}\n  converter: synthetic\n  options: {images: 6, size: 32}\n  split: %s\nclasses: [finding]\n"
+
+
+def _recipe(split: str):
+    def setup(inputs: Path) -> None:
+        (inputs / "tiny.yaml").write_text(SYNTHETIC % split)
+
+    return setup
+
+
+CASES: list[Case] = [
+    Case(
+        "cv-one-fold",
+        lambda i: ["cv", str(i / "tiny.yaml"), "folds=1"],
+        ("folds=1", "at least 2 folds"),
+        _recipe("{by: file, val: 0.3}"),
+    ),
+    Case(
+        "cv-more-folds-than-patients",
+        lambda i: ["cv", str(i / "tiny.yaml"), "folds=9"],
+        ("9 folds need at least 9 patients", "has 6"),
+        _recipe("{by: file, val: 0.3}"),
+        may_write=("datasets",),  # the conversion itself is complete and reusable
+    ),
+    Case(
+        "split-fractions-too-large",
+        lambda i: ["convert", str(i / "tiny.yaml")],
+        ("tiny.yaml", r"data\.split", "val \\+ test < 1"),
+        _recipe("{by: file, val: 0.6, test: 0.5}"),
+    ),
+    Case(
+        "test-source-without-a-published-test-split",
+        lambda i: ["convert", str(i / "tiny.yaml")],
+        ("tiny.yaml", "no published test split", "test: 0.15"),
+        _recipe("{by: file, val: 0.3, test: source}"),
+    ),
+    Case(
+        "operating-point-rule-unknown",
+        lambda i: ["evaluate", str(i / "run"), "--operating-point", "sens=0.9"],
+        ("sens=0.9", "youden", "sensitivity=0.95"),
+    ),
+    Case(
+        "evaluate-split-unknown",
+        lambda i: ["evaluate", str(i / "run"), "--split", "train"],
+        ("invalid choice", "val", "test"),
+    ),
+]
+
+
+@parametrize(CASES)
+def test_case(case, tmp_path, monkeypatch, capfd):
+    run_case(case, tmp_path, monkeypatch, capfd)

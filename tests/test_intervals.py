@@ -1,0 +1,106 @@
+"""Bootstrap intervals over patients and operating points, checked against what they must be by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from yolo_tools.errors import UserError
+from yolo_tools.metrics.bootstrap import Bootstrap
+from yolo_tools.operating_point import choose_threshold, decide
+
+
+def test_draws_are_by_patient_and_seeded() -> None:
+    patients = ["a", "a", "a", "b", "c"]
+    boot = Bootstrap(patients, n_boot=200, seed=3)
+    assert boot.weights.shape == (200, 5) and (boot.patient_weights.sum(1) == 3).all()  # 3 patients drawn each time
+    assert (boot.weights[:, 0] == boot.weights[:, 1]).all() and (boot.weights[:, 1] == boot.weights[:, 2]).all()
+    assert np.array_equal(Bootstrap(patients, n_boot=200, seed=3).weights, boot.weights)
+    assert not np.array_equal(Bootstrap(patients, n_boot=200, seed=4).weights, boot.weights)
+
+
+def test_patient_intervals_are_wider_than_image_intervals_for_clustered_data() -> None:
+    rng = np.random.default_rng(0)
+    patient_effect = rng.normal(0, 1, 20)
+    values = np.repeat(patient_effect, 10) + rng.normal(0, 0.1, 200)  # 20 patients, 10 near-identical images each
+    by_patient = Bootstrap(np.repeat(np.arange(20).astype(str), 10), n_boot=500).mean(values)
+    by_image = Bootstrap(np.arange(200).astype(str), n_boot=500).mean(values)
+    assert by_patient[0] < values.mean() < by_patient[1]
+    assert (by_patient[1] - by_patient[0]) > 2 * (by_image[1] - by_image[0])
+
+
+def test_ratio_and_weighted_metrics_agree_with_direct_computation() -> None:
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 2, 60).astype(bool)
+    scores = truth * 0.3 + rng.random(60)
+    boot = Bootstrap([str(i // 2) for i in range(60)], n_boot=300)
+    row = boot.weights[0]
+    chosen = np.repeat(np.arange(60), row.astype(int))
+    weighted_auc = roc_auc_score(truth, scores, sample_weight=row)
+    assert weighted_auc == pytest.approx(roc_auc_score(truth[chosen], scores[chosen]))
+    low, high = boot.weighted(lambda w: roc_auc_score(truth, scores, sample_weight=w))
+    assert low < roc_auc_score(truth, scores) < high
+    low, high = boot.ratio(truth.astype(float), np.ones(60))
+    assert low < truth.mean() < high
+    assert Bootstrap(["a"] * 5, n_boot=50).ratio(np.zeros(5), np.zeros(5)) is None  # undefined everywhere: no interval
+
+
+def test_youden_and_target_thresholds() -> None:
+    truth = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.2, 0.3, 0.7, 0.4, 0.8, 0.85, 0.9])
+    point = choose_threshold(truth == 1, scores)
+    assert point["threshold"] == 0.8 and point["sensitivity"] == 0.75 and point["specificity"] == 1.0
+    point = choose_threshold(truth == 1, scores, "sensitivity=0.95")
+    assert point["threshold"] == 0.4 and point["sensitivity"] == 1.0 and point["specificity"] == 0.75
+    point = choose_threshold(truth == 1, scores, "specificity=0.75")
+    assert point["threshold"] == 0.4
+    assert decide(np.array([0.6, 0.4]), {"threshold": 0.35}) == 1 and decide(np.array([0.6, 0.4]), None) == 0
+    with pytest.raises(UserError, match="sensitivity=0.95"):
+        choose_threshold(truth == 1, scores, "sens=0.9")
+    with pytest.raises(UserError, match="both classes"):
+        choose_threshold(np.ones(3, bool), np.ones(3))
+
+
+def test_app_calls_the_class_at_the_runs_operating_point() -> None:
+    from pathlib import Path
+
+    from yolo_tools.app import diagnosis
+    from yolo_tools.yolo import Prediction
+
+    prediction = Prediction(Path("x.png"), {0: "normal", 1: "pneumonia"}, (8, 8), np.zeros((0, 4)), np.zeros(0, int),
+                            np.zeros(0), None, np.array([0.7, 0.3]))
+    assert diagnosis(prediction, 0.25).startswith("**normal**")
+    point = {"rule": "youden", "threshold": 0.2}
+    assert diagnosis(prediction, 0.25, point).startswith("**pneumonia**") and "youden" in diagnosis(prediction, 0.25, point)
+
+
+def test_surface_distances_in_millimetres_and_pixels() -> None:
+    from yolo_tools.metrics.surface import surface_scores
+
+    true = np.zeros((3, 40, 40), bool)
+    true[0, 10:30, 10:30] = True
+    true[1, 5:10, 5:10] = True  # class 1: missed by the prediction
+    pred = np.zeros_like(true)
+    pred[0] = np.roll(true[0], 3, axis=1)  # class 0: shifted 3 columns; class 2 absent from both
+    hd95, nsd = surface_scores(pred, true, spacing=(0.5, 2.0), tolerance=4.0)
+    assert hd95[0] == pytest.approx(6.0)  # 3 columns of 2 mm: the left and right edges are 6 mm off
+    assert 0 < nsd[0] < 1 and np.isnan(hd95[1]) and nsd[1] == 0.0 and np.isnan(hd95[2]) and nsd[2] == 1.0
+    hd95_px, nsd_px = surface_scores(pred, true)
+    assert hd95_px[0] == pytest.approx(3.0) and nsd_px[0] < 1
+    same, _ = surface_scores(true, true)
+    assert same[0] == 0.0
+
+
+def test_a_point_older_than_the_weights_is_not_used(tmp_path) -> None:
+    import os
+
+    from yolo_tools import operating_point
+
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "best.pt").write_text("")
+    operating_point.save(tmp_path, {"rule": "youden", "threshold": 0.3})
+    assert operating_point.load(tmp_path)["threshold"] == 0.3 and operating_point.load(tmp_path)["chosen_on"] == "val"
+    later = (tmp_path / operating_point.FILE).stat().st_mtime + 10
+    os.utime(tmp_path / "weights" / "best.pt", (later, later))  # trained on after the point was chosen
+    assert operating_point.load(tmp_path) is None

@@ -1,0 +1,261 @@
+"""`yolo_tools cv RECIPE folds=5`: patient-wise k-fold cross-validation, as nnU-Net reports it.
+
+The recipe's train and val images are pooled (a test split, if the recipe keeps one, stays out of every
+fold) and cut into k folds by patient with scikit-learn's GroupKFold (StratifiedGroupKFold for
+classification, so each fold holds the classes in about the same shares). Each fold is a dataset of
+links into the converted one (`datasets/<recipe>/cv-k<k>-s<seed>/fold<i>/`, images and labels linked,
+not copied), trained as an ordinary run (`runs/<recipe>/<name>/fold<i>/`) and evaluated on its own
+held-out fold. Then `runs/<recipe>/<name>/cv/` gets:
+
+    summary.json / summary.csv / summary.md   mean ± SD over folds of every headline number
+    per_class.csv                             mean ± SD over folds per class
+    oof_per_image.csv                         every pooled image scored once, by the fold model that never saw it
+    oof_predictions.csv                       the same images' findings (out-of-fold predictions)
+    folds.csv                                 image, patient, fold
+
+A stopped cv resumes at the first unfinished fold: a fold with `metrics.json` is trained, one with
+`eval/summary.json` evaluated; a fold stopped mid-training continues from its last.pt. The fold models
+together are one ensemble (`members`): `predict` and `evaluate --split test / --data` accept the cv folder.
+
+Examples:
+    >>> cross_validate("recipes/heart.yaml", folds=5, overrides={"epochs": 100})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+from yolo_tools import evaluation, yolo
+from yolo_tools.convert import check
+from yolo_tools.convert.conversion import dataset_dir, prepare
+from yolo_tools.convert.metadata import METADATA_CSV
+from yolo_tools.convert.writer import MASKS_DIR, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS
+from yolo_tools.errors import UserError
+from yolo_tools.locations import runs_dir
+from yolo_tools.recipe import Recipe, check_train_args, load_recipe
+from yolo_tools.runs import METRICS_FILE, save_metrics, save_recipe, save_run_dataset
+
+CV_DIR = "cv"
+CV_FILE = "cv.json"  # in the cv folder's root: what was cross-validated, so a resume cannot mix set-ups
+DEFAULT_FOLDS = 5
+CV_KEYS = ("folds", "fold_seed")  # key=value pairs cv reads itself; the rest are Ultralytics train arguments
+
+
+def assign_folds(patients: pd.Series, folds: int, seed: int, classes: pd.Series | None = None) -> np.ndarray:
+    """Fold index (0..folds-1) of each image; a patient's images share one fold."""
+    if patients.nunique() < folds:
+        raise UserError(f"cv: {folds} folds need at least {folds} patients; the set has {patients.nunique()}")
+    if classes is None:
+        splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    else:
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    fold = np.empty(len(patients), int)
+    for index, (_, held) in enumerate(splitter.split(np.zeros(len(patients)), classes, groups=patients)):
+        fold[held] = index
+    return fold
+
+
+def _pooled(dataset: Path, task: str) -> pd.DataFrame:
+    """Every train and val image of the converted set: file name, where it is, its patient and (classify) class."""
+    table = pd.read_csv(dataset / PATIENTS_CSV, dtype=str, keep_default_na=False)
+    table = table[table["split"].isin(SPLITS)].reset_index(drop=True)
+    if task == "classify":
+        where = {p.name: p for split in SPLITS for p in (dataset / split).glob("*/*")}
+        table["path"] = table["image"].map(where)
+        table["class"] = table["path"].map(lambda path: path.parent.name)
+    else:
+        table["path"] = [dataset / "images" / split / image for image, split in zip(table["image"], table["split"])]
+    return table
+
+
+def _link(target: Path, link: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(target, link)
+
+
+def _fold_dataset(dataset: Path, pooled: pd.DataFrame, fold: int, root: Path, task: str, names: list[str]) -> Path:
+    """A dataset of links: this fold's images as val, all others as train; made whole, then renamed into place."""
+    final = root / f"fold{fold + 1}"
+    if (final / "card.json").is_file():
+        return final
+    partial = root / f".fold{fold + 1}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    split = np.where(pooled["fold"] == fold, "val", "train")
+    for (_, row), side in zip(pooled.iterrows(), split):
+        source = Path(row["path"])
+        if task == "classify":
+            _link(source, partial / side / row["class"] / source.name)
+            continue
+        _link(source, partial / "images" / side / source.name)
+        label = dataset / "labels" / row["split"] / f"{source.stem}.txt"
+        if label.is_file():
+            _link(label, partial / "labels" / side / label.name)
+        truth = dataset / MASKS_DIR / row["split"] / f"{source.stem}.png"
+        if truth.is_file():  # published masks: scored against as in the full set
+            _link(truth, partial / MASKS_DIR / side / truth.name)
+    for name in SPLITS:  # a class with no image in a fold still needs its folder
+        for folder in ([partial / name / c for c in names] if task == "classify" else [partial / "images" / name, partial / "labels" / name]):
+            folder.mkdir(parents=True, exist_ok=True)
+    new_split = dict(zip(pooled["image"], split))
+    for table_name in (PATIENTS_CSV, SLICES_CSV, METADATA_CSV):  # the base tables, each image in its fold-split
+        if (dataset / table_name).is_file():
+            table = pd.read_csv(dataset / table_name, dtype=str, keep_default_na=False)
+            table = table[table["image"].isin(new_split)]
+            table.assign(split=table["image"].map(new_split)).to_csv(partial / table_name, index=False)
+    if (dataset / SPACING_CSV).is_file():
+        shutil.copyfile(dataset / SPACING_CSV, partial / SPACING_CSV)
+    if task != "classify":
+        spec = {"train": "images/train", "val": "images/val", "names": dict(enumerate(names))}
+        (partial / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    card = json.loads((dataset / "card.json").read_text())
+    (partial / "card.json").write_text(json.dumps({**card, "fold": fold + 1, "cv_of": str(dataset)}, indent=2))
+    partial.rename(final)
+    return final
+
+
+def _split_overrides(overrides: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
+    folds, seed = int(overrides.pop("folds", DEFAULT_FOLDS)), int(overrides.pop("fold_seed", 0))
+    if folds < 2:
+        raise UserError(f"cv: folds={folds}; cross-validation needs at least 2 folds")
+    try:
+        check_train_args({k: v for k, v in overrides.items() if k != "model"}, origin="the command line")
+    except ValueError as exc:
+        raise UserError(f"command line: {exc}") from None
+    return folds, seed, overrides
+
+
+def _check_same(cv_root: Path, setup: dict[str, Any]) -> None:
+    path = cv_root / CV_FILE
+    if path.is_file():
+        stored = json.loads(path.read_text())
+        if stored != setup:
+            changed = sorted(k for k in setup if stored.get(k) != setup[k])
+            raise UserError(f"{cv_root}: a cv with other settings ({', '.join(changed)}) is here; use another --name")
+    else:
+        cv_root.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(setup, indent=2))
+
+
+def _train_fold(recipe: Recipe, model: str, data: Path, run_dir: Path, args: dict[str, Any]) -> None:
+    """Train one fold, or continue it from last.pt when a previous cv stopped inside it; done when metrics.json says so."""
+    if (run_dir / METRICS_FILE).is_file():
+        return
+    save_run_dataset(run_dir, data.parent if data.suffix == ".yaml" else data)
+    if (run_dir / "weights" / "last.pt").is_file():
+        print(f"cv: resuming {run_dir.name} from its last.pt")
+        metrics = yolo.resume(run_dir)
+    else:
+        save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
+        metrics = yolo.train(model, data, run_dir, args)
+    save_metrics(run_dir, metrics)
+
+
+def cross_validate(
+    recipe_path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    name: str | None = None,
+    data_root: str | Path | None = None,
+) -> Path:
+    """Train and evaluate every fold, then summarise; returns `runs/<recipe>/<name>/cv/`."""
+    recipe = check(load_recipe(recipe_path))
+    folds, seed, args = _split_overrides(dict(overrides or {}))
+    model = args.pop("model", recipe.model)
+    args = {**recipe.train, **args}
+    eval_args = {k: args[k] for k in ("imgsz", "batch", "device") if k in args}
+    prepare(recipe, data_root)
+    dataset = dataset_dir(recipe)
+    if not (dataset / PATIENTS_CSV).is_file():
+        raise UserError(f"{dataset}: no {PATIENTS_CSV}; convert again (yolo_tools convert {recipe_path} --force)")
+    cv_root = runs_dir() / recipe.name / (name or CV_DIR)
+    setup = {"recipe": recipe.name, "fingerprint": recipe.fingerprint(), "folds": folds, "seed": seed, "model": model, "train": args}
+    pooled = _pooled(dataset, recipe.task)
+    pooled["fold"] = assign_folds(pooled["patient"], folds, seed, pooled["class"] if recipe.task == "classify" else None)
+    _check_same(cv_root, setup)
+    links = dataset / f"cv-k{folds}-s{seed}"
+    fold_runs = []
+    for fold in range(folds):
+        data = _fold_dataset(dataset, pooled, fold, links, recipe.task, recipe.classes)
+        run_dir = cv_root / f"fold{fold + 1}"
+        fold_runs.append(run_dir)
+        if (run_dir / evaluation.EVAL_DIR / evaluation.SUMMARY_FILE).is_file():
+            continue
+        print(f"cv: fold {fold + 1}/{folds} ({(pooled['fold'] == fold).sum()} held-out images) → {run_dir}")
+        _train_fold(recipe, model, data / "data.yaml" if recipe.task != "classify" else data, run_dir, args)
+        evaluation.evaluate(run_dir, eval_args)
+    out = summarise(fold_runs, cv_root / CV_DIR)
+    pooled.drop(columns="path").to_csv(out / "folds.csv", index=False)
+    print(f"cv: {folds} folds → {out}")
+    return out
+
+
+def _numbers(summary: dict[str, Any]) -> dict[str, float]:
+    numbers = {**summary["validator"], **summary["metrics"]}
+    return {k: float(v) for k, v in numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def summarise(fold_runs: list[Path], out: Path) -> Path:
+    """Mean ± SD over folds (sample SD, ddof=1) of every number and per class; out-of-fold tables concatenated."""
+    out.mkdir(parents=True, exist_ok=True)
+    summaries, per_class, per_image, found = [], [], [], []
+    for index, run_dir in enumerate(fold_runs, 1):
+        eval_dir = run_dir / evaluation.EVAL_DIR
+        summaries.append(json.loads((eval_dir / evaluation.SUMMARY_FILE).read_text()))
+        per_class.append(pd.read_csv(eval_dir / "per_class.csv").assign(fold=index))
+        per_image.append(pd.read_csv(eval_dir / "per_image.csv").assign(fold=index))
+        predictions = eval_dir / "predictions.csv"
+        if predictions.is_file() and predictions.stat().st_size > 1:
+            found.append(pd.read_csv(predictions).assign(fold=index))
+    table = pd.DataFrame([_numbers(s) for s in summaries], index=[f"fold{i}" for i in range(1, len(fold_runs) + 1)])
+    overall = pd.DataFrame({"mean": table.mean(), "sd": table.std(ddof=1)}).join(table.T)
+    overall.index.name = "metric"
+    overall.to_csv(out / "summary.csv")
+    classes = pd.concat(per_class, ignore_index=True)
+    numeric = [c for c in classes.select_dtypes("number").columns if c != "fold"]
+    by_class = classes.groupby("class", sort=False)[numeric].agg(["mean", "std"])
+    by_class.columns = [f"{column}_{'sd' if stat == 'std' else stat}" for column, stat in by_class.columns]
+    by_class.to_csv(out / "per_class.csv")
+    pd.concat(per_image, ignore_index=True).to_csv(out / "oof_per_image.csv", index=False)
+    if found:
+        pd.concat(found, ignore_index=True).to_csv(out / "oof_predictions.csv", index=False)
+    first = summaries[0]
+    summary = {
+        "recipe": first["recipe"],
+        "task": first["task"],
+        "folds": len(fold_runs),
+        "fold_runs": [str(run) for run in fold_runs],
+        "images": int(sum(s["images"] for s in summaries)),
+        "mean": overall["mean"].to_dict(),
+        "sd": overall["sd"].to_dict(),
+        "per_fold": table.to_dict(orient="index"),
+        "note": "each fold scored on its own held-out patients; mean and sample SD over folds",
+    }
+    evaluation.write_atomic(out / "summary.json", json.dumps(evaluation.json_ready(summary), indent=2))
+    lines = [f"# Cross-validation: {first['recipe']} ({first['task']}), {len(fold_runs)} folds by patient", "",
+             "| metric | mean ± SD | " + " | ".join(table.index) + " |", "|---|---|" + "---|" * len(table)]
+    for metric, row in overall.iterrows():
+        lines.append(f"| {metric} | {row['mean']:.3f} ± {row['sd']:.3f} | " + " | ".join(f"{row[f]:.3f}" for f in table.index) + " |")
+    evaluation.write_atomic(out / "summary.md", "\n".join(lines) + "\n")
+    return out
+
+
+def members(folder: str | Path) -> list[Path] | None:
+    """The fold runs of a cv folder (`runs/<recipe>/<name>`, or its `cv/`), for use as one ensemble; None if not a cv."""
+    root = Path(folder)
+    root = root.parent if root.name == CV_DIR and (root.parent / CV_FILE).is_file() else root
+    if not (root / CV_FILE).is_file():
+        return None
+    folds = int(json.loads((root / CV_FILE).read_text())["folds"])
+    runs = [root / f"fold{i}" for i in range(1, folds + 1)]
+    missing = [run.name for run in runs if not (run / "weights" / "best.pt").is_file()]
+    if missing:
+        raise UserError(f"{root}: folds {', '.join(missing)} are not trained yet; finish the cv first (yolo_tools cv ...)")
+    return runs

@@ -1,0 +1,106 @@
+"""Operating points: the threshold a run decides at, chosen once on val and used everywhere after.
+
+A classifier's ranking (ROC AUC) often survives new patients while its default 0.5 threshold does not,
+and a detector's default confidence (0.25) is Ultralytics' guess, not the run's. So the threshold is a
+property of the run: chosen on the val split (never on test), stored in `<run>/operating_point.json`,
+and read by `predict`, `evaluate` and `app`.
+
+- Classifier (two classes): scikit-learn's `roc_curve` on val; the positive class is the second in the
+  model's order (as for ROC AUC). Rules: `youden` (max sensitivity + specificity - 1, the default) or a
+  target `sensitivity=0.95` / `specificity=0.9` (the highest threshold reaching the target, so the other
+  rate is as good as it can be).
+- Detector: the confidence where F1 over classes peaks on val, as Ultralytics' validator computes it
+  (`yolo.Validation.f1_conf`).
+- Any task: `max_det` from the recipe's train arguments (`max_det: 1` for one heart per film) goes to
+  predict and evaluate as well, not only to training's validation.
+
+Examples:
+    >>> choose_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.6, 0.55, 0.9]), "youden")["threshold"]
+    0.9
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from yolo_tools.errors import UserError
+from yolo_tools.recipe import Recipe
+
+FILE = "operating_point.json"
+DEFAULT_RULE = "youden"
+_TARGET = re.compile(r"^(sensitivity|specificity)=(0?\.\d+|1(\.0*)?)$")
+
+
+def check_rule(rule: str) -> str:
+    if rule != DEFAULT_RULE and not _TARGET.match(rule):
+        raise UserError(f"operating point '{rule}': use youden, sensitivity=0.95 or specificity=0.9 (a rate in 0..1)")
+    return rule
+
+
+def choose_threshold(positive: np.ndarray, scores: np.ndarray, rule: str = DEFAULT_RULE) -> dict[str, Any]:
+    """The threshold on `scores` (predict positive when score >= threshold) by `rule`, with its rates on these data."""
+    check_rule(rule)
+    positive = np.asarray(positive, bool)
+    if positive.all() or not positive.any():
+        raise UserError("an operating point needs both classes in the val split")
+    fpr, tpr, thresholds = roc_curve(positive, scores)
+    finite = np.isfinite(thresholds)  # the first threshold is +inf (nothing positive)
+    fpr, tpr, thresholds = fpr[finite], tpr[finite], thresholds[finite]
+    if rule == DEFAULT_RULE:
+        best = int(np.argmax(tpr - fpr))
+    else:
+        rate, target = rule.split("=")
+        reached = tpr >= float(target) if rate == "sensitivity" else (1 - fpr) >= float(target)
+        candidates = np.flatnonzero(reached)
+        if not len(candidates):
+            raise UserError(f"operating point '{rule}': no threshold reaches it on the val split")
+        best = int(candidates[0] if rate == "sensitivity" else candidates[-1])  # thresholds fall as the index grows
+    return {
+        "rule": rule,
+        "threshold": float(thresholds[best]),
+        "sensitivity": float(tpr[best]),
+        "specificity": float(1 - fpr[best]),
+    }
+
+
+def save(run_dir: Path, point: dict[str, Any]) -> Path:
+    path = run_dir / FILE
+    partial = path.with_name(f".{FILE}.partial")
+    partial.write_text(json.dumps({**point, "chosen_on": "val"}, indent=2))
+    partial.replace(path)
+    return path
+
+
+def load(run_dir: Path | None) -> dict[str, Any] | None:
+    """The run's stored point; None when there is none or the weights are newer (a resumed training chose nothing yet)."""
+    path = run_dir / FILE if run_dir else None
+    if not (path and path.is_file()):
+        return None
+    weights = run_dir / "weights" / "best.pt"
+    if weights.is_file() and weights.stat().st_mtime > path.stat().st_mtime:
+        return None
+    return json.loads(path.read_text())
+
+
+def predict_defaults(recipe: Recipe | None, run_dir: Path | None) -> dict[str, Any]:
+    """Ultralytics predict arguments a run implies: its val-chosen `conf` (detect, segment) and the recipe's `max_det`."""
+    defaults: dict[str, Any] = {}
+    if recipe is not None and "max_det" in recipe.train:
+        defaults["max_det"] = recipe.train["max_det"]
+    point = load(run_dir)
+    if point and "conf" in point:
+        defaults["conf"] = point["conf"]
+    return defaults
+
+
+def decide(probabilities: np.ndarray, point: dict[str, Any] | None) -> int:
+    """The class an image is given: positive (index 1) when its probability reaches the stored threshold, else argmax."""
+    if point is None or "threshold" not in point or len(probabilities) != 2:
+        return int(np.argmax(probabilities))
+    return int(probabilities[1] >= point["threshold"])
