@@ -16,7 +16,6 @@ from conftest import RECIPES, needs_data
 from hospital_data import MR_CROP, decathlon
 from yolo_tools import pipeline, yolo
 from yolo_tools.cli import main
-from yolo_tools.evaluation import predicted_masks
 from yolo_tools.imaging.geometry import Geometry, restack
 from yolo_tools.locations import datasets_dir
 
@@ -44,7 +43,7 @@ def model_on_dataset_images(run_dir: Path, dataset: Path, volume: str) -> np.nda
     slices = pd.read_csv(dataset / "slices.csv").query("volume == @volume").sort_values("slice")
     files = [str(dataset / "images" / row.split / row.image) for row in slices.itertuples()]
     results = [yolo.as_arrays(r) for r in yolo.predict(run_dir / "weights" / "best.pt", files, LOW)]
-    return np.stack([predicted_masks(r, 2) for r in results], axis=1)
+    return np.stack([r.class_masks(2) for r in results], axis=1)
 
 
 def test_evaluate_reports_3d_dice_per_volume(run: tuple[Path, Path, Path]) -> None:
@@ -107,7 +106,7 @@ def test_coco_and_rle_csv_outputs_read_back_as_the_prediction(run: tuple[Path, P
     table = pd.read_csv(tmp_path / "rle" / "submission.csv", keep_default_na=False)
     assert list(table.columns) == ["id", "class", "segmentation"] and len(table) == 2 * len(files)
     for prediction in predictions:
-        masks = predicted_masks(prediction, 2)
+        masks = prediction.class_masks(2)
         for class_id, name in enumerate(("Anterior", "Posterior")):
             row = table[(table["id"] == prediction.path.stem) & (table["class"] == name)].iloc[0]
             np.testing.assert_array_equal(decode(row["segmentation"], prediction.shape).astype(bool), masks[class_id])

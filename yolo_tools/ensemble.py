@@ -63,9 +63,7 @@ def vote_masks(
     predictions: Sequence[yolo.Prediction], n_classes: int, weights: Sequence[float] | None = None
 ) -> np.ndarray:
     """Per-class masks (classes, H, W) bool: pixels that at least half of the models' weight marks."""
-    from yolo_tools.evaluation import predicted_masks
-
-    votes = np.average(np.stack([predicted_masks(p, n_classes) for p in predictions]), axis=0, weights=weights)
+    votes = np.average(np.stack([p.class_masks(n_classes) for p in predictions]), axis=0, weights=weights)
     return votes >= 0.5
 
 

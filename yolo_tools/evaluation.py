@@ -89,15 +89,6 @@ def truth_masks(path: Path, shape: tuple[int, int], n_classes: int) -> np.ndarra
     return np.stack([polygons_to_mask(polygons[c], shape).astype(bool) for c in range(n_classes)])
 
 
-def predicted_masks(prediction: yolo.Prediction, n_classes: int) -> np.ndarray:
-    """Instance masks merged per class, (classes, H, W) bool."""
-    merged = np.zeros((n_classes, *prediction.shape), bool)
-    if prediction.masks is not None:
-        for mask, class_id in zip(prediction.masks, prediction.classes):
-            merged[class_id] |= mask
-    return merged
-
-
 save_masks, load_masks = mask_png.save, mask_png.load  # per-class masks as one 16-bit PNG (convert/mask_png.py)
 
 
@@ -110,7 +101,7 @@ def _score_segment(
     spacing: tuple[float, float] | None = None,
 ):
     """Dice/IoU and HD95/NSD per class; against the published masks when the dataset kept them, else its polygons."""
-    predicted = predicted_masks(prediction, len(names))
+    predicted = prediction.class_masks(len(names))
     truth = None
     if published is not None and published.is_file():
         truth = mask_png.load(published, len(names))

@@ -130,7 +130,6 @@ def volume_inputs(source: Path, recipe: Recipe | None) -> list[VolumeInput]:
 def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | None, n_classes: int, args: dict) -> Iterator[VolumePrediction]:
     """Each volume's slices through the model, masks merged per class and restacked into voxel order."""
     from yolo_tools.convert.volume_slices import slice_images
-    from yolo_tools.evaluation import predicted_masks
 
     _, preprocess, _ = _slicing(recipe)
     for volume in inputs:
@@ -138,7 +137,7 @@ def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | N
         bgr = (cv2.cvtColor(i, cv2.COLOR_GRAY2BGR) if i.ndim == 2 else np.ascontiguousarray(i[..., ::-1]) for i in images)
         named = ((Path(f"{volume.name}_s{index:03d}.png"), image) for index, image in enumerate(bgr))
         slices = [yolo.as_arrays(result) for result in yolo.predict_arrays(weights, named, args)]
-        stacked = np.stack([predicted_masks(p, n_classes) for p in slices], axis=1)  # (classes, slices, H, W)
+        stacked = np.stack([p.class_masks(n_classes) for p in slices], axis=1)  # (classes, slices, H, W)
         masks = np.stack([restack(per_class, volume.geometry) for per_class in stacked])
         yield VolumePrediction(volume, masks, slices)
 
@@ -202,14 +201,13 @@ def submission_id(path: Path) -> str:
 
 
 def write_rle_csv(predictions: list[yolo.Prediction], names: list[str], out_dir: Path) -> Path:
-    from yolo_tools.evaluation import predicted_masks
 
     path = out_dir / "submission.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "class", "segmentation"])
         for prediction in predictions:
-            masks = predicted_masks(prediction, len(names))
+            masks = prediction.class_masks(len(names))
             for name, mask in zip(names, masks):
                 writer.writerow([submission_id(prediction.path), name, rle_encode(mask)])
     return path

@@ -393,6 +393,14 @@ class Prediction:
     masks: np.ndarray | None
     probabilities: np.ndarray | None
 
+    def class_masks(self, n_classes: int) -> np.ndarray:
+        """Instance masks merged per class, (classes, H, W) bool: what segmentation metrics and outputs use."""
+        merged = np.zeros((n_classes, *self.shape), bool)
+        if self.masks is not None:
+            for mask, class_id in zip(self.masks, self.classes):
+                merged[class_id] |= mask
+        return merged
+
 
 def as_arrays(result: Any) -> Prediction:
     """An Ultralytics result as numpy arrays; masks are scaled to the original image when predicted smaller."""

@@ -1,0 +1,119 @@
+"""The package's modules import one way: no import cycle anywhere in `yolo_tools/`, function-level imports too.
+
+A cycle means two stages depend on each other (reading a recipe loading every converter, conversion
+depending on evaluation, ...), which is what keeps the next feature from fitting in. The graph is read
+from the source with `ast`, so a lazy import inside a function counts as much as one at the top.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "yolo_tools"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the package modules it imports (a parent package importing its own children is not an edge)."""
+    files = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+    def owner(name: str) -> str | None:
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([node.module] if node.module else [])])
+                targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            for target in targets:
+                found = owner(target) if target.startswith(PACKAGE.name) else None
+                if found and found != name and not (path.name == "__init__.py" and found.startswith(f"{name}.")):
+                    graph[name].add(found)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_the_finder_sees_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_graph_holds_lazy_imports() -> None:
+    graph = import_graph()
+    assert "yolo_tools.yolo" in graph["yolo_tools.pipeline"]
+    assert "yolo_tools.convert.writer" in graph["yolo_tools.convert.conversion"]
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    found = cycles(import_graph())
+    assert not found, "import cycles (data should flow one way):\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_reading_a_recipe_imports_neither_ultralytics_nor_the_converters() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from yolo_tools.recipe import load_recipe; load_recipe('recipes/kidney.yaml'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ultralytics', 'torch') "
+        "or m.startswith('yolo_tools.convert.')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
