@@ -128,8 +128,8 @@ def test_cli_convert_format_src_dst(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["convert", "masks", str(organs_src), str(tmp_path / "organs")]) == 0
     organs = json.loads((tmp_path / "organs" / "card.json").read_text())
     assert organs["classes"] == ["heart", "left_lung", "right_lung"]
-    assert main(["convert", "dicom", str(src), str(tmp_path / "x")]) == 2
-    assert "format 'dicom' is unknown" in capsys.readouterr().err
+    assert main(["convert", "nrrd", str(src), str(tmp_path / "x")]) == 2
+    assert "format 'nrrd' is unknown" in capsys.readouterr().err
     assert main(["convert", "coco", str(src)]) == 2
 
 
