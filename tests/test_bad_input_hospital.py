@@ -36,7 +36,7 @@ def _recipe(root: Path, **changes) -> None:
     raw = {
         "name": "hippo",
         "task": "segment",
-        "data": {"source": {"kind": "local", "path": "ds"}, "converter": "nifti", "options": {}, "split": {"by": "case"}},
+        "data": {"source": {"kind": "local", "path": "ds"}, "converter": "nifti", "options": {}, "split": {"by": r"^(.+)_s\d+$"}},
         "classes": ["Anterior", "Posterior"],
         "model": "yolov8n-seg.yaml",
     }

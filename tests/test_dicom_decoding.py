@@ -108,3 +108,15 @@ def test_non_image_objects_are_named_and_left_out() -> None:
     assert [s.modality for s in found.series] == ["CT"]
     assert any("RT.dcm: a RTSTRUCT object" in line for line in found.skipped)
     assert [seg.labels for seg in found.segs] == [["Necrosis", "Edema", "Enhancing Lesion"]]
+
+
+@needs_data("dicom-mr-brain-series")
+def test_series_in_folders_of_the_same_name_get_distinct_names(tmp_path: Path) -> None:
+    for patient, uid in (("a", None), ("b", "1.2.3.4")):
+        (tmp_path / patient / "CT").mkdir(parents=True)
+        for path in sorted(MR_SERIES.glob("*.dcm"))[:3]:
+            data = pydicom.dcmread(path)
+            if uid:
+                data.SeriesInstanceUID = uid
+            data.save_as(tmp_path / patient / "CT" / path.name)
+    assert [s.name for s in dicom_series.find(tmp_path).series] == ["a_CT", "b_CT"]

@@ -33,7 +33,7 @@ def test_nifti_label_volume_has_the_input_grid_and_the_predicted_voxels(tmp_path
     affine = np.array([[0, 0, -0.8, 100], [0, -0.7, 0, 50], [3.0, 0, 0, -20], [0, 0, 0, 1]])
     geometry = Geometry.from_affine(affine, (12, 40, 30))
     masks = blobs(geometry.shape, 3)
-    volume = prediction_formats.VolumeInput("case_7", geometry, Loaded([np.zeros(geometry.shape)], None))
+    volume = prediction_formats.VolumeInput("case_7", geometry, lambda: Loaded([np.zeros(geometry.shape)], None))
     path = prediction_formats.write_nifti(prediction_formats.VolumePrediction(volume, masks, []), tmp_path)
     image = nib.load(path)
     np.testing.assert_allclose(image.affine, affine)

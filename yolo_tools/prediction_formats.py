@@ -26,7 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ SCAN_PATH = re.compile(r"(case\d+_day\d+)[/\\]scans[/\\]slice_(\d+)_")
 class VolumeInput:
     name: str
     geometry: Geometry
-    loaded: Any  # convert.volume_slices.Loaded
+    load: Callable[[], Any]  # -> convert.volume_slices.Loaded; called when the volume's turn comes
     series: dicom_series.Series | None = None  # set for DICOM inputs (what a SEG references)
 
 
@@ -90,7 +90,6 @@ def _is_volume_source(path: Path) -> bool:
 def volume_inputs(source: Path, recipe: Recipe | None) -> list[VolumeInput]:
     """NIfTI files (SRC itself, or in SRC; `_0000`, `_0001` ... files of one case as its channels) or DICOM series."""
     from yolo_tools.convert.nifti_volumes import CHANNEL_SUFFIX, volume_stem
-    from yolo_tools.convert.volume_slices import Loaded
 
     axis, _, channels = _slicing(recipe)
     files = [source] if source.is_file() else sorted(p for p in source.iterdir() if p.is_file()) if source.is_dir() else []
@@ -102,15 +101,9 @@ def volume_inputs(source: Path, recipe: Recipe | None) -> list[VolumeInput]:
         found = []
         for name, paths in cases.items():
             shape, affine = nifti.header(paths[0])
-            if len(paths) > 1 or len(channels) > 1:
-                if max(channels) >= len(paths) and len(shape) != 4:
-                    raise UserError(f"{paths[0]}: the run reads channels {channels}; this case has {len(paths)} file(s)")
-            arrays = [nifti.read_array(p) for p in paths]
-            if len(arrays) == 1 and arrays[0].ndim == 4:
-                picked = [arrays[0][..., c] for c in channels]
-            else:
-                picked = [arrays[c] for c in channels] if len(arrays) > 1 else arrays
-            found.append(VolumeInput(name, Geometry.from_affine(affine, shape[:3], axis), Loaded(picked, None)))
+            if max(channels) >= (shape[3] if len(paths) == 1 and len(shape) == 4 else len(paths)):
+                raise UserError(f"{paths[0]}: the run reads channels {channels}; this case has fewer")
+            found.append(VolumeInput(name, Geometry.from_affine(affine, shape[:3], axis), lambda p=paths: _nifti_channels(p, channels)))
         return found
     if not source.is_dir():
         raise UserError(f"{source}: volume formats need a NIfTI file, a folder of NIfTI files or a folder of DICOM series")
@@ -119,12 +112,26 @@ def volume_inputs(source: Path, recipe: Recipe | None) -> list[VolumeInput]:
         raise UserError(f"{source}: no NIfTI volume and no DICOM image series found; give volumes for --format nifti/dicom-seg")
     inputs = []
     for series in found_series.series:
-        pixels, geometry = dicom_series.load(series)
-        window = dicom.file_window(dicom.dataset(series.files[0], pixels=False))
-        inputs.append(
-            VolumeInput(series.name, Geometry.from_affine(geometry.affine, pixels.shape, axis, prefer=0), Loaded([pixels], None, window), series)
-        )
+        pixels, geometry = dicom_series.load(series)  # the frame count needs the pixels; read again in turn
+        geometry = Geometry.from_affine(geometry.affine, pixels.shape, axis, prefer=0)
+        inputs.append(VolumeInput(series.name, geometry, lambda s=series: _dicom_channels(s), series))
     return inputs
+
+
+def _nifti_channels(paths: list[Path], channels: list[int]):
+    from yolo_tools.convert.volume_slices import Loaded
+
+    arrays = [nifti.read_array(p) for p in paths]
+    if len(arrays) == 1 and arrays[0].ndim == 4:
+        return Loaded([arrays[0][..., c] for c in channels], None)
+    return Loaded([arrays[c] for c in channels] if len(arrays) > 1 else arrays, None)
+
+
+def _dicom_channels(series: dicom_series.Series):
+    from yolo_tools.convert.volume_slices import Loaded
+
+    pixels, _ = dicom_series.load(series)
+    return Loaded([pixels], None, dicom.file_window(dicom.dataset(series.files[0], pixels=False)))
 
 
 def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | None, n_classes: int, args: dict) -> Iterator[VolumePrediction]:
@@ -133,7 +140,7 @@ def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | N
 
     _, preprocess, _ = _slicing(recipe)
     for volume in inputs:
-        images = slice_images(volume.loaded, volume.geometry, preprocess)
+        images = slice_images(volume.load(), volume.geometry, preprocess)
         bgr = (cv2.cvtColor(i, cv2.COLOR_GRAY2BGR) if i.ndim == 2 else np.ascontiguousarray(i[..., ::-1]) for i in images)
         named = ((Path(f"{volume.name}_s{index:03d}.png"), image) for index, image in enumerate(bgr))
         slices = [yolo.as_arrays(result) for result in yolo.predict_arrays(weights, named, args)]

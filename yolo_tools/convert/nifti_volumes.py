@@ -15,7 +15,8 @@ Each case is one volume and one patient (the split keeps a case on one side). It
 the volume is isotropic, e.g. the hippocampus). Label values become classes: a recipe class named as a
 label takes that label's values; `label_values` (one entry per class, an int or a list to merge, as
 the Decathlon's regions are) overrides. `channels` picks which channels (modalities) fill YOLO's three
-channels, mapped each by the recipe's intensity rule. Cases whose image and label differ in shape or
+channels, mapped each by the recipe's intensity rule (without one, 0.5-99.5 percentiles of the volume:
+NIfTI carries no display window). Cases whose image and label differ in shape or
 grid, or whose label holds values no class takes, are skipped and named on the card. Volume geometry
 (shape, spacing, affine in RAS+ mm, slice axis) goes into `volumes.json`.
 

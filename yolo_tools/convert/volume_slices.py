@@ -56,17 +56,26 @@ def slice_labels(masks: np.ndarray, index: int, geometry: Geometry, min_area: in
 
 
 class _LastVolume:
-    """The writer takes slices in order: keeping the last volume loaded (and mapped) reads each file once."""
+    """The writer takes slices in order: keeping the last volume loaded (and mapped) reads each file once.
+
+    A volume that cannot be loaded is remembered too, so its other slices are skipped without reading again.
+    """
 
     def __init__(self) -> None:
         self.key: object = None
-        self.value: tuple[Loaded, np.ndarray] | None = None
+        self.value: tuple[Loaded, np.ndarray] | SkipSample | None = None
 
     def get(self, key: object, load: Callable[[], Loaded], geometry: Geometry, preprocess: Preprocess):
         if self.key != key:
             self.key, self.value = None, None
-            loaded = load()
-            self.key, self.value = key, (loaded, slice_images(loaded, geometry, preprocess))
+            try:
+                loaded = load()
+                value: tuple[Loaded, np.ndarray] | SkipSample = (loaded, slice_images(loaded, geometry, preprocess))
+            except SkipSample as reason:
+                value = reason
+            self.key, self.value = key, value
+        if isinstance(self.value, SkipSample):
+            raise SkipSample(str(self.value))
         return self.value
 
 

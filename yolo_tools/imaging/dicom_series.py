@@ -127,6 +127,14 @@ def find(src: str | Path) -> Found:
                 name=name if name != uid else _safe(uid),
             )
         )
+    names = [s.name for s in found.series]
+    for series in found.series:  # patientA/CT and patientB/CT: the path below src tells them apart
+        if names.count(series.name) > 1:
+            parent = series.files[0].parent
+            series.name = _safe("_".join(parent.relative_to(src).parts)) if parent != src else _safe(series.uid)
+    if len({s.name for s in found.series}) < len(found.series):
+        for series in found.series:
+            series.name = _safe(series.uid)
     found.series.sort(key=lambda s: s.name)
     return found
 
