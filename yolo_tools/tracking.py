@@ -83,12 +83,17 @@ def search_environment(experiment: str) -> dict[str, str]:
 
     Trials are trainings Ultralytics starts itself (in Ray workers too), so `yolo.Trackers` cannot reach
     them and they log as the settings say; these variables send that to the workbench's store, one
-    experiment per search, instead of MLflow's default in each worker's working folder.
+    experiment per search, instead of MLflow's default in each worker's working folder. Make the
+    experiment with `create_experiment` before the trials start.
     """
     if importlib.util.find_spec("mlflow") is None:
         return {}
-    _, _, uri = _experiment(experiment)
-    return {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment}
+    return {"MLFLOW_TRACKING_URI": tracking_uri(), "MLFLOW_EXPERIMENT_NAME": experiment}
+
+
+def create_experiment(experiment: str) -> None:
+    """Make `experiment` in the store, with its artifacts in the workbench's store rather than `./mlruns`."""
+    _experiment(experiment)
 
 
 @contextmanager

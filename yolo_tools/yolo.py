@@ -188,7 +188,9 @@ def tune(
     from ultralytics.cfg import TASK2METRIC
 
     yolo = load_model(model)
-    args = {**args, "device": pick_device(args.get("device")), "data": str(data), "project": str(out_dir)}
+    args = {**args, "data": str(data), "project": str(out_dir)}
+    if not use_ray:  # a Ray trial trains on the devices Ray gives its worker, which this process may not have
+        args["device"] = pick_device(args.get("device"))
     if use_ray:
         result = yolo.tune(use_ray=True, iterations=iterations, name="trial", **options, **args)
     else:
