@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import cascade, ensemble, evaluation, predictions, yolo
+from yolo_tools import cascade, ensemble, evaluation, predictions, tracking, yolo
 from yolo_tools.convert import prepare, train_data
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import mapped_inputs
@@ -82,8 +82,6 @@ def train_recipe(
 
     `track` ('mlflow' or 'tensorboard', else the recipe's `track`) logs this run there (yolo_tools/tracking.py).
     """
-    from yolo_tools import tracking
-
     recipe = load_recipe(recipe_path)
     overrides = dict(overrides or {})
     _check_cli_args(overrides, allowed_extra={"model"})
@@ -105,8 +103,6 @@ def train_recipe(
 
 
 def resume_run(run_dir: str | Path) -> dict[str, float]:
-    from yolo_tools import tracking
-
     run_dir = Path(run_dir)
     recipe = run_recipe(run_dir) if run_dir.is_dir() else None
     track = recipe.track if recipe else None
@@ -178,8 +174,6 @@ def evaluate(run: str | Path | list[str | Path], overrides: dict[str, Any] | Non
 
     Several runs are evaluated as one ensemble on the first run's val split; files in `<first run>/eval-ensemble/`.
     """
-    from yolo_tools import tracking
-
     overrides = dict(overrides or {})
     _check_cli_args(overrides)
     _check_device(overrides)

@@ -43,9 +43,13 @@ def check_available(track: str | None) -> None:
         raise UserError(f"track: {track} needs the {PACKAGES[track]} package: pip install 'yolo-tools[track]'")
 
 
+def _local_uri() -> str:
+    return f"sqlite:///{runs_dir() / STORE_DIR / 'mlflow.db'}"
+
+
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI` when set (a server, a database), else the workbench's SQLite store under the runs folder."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir() / STORE_DIR / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or _local_uri()
 
 
 def _experiment(experiment: str) -> tuple[Any, str, str]:
@@ -54,7 +58,7 @@ def _experiment(experiment: str) -> tuple[Any, str, str]:
 
     uri = tracking_uri()
     artifacts = None
-    if "MLFLOW_TRACKING_URI" not in os.environ:
+    if uri == _local_uri():
         store = runs_dir() / STORE_DIR
         store.mkdir(parents=True, exist_ok=True)
         artifacts = (store / "artifacts").as_uri()  # not MLflow's default ./mlruns in the working folder

@@ -142,8 +142,8 @@ def _trained_metrics(task: str, returned: Any, run_dir: Path) -> dict[str, float
 def _fit(yolo: Any, track: str | None, **args: Any) -> Any:
     """`YOLO.train` with only the requested experiment logger on.
 
-    Ultralytics' Ray Tune callback asks Ray for a trial id after every epoch and Ray warns each time it
-    is asked outside a search; that warning is silenced here, where no search runs (yolo_tools/tune.py).
+    Ultralytics' Ray Tune callback asks Ray for a trial id after every epoch, and Ray warns when asked
+    outside a search; that warning is silenced here, where no search runs (searches: yolo_tools/tune.py).
     """
     yolo.callbacks["on_pretrain_routine_start"].insert(0, Trackers(track))
     with warnings.catch_warnings():
@@ -189,11 +189,10 @@ def tune(
 
     yolo = load_model(model)
     args = {**args, "data": str(data), "project": str(out_dir)}
-    if not use_ray:  # a Ray trial trains on the devices Ray gives its worker, which this process may not have
-        args["device"] = pick_device(args.get("device"))
-    if use_ray:
+    if use_ray:  # a Ray trial trains on the devices Ray gives its worker, which this process may not have
         result = yolo.tune(use_ray=True, iterations=iterations, name="trial", **options, **args)
     else:
+        args["device"] = pick_device(args.get("device"))
         yolo.tune(iterations=iterations, name="tuner", **options, **args)
         result = out_dir / "tuner"
     return TASK2METRIC[yolo.task], result
@@ -228,7 +227,7 @@ class Trackers:
     def __call__(self, trainer: Any) -> None:
         from importlib import import_module
 
-        modules = {f"ultralytics.utils.callbacks.{name}": name for name in TRACKERS}
+        modules = {f"ultralytics.utils.callbacks.{name}" for name in TRACKERS}
         wanted = import_module(f"ultralytics.utils.callbacks.{self.track}").callbacks if self.track else {}
         for event, functions in trainer.callbacks.items():
             kept = [f for f in functions if getattr(f, "__module__", None) not in modules]
