@@ -88,6 +88,9 @@ def train_recipe(
     model = overrides.pop("model", recipe.model)
     args = {**recipe.train, **overrides}
     _check_device(args, "command line" if "device" in overrides else f"{recipe.path}: train")
+    if args.get("device"):
+        origin = "command line" if "batch" in overrides else f"{recipe.path}: train"
+        yolo.check_multi_gpu_batch(args["device"], args.get("batch"), origin)
     _check_pretrained(args.get("pretrained"), recipe, overrides)
     track = track or recipe.track
     tracking.check_available(track)

@@ -91,6 +91,17 @@ def pick_device(requested: Any = None, origin: str = "command line", announce: b
     return device
 
 
+def check_multi_gpu_batch(device: str, batch: Any, origin: str = "command line") -> None:
+    """Under DDP `batch` is the total over the GPUs, and Ultralytics refuses AutoBatch (`batch` below 1)
+    there only once the run folder exists: refuse it first, naming `batch` and a size that works."""
+    gpus = len(device.split(",")) if device and device not in ("cpu", "mps") else 1
+    if gpus > 1 and isinstance(batch, (int, float)) and not isinstance(batch, bool) and batch < 1:
+        raise UserError(
+            f"{origin}: batch={batch}: AutoBatch does not work on {gpus} GPUs (device={device}); "
+            f"give the total batch, a multiple of {gpus}, e.g. batch={8 * gpus}"
+        )
+
+
 def load_model(model: str | Path):
     """A YOLO model from a model YAML (from scratch), local weights, or official weights Ultralytics downloads."""
     from ultralytics import YOLO
