@@ -23,7 +23,7 @@ DEVICE=${DEVICE:-0}
 NAME=gpu-full
 WORK=${YOLO_TOOLS_BENCH_WORK:-benchmarks/results/work}/gpu
 export YOLO_TOOLS_DATASETS=${YOLO_TOOLS_DATASETS:-$WORK/datasets}
-export YOLO_TOOLS_RUNS=${YOLO_TOOLS_RUNS:-$WORK/runs}
+export YOLO_TOOLS_RUNS=$WORK/runs  # always its own folder: it is emptied at the start
 [ -z "${YOLO_TOOLS_DATA:-}" ] && [ -d shared/data ] && export YOLO_TOOLS_DATA=$PWD/shared/data
 TIMINGS=$WORK/timings.tsv
 
@@ -51,7 +51,7 @@ step() {
 
 if [ -z "${DRY_RUN:-}" ]; then
   "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else "no GPU: this check trains at full size and needs one")' || exit 1
-  rm -rf "$YOLO_TOOLS_RUNS" "$WORK/logs" "$TIMINGS"
+  rm -rf "$WORK/runs" "$WORK/logs" "$TIMINGS"
   mkdir -p "$WORK/logs"
 fi
 
