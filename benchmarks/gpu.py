@@ -3,11 +3,12 @@
 `benchmarks/gpu.sh` runs the `yolo_tools` commands themselves (convert, train for a fixed time at the
 recipe's own image size, evaluate, inspect --no-app), timing each step; this reads what they left:
 
-    .venv/bin/python -m benchmarks.gpu --runs RUNS --timings TIMINGS.tsv --name gpu-full --minutes "1.5 1 1.5"
+    .venv/bin/python -m benchmarks.gpu --runs RUNS --timings TIMINGS.tsv --name gpu-full --minutes "1 0.75 1"
 
 - per recipe: device, image size, epochs done in the time given, seconds of each step and its exit code;
 - the validator's metrics of the best weights (metrics.json) and evaluate's own (eval/summary.json);
-- whether `inspect` finished (its exit code; FiftyOne's evaluation is meant to run on the GPU machine).
+- whether `inspect` finished (its exit code; FiftyOne's evaluation is meant to run on the GPU machine);
+  a step cut by its time limit shows exit 124, one the time budget left no room for shows "skipped".
 
 `python -m benchmarks.report` shows them in RESULTS.md under "Full-size trainings (GPU)".
 """
@@ -33,12 +34,12 @@ EVALUATE_SHOWN = {
 }
 
 
-def _timings(path: Path) -> dict[str, dict[str, dict[str, int]]]:
-    """`recipe step seconds exit-code` lines as {recipe: {step: {"s": seconds, "exit": code}}}."""
-    steps: dict[str, dict[str, dict[str, int]]] = {}
+def _timings(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """`recipe step seconds exit-code` lines as {recipe: {step: {"s": seconds, "exit": code or "skipped"}}}."""
+    steps: dict[str, dict[str, dict[str, Any]]] = {}
     if path.is_file():
         for recipe, step, seconds, code in csv.reader(path.open(), delimiter="\t"):
-            steps.setdefault(recipe, {})[step] = {"s": int(seconds), "exit": int(code)}
+            steps.setdefault(recipe, {})[step] = {"s": int(seconds), "exit": int(code) if code.lstrip("-").isdigit() else code}
     return steps
 
 

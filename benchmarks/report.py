@@ -127,7 +127,7 @@ def _gpu(p: dict[str, Any] | None) -> list[str]:
     if p is None:
         return ["**`bash benchmarks/gpu.sh` has not been run yet:** no GPU was lent to the session that wrote it. "
                 "On a GPU machine it trains kidney, heart and pneumonia at their recipes' own image size for a fixed "
-                "time (4 minutes in all), runs `evaluate` and `inspect --no-app` on each (under 8 minutes on one "
+                "time (2.75 minutes in all), runs `evaluate` and `inspect --no-app` on each (under 8 minutes on one "
                 "H200), and records the figures here.", ""]
     rows = []
     for r in p["results"]:
@@ -135,7 +135,8 @@ def _gpu(p: dict[str, Any] | None) -> list[str]:
         shown = {**(r.get("validator") or {}), **(r.get("evaluate") or {})}
         rows.append({"recipe": r["recipe"], "device": r.get("device"), "imgsz": r.get("imgsz"), "epochs": r.get("epochs"),
                      "train_s": r.get("train_time_s"),
-                     "steps": ", ".join(f"{k} {v['s']} s" + (f" (exit {v['exit']})" if v["exit"] else "") for k, v in steps.items()) or None,
+                     "steps": ", ".join(f"{k} skipped" if v["exit"] == "skipped" else f"{k} {v['s']} s" + (f" (exit {v['exit']})" if v["exit"] else "")
+                                        for k, v in steps.items()) or None,
                      "metrics": ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()) or None})
     minutes = ", ".join(f"{k} {v} min" for k, v in p["settings"]["train_minutes"].items())
     return [*_where(p), f"Training time given: {minutes}; the rest of each row is what the run folders hold.", "",

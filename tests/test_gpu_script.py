@@ -48,13 +48,32 @@ def test_collected_figures_reach_results_md(tmp_path) -> None:
     (run / "metrics.json").write_text(json.dumps({"val": {"mAP50": 0.9, "mAP50-95": 0.5}}))
     (run / "eval" / "summary.json").write_text(json.dumps({"metrics": {"found": 38, "missed": 2, "ap50": 0.91}}))
     timings = tmp_path / "timings.tsv"
-    timings.write_text("heart\ttrain\t75\t0\nheart\tinspect\t40\t1\n")
+    timings.write_text("heart\ttrain\t75\t0\nheart\tinspect\t40\t1\npneumonia\tinspect\t0\tskipped\n")
     results = tmp_path / "results"
     results.mkdir()
     shutil.copy(ROOT / "benchmarks" / "results" / "accuracy.json", results)
-    gpu.collect(tmp_path / "runs", timings, "gpu-full", [1.5, 1.0, 1.5], [], results)
+    gpu.collect(tmp_path / "runs", timings, "gpu-full", [1.0, 0.75, 1.0], [], results)
 
     page = report.render(results)
     section = page.split("### Full-size trainings (GPU)")[1]
     assert "| heart | 0 | 512 | 2 | 41 | train 75 s, inspect 40 s (exit 1) | mAP50 0.900, mAP50-95 0.500, found 38, missed 2, ap50 0.910 |" in section
     assert "| kidney | - | - | - | - | - | - |" in section, "a recipe gpu.sh did not get to is shown as such"
+    assert "| pneumonia | - | - | - | - | inspect skipped | - |" in section
+
+
+def test_script_keeps_to_its_time_budget(tmp_path) -> None:
+    """The real (not dry) path with a stand-in for Python: steps are timed, cut or skipped, never dropped."""
+    stub = tmp_path / "python"
+    calls = tmp_path / "calls.txt"
+    stub.write_text(f'#!/bin/sh\necho "$*" >> {calls}\ncase "$*" in *" train "*) sleep 3;; esac\nexit 0\n')
+    stub.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(stub), "BUDGET_SECONDS": "8", "YOLO_TOOLS_BENCH_WORK": str(tmp_path / "work")}
+    env.pop("DRY_RUN", None)
+    subprocess.run(["bash", str(SCRIPT)], env=env, capture_output=True, text=True, check=True, timeout=60)
+    rows = [line.split("\t") for line in (tmp_path / "work" / "gpu" / "timings.tsv").read_text().splitlines()]
+    assert [(r[0], r[1]) for r in rows] == [(recipe, step) for recipe in ("kidney", "heart", "pneumonia")
+                                           for step in ("convert", "train", "evaluate", "inspect")]
+    assert rows[1][1:] == ["train", "3", "0"]
+    assert rows[-1][3] == "skipped", "steps past the budget are recorded as skipped"
+    ran = calls.read_text().splitlines()
+    assert ran[-2].startswith("-m benchmarks.gpu --runs") and ran[-1] == "-m benchmarks.report"

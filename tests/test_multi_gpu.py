@@ -40,6 +40,16 @@ def test_device_list_from_the_command_line_reaches_ultralytics() -> None:
             yolo.pick_device(overrides["device"])
 
 
+def test_auto_batch_on_several_gpus_is_refused_before_any_work() -> None:
+    """Checked on the canonical device string, so it needs no GPU: Ultralytics refuses this only mid-run."""
+    with pytest.raises(UserError, match=r"command line: batch=-1: AutoBatch does not work on 2 GPUs.*batch=16"):
+        yolo.check_multi_gpu_batch("0,1", -1)
+    with pytest.raises(UserError, match=r"batch=0.7"):
+        yolo.check_multi_gpu_batch("0,1,2", 0.7)
+    for device, batch in (("0", -1), ("cpu", -1), ("0,1", 32), ("0,1", None)):
+        yolo.check_multi_gpu_batch(device, batch)
+
+
 @pytest.mark.slow
 def test_metrics_come_from_the_checkpoint_when_the_trainer_has_none(monkeypatch, workspace) -> None:
     real_load = yolo.load_model

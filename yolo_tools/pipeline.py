@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, yolo, yolo_args
+from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, tracking, yolo, yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare
 from yolo_tools.errors import UserError
@@ -85,14 +85,15 @@ def train_recipe(
     parent this call created) is removed, so no run exists that holds only recipe.yaml. `track` ('mlflow' or
     'tensorboard', else the recipe's `track`) logs this run there (yolo_tools/tracking.py).
     """
-    from yolo_tools import tracking
-
     recipe = check(load_recipe(recipe_path))
     overrides = _check_cli_args(dict(overrides or {}), allowed_extra=frozenset({"model"}))
     train_args = yolo_args.check_types(recipe.train, f"{recipe.path}: train.")
     model = overrides.pop("model", recipe.model)
     args = {**train_args, **overrides}
     _check_device(args, "command line" if "device" in overrides else f"{recipe.path}: train")
+    if args.get("device"):
+        origin = "command line" if "batch" in overrides else f"{recipe.path}: train"
+        yolo.check_multi_gpu_batch(args["device"], args.get("batch"), origin)
     _check_pretrained(args.get("pretrained"), recipe, overrides)
     track = track or recipe.track
     tracking.check_available(track)
@@ -115,8 +116,6 @@ def train_recipe(
 
 def resume_run(run_dir: str | Path) -> dict[str, float]:
     """Continue an interrupted run; a finished one is refused with the command that trains it longer."""
-    from yolo_tools import tracking
-
     run_dir = Path(run_dir).expanduser().resolve()
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder (runs/<recipe>/<name>)")
@@ -262,8 +261,6 @@ def evaluate(
     point on val (youden, sensitivity=0.95). Several runs are evaluated as one ensemble; files in
     `<first run>/eval-ensemble[-test]/`.
     """
-    from yolo_tools import tracking
-
     overrides = _check_cli_args(dict(overrides or {}))
     _check_device(overrides)
     if rule is not None:

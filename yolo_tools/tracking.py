@@ -43,9 +43,13 @@ def check_available(track: str | None) -> None:
         raise UserError(f"track: {track} needs the {PACKAGES[track]} package: pip install 'yolo-tools[track]'")
 
 
+def _local_uri() -> str:
+    return f"sqlite:///{runs_dir() / STORE_DIR / 'mlflow.db'}"
+
+
 def tracking_uri() -> str:
     """`MLFLOW_TRACKING_URI` when set (a server, a database), else the workbench's SQLite store under the runs folder."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{runs_dir() / STORE_DIR / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or _local_uri()
 
 
 def _experiment(experiment: str) -> tuple[Any, str, str]:
@@ -54,7 +58,7 @@ def _experiment(experiment: str) -> tuple[Any, str, str]:
 
     uri = tracking_uri()
     artifacts = None
-    if "MLFLOW_TRACKING_URI" not in os.environ:
+    if uri == _local_uri():
         store = runs_dir() / STORE_DIR
         store.mkdir(parents=True, exist_ok=True)
         artifacts = (store / "artifacts").as_uri()  # not MLflow's default ./mlruns in the working folder
@@ -83,12 +87,17 @@ def search_environment(experiment: str) -> dict[str, str]:
 
     Trials are trainings Ultralytics starts itself (in Ray workers too), so `yolo.Trackers` cannot reach
     them and they log as the settings say; these variables send that to the workbench's store, one
-    experiment per search, instead of MLflow's default in each worker's working folder.
+    experiment per search, instead of MLflow's default in each worker's working folder. Make the
+    experiment with `create_experiment` before the trials start.
     """
     if importlib.util.find_spec("mlflow") is None:
         return {}
-    _, _, uri = _experiment(experiment)
-    return {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment}
+    return {"MLFLOW_TRACKING_URI": tracking_uri(), "MLFLOW_EXPERIMENT_NAME": experiment}
+
+
+def create_experiment(experiment: str) -> None:
+    """Make `experiment` in the store, with its artifacts in the workbench's store rather than `./mlruns`."""
+    _experiment(experiment)
 
 
 @contextmanager

@@ -67,10 +67,11 @@ def _split(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return options, train
 
 
-def _connect_ray(env: dict[str, str]) -> str:
-    """Join the Ray cluster named by RAY_ADDRESS, or start a local Ray on this machine; returns which.
+def _connect_ray(env: dict[str, str]) -> tuple[str, float]:
+    """Join the Ray cluster named by RAY_ADDRESS, or start a local Ray on this machine.
 
-    `env` is set in every Ray worker (where the trials train), on this machine or the cluster's.
+    `env` is set in every Ray worker (where the trials train), on this machine or the cluster's. Returns
+    which Ray it is and how many GPUs it has.
     """
     import ray
 
@@ -85,7 +86,7 @@ def _connect_ray(env: dict[str, str]) -> str:
             )
         except (ConnectionError, RuntimeError) as exc:
             raise UserError(f"RAY_ADDRESS={address}: cannot join that Ray cluster: {exc}") from None
-    return f"Ray cluster at {address}" if address else "a local Ray"
+    return f"Ray cluster at {address}" if address else "a local Ray", ray.cluster_resources().get("GPU", 0)
 
 
 def _best_of_ray(grid: Any, metric: str) -> tuple[dict[str, Any], float]:
@@ -139,18 +140,25 @@ def tune_recipe(
     options, overrides = _split(dict(overrides or {}))
     model = overrides.pop("model", recipe.model)
     args = {**recipe.train, **overrides}
-    if args.get("device") not in (None, ""):
+    iterations, use_ray = options.pop("iterations", 10), options.pop("use_ray", False)
+    if args.get("device") not in (None, "") and not use_ray:  # Ray trials see the GPUs Ray gives them, not ours
         origin = "command line" if "device" in overrides else f"{recipe.path}: train"
         args["device"] = yolo.pick_device(args["device"], origin, announce=False)
-    iterations, use_ray = options.pop("iterations", 10), options.pop("use_ray", False)
     if use_ray and importlib.util.find_spec("ray") is None:
         raise UserError("use_ray=True needs Ray Tune: pip install 'yolo-tools[tune]'")
     out_dir = _search_dir(recipe, name)
-    data = prepare(recipe, data_root)
-    out_dir.mkdir(parents=True)
-    env = tracking.search_environment(f"{recipe.name}-{out_dir.name}") if "mlflow" in yolo.trackers_in_settings() else {}
+    experiment = f"{recipe.name}-{out_dir.name}"
+    env = tracking.search_environment(experiment) if "mlflow" in yolo.trackers_in_settings() else {}
     with tracking.environment(env):
-        where = _connect_ray(env) if use_ray else "Ultralytics' tuner"
+        where = "Ultralytics' tuner"
+        if use_ray:  # first: a cluster that cannot be joined is refused before any data or folder is made
+            where, gpus = _connect_ray(env)
+            if gpus:  # without a GPU of its own a trial would train on the CPU (Ray hides the others from it)
+                options.setdefault("gpu_per_trial", 1)
+        data = prepare(recipe, data_root)
+        out_dir.mkdir(parents=True)
+        if env:
+            tracking.create_experiment(experiment)
         print(f"tune: {iterations} trials of {recipe.name} with {where}, in {out_dir}")
         metric, result = yolo.tune(model, data, out_dir, args, iterations, use_ray, options)
     # YOLO.tune trains every trial with AdamW unless told otherwise; the learning rates found are for it.

@@ -107,6 +107,17 @@ def _damaged(path: str | Path, exc: BaseException) -> UserError:
     )
 
 
+def check_multi_gpu_batch(device: str, batch: Any, origin: str = "command line") -> None:
+    """Under DDP `batch` is the total over the GPUs, and Ultralytics refuses AutoBatch (`batch` below 1)
+    there only once the run folder exists: refuse it first, naming `batch` and a size that works."""
+    gpus = len(device.split(",")) if device and device not in ("cpu", "mps") else 1
+    if gpus > 1 and isinstance(batch, (int, float)) and not isinstance(batch, bool) and batch < 1:
+        raise UserError(
+            f"{origin}: batch={batch}: AutoBatch does not work on {gpus} GPUs (device={device}); "
+            f"give the total batch, a multiple of {gpus}, e.g. batch={8 * gpus}"
+        )
+
+
 def load_model(model: str | Path):
     """A YOLO model from a model YAML (from scratch), local weights, or official weights Ultralytics downloads."""
     from ultralytics import YOLO
@@ -179,8 +190,8 @@ def _trained_metrics(task: str, returned: Any, run_dir: Path) -> dict[str, float
 def _fit(yolo: Any, track: str | None, **args: Any) -> Any:
     """`YOLO.train` with only the requested experiment logger on.
 
-    Ultralytics' Ray Tune callback asks Ray for a trial id after every epoch and Ray warns each time it
-    is asked outside a search; that warning is silenced here, where no search runs (yolo_tools/tune.py).
+    Ultralytics' Ray Tune callback asks Ray for a trial id after every epoch, and Ray warns when asked
+    outside a search; that warning is silenced here, where no search runs (searches: yolo_tools/tune.py).
     """
     yolo.callbacks["on_pretrain_routine_start"].insert(0, Trackers(track))
     with warnings.catch_warnings():
@@ -227,10 +238,11 @@ def tune(
     from ultralytics.cfg import TASK2METRIC
 
     yolo = load_model(model)
-    args = {**args, "device": pick_device(args.get("device")), "data": str(data), "project": str(out_dir)}
-    if use_ray:
+    args = {**args, "data": str(data), "project": str(out_dir)}
+    if use_ray:  # a Ray trial trains on the devices Ray gives its worker, which this process may not have
         result = yolo.tune(use_ray=True, iterations=iterations, name="trial", **options, **args)
     else:
+        args["device"] = pick_device(args.get("device"))
         yolo.tune(iterations=iterations, name="tuner", **options, **args)
         result = out_dir / "tuner"
     return TASK2METRIC[yolo.task], result
@@ -265,7 +277,7 @@ class Trackers:
     def __call__(self, trainer: Any) -> None:
         from importlib import import_module
 
-        modules = {f"ultralytics.utils.callbacks.{name}": name for name in TRACKERS}
+        modules = {f"ultralytics.utils.callbacks.{name}" for name in TRACKERS}
         wanted = import_module(f"ultralytics.utils.callbacks.{self.track}").callbacks if self.track else {}
         for event, functions in trainer.callbacks.items():
             kept = [f for f in functions if getattr(f, "__module__", None) not in modules]
