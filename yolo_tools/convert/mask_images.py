@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
 from pydantic import Field
 

@@ -73,7 +73,8 @@ def breakdown(per_image: pd.DataFrame, metadata: pd.DataFrame, task: str) -> pd.
     if not fields or per_image.empty:
         return None
     names = per_image["image"].map(lambda image: Path(str(image)).name)
-    joined = per_image.assign(_name=names).merge(
+    # the dataset's metadata names each image's patient; a `patient` column of the scores would be duplicated
+    joined = per_image.drop(columns=["patient"], errors="ignore").assign(_name=names).merge(
         metadata.drop_duplicates("image").rename(columns={"image": "_name"}), on="_name", how="left"
     )
     rows = []
