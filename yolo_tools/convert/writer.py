@@ -114,9 +114,12 @@ def _write_image(sample: Sample, stem: Path, preprocess: Preprocess) -> Path:
             try:
                 message, _ = yolo.check_image(target)  # on the copy: Ultralytics rewrites a JPEG it "restores"
             except Exception as error:  # noqa: BLE001 - whatever makes Ultralytics drop the image
-                raise SkipSample(f"not a usable image (Ultralytics' check: {error})") from None
+                message = f"not a usable image (Ultralytics' check: {error})"
             if message:
-                raise SkipSample("truncated JPEG (no end-of-image marker): part of the picture is missing")
+                target.unlink()
+                restored = "restored" in message
+                raise SkipSample("JPEG does not end with its end-of-image marker (cut short, or bytes after it); "
+                                 "re-save it" if restored else message)
             return target
         pixels = map_pixels(images.decode(sample.image), preprocess.intensity)
     else:
@@ -157,6 +160,11 @@ def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str],
                 f"{len(missing)} files (first: {missing[0]}); set data.split.by to a patient rule"
             )
         return [s.split for s in samples], groups
+    if len(set(groups)) < 2:
+        raise UserError(
+            f"{recipe.path}: the {len(samples)} usable samples belong to one patient or study (data.split.by "
+            f"{rule.by!r}); a train/val split needs at least two. Add data, fix the skipped files, or change the rule"
+        )
     is_val = grouped_split(groups, rule.val, rule.seed)
     return ["val" if v else "train" for v in is_val], groups
 
@@ -318,7 +326,7 @@ def write_dataset(
             if item.sample.slice_of is not None:
                 volume, index = item.sample.slice_of
                 slices.append((target.name, split, key, volume, int(index)))
-        staging.rmdir()
+        shutil.rmtree(staging)
 
         groups = {split: len({k for k, s in zip(keys, splits) if s == split}) for split in SPLITS}
         card = _card(recipe, source, counts, groups, skipped, left_out)
