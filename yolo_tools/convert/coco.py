@@ -109,7 +109,8 @@ def _box_problem(annotation: dict, image: dict, boxes_are_labels: bool) -> str |
     if width <= 0 or height <= 0:
         return f"annotation {annotation.get('id', '?')}: bbox {box!r} has no positive width and height"
     size = (image["width"], image["height"])
-    if boxes_are_labels and x < -1 or y < -1 or x + width > size[0] + 1 or y + height > size[1] + 1:  # a pixel of rounding
+    beyond = x < -1 or y < -1 or x + width > size[0] + 1 or y + height > size[1] + 1  # a pixel of rounding
+    if boxes_are_labels and beyond:
         return f"annotation {annotation.get('id', '?')}: bbox {box!r} lies outside the {size[0]}x{size[1]} image"
     return None
 
