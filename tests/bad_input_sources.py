@@ -99,11 +99,13 @@ def _copy(source: Path, target: Path) -> Path:
 
 
 def recipe(inputs: Path, converter: str, folder: str, task: str, classes: list[str], options: dict | None = None,
-           split: dict | None = None, name: str = "case", **extra) -> Path:
+           split: dict | None = None, name: str = "case", metadata: dict | None = None, **extra) -> Path:
     """A recipe converting `inputs/folder` (the data root is `inputs`); returns its path."""
     model = {"segment": "yolov8n-seg.yaml", "classify": "yolov8n-cls.yaml"}.get(task, "yolov8n.yaml")
     data = {"source": {"kind": "local", "path": folder}, "converter": converter, "options": options or {},
             "split": split or {"by": "file", "val": 0.4, "seed": 0}}
+    if metadata:
+        data["metadata"] = metadata
     body = {"name": name, "task": task, "data": data, "classes": classes, "model": model, **extra}
     path = inputs / f"{name}.yaml"
     path.write_text(yaml.safe_dump(body, sort_keys=False))
