@@ -69,7 +69,7 @@ def train_and_evaluate(recipe: str, name: str, budget: dict[str, Any] | None, ma
     import yaml
 
     from yolo_tools import pipeline
-    from yolo_tools.convert import dataset_dir, prepare
+    from yolo_tools.convert.conversion import dataset_dir, prepare
     from yolo_tools.locations import runs_dir
     from yolo_tools.recipe import load_recipe
 

@@ -43,9 +43,8 @@ FULL_JOB_LIMIT_S = 120.0  # issue 7: "well under two minutes on 2 cores"
 # ------------------------------------------------------------------- recipes: workbench vs plain script
 
 # What `yolo_tools convert` loads before it converts anything: reading a recipe checks its train arguments
-# against Ultralytics' argument schema (ultralytics.cfg, which pulls in torch), and the writer verifies every
-# copied image with Ultralytics' own dataset check (ultralytics.data.utils).
-WORKBENCH_IMPORTS = ("yolo_tools.convert.conversion", "yolo_tools.recipe", "ultralytics.cfg", "ultralytics.data.utils")
+# against Ultralytics' argument schema (ultralytics.cfg, which pulls in torch).
+WORKBENCH_IMPORTS = ("yolo_tools.convert.conversion", "yolo_tools.recipe", "ultralytics.cfg")
 
 # group: (recipe, data folder, plain-script baseline in benchmarks/naive.py, what the converter does)
 RECIPES = {

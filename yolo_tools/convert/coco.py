@@ -119,7 +119,7 @@ def _reader(lines: list[str], image: Path, problem: str | None):
     def read() -> list[str]:
         if problem:
             raise SkipSample(problem)
-        image_files.header(image)  # a missing or unusable file is skipped here; the writer verifies the rest
+        image_files.load(image)  # a missing or unusable file is skipped here; the writer verifies the rest
         return lines
 
     return read

@@ -4,8 +4,8 @@ Format modules only parse their published format into `Sample`s; checking, split
 and the card are done here once, so every dataset gets the same guarantees:
 
 - sources are only read, and the output appears complete or not at all (`convert.destination`);
-- every image is checked before it is counted (`convert.images`; a copied file is verified with
-  Ultralytics' own check) and every label line too (class known, coordinates finite, inside the image,
+- every image is checked before it is counted (`convert.images`, the steps of Ultralytics' own dataset
+  check) and every label line too (class known, coordinates finite, inside the image,
   boxes and polygons with a size); a sample with any bad line is skipped whole, never written with a
   line silently dropped, and every skip is named with its reason on the card and as a warning;
 - the train/val split is drawn over the samples that survived, so a skipped file never empties a split
@@ -31,7 +31,6 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from yolo_tools import yolo
 from yolo_tools.convert import destination, images
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
@@ -97,7 +96,7 @@ def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list
     return checked
 
 
-def _copied_as_stored(path: Path, found: images.Header, preprocess: Preprocess) -> bool:
+def _copied_as_stored(path: Path, found: images.Checked, preprocess: Preprocess) -> bool:
     """True when the file's own bytes are what the model should see, so it is copied rather than re-encoded."""
     if isinstance(preprocess.intensity, (Percentile, MinMax)):
         return False
@@ -105,21 +104,12 @@ def _copied_as_stored(path: Path, found: images.Header, preprocess: Preprocess) 
 
 
 def _write_image(sample: Sample, stem: Path, preprocess: Preprocess) -> Path:
-    """The sample's image at `stem` + suffix: a verified copy of its file, or its pixels encoded as PNG."""
+    """The sample's image at `stem` + suffix: a copy of its checked file, or its pixels encoded as PNG."""
     if isinstance(sample.image, Path):
-        found = images.header(sample.image)
+        found = images.load(sample.image)
         if _copied_as_stored(sample.image, found, preprocess):
             target = stem.with_suffix(sample.image.suffix.lower())
-            shutil.copyfile(sample.image, target)
-            try:
-                message, _ = yolo.check_image(target)  # on the copy: Ultralytics rewrites a JPEG it "restores"
-            except Exception as error:  # noqa: BLE001 - whatever makes Ultralytics drop the image
-                message = f"not a usable image (Ultralytics' check: {error})"
-            if message:
-                target.unlink()
-                restored = "restored" in message
-                raise SkipSample("JPEG does not end with its end-of-image marker (cut short, or bytes after it); "
-                                 "re-save it" if restored else message)
+            target.write_bytes(found.data)  # the bytes that were checked, read once
             return target
         pixels = map_pixels(images.decode(sample.image), preprocess.intensity)
     else:
