@@ -284,4 +284,3 @@ def convert_label_masks(masks_dir: Path, out_dir: Path, classes: int) -> Path:
 
     convert_segment_masks_to_yolo_seg(str(masks_dir), str(out_dir), classes)
     return out_dir
-
