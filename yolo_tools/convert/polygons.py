@@ -114,7 +114,7 @@ def polygons_to_mask(polygons: Sequence[np.ndarray], shape: tuple[int, int]) -> 
 def polygon_line(class_id: int, polygon: np.ndarray, decimals: int = 6) -> str:
     """A YOLO-seg label line: `class x1 y1 x2 y2 ...`, normalised, clipped to the image."""
     coords = np.clip(np.asarray(polygon, dtype=np.float64).reshape(-1), 0.0, 1.0)
-    return f"{class_id} " + " ".join(f"{c:.{decimals}f}" for c in coords)
+    return f"{class_id} " + " ".join(map(f"{{:.{decimals}f}}".format, coords.tolist()))
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
