@@ -43,8 +43,9 @@ FULL_JOB_LIMIT_S = 120.0  # issue 7: "well under two minutes on 2 cores"
 # ------------------------------------------------------------------- recipes: workbench vs plain script
 
 # What `yolo_tools convert` loads before it converts anything: reading a recipe checks its train arguments
-# against Ultralytics' argument schema (ultralytics.cfg, which pulls in torch).
-WORKBENCH_IMPORTS = ("yolo_tools.convert", "yolo_tools.recipe", "ultralytics.cfg")
+# against Ultralytics' argument schema (ultralytics.cfg, which pulls in torch); the split is drawn by
+# scikit-learn, which the workbench imports only when it draws one.
+WORKBENCH_IMPORTS = ("yolo_tools.convert.conversion", "yolo_tools.recipe", "ultralytics.cfg", "sklearn.model_selection")
 
 # group: (recipe, data folder, plain-script baseline in benchmarks/naive.py, what the converter does)
 RECIPES = {
@@ -60,7 +61,7 @@ RECIPES = {
 def recipe_workbench(recipe: str, dst: str) -> dict[str, Any]:
     """`yolo_tools convert recipes/<recipe>.yaml --force` into `dst` (a fresh datasets folder)."""
     os.environ["YOLO_TOOLS_DATASETS"] = dst
-    from yolo_tools.convert import dataset_dir, prepare  # imported before the clock (WORKBENCH_IMPORTS)
+    from yolo_tools.convert.conversion import dataset_dir, prepare  # imported before the clock (WORKBENCH_IMPORTS)
     from yolo_tools.recipe import load_recipe
 
     loaded = load_recipe(common.ROOT / "recipes" / f"{recipe}.yaml")

@@ -8,7 +8,9 @@ asserts what a user is owed when they get something wrong:
 - a message matching every pattern in `says` (the file or key at fault, and what to do about it);
 - every input file unchanged (SHA-256 before and after) and no file added to the inputs;
 - no partial output: no `.partial-*`/`.old-*` leftovers anywhere, and after a refusal nothing new in
-  the datasets or runs folders.
+  the datasets or runs folders;
+- whatever else the case's own `check(root, stderr)` asserts (e.g. that a skipped file's reason is on
+  the dataset card, or that the dataset was written).
 
 The case tables live in `tests/test_bad_input_*.py`, one file per area; `tests/test_bad_input_count.py`
 checks their total so the suite cannot shrink unnoticed.
@@ -31,6 +33,7 @@ import pytest
 
 Setup = Callable[[Path], None]
 Argv = Callable[[Path], list[str]]
+Check = Callable[[Path, str], None]
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,8 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     # Output folders (relative to the case's root) that may legitimately hold files after the case.
     may_write: tuple[str, ...] = ()
+    # Further assertions on the case's root folder and its stderr, after the common ones.
+    check: Check | None = None
 
     def __post_init__(self) -> None:
         if not self.says:
@@ -83,12 +88,23 @@ def run_case(case: Case, root: Path, monkeypatch: pytest.MonkeyPatch, capfd: pyt
     before = checksums(inputs)
     outputs_before = {name: _listing(root / name) for name in ("datasets", "runs")}
     capfd.readouterr()
+    # Outside pytest, `main`'s logging.basicConfig prints warnings (skipped files, ...) on stderr; under
+    # pytest its own log capture holds the root logger, so the workbench's logger gets that handler here.
+    shown_logs = logging.StreamHandler(sys.stderr)
+    shown_logs.setLevel(logging.WARNING)
+    logging.getLogger("yolo_tools").addHandler(shown_logs)
+    # Ultralytics' logger keeps the stdout of the test that imported it, closed since: give it this one's.
+    for handler in logging.getLogger("ultralytics").handlers:
+        if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False):
+            handler.stream = sys.stdout  # not setStream, which flushes the closed one first
     try:
         code = main(argv)
     except SystemExit as exit_:  # argparse's own refusals
         code = exit_.code if isinstance(exit_.code, int) else 2
     except BaseException:  # noqa: BLE001 - any escaping exception is a traceback the user would see
         pytest.fail(f"{case.id}: an exception escaped yolo_tools {' '.join(argv)}:\n{traceback.format_exc()}")
+    finally:
+        logging.getLogger("yolo_tools").removeHandler(shown_logs)
     out, err = capfd.readouterr()
     shown = f"--- stdout\n{out[-3000:]}\n--- stderr\n{err[-3000:]}"
     assert code == case.code, f"{case.id}: exit {code}, expected {case.code}\n{shown}"
@@ -104,6 +120,8 @@ def run_case(case: Case, root: Path, monkeypatch: pytest.MonkeyPatch, capfd: pyt
                 continue
             added = _listing(root / name) - listing
             assert not added, f"{case.id}: a refused command left output in {name}/: {sorted(added)[:5]}"
+    if case.check:
+        case.check(root, err)
     return err
 
 

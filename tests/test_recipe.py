@@ -95,3 +95,20 @@ def test_preprocess_is_validated(tmp_path: Path) -> None:
     recipe["preprocess"] = {"intensity": {"mode": "gamma"}}
     with pytest.raises(UserError, match="preprocess.intensity"):
         load_recipe(write(tmp_path, recipe))
+
+
+def test_reading_a_recipe_loads_only_its_own_converter(tmp_path: Path) -> None:
+    """The converter registry names modules; checking a recipe imports its converter and no other."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, {k: v for k, v in kidney().items() if k != "train"})  # train args would load Ultralytics
+    code = (
+        "import sys; from yolo_tools.recipe import load_recipe; from yolo_tools.convert import check; "
+        f"check(load_recipe({str(path)!r})); "
+        "print(sorted(m for m in sys.modules if m.startswith(('yolo_tools.convert.', 'yolo_tools.cascade'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "'yolo_tools.convert.yolo_export'" in loaded
+    for other in ("box_csv", "mask_images", "coco", "hdf5_volumes", "rle_csv", "class_folders", "cascade"):
+        assert other not in loaded, loaded

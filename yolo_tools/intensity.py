@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
+import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -51,8 +52,15 @@ Intensity = Annotated[Window | Windows | Percentile | MinMax, Field(discriminato
 
 def window(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
     low = center - width / 2
-    scaled = (pixels.astype(np.float32) - low) * (255.0 / width)
-    return np.clip(scaled, 0, 255).round().astype(np.uint8)
+    if pixels.dtype == np.uint8:
+        # The 256 values an 8-bit image can hold, mapped once by the same arithmetic: OpenCV's lookup gives
+        # the same bytes as mapping each pixel, a few times faster (converters map every image they write).
+        return cv2.LUT(pixels, _scaled(np.arange(256, dtype=np.float32), low, width))
+    return _scaled(pixels.astype(np.float32), low, width)
+
+
+def _scaled(values: np.ndarray, low: float, width: float) -> np.ndarray:
+    return np.clip((values - low) * (255.0 / width), 0, 255).round().astype(np.uint8)
 
 
 def percentile(pixels: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:

@@ -520,15 +520,3 @@ def convert_label_masks(masks_dir: Path, out_dir: Path, classes: int) -> Path:
 
     convert_segment_masks_to_yolo_seg(str(masks_dir), str(out_dir), classes)
     return out_dir
-
-
-def check_image(path: Path) -> tuple[str, tuple[int, int]]:
-    """Ultralytics' own dataset check of one image file (PIL verify, EXIF size, >= 10 pixels, format, JPEG end).
-
-    Returns its message and the (height, width); raises what Ultralytics raises for a file it would drop.
-    A JPEG without its end marker is rewritten in place ("restored"), so call this only on a copy the
-    workbench owns, never on a source file.
-    """
-    from ultralytics.data.utils import check_image as ultralytics_check_image
-
-    return ultralytics_check_image(str(path))

@@ -96,7 +96,7 @@ def _box_line(row: dict[str, str], line: int, size: tuple[int, int], classes: li
 
 def _frame(rows: list[Row], image: Path, table: str) -> tuple[int, int]:
     """The width and height the boxes are measured in, after checking the image's header fits them."""
-    found = image_files.header(image)
+    found = image_files.load(image)
     actual = (found.width, found.height)
     line, first = rows[0]
     if not first.get("img_shape_x") or not first.get("img_shape_y"):

@@ -77,7 +77,7 @@ def _union_groups(keys: list[str], digests: list[str]) -> list[str]:
     return [find(key) for key in keys]
 
 
-def _unreadable(reason: str):
+def _skipped(reason: str):
     def load() -> np.ndarray:
         raise SkipSample(reason)
 
@@ -122,7 +122,7 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
         original = first_with.get(digest, path)
         image: Path | object = path
         if options.duplicates == "drop" and original != path and category in recipe.classes:
-            image = _unreadable(f"byte-identical duplicate of {original}; dropped (kept once)")
+            image = _skipped(f"byte-identical duplicate of {original}; dropped (kept once)")
         found.append(Sample(name=name, image=image, category=category, group=group, split=split, source=str(path)))
     return found
 

@@ -95,8 +95,8 @@ def _check_entries(path: Path, data: dict) -> None:
         )
 
 
-def _box_problem(annotation: dict) -> str | None:
-    """Why an annotation's box is unusable, or None."""
+def _box_problem(annotation: dict, image: dict, boxes_are_labels: bool) -> str | None:
+    """Why an annotation's box is unusable (not numbers, no size, beyond its image when it is the label), or None."""
     box = annotation["bbox"]
     if not (isinstance(box, list) and len(box) == 4):
         return f"annotation {annotation.get('id', '?')}: bbox {box!r} is not [x, y, width, height]"
@@ -108,6 +108,10 @@ def _box_problem(annotation: dict) -> str | None:
         return f"annotation {annotation.get('id', '?')}: bbox {box!r} is not finite numbers"
     if width <= 0 or height <= 0:
         return f"annotation {annotation.get('id', '?')}: bbox {box!r} has no positive width and height"
+    size = (image["width"], image["height"])
+    beyond = x < -1 or y < -1 or x + width > size[0] + 1 or y + height > size[1] + 1  # a pixel of rounding
+    if boxes_are_labels and beyond:
+        return f"annotation {annotation.get('id', '?')}: bbox {box!r} lies outside the {size[0]}x{size[1]} image"
     return None
 
 
@@ -115,7 +119,7 @@ def _reader(lines: list[str], image: Path, problem: str | None):
     def read() -> list[str]:
         if problem:
             raise SkipSample(problem)
-        image_files.header(image)  # a missing or unusable file is skipped here; the writer verifies the rest
+        image_files.load(image)  # a missing or unusable file is skipped here; the writer verifies the rest
         return lines
 
     return read
@@ -129,8 +133,9 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
     image_dir = src / options.images
     data = _load(json_path)
     box_problems: dict = {}
+    image_of = {entry["id"]: entry for entry in data["images"]}
     for annotation in data["annotations"]:
-        problem = _box_problem(annotation)
+        problem = _box_problem(annotation, image_of[annotation["image_id"]], recipe.task == "detect")
         if problem and not annotation.get("iscrowd"):
             box_problems.setdefault(annotation["image_id"], problem)
     names = {c["id"]: c["name"] for c in data["categories"]}

@@ -52,6 +52,9 @@ def check(dst: Path, sources: Iterable[Path] = (), data_root: Path | None = None
     """Refuse a destination the workbench may not replace; raise UserError saying what to do instead."""
     if dst.is_symlink():
         raise UserError(f"{dst}: is a link; give the path of a new folder for the dataset")
+    blocking = next((p for p in dst.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"{dst}: {blocking} is a file, not a folder; give a destination under a folder")
     dst = dst.resolve()
     for source in sources:
         source = source.resolve()

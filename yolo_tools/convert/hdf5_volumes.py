@@ -79,7 +79,7 @@ def _volume_names(files: list[Path], src: Path) -> list[str]:
     return ["_".join(f.relative_to(src).with_suffix("").parts) for f in files]
 
 
-def _header(path: Path, options: dict) -> int:
+def _header(path: Path, options: Options) -> int:
     """Number of slices, from the file's metadata only (nothing is loaded); problems raise SkipSample."""
     import h5py
 

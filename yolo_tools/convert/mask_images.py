@@ -60,7 +60,7 @@ def _images_in(folder: Path) -> dict[str, Path]:
 
 def _size_of(image: Path) -> tuple[int, int]:
     """(height, width) from the image's header: the image itself is verified by the writer, never decoded here."""
-    found = image_files.header(image)
+    found = image_files.load(image)
     return found.height, found.width
 
 

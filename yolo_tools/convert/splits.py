@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from sklearn.model_selection import GroupShuffleSplit
 
 from yolo_tools.errors import UserError
 
@@ -66,6 +65,8 @@ def group_keys(names: Sequence[str], rule: str) -> list[str]:
 
 def grouped_split(groups: Sequence[str], val_fraction: float | int, seed: int) -> np.ndarray:
     """Boolean mask of samples that go to val; whole groups move together (`val_fraction` an int: that many groups)."""
+    from sklearn.model_selection import GroupShuffleSplit  # here: scikit-learn takes seconds to import
+
     groups = np.asarray(groups, dtype=object)
     if len(set(groups)) < 2:
         raise UserError("a train/val split needs at least two patients or studies")

@@ -4,8 +4,8 @@ Format modules only parse their published format into `Sample`s; checking, split
 and the card are done here once, so every dataset gets the same guarantees:
 
 - sources are only read, and the output appears complete or not at all (`convert.destination`);
-- every image is checked before it is counted (`convert.images`; a copied file is verified with
-  Ultralytics' own check) and every label line too (class known, coordinates finite, inside the image,
+- every image is checked before it is counted (`convert.images`, the steps of Ultralytics' own dataset
+  check) and every label line too (class known, coordinates finite, inside the image,
   boxes and polygons with a size); a sample with any bad line is skipped whole, never written with a
   line silently dropped, and every skip is named with its reason on the card and as a warning;
 - the train/val split is drawn over the samples that survived, so a skipped file never empties a split
@@ -31,7 +31,6 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from yolo_tools import yolo
 from yolo_tools.convert import destination, images, mask_png
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
@@ -107,7 +106,7 @@ def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list
     return checked
 
 
-def _copied_as_stored(path: Path, found: images.Header, preprocess: Preprocess) -> bool:
+def _copied_as_stored(path: Path, found: images.Checked, preprocess: Preprocess) -> bool:
     """True when the file's own bytes are what the model should see, so it is copied rather than re-encoded."""
     if isinstance(preprocess.intensity, (Percentile, MinMax)):
         return False
@@ -115,18 +114,12 @@ def _copied_as_stored(path: Path, found: images.Header, preprocess: Preprocess) 
 
 
 def _write_image(sample: Sample, stem: Path, preprocess: Preprocess) -> Path:
-    """The sample's image at `stem` + suffix: a verified copy of its file, or its pixels encoded as PNG."""
+    """The sample's image at `stem` + suffix: a copy of its checked file, or its pixels encoded as PNG."""
     if isinstance(sample.image, Path):
-        found = images.header(sample.image)
+        found = images.load(sample.image)
         if _copied_as_stored(sample.image, found, preprocess):
             target = stem.with_suffix(sample.image.suffix.lower())
-            shutil.copyfile(sample.image, target)
-            try:
-                message, _ = yolo.check_image(target)  # on the copy: Ultralytics rewrites a JPEG it "restores"
-            except Exception as error:  # noqa: BLE001 - whatever makes Ultralytics drop the image
-                raise SkipSample(f"not a usable image (Ultralytics' check: {error})") from None
-            if message:
-                raise SkipSample("truncated JPEG (no end-of-image marker): part of the picture is missing")
+            target.write_bytes(found.data)  # the bytes that were checked, read once
             return target
         pixels = map_pixels(images.decode(sample.image), preprocess.intensity)
     else:
@@ -177,6 +170,11 @@ def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str],
                 f"{len(missing)} files (first: {missing[0]}); set data.split.by to a patient rule"
             )
         return [s.split for s in samples], groups
+    if len(set(groups)) < 2:
+        raise UserError(
+            f"{recipe.path}: the {len(samples)} usable samples belong to one patient or study (data.split.by "
+            f"{rule.by!r}); a train/val split needs at least two. Add data, fix the skipped files, or change the rule"
+        )
     return held_out(groups, [s.split == TEST for s in samples], rule.val, rule.test, rule.seed), groups
 
 
@@ -345,7 +343,7 @@ def write_dataset(
             if item.sample.slice_of is not None:
                 volume, index = item.sample.slice_of
                 slices.append((target.name, split, key, volume, int(index)))
-        staging.rmdir()
+        shutil.rmtree(staging)
 
         groups = {split: len({k for k, s in zip(keys, splits) if s == split}) for split in splits_of(recipe)}
         card = _card(recipe, source, counts, groups, skipped, left_out)

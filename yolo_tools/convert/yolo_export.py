@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from yolo_tools.convert.options import ConverterOptions
-from yolo_tools.convert.writer import Sample, SkipSample, check_lines
+from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.recipe import Recipe
@@ -29,20 +29,16 @@ def _split_dir(root: Path, entry: str, yaml_path: Path) -> Path:
     raise UserError(f"{yaml_path}: split folder '{entry}' not found under {root}")
 
 
-def _label_reader(path: Path, classes: list[str], task: str):
-    """The label file's lines, checked by the writer's rules; its name and line number in any reason."""
+def _label_reader(path: Path):
+    """The label file's lines, as text; the writer checks every line (and names the file, the sample's source)."""
 
     def read() -> list[str]:
         if not path.is_file():
             raise SkipSample("image has no label file")
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            return path.read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError:
             raise SkipSample(f"{path.name} is not UTF-8 text; a YOLO label file is plain text") from None
-        try:
-            return check_lines(lines, task, classes)
-        except SkipSample as reason:
-            raise SkipSample(f"{path.name} {reason}") from None
 
     return read
 
@@ -77,8 +73,9 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
             if image.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
             stems.add(image.stem)
-            reader = _label_reader(labels / f"{image.stem}.txt", recipe.classes, recipe.task)
-            found.append(Sample(name=image.stem, image=image, labels=reader, split=key, source=str(image)))
+            label_file = labels / f"{image.stem}.txt"
+            source = f"{image} (labels {label_file.parent.name}/{label_file.name})"
+            found.append(Sample(name=image.stem, image=image, labels=_label_reader(label_file), split=key, source=source))
         for orphan in sorted(labels.glob("*.txt")) if labels.is_dir() else []:
             if orphan.stem not in stems:
                 found.append(Sample(name=orphan.stem, image=images / orphan.stem, split=key, source=str(orphan)))
