@@ -167,6 +167,7 @@ def predict(
     args = _check_cli_args(dict(overrides or {}))
     files = readable_images(source)
     out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
+    _check_out(out_dir, files)
     created = first_new_folder(out_dir)
     recipe = run_recipe(run_dir) if run_dir and len(members) == 1 else None
     try:
@@ -189,6 +190,17 @@ def predict(
         raise UserError(f"{source}: none of its {len(files)} image(s) could be read (see the warnings above); nothing was written")
     print(f"{count} images → {out_dir} ({csv_path.name}, {json_path.name}, annotated images)")
     return csv_path, json_path, count
+
+
+def _check_out(out_dir: Path, files: list[Path]) -> None:
+    """Annotated images are named after their inputs (`<stem>.jpg`): never write them among the inputs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: a file, not a folder; give a folder for the predictions")
+    if out_dir.resolve() in {f.resolve().parent for f in files}:
+        raise UserError(
+            f"--out {out_dir}: the folder of the images being predicted; their annotated copies would overwrite "
+            "them. Give another folder (or leave --out out: <run>/predict)"
+        )
 
 
 def evaluate(run: str | Path | list[str | Path], overrides: dict[str, Any] | None = None) -> Path:
