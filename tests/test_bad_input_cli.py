@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+# Ultralytics binds its log handler to the sys.stdout of the moment it is first imported: imported here, at
+# collection, that is pytest's session-long capture, not one case's (closed when the case ends, after which
+# every Ultralytics log line would print a logging traceback).
+import ultralytics  # noqa: F401, E402
 from bad_input import TINY_RECIPE, Case, parametrize, run_case
 from yolo_tools.errors import UserError
 from yolo_tools.pipeline import parse_overrides

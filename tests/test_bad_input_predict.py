@@ -16,6 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
+# Ultralytics binds its log handler to the sys.stdout of the moment it is first imported: imported here, at
+# collection, that is pytest's session-long capture, not one case's (closed when the case ends, after which
+# every Ultralytics log line would print a logging traceback).
+import ultralytics  # noqa: F401, E402
 from bad_input import Case, copy_run, logs_on_stderr, parametrize, run_case, train_tiny_run
 
 RUN: dict[str, Path] = {}  # the module's tiny run, trained once by `_tiny_run`
