@@ -16,6 +16,10 @@ import cv2
 import numpy as np
 import pytest
 
+# Ultralytics binds its log handler to the sys.stdout of the moment it is first imported: imported here, at
+# collection, that is pytest's session-long capture, not one case's (closed when the case ends, after which
+# every Ultralytics log line would print a logging traceback).
+import ultralytics  # noqa: F401, E402
 from bad_input import Case, copy_run, logs_on_stderr, parametrize, run_case, train_tiny_run
 
 RUN: dict[str, Path] = {}  # the module's tiny run, trained once by `_tiny_run`
@@ -136,6 +140,13 @@ CASES += [
         (r"skipped .*bad\.png", r"none of its 1 image"),
         with_run(lambda i: (i / "images" / "bad.png").write_bytes(b"")),
     ),
+    # A DICOM among the files sends them all through the workbench's own mapping (imaging/model_input.py).
+    Case("skips-garbage-dicom", predict(), (r"skipped .*scan\.dcm: .*cannot read DICOM",), one_bad_among_good("scan.dcm", b"DICM" * 100), code=0),
+    Case("only-garbage-dicom", predict(), (r"skipped .*scan\.dcm", r"none of its 1 image"), only_bad("scan.dcm", b"\0" * 200)),
+    Case("out-is-the-source", lambda i: ["predict", str(i / "run"), str(i / "images"), "--out", str(i / "images")],
+         (r"--out .*images: the folder of the images being predicted", r"would overwrite"), with_run()),
+    Case("out-is-a-file", lambda i: ["predict", str(i / "run"), str(i / "images"), "--out", str(i / "notes.txt")],
+         (r"--out .*notes\.txt: a file, not a folder",), with_run(lambda i: (i / "notes.txt").write_text("mine"))),
     Case("all-unreadable-default-out", predict(out=False), (r"none of its 1 image",), only_bad("x.png", b"")),
     Case("conf-not-a-number", predict("conf=abc"), (r"command line: conf: .*int .*or float",), with_run()),
     Case("conf-above-one", predict("conf=2"), (r"conf: .*between 0\.0 and 1\.0",), with_run()),
@@ -174,3 +185,15 @@ def test_skipped_file_leaves_the_rest_predicted(tmp_path: Path, monkeypatch: pyt
     run_case(case, tmp_path, monkeypatch, capfd)
     assert sorted(p.name for p in (tmp_path / "out").glob("*.jpg")) == ["good0.jpg", "good1.jpg"]
     assert (tmp_path / "out" / "predictions.csv").is_file()
+
+
+@pytest.mark.parametrize("size", [20000, 60000])
+def test_an_uploaded_bomb_is_a_message_not_a_crash(tmp_path: Path, size: int) -> None:
+    """The dashboard's and the mapping path's reader (read_upload) refuses a bomb's header before OpenCV reads it."""
+    from yolo_tools.errors import UserError
+    from yolo_tools.imaging.model_input import read_upload
+    from yolo_tools.recipe import Preprocess
+
+    (tmp_path / "bomb.png").write_bytes(png_header(size, size))
+    with pytest.raises(UserError, match=r"bomb\.png: a decompression bomb"):
+        read_upload(tmp_path / "bomb.png", Preprocess())

@@ -12,9 +12,15 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import yaml
 
+# Ultralytics binds its log handler to the sys.stdout of the moment it is first imported: imported here, at
+# collection, that is pytest's session-long capture, not one case's (closed when the case ends, after which
+# every Ultralytics log line would print a logging traceback).
+import ultralytics  # noqa: F401, E402
 from bad_input import TINY_RECIPE, Case, copy_run, logs_on_stderr, parametrize, run_case, train_tiny_run
 
 RUN: dict[str, Path] = {}  # the module's tiny run, trained once by `_tiny_run`
@@ -74,6 +80,10 @@ RECIPE_DAMAGES = [name for name in DAMAGES if name.startswith("recipe-")]
 WEIGHT_DAMAGES = ["garbage-best", "empty-best", "truncated-best"]
 
 
+def _image(path: Path) -> None:
+    cv2.imwrite(str(path), np.full((64, 64), 128, np.uint8))
+
+
 def damaged(name: str | None, *more: Damage) -> Callable[[Path], None]:
     def setup(inputs: Path) -> None:
         run = copy_run(RUN["run"], inputs / "run")
@@ -100,6 +110,11 @@ for name in ("no-weights", *WEIGHT_DAMAGES, *RECIPE_DAMAGES):
     CASES.append(Case(f"report-{name}", verb("report"), says, damaged(name), may_write=writes))
 for name in ("no-weights", *WEIGHT_DAMAGES):
     CASES.append(Case(f"export-{name}", verb("export"), DAMAGES[name][1], damaged(name)))
+for name in (*WEIGHT_DAMAGES, *RECIPE_DAMAGES):
+    CASES.append(
+        Case(f"predict-{name}", lambda i: ["predict", str(i / "run"), str(i / "scan.png"), "--out", str(i.parent / "out")],
+             DAMAGES[name][1], damaged(name, lambda run: _image(run.parent / "scan.png")))
+    )
 for name in ("no-weights", *RECIPE_DAMAGES):
     CASES.append(Case(f"inspect-{name}", verb("inspect", "--no-app"), DAMAGES[name][1], damaged(name)))
 

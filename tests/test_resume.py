@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import RECIPES
 from yolo_tools import pipeline, yolo
@@ -37,3 +38,5 @@ def test_interrupted_run_resumes_where_it_stopped(monkeypatch: pytest.MonkeyPatc
     epochs = pd.read_csv(run_dir / "results.csv")["epoch"].tolist()
     assert epochs == [1, 2]
     assert set(metrics) == {"precision", "recall", "mAP50", "mAP50-95"}
+    # Resumed on the run's own converted data.
+    assert yaml.safe_load((run_dir / "args.yaml").read_text())["data"] == str(workspace / "datasets" / "demo" / "data.yaml")

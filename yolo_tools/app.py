@@ -13,7 +13,6 @@ is loaded and warmed up once and then kept, so a request costs one forward pass.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -30,7 +29,7 @@ from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import read_upload
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe
-from yolo_tools.runs import METRICS_FILE, RECIPE_FILE, run_recipe
+from yolo_tools.runs import RECIPE_FILE, read_metrics, run_recipe
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -184,9 +183,8 @@ def describe_run(folder: Path) -> str:
     lines = [title, f"classes: {', '.join(recipe.classes)} · trained at {recipe.train.get('imgsz', 640)} px"]
     if folds:
         lines.append(f"ensemble of the {len(folds)} fold models of a patient-wise cross-validation (fused per image)")
-    metrics_file = folder / METRICS_FILE
-    if metrics_file.is_file():
-        val = json.loads(metrics_file.read_text()).get("val", {})
+    val = read_metrics(folder).get("val", {})
+    if val:
         lines.append("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
     return "  \n".join(lines)
 

@@ -40,6 +40,13 @@ def _train(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
     if args.resume:
+        if args.recipe or args.overrides:
+            extra = " ".join([*([args.recipe] if args.recipe else []), *args.overrides])
+            raise UserError(
+                f"--resume continues a run with its own recipe and arguments; '{extra}' would be ignored. "
+                f"To train longer or differently, start a new run from its weights: "
+                f"yolo_tools train {args.resume}/recipe.yaml model={args.resume}/weights/last.pt epochs=N"
+            )
         pipeline.resume_run(args.resume)
         return
     if not args.recipe:

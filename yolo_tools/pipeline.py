@@ -187,6 +187,7 @@ def predict(
     _check_device(args)
     files = readable_images(source)
     out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
+    _check_out(out_dir, files)
     created = first_new_folder(out_dir)
     recipe = run_recipe(run_dir) if run_dir and len(members) == 1 else None
     try:
@@ -244,6 +245,17 @@ def predict_format(
         shutil.rmtree(partial, ignore_errors=True)
     print(f"{count} images or slices → {out_dir} ({', '.join(p.name for p in moved[:4])}{' ...' if len(moved) > 4 else ''})")
     return [out_dir / path.name for path in files]
+
+
+def _check_out(out_dir: Path, files: list[Path]) -> None:
+    """Annotated images are named after their inputs (`<stem>.jpg`): never write them among the inputs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir}: a file, not a folder; give a folder for the predictions")
+    if out_dir.resolve() in {f.resolve().parent for f in files}:
+        raise UserError(
+            f"--out {out_dir}: the folder of the images being predicted; their annotated copies would overwrite "
+            "them. Give another folder (or leave --out out: <run>/predict)"
+        )
 
 
 def evaluate(

@@ -331,7 +331,7 @@ def _counts(root: Path, names: list[str]) -> dict[str, dict[str, int]]:
                     continue
                 row["images"] += 1
                 label = split / "labels" / f"{image.stem}.txt"
-                ids = [line.split()[0] for line in label.read_text().splitlines() if line.strip()] if label.is_file() else []
+                ids = [line.split()[0] for line in _export_text(label).splitlines() if line.strip()] if label.is_file() else []
                 row["backgrounds"] += not ids
                 for class_id in ids:
                     row[names[int(class_id)] if class_id.isdigit() and int(class_id) < len(names) else class_id] += 1
@@ -343,10 +343,24 @@ def _counts(root: Path, names: list[str]) -> dict[str, dict[str, int]]:
     return counts
 
 
+def _export_text(path: Path) -> str:
+    """A text file of the export (label, data.yaml); one that is not UTF-8 means a damaged export."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise UserError(
+            f"the export from Roboflow is damaged: {path.parent.name}/{path.name} is not UTF-8 text; pull again "
+            "(or export the version again on Roboflow)"
+        ) from None
+
+
 def write_card(root: Path, source: Source, fmt: str) -> dict:
     """card.json and card.md beside the export: where it came from, its version, licence and counts."""
     spec_path = root / "data.yaml"
-    spec = yaml.safe_load(spec_path.read_text()) if spec_path.is_file() else {}
+    try:
+        spec = yaml.safe_load(_export_text(spec_path)) if spec_path.is_file() else {}
+    except yaml.YAMLError as exc:
+        raise UserError(f"the export of {ref_of(source)}: data.yaml is not valid YAML ({exc}); pull again") from None
     spec = spec if isinstance(spec, dict) else {}
     names = spec.get("names") or []
     names = [str(n) for n in (names.values() if isinstance(names, dict) else names)]

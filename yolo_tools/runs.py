@@ -7,6 +7,8 @@ folded in) so that val, predict, inspect and report need nothing but the run fol
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import yaml
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
+
+LOG = logging.getLogger(__name__)
 
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.json"
@@ -90,9 +94,11 @@ def weights_of(run_or_weights: str | Path) -> tuple[Path, Path | None]:
 def save_metrics(run_dir: Path, metrics: dict[str, float], kind: str = "val") -> Path:
     """Merge `metrics` under `kind` into the run's metrics.json, so val and train results sit together."""
     path = run_dir / METRICS_FILE
-    stored = json.loads(path.read_text()) if path.is_file() else {}
+    stored = read_metrics(run_dir)
     stored[kind] = metrics
-    path.write_text(json.dumps(stored, indent=2))
+    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")  # whole or not at all
+    partial.write_text(json.dumps(stored, indent=2))
+    partial.replace(path)
     return path
 
 
@@ -106,3 +112,16 @@ def run_dataset(run_dir: Path | None) -> Path | None:
     """The dataset a run's val split lives in when it is not the recipe's own (see `save_run_dataset`)."""
     path = run_dir / DATASET_FILE if run_dir else None
     return Path(json.loads(path.read_text())["dataset"]) if path and path.is_file() else None
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """The run's stored metrics; a damaged metrics.json (the workbench's own file) is reported and read as empty."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        LOG.warning("%s is damaged (%s); it is written again from the next val or evaluation", path, exc)
+        return {}
+    return stored if isinstance(stored, dict) else {}

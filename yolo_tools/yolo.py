@@ -214,8 +214,9 @@ def train(model: str, data: Path, run_dir: Path, args: dict[str, Any], track: st
 def resume(run_dir: Path, track: str | None = None) -> dict[str, float]:
     """Continue an interrupted run from its last checkpoint, with the arguments (and data) it was started with.
 
-    `resume` is given the checkpoint's path: with `resume=True` Ultralytics fills in a default dataset
-    (coco8.yaml) that then replaces the run's own.
+    `resume` is given the checkpoint's path: with `resume=True`, a checkpoint that cannot be resumed (a
+    finished run) makes Ultralytics start a new training on its default dataset (coco8.yaml) instead.
+    `pipeline.resume_run` refuses finished runs before this is called.
     """
     last = run_dir / "weights" / "last.pt"
     yolo = load_model(last)

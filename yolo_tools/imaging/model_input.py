@@ -91,6 +91,9 @@ def _read_dicom(path: Path, preprocess: Preprocess) -> Upload:
 
 
 def _read_image(path: Path, preprocess: Preprocess) -> Upload:
+    bomb = bomb_header(path)  # refused before OpenCV allocates its pixels
+    if bomb:
+        raise UserError(f"{path.name}: {bomb}")
     try:
         pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     except cv2.error:  # OpenCV refuses headers over its pixel limit with an exception, not None
@@ -126,13 +129,36 @@ def image_files(source: str | Path) -> list[Path]:
     return [p for p in candidates if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or is_dicom(p))]
 
 
+def _pillow_open(path: Path):
+    """Pillow's own `Image.open`: once imported, Ultralytics replaces it with one that pip-installs a HEIF
+    plugin whenever Pillow cannot identify a file, which a file that is simply not an image must not do."""
+    from PIL import Image
+
+    return getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)(path)
+
+
+def bomb_header(path: Path) -> str | None:
+    """Why a file is refused as a decompression bomb (a header claiming more pixels than Pillow's limit,
+    `Image.MAX_IMAGE_PIXELS` x 2), else None; only the header is read. Whether the rest decodes is OpenCV's."""
+    from PIL import Image
+
+    try:
+        with _pillow_open(path):
+            return None
+    except Image.DecompressionBombError as exc:
+        return f"a decompression bomb? {exc}".split(", could be")[0]
+    except Exception:  # noqa: BLE001 - not an image Pillow knows: OpenCV, which reads it next, decides
+        return None
+
+
 def unreadable(path: Path) -> str | None:
     """Why an image file cannot be predicted on (None when it can): empty, not an image, cut short, or a
-    decompression bomb (a header claiming more pixels than Pillow's limit, `Image.MAX_IMAGE_PIXELS` x 2).
+    decompression bomb (see `bomb_header`).
 
     Decoded in full with Pillow, whose bomb check runs on the header before any pixel is allocated; OpenCV,
-    which reads the pixels afterwards, would raise on such a header or decode a truncated JPEG as grey
-    without a word. DICOM files are checked by pydicom when they are read (`read_upload`).
+    which reads the pixels afterwards, would try to allocate such an image or raise on its header, and
+    decodes a truncated JPEG as grey without a word. DICOM files are checked by pydicom when they are read
+    (`read_upload`).
     """
     from PIL import Image
 
@@ -140,17 +166,24 @@ def unreadable(path: Path) -> str | None:
         return "empty file (0 bytes)"
     if is_dicom(path):
         return None
-    # Pillow's own opener: once imported, Ultralytics replaces `Image.open` with one that pip-installs a
-    # HEIF plugin whenever Pillow cannot identify a file, which a file that is simply not an image must not do.
-    pillow_open = getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)
     try:
-        with pillow_open(path) as image:
+        with _pillow_open(path) as image:
             image.load()
     except Image.DecompressionBombError as exc:
         return f"a decompression bomb? {exc}".split(", could be")[0]
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types (OSError, SyntaxError, ValueError...) for bad files
-        return f"not a readable image ({type(exc).__name__}: {str(exc)[:120]})"
+        # A file Pillow cannot read may still be one OpenCV reads (some TIFF variants); a truncated one is
+        # not taken from OpenCV, which would return its missing part as grey.
+        if "truncated" in str(exc) or not _opencv_reads(path):
+            return f"not a readable image ({type(exc).__name__}: {str(exc)[:120]})"
     return None
+
+
+def _opencv_reads(path: Path) -> bool:
+    try:
+        return cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None
+    except cv2.error:  # e.g. a header over OpenCV's own pixel limit
+        return False
 
 
 def readable_images(source: str | Path) -> list[Path]:

@@ -1,0 +1,98 @@
+"""Bad command lines: `key=value` values Ultralytics refuses, unknown or reserved keys, ports out of range.
+
+Values are read by Ultralytics' own `smart_value` (as `yolo` reads them) and checked by its `check_cfg`
+before any conversion or training starts; each message names the key and the type wanted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+# Ultralytics binds its log handler to the sys.stdout of the moment it is first imported: imported here, at
+# collection, that is pytest's session-long capture, not one case's (closed when the case ends, after which
+# every Ultralytics log line would print a logging traceback).
+import ultralytics  # noqa: F401, E402
+from bad_input import TINY_RECIPE, Case, parametrize, run_case
+from yolo_tools.errors import UserError
+from yolo_tools.pipeline import parse_overrides
+
+
+def tiny_recipe(inputs: Path) -> None:
+    (inputs / "demo.yaml").write_text(yaml.safe_dump(TINY_RECIPE, sort_keys=False))
+
+
+def train(*pairs: str):
+    return lambda inputs: ["train", str(inputs / "demo.yaml"), *pairs]
+
+
+def case(case_id: str, pairs: tuple[str, ...], *says: str) -> Case:
+    """A `train` command line refused before its data is converted (nothing written anywhere)."""
+    return Case(case_id, train(*pairs), says, tiny_recipe)
+
+
+CMD = r"command line: "
+CASES: list[Case] = [
+    case("epochs-a-word", ("epochs=ten",), CMD + r"epochs: 'epochs=ten' .*must be an int"),
+    case("epochs-fraction", ("epochs=2.5",), CMD + r"epochs: .*must be an int"),
+    case("epochs-zero", ("epochs=0",), CMD + r"epochs: .*must be >= 1"),
+    case("lr0-a-word", ("lr0=abc",), CMD + r"lr0: .*int .*or float"),
+    case("lr0-negative", ("lr0=-0.1",), CMD + r"lr0: .*between 0\.0 and 1\.0"),
+    case("batch-a-word", ("batch=big",), CMD + r"batch: .*int .*or float"),
+    case("imgsz-a-word", ("imgsz=large",), CMD + r"imgsz: .*imgsz"),
+    case("imgsz-three-sizes", ("imgsz=[320,320,3]",), CMD + r"imgsz: .*imgsz"),
+    case("patience-negative", ("patience=-1",), CMD + r"patience: .*must be >= 0"),
+    case("workers-a-word", ("workers=many",), CMD + r"workers: .*must be an int"),
+    case("plots-a-word", ("plots=sometimes",), CMD + r"plots: .*must be a bool"),
+    case("cos-lr-a-number", ("cos_lr=2",), CMD + r"cos_lr: .*must be a bool"),
+    case("optimizer-a-number", ("optimizer=3",), CMD + r"optimizer: .*must be a str"),
+    case("fraction-above-one", ("fraction=1.5",), CMD + r"fraction: .*fraction"),
+    case("amp-a-word", ("amp=maybe",), CMD + r"amp: .*True, False"),
+    case("mosaic-none", ("mosaic=None",), CMD + r"mosaic: .*must not be None"),
+    case("empty-value", ("epochs=",), r"'epochs=': give 'epochs' a value"),
+    case("empty-key", ("=5",), r"'=5': arguments after the recipe or run are key=value"),
+    case("no-equals", ("fast",), r"'fast': arguments after the recipe or run are key=value"),
+    case("unknown-key", ("epocs=3",), CMD + r"'epocs' is not an Ultralytics train argument \(did you mean: epochs"),
+    case("reserved-data", ("data=coco8.yaml",), CMD + r"'data' is set by yolo-tools"),
+    case("reserved-project", ("project=/tmp",), CMD + r"'project' is set by yolo-tools"),
+    case("pretrained-missing-file", ("pretrained=nowhere/best.pt",), r"command line: pretrained: nowhere/best\.pt: no such weights file"),
+    Case("train-without-recipe", lambda i: ["train"], (r"train needs a recipe",)),
+    Case("resume-with-arguments", lambda i: ["train", "--resume", str(i / "run"), "epochs=10"],
+         (r"--resume continues a run with its own recipe and arguments; 'epochs=10' would be ignored", r"model=.*last\.pt epochs=N")),
+    Case("resume-with-a-recipe", lambda i: ["train", str(i / "demo.yaml"), "--resume", str(i / "run")],
+         (r"--resume continues a run .*demo\.yaml' would be ignored",), tiny_recipe),
+    Case("app-port-too-big", lambda i: ["app", "--port", "99999"], (r"argument --port: 99999 is not a port \(1-65535\)", r"--port 7860")),
+    Case("app-port-zero", lambda i: ["app", "--port", "0"], (r"argument --port: 0 is not a port",)),
+    Case("app-port-negative", lambda i: ["app", "--port=-80"], (r"argument --port: -80 is not a port",)),
+    Case("app-port-a-word", lambda i: ["app", "--port", "http"], (r"argument --port: 'http' is not a port number",)),
+    Case("inspect-port-too-big", lambda i: ["inspect", "run", "--port", "70000"], (r"argument --port: 70000 is not a port",)),
+    Case("unknown-verb", lambda i: ["fit", "recipe.yaml"], (r"invalid choice: 'fit'",)),
+    Case("unknown-option", lambda i: ["val", "run", "--fast"], (r"unrecognized arguments: --fast",)),
+]
+
+
+@parametrize(CASES)
+def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
+    run_case(case, tmp_path, monkeypatch, capfd)
+
+
+@pytest.mark.parametrize(
+    "pair, value",
+    [("lr0=1e-3", 0.001), ("epochs=3", 3), ("amp=False", False), ("device=cpu", "cpu"), ("imgsz=[320,256]", [320, 256]),
+     ("cache=None", None), ("conf=.25", 0.25), ("epochs=1e2", 100.0)],
+)
+def test_values_are_read_as_yolo_reads_them(pair: str, value) -> None:
+    """`yolo`'s own reading (Ultralytics' smart_value), not YAML's: 1e-3 is a float, not the text '1e-3'."""
+    key = pair.split("=")[0]
+    parsed = parse_overrides([pair])[key]
+    assert parsed == value and type(parsed) is type(value)
+
+
+def test_integral_float_epochs_is_accepted_as_yolo_does() -> None:
+    from yolo_tools.yolo_args import check_types
+
+    assert check_types({"epochs": 1e2, "lr0": 0.001}, "command line: ") == {"epochs": 100, "lr0": 0.001}
+    with pytest.raises(UserError, match=r"command line: epochs: .*must be an int"):
+        check_types({"epochs": 2.5}, "command line: ")
