@@ -510,7 +510,8 @@ def evaluate(
         metrics["confusion_matrix"] = {"classes": names, "rows_truth_columns_predicted": matrix.tolist()}
         extra["intervals"] = _intervals("classify", per_image, scorer, boot, metrics, truth, probabilities, predicted)
         extra["roc"] = classification.curves(truth, probabilities) if len(names) == 2 else None
-    extra["bootstrap"] = boot.describe()
+    known = (dataset / PATIENTS_CSV).is_file()
+    extra["bootstrap"] = boot.describe("patient" if known else "image (the dataset lists no patients: convert it again with --force)")
     extra["operating_point"] = point
 
     per_group = None

@@ -169,12 +169,14 @@ def _write_one(sample: Sample, split: str, root: Path, recipe: Recipe, counts: C
         counts[(split, sample.category)] += 1
         return target
     lines = sample.labels() if sample.labels else []
+    keep_masks = sample.masks is not None and len(recipe.classes) <= mask_png.MAX_CLASSES
+    truth = sample.masks() if keep_masks else None  # read before anything is written: a SkipSample leaves nothing
     class_ids = [int(line.split()[0]) for line in lines]
     target = _write_image(sample, root / "images" / split, recipe.preprocess)
     (root / "labels" / split / f"{sample.name}.txt").write_text("".join(f"{line}\n" for line in lines))
-    if sample.masks is not None and len(recipe.classes) <= mask_png.MAX_CLASSES:
+    if truth is not None:
         (root / MASKS_DIR / split).mkdir(parents=True, exist_ok=True)
-        mask_png.save(sample.masks(), root / MASKS_DIR / split / f"{target.stem}.png")
+        mask_png.save(truth, root / MASKS_DIR / split / f"{target.stem}.png")
     counts[(split, "images")] += 1
     counts[(split, "backgrounds")] += not lines
     for class_id in class_ids:
@@ -296,9 +298,10 @@ def write_dataset(
         if metadata is not None:
             card["metadata"] = patient_metadata.write(metadata, written, partial / patient_metadata.METADATA_CSV)
         if recipe.task != "classify":
-            data_yaml = {"train": "images/train", "val": "images/val", "names": dict(enumerate(recipe.classes))}
+            data_yaml = {"train": "images/train", "val": "images/val"}
             if TEST in splits_of(recipe):  # for `yolo val split=test`; training reads train and val only
-                data_yaml = {"train": "images/train", "val": "images/val", TEST: "images/test", "names": data_yaml["names"]}
+                data_yaml[TEST] = "images/test"
+            data_yaml["names"] = dict(enumerate(recipe.classes))
             (partial / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
         (partial / "card.json").write_text(json.dumps(card, indent=2))
         (partial / "card.md").write_text(_card_markdown(card))
