@@ -76,6 +76,7 @@ def rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
     for name, r in payload["recipes"].items():
         numbers = [f"{k} {r['mean'][k]:.3f} ± {r['sd'][k]:.3f}" for k in SHOWN[r["task"]] if r["mean"].get(k) is not None]
         out.append({"recipe": name, "task": r["task"], "folds": r["folds"], "images": r["images"], "train_s": r["train_s"],
+                    "trained_now": f"{r['folds_trained_now']} of {r['folds']}",
                     "metrics": ", ".join(numbers), "cli": f"`{r['cli']}`"})
     return out
 

@@ -167,8 +167,11 @@ def _crossval(p: dict[str, Any] | None) -> list[str]:
             "held-out patients (the detector at its fold's F1-max confidence).", ""]
     out += _md_table(rows(p), [("recipe", "recipe", ""), ("task", "task", ""), ("folds", "folds", "d"),
                                ("images", "images", "d"), ("train_s", "train s (all folds)", ".0f"),
+                               ("trained_now", "folds trained by this call", ""),
                                ("metrics", "mean ± SD over folds", ""), ("cli", "as a user runs it", "")])
-    out += ["", "**Test splits: not measured.** No recipe under the CPU budget keeps a test split whose data is "
+    out += ["", "A cv resumes: folds already finished in the same cv folder (settings checked against its cv.json) "
+            "are reused, not trained again; `train s` sums Ultralytics' own per-fold training time (results.csv).",
+            "", "**Test splits: not measured.** No recipe under the CPU budget keeps a test split whose data is "
             "here (the pneumonia set's official test split is not in this copy of the data); "
             "`yolo_tools evaluate RUN --split test` records it once a recipe has `data.split.test`."]
     return out
