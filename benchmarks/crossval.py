@@ -5,7 +5,7 @@
 Each recipe goes through `yolo_tools cv` exactly as a user runs it (`yolo_tools cv recipes/heart.yaml
 folds=5 epochs=20 imgsz=128 seed=0 workers=0 device=cpu`), into `<work>/runs/<recipe>/<name>`; a cv that
 stopped resumes at its first unfinished fold, so `wall_s` covers only the folds trained in this call
-(`folds_trained_now` says how many). The figures are cross-validation over the recipe's train + val
+(`folds_trained_now` says how many; finished folds are only evaluated again if their evaluation is missing). The figures are cross-validation over the recipe's train + val
 patients; a recipe's held-out test split, if it keeps one, is scored separately (`evaluate --split test`).
 """
 
@@ -35,7 +35,7 @@ def run_recipe(name: str, folds: int, epochs: int, imgsz: int, cv_name: str) -> 
 
     overrides = {"folds": folds, "epochs": epochs, "imgsz": imgsz, "seed": 0, "workers": 0, "device": "cpu"}
     root = runs_dir() / name / cv_name
-    done_before = sum((root / f"fold{i}" / "eval" / "summary.json").is_file() for i in range(1, folds + 1))
+    done_before = sum((root / f"fold{i}" / "metrics.json").is_file() for i in range(1, folds + 1))  # trained
     started = time.perf_counter()
     out = cross_validate(common.ROOT / "recipes" / f"{name}.yaml", overrides, cv_name)
     wall = time.perf_counter() - started
