@@ -172,6 +172,16 @@ def ap_per_class(tp: np.ndarray, confidences: np.ndarray, classes: np.ndarray, t
     return ultralytics_ap_per_class(tp, confidences, classes, truth_classes)[5]
 
 
+def f1_curve(
+    tp: np.ndarray, confidences: np.ndarray, classes: np.ndarray, truth_classes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ultralytics' F1-confidence curves (per true class, 1000 points) and the confidences they are sampled at."""
+    from ultralytics.utils.metrics import ap_per_class as ultralytics_ap_per_class
+
+    result = ultralytics_ap_per_class(tp, confidences, classes, truth_classes)
+    return result[9], result[10]
+
+
 def validate(weights: Path, data: Path | None, args: dict[str, Any]) -> tuple[str, dict[str, float], Path]:
     """Validate weights on a dataset; returns the task, the metrics and where plots were saved."""
     result = validate_full(weights, data, args)
