@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks import common
 
 RESULTS_MD = common.ROOT / "benchmarks" / "RESULTS.md"
-TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu")
+TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu", "crossval")
 
 
 def _md_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> list[str]:
@@ -179,6 +179,28 @@ def _accuracy(p: dict[str, Any], full: dict[str, Any] | None, gpu: dict[str, Any
     return out
 
 
+def _crossval(p: dict[str, Any] | None) -> list[str]:
+    from benchmarks.crossval import rows
+
+    out = ["## Cross-validation and test splits", ""]
+    if p is None:
+        return out + ["Not run yet: `nice -n 5 .venv/bin/python -m benchmarks.crossval`."]
+    s = p["settings"]
+    out += [*_where(p), "", f"Patient-wise {s['folds']}-fold cross-validation (`yolo_tools cv`), {s['epochs']} epochs at "
+            f"imgsz {s['imgsz']} on {s['device']}, from scratch: mean ± SD over folds, each fold scored on its own "
+            "held-out patients (the detector at its fold's F1-max confidence).", ""]
+    out += _md_table(rows(p), [("recipe", "recipe", ""), ("task", "task", ""), ("folds", "folds", "d"),
+                               ("images", "images", "d"), ("train_s", "train s (all folds)", ".0f"),
+                               ("trained_now", "folds trained by this call", ""),
+                               ("metrics", "mean ± SD over folds", ""), ("cli", "as a user runs it", "")])
+    out += ["", "A cv resumes: folds already finished in the same cv folder (settings checked against its cv.json) "
+            "are reused, not trained again; `train s` sums Ultralytics' own per-fold training time (results.csv).",
+            "", "**Test splits: not measured.** No recipe under the CPU budget keeps a test split whose data is "
+            "here (the pneumonia set's official test split is not in this copy of the data); "
+            "`yolo_tools evaluate RUN --split test` records it once a recipe has `data.split.test`."]
+    return out
+
+
 INTRO = """# Benchmark results
 
 Every number below is read from `benchmarks/results/*.json` by `python -m benchmarks.report`; the command
@@ -209,6 +231,7 @@ def render(results_dir: Path | None = None) -> str:
         parts.append("\n".join(_accuracy(loaded["accuracy"], loaded.get("accuracy-full"), loaded.get("gpu"))) + "\n")
     else:
         parts.append("## Accuracy\n\nNot run yet: `nice -n 5 .venv/bin/python -m benchmarks.accuracy`.\n")
+    parts.append("\n".join(_crossval(loaded.get("crossval"))) + "\n")
     return "\n".join(parts)
 
 

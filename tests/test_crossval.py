@@ -72,3 +72,30 @@ def test_demo_cv_two_folds(workspace: Path, tmp_path: Path) -> None:
     image = sorted((workspace / "datasets" / "demo-cv" / "images" / "test").iterdir())[0]
     result = app.analyse(loaded, image, conf=0.0)
     assert result.overlay.ndim == 3 and list(result.findings.columns)[:2] == ["class", "confidence"]
+
+
+@pytest.mark.slow
+def test_classifier_cv_links_class_folders(workspace: Path, tmp_path: Path) -> None:
+    import cv2
+
+    src = tmp_path / "cls"
+    rng = np.random.default_rng(2)
+    for name, level in (("NORMAL", 60), ("PNEUMONIA", 190)):
+        (src / name).mkdir(parents=True)
+        for i in range(12):
+            image = np.clip(rng.normal(level, 30, (24, 24)), 0, 255).astype(np.uint8)
+            cv2.imwrite(str(src / name / f"person{i // 2}_{name}_{i}.png"), image)
+    recipe = tmp_path / "cls-cv.yaml"
+    recipe.write_text(
+        f"name: cls-cv\ntask: classify\ndata:\n  source: {{kind: local, path: {src}}}\n  converter: class_folders\n"
+        "  split: {by: '^(person\\d+)_', val: 0.25}\nclasses: [normal, pneumonia]\nmodel: yolov8n-cls.yaml\n"
+    )
+    out = pipeline.cross_validate(recipe, {"folds": 2, "epochs": 1, "imgsz": 32, "batch": 8, "workers": 0, "plots": False})
+    folds = pd.read_csv(out / "folds.csv")
+    assert folds.groupby("patient")["fold"].nunique().max() == 1 and len(folds) == 24
+    assert pd.crosstab(folds["fold"], folds["class"]).min().min() >= 4  # stratified: both classes in both folds
+    fold1 = workspace / "datasets" / "cls-cv" / "cv-k2-s0" / "fold1"
+    assert all(p.is_symlink() for p in (fold1 / "val").rglob("*.png"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"accuracy", "roc_auc", "sensitivity"} <= set(summary["mean"])
+    assert (out.parent / "fold1" / "operating_point.json").is_file()

@@ -104,3 +104,13 @@ def test_a_point_older_than_the_weights_is_not_used(tmp_path) -> None:
     later = (tmp_path / operating_point.FILE).stat().st_mtime + 10
     os.utime(tmp_path / "weights" / "best.pt", (later, later))  # trained on after the point was chosen
     assert operating_point.load(tmp_path) is None
+
+
+def test_f1_confidence_takes_the_top_of_a_plateau() -> None:
+    from yolo_tools.yolo import f1_confidence
+
+    x = np.linspace(0, 1, 1000)
+    peaked = np.exp(-((x - 0.4) ** 2) / 0.01)[None]
+    assert f1_confidence(peaked, x) == pytest.approx(0.4, abs=0.01)
+    plateau = np.where(x < 0.3, 0.9, 0.9 - (x - 0.3))[None]  # max_det 1: flat until the weakest top box
+    assert 0.2 < f1_confidence(plateau, x) <= 0.3

@@ -124,7 +124,7 @@ def test_a_run_scored_on_val_its_test_split_and_an_outside_set(workspace: Path, 
     run, _ = pipeline.train_recipe(_recipe(tmp_path, text), {"epochs": 1, "imgsz": 64, "plots": False}, name="t")
     val = json.loads((pipeline.evaluate(run, {"imgsz": 64}) / "summary.json").read_text())
     point = json.loads((run / "operating_point.json").read_text())
-    assert val["conf"] == point["conf"] and point["chosen_on"] == "val"
+    assert val["conf"] == point["conf"] and point["chosen_on"] == "val" and "predictions on val" in point["rule"]
     assert val["bootstrap"]["patients"] == val["images"] == 16 and val["bootstrap"]["n_boot"] == 1000
     for name in ("ap50", "recall_at_conf", "false_positives_per_image"):
         interval = val["intervals"][name]

@@ -134,6 +134,7 @@ def _split_overrides(overrides: dict[str, Any]) -> tuple[int, int, dict[str, Any
 
 
 def _check_same(cv_root: Path, setup: dict[str, Any]) -> None:
+    setup = json.loads(json.dumps(setup))  # as it reads back (tuples become lists)
     path = cv_root / CV_FILE
     if path.is_file():
         stored = json.loads(path.read_text())

@@ -322,11 +322,25 @@ def _patients(dataset: Path, split: str, per_image: pd.DataFrame) -> pd.Series:
     return names.map(table).fillna(names)
 
 
-def _operating_conf(weights: Path, data: Path, args: dict[str, Any], run_dir: Path, validation) -> dict[str, Any] | None:
-    """The detector's F1-max confidence on val: stored in the run, else from this (val) validation, else validated now."""
+CHOOSE_CONF = 0.001  # the floor predictions are made at to choose a detector's threshold (Ultralytics' val default)
+
+
+def _operating_conf(weights: Path, data: Path, args: dict[str, Any], run_dir: Path, validation, recipe) -> dict[str, Any] | None:
+    """The F1-max confidence on val, stored in the run. Detect: from our own predictions on val (so it fits the
+    confidences predict gives); segment: from the validator's mask F1 curve (this val validation, else one now)."""
     stored = operating_point.load(run_dir)
     if stored and "conf" in stored:
         return stored
+    if recipe.task == "detect":
+        dataset = run_dataset(run_dir) or dataset_dir(recipe)
+        scorer = _Scorer("detect", dataset, recipe.classes, None, "val")
+        for result in yolo.predict(weights, str(dataset / "images" / "val"), {**args, "conf": CHOOSE_CONF}):
+            scorer.add(yolo.as_arrays(result))
+        conf = detection.f1_confidence(detection.ap_inputs(scorer.detections, detection.AP_THRESHOLDS[:1]))
+        if conf is None:
+            return None
+        operating_point.save(run_dir, {"rule": "max F1 at IoU 0.5 over classes, from predictions on val", "conf": conf})
+        return operating_point.load(run_dir)
     if validation is None or validation.f1_conf is None:
         val_args = {**args, "split": "val", "plots": False, "project": str(run_dir), "name": f"{EVAL_DIR}-choose", "exist_ok": True}
         validation = yolo.validate_full(weights, data, val_args)
@@ -456,7 +470,10 @@ def evaluate(
         if not (operating_point.load(run_dir) or {}).get("threshold") and len(recipe.classes) == 2:
             evaluate(run_dir, overrides)  # the threshold is chosen on val, never on the set being scored
     if explicit_conf is None and recipe.task != "classify" and not also:
-        point = _operating_conf(weights, prepare(recipe), args, run_dir, validation if split == "val" and not data_name else None)
+        own_val = split == "val" and not data_name
+        fold = run_dataset(run_dir)  # a cv fold's own val split, else the recipe's
+        val_data = data_yaml if own_val else fold / "data.yaml" if fold else prepare(recipe)
+        point = _operating_conf(weights, val_data, args, run_dir, validation if own_val else None, recipe)
     conf = float(explicit_conf if explicit_conf is not None else point["conf"] if point else DEFAULT_CONF)
     source = str(dataset / split / "*" / "*") if recipe.task == "classify" else str(dataset / "images" / split)
     predict_args = {**args, "conf": conf}
@@ -502,7 +519,8 @@ def evaluate(
         metrics["confusion_matrix"] = {"classes": names, "rows_truth_columns_predicted": matrix.tolist()}
         extra["intervals"] = _intervals("classify", per_image, scorer, boot, metrics, truth, probabilities, predicted)
         extra["roc"] = classification.curves(truth, probabilities) if len(names) == 2 else None
-    extra["bootstrap"] = boot.describe()
+    known = (dataset / PATIENTS_CSV).is_file()
+    extra["bootstrap"] = boot.describe("patient" if known else "image (the dataset lists no patients: convert it again with --force)")
     extra["operating_point"] = point
 
     per_group = None

@@ -9,8 +9,10 @@ and read by `predict`, `evaluate` and `app`.
   model's order (as for ROC AUC). Rules: `youden` (max sensitivity + specificity - 1, the default) or a
   target `sensitivity=0.95` / `specificity=0.9` (the highest threshold reaching the target, so the other
   rate is as good as it can be).
-- Detector: the confidence where F1 over classes peaks on val, as Ultralytics' validator computes it
-  (`yolo.Validation.f1_conf`).
+- Detector: the confidence where F1 at IoU 0.5 (mean over classes) peaks on val, from the run's own
+  predictions at confidence 0.001 through Ultralytics' `ap_per_class` curves, so it fits the confidences
+  `predict` gives; segmentation: the validator's mask F1 curve (`yolo.Validation.f1_conf`). On a plateau
+  (`max_det: 1`) the highest confidence of it.
 - Any task: `max_det` from the recipe's train arguments (`max_det: 1` for one heart per film) goes to
   predict and evaluate as well, not only to training's validation.
 

@@ -342,10 +342,15 @@ def validate_full(weights: Path, data: Path | None, args: dict[str, Any]) -> Val
 
 
 def f1_confidence(f1_curve: np.ndarray, confidences: np.ndarray) -> float:
-    """The confidence where F1 averaged over classes is highest, smoothed as Ultralytics' validator does."""
+    """The confidence where F1 averaged over classes is highest, smoothed as Ultralytics' validator does.
+
+    On a plateau (e.g. `max_det: 1`, where every threshold below the weakest top box gives the same F1)
+    the highest confidence of the plateau, where Ultralytics takes the lowest: the same F1, fewer weak findings.
+    """
     from ultralytics.utils.metrics import smooth
 
-    return float(confidences[int(smooth(np.asarray(f1_curve).mean(0), 0.1).argmax())])
+    f1 = smooth(np.asarray(f1_curve).mean(0), 0.1)
+    return float(confidences[int(np.flatnonzero(f1 >= f1.max() - 1e-9)[-1])])
 
 
 def ap_per_class(tp: np.ndarray, confidences: np.ndarray, classes: np.ndarray, truth_classes: np.ndarray) -> np.ndarray:
@@ -353,6 +358,16 @@ def ap_per_class(tp: np.ndarray, confidences: np.ndarray, classes: np.ndarray, t
     from ultralytics.utils.metrics import ap_per_class as ultralytics_ap_per_class
 
     return ultralytics_ap_per_class(tp, confidences, classes, truth_classes)[5]
+
+
+def f1_curve(
+    tp: np.ndarray, confidences: np.ndarray, classes: np.ndarray, truth_classes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ultralytics' F1-confidence curves (per true class, 1000 points) and the confidences they are sampled at."""
+    from ultralytics.utils.metrics import ap_per_class as ultralytics_ap_per_class
+
+    result = ultralytics_ap_per_class(tp, confidences, classes, truth_classes)
+    return result[9], result[10]
 
 
 def validate(weights: Path, data: Path | None, args: dict[str, Any]) -> tuple[str, dict[str, float], Path]:

@@ -66,11 +66,12 @@ def splits_of(recipe: Recipe) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class _Kept:
-    """A sample that passed every check: its image already written (staged), its label lines checked."""
+    """A sample that passed every check: its image (and published masks) already staged, its label lines checked."""
 
     sample: Sample
     image: Path
     lines: list[str]
+    masks: Path | None = None
 
 
 def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list[str]:
@@ -141,7 +142,11 @@ def _stage(sample: Sample, index: int, staging: Path, recipe: Recipe) -> _Kept:
         lines: list[str] = []
     else:
         lines = check_lines(sample.labels() if sample.labels else [], recipe.task, recipe.classes)
-    return _Kept(sample, _write_image(sample, staging / f"{index:07d}", recipe.preprocess), lines)
+    masks = None
+    if sample.masks is not None and len(recipe.classes) <= mask_png.MAX_CLASSES:
+        masks = staging / f"{index:07d}.masks.png"  # read now: a mask that cannot be read skips the sample whole
+        mask_png.save(sample.masks(), masks)
+    return _Kept(sample, _write_image(sample, staging / f"{index:07d}", recipe.preprocess), lines, masks)
 
 
 def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str], list[str]]:
@@ -334,9 +339,9 @@ def write_dataset(
                 counts[(split, "backgrounds")] += not item.lines
                 for line in item.lines:
                     counts[(split, recipe.classes[int(line.split()[0])])] += 1
-                if item.sample.masks is not None and len(recipe.classes) <= mask_png.MAX_CLASSES:
+                if item.masks is not None:
                     (partial / MASKS_DIR / split).mkdir(parents=True, exist_ok=True)
-                    mask_png.save(item.sample.masks(), partial / MASKS_DIR / split / f"{target.stem}.png")
+                    item.masks.rename(partial / MASKS_DIR / split / f"{target.stem}.png")
             written.append((target.name, split, str(key)))
             if item.sample.spacing is not None:
                 spacings.append((target.name, *item.sample.spacing))

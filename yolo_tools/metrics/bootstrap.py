@@ -74,8 +74,9 @@ class Bootstrap:
         values = np.array([_finite(metric(np.repeat(indices, row.astype(int)))) for row in self.weights])
         return self.interval(values)
 
-    def describe(self) -> dict:
-        return {"n_boot": self.n_boot, "seed": self.seed, "unit": "patient", "patients": self.patients, "level": LEVEL}
+    def describe(self, unit: str = "patient") -> dict:
+        """How the intervals were made; `unit` says what was resampled (images, when no patient is known)."""
+        return {"n_boot": self.n_boot, "seed": self.seed, "unit": unit, "patients": self.patients, "level": LEVEL}
 
 
 def _finite(value: float | None) -> float:

@@ -116,3 +116,18 @@ def average_precision(
     than the validator's, which sweeps from confidence 0.001; compare like with like.
     """
     return ap_of(ap_inputs(images, thresholds))
+
+
+def f1_confidence(prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> float | None:
+    """The confidence where F1 at IoU 0.5 (mean over classes) peaks, from `ap_inputs` of low-threshold predictions.
+
+    Computed from the very predictions `predict` and `evaluate` make, so the threshold fits their
+    confidences (the validator letterboxes differently, e.g. 160 px for imgsz=128, and scores differ).
+    """
+    from yolo_tools.yolo import f1_confidence as peak, f1_curve
+
+    if not prepared or not sum(len(item[3]) for item in prepared):
+        return None
+    tp, confidences, classes, truth = (np.concatenate(parts) for parts in zip(*prepared))
+    curves, x = f1_curve(tp.reshape(len(confidences), -1)[:, :1], confidences, classes, truth)
+    return peak(curves, x) if len(curves) else None

@@ -161,10 +161,8 @@ def _headline(summary: dict[str, Any]) -> Table:
     source = "Ultralytics' validator: " + ", ".join(summary["validator"]) + "; the rest: yolo_tools evaluate"
     boot = summary.get("bootstrap")
     if boot:
-        source += (
-            f". 95% intervals: percentile bootstrap over {boot['patients']} patients (not images), "
-            f"{boot['n_boot']} resamples, seed {boot['seed']}"
-        )
+        over = f"{boot['patients']} patients (not images)" if boot["unit"] == "patient" else f"{boot['patients']} {boot['unit']}"
+        source += f". 95% intervals: percentile bootstrap over {over}, {boot['n_boot']} resamples, seed {boot['seed']}"
     return Table("Headline numbers", ["metric", "value", "95% interval", "what it means"], rows, source, [False, True, True, False])
 
 
