@@ -12,9 +12,9 @@ from typing import Any
 
 from yolo_tools import pipeline
 from yolo_tools.convert.conversion import dataset_dir
-from yolo_tools.recipe import load_recipe
+from yolo_tools.recipe import bundled_recipe, load_recipe
 
-DEMO_RECIPE = Path(__file__).resolve().parent.parent / "recipes" / "demo.yaml"
+DEMO_RECIPE = bundled_recipe("demo")
 
 
 def run(overrides: dict[str, Any] | None = None) -> dict[str, float]:

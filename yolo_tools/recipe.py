@@ -213,11 +213,21 @@ def read_text(path: Path, what: str) -> str:
         raise UserError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
 
 
+# The recipes shipped with the package (`yolo_tools/recipes` links to the checkout's `recipes/`, whose files
+# setuptools copies into the wheel), so `yolo_tools demo` and `train kidney` work after a plain pip install.
+BUNDLED = Path(__file__).resolve().parent / "recipes"
+
+
+def bundled_recipe(name: str) -> Path:
+    """The path of a recipe shipped with the package, by name (`kidney` → .../recipes/kidney.yaml)."""
+    return BUNDLED / f"{name}.yaml"
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Read a recipe file; any problem becomes one UserError naming the file and the key."""
     path = Path(path)
     if not path.is_file():
-        bundled = Path(__file__).resolve().parent.parent / "recipes" / f"{path.stem}.yaml"
+        bundled = bundled_recipe(path.stem)
         if path.suffix == "" and bundled.is_file():
             path = bundled
         else:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from yolo_tools.errors import UserError
 from yolo_tools.locations import DATA_ENV, data_root, pull_root
-from yolo_tools.recipe import Recipe, Source, load_recipe
+from yolo_tools.recipe import Recipe, Source, bundled_recipe, load_recipe
 
 
 def default_folder(source: Source) -> str:
@@ -65,7 +65,7 @@ def pull(dataset: str, root: str | Path | None = None, fmt: str | None = None, f
     is_recipe = dataset.endswith((".yaml", ".yml")) or Path(dataset).is_file()
     if not is_recipe and ("/" in dataset or ":" in dataset):
         source = roboflow_pull.parse_ref(dataset)
-    elif not is_recipe and not (Path(__file__).resolve().parent.parent / "recipes" / f"{dataset}.yaml").is_file():
+    elif not is_recipe and not bundled_recipe(dataset).is_file():
         raise UserError(f"'{dataset}': neither a recipe nor a dataset; {roboflow_pull.ACCEPTED}")
     else:
         from yolo_tools.convert import check
