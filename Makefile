@@ -40,4 +40,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) datasets/*/ runs/
+	rm -rf $(VENV) datasets/ runs/
