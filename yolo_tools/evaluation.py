@@ -502,8 +502,8 @@ def evaluate(
         raise UserError(f"{dataset}: no {split} images to evaluate")
 
     names, per_image, per_patient = scorer.names, pd.DataFrame(scorer.rows), None
-    per_image["patient"] = _patients(dataset, split, per_image)
-    boot = bootstrap.Bootstrap(per_image["patient"].tolist())
+    # Resampled by patient; not a per_image.csv column, which metadata.csv's own `patient` joins onto.
+    boot = bootstrap.Bootstrap(_patients(dataset, split, per_image).tolist())
     extra: dict[str, Any] = {}
     if recipe.task == "segment":
         per_class, metrics, per_patient = _segment_tables(scorer, dataset, per_image)
