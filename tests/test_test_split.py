@@ -160,3 +160,33 @@ def test_a_run_scored_on_val_its_test_split_and_an_outside_set(workspace: Path, 
     assert html.parent == run / "report-test"
     text = markdown.read_text()
     assert "held-out test split" in text and "95% interval" in text
+
+
+@pytest.mark.slow
+def test_a_classifier_scored_on_its_published_test_split_at_the_val_threshold(workspace: Path, tmp_path: Path) -> None:
+    import json
+
+    from yolo_tools import pipeline
+
+    src = tmp_path / "cls"
+    rng = np.random.default_rng(3)
+    for split, count in (("train", 12), ("test", 4)):
+        for name, level in (("NORMAL", 70), ("PNEUMONIA", 180)):
+            (src / split / name).mkdir(parents=True)
+            for i in range(count):
+                image = np.clip(rng.normal(level, 40, (24, 24)), 0, 255).astype(np.uint8)
+                cv2.imwrite(str(src / split / name / f"{split}{i}_{name}.png"), image)
+    text = (
+        f"name: cls-held\ntask: classify\ndata:\n  source: {{kind: local, path: {src}}}\n  converter: class_folders\n"
+        "  options: {folder: train}\n  split: {by: file, val: 0.3, test: source}\nclasses: [normal, pneumonia]\n"
+        "model: yolov8n-cls.yaml\n"
+    )
+    run, _ = pipeline.train_recipe(_recipe(tmp_path, text), {"epochs": 1, "imgsz": 32, "batch": 8, "workers": 0, "plots": False}, name="t")
+    out = pipeline.evaluate(run, {"imgsz": 32}, split="test")  # no threshold yet: val is evaluated first to choose it
+    point = json.loads((run / "operating_point.json").read_text())
+    assert (run / "eval" / "summary.json").is_file() and point["chosen_on"] == "val"
+    test = json.loads((out / "summary.json").read_text())
+    assert test["split"] == "test" and test["images"] == 8 and test["operating_point"]["threshold"] == point["threshold"]
+    per_image = pd.read_csv(out / "per_image.csv")
+    positives = per_image[per_image["truth"] == "pneumonia"]  # p_truth is p(pneumonia) as the model gave it
+    assert ((positives["p_truth"] >= point["threshold"]) == (positives["predicted"] == "pneumonia")).all()

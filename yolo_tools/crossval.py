@@ -243,7 +243,10 @@ def summarise(fold_runs: list[Path], out: Path) -> Path:
     lines = [f"# Cross-validation: {first['recipe']} ({first['task']}), {len(fold_runs)} folds by patient", "",
              "| metric | mean ± SD | " + " | ".join(table.index) + " |", "|---|---|" + "---|" * len(table)]
     for metric, row in overall.iterrows():
-        lines.append(f"| {metric} | {row['mean']:.3f} ± {row['sd']:.3f} | " + " | ".join(f"{row[f]:.3f}" for f in table.index) + " |")
+        counts = all(float(row[f]).is_integer() for f in table.index)  # boxes, images: whole numbers per fold
+        spread, each = (".1f", ".0f") if counts else (".3f", ".3f")
+        cells = " | ".join(format(row[f], each) for f in table.index)
+        lines.append(f"| {metric} | {row['mean']:{spread}} ± {row['sd']:{spread}} | {cells} |")
     evaluation.write_atomic(out / "summary.md", "\n".join(lines) + "\n")
     return out
 

@@ -3,8 +3,12 @@
 Ultralytics' validator gives precision, recall and mAP over the whole split; this adds what a reader of
 medical results asks next: Dice and IoU per class and per image, 3D Dice per volume when slices come
 from volumes (`slices.csv` in the dataset), false positives and misses per image, and accuracy, F1 and
-ROC AUC for classifiers. Ground truth is read from the converted dataset (YOLO label files, or class
-folders); predictions are made once, batched on the GPU when there is one.
+ROC AUC for classifiers; HD95 and surface Dice for segmentation; 95% bootstrap intervals over patients
+for the headline numbers (yolo_tools/metrics/bootstrap.py), and the run's operating point
+(yolo_tools/operating_point.py). Ground truth is read from the converted dataset (the published masks
+where the converter kept them, else YOLO label files, or class folders); predictions are made once,
+batched on the GPU when there is one. The val split is the default; the held-out test split goes to
+`<run>/eval-test/`, an outside set to `<run>/eval-<name>/`, an ensemble to `<run>/eval-ensemble[-test]/`.
 
 Files written to `<run>/eval/` (beside the validator's own plots, which go to the same folder); the
 old ones are removed first and summary.json is written last, so its presence means a complete set:
@@ -21,6 +25,7 @@ old ones are removed first and summary.json is written last, so its presence mea
 Examples:
     >>> evaluate(Path("runs/kidney/train"))            # -> runs/kidney/train/eval
     >>> evaluate(Path("runs/kidney/train"), {"conf": 0.4, "imgsz": 640})
+    >>> evaluate(Path("runs/kidney/train"), split="test")  # -> runs/kidney/train/eval-test
 """
 
 from __future__ import annotations
@@ -494,8 +499,8 @@ def evaluate(
         raise UserError(f"{dataset}: no {split} images to evaluate")
 
     names, per_image, per_patient = scorer.names, pd.DataFrame(scorer.rows), None
-    per_image["patient"] = _patients(dataset, split, per_image)
-    boot = bootstrap.Bootstrap(per_image["patient"].tolist())
+    # Resampled by patient; not a per_image.csv column, which metadata.csv's own `patient` joins onto.
+    boot = bootstrap.Bootstrap(_patients(dataset, split, per_image).tolist())
     extra: dict[str, Any] = {}
     if recipe.task == "segment":
         per_class, metrics, per_patient = _segment_tables(scorer, dataset, per_image)
