@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks import common
 
 RESULTS_MD = common.ROOT / "benchmarks" / "RESULTS.md"
-TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu", "crossval")
+TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu", "crossval", "heldout")
 
 
 def _md_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> list[str]:
@@ -195,9 +195,24 @@ def _crossval(p: dict[str, Any] | None) -> list[str]:
                                ("metrics", "mean ± SD over folds", ""), ("cli", "as a user runs it", "")])
     out += ["", "A cv resumes: folds already finished in the same cv folder (settings checked against its cv.json) "
             "are reused, not trained again; `train s` sums Ultralytics' own per-fold training time (results.csv).",
-            "", "**Test splits: not measured.** No recipe under the CPU budget keeps a test split whose data is "
-            "here (the pneumonia set's official test split is not in this copy of the data); "
-            "`yolo_tools evaluate RUN --split test` records it once a recipe has `data.split.test`."]
+            ]
+    return out
+
+
+def _heldout(p: dict[str, Any] | None) -> list[str]:
+    from benchmarks.heldout import rows
+
+    out = ["### Val against a held-out test split", ""]
+    if p is None:
+        return out + ["Not run yet: `nice -n 5 .venv/bin/python -m benchmarks.heldout`."]
+    s = p["settings"]
+    out += [*_where(p), "", f"Each recipe as shipped plus `data.split.test: {s['test']}` (patients kept apart before "
+            f"val is drawn), trained from scratch on {s['device']} at imgsz {s['imgsz']} ({', '.join(f'{r} {e} epochs' for r, e in s['epochs'].items())}); "
+            "val chose the best epoch and the operating point, then the same weights were scored on val and on the "
+            "test patients. Brackets: 95% bootstrap intervals over patients.", ""]
+    out += _md_table(rows(p), [("recipe", "recipe", ""), ("split", "scored on", ""), ("patients", "patients", "d"),
+                               ("images", "images", "d"), ("metrics", "figures [95% interval]", ""),
+                               ("cli", "as a user runs it", "")])
     return out
 
 
@@ -232,6 +247,7 @@ def render(results_dir: Path | None = None) -> str:
     else:
         parts.append("## Accuracy\n\nNot run yet: `nice -n 5 .venv/bin/python -m benchmarks.accuracy`.\n")
     parts.append("\n".join(_crossval(loaded.get("crossval"))) + "\n")
+    parts.append("\n".join(_heldout(loaded.get("heldout"))) + "\n")
     return "\n".join(parts)
 
 
