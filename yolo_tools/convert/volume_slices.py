@@ -99,6 +99,10 @@ def volume_samples(
             loaded = cache.get(volume, load, geometry, preprocess)[0]
             return [] if loaded.masks is None else slice_labels(loaded.masks, index, geometry, min_area)
 
+        def masks() -> np.ndarray:  # the label volume's own slice: what evaluation scores against
+            loaded = cache.get(volume, load, geometry, preprocess)[0]
+            return np.stack([slices_first(mask, geometry)[index] for mask in loaded.masks])
+
         return Sample(
             name=f"{volume}_s{index:03d}",
             image=image,
@@ -106,6 +110,8 @@ def volume_samples(
             group=group,
             source=f"{source} slice {index}",
             slice_of=(volume, index),
+            masks=masks,
+            spacing=geometry.in_plane_spacing,  # so evaluation measures HD95 and surface Dice in mm
         )
 
     return [sample(index) for index in range(geometry.slice_count)]

@@ -51,6 +51,12 @@ class Geometry:
         return prefer if prefer in largest else int(largest[-1])
 
     @property
+    def in_plane_spacing(self) -> tuple[float, float]:
+        """(row, column) mm per pixel of a slice image: the two array axes left after the sliced one, in order."""
+        rows, columns = (axis for axis in range(3) if axis != self.slice_axis)
+        return float(self.spacing[rows]), float(self.spacing[columns])
+
+    @property
     def slice_count(self) -> int:
         return self.shape[self.slice_axis]
 
