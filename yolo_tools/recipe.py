@@ -185,7 +185,11 @@ def _model_at(loc: tuple) -> type[BaseModel] | None:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read a recipe file; any problem becomes one UserError naming the file and the key."""
+    """Read a recipe file; any problem becomes one UserError naming the file and the key.
+
+    The converter's name and its `data.options` are checked against the converter's own schema by
+    `yolo_tools.convert.check`, where a recipe is loaded for use (this module imports no converter).
+    """
     path = Path(path)
     if not path.is_file():
         bundled = Path(__file__).resolve().parent.parent / "recipes" / f"{path.stem}.yaml"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from yolo_tools.convert import check
 from yolo_tools.errors import UserError
 from yolo_tools.locations import DATA_ENV, data_root, pull_root
 from yolo_tools.recipe import Recipe, Source, load_recipe
@@ -65,8 +66,6 @@ def pull(dataset: str, root: str | Path | None = None, fmt: str | None = None, f
     if "/" in dataset and not dataset.endswith((".yaml", ".yml")) and not Path(dataset).is_file():
         source = roboflow_pull.parse_ref(dataset)
     else:
-        from yolo_tools.convert import check
-
         recipe = check(load_recipe(dataset))
         source, task = recipe.data.source, recipe.task
         if source.kind != "roboflow":
