@@ -60,7 +60,10 @@ def window(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
 
 
 def _scaled(values: np.ndarray, low: float, width: float) -> np.ndarray:
-    return np.clip((values - low) * (255.0 / width), 0, 255).round().astype(np.uint8)
+    scaled = np.subtract(values, low)  # float32, or float64 when `low` is a NumPy float64 (percentiles)
+    scaled *= 255.0 / width
+    np.clip(scaled, 0, 255, out=scaled)
+    return np.round(scaled, out=scaled).astype(np.uint8)
 
 
 def percentile(pixels: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:

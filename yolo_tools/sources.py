@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from yolo_tools.convert import check
 from yolo_tools.errors import UserError
 from yolo_tools.locations import DATA_ENV, data_root, pull_root
 from yolo_tools.recipe import Recipe, Source, bundled_recipe, load_recipe
@@ -68,8 +69,6 @@ def pull(dataset: str, root: str | Path | None = None, fmt: str | None = None, f
     elif not is_recipe and not bundled_recipe(dataset).is_file():
         raise UserError(f"'{dataset}': neither a recipe nor a dataset; {roboflow_pull.ACCEPTED}")
     else:
-        from yolo_tools.convert import check
-
         recipe = check(load_recipe(dataset))
         source, task = recipe.data.source, recipe.task
         if source.kind != "roboflow":

@@ -34,6 +34,7 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -155,6 +156,13 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     preprocess = recipe.preprocess
     per_volume = options.intensity_scope == "volume"
 
+    @lru_cache(maxsize=1)  # the writer takes a volume's slices in order
+    def stray_values(path: Path) -> dict[int, list[int]]:
+        """Label values that are no class, by slice, found once per volume."""
+        _, label = _load(path, *keys)
+        stray = ~np.isin(label, [0, *values])
+        return {int(i): np.unique(label[i][stray[i]]).tolist() for i in np.flatnonzero(stray.any(axis=(1, 2)))}
+
     def loader(path: Path, index: int, count: int) -> tuple[Callable, Callable, Callable]:
         def image() -> np.ndarray:
             numbers = channel_indices(index, lambda i: 0 <= i < count, preprocess.context, preprocess.context_stride)
@@ -167,9 +175,9 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
         def labels() -> list[str]:
             _, label = _load(path, *keys)
             plane = label[index]
-            stray = np.setdiff1d(np.unique(plane), [0, *values])
-            if stray.size:
-                raise SkipSample(f"label values {stray.tolist()} are not classes (label_values {values})")
+            stray = stray_values(path).get(index)
+            if stray:
+                raise SkipSample(f"label values {stray} are not classes (label_values {values})")
             lines = []
             for class_id, value in enumerate(values):
                 polygons = mask_to_polygons(plane == value, min_area=options.min_area)

@@ -43,7 +43,6 @@ class Checked:
     data: bytes
     width: int
     height: int
-    format: str
     eight_bit: bool
 
 
@@ -81,7 +80,7 @@ def _load(path: Path, size: int, mtime_ns: int) -> Checked:
         raise SkipSample(f"image is {width}x{height} pixels; Ultralytics needs at least {MIN_SIDE} a side")
     if kind == "JPEG" and not data.endswith(JPEG_END):
         raise SkipSample("JPEG does not end with its end-of-image marker (truncated, or bytes after it); re-save it")
-    return Checked(data, width, height, kind, mode in EIGHT_BIT_MODES)
+    return Checked(data, width, height, mode in EIGHT_BIT_MODES)
 
 
 def decode(path: Path) -> np.ndarray:

@@ -70,6 +70,8 @@ def mask_to_polygons(
     """
     if mask.ndim != 2:
         raise ValueError(f"mask_to_polygons takes one HxW mask per class, not an array of shape {mask.shape}")
+    if not mask.any():  # most classes are absent from most slices: nothing to label or trace
+        return []
     binary = _remove_specks(mask, min_area)
     height, width = binary.shape
     mode = cv2.RETR_CCOMP if holes else cv2.RETR_EXTERNAL
