@@ -232,7 +232,7 @@ def edit_volume(path: Path, edit: Callable[[dict], None]) -> None:
 
 def gi_competition(inputs: Path, cases: int = 4) -> Path:
     """Real UW-Madison scans (16-bit; this copy has two, used in turn) as `cases` patients, a 'stomach' square each."""
-    from yolo_tools.convert.rle_csv import GISlice, write
+    from yolo_tools.convert.uw_madison_gi import GISlice, write
 
     root = inputs / "gi"
     scans = sorted(GI.glob("case*/case*_day*/scans/*.png"))
@@ -244,7 +244,7 @@ def gi_competition(inputs: Path, cases: int = 4) -> Path:
         mask[40:90, 50:110] = 1
         slices.append(GISlice(f"case{number + 1}_day1_slice_0001", pixels, {"stomach": mask}))
     write(root, slices)
-    recipe(inputs, "rle_csv", "gi", "segment", ["large_bowel", "small_bowel", "stomach"],
+    recipe(inputs, "uw_madison_gi", "gi", "segment", ["large_bowel", "small_bowel", "stomach"],
            split={"by": r"^(case\d+)_", "val": 0.25, "seed": 0})
     return root
 

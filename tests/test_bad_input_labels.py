@@ -399,7 +399,7 @@ HDF5_VOLUMES = [
 ]
 
 
-# ----------------------------------------------------------------------------------- rle_csv
+# ----------------------------------------------------------------------------------- uw_madison_gi
 
 
 def gi(edit: Callable[[Path], None]) -> Setup:
@@ -426,7 +426,7 @@ def _bad_runs(lines: list[str]) -> list[str]:
     return lines
 
 
-RLE_CSV = [
+UW_MADISON_GI = [
     skipped("gi-scan-text", gi(lambda i: text_file(gi_scans(i)[0])), "scan .*: not an image file"),
     skipped("gi-scan-bomb", gi(lambda i: bomb(gi_scans(i)[0])), "decompression bomb"),
     skipped("gi-malformed-runs", gi(_csv_lines(_bad_runs)), r"train.csv line \d+"),
@@ -439,7 +439,7 @@ RLE_CSV = [
 ]
 
 
-CASES = YOLO_EXPORT + BOX_CSV + MASK_IMAGES + CLASS_FOLDERS + COCO + HDF5_VOLUMES + RLE_CSV
+CASES = YOLO_EXPORT + BOX_CSV + MASK_IMAGES + CLASS_FOLDERS + COCO + HDF5_VOLUMES + UW_MADISON_GI
 
 
 @parametrize(CASES)
@@ -454,6 +454,6 @@ def test_cases_cover_every_file_converter() -> None:
     # their own table (test_bad_input_hospital)
     converters = set(CONVERTERS) - {"synthetic", "region_crops", "nifti", "dicom"}
     tables = {"yolo_export": YOLO_EXPORT, "box_csv": BOX_CSV, "mask_images": MASK_IMAGES,
-              "class_folders": CLASS_FOLDERS, "coco": COCO, "hdf5_volumes": HDF5_VOLUMES, "rle_csv": RLE_CSV}
+              "class_folders": CLASS_FOLDERS, "coco": COCO, "hdf5_volumes": HDF5_VOLUMES, "uw_madison_gi": UW_MADISON_GI}
     assert set(tables) == converters
     assert all(len(table) >= 5 for table in tables.values())

@@ -2,7 +2,7 @@
 
 A fixture in the competition's own layout is built from the 36 real slices of gi-mini (colour masks
 turned into one mask per organ, 8-bit scans widened to 16 bits, run-length rows), converted with
-`rle_csv`, and the YOLO polygons are rasterised back and compared with the original masks. Overlapping
+`uw_madison_gi`, and the YOLO polygons are rasterised back and compared with the original masks. Overlapping
 organs come from real train.csv rows. The real partial copy (2 scans, all rows) converts with a count of
 what is left out.
 """
@@ -25,7 +25,7 @@ from yolo_tools import pipeline
 from yolo_tools.convert.conversion import prepare
 from yolo_tools.convert.polygons import dice, polygons_to_mask
 from yolo_tools.convert.rle import RunTable
-from yolo_tools.convert.rle_csv import COLUMNS, GISlice, scan_path, write
+from yolo_tools.convert.uw_madison_gi import COLUMNS, GISlice, scan_path, write
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
 
@@ -212,7 +212,7 @@ def test_slices_without_organs_are_kept_or_dropped(mini, tmp_path: Path) -> None
     folder, card = convert(fixture_recipe(tmp_path, source, "gi-drop", split={"by": "file", "val": 0.5}, empty="drop"))
     assert card["left_out"] == {"slices with no organ (options.empty: drop)": 1}
     assert sorted(converted(folder)) == sorted(item.id for item in labelled)
-    with pytest.raises(UserError, match=r"data.options.emtpy: unknown key; rle_csv takes: csv"):
+    with pytest.raises(UserError, match=r"data.options.emtpy: unknown key; uw_madison_gi takes: csv"):
         convert(fixture_recipe(tmp_path, source, "gi-typo", emtpy="drop"))
 
 

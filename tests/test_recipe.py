@@ -110,5 +110,5 @@ def test_reading_a_recipe_loads_only_its_own_converter(tmp_path: Path) -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "'yolo_tools.convert.yolo_export'" in loaded
-    for other in ("box_csv", "mask_images", "coco", "hdf5_volumes", "rle_csv", "class_folders", "cascade"):
+    for other in ("box_csv", "mask_images", "coco", "hdf5_volumes", "uw_madison_gi", "class_folders", "cascade"):
         assert other not in loaded, loaded

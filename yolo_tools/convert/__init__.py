@@ -26,7 +26,7 @@ CONVERTERS: dict[str, str] = {
     "mask_images": "yolo_tools.convert.mask_images",
     "class_folders": "yolo_tools.convert.class_folders",
     "coco": "yolo_tools.convert.coco",
-    "rle_csv": "yolo_tools.convert.rle_csv",
+    "uw_madison_gi": "yolo_tools.convert.uw_madison_gi",
     "hdf5_volumes": "yolo_tools.convert.hdf5_volumes",
     "nifti": "yolo_tools.convert.nifti_volumes",  # Decathlon / nnU-Net v2 / plain folders of NIfTI volumes
     "dicom": "yolo_tools.convert.dicom_volumes",  # DICOM series with DICOM SEG or aligned NIfTI labels
