@@ -24,7 +24,7 @@ import pytest
 
 from conftest import RECIPES, SHARED_DATA, needs_data
 from yolo_tools import app, cli, pipeline, yolo
-from yolo_tools.imaging.model_input import Upload, read_upload
+from yolo_tools.imaging.model_input import ModelInput, read_model_input
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import Window
 from yolo_tools.recipe import Preprocess, load_recipe
@@ -47,7 +47,7 @@ def _hounsfield(path: Path) -> np.ndarray:
     return dataset.pixel_array.astype(np.float64) * float(dataset.RescaleSlope) + float(dataset.RescaleIntercept)
 
 
-def _grey(upload: Upload) -> np.ndarray:
+def _grey(upload: ModelInput) -> np.ndarray:
     """The model's input is three equal channels for a greyscale upload; return one of them."""
     assert upload.image.dtype == np.uint8 and upload.image.ndim == 3 and upload.image.shape[2] == 3
     assert (upload.image == upload.image[..., :1]).all()
@@ -60,7 +60,7 @@ def _grey(upload: Upload) -> np.ndarray:
 def test_dicom_upload_is_windowed_in_hounsfield_units_by_the_recipe() -> None:
     recipe = load_recipe(RECIPES / "kidney.yaml")
     recipe = recipe.model_copy(update={"preprocess": Preprocess(intensity=Window(center=40, width=400))})
-    upload = read_upload(CT_SMALL, recipe.preprocess)
+    upload = read_model_input(CT_SMALL, recipe.preprocess)
     expected = np.clip((_hounsfield(CT_SMALL) + 160) * 255 / 400, 0, 255).round()
     np.testing.assert_array_equal(_grey(upload), expected.astype(np.uint8))
     assert upload.spacing == pytest.approx((0.661468, 0.661468))
@@ -71,7 +71,7 @@ def test_monochrome1_dicom_without_suffix_is_inverted_with_percentiles(tmp_path:
     dataset = pydicom.dcmread(CT_SMALL)
     dataset.PhotometricInterpretation = "MONOCHROME1"
     dataset.save_as(tmp_path / "scan", enforce_file_format=True)  # no suffix: found by its DICM marker
-    upload = read_upload(tmp_path / "scan", load_recipe(RECIPES / "kidney.yaml").preprocess)
+    upload = read_model_input(tmp_path / "scan", load_recipe(RECIPES / "kidney.yaml").preprocess)
     hu = _hounsfield(CT_SMALL)
     low, high = np.percentile(hu, (0.5, 99.5))
     expected = 255 - np.clip((hu - low) * 255 / (high - low), 0, 255).round()
@@ -86,8 +86,8 @@ def test_multi_frame_dicom_shows_its_middle_frame(tmp_path: Path) -> None:
     frames = np.stack([stored, stored[::-1], stored[:, ::-1]])  # the middle one is flipped upside down
     dataset.NumberOfFrames, dataset.PixelData = 3, frames.tobytes()
     dataset.save_as(tmp_path / "frames.dcm")
-    upload = read_upload(tmp_path / "frames.dcm", load_recipe(RECIPES / "demo.yaml").preprocess)
-    single = read_upload(CT_SMALL, load_recipe(RECIPES / "demo.yaml").preprocess)
+    upload = read_model_input(tmp_path / "frames.dcm", load_recipe(RECIPES / "demo.yaml").preprocess)
+    single = read_model_input(CT_SMALL, load_recipe(RECIPES / "demo.yaml").preprocess)
     np.testing.assert_array_equal(upload.image, single.image[::-1])  # percentiles of the same values
     assert any("frame 2 of 3" in note for note in upload.notes)
 
@@ -102,7 +102,7 @@ def test_colour_dicom_keeps_its_colours(tmp_path: Path) -> None:
     dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit = 8, 8, 7
     dataset.PixelData = rgb.tobytes()
     dataset.save_as(tmp_path / "photo.dcm")
-    upload = read_upload(tmp_path / "photo.dcm", load_recipe(RECIPES / "demo.yaml").preprocess)
+    upload = read_model_input(tmp_path / "photo.dcm", load_recipe(RECIPES / "demo.yaml").preprocess)
     np.testing.assert_array_equal(upload.image, rgb[..., ::-1])  # the model gets BGR, as OpenCV reads files
 
 
@@ -126,7 +126,7 @@ def test_findings_are_sorted_and_masks_measured_in_mm2() -> None:
 def test_16_bit_scan_gets_the_recipes_percentiles_and_a_2_5d_warning() -> None:
     pixels = cv2.imread(str(GI_SCAN), cv2.IMREAD_UNCHANGED)
     assert pixels.dtype == np.uint16
-    upload = read_upload(GI_SCAN, load_recipe(RECIPES / "gi.yaml").preprocess)
+    upload = read_model_input(GI_SCAN, load_recipe(RECIPES / "gi.yaml").preprocess)
     low, high = np.percentile(pixels, (0.5, 99.5))
     expected = np.clip((pixels - low) * 255 / (high - low), 0, 255).round()
     assert np.abs(_grey(upload).astype(int) - expected).max() <= 1
@@ -137,7 +137,7 @@ def test_16_bit_scan_gets_the_recipes_percentiles_and_a_2_5d_warning() -> None:
 def test_8_bit_export_is_used_as_stored_even_under_a_window_recipe() -> None:
     recipe = load_recipe(RECIPES / "kidney.yaml")
     recipe = recipe.model_copy(update={"preprocess": Preprocess(intensity=Window(center=40, width=400))})
-    upload = read_upload(KIDNEY_SLICE, recipe.preprocess)
+    upload = read_model_input(KIDNEY_SLICE, recipe.preprocess)
     np.testing.assert_array_equal(upload.image, cv2.imread(str(KIDNEY_SLICE)))
     assert any("scanner units" in note for note in upload.notes)
 
@@ -146,7 +146,7 @@ def test_a_file_that_is_no_image_is_refused_by_name(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("not an image")
     with pytest.raises(UserError, match="notes.txt: neither an image"):
-        read_upload(notes, load_recipe(RECIPES / "demo.yaml").preprocess)
+        read_model_input(notes, load_recipe(RECIPES / "demo.yaml").preprocess)
 
 
 def test_only_folders_with_weights_and_recipe_are_offered_newest_first(tmp_path: Path) -> None:
@@ -249,7 +249,7 @@ def _choose(page, run: str, conf: float) -> None:
 
 
 def _upload(page, path: Path) -> float:
-    """Upload a file and wait for its result; returns the seconds from upload to the result on screen."""
+    """ModelInput a file and wait for its result; returns the seconds from upload to the result on screen."""
     if page.query_selector("#upload button[aria-label=Clear]"):
         page.click("#upload button[aria-label=Clear]")
     page.wait_for_function("() => !document.querySelector('#timing [data-testid=markdown]').innerText.trim()")
@@ -315,7 +315,7 @@ class TestInBrowser:
         assert "No findings" in _markdown(page, "diagnosis") and _table(page) == []
         timing = _markdown(page, "timing")
         assert "DICOM CT" in timing and "rescale slope/intercept" in timing and "percentiles" in timing
-        expected = read_upload(CT_SMALL, load_recipe(runs / "demo" / "app" / "recipe.yaml").preprocess).image
+        expected = read_model_input(CT_SMALL, load_recipe(runs / "demo" / "app" / "recipe.yaml").preprocess).image
         np.testing.assert_array_equal(_overlay(page), cv2.cvtColor(expected, cv2.COLOR_BGR2RGB))
 
     def test_chest_xray_gets_class_probabilities_from_a_cached_model(self, browser, runs: Path) -> None:

@@ -189,11 +189,11 @@ def test_skipped_file_leaves_the_rest_predicted(tmp_path: Path, monkeypatch: pyt
 
 @pytest.mark.parametrize("size", [20000, 60000])
 def test_an_uploaded_bomb_is_a_message_not_a_crash(tmp_path: Path, size: int) -> None:
-    """The dashboard's and the mapping path's reader (read_upload) refuses a bomb's header before OpenCV reads it."""
+    """The dashboard's and the mapping path's reader (read_model_input) refuses a bomb's header before OpenCV reads it."""
     from yolo_tools.errors import UserError
-    from yolo_tools.imaging.model_input import read_upload
+    from yolo_tools.imaging.model_input import read_model_input
     from yolo_tools.recipe import Preprocess
 
     (tmp_path / "bomb.png").write_bytes(png_header(size, size))
     with pytest.raises(UserError, match=r"bomb\.png: a decompression bomb"):
-        read_upload(tmp_path / "bomb.png", Preprocess())
+        read_model_input(tmp_path / "bomb.png", Preprocess())

@@ -26,7 +26,7 @@ import pandas as pd
 
 from yolo_tools import crossval, ensemble, operating_point, yolo
 from yolo_tools.errors import UserError
-from yolo_tools.imaging.model_input import read_upload
+from yolo_tools.imaging.model_input import read_model_input
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe
 from yolo_tools.runs import RECIPE_FILE, read_metrics, run_recipe
@@ -161,7 +161,7 @@ def run_conf(folder: Path) -> float:
 
 def analyse(run: LoadedRun, path: Path, conf: float = 0.25) -> Analysis:
     start = time.perf_counter()
-    upload = read_upload(path, run.recipe.preprocess)
+    upload = read_model_input(path, run.recipe.preprocess)
     args = {**operating_point.predict_defaults(run.recipe, None), "conf": conf, "device": run.device}  # max_det
     if isinstance(run.model, list):  # a cross-validation's fold models, fused as `predict` fuses them
         fused = ensemble.fuse_image(run.recipe.task, run.model, upload.image, args)
@@ -230,7 +230,7 @@ def build(root: Path, cache: ModelCache):
     with gr.Blocks(title="yolo-tools", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         gr.Markdown(
             "## yolo-tools: try a trained run on one image\n"
-            "Upload a PNG, JPEG or DICOM file. It is processed on this machine only."
+            "ModelInput a PNG, JPEG or DICOM file. It is processed on this machine only."
         )
         with gr.Row():
             with gr.Column(scale=1):

@@ -35,7 +35,9 @@ def needs_mapping(pixels: np.ndarray, spec: Intensity | None) -> bool:
 
 
 @dataclass(frozen=True)
-class Upload:
+class ModelInput:
+    """One file as the model sees it, with what a person should know about how it got there."""
+
     image: np.ndarray  # uint8 H x W x 3, BGR: what the model is given
     notes: list[str]  # how the pixels were mapped, for the page
     spacing: tuple[float, float] | None  # mm per pixel (rows, columns) when the file says so
@@ -54,26 +56,26 @@ def _bgr(pixels: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR) if pixels.ndim == 2 else np.ascontiguousarray(pixels[..., :3])
 
 
-def read_upload(path: Path, preprocess: Preprocess) -> Upload:
-    """An uploaded file as the model's input, mapped as the run's training data was."""
+def read_model_input(path: Path, preprocess: Preprocess) -> ModelInput:
+    """A file (image or DICOM) as the model's input, mapped as the run's training data was (predict, app)."""
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    upload = _read_dicom(path, preprocess) if is_dicom(path) else _read_image(path, preprocess)
+    found = _read_dicom(path, preprocess) if is_dicom(path) else _read_image(path, preprocess)
     if preprocess.context:
-        upload.notes.append(
-            "this run was trained on 2.5D stacks (neighbouring slices as channels); a single uploaded slice "
+        found.notes.append(
+            "this run was trained on 2.5D stacks (neighbouring slices as channels); a single slice "
             "fills all three channels, so expect weaker results than in validation"
         )
-    return upload
+    return found
 
 
-def _read_dicom(path: Path, preprocess: Preprocess) -> Upload:
+def _read_dicom(path: Path, preprocess: Preprocess) -> ModelInput:
     image = dicom.read(path)
     notes = [f"DICOM {image.modality or 'image'}, {image.photometric}, values after rescale slope/intercept"]
     if not image.photometric.startswith("MONOCHROME"):
         colour = image.pixels if image.pixels.ndim == 3 else image.pixels[len(image.pixels) // 2]
         rgb = np.clip(colour, 0, 255).astype(np.uint8)
-        return Upload(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), notes, image.spacing)
+        return ModelInput(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), notes, image.spacing)
     if image.pixels.ndim == 3:
         frame = len(image.pixels) // 2
         notes.append(f"multi-frame file: frame {frame + 1} of {len(image.pixels)} (the middle one)")
@@ -87,10 +89,10 @@ def _read_dicom(path: Path, preprocess: Preprocess) -> Upload:
         notes.append("intensity: 0.5-99.5 percentiles (no window in the recipe or the file)")
     if image.photometric == "MONOCHROME1":
         notes.append("MONOCHROME1: inverted so that high values are bright")
-    return Upload(_bgr(dicom.to_uint8(image, spec)), notes, image.spacing)
+    return ModelInput(_bgr(dicom.to_uint8(image, spec)), notes, image.spacing)
 
 
-def _read_image(path: Path, preprocess: Preprocess) -> Upload:
+def _read_image(path: Path, preprocess: Preprocess) -> ModelInput:
     bomb = bomb_header(path)  # refused before OpenCV allocates its pixels
     if bomb:
         raise UserError(f"{path.name}: {bomb}")
@@ -108,9 +110,9 @@ def _read_image(path: Path, preprocess: Preprocess) -> Upload:
         notes = ["8-bit image, used as stored"]
         if spec is not None:
             notes.append(f"the run's {spec.mode} intensity is in scanner units: upload the DICOM, not an 8-bit export")
-        return Upload(_bgr(pixels), notes, None)
+        return ModelInput(_bgr(pixels), notes, None)
     mapping = f"the run's recipe ({spec.mode})" if spec else "min-max (the recipe sets none)"
-    return Upload(_bgr(map_pixels(pixels, spec)), [f"{pixels.dtype} image, intensity: {mapping}"], None)
+    return ModelInput(_bgr(map_pixels(pixels, spec)), [f"{pixels.dtype} image, intensity: {mapping}"], None)
 
 
 def map_pixels(pixels: np.ndarray, spec: Intensity | None) -> np.ndarray:
@@ -158,7 +160,7 @@ def unreadable(path: Path) -> str | None:
     Decoded in full with Pillow, whose bomb check runs on the header before any pixel is allocated; OpenCV,
     which reads the pixels afterwards, would try to allocate such an image or raise on its header, and
     decodes a truncated JPEG as grey without a word. DICOM files are checked by pydicom when they are read
-    (`read_upload`).
+    (`read_model_input`).
     """
     from PIL import Image
 
@@ -229,6 +231,6 @@ def mapped_inputs(files: list[Path], preprocess: Preprocess | None) -> Iterator[
 def _mapped(files: list[Path], preprocess: Preprocess) -> Iterator[tuple[Path, np.ndarray]]:
     for file in files:
         try:
-            yield file, read_upload(file, preprocess).image
+            yield file, read_model_input(file, preprocess).image
         except UserError as error:
             LOG.warning("skipped %s: %s", file, error)
