@@ -90,7 +90,7 @@ CASES: list[Case] = [
     Case("split-val-above-one", train, (r"^  data\.split\.val: Input should be less than 1",), recipe_with(data__split__val=1.5)),
     Case("split-val-a-word", train, (r"^  data\.split\.val: Input should be a valid number",), recipe_with(data__split__val="fifth")),
     Case("split-seed-a-word", convert, (r"^  data\.split\.seed: Input should be a valid integer",), recipe_with(data__split__seed="x")),
-    Case("split-unknown-key", convert, (r"^  data\.split\.fraction: unknown key; allowed here: by, val, seed",),
+    Case("split-unknown-key", convert, (r"^  data\.split\.fraction: unknown key; allowed here: by, val, test, seed",),
          recipe_with(data__split__fraction=0.2)),
     Case("options-a-list", convert, (r"^  data\.options: Input should be a valid dictionary",), recipe_with(data__options=[1, 2])),
     Case("model-wrong-suffix", train, (r"^  model: .*must be an Ultralytics model YAML",), recipe_with(model="yolov8n")),

@@ -181,7 +181,7 @@ def test_evaluate_and_report_break_metrics_down_by_patient_fields(kermany, kerma
     per_group = pd.read_csv(kermany_run / "eval" / "per_group.csv", dtype={"value": str})
     per_image = pd.read_csv(kermany_run / "eval" / "per_image.csv")
     metadata = pd.read_csv(kermany[2] / "metadata.csv", dtype=str, keep_default_na=False)
-    joined = per_image.drop(columns=["patient"]).assign(name=per_image["image"].str.split("/").str[-1]).merge(
+    joined = per_image.drop(columns=["patient"], errors="ignore").assign(name=per_image["image"].str.split("/").str[-1]).merge(
         metadata, left_on="name", right_on="image"
     )
     assert len(joined) == len(per_image) > 0 and set(joined["split"]) == {"val"}
