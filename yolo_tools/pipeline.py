@@ -98,6 +98,7 @@ def train_recipe(
     tracking.check_available(track)
     run_dir = new_run_dir(recipe, name)
     data = prepare(recipe, data_root)
+    model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     created = first_new_folder(run_dir)
     try:
         save_recipe(recipe.model_copy(update={"model": model, "track": track}), run_dir, args)
