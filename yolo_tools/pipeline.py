@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, yolo, yolo_args
+from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, sliced, yolo, yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare
 from yolo_tools.errors import UserError
@@ -185,7 +185,8 @@ def predict(
     """
     members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
     weights, run_dir = weights_of(members[0])
-    args = _check_cli_args(dict(overrides or {}))
+    args = _check_cli_args(dict(overrides or {}), allowed_extra=sliced.ARGS)
+    slicing = sliced.options(args)  # slice=SIZE: detection on overlapping slices (yolo_tools/sliced.py)
     _check_device(args)
     files = readable_images(source)
     out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
@@ -197,6 +198,10 @@ def predict(
         elif len(members) > 1:
             results = ensemble.predict(members, files, args)
             csv_path, json_path, count = predictions.write(results, out_dir)
+        elif slicing:
+            args = {**operating_point.predict_defaults(recipe, run_dir), **args}
+            results = sliced.predict(weights, files, args, *slicing)
+            csv_path, json_path, count = predictions.write(results, out_dir, point=operating_point.load(run_dir))
         else:
             args = {**operating_point.predict_defaults(recipe, run_dir), **args}  # the run's conf and max_det
             mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
@@ -265,7 +270,7 @@ def evaluate(
     """
     from yolo_tools import tracking
 
-    overrides = _check_cli_args(dict(overrides or {}))
+    overrides = _check_cli_args(dict(overrides or {}), allowed_extra=sliced.ARGS)
     _check_device(overrides)
     if rule is not None:
         operating_point.check_rule(rule)
