@@ -183,10 +183,10 @@ def predict(
     skipped with a warning naming each (imaging/model_input.readable_images); if no image could be read,
     nothing is written and the command fails.
     """
-    members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
-    weights, run_dir = weights_of(members[0])
     args = _check_cli_args(dict(overrides or {}), allowed_extra=sliced.ARGS)
     slicing = sliced.options(args)  # slice=SIZE: detection on overlapping slices (yolo_tools/sliced.py)
+    members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
+    weights, run_dir = weights_of(members[0])
     _check_device(args)
     files = readable_images(source)
     out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
@@ -271,6 +271,7 @@ def evaluate(
     from yolo_tools import tracking
 
     overrides = _check_cli_args(dict(overrides or {}), allowed_extra=sliced.ARGS)
+    sliced.options(dict(overrides))  # a bad slice= is refused before any work
     _check_device(overrides)
     if rule is not None:
         operating_point.check_rule(rule)

@@ -147,6 +147,7 @@ def tune_recipe(
         raise UserError("use_ray=True needs Ray Tune: pip install 'yolo-tools[tune]'")
     out_dir = _search_dir(recipe, name)
     data = prepare(recipe, data_root)
+    model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     out_dir.mkdir(parents=True)
     env = tracking.search_environment(f"{recipe.name}-{out_dir.name}") if "mlflow" in yolo.trackers_in_settings() else {}
     with tracking.environment(env):
