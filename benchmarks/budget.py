@@ -137,7 +137,7 @@ def train_variant(key: str, variant: dict[str, Any], hours: float, recipe: str, 
         "variant": key, "recipe": loaded.name, "task": loaded.task, "model": v.model or loaded.model,
         "started_from": started_from, "changes": {k: val for k, val in asdict(v).items() if val and k != "recipe"},
         "hours": hours, "epochs_reached": epochs, "train_s": train_s, "validator": validator, "evaluate": evaluated,
-        "command": _command(Path(recipe), {k: val for k, val in overrides.items() if k not in BASE or k == "time"}, name),
+        "command": _command(Path(recipe), overrides, name),
         "evaluate_command": f"yolo_tools evaluate {run_dir.relative_to(runs_dir().parent) if run_dir.is_relative_to(runs_dir().parent) else run_dir} "
                             + " ".join(f"{k}={val}" for k, val in eval_args.items()),
         "run": str(run_dir),
@@ -170,7 +170,7 @@ def run(keys: list[str] | None, hours: float, results: Path | None = None, argv:
         kwargs = {"key": key, "variant": asdict(variant), "hours": hours,
                   "recipe": str(_recipe_file(variant, key, work)), "pretrained": pretrained}
         try:
-            result = common.in_subprocess(f"benchmarks.budget:train_variant", kwargs) if isolated else train_variant(**kwargs)
+            result = common.in_subprocess("benchmarks.budget:train_variant", kwargs) if isolated else train_variant(**kwargs)
         except Exception as exc:  # noqa: BLE001 - one variant failing (data absent, ...) is reported, the rest run
             reason = str(exc).strip().splitlines()[-1][:300]
             print(f"  skipped: {reason}")
