@@ -15,6 +15,7 @@ The only module that touches sahi. The results come back as Ultralytics results
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,20 @@ def options(args: dict[str, Any]) -> tuple[int, float] | None:
     return size, overlap
 
 
+@contextmanager
+def _pillow_limit_kept() -> Iterator[None]:
+    """SAHI's image reader sets Pillow's `Image.MAX_IMAGE_PIXELS` to None for the whole process, which
+    switches off the decompression-bomb check every later image read relies on (convert/images.py);
+    the limit is put back after each call."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def _sahi_device(device: str) -> str:
     return "cpu" if device in ("cpu", "mps") else f"cuda:{device.split(',')[0]}"
 
@@ -63,12 +78,13 @@ def predict(weights: Path, files: Iterable[Path], args: dict[str, Any], size: in
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise UserError(f"{path}: cannot be read as an image")
-        found = get_sliced_prediction(
-            np.ascontiguousarray(image[..., ::-1]), model, slice_height=size, slice_width=size,
-            overlap_height_ratio=overlap, overlap_width_ratio=overlap, perform_standard_pred=False,
-            postprocess_type="NMS", postprocess_match_metric="IOU",
-            postprocess_match_threshold=float(args.get("iou", 0.7)), verbose=0,
-        ).object_prediction_list
+        with _pillow_limit_kept():
+            found = get_sliced_prediction(
+                np.ascontiguousarray(image[..., ::-1]), model, slice_height=size, slice_width=size,
+                overlap_height_ratio=overlap, overlap_width_ratio=overlap, perform_standard_pred=False,
+                postprocess_type="NMS", postprocess_match_metric="IOU",
+                postprocess_match_threshold=float(args.get("iou", 0.7)), verbose=0,
+            ).object_prediction_list
         boxes = np.array([p.bbox.to_xyxy() for p in found], np.float32).reshape(-1, 4)
         yield yolo.results_from_arrays(
             image, path, names, boxes=boxes, confidences=np.array([p.score.value for p in found], np.float32),
