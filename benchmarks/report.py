@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks import common
 
 RESULTS_MD = common.ROOT / "benchmarks" / "RESULTS.md"
-TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu", "crossval", "heldout")
+TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu", "crossval", "heldout", "budget")
 
 
 def _md_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> list[str]:
@@ -232,6 +232,34 @@ peak memory is their own.
 """
 
 
+BUDGET_COMMAND = "nice -n 5 .venv/bin/python -m benchmarks.budget --hours 0.25"
+
+
+def _budget(p: dict[str, Any] | None) -> list[str]:
+    """Recipe variants side by side, each trained for the same CPU time (benchmarks/budget.py)."""
+    from benchmarks.budget import VARIANTS, headline
+
+    out = ["## Quality within a CPU budget", ""]
+    if p is None:
+        return out + [f"Not run yet: `{BUDGET_COMMAND}` ranks the {len(VARIANTS)} variants (`--list`) at 15 minutes "
+                      f"each (about {len(VARIANTS) * 0.25 + 0.5:g} hours with conversions and evaluations on 2 free cores); "
+                      "then confirm the best with `--hours 2 --variants ...`."]
+    hours = p["settings"]["hours"]
+    out += [*_where(p), "",
+            f"Every variant trained for {hours * 60:g} minutes of wall time (`time={hours:g}`) on the CPU, then its best "
+            "weights validated on the recipe's patient-wise val split; each row's own commands reproduce it.", ""]
+    rows = []
+    for key, r in p["variants"].items():
+        if "skipped" in r:
+            rows.append({"variant": key, "metrics": f"skipped: {r['skipped'][:100]}"})
+            continue
+        rows.append({"variant": key, "started_from": r["started_from"], "epochs": r["epochs_reached"],
+                     "train_s": r["train_s"], "metrics": headline(r),
+                     "commands": f"`{r['command']}`; `{r['evaluate_command']}`"})
+    return out + _md_table(rows, [("variant", "variant", ""), ("started_from", "model", ""), ("epochs", "epochs reached", "d"),
+                                  ("train_s", "train s", ".0f"), ("metrics", "val split", ""), ("commands", "commands", "")])
+
+
 def render(results_dir: Path | None = None) -> str:
     folder = Path(results_dir or common.RESULTS_DIR)
     loaded = {t: json.loads((folder / f"{t}.json").read_text()) for t in TOPICS if (folder / f"{t}.json").is_file()}
@@ -248,6 +276,7 @@ def render(results_dir: Path | None = None) -> str:
         parts.append("## Accuracy\n\nNot run yet: `nice -n 5 .venv/bin/python -m benchmarks.accuracy`.\n")
     parts.append("\n".join(_crossval(loaded.get("crossval"))) + "\n")
     parts.append("\n".join(_heldout(loaded.get("heldout"))) + "\n")
+    parts.append("\n".join(_budget(loaded.get("budget"))) + "\n")
     return "\n".join(parts)
 
 

@@ -51,7 +51,7 @@ def test_fingerprint_follows_data_not_training(tmp_path: Path) -> None:
         (lambda r: r.pop("classes"), ["classes", "Field required"]),
         (lambda r: r["data"]["source"].pop("workspace"), ["roboflow source needs 'workspace'"]),
         (lambda r: r["data"].update(converter="dicom2yolo"), ["data.converter", "'dicom2yolo' is unknown", "allowed:"]),
-        (lambda r: r["data"].update(options={"min_aera": 5000}), ["data.options.min_aera", "unknown key", "takes: none"]),
+        (lambda r: r["data"].update(options={"min_aera": 5000}), ["data.options.min_aera", "unknown key", "takes: tiles"]),
         (
             lambda r: r["data"].update(converter="mask_images", options={"min_area": "ten"}),
             ["data.options.min_area", "valid integer", "'ten'"],

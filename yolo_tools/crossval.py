@@ -173,6 +173,7 @@ def cross_validate(
     args = {**recipe.train, **args}
     eval_args = {k: args[k] for k in ("imgsz", "batch", "device") if k in args}
     prepare(recipe, data_root)
+    model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     dataset = dataset_dir(recipe)
     if not (dataset / PATIENTS_CSV).is_file():
         raise UserError(f"{dataset}: no {PATIENTS_CSV}; convert again (yolo_tools convert {recipe_path} --force)")

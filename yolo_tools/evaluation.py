@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from yolo_tools import ensemble, operating_point, outside_data, predictions, yolo
+from yolo_tools import ensemble, operating_point, outside_data, predictions, sliced, yolo
 from yolo_tools.convert import mask_png
 from yolo_tools.convert.conversion import dataset_dir, prepare
 from yolo_tools.convert.polygons import polygons_to_mask
@@ -438,6 +438,7 @@ def evaluate(
     if recipe is None:
         raise UserError(f"{run}: evaluate needs a run folder made by yolo_tools train (it reads recipe.yaml)")
     args = dict(overrides or {})
+    slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/sliced.py)
     explicit_conf = args.pop("conf", None)
     for key, value in operating_point.predict_defaults(recipe, None).items():
         args.setdefault(key, value)  # max_det
@@ -492,6 +493,8 @@ def evaluate(
     scorer = _Scorer(recipe.task, dataset, recipe.classes, masks_dir, split)
     if also:
         results = ensemble.predict([weights, *also], source, predict_args)
+    elif slicing:
+        results = sliced.predict(weights, sorted(Path(source).iterdir()), predict_args, *slicing)
     else:
         results = yolo.predict(weights, source, predict_args)
     predictions.write(_tee(results, scorer), out, save_images=False)

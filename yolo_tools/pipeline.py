@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, tracking, yolo, yolo_args
+from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, sliced, tracking, yolo, yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare
 from yolo_tools.errors import UserError
@@ -99,6 +99,7 @@ def train_recipe(
     tracking.check_available(track)
     run_dir = new_run_dir(recipe, name)
     data = prepare(recipe, data_root)
+    model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     created = first_new_folder(run_dir)
     try:
         save_recipe(recipe.model_copy(update={"model": model, "track": track}), run_dir, args)
@@ -181,9 +182,10 @@ def predict(
     skipped with a warning naming each (imaging/model_input.readable_images); if no image could be read,
     nothing is written and the command fails.
     """
+    args = _check_cli_args(dict(overrides or {}), allowed_extra=sliced.ARGS)
+    slicing = sliced.options(args)  # slice=SIZE: detection on overlapping slices (yolo_tools/sliced.py)
     members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
     weights, run_dir = weights_of(members[0])
-    args = _check_cli_args(dict(overrides or {}))
     _check_device(args)
     files = readable_images(source)
     out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
@@ -196,6 +198,10 @@ def predict(
         elif len(members) > 1:
             results = ensemble.predict(members, files, args)
             csv_path, json_path, count = predictions.write(results, out_dir)
+        elif slicing:
+            args = {**operating_point.predict_defaults(recipe, run_dir), **args}
+            results = sliced.predict(weights, files, args, *slicing)
+            csv_path, json_path, count = predictions.write(results, out_dir, point=operating_point.load(run_dir))
         else:
             args = {**operating_point.predict_defaults(recipe, run_dir), **args}  # the run's conf and max_det
             mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
@@ -273,7 +279,8 @@ def evaluate(
     point on val (youden, sensitivity=0.95). Several runs are evaluated as one ensemble; files in
     `<first run>/eval-ensemble[-test]/`.
     """
-    overrides = _check_cli_args(dict(overrides or {}))
+    overrides = _check_cli_args(dict(overrides or {}), allowed_extra=sliced.ARGS)
+    sliced.options(dict(overrides))  # a bad slice= is refused before any work
     _check_device(overrides)
     if rule is not None:
         operating_point.check_rule(rule)

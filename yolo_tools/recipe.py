@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,8 @@ from yolo_tools.intensity import Intensity
 from yolo_tools.yolo_args import check_names
 
 Task = Literal["detect", "segment", "classify"]
+# Ultralytics' official weights by name (yolov8n.pt, yolo11s-seg.pt, yolo26n-cls.pt): downloaded on first use.
+OFFICIAL_WEIGHTS = re.compile(r"^yolo(v8|11|12|26)[nsmlx](-[a-z0-9]+)*\.pt$")
 
 
 
@@ -110,6 +113,11 @@ class Recipe(_Strict):
     data: Data
     classes: list[str] = Field(min_length=1)
     model: str = "yolov8n.yaml"
+    model_fallback: bool = Field(
+        True,
+        description="official weights named in model (yolov8n.pt, yolo11n-seg.pt) that cannot be downloaded: "
+        "train from scratch from the same model's YAML (true, one line says so) or stop with a message (false)",
+    )
     preprocess: Preprocess = Preprocess()
     train: dict[str, Any] = Field(default_factory=dict)
     track: Literal["mlflow", "tensorboard"] | None = Field(
@@ -135,7 +143,7 @@ class Recipe(_Strict):
     def _model_matches_task(self) -> Recipe:
         stem = Path(self.model).stem
         suffix = {"segment": "-seg", "classify": "-cls"}.get(self.task)
-        if stem.startswith("yolo") and self.model.endswith((".yaml", ".yml")):
+        if stem.startswith("yolo") and (self.model.endswith((".yaml", ".yml")) or OFFICIAL_WEIGHTS.match(self.model)):
             has_task_suffix = stem.endswith(("-seg", "-cls", "-pose", "-obb"))
             if (suffix and not stem.endswith(suffix)) or (not suffix and has_task_suffix):
                 wanted = f"a model ending in '{suffix}'" if suffix else "a plain detection model such as yolov8n.yaml"

@@ -147,6 +147,7 @@ def tune_recipe(
     if use_ray and importlib.util.find_spec("ray") is None:
         raise UserError("use_ray=True needs Ray Tune: pip install 'yolo-tools[tune]'")
     out_dir = _search_dir(recipe, name)
+    model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     experiment = f"{recipe.name}-{out_dir.name}"
     env = tracking.search_environment(experiment) if "mlflow" in yolo.trackers_in_settings() else {}
     with tracking.environment(env):

@@ -141,6 +141,57 @@ def load_model(model: str | Path):
         raise UserError(f"{model}: cannot load model: {exc}") from None
 
 
+def weights_dir() -> Path:
+    """Ultralytics' own folder for downloaded weights (`weights_dir` in its settings): official weights go
+    there, not into whatever folder the command was started from."""
+    from ultralytics.utils import SETTINGS
+
+    return Path(SETTINGS["weights_dir"])
+
+
+def is_official(model: str) -> bool:
+    """Whether `model` names official Ultralytics weights that Ultralytics downloads (yolov8n.pt, yolo11n-seg.pt)."""
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+    return Path(model).name == model and model in GITHUB_ASSETS_NAMES
+
+
+def training_start(model: str, fallback: bool = True) -> str:
+    """What a training starts from: official weights downloaded (when there is a network), else the same model's YAML.
+
+    Official weights that are neither in the working folder nor in Ultralytics' weights folder are fetched
+    by Ultralytics' own `attempt_download_asset` (the download `YOLO("yolov8n.pt")` does) into its weights
+    folder. When that fails, as it does offline, `fallback` trains from scratch from the matching model
+    YAML (yolov8n-seg.pt -> yolov8n-seg.yaml) with one line saying so, so a recipe that names official
+    weights still trains here; `fallback=False` (recipe `model_fallback: false`) stops with the message
+    instead. Anything else (a YAML, a run's weights) is returned as it is.
+    """
+    from ultralytics.utils.downloads import attempt_download_asset
+
+    if not is_official(model) or Path(model).is_file():
+        return model
+    target = weights_dir() / model
+    try:
+        found = Path(attempt_download_asset(target))
+    except (ConnectionError, OSError) as exc:  # what Ultralytics' download raises offline
+        LOG.debug("download of %s failed: %s", model, exc)
+        found = None
+    if found is not None and found.is_file():
+        return str(found)
+    scratch = f"{Path(model).stem}.yaml"
+    if not fallback:
+        raise UserError(
+            f"{model}: official weights could not be downloaded (no network?), and the recipe pins them "
+            f"(model_fallback: false).\n  Put {model} into {weights_dir()} or the working folder, "
+            f"or train from scratch (model={scratch}, or model_fallback: true)."
+        )
+    LOG.warning(
+        "%s could not be downloaded (offline?): training from scratch from %s instead; for pretrained weights "
+        "put %s into %s (or the working folder) and train again", model, scratch, model, weights_dir(),
+    )
+    return scratch
+
+
 def checkpoint_epochs(weights: Path) -> tuple[int, int]:
     """(epochs trained, epochs asked for) of a training checkpoint; trained is -1 once the run finished.
 

@@ -8,13 +8,19 @@ Two layouts, chosen with `options.layout`:
   A missing mask file is an error for that image, not an empty mask: an empty mask must be published.
 - `label_map`: `masks/<name>.png` with pixel value = class index + 1 (0 background), one class per pixel,
   traced by Ultralytics' own `convert_segment_masks_to_yolo_seg` (outer outlines only).
+- `colours`: `masks/<name>.png` colour-coded, one colour per class (`colours: {class: [R, G, B]}`), as
+  sets published for viewing are (UW-Madison GI mini: yellow small bowel, green large bowel, red stomach).
+  Each pixel is read as a blend of two of the colours or black (background), and goes to the nearer
+  of the two, so edges blended by resizing split halfway; `tolerance` (RGB distance) sends pixels that
+  are no such blend (text, other markings) to the background. Each class is then traced on its
+  own as in `per_class`.
 
 Images and masks pair by file stem. An image without its masks, masks without an image, an image or mask
 that cannot be decoded, and a mask of another size than its image are skipped with the file and reason.
 
 Options: `images` (default `images`), `masks` (default `masks`), `layout`, `min_area` (pixels, default
 10), `holes` (default true), `threshold` (default 0), `epsilon` (outline simplification in pixels, default 0),
-`folders` (class -> mask folder name, when they differ).
+`folders` (class -> mask folder name, when they differ), `colours` and `tolerance` (layout `colours`).
 
 Examples:
     >>> from yolo_tools.recipe import load_recipe
@@ -26,7 +32,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import cv2
 import numpy as np
@@ -41,15 +47,24 @@ from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
 
 
+Channel = Annotated[int, Field(ge=0, le=255)]
+
+
 class Options(ConverterOptions):
     images: str = Field("images", description="folder of images, relative to the source")
     masks: str = Field("masks", description="folder of masks (per_class: one sub-folder per class)")
-    layout: Literal["per_class", "label_map"] = "per_class"
+    layout: Literal["per_class", "label_map", "colours"] = "per_class"
     min_area: int = Field(10, ge=0, description="regions (and holes) under this many pixels are dropped as specks")
     holes: bool = True
     threshold: float = Field(0, description="mask values above this are foreground")
     epsilon: float = Field(0, ge=0, description="outline simplification in pixels (0 keeps every corner)")
     folders: dict[str, str] = Field(default_factory=dict, description="class -> mask folder name, where they differ")
+    colours: dict[str, tuple[Channel, Channel, Channel]] = Field(
+        default_factory=dict, description="layout colours: class -> [R, G, B] of its pixels in the mask images"
+    )
+    tolerance: float | None = Field(
+        None, gt=0, description="layout colours: pixels farther than this (RGB distance) from every colour are background"
+    )
 
 
 def _images_in(folder: Path) -> dict[str, Path]:
@@ -177,6 +192,83 @@ def _label_map(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
     ]
 
 
+def colour_classes(pixels: np.ndarray, palette: np.ndarray, tolerance: float | None = None) -> np.ndarray:
+    """(classes, H, W) bool from a colour-coded mask (H, W, 3 RGB); black is background.
+
+    Resizing blends a region's edge into its neighbour: yellow next to black gives dark yellows (120, 120,
+    0), which are nearer to green than to yellow as points. So each pixel is read as a blend of two of the
+    colours (black included): the nearest point on the line between any two, and the pixel goes to the
+    colour of that pair it is closer to, i.e. the edge splits halfway, where a nearest-neighbour resize
+    would have put it. `tolerance` sends pixels farther than that from every such line to the background.
+    Written here because no library decodes a colour-coded label image.
+    """
+    colours = np.vstack([np.zeros((1, 3)), np.asarray(palette, float).reshape(-1, 3)])
+    first, second = np.triu_indices(len(colours), k=1)
+    start, step = colours[first], colours[second] - colours[first]  # (pairs, 3)
+    rgb = pixels[..., :3].astype(np.float32)[..., None, :]  # (H, W, 1, 3)
+    t = np.clip(((rgb - start) * step).sum(-1) / (step**2).sum(-1), 0.0, 1.0)  # (H, W, pairs)
+    distance = ((rgb - (start + t[..., None] * step)) ** 2).sum(-1)
+    pair = distance.argmin(-1)
+    along = np.take_along_axis(t, pair[..., None], -1)[..., 0]
+    nearest = np.where(along < 0.5, first[pair], second[pair])
+    if tolerance is not None:
+        nearest[np.take_along_axis(distance, pair[..., None], -1)[..., 0] > tolerance**2] = 0
+    return nearest[None] == np.arange(1, len(colours))[:, None, None]
+
+
+def _read_colour_mask(path: Path, image: Path, palette: np.ndarray, tolerance: float | None) -> np.ndarray:
+    try:
+        pixels = image_files.decode(path)
+    except SkipSample as reason:
+        raise SkipSample(f"mask {path}: {reason}") from None
+    shape = _size_of(image)
+    if pixels.shape[:2] != shape:
+        raise SkipSample(f"mask {path} is {pixels.shape[1]}x{pixels.shape[0]} but its image is {shape[1]}x{shape[0]}")
+    if pixels.ndim != 3 or pixels.shape[2] < 3:
+        raise SkipSample(f"mask {path} is not a colour image; layout colours reads RGB masks")
+    return colour_classes(pixels[..., 2::-1], palette, tolerance)  # OpenCV decodes BGR
+
+
+def _colour_coded(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
+    options = parse(Options, recipe)
+    missing = [name for name in recipe.classes if name not in options.colours]
+    extra = sorted(set(options.colours) - set(recipe.classes))
+    if missing or extra:
+        raise UserError(
+            f"{recipe.path or 'recipe'}: invalid recipe\n  data.options.colours: layout colours needs one [R, G, B] "
+            f"per class; {f'missing {missing}' if missing else ''}{'; ' if missing and extra else ''}"
+            f"{f'not classes {extra}' if extra else ''} (classes: {recipe.classes})"
+        )
+    palette = np.array([options.colours[name] for name in recipe.classes])
+    images, masks = _images_in(image_dir), _images_in(mask_dir)
+
+    def truth(name: str):
+        def read() -> np.ndarray:
+            if name not in images:
+                raise SkipSample(f"mask {masks[name]} has no image {image_dir / name}.*")
+            if name not in masks:
+                raise SkipSample(f"no mask {mask_dir / name}.* for this image")
+            return _read_colour_mask(masks[name], images[name], palette, options.tolerance)
+
+        return read
+
+    def labels(name: str):
+        def read() -> list[str]:
+            lines = []
+            for class_id, binary in enumerate(truth(name)()):
+                polygons = mask_to_polygons(binary, min_area=options.min_area, holes=options.holes, epsilon=options.epsilon)
+                lines += [polygon_line(class_id, polygon) for polygon in polygons]
+            return lines
+
+        return read
+
+    return [
+        Sample(name=name, image=images.get(name, image_dir / name), labels=labels(name),
+               source=str(images.get(name) or masks[name]), masks=truth(name) if name in masks and name in images else None)
+        for name in sorted(set(images) | set(masks))
+    ]
+
+
 def samples(src: Path, recipe: Recipe) -> list[Sample]:
     if recipe.task != "segment":
         raise UserError(f"{recipe.path}: the mask_images converter makes segmentation labels; set task: segment")
@@ -187,6 +279,8 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
             raise UserError(f"{folder}: folder not found (set data.options.images / data.options.masks)")
     if options.layout == "per_class":
         return _per_class(recipe, image_dir, mask_dir)
+    if options.layout == "colours":
+        return _colour_coded(recipe, image_dir, mask_dir)
     return _label_map(recipe, image_dir, mask_dir)
 
 

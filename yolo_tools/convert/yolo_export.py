@@ -11,15 +11,18 @@ from pathlib import Path
 
 import yaml
 
-from yolo_tools.convert.options import ConverterOptions
-from yolo_tools.convert.writer import Sample, SkipSample
+from yolo_tools.convert.options import ConverterOptions, parse
+from yolo_tools.convert.tiles import Tiles, tile
+from yolo_tools.convert.writer import Sample, SkipSample, check_lines
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.recipe import Recipe
 
 
 class Options(ConverterOptions):
-    """A YOLO export is read as published: no options."""
+    """A YOLO export is read as published; `tiles` cuts detection training images into tiles (convert/tiles.py)."""
+
+    tiles: Tiles | None = None
 
 
 def _split_dir(root: Path, entry: str, yaml_path: Path) -> Path:
@@ -79,4 +82,9 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
         for orphan in sorted(labels.glob("*.txt")) if labels.is_dir() else []:
             if orphan.stem not in stems:
                 found.append(Sample(name=orphan.stem, image=images / orphan.stem, split=key, source=str(orphan)))
-    return found
+    tiles = parse(Options, recipe).tiles
+    if tiles is None:
+        return found
+    if recipe.task != "detect":
+        raise UserError(f"{recipe.path}: data.options.tiles cuts detection boxes; remove it for task '{recipe.task}'")
+    return tile(found, recipe, tiles)

@@ -1,0 +1,221 @@
+"""Quality within a fixed CPU budget: recipe variants side by side, each trained for the same time.
+
+    nice -n 5 .venv/bin/python -m benchmarks.budget --hours 0.25                       # rank every variant
+    nice -n 5 .venv/bin/python -m benchmarks.budget --hours 2 --variants kidney/tiles-320 heart/transfer-cls
+    nice -n 5 .venv/bin/python -m benchmarks.budget --list                             # the variants and what they change
+
+Epoch counts do not carry between machines (a `time=` cap reaches 4 epochs on one and 24 on another), a
+time budget does: what a user without a GPU gets in an afternoon. Every variant trains for `--hours`
+(Ultralytics' `time=`, which stops the run and recomputes its learning-rate schedule to fit that time;
+epochs is only an upper bound), on the CPU, seed 0, with validation only after the last epoch so the
+whole budget goes into training. The best weights are then validated on the recipe's patient-wise val
+split (Ultralytics' validator) and scored by `yolo_tools evaluate` (Dice per organ for segmentation;
+found/missed boxes and recall at the threshold for detection, with sliced inference for tiled variants;
+ROC AUC, sensitivity and specificity for classification). The epochs each variant reached are recorded.
+
+A variant is a recipe plus what it changes: the model family (YOLOv8n, YOLO11n, YOLO26n as the pinned
+Ultralytics ships their YAMLs, and their -seg/-cls), the image size, `cache`, `rect`, official weights
+(offline they fall back to training from scratch, recorded as `started_from`), transfer from another
+variant's best weights (`pretrained=`), and tiles at native resolution with sliced inference (kidney).
+Class balance for pneumonia (1,341 normal vs 3,875 pneumonia films): `evaluate` scores a two-class
+classifier at the threshold it chose on val (Youden's J, yolo_tools/operating_point.py), so sensitivity
+and specificity are listed beside the validator's argmax top-1. No variant reweights the classifier's
+loss: Ultralytics' `cls_pw` class weights reach detection losses only, and oversampling normal films in
+the converter is not built yet. Variants that change the data
+(tiles) get a recipe of their own, written beside the runs; its path is in the command. Rank variants at
+a short budget first, then confirm the best at two hours (`--variants`).
+
+Results: `benchmarks/results/budget.json`, rendered into `benchmarks/RESULTS.md` by
+`python -m benchmarks.report`. Runs and converted data go under the benchmark work folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks import common
+
+TOPIC = "budget"
+# Common to every variant: only the time differs between a ranking and a confirming run.
+BASE = {"epochs": 1000, "patience": 1000, "device": "cpu", "workers": 2, "seed": 0, "deterministic": True,
+        "val": False, "plots": False}
+TILES = {"size": 320, "overlap": 0.2, "min_visible": 0.5, "background": 0.1}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A recipe and what this variant changes in it (all else as the recipe says)."""
+
+    recipe: str
+    model: str | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # data.options (a new dataset: the recipe gets a new name)
+    evaluate: dict[str, Any] = field(default_factory=dict)  # extra `evaluate` arguments (slice=, conf=)
+    pretrained_from: str | None = None  # another variant whose best weights start this one (pretrained=)
+    note: str = ""
+
+
+def _families(recipe: str, suffix: str, imgsz: int, **train: Any) -> dict[str, Variant]:
+    return {f"{recipe}/{family}{suffix}-{imgsz}": Variant(recipe, f"{model}{suffix}.yaml", {"imgsz": imgsz, **train})
+            for family, model in (("v8n", "yolov8n"), ("11n", "yolo11n"), ("26n", "yolo26n"))}
+
+
+VARIANTS: dict[str, Variant] = {
+    **_families("kidney", "", 320),
+    "kidney/v8n-640": Variant("kidney", "yolov8n.yaml", {"imgsz": 640}),
+    "kidney/v8n-320-cache-rect": Variant("kidney", "yolov8n.yaml", {"imgsz": 320, "cache": "ram", "rect": True}),
+    "kidney/v8n-official-320": Variant("kidney", "yolov8n.pt", {"imgsz": 320}, note="official weights; offline: from scratch"),
+    "kidney/tiles-320": Variant("kidney", "yolov8n.yaml", {"imgsz": 320}, {"tiles": TILES}, {"slice": 320},
+                                note="native-resolution tiles, sliced inference on whole val images"),
+    **_families("heart", "", 256),
+    "heart/transfer-cls": Variant("heart", "yolov8n.yaml", {"imgsz": 256}, pretrained_from="pneumonia/v8n-cls-128",
+                                  note="backbone of the pneumonia classifier"),
+    **_families("heart-seg", "-seg", 256),
+    **_families("pneumonia", "-cls", 128, batch=64),
+    **_families("gi-mini", "-seg", 320, batch=8),
+}
+
+
+def _recipe_file(variant: Variant, key: str, work: Path) -> Path:
+    """The variant's recipe: the bundled one, or (when it changes the data) a copy with its own name."""
+    bundled = common.ROOT / "recipes" / f"{variant.recipe}.yaml"
+    if not variant.options:
+        return bundled
+    raw = yaml.safe_load(bundled.read_text())
+    raw["name"] = key.replace("/", "-")
+    raw["data"]["options"] = {**raw["data"].get("options", {}), **variant.options}
+    raw["data"]["source"] = {**raw["data"]["source"], "kind": "local"}  # a copy reads the data already here
+    path = work / "recipes" / f"{raw['name']}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def _command(recipe: Path, overrides: dict[str, Any], name: str) -> str:
+    where = recipe.relative_to(common.ROOT) if recipe.is_relative_to(common.ROOT) else recipe
+    return f"yolo_tools train {where} " + " ".join(f"{k}={v}" for k, v in overrides.items()) + f" --name {name}"
+
+
+def _numbers(eval_dir: Path) -> dict[str, float]:
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    return {k: v for k, v in summary.get("metrics", {}).items() if isinstance(v, (int, float))}
+
+
+def train_variant(key: str, variant: dict[str, Any], hours: float, recipe: str, pretrained: str | None) -> dict[str, Any]:
+    """Child case: train one variant for `hours`, validate its best weights, evaluate them."""
+    from yolo_tools import pipeline
+    from yolo_tools.locations import runs_dir
+    from yolo_tools.recipe import load_recipe
+
+    v = Variant(**variant)
+    loaded = load_recipe(recipe)
+    name = "budget-" + key.split("/", 1)[1]
+    overrides = {**BASE, **v.train, "time": hours}
+    if v.model:
+        overrides["model"] = v.model
+    if pretrained:
+        overrides["pretrained"] = pretrained
+    shutil.rmtree(runs_dir() / loaded.name / name, ignore_errors=True)
+    started = time.perf_counter()
+    run_dir, validator = pipeline.train_recipe(recipe, overrides, name=name)
+    train_s = time.perf_counter() - started
+    with open(run_dir / "results.csv") as handle:
+        epochs = len(list(csv.DictReader(handle)))
+    started_from = yaml.safe_load((run_dir / "recipe.yaml").read_text())["model"]
+    eval_args = {"imgsz": v.train.get("imgsz", loaded.train.get("imgsz", 640)), "device": "cpu", **v.evaluate}
+    evaluated = _numbers(pipeline.evaluate(run_dir, eval_args))
+    return {
+        "variant": key, "recipe": loaded.name, "task": loaded.task, "model": v.model or loaded.model,
+        "started_from": started_from, "changes": {k: val for k, val in asdict(v).items() if val and k != "recipe"},
+        "hours": hours, "epochs_reached": epochs, "train_s": train_s, "validator": validator, "evaluate": evaluated,
+        "command": _command(Path(recipe), overrides, name),
+        "evaluate_command": f"yolo_tools evaluate {run_dir.relative_to(runs_dir().parent) if run_dir.is_relative_to(runs_dir().parent) else run_dir} "
+                            + " ".join(f"{k}={val}" for k, val in eval_args.items()),
+        "run": str(run_dir),
+    }
+
+
+def run(keys: list[str] | None, hours: float, results: Path | None = None, argv: list[str] | None = None,
+        variants: dict[str, Variant] | None = None, isolated: bool = True) -> dict[str, Any]:
+    """Train the chosen variants (default: all) for `hours` each, in order; a variant another one starts
+    from runs first. `isolated` runs each in its own process (the benchmark); tests call it in-process."""
+    table = variants or VARIANTS
+    unknown = sorted(set(keys or []) - set(table))
+    if unknown:
+        raise SystemExit(f"no such variant: {', '.join(unknown)} (see --list)")
+    chosen = list(keys or table)
+    for key in list(chosen):  # a transfer needs its source trained in this run
+        source = table[key].pretrained_from
+        if source and source not in chosen:
+            chosen.insert(chosen.index(key), source)
+    chosen.sort(key=lambda k: any(table[o].pretrained_from == k for o in chosen), reverse=True)
+    work = common.work_dir()
+    common.isolate_outputs(work)
+    payload = common.header(TOPIC, argv, {"hours": hours, "base": BASE})
+    payload["variants"] = {}
+    for key in chosen:
+        variant = table[key]
+        print(f"\n== {key} ({hours * 60:g} min)")
+        source = payload["variants"].get(variant.pretrained_from or "", {})
+        pretrained = str(Path(source["run"]) / "weights" / "best.pt") if source.get("run") else None
+        kwargs = {"key": key, "variant": asdict(variant), "hours": hours,
+                  "recipe": str(_recipe_file(variant, key, work)), "pretrained": pretrained}
+        try:
+            result = common.in_subprocess("benchmarks.budget:train_variant", kwargs) if isolated else train_variant(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - one variant failing (data absent, ...) is reported, the rest run
+            reason = str(exc).strip().splitlines()[-1][:300]
+            print(f"  skipped: {reason}")
+            payload["variants"][key] = {"variant": key, "skipped": reason}
+            continue
+        for extra in ("seconds", "cpu_s", "import_s", "peak_increase_mb", "rss_before_mb"):
+            result.pop(extra, None)
+        payload["variants"][key] = result
+        print(f"  {result['epochs_reached']} epochs in {result['train_s']:.0f} s: {headline(result)}")
+    common.save(TOPIC, payload, results)
+    return payload
+
+
+# The numbers shown per task: (where, key, heading).
+SHOWN = {
+    "detect": [("validator", "precision", "P"), ("validator", "recall", "R"), ("validator", "mAP50", "mAP50"),
+               ("evaluate", "recall_at_conf", "recall@conf")],
+    "segment": [("validator", "mAP50", "mAP50(mask)"), ("evaluate", "dice", "Dice")],
+    "classify": [("validator", "top1_accuracy", "top1 (argmax)"), ("evaluate", "roc_auc", "ROC AUC"),
+                 ("evaluate", "sensitivity", "sens"), ("evaluate", "specificity", "spec")],
+}
+
+
+def headline(result: dict[str, Any]) -> str:
+    parts = []
+    for where, key, heading in SHOWN[result["task"]]:
+        value = (result.get(where) or {}).get(key)
+        if isinstance(value, (int, float)):
+            parts.append(f"{heading} {value:.3f}")
+    return ", ".join(parts) or "-"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(__doc__.split("\n\n")[0])
+    p.add_argument("--hours", type=float, default=0.25, help="training time per variant, in hours (default 0.25)")
+    p.add_argument("--variants", nargs="*", help="variant names (default: all; see --list)")
+    p.add_argument("--list", action="store_true", help="print the variants and exit")
+    args = p.parse_args(argv)
+    if args.list:
+        for key, v in VARIANTS.items():
+            print(f"{key:32} {v.model or '(recipe model)':20} {json.dumps(v.train)} {json.dumps(v.options) if v.options else ''} {v.note}")
+        return 0
+    run(args.variants, args.hours, args.results, argv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

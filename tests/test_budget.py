@@ -1,0 +1,46 @@
+"""The budget benchmark's code path, at a budget of seconds: variants trained for the same time, validated,
+evaluated, a transfer from one variant to the next, and the table RESULTS.md shows. No real budget runs here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import budget, report
+from yolo_tools.recipe import load_recipe
+
+SECONDS = 4
+
+
+@pytest.mark.slow
+def test_variants_train_for_the_same_time_and_land_in_the_table(tmp_path: Path) -> None:
+    variants = {
+        "demo/v8n-64": budget.Variant("demo", "yolov8n.yaml", {"imgsz": 64, "workers": 0}),
+        "demo/transfer-64": budget.Variant("demo", "yolov8n.yaml", {"imgsz": 64, "workers": 0}, pretrained_from="demo/v8n-64"),
+    }
+    payload = budget.run(["demo/transfer-64"], SECONDS / 3600, tmp_path, variants=variants, isolated=False)
+    assert list(payload["variants"]) == ["demo/v8n-64", "demo/transfer-64"]  # the source of the transfer first
+    for key, result in payload["variants"].items():
+        assert "skipped" not in result, result
+        assert result["hours"] == SECONDS / 3600 and result["epochs_reached"] >= 1
+        assert set(result["validator"]) >= {"precision", "recall", "mAP50"}
+        assert "recall_at_conf" in result["evaluate"] and result["started_from"] == "yolov8n.yaml"
+        assert f"time={SECONDS / 3600}" in result["command"] and "imgsz=64" in result["command"]
+    first = payload["variants"]["demo/v8n-64"]["run"]
+    assert f"pretrained={first}/weights/best.pt" in payload["variants"]["demo/transfer-64"]["command"]
+    saved = json.loads((tmp_path / "budget.json").read_text())
+    text = "\n".join(report._budget(saved))
+    assert "| demo/transfer-64 | yolov8n.yaml |" in text and "yolo_tools evaluate" in text
+
+
+def test_every_variant_names_a_recipe_and_a_model_of_its_task(tmp_path: Path) -> None:
+    from yolo_tools.convert import check
+
+    for key, variant in budget.VARIANTS.items():
+        recipe = check(load_recipe(budget._recipe_file(variant, key, tmp_path)))
+        updated = recipe.model_copy(update={"model": variant.model}) if variant.model else recipe
+        type(recipe).model_validate(updated.model_dump())  # the model fits the task (-seg, -cls)
+        assert variant.pretrained_from is None or variant.pretrained_from in budget.VARIANTS
+    assert "Not run yet" in "\n".join(report._budget(None))
