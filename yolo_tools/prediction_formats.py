@@ -143,7 +143,7 @@ def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | N
         images = slice_images(volume.load(), volume.geometry, preprocess)
         bgr = (cv2.cvtColor(i, cv2.COLOR_GRAY2BGR) if i.ndim == 2 else np.ascontiguousarray(i[..., ::-1]) for i in images)
         named = ((Path(f"{volume.name}_s{index:03d}.png"), image) for index, image in enumerate(bgr))
-        slices = [yolo.as_arrays(result) for result in yolo.predict_arrays(weights, named, args)]
+        slices = list(yolo.predict_arrays(weights, named, args))
         stacked = np.stack([p.class_masks(n_classes) for p in slices], axis=1)  # (classes, slices, H, W)
         masks = np.stack([restack(per_class, volume.geometry) for per_class in stacked])
         yield VolumePrediction(volume, masks, slices)
@@ -250,8 +250,7 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
     else:
         files = readable_images(source)
         mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
-        results = yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, files, args)
-        slices = [yolo.as_arrays(result) for result in results]
+        slices = list(yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, files, args))
     if fmt == "coco":
         written.append(write_coco(slices, names, out_dir))
     elif fmt == "rle-csv":
