@@ -2,9 +2,9 @@
 
 `inspect_run` loads the run's validation split (the converted dataset under `datasets/<recipe>/`) with
 its ground truth through FiftyOne's own importers, adds the run's predictions (inference through
-`yolo.py`, made into FiftyOne labels as `fiftyone.utils.ultralytics` makes them), runs FiftyOne's evaluation, tags every false
-finding and every missed one, ranks the images by how wrong the model is, prints the worst, and serves
-the FiftyOne App on 127.0.0.1 with the worst images first.
+`yolo.py`, made into FiftyOne labels as `fiftyone.utils.ultralytics` makes them), runs FiftyOne's
+evaluation, tags every false finding and every missed one, ranks the images by how wrong the model is,
+prints the worst, and serves the FiftyOne App on 127.0.0.1 with the worst images first.
 
 One persistent FiftyOne dataset per run, `yolo-tools/<recipe>/<run>`, rebuilt on every call, so a
 second inspect of the same run replaces the first instead of adding a copy.
@@ -175,19 +175,20 @@ def _to_label(prediction: yolo.Prediction, task: str):
         top = int(probabilities.argmax())
         logits = np.log(np.clip(probabilities.astype(float), 1e-12, 1.0))
         return fol.Classification(label=names[top], confidence=probabilities[top], logits=logits)
+    if task == "segment" and prediction.masks is None:
+        return fol.Detections()
     height, width = prediction.shape
     x1, y1, x2, y2 = prediction.boxes.T
     # Ultralytics' xywhn (float32), then FiftyOne's top-left corner (float)
     centre_x, centre_y = ((x1 + x2) / 2 / width).astype(float), ((y1 + y2) / 2 / height).astype(float)
     box_w, box_h = ((x2 - x1) / width).astype(float), ((y2 - y1) / height).astype(float)
     corners = np.stack([centre_x - box_w / 2.0, centre_y - box_h / 2.0, box_w, box_h], axis=1)
-    if task == "segment" and prediction.masks is None:
-        return fol.Detections()
     detections = []
     for index, (box, class_id, confidence) in enumerate(zip(corners, prediction.classes, prediction.confidences)):
         detection = fol.Detection(label=names[int(class_id)], bounding_box=list(box), confidence=float(confidence))
         if task == "segment":
-            left, top, right, bottom = (int(v) for v in (box[0] * width, box[1] * height, (box[0] + box[2]) * width, (box[1] + box[3]) * height))
+            left, right = int(box[0] * width), int((box[0] + box[2]) * width)
+            top, bottom = int(box[1] * height), int((box[1] + box[3]) * height)
             detection.mask = prediction.masks[index][top:bottom, left:right].astype(bool)
         detections.append(detection)
     return fol.Detections(detections=detections)
