@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from ultralytics.engine.results import Results
 
-from conftest import isolate_fiftyone
+from conftest import RECIPES, isolate_fiftyone
 from yolo_tools import yolo
 
 NAMES = {0: "heart", 1: "lung"}
@@ -78,3 +79,20 @@ def test_fiftyone_labels_are_those_of_fiftyones_ultralytics_converter(task: str,
     ours = _to_label(yolo._prediction(result), task)
     assert _fields(ours) == _fields(theirs)
     assert task == "classify" or len(ours.detections) == 3
+
+
+def test_the_dashboard_draws_a_fused_run_as_it_draws_one_model(tmp_path: Path) -> None:
+    """Two copies of one classifier fused: the same probabilities, so the same overlay, pixel for pixel,
+    though one is Ultralytics' drawing made at prediction time and the other drawn later from the arrays."""
+    from yolo_tools import app
+    from yolo_tools.recipe import load_recipe
+
+    recipe = load_recipe(RECIPES / "pneumonia.yaml")
+    model = yolo.load_model("yolov8n-cls.yaml")  # untrained: any probabilities will do
+    image = tmp_path / "xray.png"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (80, 96), np.uint8))
+    one = app.analyse(app.LoadedRun(recipe, model, "cpu", 0.0), image)
+    fused = app.analyse(app.LoadedRun(recipe, [model, model], "cpu", 0.0), image)
+    assert one.overlay.shape == (80, 96, 3)
+    np.testing.assert_array_equal(fused.overlay, one.overlay)
+    assert fused.findings.equals(one.findings) and fused.diagnosis == one.diagnosis

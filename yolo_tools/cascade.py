@@ -86,12 +86,12 @@ def region_model(options: Options, origin: Any) -> tuple[Path, list[int] | None]
     if not Path(options.regions).exists():
         raise UserError(f"{origin}: data.options.regions '{options.regions}': no such run folder or weights")
     weights, _ = weights_of(options.regions)
-    model = yolo.load_model(weights)
-    if model.task not in ("detect", "segment"):
-        raise UserError(f"{origin}: data.options.regions: {weights} is a {model.task} model; a detect or segment model is needed")
+    task, names = yolo.task_and_names(weights)
+    if task not in ("detect", "segment"):
+        raise UserError(f"{origin}: data.options.regions: {weights} is a {task} model; a detect or segment model is needed")
     if options.classes is None:
         return weights, None
-    index = {name: i for i, name in model.names.items()}
+    index = {name: i for i, name in names.items()}
     unknown = [name for name in options.classes if name not in index]
     if unknown:
         raise UserError(f"{origin}: data.options.classes: {unknown} not among the region model's classes {list(index)}")

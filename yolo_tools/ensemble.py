@@ -106,15 +106,13 @@ def fuse_image(task: str, models: Sequence[Any], image: np.ndarray, args: dict[s
 def members(runs: Sequence[str | Path]) -> tuple[str, list[Path]]:
     """The weights of each run and their common task; refuses models that disagree on task or classes."""
     weights = [weights_of(run)[0] for run in runs]
-    models = [yolo.load_model(w) for w in weights]
-    tasks = {model.task for model in models}
-    if len(tasks) > 1:
-        raise UserError(f"ensemble: the models do not share a task ({', '.join(sorted(tasks))}): {', '.join(map(str, weights))}")
-    names = [dict(model.names) for model in models]
+    tasks, names = zip(*(yolo.task_and_names(w) for w in weights))
+    if len(set(tasks)) > 1:
+        raise UserError(f"ensemble: the models do not share a task ({', '.join(sorted(set(tasks)))}): {', '.join(map(str, weights))}")
     for path, other in zip(weights[1:], names[1:]):
         if other != names[0]:
             raise UserError(f"ensemble: {path} has classes {list(other.values())}, {weights[0]} has {list(names[0].values())}")
-    return tasks.pop(), weights
+    return tasks[0], weights
 
 
 def predict(

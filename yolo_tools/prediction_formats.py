@@ -223,10 +223,10 @@ def write_rle_csv(predictions: list[yolo.Prediction], names: list[str], out_dir:
 def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_dir: Path, args: dict) -> tuple[list[Path], int]:
     """Predict on `source` and write `fmt`'s files into `out_dir`; returns the files and the images seen."""
     check_format(fmt)
-    model = yolo.load_model(weights)
-    names = [model.names[i] for i in sorted(model.names)]
-    if fmt != "coco" and model.task != "segment":
-        raise UserError(f"--format {fmt} writes masks; {weights} is a {model.task} model (use --format coco for boxes)")
+    task, classes = yolo.task_and_names(weights)
+    names = [classes[i] for i in sorted(classes)]
+    if fmt != "coco" and task != "segment":
+        raise UserError(f"--format {fmt} writes masks; {weights} is a {task} model (use --format coco for boxes)")
     source_path = Path(source)
     volume_input = fmt in VOLUME_FORMATS or _is_volume_source(source_path)
     if volume_input:

@@ -146,6 +146,12 @@ def load_model(model: str | Path):
         raise UserError(f"{model}: cannot load model: {exc}") from None
 
 
+def task_and_names(weights: str | Path) -> tuple[str, dict[int, str]]:
+    """A model's task ('detect', 'segment', 'classify', ...) and class names, read by loading it."""
+    model = load_model(weights)
+    return model.task, dict(model.names)
+
+
 def checkpoint_epochs(weights: Path) -> tuple[int, int]:
     """(epochs trained, epochs asked for) of a training checkpoint; trained is -1 once the run finished.
 
