@@ -282,7 +282,7 @@ def _overlay(page) -> np.ndarray:
 
 def _reference(run: Path, image: Path, conf: float) -> yolo.Prediction:
     """Ultralytics' own prediction from the file, to compare with what the page shows."""
-    return yolo.as_arrays(next(yolo.predict(run / "weights" / "best.pt", str(image), {"conf": conf})))
+    return next(yolo.predict(run / "weights" / "best.pt", str(image), {"conf": conf}))
 
 
 @pytest.mark.slow

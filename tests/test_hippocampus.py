@@ -42,7 +42,7 @@ def model_on_dataset_images(run_dir: Path, dataset: Path, volume: str) -> np.nda
     """What Ultralytics predicts on the converted PNGs of one volume: (classes, slices, H, W) bool."""
     slices = pd.read_csv(dataset / "slices.csv").query("volume == @volume").sort_values("slice")
     files = [str(dataset / "images" / row.split / row.image) for row in slices.itertuples()]
-    results = [yolo.as_arrays(r) for r in yolo.predict(run_dir / "weights" / "best.pt", files, LOW)]
+    results = list(yolo.predict(run_dir / "weights" / "best.pt", files, LOW))
     return np.stack([r.class_masks(2) for r in results], axis=1)
 
 
@@ -90,7 +90,7 @@ def test_coco_and_rle_csv_outputs_read_back_as_the_prediction(run: tuple[Path, P
     subset.mkdir()
     for path in files:
         (subset / path.name).symlink_to(path)
-    predictions = [yolo.as_arrays(r) for r in yolo.predict(run_dir / "weights" / "best.pt", str(subset), LOW)]
+    predictions = list(yolo.predict(run_dir / "weights" / "best.pt", str(subset), LOW))
     assert main(["predict", str(run_dir), str(subset), "--format", "coco", "--out", str(tmp_path / "coco"), "conf=0.001", "imgsz=64"]) == 0
     truth = COCO(str(tmp_path / "coco" / "coco_images.json"))
     results = truth.loadRes(str(tmp_path / "coco" / "coco_results.json"))

@@ -18,9 +18,38 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _imports(tree: ast.AST, package: str) -> list[str]:
+    """The dotted names a module imports: import statements (relative ones resolved against `package`) and
+    `import_module(...)` / `__import__(...)` calls naming a module in a literal (or an f-string's leading text)."""
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            found += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Call) and node.args and getattr(node.func, "id", getattr(node.func, "attr", None)) in (
+            "import_module",
+            "__import__",
+        ):
+            name = node.args[0]
+            if isinstance(name, ast.JoinedStr) and name.values and isinstance(name.values[0], ast.Constant):
+                name = name.values[0]
+            if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                found.append(name.value)
+    return found
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module → the package modules it imports (a parent package importing its own children is not an edge)."""
-    files = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    files = _modules()
 
     def owner(name: str) -> str | None:
         while name and name not in files:
@@ -30,21 +59,10 @@ def import_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {name: set() for name in files}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                    base = ".".join([*anchor, *([node.module] if node.module else [])])
-                targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
-            else:
-                continue
-            for target in targets:
-                found = owner(target) if target.startswith(PACKAGE.name) else None
-                if found and found != name and not (path.name == "__init__.py" and found.startswith(f"{name}.")):
-                    graph[name].add(found)
+        for target in _imports(ast.parse(path.read_text(encoding="utf-8")), package):
+            found = owner(target) if target.startswith(PACKAGE.name) else None
+            if found and found != name and not (path.name == "__init__.py" and found.startswith(f"{name}.")):
+                graph[name].add(found)
     return graph
 
 
@@ -117,3 +135,66 @@ def test_reading_a_recipe_imports_neither_ultralytics_nor_the_converters() -> No
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PACKAGE.parent, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+# Each outside library behind one door: Ultralytics and torch are touched in yolo.py alone (yolo_args.py reads
+# Ultralytics' argument names and checks, lazily, so that reading a recipe stays cheap).
+# FiftyOne's Ultralytics integration reads result objects, so it has no door at all.
+DOORS = {
+    "ultralytics": {"yolo_tools.yolo", "yolo_tools.yolo_args"},
+    "torch": {"yolo_tools.yolo"},
+    "torchvision": set(),
+    "fiftyone.utils.ultralytics": set(),
+}
+# What only an Ultralytics result (or its Boxes, Masks, Probs) has: read anywhere else, a result has leaked out.
+RESULT_ATTRIBUTES = {"orig_img", "orig_shape", "probs", "xyxy", "xywh", "xywhn", "xyxyn", "top1conf", "top5"}
+
+
+def outside_library_users(sources: dict[str, str]) -> dict[str, list[str]]:
+    """Library → the modules that import it though they are not its door, from module → source text."""
+    found: dict[str, list[str]] = {}
+    for name, text in sources.items():
+        package = name.rpartition(".")[0]
+        targets = _imports(ast.parse(text), package)
+        for library, doors in DOORS.items():
+            if name not in doors and any(t == library or t.startswith(f"{library}.") for t in targets):
+                found.setdefault(library, []).append(name)
+    return found
+
+
+def result_readers(sources: dict[str, str]) -> dict[str, list[str]]:
+    """Module → the Ultralytics result attributes it reads, for every module but yolo.py."""
+    found = {}
+    for name, text in sources.items():
+        read = {node.attr for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Attribute)} & RESULT_ATTRIBUTES
+        if read and name != "yolo_tools.yolo":
+            found[name] = sorted(read)
+    return found
+
+
+def test_the_door_check_sees_every_way_in() -> None:
+    sources = {
+        "yolo_tools.yolo": "import torch\nfrom ultralytics import YOLO",
+        "yolo_tools.a": "def f():\n    import torch.nn",
+        "yolo_tools.b": "from ultralytics.engine.results import Results",
+        "yolo_tools.c": "from importlib import import_module\nimport_module(f'ultralytics.utils.{x}')",
+        "yolo_tools.d": "import fiftyone.utils.ultralytics as fou\nimport numpy\nimport torchmetrics",
+    }
+    assert outside_library_users(sources) == {
+        "torch": ["yolo_tools.a"],
+        "ultralytics": ["yolo_tools.b", "yolo_tools.c"],
+        "fiftyone.utils.ultralytics": ["yolo_tools.d"],
+    }
+    assert result_readers({"yolo_tools.e": "image = result.orig_img", "yolo_tools.yolo": "p = r.probs"}) == {
+        "yolo_tools.e": ["orig_img"]
+    }
+
+
+def test_only_yolo_py_touches_ultralytics_and_torch() -> None:
+    sources = {name: path.read_text(encoding="utf-8") for name, path in _modules().items()}
+    users = outside_library_users(sources)
+    assert not users, "import these only in yolo.py (predictions leave it as yolo.Prediction):\n" + "\n".join(
+        f"{library}: {', '.join(names)}" for library, names in users.items()
+    )
+    readers = result_readers(sources)
+    assert not readers, f"Ultralytics result attributes read outside yolo.py (use yolo.Prediction's fields): {readers}"

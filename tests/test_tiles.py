@@ -153,14 +153,14 @@ def test_sliced_inference_returns_boxes_in_image_coordinates(untrained: Path, tm
     limit = Image.MAX_IMAGE_PIXELS
     [result] = list(sliced.predict(untrained, [image], args, 320, 0.0))
     assert Image.MAX_IMAGE_PIXELS == limit  # SAHI switches Pillow's decompression-bomb check off; put back
-    found = yolo.as_arrays(result)
+    found = result
     assert found.shape == (640, 640) and Path(result.path) == image and len(found.boxes) > 10
     pixels = cv2.imread(str(image))
     shifted = []
     for x0, y0 in ((0, 0), (320, 0), (0, 320), (320, 320)):
         crop = tmp_path / f"crop_{x0}_{y0}.png"
         cv2.imwrite(str(crop), pixels[y0:y0 + 320, x0:x0 + 320])
-        [direct] = [yolo.as_arrays(r) for r in yolo.predict(untrained, [crop], args)]
+        [direct] = list(yolo.predict(untrained, [crop], args))
         shifted.append(direct.boxes + (x0, y0, x0, y0))
     shifted = np.concatenate(shifted)
     # every merged box is one the model found on a slice, moved by that slice's origin

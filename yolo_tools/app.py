@@ -96,9 +96,10 @@ def _load(folder: Path) -> LoadedRun:
     models = [yolo.load_model(w) for w in weights]
     device = yolo.pick_device()
     size = int(recipe.train.get("imgsz", 640))
-    # The first forward pass builds the predictor and fuses layers; pay it here, not on the first upload.
+    # The first forward pass builds the predictor and fuses layers, the first drawing loads the font; pay both
+    # here, not on the first upload.
     for model in models:
-        yolo.predict_array(model, np.zeros((size, size, 3), np.uint8), {"device": device})
+        yolo.predict_array(model, np.zeros((size, size, 3), np.uint8), {"device": device}, draw=True)
     point = operating_point.load(first) if len(models) == 1 else None  # folds chose their points on different sets
     model = models[0] if len(models) == 1 else models
     return LoadedRun(recipe, model, device, time.perf_counter() - start, point)
@@ -155,21 +156,20 @@ def diagnosis(prediction: yolo.Prediction, conf: float, point: dict[str, Any] | 
 
 
 def run_conf(folder: Path) -> float:
-    """The confidence the page starts a run at: the one chosen on val when stored, else Ultralytics' 0.25."""
-    return float((operating_point.load(folder) or {}).get("conf", 0.25))
+    """The confidence the page starts a run at: the one chosen on val when stored, else the workbench's default."""
+    return float((operating_point.load(folder) or {}).get("conf", yolo.DEFAULT_CONF))
 
 
-def analyse(run: LoadedRun, path: Path, conf: float = 0.25) -> Analysis:
+def analyse(run: LoadedRun, path: Path, conf: float = yolo.DEFAULT_CONF) -> Analysis:
     start = time.perf_counter()
     upload = read_model_input(path, run.recipe.preprocess)
     args = {**operating_point.predict_defaults(run.recipe, None), "conf": conf, "device": run.device}  # max_det
     if isinstance(run.model, list):  # a cross-validation's fold models, fused as `predict` fuses them
-        fused = ensemble.fuse_image(run.recipe.task, run.model, upload.image, args)
-        prediction, drawn = yolo.as_arrays(fused), fused.plot()
+        prediction = ensemble.fuse_image(run.recipe.task, run.model, upload.image, args)
     else:
-        prediction, drawn = yolo.predict_array(run.model, upload.image, args)
+        prediction = yolo.predict_array(run.model, upload.image, args, draw=True)
     findings = findings_table(prediction, upload.spacing)
-    overlay = cv2.cvtColor(drawn, cv2.COLOR_BGR2RGB)
+    overlay = cv2.cvtColor(prediction.draw(), cv2.COLOR_BGR2RGB)
     return Analysis(overlay, findings, diagnosis(prediction, conf, run.point), time.perf_counter() - start, upload.notes)
 
 
@@ -238,7 +238,7 @@ def build(root: Path, cache: ModelCache):
                 about = gr.Markdown(describe_run(next(iter(runs.values()))) if runs else "", elem_id="run-info")
                 upload = gr.File(label="Image (PNG, JPEG or DICOM)", type="filepath", elem_id="upload")
                 conf = gr.Slider(
-                    0.01, 1.0, value=0.25, step=0.01, label="Confidence threshold (detect, segment)", elem_id="conf"
+                    0.01, 1.0, value=yolo.DEFAULT_CONF, step=0.01, label="Confidence threshold (detect, segment)", elem_id="conf"
                 )
             with gr.Column(scale=2):
                 # PNG, not Gradio's default lossy WebP: the overlay shows the exact grey levels the model saw.
@@ -250,7 +250,7 @@ def build(root: Path, cache: ModelCache):
         # One request at a time: an Ultralytics predictor is not safe to share between threads.
         gr.on([upload.change, run.change, conf.release], on_input, [run, upload, conf], outputs, concurrency_limit=1)
         run.change(lambda label: describe_run(run_folder(label)) if label else "", run, about)
-        run.change(lambda label: run_conf(run_folder(label)) if label else 0.25, run, conf)
+        run.change(lambda label: run_conf(run_folder(label)) if label else yolo.DEFAULT_CONF, run, conf)
         page.load(on_load, run, [run, about])
     return page
 

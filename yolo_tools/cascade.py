@@ -86,12 +86,12 @@ def region_model(options: Options, origin: Any) -> tuple[Path, list[int] | None]
     if not Path(options.regions).exists():
         raise UserError(f"{origin}: data.options.regions '{options.regions}': no such run folder or weights")
     weights, _ = weights_of(options.regions)
-    model = yolo.load_model(weights)
-    if model.task not in ("detect", "segment"):
-        raise UserError(f"{origin}: data.options.regions: {weights} is a {model.task} model; a detect or segment model is needed")
+    task, names = yolo.task_and_names(weights)
+    if task not in ("detect", "segment"):
+        raise UserError(f"{origin}: data.options.regions: {weights} is a {task} model; a detect or segment model is needed")
     if options.classes is None:
         return weights, None
-    index = {name: i for i, name in model.names.items()}
+    index = {name: i for i, name in names.items()}
     unknown = [name for name in options.classes if name not in index]
     if unknown:
         raise UserError(f"{origin}: data.options.classes: {unknown} not among the region model's classes {list(index)}")
@@ -113,13 +113,15 @@ def crop_box(
     return box if box[2] > box[0] and box[3] > box[1] else None
 
 
-def region_boxes(weights: Path, source: str | list[Path], keep: list[int] | None, margin: float, args: dict[str, Any]):
-    """For each image of `source`: its path, the crop box (None = none found) and the regions' best confidence."""
-    for result in yolo.predict(weights, source, {**args, "verbose": False}):
-        found = yolo.as_arrays(result)
+def region_boxes(
+    weights: Path, source: str | list[Path], keep: list[int] | None, margin: float, args: dict[str, Any], keep_image: bool = False
+):
+    """For each image of `source`: the region model's prediction (with the image when `keep_image`), the crop box
+    (None = none found) and the regions' best confidence."""
+    for found in yolo.predict(weights, source, args, keep_image=keep_image):
         box = crop_box(found.boxes, found.classes, keep, found.shape, margin)
         chosen = found.confidences if keep is None else found.confidences[np.isin(found.classes, keep)]
-        yield result, box, float(chosen.max(initial=0.0))
+        yield found, box, float(chosen.max(initial=0.0))
 
 
 def samples(src: Path | None, recipe: Recipe) -> list:
@@ -136,9 +138,9 @@ def samples(src: Path | None, recipe: Recipe) -> list:
     prepare(base)
     root = dataset_dir(base)
     boxes, whole = {}, 0
-    found = region_boxes(weights, str(root / "*" / "*" / "*"), keep, options.margin, {"batch": 16})
-    for result, box, _ in tqdm(found, desc=f"regions ({weights.parent.parent.name})", unit="img"):
-        boxes[Path(result.path)] = box
+    found = region_boxes(weights, str(root / "*" / "*" / "*"), keep, options.margin, {})
+    for region, box, _ in tqdm(found, desc=f"regions ({weights.parent.parent.name})", unit="img"):
+        boxes[region.path] = box
         whole += box is None
     LOG.info("%d of %d images without a region keep their whole frame", whole, len(boxes))
     paths = sorted(boxes)
@@ -175,14 +177,15 @@ def predict(recipe: Recipe, classifier: Path, source: str | list[Path], out_dir:
     classify_args = {k: v for k, v in args.items() if k in ("imgsz", "device", "half")}
     out_dir.mkdir(parents=True, exist_ok=True)
     records = []
-    for result, box, region_conf in tqdm(region_boxes(weights, source, keep, options.margin, args), desc="cascade", unit="img"):
-        image = result.orig_img
+    regions = region_boxes(weights, source, keep, options.margin, args, keep_image=True)
+    for region, box, region_conf in tqdm(regions, desc="cascade", unit="img"):
+        image = region.image
         crop = image if box is None else image[box[1] : box[3], box[0] : box[2]]
-        finding, _ = yolo.predict_array(model, crop, classify_args)
+        finding = yolo.predict_array(model, crop, classify_args)
         top = int(finding.probabilities.argmax())
         x1, y1, x2, y2 = box or (0, 0, image.shape[1], image.shape[0])
         record = {
-            "image": Path(result.path).name,
+            "image": region.path.name,
             "class_name": finding.names[top],
             "confidence": float(finding.probabilities[top]),
             "region": "found" if box else "none (whole image)",
@@ -195,7 +198,7 @@ def predict(recipe: Recipe, classifier: Path, source: str | list[Path], out_dir:
         cv2.rectangle(drawn, (x1, y1), (x2 - 1, y2 - 1), (0, 200, 255), 2)
         label = f"{record['class_name']} {record['confidence']:.2f}"
         cv2.putText(drawn, label, (x1 + 4, y1 + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 200, 255), 2)
-        cv2.imwrite(str(out_dir / f"{Path(result.path).stem}.jpg"), drawn)
+        cv2.imwrite(str(out_dir / f"{region.path.stem}.jpg"), drawn)
     csv_path, json_path = out_dir / "predictions.csv", out_dir / "predictions.json"
     pd.DataFrame(records).reindex(columns=CSV_COLUMNS).to_csv(csv_path, index=False)
     json_path.write_text(json.dumps(records, indent=1))

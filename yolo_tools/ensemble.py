@@ -8,12 +8,12 @@ keeps a proportionally lower confidence. Classification averages the class proba
 averages each class's mask over the models and keeps the pixels at least half of the (weighted) models
 marked, so two models give their union and three their majority.
 
-The fused result of each image is an Ultralytics result again (`yolo.results_from_arrays`), so
-`predictions.write`, the plots and `evaluation` treat an ensemble exactly like a single model.
+The fused result of each image is a `yolo.Prediction` again (`yolo.from_arrays`), so
+`predictions.write`, the drawings and `evaluation` treat an ensemble exactly like a single model.
 
 Examples:
-    >>> for result in predict(["runs/heart/a", "runs/heart/b"], "images/", {"imgsz": 512}):
-    ...     print(result.path, result.boxes.xyxy)
+    >>> for prediction in predict(["runs/heart/a", "runs/heart/b"], "images/", {"imgsz": 512}):
+    ...     print(prediction.path, prediction.boxes)
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from yolo_tools import yolo
 from yolo_tools.errors import UserError
 from yolo_tools.runs import weights_of
 
-DEFAULT_CONF = 0.25  # Ultralytics' predict default, applied to each model and again to the fused boxes
 WBF_IOU = 0.55  # boxes of one class overlapping this much are the same finding (the package's default)
 
 
@@ -84,56 +83,53 @@ def _as_instances(masks: np.ndarray, predictions: Sequence[yolo.Prediction]):
     )
 
 
-def fuse(task: str, results: Sequence[Any], weights: Sequence[float] | None = None) -> Any:
-    """Several models' Ultralytics results for the same image combined into one result."""
-    predictions = [yolo.as_arrays(result) for result in results]
-    first, image = predictions[0], results[0].orig_img
+def fuse(task: str, predictions: Sequence[yolo.Prediction], weights: Sequence[float] | None = None) -> yolo.Prediction:
+    """Several models' predictions for the same image (the first with its image kept) combined into one."""
+    first = predictions[0]
     if task == "classify":
         probabilities = average_probabilities([p.probabilities for p in predictions], weights)
-        return yolo.results_from_arrays(image, first.path, first.names, probabilities=probabilities)
+        return yolo.from_arrays(first.image, first.path, first.names, probabilities=probabilities)
     if task == "segment":
         boxes, confidences, classes, masks = _as_instances(vote_masks(predictions, len(first.names), weights), predictions)
-        return yolo.results_from_arrays(image, first.path, first.names, boxes, confidences, classes, masks=masks)
+        return yolo.from_arrays(first.image, first.path, first.names, boxes, confidences, classes, masks=masks)
     boxes, confidences, classes = fuse_boxes(predictions, weights)
-    return yolo.results_from_arrays(image, first.path, first.names, boxes, confidences, classes)
+    return yolo.from_arrays(first.image, first.path, first.names, boxes, confidences, classes)
 
 
-def fuse_image(task: str, models: Sequence[Any], image: np.ndarray, args: dict[str, Any]) -> Any:
+def fuse_image(task: str, models: Sequence[Any], image: np.ndarray, args: dict[str, Any]) -> yolo.Prediction:
     """One in-memory image (BGR uint8) through already loaded models, fused; for the dashboard."""
     args = {**args, "retina_masks": True} if task == "segment" else args
-    fused = fuse(task, [yolo.predict_array_result(model, image, args) for model in models])
-    return fused[fused.boxes.conf >= args.get("conf", DEFAULT_CONF)] if task == "detect" else fused
+    fused = fuse(task, [yolo.predict_array(model, image, args) for model in models])
+    return fused.above(args.get("conf", yolo.DEFAULT_CONF)) if task == "detect" else fused
 
 
 def members(runs: Sequence[str | Path]) -> tuple[str, list[Path]]:
     """The weights of each run and their common task; refuses models that disagree on task or classes."""
     weights = [weights_of(run)[0] for run in runs]
-    models = [yolo.load_model(w) for w in weights]
-    tasks = {model.task for model in models}
-    if len(tasks) > 1:
-        raise UserError(f"ensemble: the models do not share a task ({', '.join(sorted(tasks))}): {', '.join(map(str, weights))}")
-    names = [dict(model.names) for model in models]
+    tasks, names = zip(*(yolo.task_and_names(w) for w in weights))
+    if len(set(tasks)) > 1:
+        raise UserError(f"ensemble: the models do not share a task ({', '.join(sorted(set(tasks)))}): {', '.join(map(str, weights))}")
     for path, other in zip(weights[1:], names[1:]):
         if other != names[0]:
             raise UserError(f"ensemble: {path} has classes {list(other.values())}, {weights[0]} has {list(names[0].values())}")
-    return tasks.pop(), weights
+    return tasks[0], weights
 
 
 def predict(
     runs: Sequence[str | Path], source: str | list[Path], args: dict[str, Any], weights: Sequence[float] | None = None
-) -> Iterator[Any]:
-    """Fused results, image by image: every model streams over the same source in the same order."""
+) -> Iterator[yolo.Prediction]:
+    """Fused predictions, image by image: every model streams over the same source in the same order."""
     task, paths = members(runs)
     if task not in ("detect", "segment", "classify"):
         raise UserError(f"ensemble: {task} models are not supported (detect, segment, classify are)")
     args = dict(args)
     if task == "segment":
         args["retina_masks"] = True  # vote on masks at the image's own size
-    streams = [yolo.predict(path, source, args) for path in paths]
-    for results in zip(*streams, strict=True):
-        if len({str(result.path) for result in results}) != 1:
+    streams = [yolo.predict(path, source, args, keep_image=i == 0) for i, path in enumerate(paths)]
+    for found in zip(*streams, strict=True):
+        if len({str(prediction.path) for prediction in found}) != 1:
             raise UserError(f"ensemble: models read {source} in different orders")
-        fused = fuse(task, results, weights)
+        fused = fuse(task, found, weights)
         if task == "detect":  # a box only some models found has a lower fused confidence: apply the threshold again
-            fused = fused[fused.boxes.conf >= args.get("conf", DEFAULT_CONF)]
+            fused = fused.above(args.get("conf", yolo.DEFAULT_CONF))
         yield fused

@@ -54,7 +54,6 @@ from yolo_tools.runs import run_dataset, run_recipe, weights_of
 EVAL_DIR = "eval"
 ENSEMBLE_DIR = "eval-ensemble"  # an ensemble's evaluation, beside the first run's own
 SUMMARY_FILE = "summary.json"
-DEFAULT_CONF = 0.25  # the confidence a finding needs to count; Ultralytics' own default for predict
 MASKS_DIR = "masks"  # predicted masks of a segmentation run, one PNG per image, for the report's gallery
 MAX_SAVED_MASK_CLASSES = 16
 GROUPS_FILE = "per_group.csv"
@@ -302,10 +301,10 @@ def write_atomic(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def _tee(results: Iterator[Any], scorer: _Scorer) -> Iterator[Any]:
-    for result in results:
-        scorer.add(yolo.as_arrays(result))
-        yield result
+def _tee(predictions: Iterator[yolo.Prediction], scorer: _Scorer) -> Iterator[yolo.Prediction]:
+    for prediction in predictions:
+        scorer.add(prediction)
+        yield prediction
 
 
 def eval_dir_name(split: str = "val", data_name: str | None = None, ensemble_of: bool = False) -> str:
@@ -339,8 +338,8 @@ def _operating_conf(weights: Path, data: Path, args: dict[str, Any], run_dir: Pa
     if recipe.task == "detect":
         dataset = run_dataset(run_dir) or dataset_dir(recipe)
         scorer = _Scorer("detect", dataset, recipe.classes, None, "val")
-        for result in yolo.predict(weights, str(dataset / "images" / "val"), {**args, "conf": CHOOSE_CONF}):
-            scorer.add(yolo.as_arrays(result))
+        for prediction in yolo.predict(weights, str(dataset / "images" / "val"), {**args, "conf": CHOOSE_CONF}):
+            scorer.add(prediction)
         conf = detection.f1_confidence(detection.ap_inputs(scorer.detections, detection.AP_THRESHOLDS[:1]))
         if conf is None:
             return None
@@ -480,7 +479,7 @@ def evaluate(
         fold = run_dataset(run_dir)  # a cv fold's own val split, else the recipe's
         val_data = data_yaml if own_val else fold / "data.yaml" if fold else prepare(recipe)
         point = _operating_conf(weights, val_data, args, run_dir, validation if own_val else None, recipe)
-    conf = float(explicit_conf if explicit_conf is not None else point["conf"] if point else DEFAULT_CONF)
+    conf = float(explicit_conf if explicit_conf is not None else point["conf"] if point else yolo.DEFAULT_CONF)
     source = str(dataset / split / "*" / "*") if recipe.task == "classify" else str(dataset / "images" / split)
     predict_args = {**args, "conf": conf}
     if recipe.task == "segment":

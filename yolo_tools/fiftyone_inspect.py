@@ -2,9 +2,9 @@
 
 `inspect_run` loads the run's validation split (the converted dataset under `datasets/<recipe>/`) with
 its ground truth through FiftyOne's own importers, adds the run's predictions (inference through
-`yolo.py`, converted by `fiftyone.utils.ultralytics`), runs FiftyOne's evaluation, tags every false
-finding and every missed one, ranks the images by how wrong the model is, prints the worst, and serves
-the FiftyOne App on 127.0.0.1 with the worst images first.
+`yolo.py`, made into FiftyOne labels as `fiftyone.utils.ultralytics` makes them), runs FiftyOne's
+evaluation, tags every false finding and every missed one, ranks the images by how wrong the model is,
+prints the worst, and serves the FiftyOne App on 127.0.0.1 with the worst images first.
 
 One persistent FiftyOne dataset per run, `yolo-tools/<recipe>/<run>`, rebuilt on every call, so a
 second inspect of the same run replaces the first instead of adding a copy.
@@ -55,7 +55,6 @@ RANK = "error_score"
 FALSE_POSITIVE, MISSED, MISCLASSIFIED = "false_positive", "missed", "misclassified"
 SUMMARY_FILE = "inspect.json"
 ADDRESS = "127.0.0.1"
-DEFAULT_CONF = 0.25  # Ultralytics' own predict default: what a user of `predict` sees
 
 
 def _user_set(key: str) -> bool:
@@ -102,7 +101,7 @@ def _predict_args(overrides: dict[str, Any]) -> dict[str, Any]:
         check_train_args(overrides, origin="the command line")
     except ValueError as exc:
         raise UserError(f"command line: {exc}") from None
-    return {"conf": DEFAULT_CONF, **yolo_args.check_types(overrides, "command line: ")}
+    return {"conf": yolo.DEFAULT_CONF, **yolo_args.check_types(overrides, "command line: ")}
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -158,20 +157,41 @@ def _add_patient_fields(dataset, path: Path) -> None:
         dataset.set_values("patient_" + re.sub(r"\W+", "_", column).strip("_").lower(), values)
 
 
-def _to_label(result: Any, task: str):
+def _to_label(prediction: yolo.Prediction, task: str):
+    """One image's prediction as FiftyOne labels, field for field as `fiftyone.utils.ultralytics` makes them.
+
+    That converter reads Ultralytics result objects, which stay inside yolo.py; this makes the same labels
+    from the prediction's arrays: boxes as [x, y, width, height] relative to the image, each instance mask
+    cut to its box, a classifier's top class with its log-probabilities as `logits` (FiftyOne's Brain
+    expects logits; log-probabilities are those whose softmax is exactly the model's probabilities).
+    """
     import numpy as np
 
-    import fiftyone.utils.ultralytics as fou
+    import fiftyone.core.labels as fol
 
+    names = prediction.names
     if task == "classify":
-        label = fou.to_classifications(result, store_logits=True)
-        # Ultralytics gives probabilities, FiftyOne's Brain expects logits: log-probabilities are those
-        # logits whose softmax is exactly the model's probabilities.
-        label.logits = np.log(np.clip(result.probs.data.cpu().numpy().astype(float), 1e-12, 1.0))
-        return label
-    if task == "segment":
-        return fou.to_instances(result)
-    return fou.to_detections(result)
+        probabilities = prediction.probabilities
+        top = int(probabilities.argmax())
+        logits = np.log(np.clip(probabilities.astype(float), 1e-12, 1.0))
+        return fol.Classification(label=names[top], confidence=probabilities[top], logits=logits)
+    if task == "segment" and prediction.masks is None:
+        return fol.Detections()
+    height, width = prediction.shape
+    x1, y1, x2, y2 = prediction.boxes.T
+    # Ultralytics' xywhn (float32), then FiftyOne's top-left corner (float)
+    centre_x, centre_y = ((x1 + x2) / 2 / width).astype(float), ((y1 + y2) / 2 / height).astype(float)
+    box_w, box_h = ((x2 - x1) / width).astype(float), ((y2 - y1) / height).astype(float)
+    corners = np.stack([centre_x - box_w / 2.0, centre_y - box_h / 2.0, box_w, box_h], axis=1)
+    detections = []
+    for index, (box, class_id, confidence) in enumerate(zip(corners, prediction.classes, prediction.confidences)):
+        detection = fol.Detection(label=names[int(class_id)], bounding_box=list(box), confidence=float(confidence))
+        if task == "segment":
+            left, right = int(box[0] * width), int((box[0] + box[2]) * width)
+            top, bottom = int(box[1] * height), int((box[1] + box[3]) * height)
+            detection.mask = prediction.masks[index][top:bottom, left:right].astype(bool)
+        detections.append(detection)
+    return fol.Detections(detections=detections)
 
 
 def _add_predictions(dataset, weights: Path, task: str, args: dict[str, Any]) -> None:
@@ -181,8 +201,8 @@ def _add_predictions(dataset, weights: Path, task: str, args: dict[str, Any]) ->
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "images.txt"  # Ultralytics reads a .txt source as one image path per line
         listing.write_text("\n".join(paths) + "\n")
-        for result in yolo.predict(weights, str(listing), args):
-            labels[os.path.abspath(result.path)] = _to_label(result, task)
+        for prediction in yolo.predict(weights, str(listing), args):
+            labels[os.path.abspath(prediction.path)] = _to_label(prediction, task)
     missing = [p for p in paths if os.path.abspath(p) not in labels]
     if missing:
         LOG.warning("no prediction for %d images (first: %s)", len(missing), missing[0])

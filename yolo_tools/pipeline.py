@@ -205,7 +205,7 @@ def predict(
         else:
             args = {**operating_point.predict_defaults(recipe, run_dir), **args}  # the run's conf and max_det
             mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
-            results = yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, files, args)
+            results = yolo.predict_arrays(weights, mapped, args, draw=True) if mapped else yolo.predict(weights, files, args, draw=True)
             csv_path, json_path, count = predictions.write(results, out_dir, point=operating_point.load(run_dir))
     except BaseException:
         if created is not None:

@@ -143,7 +143,7 @@ def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | N
         images = slice_images(volume.load(), volume.geometry, preprocess)
         bgr = (cv2.cvtColor(i, cv2.COLOR_GRAY2BGR) if i.ndim == 2 else np.ascontiguousarray(i[..., ::-1]) for i in images)
         named = ((Path(f"{volume.name}_s{index:03d}.png"), image) for index, image in enumerate(bgr))
-        slices = [yolo.as_arrays(result) for result in yolo.predict_arrays(weights, named, args)]
+        slices = list(yolo.predict_arrays(weights, named, args))
         stacked = np.stack([p.class_masks(n_classes) for p in slices], axis=1)  # (classes, slices, H, W)
         masks = np.stack([restack(per_class, volume.geometry) for per_class in stacked])
         yield VolumePrediction(volume, masks, slices)
@@ -223,10 +223,10 @@ def write_rle_csv(predictions: list[yolo.Prediction], names: list[str], out_dir:
 def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_dir: Path, args: dict) -> tuple[list[Path], int]:
     """Predict on `source` and write `fmt`'s files into `out_dir`; returns the files and the images seen."""
     check_format(fmt)
-    model = yolo.load_model(weights)
-    names = [model.names[i] for i in sorted(model.names)]
-    if fmt != "coco" and model.task != "segment":
-        raise UserError(f"--format {fmt} writes masks; {weights} is a {model.task} model (use --format coco for boxes)")
+    task, classes = yolo.task_and_names(weights)
+    names = [classes[i] for i in sorted(classes)]
+    if fmt != "coco" and task != "segment":
+        raise UserError(f"--format {fmt} writes masks; {weights} is a {task} model (use --format coco for boxes)")
     source_path = Path(source)
     volume_input = fmt in VOLUME_FORMATS or _is_volume_source(source_path)
     if volume_input:
@@ -250,8 +250,7 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
     else:
         files = readable_images(source)
         mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
-        results = yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, files, args)
-        slices = [yolo.as_arrays(result) for result in results]
+        slices = list(yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, files, args))
     if fmt == "coco":
         written.append(write_coco(slices, names, out_dir))
     elif fmt == "rle-csv":

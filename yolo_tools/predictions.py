@@ -16,15 +16,16 @@ import pandas as pd
 from tqdm import tqdm
 
 from yolo_tools.operating_point import decide
+from yolo_tools.yolo import Prediction
 
 CSV_COLUMNS = ["image", "class_id", "class_name", "confidence", "x1", "y1", "x2", "y2"]
 
 
-def _records(result: Any, point: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    image = Path(result.path).name
-    names = result.names
-    if result.probs is not None:
-        probs = result.probs.data.cpu().numpy()
+def _records(prediction: Prediction, point: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    image = prediction.path.name
+    names = prediction.names
+    if prediction.probabilities is not None:
+        probs = prediction.probabilities
         top = decide(probs, point)
         return [
             {
@@ -35,14 +36,9 @@ def _records(result: Any, point: dict[str, Any] | None = None) -> list[dict[str,
                 "probabilities": {names[i]: float(p) for i, p in enumerate(probs)},
             }
         ]
-    if result.boxes is None:
-        return []
-    boxes = result.boxes.xyxy.cpu().numpy()
-    confidences = result.boxes.conf.cpu().numpy()
-    classes = result.boxes.cls.cpu().numpy().astype(int)
-    outlines = result.masks.xy if result.masks is not None else [None] * len(boxes)
+    outlines = prediction.outlines if prediction.outlines is not None else [None] * len(prediction.boxes)
     records = []
-    for box, confidence, class_id, outline in zip(boxes, confidences, classes, outlines):
+    for box, confidence, class_id, outline in zip(prediction.boxes, prediction.confidences, prediction.classes, outlines):
         record = {
             "image": image,
             "class_id": int(class_id),
@@ -57,21 +53,22 @@ def _records(result: Any, point: dict[str, Any] | None = None) -> list[dict[str,
 
 
 def write(
-    results: Iterable[Any], out_dir: Path, save_images: bool = True, point: dict[str, Any] | None = None
+    predictions: Iterable[Prediction], out_dir: Path, save_images: bool = True, point: dict[str, Any] | None = None
 ) -> tuple[Path, Path, int]:
-    """Consume streamed results; returns the CSV path, the JSON path and the number of images.
+    """Consume streamed predictions; returns the CSV path, the JSON path and the number of images.
 
+    `save_images` writes each one's drawing (`Prediction.draw`: predict with `draw=True`, or keep the image).
     `point`, a run's stored operating point, decides a two-class classifier's class (its threshold
     instead of the most probable class; see yolo_tools/operating_point.py).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     count = 0
-    for result in tqdm(results, desc="predict", unit="img"):
+    for prediction in tqdm(predictions, desc="predict", unit="img"):
         count += 1
-        records.extend(_records(result, point))
+        records.extend(_records(prediction, point))
         if save_images:
-            cv2.imwrite(str(out_dir / f"{Path(result.path).stem}.jpg"), result.plot())
+            cv2.imwrite(str(out_dir / f"{prediction.path.stem}.jpg"), prediction.draw())
     table = pd.DataFrame(records)
     table = table.reindex(columns=[c for c in CSV_COLUMNS if c in table.columns] or CSV_COLUMNS)
     csv_path, json_path = out_dir / "predictions.csv", out_dir / "predictions.json"

@@ -1,7 +1,9 @@
 """Everything that touches Ultralytics: models, devices, train, val, predict, export.
 
 Keeping the library behind one module means an Ultralytics upgrade is a local change, and the rest of
-the workbench deals in plain paths and dictionaries.
+the workbench deals in plain paths, dictionaries and `Prediction`s: no Ultralytics result or torch tensor
+leaves this module (tests/test_imports.py checks that no other module imports Ultralytics or torch;
+`yolo_args.py`, the argument names without the import cost, is the one other door).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import pickle
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,9 @@ import numpy as np
 from yolo_tools.errors import UserError
 
 LOG = logging.getLogger(__name__)
+
+DEFAULT_CONF = 0.25  # the confidence a finding needs, everywhere a run has none of its own: Ultralytics' predict default
+PREDICT_DEFAULTS = {"batch": 16, "conf": DEFAULT_CONF}  # what every prediction here starts from; the caller's args win
 
 # Ultralytics' result keys, per task, and the short names the workbench prints and stores.
 METRIC_NAMES = {
@@ -190,6 +195,12 @@ def training_start(model: str, fallback: bool = True) -> str:
         "put %s into %s (or the working folder) and train again", model, scratch, model, weights_dir(),
     )
     return scratch
+
+
+def task_and_names(weights: str | Path) -> tuple[str, dict[int, str]]:
+    """A model's task ('detect', 'segment', 'classify', ...) and class names, read by loading it."""
+    model = load_model(weights)
+    return model.task, dict(model.names)
 
 
 def checkpoint_epochs(weights: Path) -> tuple[int, int]:
@@ -427,41 +438,53 @@ def validate(weights: Path, data: Path | None, args: dict[str, Any]) -> tuple[st
     return result.task, result.metrics, result.save_dir
 
 
-def predict(weights: Path, source: str | list[Path], args: dict[str, Any]) -> Iterator[Any]:
-    """Stream Ultralytics results for `source` (an image, a folder, a glob, or a list of image files),
-    batched on the chosen device. A list goes to Ultralytics' own loader as a `.txt` listing (one path a
-    line), so it decodes the files exactly as it would a folder."""
+def predict(
+    weights: Path, source: str | list[Path], args: dict[str, Any], keep_image: bool = False, draw: bool = False
+) -> Iterator[Prediction]:
+    """Stream predictions for `source` (an image, a folder, a glob, or a list of image files), batched on the
+    chosen device. A list goes to Ultralytics' own loader as a `.txt` listing (one path a line), so it decodes
+    the files exactly as it would a folder. `keep_image` keeps each decoded input on its prediction (to crop
+    it, or to draw a fused result later); `draw` plots the findings on it as they come (`Prediction.draw`)."""
     yolo = load_model(weights)
-    args = {"batch": 16, **args, "stream": True, "verbose": False}
+    args = {**PREDICT_DEFAULTS, **args, "stream": True, "verbose": False}
     args["device"] = pick_device(args.get("device"))
     if isinstance(source, (str, Path)):
-        yield from yolo.predict(source=str(source), **args)
+        for result in yolo.predict(source=str(source), **args):
+            yield _prediction(result, keep_image, draw)
         return
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "images.txt"
         listing.write_text("".join(f"{Path(f).resolve()}\n" for f in source), encoding="utf-8")
-        yield from yolo.predict(source=str(listing), **args)
+        for result in yolo.predict(source=str(listing), **args):
+            yield _prediction(result, keep_image, draw)
 
 
-def predict_arrays(weights: Path, images: Iterable[tuple[Path, np.ndarray]], args: dict[str, Any]) -> Iterator[Any]:
+def predict_arrays(
+    weights: Path, images: Iterable[tuple[Path, np.ndarray]], args: dict[str, Any], draw: bool = False
+) -> Iterator[Prediction]:
     """Like `predict`, for images the workbench mapped itself (DICOM, intensity rules): BGR uint8 arrays.
 
-    Each result keeps its file's path, so the outputs are named after the inputs as with `predict`.
+    Each prediction keeps its file's path, so the outputs are named after the inputs as with `predict`.
     """
     yolo = load_model(weights)
-    args = {"batch": 16, **args, "verbose": False}
+    args = {**PREDICT_DEFAULTS, **args, "verbose": False}
     args["device"] = pick_device(args.get("device"))
     pending = iter(images)
     while chunk := list(itertools.islice(pending, args["batch"])):
         paths, arrays = zip(*chunk)
         for path, result in zip(paths, yolo.predict(source=list(arrays), **args)):
             result.path = str(path)
-            yield result
+            yield _prediction(result, draw=draw)
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """One image's result as plain arrays: boxes in pixels (x1 y1 x2 y2), masks at the image's own size."""
+    """One image's findings as plain arrays, the only form predictions leave this module in.
+
+    Boxes in pixels (x1 y1 x2 y2, float32 as the model gives them), masks (N, H, W) bool at the image's own
+    size, `outlines` each mask's outline in pixels as Ultralytics traces it (what predictions.json stores),
+    `probabilities` (classes,) for a classifier. `image` (BGR) and `drawing` are there only when asked for.
+    """
 
     path: Path
     names: dict[int, str]
@@ -471,6 +494,9 @@ class Prediction:
     confidences: np.ndarray
     masks: np.ndarray | None
     probabilities: np.ndarray | None
+    outlines: list[np.ndarray] | None = None
+    image: np.ndarray | None = field(default=None, repr=False)
+    drawing: np.ndarray | None = field(default=None, repr=False)
 
     def class_masks(self, n_classes: int) -> np.ndarray:
         """Instance masks merged per class, (classes, H, W) bool: what segmentation metrics and outputs use."""
@@ -480,12 +506,49 @@ class Prediction:
                 merged[class_id] |= mask
         return merged
 
+    def above(self, conf: float) -> Prediction:
+        """Only the findings with at least confidence `conf` (a fused result is thresholded again)."""
+        keep = self.confidences >= conf
+        return replace(
+            self,
+            boxes=self.boxes[keep],
+            classes=self.classes[keep],
+            confidences=self.confidences[keep],
+            masks=None if self.masks is None else self.masks[keep],
+            outlines=None if self.outlines is None else [o for o, k in zip(self.outlines, keep) if k],
+            drawing=None,
+        )
 
-def as_arrays(result: Any) -> Prediction:
-    """An Ultralytics result as numpy arrays; masks are scaled to the original image when predicted smaller."""
+    def draw(self) -> np.ndarray:
+        """The image with the findings drawn by Ultralytics' plotting (BGR), as `yolo predict` draws them.
+
+        The drawing made at prediction time (`draw=True`) when there is one; otherwise (a fused or thresholded
+        prediction) plotted now from these arrays on the kept image.
+        """
+        if self.drawing is not None:
+            return self.drawing
+        if self.image is None:
+            raise ValueError(f"{self.path}: predicted without its image; predict with draw=True or keep_image=True")
+        classify = self.probabilities is not None
+        return _results(
+            self.image,
+            self.path,
+            self.names,
+            None if classify else self.boxes,
+            None if classify else self.confidences,
+            None if classify else self.classes,
+            self.masks,
+            self.probabilities,
+        ).plot()
+
+
+def _prediction(result: Any, keep_image: bool = False, draw: bool = False) -> Prediction:
+    """An Ultralytics result as a `Prediction`; masks are scaled to the original image when predicted smaller."""
     shape = tuple(int(v) for v in result.orig_shape)
     boxes, masks, probabilities = result.boxes, result.masks, result.probs
+    outlines = None
     if masks is not None:
+        outlines = masks.xy
         data = masks.data
         if tuple(data.shape[1:]) != shape:
             from ultralytics.utils.ops import scale_masks
@@ -501,25 +564,23 @@ def as_arrays(result: Any) -> Prediction:
         confidences=boxes.conf.cpu().numpy() if boxes is not None else np.zeros(0),
         masks=masks,
         probabilities=probabilities.data.cpu().numpy() if probabilities is not None else None,
+        outlines=outlines,
+        image=result.orig_img if keep_image else None,
+        drawing=result.plot() if draw else None,
     )
 
 
-def predict_array_result(model: Any, image: np.ndarray, args: dict[str, Any]) -> Any:
-    """One in-memory image (uint8 BGR) through an already loaded model: its Ultralytics result."""
-    return model.predict(source=image, verbose=False, **args)[0]
-
-
-def predict_array(model: Any, image: np.ndarray, args: dict[str, Any]) -> tuple[Prediction, np.ndarray]:
+def predict_array(model: Any, image: np.ndarray, args: dict[str, Any], draw: bool = False) -> Prediction:
     """One in-memory image (uint8 BGR, as OpenCV reads it) through an already loaded model.
 
-    For callers that keep a model between requests (the dashboard) rather than reloading it per file;
-    returns the result as arrays and the image with boxes, masks or class probabilities drawn (BGR).
+    For callers that keep a model between requests (the dashboard) rather than reloading it per file.
+    The prediction keeps the image; `draw` also plots the findings on it.
     """
-    result = predict_array_result(model, image, args)
-    return as_arrays(result), result.plot()
+    result = model.predict(source=image, verbose=False, **{"conf": DEFAULT_CONF, **args})[0]
+    return _prediction(result, keep_image=True, draw=draw)
 
 
-def results_from_arrays(
+def from_arrays(
     image: np.ndarray,
     path: str | Path,
     names: dict[int, str],
@@ -528,12 +589,26 @@ def results_from_arrays(
     classes: np.ndarray | None = None,
     masks: np.ndarray | None = None,
     probabilities: np.ndarray | None = None,
-) -> Any:
-    """An Ultralytics result made from plain arrays (e.g. fused from several models' predictions).
+) -> Prediction:
+    """A prediction made from plain arrays (e.g. fused from several models' predictions), keeping the image.
 
-    So that combined predictions go through the same writers, plots and scoring as a single model's:
-    boxes in pixels (x1 y1 x2 y2), masks (N, H, W) at the image's own size, probabilities (C,).
+    It goes through an Ultralytics result and back, so that it is stored, outlined, scored and drawn exactly
+    as a single model's: boxes in pixels (x1 y1 x2 y2), masks (N, H, W) at the image's own size, probabilities (C,).
     """
+    return _prediction(_results(image, path, names, boxes, confidences, classes, masks, probabilities), keep_image=True)
+
+
+def _results(
+    image: np.ndarray,
+    path: str | Path,
+    names: dict[int, str],
+    boxes: np.ndarray | None,
+    confidences: np.ndarray | None,
+    classes: np.ndarray | None,
+    masks: np.ndarray | None,
+    probabilities: np.ndarray | None,
+) -> Any:
+    """An Ultralytics result made from plain arrays, for its rounding, outlines and plotting."""
     import torch
     from ultralytics.engine.results import Results
 
