@@ -117,3 +117,20 @@ def test_the_one_label_reader_and_the_layout(tmp_path: Path) -> None:
     assert data.images("val") == root / "images" / "val" and data.data_arg == root / "data.yaml"
     assert Dataset(root, "classify").image_source("train") == str(root / "train" / "*" / "*")
     assert data.patients() is None and data.spacing() == {} and data.card == {}
+
+
+def test_a_cv_fold_of_another_version_is_refused(tmp_path: Path) -> None:
+    from yolo_tools.runs import run_dataset, save_run_dataset
+
+    fold, run_dir = tmp_path / "fold1", tmp_path / "run"
+    save_run_dataset(run_dir, "aaaa", fold)
+    with pytest.raises(UserError, match="is gone"):
+        run_dataset(run_dir)
+    fold.mkdir()
+    (fold / "card.json").write_text(json.dumps({"written_by": "yolo_tools", "fingerprint": "bbbb"}))
+    with pytest.raises(UserError, match=r"another version of the dataset \(bbbb"):
+        run_dataset(run_dir)
+    (fold / "card.json").write_text(json.dumps({"written_by": "yolo_tools", "fingerprint": "aaaa"}))
+    assert run_dataset(run_dir) == fold
+    save_run_dataset(run_dir, "aaaa")
+    assert run_dataset(run_dir) is None and run_fingerprint(run_dir) == "aaaa"

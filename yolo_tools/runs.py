@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from yolo_tools.dataset import fingerprint_at
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
@@ -125,9 +126,22 @@ def _dataset_record(run_dir: Path | None) -> dict[str, str]:
 
 
 def run_dataset(run_dir: Path | None) -> Path | None:
-    """The dataset a run's val split lives in when it is not the recipe's own (see `save_run_dataset`)."""
-    folder = _dataset_record(run_dir).get("dataset")
-    return Path(folder) if folder else None
+    """The dataset a run's val split lives in when it is not the recipe's own (see `save_run_dataset`).
+
+    A cv fold is a folder of links made again when `cv` runs again; one that is gone, or now belongs to
+    another version of the dataset, is refused rather than scored against other patients or labels."""
+    record = _dataset_record(run_dir)
+    if not record.get("dataset"):
+        return None
+    folder, version = Path(record["dataset"]), record.get("fingerprint")
+    held = fingerprint_at(folder)
+    if held is None or (version and held != version):
+        state = "is gone" if held is None else f"now holds another version of the dataset ({held}, the run used {version})"
+        raise UserError(
+            f"{run_dir}: trained on the cross-validation fold {folder}, which {state}: the recipe's data changed "
+            "since. Run `yolo_tools cv` again to train and evaluate folds of the dataset as it is now"
+        )
+    return folder
 
 
 def run_fingerprint(run_dir: Path | None) -> str | None:
