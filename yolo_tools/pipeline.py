@@ -16,6 +16,7 @@ import yaml
 from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, tracking, yolo, yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare, prepare_dataset
+from yolo_tools.dataset import CARD_MD
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import mapped_inputs, readable_images
 from yolo_tools.locations import runs_dir
@@ -360,5 +361,5 @@ def convert_format(fmt: str, src: str | Path, dst: str | Path, **options: Any) -
     from yolo_tools.convert.conversion import convert_folder
 
     card = convert_folder(fmt, src, dst, **options)
-    print(f"dataset: {dst} ({len(card['skipped'])} skipped; counts in {Path(dst) / 'card.md'})")
+    print(f"dataset: {dst} ({len(card['skipped'])} skipped; counts in {Path(dst) / CARD_MD})")
     return Path(dst)

@@ -36,8 +36,7 @@ from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
 from yolo_tools.convert.splits import group_keys, held_out
 from yolo_tools.dataset import (
-    CARD, CARD_MD, DATA_YAML, IMAGES, LABELS, MASKS_DIR, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST,
-    VOLUMES_JSON, WRITER,
+    CARD, CARD_MD, IMAGES, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
 )
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import map_pixels
@@ -192,21 +191,21 @@ def _check_splits(splits: Sequence[str], kept: int, skipped: int, source: str, r
         )
 
 
-def _final_path(root: Path, kept: _Kept, split: str, recipe: Recipe) -> Path:
-    suffix = kept.image.suffix
-    if recipe.task == "classify":
-        return root / split / str(kept.sample.category) / f"{kept.sample.name}{suffix}"
-    return root / IMAGES / split / f"{kept.sample.name}{suffix}"
+def _final_path(layout: Dataset, kept: _Kept, split: str) -> Path:
+    name = f"{kept.sample.name}{kept.image.suffix}"
+    if layout.task == "classify":
+        return layout.images(split) / str(kept.sample.category) / name
+    return layout.images(split) / name
 
 
-def _make_folders(root: Path, recipe: Recipe) -> None:
+def _make_folders(layout: Dataset, recipe: Recipe) -> None:
     for split in splits_of(recipe):
         if recipe.task == "classify":
             for name in recipe.classes:
-                (root / split / name).mkdir(parents=True)
+                (layout.images(split) / name).mkdir(parents=True)
         else:
-            (root / IMAGES / split).mkdir(parents=True)
-            (root / LABELS / split).mkdir(parents=True)
+            layout.images(split).mkdir(parents=True)
+            layout.label_folder(split).mkdir(parents=True)
 
 
 def _card(
@@ -319,26 +318,27 @@ def write_dataset(
         splits, keys = assign_splits([k.sample for k in kept], recipe)
         _check_splits(splits, len(kept), len(skipped), source, recipe)
 
-        _make_folders(partial, recipe)
+        layout = Dataset(partial, recipe.task)  # the names of every file below (yolo_tools/dataset.py)
+        _make_folders(layout, recipe)
         counts: Counter = Counter()
         written: list[tuple[str, str, str]] = []
         slices: list[tuple] = []
         spacings: list[tuple] = []
         for item, split, key in zip(kept, splits, keys):
-            target = _final_path(partial, item, split, recipe)
+            target = _final_path(layout, item, split)
             item.image.rename(target)
             if recipe.task == "classify":
                 counts[(split, item.sample.category)] += 1
             else:
-                label_file = partial / LABELS / split / f"{item.sample.name}.txt"
+                label_file = layout.label_file(split, item.sample.name)
                 label_file.write_text("".join(f"{line}\n" for line in item.lines))
                 counts[(split, "images")] += 1
                 counts[(split, "backgrounds")] += not item.lines
                 for line in item.lines:
                     counts[(split, recipe.classes[int(line.split()[0])])] += 1
                 if item.masks is not None:
-                    (partial / MASKS_DIR / split).mkdir(parents=True, exist_ok=True)
-                    item.masks.rename(partial / MASKS_DIR / split / f"{target.stem}.png")
+                    layout.masks(split).mkdir(parents=True, exist_ok=True)
+                    item.masks.rename(layout.mask_file(split, target.stem))
             written.append((target.name, split, str(key)))
             if item.sample.spacing is not None:
                 spacings.append((target.name, *item.sample.spacing))
@@ -364,7 +364,7 @@ def write_dataset(
         if recipe.task != "classify":
             # `test` is there for `yolo val split=test`; training reads train and val only
             data_yaml = {split: f"{IMAGES}/{split}" for split in splits_of(recipe)} | {"names": dict(enumerate(recipe.classes))}
-            (partial / DATA_YAML).write_text(yaml.safe_dump(data_yaml, sort_keys=False))
+            layout.data_arg.write_text(yaml.safe_dump(data_yaml, sort_keys=False))
         (partial / CARD).write_text(json.dumps(card, indent=2))
         (partial / CARD_MD).write_text(_card_markdown(card))
         destination.swap_in(partial, dst)
