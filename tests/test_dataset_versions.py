@@ -134,3 +134,12 @@ def test_a_cv_fold_of_another_version_is_refused(tmp_path: Path) -> None:
     assert run_dataset(run_dir) == fold
     save_run_dataset(run_dir, "aaaa")
     assert run_dataset(run_dir) is None and run_fingerprint(run_dir) == "aaaa"
+
+
+def test_resume_refuses_a_start_folder_that_now_holds_another_version(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "args.yaml").write_text(yaml.safe_dump({"data": str(tmp_path / "datasets" / NAME / "data.yaml")}))
+    pipeline._check_resume_data(run_dir, tmp_path / "datasets" / NAME / "data.yaml")  # the same folder: resumed
+    with pytest.raises(UserError, match=r"now holds another version.*model=.*last\.pt"):
+        pipeline._check_resume_data(run_dir, tmp_path / "datasets" / f"{NAME}@abc" / "data.yaml")
