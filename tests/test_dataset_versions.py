@@ -143,3 +143,18 @@ def test_resume_refuses_a_start_folder_that_now_holds_another_version(tmp_path: 
     pipeline._check_resume_data(run_dir, tmp_path / "datasets" / NAME / "data.yaml")  # the same folder: resumed
     with pytest.raises(UserError, match=r"now holds another version.*model=.*last\.pt"):
         pipeline._check_resume_data(run_dir, tmp_path / "datasets" / f"{NAME}@abc" / "data.yaml")
+
+
+def test_a_version_no_run_was_trained_on_is_replaced_in_place(tmp_path: Path, workspace: Path) -> None:
+    from yolo_tools.recipe import load_recipe
+
+    spec = yaml.safe_load(_recipe(tmp_path / "r.yaml", 8).read_text()) | {"name": "unused-versions"}
+    first = tmp_path / "first.yaml"
+    first.write_text(yaml.safe_dump(spec))
+    spec["data"]["options"]["images"] = 10
+    second = tmp_path / "second.yaml"
+    second.write_text(yaml.safe_dump(spec))
+    assert prepare_dataset(load_recipe(first)).root == workspace / "datasets" / "unused-versions"
+    assert prepare_dataset(load_recipe(second)).root == workspace / "datasets" / "unused-versions"
+    assert _images(workspace / "datasets" / "unused-versions") == 10
+    assert not list((workspace / "datasets").glob("unused-versions@*"))  # nothing kept that no run needs

@@ -210,7 +210,10 @@ def set_aside(name: str, needed: Iterable[str]) -> Path | None:
     if old is None or old not in set(needed):
         return None
     kept = version_folder(name, old)
-    if kept.exists():  # already kept there (a run converted it earlier): the copy at home can go
+    if is_current(kept, old):  # already kept there (a run converted it earlier): the copy at home can go
+        return None
+    if kept.exists():
+        LOG.warning("%s is in the way of keeping %s; that version will be converted again when a run needs it", kept, main)
         return None
     main.rename(kept)
     for folds in kept.glob(f"{CV_PREFIX}*"):
