@@ -126,7 +126,7 @@ def region_boxes(
 
 def samples(src: Path | None, recipe: Recipe) -> list:
     """`region_crops` converter: the base recipe's converted images, cropped to the regions, same split and class."""
-    from yolo_tools.convert.conversion import dataset_dir, prepare
+    from yolo_tools.convert.conversion import prepare_dataset
     from yolo_tools.convert.splits import group_keys
     from yolo_tools.convert.writer import Sample
 
@@ -135,8 +135,7 @@ def samples(src: Path | None, recipe: Recipe) -> list:
         raise UserError(f"{recipe.path}: a region_crops recipe is a classify task with data.split.by 'source'")
     base = base_recipe(recipe, options)
     weights, keep = region_model(options, recipe.path)
-    prepare(base)
-    root = dataset_dir(base)
+    root = prepare_dataset(base).root
     boxes, whole = {}, 0
     found = region_boxes(weights, str(root / "*" / "*" / "*"), keep, options.margin, {})
     for region, box, _ in tqdm(found, desc=f"regions ({weights.parent.parent.name})", unit="img"):

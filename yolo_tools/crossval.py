@@ -36,9 +36,8 @@ from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from yolo_tools import evaluation, yolo
 from yolo_tools.convert import check
-from yolo_tools.convert.conversion import dataset_dir, prepare
-from yolo_tools.convert.metadata import METADATA_CSV
-from yolo_tools.convert.writer import MASKS_DIR, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS
+from yolo_tools.convert.conversion import prepare_dataset
+from yolo_tools.dataset import CARD, CV_PREFIX, IMAGES, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, Dataset
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, check_train_args, load_recipe
@@ -64,16 +63,16 @@ def assign_folds(patients: pd.Series, folds: int, seed: int, classes: pd.Series 
     return fold
 
 
-def _pooled(dataset: Path, task: str) -> pd.DataFrame:
+def _pooled(dataset: Dataset) -> pd.DataFrame:
     """Every train and val image of the converted set: file name, where it is, its patient and (classify) class."""
-    table = pd.read_csv(dataset / PATIENTS_CSV, dtype=str, keep_default_na=False)
+    table = dataset.patients()
     table = table[table["split"].isin(SPLITS)].reset_index(drop=True)
-    if task == "classify":
-        where = {p.name: p for split in SPLITS for p in (dataset / split).glob("*/*")}
+    if dataset.task == "classify":
+        where = {p.name: p for split in SPLITS for p in dataset.images(split).glob("*/*")}
         table["path"] = table["image"].map(where)
         table["class"] = table["path"].map(lambda path: path.parent.name)
     else:
-        table["path"] = [dataset / "images" / split / image for image, split in zip(table["image"], table["split"])]
+        table["path"] = [dataset.images(split) / image for image, split in zip(table["image"], table["split"])]
     return table
 
 
@@ -82,43 +81,44 @@ def _link(target: Path, link: Path) -> None:
     os.symlink(target, link)
 
 
-def _fold_dataset(dataset: Path, pooled: pd.DataFrame, fold: int, root: Path, task: str, names: list[str]) -> Path:
+def _fold_dataset(dataset: Dataset, pooled: pd.DataFrame, fold: int, root: Path, names: list[str]) -> Dataset:
     """A dataset of links: this fold's images as val, all others as train; made whole, then renamed into place."""
-    final = root / f"fold{fold + 1}"
-    if (final / "card.json").is_file():
+    task = dataset.task
+    final = Dataset(root / f"fold{fold + 1}", task)
+    if (final.root / CARD).is_file():
         return final
-    partial = root / f".fold{fold + 1}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = Dataset(root / f".fold{fold + 1}.partial-{os.getpid()}", task)
+    shutil.rmtree(partial.root, ignore_errors=True)
     split = np.where(pooled["fold"] == fold, "val", "train")
     for (_, row), side in zip(pooled.iterrows(), split):
         source = Path(row["path"])
         if task == "classify":
-            _link(source, partial / side / row["class"] / source.name)
+            _link(source, partial.images(side) / row["class"] / source.name)
             continue
-        _link(source, partial / "images" / side / source.name)
-        label = dataset / "labels" / row["split"] / f"{source.stem}.txt"
+        _link(source, partial.images(side) / source.name)
+        label = dataset.label_file(row["split"], source.stem)
         if label.is_file():
-            _link(label, partial / "labels" / side / label.name)
-        truth = dataset / MASKS_DIR / row["split"] / f"{source.stem}.png"
+            _link(label, partial.label_file(side, source.stem))
+        truth = dataset.mask_file(row["split"], source.stem)
         if truth.is_file():  # published masks: scored against as in the full set
-            _link(truth, partial / MASKS_DIR / side / truth.name)
+            _link(truth, partial.mask_file(side, source.stem))
     for name in SPLITS:  # a class with no image in a fold still needs its folder
-        for folder in ([partial / name / c for c in names] if task == "classify" else [partial / "images" / name, partial / "labels" / name]):
+        for folder in ([partial.images(name) / c for c in names] if task == "classify" else [partial.images(name), partial.label_folder(name)]):
             folder.mkdir(parents=True, exist_ok=True)
     new_split = dict(zip(pooled["image"], split))
     for table_name in (PATIENTS_CSV, SLICES_CSV, METADATA_CSV):  # the base tables, each image in its fold-split
-        if (dataset / table_name).is_file():
-            table = pd.read_csv(dataset / table_name, dtype=str, keep_default_na=False)
+        table = dataset.table(table_name, dtype=str, keep_default_na=False)
+        if table is not None:
             table = table[table["image"].isin(new_split)]
-            table.assign(split=table["image"].map(new_split)).to_csv(partial / table_name, index=False)
-    if (dataset / SPACING_CSV).is_file():
-        shutil.copyfile(dataset / SPACING_CSV, partial / SPACING_CSV)
+            table.assign(split=table["image"].map(new_split)).to_csv(partial.root / table_name, index=False)
+    if (dataset.root / SPACING_CSV).is_file():
+        shutil.copyfile(dataset.root / SPACING_CSV, partial.root / SPACING_CSV)
     if task != "classify":
-        spec = {"train": "images/train", "val": "images/val", "names": dict(enumerate(names))}
-        (partial / "data.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    card = json.loads((dataset / "card.json").read_text())
-    (partial / "card.json").write_text(json.dumps({**card, "fold": fold + 1, "cv_of": str(dataset)}, indent=2))
-    partial.rename(final)
+        spec = {"train": f"{IMAGES}/train", "val": f"{IMAGES}/val", "names": dict(enumerate(names))}
+        partial.data_arg.write_text(yaml.safe_dump(spec, sort_keys=False))
+    card = json.loads((dataset.root / CARD).read_text())
+    (partial.root / CARD).write_text(json.dumps({**card, "fold": fold + 1, "cv_of": str(dataset.root)}, indent=2))
+    partial.root.rename(final.root)
     return final
 
 
@@ -146,17 +146,17 @@ def _check_same(cv_root: Path, setup: dict[str, Any]) -> None:
         path.write_text(json.dumps(setup, indent=2))
 
 
-def _train_fold(recipe: Recipe, model: str, data: Path, run_dir: Path, args: dict[str, Any]) -> None:
+def _train_fold(recipe: Recipe, model: str, data: Dataset, run_dir: Path, args: dict[str, Any]) -> None:
     """Train one fold, or continue it from last.pt when a previous cv stopped inside it; done when metrics.json says so."""
     if (run_dir / METRICS_FILE).is_file():
         return
-    save_run_dataset(run_dir, data.parent if data.suffix == ".yaml" else data)
+    save_run_dataset(run_dir, data.fingerprint, data.root)
     if (run_dir / "weights" / "last.pt").is_file():
         print(f"cv: resuming {run_dir.name} from its last.pt")
         metrics = yolo.resume(run_dir)
     else:
         save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
-        metrics = yolo.train(model, data, run_dir, args)
+        metrics = yolo.train(model, data.data_arg, run_dir, args)
     save_metrics(run_dir, metrics)
 
 
@@ -172,26 +172,25 @@ def cross_validate(
     model = args.pop("model", recipe.model)
     args = {**recipe.train, **args}
     eval_args = {k: args[k] for k in ("imgsz", "batch", "device") if k in args}
-    prepare(recipe, data_root)
+    dataset = prepare_dataset(recipe, data_root)
     model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
-    dataset = dataset_dir(recipe)
-    if not (dataset / PATIENTS_CSV).is_file():
-        raise UserError(f"{dataset}: no {PATIENTS_CSV}; convert again (yolo_tools convert {recipe_path} --force)")
+    if not (dataset.root / PATIENTS_CSV).is_file():
+        raise UserError(f"{dataset.root}: no {PATIENTS_CSV}; convert again (yolo_tools convert {recipe_path} --force)")
     cv_root = runs_dir() / recipe.name / (name or CV_DIR)
     setup = {"recipe": recipe.name, "fingerprint": recipe.fingerprint(), "folds": folds, "seed": seed, "model": model, "train": args}
-    pooled = _pooled(dataset, recipe.task)
+    pooled = _pooled(dataset)
     pooled["fold"] = assign_folds(pooled["patient"], folds, seed, pooled["class"] if recipe.task == "classify" else None)
     _check_same(cv_root, setup)
-    links = dataset / f"cv-k{folds}-s{seed}"
+    links = dataset.root / f"{CV_PREFIX}k{folds}-s{seed}"
     fold_runs = []
     for fold in range(folds):
-        data = _fold_dataset(dataset, pooled, fold, links, recipe.task, recipe.classes)
+        data = _fold_dataset(dataset, pooled, fold, links, recipe.classes)
         run_dir = cv_root / f"fold{fold + 1}"
         fold_runs.append(run_dir)
         if (run_dir / evaluation.EVAL_DIR / evaluation.SUMMARY_FILE).is_file():
             continue
         print(f"cv: fold {fold + 1}/{folds} ({(pooled['fold'] == fold).sum()} held-out images) → {run_dir}")
-        _train_fold(recipe, model, data / "data.yaml" if recipe.task != "classify" else data, run_dir, args)
+        _train_fold(recipe, model, data, run_dir, args)
         evaluation.evaluate(run_dir, eval_args)
     out = summarise(fold_runs, cv_root / CV_DIR)
     pooled.drop(columns="path").to_csv(out / "folds.csv", index=False)

@@ -42,10 +42,10 @@ import pandas as pd
 
 from yolo_tools import ensemble, operating_point, outside_data, predictions, sliced, yolo
 from yolo_tools.convert import mask_png
-from yolo_tools.convert.conversion import dataset_dir, prepare
+from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.convert.polygons import polygons_to_mask
-from yolo_tools.convert.metadata import METADATA_CSV
-from yolo_tools.convert.writer import MASKS_DIR as TRUTH_MASKS_DIR, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, splits_of
+from yolo_tools.convert.writer import splits_of
+from yolo_tools.dataset import PATIENTS_CSV, Dataset, read_labels
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import bootstrap, classification, detection, groups, segmentation, surface
 from yolo_tools.runs import run_dataset, run_recipe, weights_of
@@ -62,21 +62,9 @@ OUR_FILES = (
 )
 
 
-def read_label_lines(path: Path) -> list[tuple[int, np.ndarray]]:
-    """A YOLO label file as (class, normalised coordinates) pairs; a missing file is an image without findings."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        tokens = line.split()
-        if tokens:
-            rows.append((int(tokens[0]), np.asarray(tokens[1:], dtype=np.float64)))
-    return rows
-
-
 def truth_boxes(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Ground-truth boxes of one image in pixels (x1 y1 x2 y2) and their classes."""
-    rows = [(c, xywh) for c, xywh in read_label_lines(path) if len(xywh) == 4]
+    rows = [(c, xywh) for c, xywh in read_labels(path) if len(xywh) == 4]
     if not rows:
         return np.zeros((0, 4)), np.zeros(0, int)
     height, width = shape
@@ -88,7 +76,7 @@ def truth_boxes(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndar
 def truth_masks(path: Path, shape: tuple[int, int], n_classes: int) -> np.ndarray:
     """Ground-truth masks of one image, (classes, H, W) bool: each polygon filled with `cv2.fillPoly`, OR-ed per class."""
     polygons: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
-    for class_id, coords in read_label_lines(path):
+    for class_id, coords in read_labels(path):
         polygons[class_id].append(coords.reshape(-1, 2))
     return np.stack([polygons_to_mask(polygons[c], shape).astype(bool) for c in range(n_classes)])
 
@@ -169,21 +157,19 @@ def _score_classify(prediction: yolo.Prediction, names: list[str]):
 class _Scorer:
     """Scores each image as its prediction streams past; keeps one row and the counts to aggregate."""
 
-    def __init__(self, task: str, dataset: Path, names: list[str], masks_dir: Path | None, split: str = "val"):
+    def __init__(self, task: str, dataset: Dataset, names: list[str], masks_dir: Path | None, split: str = "val"):
         self.task, self.dataset, self.names, self.masks_dir = task, dataset, list(names), masks_dir
         self.split = split
-        self.truth_from = "published masks" if (dataset / TRUTH_MASKS_DIR / split).is_dir() else "polygons of the label files"
-        spacing_csv = dataset / SPACING_CSV
-        table = pd.read_csv(spacing_csv) if spacing_csv.is_file() else pd.DataFrame(columns=["image", "row_mm", "col_mm"])
-        self.spacing = {Path(str(i)).stem: (float(r), float(c)) for i, r, c in table[["image", "row_mm", "col_mm"]].itertuples(index=False)}
+        self.truth_from = "published masks" if dataset.masks(split).is_dir() else "polygons of the label files"
+        self.spacing = dataset.spacing()
         self.rows: list[dict[str, Any]] = []
         self.kept: list[Any] = []  # segment: (C, 3) overlaps; detect: (C, 3) found/fp/missed; classify: (truth, probs)
         self.detections: list[tuple] = []  # detect: boxes, classes, confidences, truth boxes, truth classes (for AP)
 
     def add(self, prediction: yolo.Prediction) -> None:
-        labels = self.dataset / "labels" / self.split / f"{prediction.path.stem}.txt"
+        labels = self.dataset.label_file(self.split, prediction.path.stem)
         if self.task == "segment":
-            published = self.dataset / TRUTH_MASKS_DIR / self.split / f"{prediction.path.stem}.png"
+            published = self.dataset.mask_file(self.split, prediction.path.stem)
             spacing = self.spacing.get(prediction.path.stem)
             row, kept = _score_segment(prediction, labels, self.names, self.masks_dir, published, spacing)
         elif self.task == "detect":
@@ -209,7 +195,7 @@ def _unit(images: pd.Series, spacing: dict[str, tuple[float, float]]) -> str:
     return "mm" if known.all() else "px" if not known.any() else "mm where the spacing is known, else px (mixed)"
 
 
-def _segment_tables(scorer: _Scorer, dataset: Path, per_image: pd.DataFrame):
+def _segment_tables(scorer: _Scorer, dataset: Dataset, per_image: pd.DataFrame):
     """Per-class and overall Dice/IoU; per-volume 3D scores when the dataset lists its slices."""
     counts = np.stack(scorer.kept)
     pooled = counts.sum(0)
@@ -237,9 +223,8 @@ def _segment_tables(scorer: _Scorer, dataset: Path, per_image: pd.DataFrame):
         "truth": scorer.truth_from,
     }
     volumes = None
-    slices_path = dataset / SLICES_CSV
-    if slices_path.is_file():
-        slices = pd.read_csv(slices_path, dtype={"patient": str, "volume": str})
+    slices = dataset.slices()
+    if slices is not None:
         slices["stem"] = slices["image"].map(lambda name: Path(str(name)).stem)
         position = {Path(name).stem: i for i, name in enumerate(per_image["image"])}
         slices = slices[slices["stem"].isin(position)].sort_values(["patient", "volume", "slice"])
@@ -315,13 +300,12 @@ def eval_dir_name(split: str = "val", data_name: str | None = None, ensemble_of:
     return name if split == "val" else f"{name}-{split}"
 
 
-def _patients(dataset: Path, split: str, per_image: pd.DataFrame) -> pd.Series:
+def _patients(dataset: Dataset, split: str, per_image: pd.DataFrame) -> pd.Series:
     """The patient of each scored image (dataset's patients.csv); each image its own patient when not listed."""
     names = per_image["image"].map(lambda image: Path(str(image)).name)
-    path = dataset / PATIENTS_CSV
-    if not path.is_file():
+    table = dataset.patients()
+    if table is None:
         return names
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
     table = table[table["split"] == split].drop_duplicates("image").set_index("image")["patient"]
     return names.map(table).fillna(names)
 
@@ -336,9 +320,10 @@ def _operating_conf(weights: Path, data: Path, args: dict[str, Any], run_dir: Pa
     if stored and "conf" in stored:
         return stored
     if recipe.task == "detect":
-        dataset = run_dataset(run_dir) or dataset_dir(recipe)
+        fold = run_dataset(run_dir)
+        dataset = Dataset(fold, recipe.task) if fold else prepare_dataset(recipe, run_dir=run_dir)
         scorer = _Scorer("detect", dataset, recipe.classes, None, "val")
-        for prediction in yolo.predict(weights, str(dataset / "images" / "val"), {**args, "conf": CHOOSE_CONF}):
+        for prediction in yolo.predict(weights, dataset.image_source("val"), {**args, "conf": CHOOSE_CONF}):
             scorer.add(prediction)
         conf = detection.f1_confidence(detection.ap_inputs(scorer.detections, detection.AP_THRESHOLDS[:1]))
         if conf is None:
@@ -441,16 +426,15 @@ def evaluate(
     explicit_conf = args.pop("conf", None)
     for key, value in operating_point.predict_defaults(recipe, None).items():
         args.setdefault(key, value)  # max_det
-    data_yaml = prepare(recipe)
+    own = prepare_dataset(recipe, run_dir=run_dir)  # the version this run was trained on, never another
     data_name = None
     if data is not None:
-        data_yaml, data_name = outside_data.convert(recipe, Path(data), data_format)
-        dataset, split = outside_data.dataset_of(data_yaml), outside_data.SPLIT
+        dataset, data_name = outside_data.convert(recipe, Path(data), data_format)
+        split = outside_data.SPLIT
     elif split == "val" and run_dataset(run_dir) is not None:  # a cv fold: its own held-out patients
-        dataset = run_dataset(run_dir)
-        data_yaml = dataset if recipe.task == "classify" else dataset / "data.yaml"
+        dataset = Dataset(run_dataset(run_dir), recipe.task)
     else:
-        dataset = dataset_dir(recipe)
+        dataset = own
         if split not in splits_of(recipe):
             raise UserError(
                 f"{run_dir}: recipe '{recipe.name}' keeps no {split} split; add data.split.test (a fraction, or "
@@ -465,7 +449,7 @@ def evaluate(
         validation, task = None, ensemble.members([weights, *also])[0]
     else:
         validation = yolo.validate_full(
-            weights, data_yaml, {**args, "split": split, "project": str(run_dir), "name": out.name, "exist_ok": True, "plots": True}
+            weights, dataset.data_arg, {**args, "split": split, "project": str(run_dir), "name": out.name, "exist_ok": True, "plots": True}
         )
         task = validation.task
     if task != recipe.task:
@@ -477,10 +461,10 @@ def evaluate(
     if explicit_conf is None and recipe.task != "classify" and not also:
         own_val = split == "val" and not data_name
         fold = run_dataset(run_dir)  # a cv fold's own val split, else the recipe's
-        val_data = data_yaml if own_val else fold / "data.yaml" if fold else prepare(recipe)
+        val_data = (dataset if own_val else Dataset(fold, recipe.task) if fold else own).data_arg
         point = _operating_conf(weights, val_data, args, run_dir, validation if own_val else None, recipe)
     conf = float(explicit_conf if explicit_conf is not None else point["conf"] if point else yolo.DEFAULT_CONF)
-    source = str(dataset / split / "*" / "*") if recipe.task == "classify" else str(dataset / "images" / split)
+    source = dataset.image_source(split)
     predict_args = {**args, "conf": conf}
     if recipe.task == "segment":
         predict_args["retina_masks"] = True  # masks at the image's own size, like the ground truth
@@ -498,7 +482,7 @@ def evaluate(
         results = yolo.predict(weights, source, predict_args)
     predictions.write(_tee(results, scorer), out, save_images=False)
     if not scorer.rows:
-        raise UserError(f"{dataset}: no {split} images to evaluate")
+        raise UserError(f"{dataset.root}: no {split} images to evaluate")
 
     names, per_image, per_patient = scorer.names, pd.DataFrame(scorer.rows), None
     # Resampled by patient; not a per_image.csv column, which metadata.csv's own `patient` joins onto.
@@ -526,23 +510,22 @@ def evaluate(
         metrics["confusion_matrix"] = {"classes": names, "rows_truth_columns_predicted": matrix.tolist()}
         extra["intervals"] = _intervals("classify", per_image, scorer, boot, metrics, truth, probabilities, predicted)
         extra["roc"] = classification.curves(truth, probabilities) if len(names) == 2 else None
-    known = (dataset / PATIENTS_CSV).is_file()
+    known = (dataset.root / PATIENTS_CSV).is_file()
     extra["bootstrap"] = boot.describe("patient" if known else "image (the dataset lists no patients: convert it again with --force)")
     extra["operating_point"] = point
 
     per_group = None
-    if (dataset / METADATA_CSV).is_file():
-        metadata = pd.read_csv(dataset / METADATA_CSV, dtype=str, keep_default_na=False)
+    metadata = dataset.metadata()
+    if metadata is not None:
         per_group = groups.breakdown(per_image, metadata, recipe.task)
-    card_path = dataset / "card.json"
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    card = dataset.card
     summary = {
         "recipe": recipe.name,
         "task": recipe.task,
         "run": str(run_dir),
         "weights": str(weights),
         "ensemble_of": [str(weights_of(member)[0]) for member in [weights, *also]] if also else None,
-        "dataset": str(dataset),
+        "dataset": str(dataset.root),
         "dataset_fingerprint": card.get("fingerprint"),
         "split": split,
         "scored_set": _scored_set(split, data, card),

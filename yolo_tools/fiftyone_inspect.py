@@ -42,8 +42,8 @@ from typing import Any
 import pandas as pd
 
 from yolo_tools import yolo, yolo_args
-from yolo_tools.convert.conversion import dataset_dir, train_data
-from yolo_tools.convert.metadata import METADATA_CSV
+from yolo_tools.convert.conversion import run_version
+from yolo_tools.dataset import METADATA_CSV, Dataset, fingerprint_at, home, place
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe, check_train_args
 from yolo_tools.runs import run_recipe, weights_of
@@ -107,18 +107,31 @@ def _predict_args(overrides: dict[str, Any]) -> dict[str, Any]:
 # --- loading ----------------------------------------------------------------------------------------
 
 
-def _load_ground_truth(fo, name: str, recipe: Recipe):
-    """The val split with its ground truth, via FiftyOne's importer for the layout the converter wrote."""
-    folder = dataset_dir(recipe)
-    if not train_data(recipe).exists():
+def _run_dataset(recipe: Recipe, run_dir: Path) -> Dataset:
+    """The converted dataset the run was trained on: present and that version (`dataset.place`), else what to do.
+
+    Inspect does not convert (it would take minutes before the App opens); a folder without a card (made
+    by hand) is taken as it is."""
+    version = run_version(recipe, run_dir)
+    converted = Dataset(place(recipe.name, version, latest=False), recipe.task)
+    if not converted.data_arg.exists():
+        other = fingerprint_at(home(recipe.name))
+        held = f" ({home(recipe.name)} holds another version, {other})" if other not in (None, version) else ""
         raise UserError(
-            f"{folder}: the converted dataset of recipe '{recipe.name}' is missing; "
-            f"make it with: yolo_tools convert {recipe.path or recipe.name}"
+            f"{converted.root}: the converted dataset of recipe '{recipe.name}' that this run was trained on "
+            f"(version {version}) is missing{held}; make it with: yolo_tools convert {recipe.path or recipe.name}"
         )
+    return converted
+
+
+def _load_ground_truth(fo, name: str, recipe: Recipe, run_dir: Path):
+    """The val split with its ground truth, via FiftyOne's importer for the layout the converter wrote."""
+    converted = _run_dataset(recipe, run_dir)
+    folder = converted.root
     dataset = fo.Dataset(name, persistent=True, overwrite=True)
     if recipe.task == "classify":
         dataset.add_dir(
-            dataset_dir=str(folder / "val"),
+            dataset_dir=str(converted.images("val")),
             dataset_type=fo.types.ImageClassificationDirectoryTree,
             label_field=GT,
         )
@@ -126,7 +139,7 @@ def _load_ground_truth(fo, name: str, recipe: Recipe):
         dataset.add_dir(
             dataset_dir=str(folder),
             dataset_type=fo.types.YOLOv5Dataset,
-            yaml_path="data.yaml",
+            yaml_path=converted.data_arg.name,
             split="val",
             label_type="instances" if recipe.task == "segment" else "detections",
             include_all_data=True,  # images without findings are part of the evaluation too
@@ -384,7 +397,7 @@ def inspect_run(
     args = _predict_args(dict(overrides or {}))
     fo = _fiftyone()
     name = dataset_name(recipe, run_dir)
-    dataset = _load_ground_truth(fo, name, recipe)
+    dataset = _load_ground_truth(fo, name, recipe, run_dir)
     _add_predictions(dataset, weights, recipe.task, args)
     if recipe.task == "classify":
         summary = _evaluate_classes(dataset)

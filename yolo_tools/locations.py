@@ -37,7 +37,7 @@ def pull_root(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def datasets_dir() -> Path:
-    """Converted YOLO datasets: git-ignored, rebuilt from raw data whenever the recipe's data section changes."""
+    """Converted YOLO datasets: git-ignored, one folder per recipe and version (`yolo_tools.dataset`)."""
     return Path(os.environ.get(DATASETS_ENV, "datasets")).expanduser().resolve()
 
 

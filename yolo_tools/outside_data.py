@@ -8,22 +8,22 @@ the source folder is only read. Patients come from the recipe's split rule where
 else each image is its own patient (stated in the card).
 
 Examples:
-    >>> data, name = convert(load_recipe("recipes/pneumonia.yaml"), Path("chest_xray/test"), "class-folders")
+    >>> converted, name = convert(load_recipe("recipes/pneumonia.yaml"), Path("chest_xray/test"), "class-folders")
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from pathlib import Path
 
+from yolo_tools import dataset
 from yolo_tools.convert import converter
-from yolo_tools.convert.conversion import FORMATS, train_data
+from yolo_tools.convert.conversion import FORMATS
 from yolo_tools.convert.splits import group_keys
 from yolo_tools.convert.writer import TEST, write_dataset
+from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
-from yolo_tools.locations import datasets_dir
 from yolo_tools.recipe import Recipe, Source, Split
 
 LOG = logging.getLogger(__name__)
@@ -62,19 +62,20 @@ def _patients(samples: list, rule: str) -> list[str]:
         return names
 
 
-def convert(recipe: Recipe, src: Path, fmt: str | None = None) -> tuple[Path, str]:
-    """Convert `src` (once; reused while unchanged) and return Ultralytics' `data=` for it and the set's name."""
+def convert(recipe: Recipe, src: Path, fmt: str | None = None) -> tuple[Dataset, str]:
+    """Convert `src` (once; reused while unchanged) and return the converted set and its name.
+
+    No run trains on an outside set, so a change of the recipe converts it again in its one folder."""
     src = src.expanduser().resolve()
     if not src.is_dir():
         raise UserError(f"{src}: no such folder (--data takes a folder in a format the recipe's converter reads)")
     outside = _recipe_for(recipe, src, fmt)
-    dst = datasets_dir() / outside.name
+    dst = dataset.home(outside.name)
     if src == dst or dst in src.parents or src in dst.parents:
         raise UserError(f"{src}: the outside set may not overlap the workbench's dataset folder {dst}")
     name = outside.name.removeprefix(f"{recipe.name}--")
-    card = dst / "card.json"
-    if card.is_file() and json.loads(card.read_text()).get("fingerprint") == outside.fingerprint():
-        return train_data(outside), name
+    if dataset.is_current(dst, outside.fingerprint()):
+        return Dataset(dst, outside.task), name
     # Read as a plain set (no published test split to look for), then written whole as the test split.
     reading = outside.model_copy(update={"data": outside.data.model_copy(update={"split": Split(by="file")})})
     found = converter(outside.data.converter).samples(src, reading)
@@ -82,9 +83,4 @@ def convert(recipe: Recipe, src: Path, fmt: str | None = None) -> tuple[Path, st
     held = [dataclasses.replace(sample, split=SPLIT, group=patient) for sample, patient in zip(found, patients)]
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_dataset(held, dst, outside, str(src), protect=[src])
-    return train_data(outside), name
-
-
-def dataset_of(data: Path) -> Path:
-    """The dataset folder behind Ultralytics' `data=` (a data.yaml, or the folder itself for classify)."""
-    return data.parent if data.suffix in (".yaml", ".yml") else data
+    return Dataset(dst, outside.task), name

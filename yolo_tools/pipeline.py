@@ -11,14 +11,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, sliced, tracking, yolo, yolo_args
 from yolo_tools.convert import check
-from yolo_tools.convert.conversion import prepare
+from yolo_tools.convert.conversion import prepare, prepare_dataset
+from yolo_tools.dataset import CARD_MD
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import mapped_inputs, readable_images
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import check_train_args, load_recipe
-from yolo_tools.runs import RECIPE_FILE, first_new_folder, new_run_dir, run_recipe, save_metrics, save_recipe, weights_of
+from yolo_tools.runs import (
+    RECIPE_FILE, first_new_folder, new_run_dir, run_recipe, save_metrics, save_recipe, save_run_dataset, weights_of,
+)
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
@@ -98,11 +103,13 @@ def train_recipe(
     track = track or recipe.track
     tracking.check_available(track)
     run_dir = new_run_dir(recipe, name)
-    data = prepare(recipe, data_root)
+    converted = prepare_dataset(recipe, data_root)
+    data = converted.data_arg
     model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     created = first_new_folder(run_dir)
     try:
         save_recipe(recipe.model_copy(update={"model": model, "track": track}), run_dir, args)
+        save_run_dataset(run_dir, converted.fingerprint)  # the version it trains on, so it is never rewritten under it
         print(f"run: {run_dir}")
         with tracking.tracked(track, recipe.name, run_dir):
             metrics = yolo.train(model, data, run_dir, args, track)
@@ -139,12 +146,24 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
             f"  To train it longer, start a new run from its weights:\n"
             f"  yolo_tools train {run_dir / RECIPE_FILE} model={last} epochs=N"
         )
-    prepare(recipe)  # the converted dataset may have been removed since; rebuilt as it was
+    data = prepare(recipe, run_dir=run_dir)  # the run's dataset version, converted again if removed since
+    _check_resume_data(run_dir, data)
     with tracking.tracked(recipe.track, recipe.name, run_dir):
         metrics = yolo.resume(run_dir, recipe.track)
     save_metrics(run_dir, metrics)
     print(f"validation (best weights): {format_metrics(metrics)}")
     return metrics
+
+
+def _check_resume_data(run_dir: Path, data: Path) -> None:
+    """Ultralytics resumes on the `data=` its checkpoint was started with; refuse when its version lives elsewhere now."""
+    started = (yaml.safe_load((run_dir / "args.yaml").read_text()) or {}).get("data") if (run_dir / "args.yaml").is_file() else None
+    if started and Path(started).resolve() != data.resolve():
+        raise UserError(
+            f"{run_dir}: this run started on {started}, which now holds another version of the dataset; its own "
+            f"version is at {data}, and Ultralytics resumes only on the data it started with. Start a new run "
+            f"from its weights instead: yolo_tools train {run_dir / RECIPE_FILE} model={run_dir / 'weights' / 'last.pt'}"
+        )
 
 
 def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, float]:
@@ -157,7 +176,7 @@ def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None
         recipe = run_recipe(run_dir) if run_dir else None
         if recipe is None:
             raise UserError(f"{weights}: not inside a yolo-tools run; say which dataset with data=PATH")
-        data = prepare(recipe)
+        data = prepare(recipe, run_dir=run_dir)
     args.setdefault("project", str(run_dir or runs_dir() / "val"))
     args.setdefault("name", "val")
     args.setdefault("exist_ok", run_dir is not None)
@@ -349,5 +368,5 @@ def convert_format(fmt: str, src: str | Path, dst: str | Path, **options: Any) -
     from yolo_tools.convert.conversion import convert_folder
 
     card = convert_folder(fmt, src, dst, **options)
-    print(f"dataset: {dst} ({len(card['skipped'])} skipped; counts in {Path(dst) / 'card.md'})")
+    print(f"dataset: {dst} ({len(card['skipped'])} skipped; counts in {Path(dst) / CARD_MD})")
     return Path(dst)

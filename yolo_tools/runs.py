@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from yolo_tools.dataset import fingerprint_at
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
@@ -22,7 +23,7 @@ LOG = logging.getLogger(__name__)
 
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.json"
-DATASET_FILE = "dataset.json"  # a run trained on another dataset than its recipe's own (a cross-validation fold)
+DATASET_FILE = "dataset.json"  # the dataset version a run was trained on, and its folder for a cv fold
 
 
 def new_run_dir(recipe: Recipe, name: str | None) -> Path:
@@ -102,16 +103,57 @@ def save_metrics(run_dir: Path, metrics: dict[str, float], kind: str = "val") ->
     return path
 
 
-def save_run_dataset(run_dir: Path, dataset: Path) -> None:
-    """Record that this run trains and validates on `dataset` (a cv fold) rather than the recipe's converted set."""
+def save_run_dataset(run_dir: Path, fingerprint: str | None, dataset: Path | None = None) -> None:
+    """Record the version of the dataset this run trains on (its card's fingerprint) and, for a cv fold,
+    the folder it trains and validates on when that is not the recipe's converted set."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / DATASET_FILE).write_text(json.dumps({"dataset": str(dataset)}))
+    record: dict[str, str] = {"fingerprint": fingerprint} if fingerprint else {}
+    if dataset is not None:
+        record["dataset"] = str(dataset)
+    (run_dir / DATASET_FILE).write_text(json.dumps(record))
+
+
+def _dataset_record(run_dir: Path | None) -> dict[str, str]:
+    path = run_dir / DATASET_FILE if run_dir else None
+    if not path or not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        LOG.warning("%s is damaged (%s); the run's dataset version is taken from its recipe", path, exc)
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def run_dataset(run_dir: Path | None) -> Path | None:
-    """The dataset a run's val split lives in when it is not the recipe's own (see `save_run_dataset`)."""
-    path = run_dir / DATASET_FILE if run_dir else None
-    return Path(json.loads(path.read_text())["dataset"]) if path and path.is_file() else None
+    """The dataset a run's val split lives in when it is not the recipe's own (see `save_run_dataset`).
+
+    A cv fold is a folder of links made again when `cv` runs again; one that is gone, or now belongs to
+    another version of the dataset, is refused rather than scored against other patients or labels."""
+    record = _dataset_record(run_dir)
+    if not record.get("dataset"):
+        return None
+    folder, version = Path(record["dataset"]), record.get("fingerprint")
+    held = fingerprint_at(folder)
+    if held is None or (version and held != version):
+        state = "is gone" if held is None else f"now holds another version of the dataset ({held}, the run used {version})"
+        raise UserError(
+            f"{run_dir}: trained on the cross-validation fold {folder}, which {state}: the recipe's data changed "
+            "since. Run `yolo_tools cv` again to train and evaluate folds of the dataset as it is now"
+        )
+    return folder
+
+
+def run_fingerprint(run_dir: Path | None) -> str | None:
+    """The version of the dataset the run was trained on; None for runs trained before versions were recorded."""
+    return _dataset_record(run_dir).get("fingerprint")
+
+
+def trained_versions(recipe_name: str) -> set[str]:
+    """Every dataset version some run of this recipe (cv folds included) records having been trained on."""
+    folder = runs_dir() / recipe_name
+    records = folder.glob(f"**/{DATASET_FILE}") if folder.is_dir() else []
+    return {fp for record in records if (fp := run_fingerprint(record.parent))}
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any]:

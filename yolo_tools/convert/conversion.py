@@ -1,5 +1,8 @@
 """Turn a recipe's raw data into a YOLO dataset under `datasets/<recipe>/`, once, and reuse it after.
 
+Which folder a version goes to, and whether it is current, is `yolo_tools.dataset`'s decision; this
+module converts.
+
 The converter named by the recipe parses the published format into Samples; `writer.write_dataset` does
 the rest. The converted copy is what Ultralytics trains on, so its `labels.cache` never lands in a source
 folder, and the copy is only ever written where `convert.destination` allows.
@@ -7,45 +10,74 @@ folder, and the copy is only ever written where `convert.destination` allows.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
+from yolo_tools import dataset
 from yolo_tools.convert import check, converter, destination
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.writer import write_dataset
+from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
-from yolo_tools.locations import data_root, datasets_dir
+from yolo_tools.locations import data_root
 from yolo_tools.recipe import Data, Recipe, Source, Split
+from yolo_tools.runs import run_fingerprint, trained_versions
 from yolo_tools.sources import locate
 
 LOG = logging.getLogger(__name__)
 
 
 def dataset_dir(recipe: Recipe) -> Path:
-    return datasets_dir() / recipe.name
+    """The folder of the recipe's dataset as the recipe is now (`dataset.place`)."""
+    return dataset.place(recipe.name, recipe.fingerprint(), latest=True)
 
 
 def train_data(recipe: Recipe) -> Path:
     """What Ultralytics' `data=` takes for this task: the data YAML, or the folder for classification."""
-    folder = dataset_dir(recipe)
-    return folder if recipe.task == "classify" else folder / "data.yaml"
+    return Dataset(dataset_dir(recipe), recipe.task).data_arg
 
 
 def is_current(recipe: Recipe) -> bool:
-    folder = dataset_dir(recipe)
-    if not destination.written_by_us(folder):
-        return False
-    return json.loads((folder / "card.json").read_text()).get("fingerprint") == recipe.fingerprint()
+    return dataset.is_current(dataset_dir(recipe), recipe.fingerprint())
 
 
-def prepare(recipe: Recipe, root: str | Path | None = None, force: bool = False) -> Path:
-    """Convert the recipe's data unless an identical conversion is already there; return Ultralytics' `data=`."""
+def run_version(recipe: Recipe, run_dir: Path) -> str:
+    """The dataset version a run needs: the one it records, else (older runs) the one its recipe.yaml describes."""
+    recorded = run_fingerprint(run_dir)
+    if recorded is None:
+        LOG.warning(
+            "%s records no dataset version (trained before versions were recorded): using the version its "
+            "recipe.yaml describes (%s)", run_dir, recipe.fingerprint()
+        )
+        return recipe.fingerprint()
+    if recorded != recipe.fingerprint():
+        if dataset.is_current(dataset.place(recipe.name, recorded, latest=False), recorded):
+            return recorded  # the very files it was trained on are still there
+        LOG.warning(
+            "%s was trained on dataset version %s but its recipe.yaml now makes %s (edited, or a fingerprint "
+            "of another yolo-tools version); it is scored on what its recipe.yaml makes", run_dir, recorded,
+            recipe.fingerprint(),
+        )
+        return recipe.fingerprint()
+    return recorded
+
+
+def prepare_dataset(
+    recipe: Recipe, root: str | Path | None = None, force: bool = False, run_dir: Path | None = None
+) -> Dataset:
+    """The recipe's converted dataset, converted unless an identical conversion is already there.
+
+    Without `run_dir` it is the recipe as it is now (train, convert, cv), in `datasets/<name>/`; a version
+    there that runs were trained on is first set aside (`dataset.set_aside`). With `run_dir` it is the
+    version that run was trained on, converted into its own `datasets/<name>@<fingerprint>/` when
+    `datasets/<name>/` holds another, never over it.
+    """
     check(recipe)
-    if not force and is_current(recipe):
-        LOG.info("using converted dataset %s", dataset_dir(recipe))
-        return train_data(recipe)
-    dst = dataset_dir(recipe)
+    fingerprint = recipe.fingerprint() if run_dir is None else run_version(recipe, run_dir)
+    dst = dataset.place(recipe.name, fingerprint, latest=run_dir is None)
+    if not force and dataset.is_current(dst, fingerprint):
+        LOG.info("using converted dataset %s", dst)
+        return Dataset(dst, recipe.task)
     raw_root = data_root(root) if recipe.data.source.kind != "synthetic" else None
     destination.check(dst, data_root=raw_root)  # before locating or pulling anything
     src = locate(recipe, root)
@@ -54,11 +86,18 @@ def prepare(recipe: Recipe, root: str | Path | None = None, force: bool = False)
     patients = patient_metadata.read(recipe, src)  # before converting: a wrong CSV fails before any work
     samples = converter(recipe.data.converter).samples(src, recipe)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst == dataset.home(recipe.name):
+        dataset.set_aside(recipe.name, trained_versions(recipe.name) - {fingerprint})
     card = write_dataset(
         samples, dst, recipe, str(src) if src else recipe.data.source.kind, patients, protect, raw_root
     )
     LOG.info("converted %s into %s (%d skipped)", src or recipe.data.source.kind, dst, len(card["skipped"]))
-    return train_data(recipe)
+    return Dataset(dst, recipe.task)
+
+
+def prepare(recipe: Recipe, root: str | Path | None = None, force: bool = False, run_dir: Path | None = None) -> Path:
+    """`prepare_dataset`, returning Ultralytics' `data=` for it."""
+    return prepare_dataset(recipe, root, force, run_dir).data_arg
 
 
 # `yolo_tools convert FORMAT SRC DST`: published formats converted without a recipe. Each entry: the

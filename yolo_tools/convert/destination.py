@@ -17,31 +17,24 @@ workbench named and marked.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from yolo_tools.dataset import CARD, MARKER, WRITER, read_card
 from yolo_tools.errors import UserError
 
-MARKER = "written_by"
-WRITER = "yolo_tools"
-CARD = "card.json"
+__all__ = ["CARD", "MARKER", "WRITER", "check", "clean_stale", "partial_folder", "swap_in", "written_by_us"]
+
 PARTIAL_MARK = ".yolo_tools-partial"  # inside a folder being written, so a stale one is known as ours
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)$")
-# Keys every dataset card has had: a card written before the marker existed still counts as ours.
-_CARD_KEYS = {"recipe", "fingerprint", "converter", "counts", "skipped"}
 
 
 def written_by_us(folder: Path) -> bool:
     """True when `folder` holds a dataset card the workbench wrote."""
-    try:
-        card = json.loads((folder / CARD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(card, dict) and (card.get(MARKER) == WRITER or _CARD_KEYS <= card.keys())
+    return read_card(folder) is not None
 
 
 def _overlaps(a: Path, b: Path) -> bool:

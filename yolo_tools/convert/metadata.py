@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from yolo_tools.dataset import METADATA_CSV
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
 
-METADATA_CSV = "metadata.csv"
+__all__ = ["METADATA_CSV", "read", "write"]
 IMAGE_COLUMNS = ("image", "split", "patient")
 
 

@@ -35,6 +35,9 @@ from yolo_tools.convert import destination, images, mask_png
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
 from yolo_tools.convert.splits import group_keys, held_out
+from yolo_tools.dataset import (
+    CARD, CARD_MD, IMAGES, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
+)
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import map_pixels
 from yolo_tools.intensity import MinMax, Percentile
@@ -43,20 +46,13 @@ from yolo_tools.recipe import Preprocess, Recipe
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["SLICES_CSV", "SPLITS", "Sample", "SampleList", "SkipSample", "write_dataset"]
+__all__ = ["SLICES_CSV", "SPLITS", "TEST", "Sample", "SampleList", "SkipSample", "splits_of", "write_dataset"]
 
 LOG = logging.getLogger(__name__)
-SPLITS = ("train", "val")
-TEST = "test"  # held out: converted with the rest, never trained on, early-stopped on or used to choose weights
 EIGHT_BIT_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".webp"}
 TOLERANCE = 1e-3  # normalised coordinates may pass the border by rounding
-SLICES_CSV = "slices.csv"
-VOLUMES_JSON = "volumes.json"  # per volume: shape, spacing, RAS affine, slice axis (imaging/geometry.py)
 SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
 STAGING = ".staging"
-PATIENTS_CSV = "patients.csv"  # image, split, patient of every written image: what bootstrap intervals resample
-MASKS_DIR = "masks"  # published ground-truth masks of segmentation sets, one mask_png per image
-SPACING_CSV = "spacing.csv"  # image, row_mm, col_mm where the source gives the pixel spacing
 
 
 def splits_of(recipe: Recipe) -> tuple[str, ...]:
@@ -195,21 +191,21 @@ def _check_splits(splits: Sequence[str], kept: int, skipped: int, source: str, r
         )
 
 
-def _final_path(root: Path, kept: _Kept, split: str, recipe: Recipe) -> Path:
-    suffix = kept.image.suffix
-    if recipe.task == "classify":
-        return root / split / str(kept.sample.category) / f"{kept.sample.name}{suffix}"
-    return root / "images" / split / f"{kept.sample.name}{suffix}"
+def _final_path(layout: Dataset, kept: _Kept, split: str) -> Path:
+    name = f"{kept.sample.name}{kept.image.suffix}"
+    if layout.task == "classify":
+        return layout.images(split) / str(kept.sample.category) / name
+    return layout.images(split) / name
 
 
-def _make_folders(root: Path, recipe: Recipe) -> None:
+def _make_folders(layout: Dataset, recipe: Recipe) -> None:
     for split in splits_of(recipe):
         if recipe.task == "classify":
             for name in recipe.classes:
-                (root / split / name).mkdir(parents=True)
+                (layout.images(split) / name).mkdir(parents=True)
         else:
-            (root / "images" / split).mkdir(parents=True)
-            (root / "labels" / split).mkdir(parents=True)
+            layout.images(split).mkdir(parents=True)
+            layout.label_folder(split).mkdir(parents=True)
 
 
 def _card(
@@ -222,7 +218,7 @@ def _card(
 ) -> dict:
     per_split = {split: {k: v for (s, k), v in sorted(counts.items()) if s == split} for split in splits_of(recipe)}
     return {
-        destination.MARKER: destination.WRITER,
+        MARKER: WRITER,
         "recipe": recipe.name,
         "task": recipe.task,
         "fingerprint": recipe.fingerprint(),
@@ -322,26 +318,27 @@ def write_dataset(
         splits, keys = assign_splits([k.sample for k in kept], recipe)
         _check_splits(splits, len(kept), len(skipped), source, recipe)
 
-        _make_folders(partial, recipe)
+        layout = Dataset(partial, recipe.task)  # the names of every file below (yolo_tools/dataset.py)
+        _make_folders(layout, recipe)
         counts: Counter = Counter()
         written: list[tuple[str, str, str]] = []
         slices: list[tuple] = []
         spacings: list[tuple] = []
         for item, split, key in zip(kept, splits, keys):
-            target = _final_path(partial, item, split, recipe)
+            target = _final_path(layout, item, split)
             item.image.rename(target)
             if recipe.task == "classify":
                 counts[(split, item.sample.category)] += 1
             else:
-                label_file = partial / "labels" / split / f"{item.sample.name}.txt"
+                label_file = layout.label_file(split, item.sample.name)
                 label_file.write_text("".join(f"{line}\n" for line in item.lines))
                 counts[(split, "images")] += 1
                 counts[(split, "backgrounds")] += not item.lines
                 for line in item.lines:
                     counts[(split, recipe.classes[int(line.split()[0])])] += 1
                 if item.masks is not None:
-                    (partial / MASKS_DIR / split).mkdir(parents=True, exist_ok=True)
-                    item.masks.rename(partial / MASKS_DIR / split / f"{target.stem}.png")
+                    layout.masks(split).mkdir(parents=True, exist_ok=True)
+                    item.masks.rename(layout.mask_file(split, target.stem))
             written.append((target.name, split, str(key)))
             if item.sample.spacing is not None:
                 spacings.append((target.name, *item.sample.spacing))
@@ -366,10 +363,10 @@ def write_dataset(
             card["metadata"] = patient_metadata.write(metadata, written, partial / patient_metadata.METADATA_CSV)
         if recipe.task != "classify":
             # `test` is there for `yolo val split=test`; training reads train and val only
-            data_yaml = {split: f"images/{split}" for split in splits_of(recipe)} | {"names": dict(enumerate(recipe.classes))}
-            (partial / "data.yaml").write_text(yaml.safe_dump(data_yaml, sort_keys=False))
-        (partial / "card.json").write_text(json.dumps(card, indent=2))
-        (partial / "card.md").write_text(_card_markdown(card))
+            data_yaml = {split: f"{IMAGES}/{split}" for split in splits_of(recipe)} | {"names": dict(enumerate(recipe.classes))}
+            layout.data_arg.write_text(yaml.safe_dump(data_yaml, sort_keys=False))
+        (partial / CARD).write_text(json.dumps(card, indent=2))
+        (partial / CARD_MD).write_text(_card_markdown(card))
         destination.swap_in(partial, dst)
     finally:
         shutil.rmtree(partial, ignore_errors=True)

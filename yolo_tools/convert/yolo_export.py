@@ -13,7 +13,7 @@ import yaml
 
 from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.tiles import Tiles, tile
-from yolo_tools.convert.writer import Sample, SkipSample, check_lines
+from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.recipe import Recipe

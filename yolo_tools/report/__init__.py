@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 
 from yolo_tools import __version__, evaluation
+from yolo_tools.dataset import CARD_MD, Dataset, read_card
 from yolo_tools.errors import UserError
 from yolo_tools.report import figures
 
@@ -190,7 +191,8 @@ def _caption(row: pd.Series, summary: dict[str, Any]) -> str:
 
 def _gallery(per_image: pd.DataFrame, summary: dict[str, Any], eval_dir: Path) -> tuple[list[Figure], list[Figure]]:
     """Overlays of the worst images, and of the best among those with something to find."""
-    dataset, task, classes = Path(summary["dataset"]), summary["task"], summary["classes"]
+    task, classes = summary["task"], summary["classes"]
+    dataset = Dataset(Path(summary["dataset"]), task)
     split = summary.get("split", "val")
     worst = ranked(per_image, summary, worst_first=True).head(GALLERY_SIZE)
     rest = per_image.drop(index=worst.index)
@@ -206,11 +208,11 @@ def _gallery(per_image: pd.DataFrame, summary: dict[str, Any], eval_dir: Path) -
 
     def draw(row: pd.Series, name: str) -> Figure:
         if task == "classify":
-            return Figure(name, _caption(row, summary), figures.classified(dataset / split / row["image"]), "jpeg")
+            return Figure(name, _caption(row, summary), figures.classified(dataset.images(split) / row["image"]), "jpeg")
         stem = Path(row["image"]).stem
         data = figures.overlay(
-            dataset / "images" / split / row["image"],
-            dataset / "labels" / split / f"{stem}.txt",
+            dataset.images(split) / row["image"],
+            dataset.label_file(split, stem),
             findings.get(row["image"], []),
             classes,
             task,
@@ -242,8 +244,8 @@ def _ultralytics_plots(task: str, run_dir: Path, eval_dir: Path) -> list[Figure]
 
 
 def _card(dataset: Path) -> tuple[dict[str, Any], str]:
-    card_json, card_md = dataset / "card.json", dataset / "card.md"
-    card = json.loads(card_json.read_text()) if card_json.is_file() else {}
+    card_md = dataset / CARD_MD
+    card = read_card(dataset) or {}
     text = card_md.read_text() if card_md.is_file() else "(no dataset card)"
     return card, re.sub(r"^#", "###", text, flags=re.MULTILINE)
 
