@@ -197,7 +197,7 @@ CROPS = {"recipe": "pneumonia.yaml", "regions": "runs/none"}
 
 OPTION_SCHEMAS = [
     schema("options-yolo-export-unknown", options("yolo_export", {"min_aera": 5000}), "options.min_aera",
-           "unknown key; yolo_export takes: none"),
+           "unknown key; yolo_export takes: tiles"),
     schema("options-box-csv-typo", options("box_csv", {"image": "pics"}), "options.image", "takes: csv, images"),
     schema("options-box-csv-number-for-folder", options("box_csv", {"images": 5}), "options.images", "valid string"),
     schema("options-masks-min-area-words", options("mask_images", {"min_area": "ten"}, **SEG), "options.min_area",
@@ -205,7 +205,7 @@ OPTION_SCHEMAS = [
     schema("options-masks-min-aera", options("mask_images", {"min_aera": 5000}, **SEG), "options.min_aera",
            "takes: images, masks, layout, min_area"),
     schema("options-masks-layout", options("mask_images", {"layout": "stacked"}, **SEG), "options.layout",
-           "'per_class' or 'label_map'"),
+           "'per_class', 'label_map' or 'colours'"),
     schema("options-masks-holes", options("mask_images", {"holes": "maybe"}, **SEG), "options.holes", "valid boolean"),
     schema("options-masks-folders-a-list", options("mask_images", {"folders": ["heart"]}, **SEG), "options.folders",
            "valid dictionary"),
