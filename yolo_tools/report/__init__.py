@@ -41,11 +41,6 @@ TABLE_ROWS = 10  # rows of the worst-images table; per_image.csv has them all
 PATIENT_ROWS = 50
 DECIMALS = 3
 
-# Columns that hold counts (each task module names its own): printed as whole numbers, everything else
-# numeric with DECIMALS places.
-COUNT_COLUMN = re.compile(tasks.count_columns())
-
-
 @dataclass
 class Table:
     title: str
@@ -101,7 +96,8 @@ def fmt(value: Any, column: str = "") -> str:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, (int, float)) and (COUNT_COLUMN.match(column) or isinstance(value, int)):
+    # Columns that hold counts (each task module names its own) print whole, like ints.
+    if isinstance(value, (int, float)) and (re.match(tasks.count_columns(), column) or isinstance(value, int)):
         return str(int(value))
     if isinstance(value, float):
         return f"{value:.{DECIMALS}f}"
