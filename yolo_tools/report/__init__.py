@@ -5,7 +5,9 @@ for display, so the report and the metric files cannot disagree. The page holds 
 card, the headline and per-class numbers with what each means, training curves (Ultralytics'
 results.csv), the confusion matrix and PR curve, and a gallery of the worst and best val images with the
 ground truth and the prediction drawn side by side. Images are embedded as base64, so the HTML file can
-be mailed or archived alone; the Markdown file links the same pictures from `report/figures/`.
+be mailed or archived alone; the Markdown file links the same pictures from `report/figures/`. What
+differs per task (what each metric means, which columns are counts, the captions, gallery notes and the
+validator's plots) comes from the task's module (yolo_tools/tasks/); this module only lays it out.
 
 Examples:
     >>> write_report(Path("runs/kidney/train"))   # after yolo_tools evaluate runs/kidney/train
@@ -177,7 +179,7 @@ def _gallery(per_image: pd.DataFrame, summary: dict[str, Any], eval_dir: Path) -
             dataset.label_file(split, stem),
             findings.get(row["image"], []),
             classes,
-            task,
+            spec.saves_masks,
             eval_dir / evaluation.MASKS_DIR / f"{stem}.png",
         )
         return Figure(name, caption, data, "jpeg")

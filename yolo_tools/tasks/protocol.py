@@ -79,8 +79,9 @@ class Task:
     decides_by: str  # 'confidence' (chosen on val, findings below it are dropped) or 'threshold' (a classifier's)
     choose_conf: Callable[[Scoring], dict[str, Any] | None] | None = None  # from val predictions; None: the validator's F1
     predict_args: dict[str, Any] = field(default_factory=dict)  # Ultralytics arguments its predictions need
-    saves_masks: bool = False  # predicted masks kept per image for the report's gallery
-    findings_columns: str | None = None  # regex of per-image columns counting what there is to find
+    saves_masks: bool = False  # scored on masks: predicted masks kept per image and drawn in the report's gallery
+    findings_columns: str | None = None  # regex of per-image columns counting what there is to find; None: the
+    # task locates nothing (classify), so its gallery shows the image alone
     caption: Callable[[pd.Series, list[str], Callable[..., str]], str] | None = None  # (row, classes, fmt) -> text
     validator_plots: tuple[tuple[str, str], ...] = ()  # Ultralytics' plot files shown, with their captions
     gallery_note: str = ""  # how to read the gallery (Markdown)
