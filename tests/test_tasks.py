@@ -82,7 +82,7 @@ def test_every_registered_task_fills_the_whole_protocol() -> None:
     assert set(tasks.TASKS) == {"detect", "segment", "classify"}
     for name, task in tasks.TASKS.items():
         assert task.name == name
-        assert callable(task.score) and callable(task.summarise) and callable(task.conventions) and callable(task.caption)
+        assert all(callable(f) for f in (task.score, task.summarise, task.conventions, task.caption, task.group_numbers))
         assert set(task.per_image_metric) == {"column", "higher_is_better"}
         assert task.decides_by in ("confidence", "threshold")
         assert task.headline and set(task.headline) <= set(task.meaning), f"{name}: a headline metric without a meaning"

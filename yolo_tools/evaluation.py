@@ -260,7 +260,7 @@ def evaluate(
     per_group = None
     metadata = dataset.metadata()
     if metadata is not None:
-        per_group = groups.breakdown(per_image, metadata, recipe.task)
+        per_group = groups.breakdown(per_image, metadata, spec.group_numbers)
     card = dataset.card
     summary = {
         "recipe": recipe.name,

@@ -83,6 +83,11 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     return Scores(pd.DataFrame(rows), metrics, intervals, point, extra={"roc": roc})
 
 
+def group_numbers(group: pd.DataFrame) -> dict[str, float]:
+    """A group of images' accuracy and mean probability of the true class (per_group.csv)."""
+    return {"accuracy": float(group["correct"].astype(bool).mean()), "p_truth": float(group["p_truth"].mean())}
+
+
 def conventions(conf: float) -> str:
     return (
         "prediction = the positive (second) class when its probability reaches the operating point's "
@@ -101,6 +106,7 @@ TASK = Task(
     headline=("accuracy", "roc_auc", "sensitivity", "specificity"),
     per_image_metric={"column": "p_truth", "higher_is_better": True},
     conventions=conventions,
+    group_numbers=group_numbers,
     meaning={
         "top1_accuracy": "share of images whose most probable class is right (Ultralytics' validator)",
         "top5_accuracy": "share of images whose right class is among the five most probable",

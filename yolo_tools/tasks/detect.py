@@ -100,6 +100,19 @@ def choose_conf(state: Scoring) -> dict[str, Any] | None:
     return None if conf is None else {"rule": "max F1 at IoU 0.5 over classes, from predictions on val", "conf": conf}
 
 
+def group_numbers(group: pd.DataFrame) -> dict[str, float]:
+    """A group of images' findings, misses and false positives (per_group.csv)."""
+    found, missed = group["found"].sum(), group["missed"].sum()
+    return {
+        "boxes_true": int(group["boxes_true"].sum()),
+        "found": int(found),
+        "false_positives": int(group["false_positives"].sum()),
+        "missed": int(missed),
+        "recall": float(found / (found + missed)) if found + missed else np.nan,
+        "images_with_errors": int((group["errors"] > 0).sum()),
+    }
+
+
 def conventions(conf: float) -> str:
     return (
         f"a prediction with confidence >= {conf} is found when it overlaps a free true box of its class "
@@ -131,6 +144,7 @@ TASK = Task(
     headline=("recall_at_conf", "precision_at_conf", "false_positives_per_image", "ap50", "ap50_95"),
     per_image_metric={"column": "errors", "higher_is_better": False},
     conventions=conventions,
+    group_numbers=group_numbers,
     meaning={
         **VALIDATOR_MEANING,
         "boxes_true": "findings marked in the ground truth",

@@ -75,6 +75,7 @@ class Task:
     per_image_metric: dict[str, Any]  # the per_image.csv column that orders images best to worst
     conventions: Callable[[float], str]  # how the numbers are defined, given the confidence threshold
     meaning: dict[str, str]  # what each metric (the validator's and ours) means, for the report
+    group_numbers: Callable[[pd.DataFrame], dict[str, float]]  # per_group.csv's numbers for a group of per-image rows
     count_columns: tuple[str, ...]  # columns of its tables that are counts (regexes, printed whole)
     decides_by: str  # 'confidence' (chosen on val, findings below it are dropped) or 'threshold' (a classifier's)
     choose_conf: Callable[[Scoring], dict[str, Any] | None] | None = None  # from val predictions; None: the validator's F1

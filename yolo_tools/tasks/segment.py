@@ -128,6 +128,11 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     return Scores(per_class, metrics, intervals, evaluation.operating_point, per_patient=volumes)
 
 
+def group_numbers(group: pd.DataFrame) -> dict[str, float]:
+    """A group of images' mean Dice and IoU (per_group.csv)."""
+    return {"dice": float(group["dice"].mean()), "iou": float(group["iou"].mean())}
+
+
 def conventions(conf: float) -> str:
     return (
         segmentation.EMPTY_CONVENTION
@@ -148,6 +153,7 @@ TASK = Task(
     headline=("dice", "iou", "dice_pooled", "hd95", "nsd"),
     per_image_metric={"column": "dice", "higher_is_better": True},
     conventions=conventions,
+    group_numbers=group_numbers,
     meaning={
         **VALIDATOR_MEANING,
         "box_precision": "precision of the findings' boxes",
