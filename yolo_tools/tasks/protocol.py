@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -77,13 +77,13 @@ class Task:
     meaning: dict[str, str]  # what each metric (the validator's and ours) means, for the report
     group_numbers: Callable[[pd.DataFrame], dict[str, float]]  # per_group.csv's numbers for a group of per-image rows
     count_columns: tuple[str, ...]  # columns of its tables that are counts (regexes, printed whole)
-    decides_by: str  # 'confidence' (chosen on val, findings below it are dropped) or 'threshold' (a classifier's)
+    decides_by: Literal["confidence", "threshold"]  # a confidence chosen on val drops findings below it; or a classifier's threshold
+    caption: Callable[[pd.Series, list[str], Callable[..., str]], str]  # a gallery image's caption: (row, classes, fmt) -> text
     choose_conf: Callable[[Scoring], dict[str, Any] | None] | None = None  # from val predictions; None: the validator's F1
     predict_args: dict[str, Any] = field(default_factory=dict)  # Ultralytics arguments its predictions need
     saves_masks: bool = False  # scored on masks: predicted masks kept per image and drawn in the report's gallery
     findings_columns: str | None = None  # regex of per-image columns counting what there is to find; None: the
     # task locates nothing (classify), so its gallery shows the image alone
-    caption: Callable[[pd.Series, list[str], Callable[..., str]], str] | None = None  # (row, classes, fmt) -> text
     validator_plots: tuple[tuple[str, str], ...] = ()  # Ultralytics' plot files shown, with their captions
     gallery_note: str = ""  # how to read the gallery (Markdown)
     gallery_note_html: str = ""  # the same for the HTML page (may hold markup)
