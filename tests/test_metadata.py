@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import RECIPES, SHARED_DATA, isolate_fiftyone
-from yolo_tools import pipeline
+from yolo_tools import pipeline, tasks
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import groups
 from yolo_tools.recipe import load_recipe
@@ -147,7 +147,7 @@ def test_breakdown_counts_findings_per_field_value() -> None:
         {"image": ["a.png", "b.png", "c.png"], "split": "val", "patient": ["p1", "p2", "p3"],
          "sex": ["F", "M", "F"], "age": ["30", "40", ""]}
     )
-    table = groups.breakdown(per_image, metadata, "detect").set_index(["field", "value"])
+    table = groups.breakdown(per_image, metadata, tasks.get("detect").group_numbers).set_index(["field", "value"])
     assert table.loc[("sex", "F")].to_dict() == {
         "images": 2, "patients": 2, "boxes_true": 2, "found": 1, "false_positives": 0, "missed": 1,
         "recall": 0.5, "images_with_errors": 1,
@@ -162,7 +162,7 @@ def test_many_valued_numbers_are_cut_into_quartiles() -> None:
                               "p_truth": np.linspace(0.9, 0.1, 9)})
     ages = [str(age) for age in range(27, 19, -1)] + [""]  # 27, 26, ... 20: sorted by value, not as written
     metadata = pd.DataFrame({"image": per_image["image"], "split": "val", "patient": per_image["image"], "age": ages})
-    table = groups.breakdown(per_image, metadata, "classify")
+    table = groups.breakdown(per_image, metadata, tasks.get("classify").group_numbers)
     assert list(table["value"]) == ["20-21.75", "21.75-23.5", "23.5-25.25", "25.25-27", "(unknown)"]
     assert list(table["images"]) == [2, 2, 2, 2, 1]
     assert list(table["accuracy"]) == [0.0, 0.0, 1.0, 1.0, 0.0]  # images 0-3 (ages 27-24) are the right ones

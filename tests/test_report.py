@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from conftest import RECIPES, SHARED_DATA
-from yolo_tools import evaluation, pipeline
+from yolo_tools import evaluation, pipeline, tasks
 from yolo_tools.cli import main
 from yolo_tools.metrics.detection import match
 from yolo_tools.metrics.segmentation import dice, overlaps
@@ -177,6 +177,16 @@ def test_classification_metrics_agree_with_the_validator(pneumonia_run: Path) ->
     matrix = np.array(summary["metrics"]["confusion_matrix"]["rows_truth_columns_predicted"])
     assert matrix.sum() == len(per_image) and np.trace(matrix) == per_image["correct"].sum()
     assert 0 <= summary["metrics"]["roc_auc"] <= 1
+
+
+@pytest.mark.parametrize("run", ["demo_run", "cardiac_run", "heart_seg_run", "pneumonia_run"])
+def test_evaluate_writes_what_the_task_module_declares(run: str, request: pytest.FixtureRequest) -> None:
+    """summary.json's intervals are the task module's headline metrics, its ordering column the module's own."""
+    summary, per_image, _ = read(request.getfixturevalue(run))
+    task = tasks.get(summary["task"])
+    assert list(summary["intervals"]) == [name for name in task.headline if name in summary["metrics"]]
+    assert summary["per_image_metric"] == task.per_image_metric and task.per_image_metric["column"] in per_image
+    assert summary["conventions"] == task.conventions(summary["conf"])
 
 
 def test_evaluate_needs_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -2,13 +2,13 @@
 
 A model can look good on average and fail one group of patients. Given the per-image results of
 `yolo_tools evaluate` and a dataset's `metadata.csv` (joined from the recipe's `data.metadata`), each
-field's values become groups, and each group gets the task's numbers: detect counts findings, misses and
+field's values become groups, and each group gets the task's numbers (its module says which): detect counts findings, misses and
 false positives (recall = found / (found + missed)); segment averages per-image Dice and IoU; classify
 gives accuracy and the mean probability of the true class. Numeric fields with many values (age) are cut
 into quartiles; a blank value is its own group, `(unknown)`, so no image silently drops out.
 
 Examples:
-    >>> breakdown(per_image, pd.read_csv("datasets/pneumonia/metadata.csv", dtype=str), "classify")
+    >>> breakdown(per_image, pd.read_csv("datasets/pneumonia/metadata.csv", dtype=str), tasks.get("classify").group_numbers)
        field   value  images  patients  accuracy  p_truth
     0    sex       F      40        12     0.900    0.810
 """
@@ -16,6 +16,7 @@ Examples:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,27 +48,14 @@ def _order(value: str) -> tuple[int, float, str]:
     return (0, float(number.group()), value) if number else (1, 0.0, value)
 
 
-def _numbers(group: pd.DataFrame, task: str) -> dict[str, float]:
-    if task == "detect":
-        found, missed = group["found"].sum(), group["missed"].sum()
-        return {
-            "boxes_true": int(group["boxes_true"].sum()),
-            "found": int(found),
-            "false_positives": int(group["false_positives"].sum()),
-            "missed": int(missed),
-            "recall": float(found / (found + missed)) if found + missed else np.nan,
-            "images_with_errors": int((group["errors"] > 0).sum()),
-        }
-    if task == "segment":
-        return {"dice": float(group["dice"].mean()), "iou": float(group["iou"].mean())}
-    return {"accuracy": float(group["correct"].astype(bool).mean()), "p_truth": float(group["p_truth"].mean())}
-
-
-def breakdown(per_image: pd.DataFrame, metadata: pd.DataFrame, task: str) -> pd.DataFrame | None:
+def breakdown(
+    per_image: pd.DataFrame, metadata: pd.DataFrame, numbers: Callable[[pd.DataFrame], dict[str, float]]
+) -> pd.DataFrame | None:
     """One row per (field, value): images, patients and the task's numbers; None when no field applies.
 
     `per_image` is evaluate's table (its `image` may carry a class folder, as for classify);
-    `metadata` has `image`, `patient` and one column per field.
+    `metadata` has `image`, `patient` and one column per field; `numbers` is the task's own summary of a
+    group of per-image rows (yolo_tools/tasks/: `Task.group_numbers`).
     """
     fields = [c for c in metadata.columns if c not in OWN_COLUMNS]
     if not fields or per_image.empty:
@@ -87,7 +75,7 @@ def breakdown(per_image: pd.DataFrame, metadata: pd.DataFrame, task: str) -> pd.
                     "value": value,
                     "images": len(group),
                     "patients": int(group["patient"].nunique()),
-                    **_numbers(group, task),
+                    **numbers(group),
                 }
             )
     return pd.DataFrame(rows)

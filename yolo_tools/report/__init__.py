@@ -5,7 +5,9 @@ for display, so the report and the metric files cannot disagree. The page holds 
 card, the headline and per-class numbers with what each means, training curves (Ultralytics'
 results.csv), the confusion matrix and PR curve, and a gallery of the worst and best val images with the
 ground truth and the prediction drawn side by side. Images are embedded as base64, so the HTML file can
-be mailed or archived alone; the Markdown file links the same pictures from `report/figures/`.
+be mailed or archived alone; the Markdown file links the same pictures from `report/figures/`. What
+differs per task (what each metric means, which columns are counts, the captions, gallery notes and the
+validator's plots) comes from the task's module (yolo_tools/tasks/); this module only lays it out.
 
 Examples:
     >>> write_report(Path("runs/kidney/train"))   # after yolo_tools evaluate runs/kidney/train
@@ -25,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import numpy as np
 import pandas as pd
 import yaml
 
-from yolo_tools import __version__, evaluation
+from yolo_tools import __version__, evaluation, tasks
 from yolo_tools.dataset import CARD_MD, Dataset, read_card
 from yolo_tools.errors import UserError
 from yolo_tools.report import figures
@@ -39,52 +42,6 @@ GALLERY_SIZE = 4  # worst and best images shown each
 TABLE_ROWS = 10  # rows of the worst-images table; per_image.csv has them all
 PATIENT_ROWS = 50
 DECIMALS = 3
-
-# Columns that hold counts: printed as whole numbers, everything else numeric with DECIMALS places.
-COUNT_COLUMN = re.compile(
-    r"^(images|instances|found|false_positives|missed|errors|boxes_true|boxes_predicted|images_with_errors"
-    r"|slices|volumes|patients|predicted|(true|pred)_(px|voxels)_.+)$"
-)
-
-MEANING = {
-    "precision": "of the findings the model reported, the share that are real",
-    "recall": "of the real findings, the share the model reported (sensitivity)",
-    "mAP50": "precision averaged over all confidence thresholds; a finding counts when it overlaps the truth by IoU >= 0.5",
-    "mAP50-95": "the same, averaged over overlap thresholds 0.5 to 0.95: rewards exact outlines",
-    "box_precision": "precision of the findings' boxes",
-    "box_recall": "recall of the findings' boxes",
-    "box_mAP50": "mAP50 of the findings' boxes",
-    "box_mAP50-95": "mAP50-95 of the findings' boxes",
-    "top1_accuracy": "share of images whose most probable class is right (Ultralytics' validator)",
-    "top5_accuracy": "share of images whose right class is among the five most probable",
-    "boxes_true": "findings marked in the ground truth",
-    "boxes_predicted": "findings the model reported at the confidence threshold",
-    "found": "reported findings that match a true one (IoU >= 0.5, same class)",
-    "false_positives": "reported findings that match no true one",
-    "missed": "true findings the model did not report",
-    "images_with_errors": "images with at least one false positive or miss",
-    "dice": "overlap of predicted and true area, 2 x shared / (predicted + true); 1 identical, 0 disjoint; mean over images and classes",
-    "iou": "shared area / combined area (Jaccard); mean over images and classes",
-    "dice_pooled": "Dice with every pixel of the split counted together, so large structures weigh more",
-    "dice_3d": "Dice of each whole volume, its slices stacked, averaged over volumes and classes",
-    "volumes": "3D volumes evaluated",
-    "patients": "patients evaluated",
-    "images": "images evaluated",
-    "accuracy": "share of images classified right",
-    "f1": "harmonic mean of precision and recall, averaged over classes",
-    "roc_auc": "probability that a random positive image is scored above a random negative one (0.5 = chance)",
-    "accuracy_argmax": "accuracy when the most probable class is taken, ignoring the operating point (compare with top1_accuracy)",
-    "sensitivity": "share of positive images called positive at the operating point (recall of the second class)",
-    "specificity": "share of negative images called negative at the operating point",
-    "ap50": "our AP at IoU 0.5 from the findings above the threshold, per class then averaged (Ultralytics' ap_per_class)",
-    "ap50_95": "the same, averaged over IoU 0.5 to 0.95",
-    "recall_at_conf": "found / (found + missed) at the confidence threshold",
-    "precision_at_conf": "found / reported at the confidence threshold",
-    "false_positives_per_image": "reported findings matching no true one, per image",
-    "hd95": "95th percentile of the distances between predicted and true outlines (mm where the spacing is known, else pixels); lower is better",
-    "nsd": "surface Dice: share of both outlines within the tolerance of the other (1 = all within)",
-}
-
 
 @dataclass
 class Table:
@@ -127,6 +84,10 @@ class Context:
     best: list[Figure] = field(default_factory=list)
     created: str = ""
     version: str = __version__
+    decision: list[tuple[str, str]] = field(default_factory=list)  # how a finding or class is decided, for the facts
+    gallery_note: str = ""  # how to read the gallery, from the task
+    gallery_note_html: markupsafe.Markup = field(default_factory=markupsafe.Markup)
+    locates: bool = False  # the task finds things in the image (boxes, masks) rather than naming its class
 
 
 def fmt(value: Any, column: str = "") -> str:
@@ -137,7 +98,8 @@ def fmt(value: Any, column: str = "") -> str:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, (int, float)) and (COUNT_COLUMN.match(column) or isinstance(value, int)):
+    # Columns that hold counts (each task module names its own) print whole, like ints.
+    if isinstance(value, (int, float)) and (re.match(tasks.count_columns(), column) or isinstance(value, int)):
         return str(int(value))
     if isinstance(value, float):
         return f"{value:.{DECIMALS}f}"
@@ -158,7 +120,8 @@ def _headline(summary: dict[str, Any]) -> Table:
         bounds = intervals.get(name) if name not in summary["validator"] else None
         return f"{fmt(bounds[0], name)} – {fmt(bounds[1], name)}" if bounds else "—"
 
-    rows = [[name, fmt(value, name), interval(name), MEANING.get(name, "")] for name, value in numbers.items()]
+    meaning = tasks.get(summary["task"]).meaning
+    rows = [[name, fmt(value, name), interval(name), meaning.get(name, "")] for name, value in numbers.items()]
     source = "Ultralytics' validator: " + ", ".join(summary["validator"]) + "; the rest: yolo_tools evaluate"
     boot = summary.get("bootstrap")
     if boot:
@@ -167,58 +130,59 @@ def _headline(summary: dict[str, Any]) -> Table:
     return Table("Headline numbers", ["metric", "value", "95% interval", "what it means"], rows, source, [False, True, True, False])
 
 
+def _decision(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The decision rule in words: a classifier's threshold (when chosen), else the confidence findings need."""
+    point = summary.get("operating_point")
+    if tasks.get(summary["task"]).decides_by == "threshold":
+        if not point:
+            return []
+        return [("decision", f"{point['positive']} when its probability is at least {point['threshold']:.3f} (chosen on val: {point['rule']})")]
+    chosen = f"; chosen on val: {point['rule']}" if point else ""
+    return [("confidence threshold", f"{summary['conf']} (findings below it are not counted{chosen})")]
+
+
 def ranked(per_image: pd.DataFrame, summary: dict[str, Any], worst_first: bool = False) -> pd.DataFrame:
     """Images from best to worst (or worst to best) by the per-image metric; ties put images with more to find first."""
     column, higher = summary["per_image_metric"]["column"], summary["per_image_metric"]["higher_is_better"]
-    size = per_image.filter(regex=r"^(boxes_true|true_px_.*)$").sum(axis=1) if summary["task"] != "classify" else 0
+    findings = tasks.get(summary["task"]).findings_columns
+    size = per_image.filter(regex=findings).sum(axis=1) if findings else 0
     keyed = per_image.assign(_size=size)
     ascending = [higher if worst_first else not higher, False]
     return keyed.sort_values([column, "_size"], ascending=ascending, kind="stable").drop(columns="_size")
 
 
-def _caption(row: pd.Series, summary: dict[str, Any]) -> str:
-    task = summary["task"]
-    if task == "detect":
-        return (
-            f"{row['image']}: {row['found']} found, {row['false_positives']} false positive(s), "
-            f"{row['missed']} missed ({row['boxes_true']} true)"
-        )
-    if task == "segment":
-        parts = ", ".join(f"{name} {fmt(row[f'dice_{name}'])}" for name in summary["classes"])
-        return f"{row['image']}: Dice {fmt(row['dice'])} ({parts})"
-    return f"{row['image']}: truth {row['truth']}, predicted {row['predicted']} (p(truth) {fmt(row['p_truth'])})"
-
-
 def _gallery(per_image: pd.DataFrame, summary: dict[str, Any], eval_dir: Path) -> tuple[list[Figure], list[Figure]]:
     """Overlays of the worst images, and of the best among those with something to find."""
     task, classes = summary["task"], summary["classes"]
+    spec = tasks.get(task)
     dataset = Dataset(Path(summary["dataset"]), task)
     split = summary.get("split", "val")
     worst = ranked(per_image, summary, worst_first=True).head(GALLERY_SIZE)
     rest = per_image.drop(index=worst.index)
-    if task != "classify":  # an empty image with nothing predicted scores perfectly but shows nothing
-        with_findings = rest[rest.filter(regex=r"^(boxes_true|true_px_.*)$").sum(axis=1) > 0]
+    if spec.findings_columns:  # an empty image with nothing predicted scores perfectly but shows nothing
+        with_findings = rest[rest.filter(regex=spec.findings_columns).sum(axis=1) > 0]
         rest = with_findings if len(with_findings) else rest
     best = ranked(rest, summary).head(GALLERY_SIZE)
     findings: dict[str, list[dict[str, Any]]] = {}
     predictions_json = eval_dir / "predictions.json"
-    if task != "classify" and predictions_json.is_file():
+    if spec.findings_columns and predictions_json.is_file():
         for record in json.loads(predictions_json.read_text()):
             findings.setdefault(record["image"], []).append(record)
 
     def draw(row: pd.Series, name: str) -> Figure:
-        if task == "classify":
-            return Figure(name, _caption(row, summary), figures.classified(dataset.images(split) / row["image"]), "jpeg")
+        caption = spec.caption(row, classes, fmt)
+        if not spec.findings_columns:  # nothing located: the image alone
+            return Figure(name, caption, figures.classified(dataset.images(split) / row["image"]), "jpeg")
         stem = Path(row["image"]).stem
         data = figures.overlay(
             dataset.images(split) / row["image"],
             dataset.label_file(split, stem),
             findings.get(row["image"], []),
             classes,
-            task,
+            spec.saves_masks,
             eval_dir / evaluation.MASKS_DIR / f"{stem}.png",
         )
-        return Figure(name, _caption(row, summary), data, "jpeg")
+        return Figure(name, caption, data, "jpeg")
 
     return (
         [draw(row, f"worst_{i + 1}") for i, (_, row) in enumerate(worst.iterrows())],
@@ -228,14 +192,8 @@ def _gallery(per_image: pd.DataFrame, summary: dict[str, Any], eval_dir: Path) -
 
 def _ultralytics_plots(task: str, run_dir: Path, eval_dir: Path) -> list[Figure]:
     """The validator's confusion matrix and PR curve, from the evaluation (else from training)."""
-    wanted = {
-        "detect": [("confusion_matrix_normalized.png", "Confusion matrix (Ultralytics' validator, normalised per true class)"),
-                   ("BoxPR_curve.png", "Precision-recall curve (Ultralytics' validator)")],
-        "segment": [("confusion_matrix_normalized.png", "Confusion matrix (Ultralytics' validator, normalised per true class)"),
-                    ("MaskPR_curve.png", "Precision-recall curve of the masks (Ultralytics' validator)")],
-    }.get(task, [])
     found = []
-    for file, caption in wanted:
+    for file, caption in tasks.get(task).validator_plots:
         for folder in (eval_dir, run_dir):
             if (folder / file).is_file():
                 found.append(Figure(Path(file).stem, caption, (folder / file).read_bytes()))
@@ -272,6 +230,7 @@ def build_context(run_dir: Path, eval_name: str = evaluation.EVAL_DIR) -> Contex
     recipe_text = recipe_path.read_text() if recipe_path.is_file() else ""
     card, card_markdown = _card(Path(summary["dataset"]))
     recipe = yaml.safe_load(recipe_text) if recipe_text else {}
+    spec = tasks.get(summary["task"])
     context = Context(
         run_name=run_dir.name,
         summary=summary,
@@ -282,6 +241,10 @@ def build_context(run_dir: Path, eval_name: str = evaluation.EVAL_DIR) -> Contex
         card_table=_card_table(card),
         headline=_headline(summary),
         created=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        decision=_decision(summary),
+        gallery_note=spec.gallery_note,
+        gallery_note_html=markupsafe.Markup(spec.gallery_note_html),  # the task's own text, not user input
+        locates=bool(spec.findings_columns),
     )
     context.tables.append(_table("Per class", per_class, "from eval/per_class.csv"))
     patients_csv = eval_dir / "per_patient.csv"
@@ -314,8 +277,8 @@ def build_context(run_dir: Path, eval_name: str = evaluation.EVAL_DIR) -> Contex
     curves = figures.training_curves(run_dir / "results.csv")
     if curves:
         context.figures.append(Figure("training_curves", "Training curves (Ultralytics' results.csv)", curves))
-    if summary["task"] == "classify":
-        matrix = summary["metrics"]["confusion_matrix"]
+    matrix = summary["metrics"].get("confusion_matrix")
+    if matrix:  # a classifier's, in summary.json (a detector's and a segmenter's are the validator's plots)
         data = figures.confusion_matrix(matrix["rows_truth_columns_predicted"], matrix["classes"])
         context.figures.append(Figure("confusion_matrix", "Confusion matrix (eval/summary.json)", data))
         if summary.get("roc"):

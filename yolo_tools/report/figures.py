@@ -126,10 +126,13 @@ def overlay(
     label_path: Path,
     findings: list[dict[str, Any]],
     classes: list[str],
-    task: str,
+    masks: bool,
     masks_path: Path | None = None,
 ) -> bytes:
-    """Ground truth (left) and prediction (right) drawn on one image, as a JPEG."""
+    """Ground truth (left) and prediction (right) drawn on one image, as a JPEG.
+
+    `masks`: the task is scored on masks (segment), drawn filled with the predicted boxes dashed; else
+    boxes, coloured by the same matching as the metrics."""
     image = _image_rgb(image_path)
     shape = image.shape[:2]
     figure, (truth_axes, pred_axes) = plt.subplots(1, 2, figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.5))
@@ -140,7 +143,7 @@ def overlay(
     boxes = np.array([[f["x1"], f["y1"], f["x2"], f["y2"]] for f in findings]).reshape(-1, 4)
     predicted_classes = np.array([f["class_id"] for f in findings], dtype=int)
     labels = [f"{f['class_name']} {f['confidence']:.2f}" for f in findings]
-    if task == "segment":
+    if masks:
         _draw_masks(truth_axes, evaluation.truth_masks(label_path, shape, len(classes)))
         if masks_path is not None and masks_path.is_file():
             _draw_masks(pred_axes, evaluation.load_masks(masks_path, len(classes)))

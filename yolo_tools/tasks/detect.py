@@ -1,0 +1,174 @@
+"""Detection: boxes matched to the ground truth per image; found, false positives and misses; our AP.
+
+Ultralytics' validator gives precision, recall and mAP over the split; this adds the per-image errors
+at the confidence threshold (chosen on val where F1 peaks, yolo_tools/operating_point.py) and AP
+computed from the predictions themselves, so a single model and an ensemble (which the validator cannot
+run) are scored by the same code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from yolo_tools.dataset import read_labels
+from yolo_tools.metrics import detection
+from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
+
+
+def truth_boxes(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Ground-truth boxes of one image in pixels (x1 y1 x2 y2) and their classes."""
+    rows = [(c, xywh) for c, xywh in read_labels(path) if len(xywh) == 4]
+    if not rows:
+        return np.zeros((0, 4)), np.zeros(0, int)
+    height, width = shape
+    xywh = np.stack([coords for _, coords in rows]) * [width, height, width, height]
+    boxes = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
+    return boxes, np.array([c for c, _ in rows], dtype=int)
+
+
+def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], tuple]:
+    """One image's row; kept: its (classes, 3) found/false-positive/missed counts and what AP needs."""
+    boxes, classes = truth_boxes(state.dataset.label_file(state.split, prediction.path.stem), prediction.shape)
+    found = (prediction.boxes, prediction.classes, prediction.confidences, boxes, classes)
+    hit, matched = detection.match(prediction.boxes, prediction.classes, prediction.confidences, boxes, classes)
+    counts = detection.errors_per_class(prediction.classes, hit, classes, matched, len(state.names))
+    tp, fp, fn = counts.sum(0)
+    row = {
+        "image": prediction.path.name,
+        "boxes_true": len(boxes),
+        "boxes_predicted": len(prediction.boxes),
+        "found": tp,
+        "false_positives": fp,
+        "missed": fn,
+        "errors": fp + fn,
+    }
+    return row, (counts, found)
+
+
+def _intervals(evaluation: Evaluation, found: list[tuple]) -> dict[str, Any]:
+    per_image, boot = evaluation.per_image, evaluation.boot
+    out: dict[str, Any] = {
+        "recall_at_conf": boot.ratio(per_image["found"], per_image["found"] + per_image["missed"]),
+        "precision_at_conf": boot.ratio(per_image["found"], per_image["boxes_predicted"]),
+        "false_positives_per_image": boot.mean(per_image["false_positives"].to_numpy()),
+    }
+    prepared = detection.ap_inputs(found)  # matched once; each replicate only re-ranks
+    images = np.arange(len(per_image))
+    replicates = np.stack([detection.ap_of([prepared[i] for i in np.repeat(images, row.astype(int))]) for row in boot.weights])
+    out["ap50"] = boot.interval(replicates[:, 0])
+    out["ap50_95"] = boot.interval(replicates.mean(1))
+    return out
+
+
+def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
+    """The validator's per-class P/R/mAP beside our found/false positives/missed at the threshold."""
+    per_image = evaluation.per_image
+    counts = np.stack([counts for counts, _ in state.kept]).sum(0)
+    found = [f for _, f in state.kept]
+    ours = pd.DataFrame(
+        {"class": state.names, "found": counts[:, 0], "false_positives": counts[:, 1], "missed": counts[:, 2]}
+    )
+    validation = evaluation.validation
+    validator = pd.DataFrame(
+        validation.per_class if validation else [],
+        columns=["class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"],
+    )
+    per_class = validator.merge(ours, on="class", how="right")
+    metrics: dict[str, Any] = {
+        "boxes_true": int(per_image["boxes_true"].sum()),
+        "boxes_predicted": int(per_image["boxes_predicted"].sum()),
+        "found": int(counts[:, 0].sum()),
+        "false_positives": int(counts[:, 1].sum()),
+        "missed": int(counts[:, 2].sum()),
+        "images_with_errors": int((per_image["errors"] > 0).sum()),
+    }
+    ap = detection.average_precision(found)
+    metrics |= {"ap50": float(ap[0]), "ap50_95": float(ap.mean())}
+    metrics["recall_at_conf"] = metrics["found"] / max(metrics["found"] + metrics["missed"], 1)
+    metrics["precision_at_conf"] = metrics["found"] / max(metrics["boxes_predicted"], 1)
+    metrics["false_positives_per_image"] = metrics["false_positives"] / len(per_image)
+    return Scores(per_class, metrics, intervals_of(_intervals(evaluation, found), metrics), evaluation.operating_point)
+
+
+def choose_conf(state: Scoring) -> dict[str, Any] | None:
+    """The confidence where F1 at IoU 0.5 peaks, from val predictions made at a floor confidence; None when none scores."""
+    conf = detection.f1_confidence(detection.ap_inputs([f for _, f in state.kept], detection.AP_THRESHOLDS[:1]))
+    return None if conf is None else {"rule": "max F1 at IoU 0.5 over classes, from predictions on val", "conf": conf}
+
+
+def group_numbers(group: pd.DataFrame) -> dict[str, float]:
+    """A group of images' findings, misses and false positives (per_group.csv)."""
+    found, missed = group["found"].sum(), group["missed"].sum()
+    return {
+        "boxes_true": int(group["boxes_true"].sum()),
+        "found": int(found),
+        "false_positives": int(group["false_positives"].sum()),
+        "missed": int(missed),
+        "recall": float(found / (found + missed)) if found + missed else np.nan,
+        "images_with_errors": int((group["errors"] > 0).sum()),
+    }
+
+
+def conventions(conf: float) -> str:
+    return (
+        f"a prediction with confidence >= {conf} is found when it overlaps a free true box of its class "
+        f"with IoU >= {detection.IOU_THRESHOLD}, greedily by confidence; others are false positives, "
+        "unmatched true boxes are missed; precision, recall and mAP come from Ultralytics' validator; "
+        "ap50 and ap50_95 are ours (Ultralytics' ap_per_class on the predictions above conf, per class, then averaged)"
+    )
+
+
+def caption(row: pd.Series, classes: list[str], fmt) -> str:
+    return (
+        f"{row['image']}: {row['found']} found, {row['false_positives']} false positive(s), "
+        f"{row['missed']} missed ({row['boxes_true']} true)"
+    )
+
+
+# What the validator's numbers mean; segmentation shares them.
+VALIDATOR_MEANING = {
+    "precision": "of the findings the model reported, the share that are real",
+    "recall": "of the real findings, the share the model reported (sensitivity)",
+    "mAP50": "precision averaged over all confidence thresholds; a finding counts when it overlaps the truth by IoU >= 0.5",
+    "mAP50-95": "the same, averaged over overlap thresholds 0.5 to 0.95: rewards exact outlines",
+}
+
+TASK = Task(
+    name="detect",
+    score=score,
+    summarise=summarise,
+    headline=("recall_at_conf", "precision_at_conf", "false_positives_per_image", "ap50", "ap50_95"),
+    per_image_metric={"column": "errors", "higher_is_better": False},
+    conventions=conventions,
+    group_numbers=group_numbers,
+    meaning={
+        **VALIDATOR_MEANING,
+        "boxes_true": "findings marked in the ground truth",
+        "boxes_predicted": "findings the model reported at the confidence threshold",
+        "found": "reported findings that match a true one (IoU >= 0.5, same class)",
+        "false_positives": "reported findings that match no true one",
+        "missed": "true findings the model did not report",
+        "images_with_errors": "images with at least one false positive or miss",
+        "ap50": "our AP at IoU 0.5 from the findings above the threshold, per class then averaged (Ultralytics' ap_per_class)",
+        "ap50_95": "the same, averaged over IoU 0.5 to 0.95",
+        "recall_at_conf": "found / (found + missed) at the confidence threshold",
+        "precision_at_conf": "found / reported at the confidence threshold",
+        "false_positives_per_image": "reported findings matching no true one, per image",
+    },
+    count_columns=("found", "false_positives", "missed", "errors", "boxes_true", "boxes_predicted", "images_with_errors"),
+    decides_by="confidence",
+    choose_conf=choose_conf,
+    findings_columns=r"^(boxes_true)$",
+    caption=caption,
+    validator_plots=(
+        ("confusion_matrix_normalized.png", "Confusion matrix (Ultralytics' validator, normalised per true class)"),
+        ("BoxPR_curve.png", "Precision-recall curve (Ultralytics' validator)"),
+    ),
+    gallery_note="Ground truth left, prediction right: green found, red missed (left) or false positive (right).",
+    gallery_note_html='Ground truth left, prediction right: <span class="found">green</span> found, '
+    '<span class="error">red</span> missed (left) or false positive (right). ',
+)

@@ -1,0 +1,185 @@
+"""Segmentation: Dice and IoU per class and image, HD95 and surface Dice, 3D Dice per volume.
+
+Ground truth is the dataset's published masks where the converter kept them, else its polygons filled;
+predictions are the model's masks at the image's own size (`retina_masks`), OR-ed per class. When the
+dataset lists the slices of its volumes (`slices.csv`), each volume is scored with its slices stacked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from yolo_tools.convert import mask_png
+from yolo_tools.convert.polygons import polygons_to_mask
+from yolo_tools.dataset import read_labels
+from yolo_tools.errors import UserError
+from yolo_tools.metrics import segmentation, surface
+from yolo_tools.tasks.detect import VALIDATOR_MEANING
+from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
+
+
+def truth_masks(path: Path, shape: tuple[int, int], n_classes: int) -> np.ndarray:
+    """Ground-truth masks of one image, (classes, H, W) bool: each polygon filled with `cv2.fillPoly`, OR-ed per class."""
+    polygons: list[list[np.ndarray]] = [[] for _ in range(n_classes)]
+    for class_id, coords in read_labels(path):
+        polygons[class_id].append(coords.reshape(-1, 2))
+    return np.stack([polygons_to_mask(polygons[c], shape).astype(bool) for c in range(n_classes)])
+
+
+def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], np.ndarray]:
+    """Dice/IoU and HD95/NSD per class; against the published masks when the dataset kept them, else its polygons.
+
+    Kept: the image's (classes, 3) pixel counts (shared, predicted, true) for pooled and 3D Dice.
+    """
+    names, stem = state.names, prediction.path.stem
+    predicted = prediction.class_masks(len(names))
+    published = state.dataset.mask_file(state.split, stem)
+    truth = None
+    if published is not None and published.is_file():
+        truth = mask_png.load(published, len(names))
+        if truth.shape[1:] != predicted.shape[1:]:
+            raise UserError(f"{published}: mask is {truth.shape[2]}x{truth.shape[1]} but its image {prediction.path} is {predicted.shape[2]}x{predicted.shape[1]}")
+    if truth is None:
+        truth = truth_masks(state.dataset.label_file(state.split, stem), prediction.shape, len(names))
+    counts = segmentation.overlaps(predicted, truth)
+    hd95, nsd = surface.surface_scores(predicted, truth, state.spacing.get(stem))
+    if state.masks_dir:
+        mask_png.save(predicted, state.masks_dir / f"{stem}.png")
+    dice, iou = segmentation.dice(counts), segmentation.iou(counts)
+    row: dict[str, Any] = {
+        "image": prediction.path.name, "dice": dice.mean(), "iou": iou.mean(),
+        "hd95": np.nanmean(hd95) if np.isfinite(hd95).any() else np.nan, "nsd": nsd.mean(),
+    }
+    for index, name in enumerate(names):
+        row |= {
+            f"dice_{name}": dice[index],
+            f"iou_{name}": iou[index],
+            f"hd95_{name}": hd95[index],
+            f"nsd_{name}": nsd[index],
+            f"true_px_{name}": counts[index, 2],
+            f"pred_px_{name}": counts[index, 1],
+        }
+    return row, counts
+
+
+def _unit(images: pd.Series, spacing: dict[str, tuple[float, float]]) -> str:
+    known = images.map(lambda image: Path(str(image)).stem in spacing)
+    return "mm" if known.all() else "px" if not known.any() else "mm where the spacing is known, else px (mixed)"
+
+
+def _intervals(evaluation: Evaluation, counts: np.ndarray) -> dict[str, Any]:
+    per_image, boot = evaluation.per_image, evaluation.boot
+    out: dict[str, Any] = {"dice": boot.mean(per_image["dice"].to_numpy()), "iou": boot.mean(per_image["iou"].to_numpy())}
+    pooled = np.einsum("bi,ick->bck", boot.weights, counts.astype(np.float64))  # each replicate's pixel counts per class
+    out["dice_pooled"] = boot.interval(segmentation.dice(pooled).mean(1))
+    for name in ("hd95", "nsd"):
+        if name in per_image:
+            out[name] = boot.mean(per_image[name].to_numpy())
+    return out
+
+
+def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
+    """Per-class and overall Dice/IoU; per-volume 3D scores when the dataset lists its slices."""
+    per_image, names, dataset = evaluation.per_image, state.names, state.dataset
+    counts = np.stack(state.kept)  # (images, classes, 3)
+    pooled = counts.sum(0)
+    per_class = pd.DataFrame(
+        {
+            "class": names,
+            "images": (counts[:, :, 2] > 0).sum(0),
+            "dice_mean": segmentation.dice(counts).mean(0),
+            "iou_mean": segmentation.iou(counts).mean(0),
+            "dice_pooled": segmentation.dice(pooled),
+            "iou_pooled": segmentation.iou(pooled),
+            "hd95_mean": [per_image[f"hd95_{name}"].mean() for name in names],  # NaN (undefined) left out
+            "hd95_defined": [int(per_image[f"hd95_{name}"].notna().sum()) for name in names],
+            "nsd_mean": [per_image[f"nsd_{name}"].mean() for name in names],
+        }
+    )
+    metrics: dict[str, Any] = {
+        "dice": float(per_class["dice_mean"].mean()),
+        "iou": float(per_class["iou_mean"].mean()),
+        "dice_pooled": float(per_class["dice_pooled"].mean()),
+        "hd95": float(per_image["hd95"].mean()),
+        "nsd": float(per_image["nsd"].mean()),
+        "distance_unit": _unit(per_image["image"], state.spacing),
+        "nsd_tolerance": surface.TOLERANCE,
+        "truth": "published masks" if dataset.masks(state.split).is_dir() else "polygons of the label files",
+    }
+    volumes = None
+    slices = dataset.slices()
+    if slices is not None:
+        slices["stem"] = slices["image"].map(lambda name: Path(str(name)).stem)
+        position = {Path(name).stem: i for i, name in enumerate(per_image["image"])}
+        slices = slices[slices["stem"].isin(position)].sort_values(["patient", "volume", "slice"])
+        if len(slices):
+            volumes = segmentation.volume_scores(slices, counts[slices["stem"].map(position).to_numpy()], names)
+            per_class["dice_3d_mean"] = [volumes[f"dice_{name}"].mean() for name in names]
+            metrics |= {
+                "dice_3d": float(volumes["dice"].mean()),
+                "volumes": len(volumes),
+                "patients": int(volumes["patient"].nunique()),
+            }
+    intervals = intervals_of(_intervals(evaluation, counts), metrics)
+    return Scores(per_class, metrics, intervals, evaluation.operating_point, per_patient=volumes)
+
+
+def group_numbers(group: pd.DataFrame) -> dict[str, float]:
+    """A group of images' mean Dice and IoU (per_group.csv)."""
+    return {"dice": float(group["dice"].mean()), "iou": float(group["iou"].mean())}
+
+
+def conventions(conf: float) -> str:
+    return (
+        segmentation.EMPTY_CONVENTION
+        + "; dice_mean averages images, dice_pooled counts all pixels of the split together, "
+        "dice_3d is per volume (its slices stacked) averaged over volumes"
+    )
+
+
+def caption(row: pd.Series, classes: list[str], fmt) -> str:
+    parts = ", ".join(f"{name} {fmt(row[f'dice_{name}'])}" for name in classes)
+    return f"{row['image']}: Dice {fmt(row['dice'])} ({parts})"
+
+
+TASK = Task(
+    name="segment",
+    score=score,
+    summarise=summarise,
+    headline=("dice", "iou", "dice_pooled", "hd95", "nsd"),
+    per_image_metric={"column": "dice", "higher_is_better": True},
+    conventions=conventions,
+    group_numbers=group_numbers,
+    meaning={
+        **VALIDATOR_MEANING,
+        "box_precision": "precision of the findings' boxes",
+        "box_recall": "recall of the findings' boxes",
+        "box_mAP50": "mAP50 of the findings' boxes",
+        "box_mAP50-95": "mAP50-95 of the findings' boxes",
+        "dice": "overlap of predicted and true area, 2 x shared / (predicted + true); 1 identical, 0 disjoint; mean over images and classes",
+        "iou": "shared area / combined area (Jaccard); mean over images and classes",
+        "dice_pooled": "Dice with every pixel of the split counted together, so large structures weigh more",
+        "dice_3d": "Dice of each whole volume, its slices stacked, averaged over volumes and classes",
+        "volumes": "3D volumes evaluated",
+        "patients": "patients evaluated",
+        "hd95": "95th percentile of the distances between predicted and true outlines (mm where the spacing is known, else pixels); lower is better",
+        "nsd": "surface Dice: share of both outlines within the tolerance of the other (1 = all within)",
+    },
+    count_columns=("slices", "volumes", "patients", "(true|pred)_(px|voxels)_.+"),
+    decides_by="confidence",
+    predict_args={"retina_masks": True},  # masks at the image's own size, like the ground truth
+    saves_masks=True,
+    findings_columns=r"^(true_px_.*)$",
+    caption=caption,
+    validator_plots=(
+        ("confusion_matrix_normalized.png", "Confusion matrix (Ultralytics' validator, normalised per true class)"),
+        ("MaskPR_curve.png", "Precision-recall curve of the masks (Ultralytics' validator)"),
+    ),
+    gallery_note="Ground truth left, prediction right: filled areas are the masks Dice is computed from; dashed boxes are the predicted instances.",
+    gallery_note_html="Ground truth left, prediction right: filled areas are the masks Dice is computed from, one colour "
+    "per class; dashed boxes are the predicted instances. ",
+)
