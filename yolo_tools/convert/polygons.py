@@ -23,14 +23,13 @@ import cv2
 import numpy as np
 
 
-def _remove_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
-    """The mask without 8-connected regions smaller than `min_area` pixels.
+def _remove_specks(binary: np.ndarray, min_area: int) -> np.ndarray:
+    """The 0/1 mask without 8-connected regions smaller than `min_area` pixels.
 
     Region sizes come from a count over the labels: OpenCV's `connectedComponentsWithStats` computes
     bounding boxes and centroids too and is several times slower, and speck removal ran on every mask of
     every converter. Most masks have no specks, and are then returned as they are.
     """
-    binary = (mask > 0).astype(np.uint8)
     if min_area <= 1:
         return binary
     count, labels = cv2.connectedComponents(binary, connectivity=8)
@@ -43,10 +42,10 @@ def _remove_specks(mask: np.ndarray, min_area: int) -> np.ndarray:
 
 def _splice(outer: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """One polygon: `outer` with `hole` joined in at their closest pair of vertices (a zero-width cut)."""
-    distances = ((outer[:, None, :] - hole[None, :, :]) ** 2).sum(-1)
-    i, j = np.unravel_index(np.argmin(distances), distances.shape)
-    around_hole = np.roll(hole, -j, axis=0)
-    return np.concatenate([outer[: i + 1], around_hole, around_hole[:1], outer[i:]])
+    dx = outer[:, None, 0] - hole[None, :, 0]
+    dy = outer[:, None, 1] - hole[None, :, 1]
+    i, j = divmod(int(np.argmin(dx * dx + dy * dy)), len(hole))
+    return np.concatenate([outer[: i + 1], hole[j:], hole[: j + 1], outer[i:]])
 
 
 def mask_to_polygons(
@@ -70,12 +69,17 @@ def mask_to_polygons(
     """
     if mask.ndim != 2:
         raise ValueError(f"mask_to_polygons takes one HxW mask per class, not an array of shape {mask.shape}")
-    if not mask.any():  # most classes are absent from most slices: nothing to label or trace
+    height, width = mask.shape
+    binary = (mask > 0).view(np.uint8)
+    # Labelling and tracing run on the mask's bounding box only (a padding of one pixel keeps regions that
+    # touch it exact): an organ covers a small part of its slice, and most classes none of most slices.
+    left, top, box_w, box_h = cv2.boundingRect(binary)
+    if box_w == 0:
         return []
-    binary = _remove_specks(mask, min_area)
-    height, width = binary.shape
+    top, left = max(top - 1, 0), max(left - 1, 0)
+    crop = _remove_specks(np.ascontiguousarray(binary[top : top + box_h + 2, left : left + box_w + 2]), min_area)
     mode = cv2.RETR_CCOMP if holes else cv2.RETR_EXTERNAL
-    contours, hierarchy = cv2.findContours(binary, mode, cv2.CHAIN_APPROX_SIMPLE)
+    contours, hierarchy = cv2.findContours(crop, mode, cv2.CHAIN_APPROX_SIMPLE, offset=(left, top))
     if not contours:
         return []
     if epsilon > 0:
