@@ -160,6 +160,10 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     def stray_values(path: Path) -> dict[int, list[int]]:
         """Label values that are no class, by slice, found once per volume."""
         _, label = _load(path, *keys)
+        small = label.dtype.kind == "u" and label.dtype.itemsize <= 2  # then a count per value is one cheap pass
+        present = np.flatnonzero(np.bincount(label.ravel())) if small else np.unique(label)
+        if set(present.tolist()) <= {0, *values}:  # the usual volume: no per-slice table to build
+            return {}
         stray = ~np.isin(label, [0, *values])
         return {int(i): np.unique(label[i][stray[i]]).tolist() for i in np.flatnonzero(stray.any(axis=(1, 2)))}
 
