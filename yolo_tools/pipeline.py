@@ -22,7 +22,7 @@ from yolo_tools.imaging.model_input import mapped_inputs, readable_images
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import check_train_args, load_recipe
 from yolo_tools.runs import (
-    RECIPE_FILE, first_new_folder, new_run_dir, run_recipe, save_metrics, save_recipe, save_run_dataset, weights_of,
+    RECIPE_FILE, first_new_folder, new_run_dir, next_free, run_recipe, save_metrics, save_recipe, save_run_dataset, weights_of,
 )
 
 
@@ -49,14 +49,6 @@ def _check_device(args: dict[str, Any], origin: str = "command line") -> None:
 
 def format_metrics(metrics: dict[str, float]) -> str:
     return "  ".join(f"{key} {value:.3f}" for key, value in metrics.items()) or "(no metrics)"
-
-
-def _next_free(folder: Path) -> Path:
-    candidate, number = folder, 1
-    while candidate.exists():
-        number += 1
-        candidate = folder.with_name(f"{folder.name}{number}")
-    return candidate
 
 
 def _check_pretrained(pretrained: Any, recipe: Any, overrides: dict[str, Any]) -> None:
@@ -207,7 +199,7 @@ def predict(
     weights, run_dir = weights_of(members[0])
     _check_device(args)
     files = readable_images(source)
-    out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
+    out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
     _check_out(out_dir, files)
     created = first_new_folder(out_dir)
     recipe = run_recipe(run_dir) if run_dir and len(members) == 1 else None
@@ -258,7 +250,7 @@ def predict_format(
     recipe = run_recipe(run_dir) if run_dir else None
     if cascade.is_cascade(recipe):
         raise UserError(f"{run_dir}: a cascade run writes predictions.csv/json only; predict without --format")
-    out_dir = Path(out) if out else _next_free((run_dir or runs_dir()) / f"predict-{fmt}")
+    out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / f"predict-{fmt}")
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     try:
         files, count = prediction_formats.predict_to(fmt, weights, recipe, source, partial, overrides or {})

@@ -26,6 +26,15 @@ METRICS_FILE = "metrics.json"
 DATASET_FILE = "dataset.json"  # the dataset version a run was trained on, and its folder for a cv fold
 
 
+def next_free(folder: Path) -> Path:
+    """`folder`, or `folder2`, `folder3`, ... whichever is free first: Ultralytics' own numbering of runs."""
+    candidate, number = folder, 1
+    while candidate.exists():
+        number += 1
+        candidate = folder.with_name(f"{folder.name}{number}")
+    return candidate
+
+
 def new_run_dir(recipe: Recipe, name: str | None) -> Path:
     """`runs/<recipe>/<name>`; without a name the next free `train`, `train2`, ... like Ultralytics."""
     parent = runs_dir() / recipe.name
@@ -36,11 +45,7 @@ def new_run_dir(recipe: Recipe, name: str | None) -> Path:
                 f"or continue it with: yolo_tools train --resume {parent / name}"
             )
         return parent / name
-    candidate, number = parent / "train", 1
-    while candidate.exists():
-        number += 1
-        candidate = parent / f"train{number}"
-    return candidate
+    return next_free(parent / "train")
 
 
 def save_recipe(recipe: Recipe, run_dir: Path, train_args: dict[str, Any]) -> None:

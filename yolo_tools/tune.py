@@ -27,6 +27,7 @@ from yolo_tools.convert.conversion import prepare
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, check_train_args, load_recipe
+from yolo_tools.runs import next_free
 from yolo_tools.yolo_args import RESERVED as RESERVED_TRAIN_ARGS
 
 BEST_RECIPE = "best_recipe.yaml"
@@ -42,11 +43,7 @@ def _search_dir(recipe: Recipe, name: str | None) -> Path:
         if (parent / name).exists():
             raise UserError(f"{parent / name}: already exists; give another --name")
         return parent / name
-    candidate, number = parent / "tune", 1
-    while candidate.exists():
-        number += 1
-        candidate = parent / f"tune{number}"
-    return candidate
+    return next_free(parent / "tune")
 
 
 def _split(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
