@@ -265,13 +265,19 @@ def predict_format(
 
 
 def _check_out(out_dir: Path, files: list[Path]) -> None:
-    """Annotated images are named after their inputs (`<stem>.jpg`): never write them among the inputs."""
+    """Annotated images are named after their inputs (`<stem>.jpg`): never write them among the inputs, or into a
+    folder of the user's own files; an earlier predict output (it holds predictions.csv) may be written again."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: a file, not a folder; give a folder for the predictions")
     if out_dir.resolve() in {f.resolve().parent for f in files}:
         raise UserError(
             f"--out {out_dir}: the folder of the images being predicted; their annotated copies would overwrite "
             "them. Give another folder (or leave --out out: <run>/predict)"
+        )
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / predictions.CSV_NAME).is_file():
+        raise UserError(
+            f"--out {out_dir}: a folder that holds other files (not an earlier yolo_tools predict output); "
+            "annotated images and predictions.csv could overwrite them. Give a new or empty folder"
         )
 
 

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from yolo_tools.operating_point import decide
 from yolo_tools.yolo import Prediction
 
+CSV_NAME = "predictions.csv"  # also what marks a folder as an earlier predict output
 CSV_COLUMNS = ["image", "class_id", "class_name", "confidence", "x1", "y1", "x2", "y2"]
 
 
@@ -71,7 +72,7 @@ def write(
             cv2.imwrite(str(out_dir / f"{prediction.path.stem}.jpg"), prediction.draw())
     table = pd.DataFrame(records)
     table = table.reindex(columns=[c for c in CSV_COLUMNS if c in table.columns] or CSV_COLUMNS)
-    csv_path, json_path = out_dir / "predictions.csv", out_dir / "predictions.json"
+    csv_path, json_path = out_dir / CSV_NAME, out_dir / "predictions.json"
     table.to_csv(csv_path, index=False)
     json_path.write_text(json.dumps(records, indent=1))
     return csv_path, json_path, count
