@@ -232,6 +232,12 @@ CASES: list[Case] = [
         says=(r"--format 'nrrd' is unknown; allowed: nifti, dicom-seg, coco, rle-csv",),
     ),
     Case(
+        "predict-format-out-holds-files",
+        lambda root: ["predict", str(root / "model.pt"), str(root / "case.nii.gz"), "--format", "nifti", "--out", str(root / "mine")],
+        setup=lambda root: (_weights_and_nifti(root), (root / "mine").mkdir(), (root / "mine" / "case.nii.gz").write_bytes(b"mine")),
+        says=(r"--out .*mine: already holds files", r"new or empty folder"),
+    ),
+    Case(
         "predict-dicom-seg-from-nifti",
         lambda root: ["predict", str(root / "model.pt"), str(root / "case.nii.gz"), "--format", "dicom-seg", "--out", str(root.parent / "runs" / "p")],
         setup=_weights_and_nifti,

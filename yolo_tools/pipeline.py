@@ -251,6 +251,8 @@ def predict_format(
     if cascade.is_cascade(recipe):
         raise UserError(f"{run_dir}: a cascade run writes predictions.csv/json only; predict without --format")
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / f"predict-{fmt}")
+    if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
+        raise UserError(f"--out {out_dir}: already holds files (or is a file); give a new or empty folder for the {fmt} files")
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     try:
         files, count = prediction_formats.predict_to(fmt, weights, recipe, source, partial, overrides or {})
