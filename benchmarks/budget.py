@@ -25,14 +25,19 @@ the converter is not built yet. Variants that change the data
 (tiles) get a recipe of their own, written beside the runs; its path is in the command. Rank variants at
 a short budget first, then confirm the best at two hours (`--variants`).
 
-Results: `benchmarks/results/budget.json`, rendered into `benchmarks/RESULTS.md` by
-`python -m benchmarks.report`. Runs and converted data go under the benchmark work folder.
+Results: `benchmarks/results/budget-<minutes>min.json`, one file per budget, saved after every variant; a rerun
+at the same budget keeps the variants already there (so a ranking can be run in batches or resumed), and
+`python -m benchmarks.report` renders each budget as its own table in `benchmarks/RESULTS.md`. The CPU
+time each variant's process got and the load average before and after are stored beside it: the budget
+is wall time, so on a busy machine a variant may have had less of the cores than another. Runs and
+converted data go under the benchmark work folder.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import sys
 import time
@@ -161,10 +166,14 @@ def run(keys: list[str] | None, hours: float, results: Path | None = None, argv:
     work = common.work_dir()
     common.isolate_outputs(work)
     payload = common.header(TOPIC, argv, {"hours": hours, "base": BASE})
-    payload["variants"] = {}
+    payload["variants"] = _earlier(results, hours, chosen)
     for key in chosen:
         variant = table[key]
+        if key in payload["variants"]:
+            print(f"\n== {key}: kept from the earlier run at the same budget")
+            continue
         print(f"\n== {key} ({hours * 60:g} min)")
+        load_before = os.getloadavg()[0]
         source = payload["variants"].get(variant.pretrained_from or "", {})
         pretrained = str(Path(source["run"]) / "weights" / "best.pt") if source.get("run") else None
         kwargs = {"key": key, "variant": asdict(variant), "hours": hours,
@@ -175,13 +184,31 @@ def run(keys: list[str] | None, hours: float, results: Path | None = None, argv:
             reason = str(exc).strip().splitlines()[-1][:300]
             print(f"  skipped: {reason}")
             payload["variants"][key] = {"variant": key, "skipped": reason}
+            common.save(topic(hours), payload, results)
             continue
-        for extra in ("seconds", "cpu_s", "import_s", "peak_increase_mb", "rss_before_mb"):
+        for extra in ("seconds", "import_s", "peak_increase_mb", "rss_before_mb"):
             result.pop(extra, None)
+        # The budget is wall time; what the variant really got is its CPU time and the load beside it.
+        result["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
         payload["variants"][key] = result
+        common.save(topic(hours), payload, results)  # after every variant: a long ranking survives an interruption
         print(f"  {result['epochs_reached']} epochs in {result['train_s']:.0f} s: {headline(result)}")
-    common.save(TOPIC, payload, results)
     return payload
+
+
+def _earlier(results: Path | None, hours: float, chosen: list[str]) -> dict[str, Any]:
+    """Variants already trained at this budget by an earlier (interrupted, or other batch) run: kept, not
+    retrained. A chosen variant that was skipped then is tried again."""
+    path = Path(results or common.RESULTS_DIR) / f"{topic(hours)}.json"
+    if not path.is_file():
+        return {}
+    earlier = json.loads(path.read_text()).get("variants", {})
+    return {k: r for k, r in earlier.items() if "skipped" not in r or k not in chosen}
+
+
+def topic(hours: float) -> str:
+    """One results file per budget, so a two-hour confirmation sits beside the short ranking."""
+    return f"{TOPIC}-{hours * 60:g}min"
 
 
 # The numbers shown per task: (where, key, heading).

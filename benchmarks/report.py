@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks import common
 
 RESULTS_MD = common.ROOT / "benchmarks" / "RESULTS.md"
-TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu", "crossval", "heldout", "budget")
+TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu", "crossval", "heldout")
 
 
 def _md_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> list[str]:
@@ -245,19 +245,26 @@ def _budget(p: dict[str, Any] | None) -> list[str]:
                       f"each (about {len(VARIANTS) * 0.25 + 0.5:g} hours with conversions and evaluations on 2 free cores); "
                       "then confirm the best with `--hours 2 --variants ...`."]
     hours = p["settings"]["hours"]
+    out[0] += f": {hours * 60:g} minutes per variant"
     out += [*_where(p), "",
             f"Every variant trained for {hours * 60:g} minutes of wall time (`time={hours:g}`) on the CPU, then its best "
-            "weights validated on the recipe's patient-wise val split; each row's own commands reproduce it.", ""]
+            "weights validated on the recipe's patient-wise val split; each row's own commands reproduce it. "
+            "`CPU s` is the CPU time the variant's process got (training and evaluation, all its threads and the "
+            "data workers that had ended) and `load` the machine's 1-minute load average before and after it: on 2 cores, a load "
+            "above about 2 means the variant shared the machine.", ""]
     rows = []
     for key, r in p["variants"].items():
         if "skipped" in r:
             rows.append({"variant": key, "metrics": f"skipped: {r['skipped'][:100]}"})
             continue
+        load = r.get("load_avg_1m")
         rows.append({"variant": key, "started_from": r["started_from"], "epochs": r["epochs_reached"],
-                     "train_s": r["train_s"], "metrics": headline(r),
+                     "train_s": r["train_s"], "cpu_s": r.get("cpu_s", float("nan")),
+                     "load": f"{load[0]:g} → {load[1]:g}" if load else "", "metrics": headline(r),
                      "commands": f"`{r['command']}`; `{r['evaluate_command']}`"})
     return out + _md_table(rows, [("variant", "variant", ""), ("started_from", "model", ""), ("epochs", "epochs reached", "d"),
-                                  ("train_s", "train s", ".0f"), ("metrics", "val split", ""), ("commands", "commands", "")])
+                                  ("train_s", "train s", ".0f"), ("cpu_s", "CPU s", ".0f"), ("load", "load", ""),
+                                  ("metrics", "val split", ""), ("commands", "commands", "")])
 
 
 def render(results_dir: Path | None = None) -> str:
@@ -276,7 +283,9 @@ def render(results_dir: Path | None = None) -> str:
         parts.append("## Accuracy\n\nNot run yet: `nice -n 5 .venv/bin/python -m benchmarks.accuracy`.\n")
     parts.append("\n".join(_crossval(loaded.get("crossval"))) + "\n")
     parts.append("\n".join(_heldout(loaded.get("heldout"))) + "\n")
-    parts.append("\n".join(_budget(loaded.get("budget"))) + "\n")
+    budgets = sorted(folder.glob("budget-*min.json"), key=lambda f: float(f.stem.split("-")[1][:-3]))
+    for path in budgets or [None]:
+        parts.append("\n".join(_budget(json.loads(path.read_text()) if path else None)) + "\n")
     return "\n".join(parts)
 
 

@@ -30,9 +30,11 @@ def test_variants_train_for_the_same_time_and_land_in_the_table(tmp_path: Path) 
         assert f"time={SECONDS / 3600}" in result["command"] and "imgsz=64" in result["command"]
     first = payload["variants"]["demo/v8n-64"]["run"]
     assert f"pretrained={first}/weights/best.pt" in payload["variants"]["demo/transfer-64"]["command"]
-    saved = json.loads((tmp_path / "budget.json").read_text())
+    saved = json.loads((tmp_path / f"{budget.topic(SECONDS / 3600)}.json").read_text())
     text = "\n".join(report._budget(saved))
     assert "| demo/transfer-64 | yolov8n.yaml |" in text and "yolo_tools evaluate" in text
+    again = budget.run(["demo/transfer-64"], SECONDS / 3600, tmp_path, variants=variants, isolated=False)
+    assert again["variants"] == saved["variants"], "a rerun at the same budget keeps what was trained"
 
 
 def test_every_variant_names_a_recipe_and_a_model_of_its_task(tmp_path: Path) -> None:
