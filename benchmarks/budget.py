@@ -162,7 +162,8 @@ def run(keys: list[str] | None, hours: float, results: Path | None = None, argv:
         source = table[key].pretrained_from
         if source and source not in chosen:
             chosen.insert(chosen.index(key), source)
-    chosen.sort(key=lambda k: any(table[o].pretrained_from == k for o in chosen), reverse=True)
+    sources = {table[k].pretrained_from for k in chosen}
+    chosen.sort(key=lambda k: k not in sources)  # sources first, the rest in the order asked
     work = common.work_dir()
     common.isolate_outputs(work)
     payload = common.header(TOPIC, argv, {"hours": hours, "base": BASE})
@@ -175,6 +176,10 @@ def run(keys: list[str] | None, hours: float, results: Path | None = None, argv:
         print(f"\n== {key} ({hours * 60:g} min)")
         load_before = os.getloadavg()[0]
         source = payload["variants"].get(variant.pretrained_from or "", {})
+        if variant.pretrained_from and not source.get("run"):  # never train from scratch under a transfer's name
+            payload["variants"][key] = {"variant": key, "skipped": f"its source {variant.pretrained_from} was not trained"}
+            common.save(topic(hours), payload, results)
+            continue
         pretrained = str(Path(source["run"]) / "weights" / "best.pt") if source.get("run") else None
         kwargs = {"key": key, "variant": asdict(variant), "hours": hours,
                   "recipe": str(_recipe_file(variant, key, work)), "pretrained": pretrained}

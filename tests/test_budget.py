@@ -20,7 +20,7 @@ def test_variants_train_for_the_same_time_and_land_in_the_table(tmp_path: Path) 
         "demo/v8n-64": budget.Variant("demo", "yolov8n.yaml", {"imgsz": 64, "workers": 0}),
         "demo/transfer-64": budget.Variant("demo", "yolov8n.yaml", {"imgsz": 64, "workers": 0}, pretrained_from="demo/v8n-64"),
     }
-    payload = budget.run(["demo/transfer-64"], SECONDS / 3600, tmp_path, variants=variants, isolated=False)
+    payload = budget.run(["demo/transfer-64", "demo/v8n-64"], SECONDS / 3600, tmp_path, variants=variants, isolated=False)
     assert list(payload["variants"]) == ["demo/v8n-64", "demo/transfer-64"]  # the source of the transfer first
     for key, result in payload["variants"].items():
         assert "skipped" not in result, result
