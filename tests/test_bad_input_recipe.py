@@ -95,6 +95,8 @@ CASES: list[Case] = [
     Case("options-a-list", convert, (r"^  data\.options: Input should be a valid dictionary",), recipe_with(data__options=[1, 2])),
     Case("model-wrong-suffix", train, (r"^  model: .*must be an Ultralytics model YAML",), recipe_with(model="yolov8n")),
     Case("model-wrong-task", train, (r"model 'yolov8n-seg\.yaml' does not fit task 'detect'",), recipe_with(model="yolov8n-seg.yaml")),
+    Case("class-balance-not-a-classifier", train, (r"class_balance: 'oversample' is for classify recipes", r"train\.cls_pw"), recipe_with(class_balance="oversample")),
+    Case("class-balance-unknown", train, (FILE, r"class_balance: Input should be 'none' or 'oversample'"), recipe_with(class_balance="undersample")),
     Case("preprocess-context-too-big", convert, (r"^  preprocess\.context: Input should be less than or equal to 1",),
          recipe_with(preprocess={"context": 5})),
     Case("unknown-top-level-key", convert, (r"^  epochs: unknown key; allowed here: name, task",), recipe_with(epochs=3)),

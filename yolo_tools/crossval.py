@@ -153,10 +153,10 @@ def _train_fold(recipe: Recipe, model: str, data: Dataset, run_dir: Path, args: 
     save_run_dataset(run_dir, data.fingerprint, data.root)
     if (run_dir / "weights" / "last.pt").is_file():
         print(f"cv: resuming {run_dir.name} from its last.pt")
-        metrics = yolo.resume(run_dir)
+        metrics = yolo.resume(run_dir, balance=recipe.class_balance)
     else:
         save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
-        metrics = yolo.train(model, data.data_arg, run_dir, args)
+        metrics = yolo.train(model, data.data_arg, run_dir, args, balance=recipe.class_balance)
     save_metrics(run_dir, metrics)
 
 

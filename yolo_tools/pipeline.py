@@ -104,7 +104,7 @@ def train_recipe(
         save_run_dataset(run_dir, converted.fingerprint)  # the version it trains on, so it is never rewritten under it
         print(f"run: {run_dir}")
         with tracking.tracked(track, recipe.name, run_dir):
-            metrics = yolo.train(model, data, run_dir, args, track)
+            metrics = yolo.train(model, data, run_dir, args, track, recipe.class_balance)
     except BaseException:
         if created is not None and not (run_dir / "weights" / "last.pt").is_file():
             shutil.rmtree(created, ignore_errors=True)  # nothing to resume: no epoch was saved
@@ -141,7 +141,7 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
     data = prepare(recipe, run_dir=run_dir)  # the run's dataset version, converted again if removed since
     _check_resume_data(run_dir, data)
     with tracking.tracked(recipe.track, recipe.name, run_dir):
-        metrics = yolo.resume(run_dir, recipe.track)
+        metrics = yolo.resume(run_dir, recipe.track, recipe.class_balance)
     save_metrics(run_dir, metrics)
     print(f"validation (best weights): {format_metrics(metrics)}")
     return metrics

@@ -120,6 +120,12 @@ class Recipe(_Strict):
     )
     preprocess: Preprocess = Preprocess()
     train: dict[str, Any] = Field(default_factory=dict)
+    class_balance: Literal["none", "oversample"] = Field(
+        "none",
+        description="classify only: 'oversample' repeats the training images of smaller classes until every class "
+        "has as many as the largest (validation is left as it is); detection weights its classes with "
+        "Ultralytics' own train.cls_pw",
+    )
     track: Literal["mlflow", "tensorboard"] | None = Field(
         None, description="log each training to MLflow or TensorBoard (yolo_tools/tracking.py); none by default"
     )
@@ -138,6 +144,13 @@ class Recipe(_Strict):
     def _known_train_args(cls, value: dict[str, Any]) -> dict[str, Any]:
         check_train_args(value)
         return value
+
+    @model_validator(mode="after")
+    def _balance_is_for_classifiers(self) -> Recipe:
+        if self.class_balance != "none" and self.task != "classify":
+            raise ValueError(f"class_balance: {self.class_balance!r} is for classify recipes; a {self.task} recipe "
+                             "weights its classes with train.cls_pw (0..1, Ultralytics' inverse-frequency power)")
+        return self
 
     @model_validator(mode="after")
     def _model_matches_task(self) -> Recipe:

@@ -158,6 +158,8 @@ def tune_recipe(
         if env:
             tracking.create_experiment(experiment)
         print(f"tune: {iterations} trials of {recipe.name} with {where}, in {out_dir}")
+        if recipe.class_balance != "none":  # the tuners build Ultralytics' own trainer for every trial
+            print(f"tune: class_balance: {recipe.class_balance} is not applied to the trials (only to yolo_tools train and cv)")
         metric, result = yolo.tune(model, data, out_dir, args, iterations, use_ray, options)
     # YOLO.tune trains every trial with AdamW unless told otherwise; the learning rates found are for it.
     optimizer = {"optimizer": args.get("optimizer", "AdamW")}

@@ -8,6 +8,7 @@ leaves this module (tests/test_imports.py checks that no other module imports Ul
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import pickle
@@ -261,28 +262,83 @@ def _fit(yolo: Any, track: str | None, **args: Any) -> Any:
         return yolo.train(**args)
 
 
-def train(model: str, data: Path, run_dir: Path, args: dict[str, Any], track: str | None = None) -> dict[str, float]:
+def oversampled(classes: np.ndarray, seed: int) -> np.ndarray:
+    """Indices of a training set in which every class has as many images as the largest one.
+
+    The largest class keeps each of its images once; a smaller class repeats all of its images as many
+    whole times as fit, then a seeded random draw (without replacement) of the rest, so no image of a
+    class is seen twice more often than another. The order does not matter: the loader shuffles.
+    """
+    counts = np.bincount(classes)
+    target = counts.max()
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.flatnonzero(counts):
+        members = np.flatnonzero(classes == c)
+        whole, rest = divmod(int(target), len(members))
+        picked += [np.tile(members, whole), rng.choice(members, rest, replace=False)]
+    return np.concatenate(picked)
+
+
+@functools.cache
+def _oversampling_trainer() -> type:
+    """Ultralytics' classification trainer with its training images oversampled per class (`oversampled`).
+
+    Ultralytics weights classes only in detection losses (`cls_pw`); its classifier trains on the folder
+    as it is, so a 1 : 3 split of normal and pneumonia films teaches it to say pneumonia. Repeating the
+    smaller classes' images in the training set (the validation set is left as it is) is the plain remedy
+    none of the libraries here offers for a YOLO classifier. Built on first use so importing this module
+    does not import Ultralytics; Ultralytics pickles the trainer by value for multi-GPU runs.
+    """
+    from ultralytics.models.yolo.classify import ClassificationTrainer
+
+    class OversamplingClassificationTrainer(ClassificationTrainer):
+        def build_dataset(self, img_path: str, mode: str = "train", batch: Any = None) -> Any:
+            dataset = super().build_dataset(img_path, mode, batch)
+            if mode == "train" and dataset.samples:
+                classes = np.array([sample[1] for sample in dataset.samples])
+                kept = oversampled(classes, self.args.seed)
+                dataset.samples = [dataset.samples[i] for i in kept]  # repeats share one entry (and its RAM cache)
+                names = self.data["names"]
+                before, after = (np.bincount(c, minlength=len(names)) for c in (classes, classes[kept]))
+                LOG.warning("class balance: training images per class oversampled from %s to %s",
+                            ", ".join(f"{names[i]} {n}" for i, n in enumerate(before)),
+                            ", ".join(f"{names[i]} {n}" for i, n in enumerate(after)))
+            return dataset
+
+    return OversamplingClassificationTrainer
+
+
+def _trainer(balance: str) -> type | None:
+    """The trainer class a recipe's `class_balance` asks for; None: Ultralytics' own for the model's task."""
+    return _oversampling_trainer() if balance == "oversample" else None
+
+
+def train(model: str, data: Path, run_dir: Path, args: dict[str, Any], track: str | None = None,
+          balance: str = "none") -> dict[str, float]:
     """Train into `run_dir` and return the final validation metrics of the best weights.
 
-    `track` ('mlflow' or 'tensorboard') turns on that Ultralytics logger for this run only (see `Trackers`).
+    `track` ('mlflow' or 'tensorboard') turns on that Ultralytics logger for this run only (see `Trackers`);
+    `balance` is the recipe's `class_balance` ('oversample': see `_oversampling_trainer`).
     """
     yolo = load_model(model)
     args = dict(args)
     args["device"] = pick_device(args.get("device"))
-    returned = _fit(yolo, track, data=str(data), project=str(run_dir.parent), name=run_dir.name, exist_ok=True, **args)
+    returned = _fit(yolo, track, data=str(data), project=str(run_dir.parent), name=run_dir.name, exist_ok=True,
+                    trainer=_trainer(balance), **args)
     return _trained_metrics(yolo.task, returned, run_dir)
 
 
-def resume(run_dir: Path, track: str | None = None) -> dict[str, float]:
+def resume(run_dir: Path, track: str | None = None, balance: str = "none") -> dict[str, float]:
     """Continue an interrupted run from its last checkpoint, with the arguments (and data) it was started with.
 
     `resume` is given the checkpoint's path: with `resume=True`, a checkpoint that cannot be resumed (a
     finished run) makes Ultralytics start a new training on its default dataset (coco8.yaml) instead.
-    `pipeline.resume_run` refuses finished runs before this is called.
+    `pipeline.resume_run` refuses finished runs before this is called. `balance` as the run was started.
     """
     last = run_dir / "weights" / "last.pt"
     yolo = load_model(last)
-    returned = _fit(yolo, track, resume=str(last))
+    returned = _fit(yolo, track, resume=str(last), trainer=_trainer(balance))
     return _trained_metrics(yolo.task, returned, run_dir)
 
 
