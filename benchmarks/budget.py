@@ -19,10 +19,10 @@ Ultralytics ships their YAMLs, and their -seg/-cls), the image size, `cache`, `r
 variant's best weights (`pretrained=`), and tiles at native resolution with sliced inference (kidney).
 Class balance for pneumonia (1,341 normal vs 3,875 pneumonia films): `evaluate` scores a two-class
 classifier at the threshold it chose on val (Youden's J, yolo_tools/operating_point.py), so sensitivity
-and specificity are listed beside the validator's argmax top-1. No variant reweights the classifier's
-loss: Ultralytics' `cls_pw` class weights reach detection losses only, and oversampling normal films in
-the converter is not built yet. Variants that change the data
-(tiles) get a recipe of their own, written beside the runs; its path is in the command. Rank variants at
+and specificity are listed beside the validator's argmax top-1; the `-balanced` variant trains with the
+recipe's `class_balance: oversample` (Ultralytics' `cls_pw` class weights reach detection losses only).
+Variants that change the data (tiles) or a recipe key get a recipe of their own, written beside the runs;
+its path is in the command. Rank variants at
 a short budget first, then confirm the best at two hours (`--variants`).
 
 Results: `benchmarks/results/budget-<minutes>min.json`, one file per budget, saved after every variant; a rerun
@@ -67,6 +67,7 @@ class Variant:
     evaluate: dict[str, Any] = field(default_factory=dict)  # extra `evaluate` arguments (slice=, conf=)
     pretrained_from: str | None = None  # another variant whose best weights start this one (pretrained=)
     note: str = ""
+    recipe_keys: dict[str, Any] = field(default_factory=dict)  # top-level recipe keys (class_balance); same data
 
 
 def _families(recipe: str, suffix: str, imgsz: int, **train: Any) -> dict[str, Variant]:
@@ -86,6 +87,9 @@ VARIANTS: dict[str, Variant] = {
                                   note="backbone of the pneumonia classifier"),
     **_families("heart-seg", "-seg", 256),
     **_families("pneumonia", "-cls", 128, batch=64),
+    "pneumonia/v8n-cls-128-balanced": Variant("pneumonia", "yolov8n-cls.yaml", {"imgsz": 128, "batch": 64},
+                                              recipe_keys={"class_balance": "oversample"},
+                                              note="normal films repeated to match pneumonia (class_balance)"),
     **_families("gi-mini", "-seg", 320, batch=8),
 }
 
@@ -93,13 +97,14 @@ VARIANTS: dict[str, Variant] = {
 def _recipe_file(variant: Variant, key: str, work: Path) -> Path:
     """The variant's recipe: the bundled one, or (when it changes the data) a copy with its own name."""
     bundled = common.ROOT / "recipes" / f"{variant.recipe}.yaml"
-    if not variant.options:
+    if not (variant.options or variant.recipe_keys):
         return bundled
-    raw = yaml.safe_load(bundled.read_text())
-    raw["name"] = key.replace("/", "-")
-    raw["data"]["options"] = {**raw["data"].get("options", {}), **variant.options}
+    raw = {**yaml.safe_load(bundled.read_text()), **variant.recipe_keys}
     raw["data"]["source"] = {**raw["data"]["source"], "kind": "local"}  # a copy reads the data already here
-    path = work / "recipes" / f"{raw['name']}.yaml"
+    if variant.options:  # another dataset, under another name; else the recipe's own converted data is reused
+        raw["name"] = key.replace("/", "-")
+        raw["data"]["options"] = {**raw["data"].get("options", {}), **variant.options}
+    path = work / "recipes" / f"{key.replace('/', '-')}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
