@@ -10,8 +10,8 @@ import pytest
 
 from yolo_tools import evaluation
 from yolo_tools.metrics.classification import classify_metrics
-from yolo_tools.metrics.detection import box_iou, errors_per_class, match
-from yolo_tools.metrics.segmentation import dice, iou, overlaps, volume_scores
+from yolo_tools.metrics.detection import best_iou, box_iou, errors_per_class, match
+from yolo_tools.metrics.segmentation import dice, iou, mask_boxes, overlaps, volume_scores
 
 
 def masks(shape: tuple[int, ...], *regions: tuple[int, slice | tuple]) -> np.ndarray:
@@ -115,6 +115,24 @@ def test_box_iou_by_hand() -> None:
 
 TRUTH = np.array([[0, 0, 10, 10], [20, 20, 30, 30]])
 TRUTH_CLS = np.array([0, 0])
+
+
+def test_best_iou_takes_the_closest_box_of_the_same_class() -> None:
+    truth, truth_cls = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]]), np.array([0, 0, 1])
+    boxes = np.array([[0, 0, 10, 5], [0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]])
+    cls = np.array([0, 0, 1, 0])  # the perfect boxes of the last two truths have the other class
+    np.testing.assert_allclose(best_iou(truth, truth_cls, boxes, cls), [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(best_iou(truth, truth_cls, boxes[:1], cls[:1]), [0.5, 0.0, 0.0])
+    assert best_iou(truth, truth_cls, np.zeros((0, 4)), np.zeros(0, int)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_mask_boxes_are_the_pixel_edges_of_each_class() -> None:
+    masks = np.zeros((3, 8, 10), bool)
+    masks[0, 2:5, 3:7] = True  # rows 2-4, columns 3-6
+    masks[1, 7, 0] = True  # one pixel in the corner
+    boxes, present = mask_boxes(masks)
+    assert present.tolist() == [True, True, False]
+    assert boxes[:2].tolist() == [[3, 2, 7, 5], [0, 7, 1, 8]]
 
 
 def test_perfect_predictions_have_no_errors() -> None:

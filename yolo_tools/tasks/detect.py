@@ -37,6 +37,7 @@ def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], tuple]:
     hit, matched = detection.match(prediction.boxes, prediction.classes, prediction.confidences, boxes, classes)
     counts = detection.errors_per_class(prediction.classes, hit, classes, matched, len(state.names))
     tp, fp, fn = counts.sum(0)
+    fit = detection.best_iou(boxes, classes, prediction.boxes, prediction.classes)
     row = {
         "image": prediction.path.name,
         "boxes_true": len(boxes),
@@ -45,6 +46,7 @@ def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], tuple]:
         "false_positives": fp,
         "missed": fn,
         "errors": fp + fn,
+        "box_iou": fit.mean() if len(fit) else np.nan,
     }
     return row, (counts, found)
 
@@ -61,7 +63,14 @@ def _intervals(evaluation: Evaluation, found: list[tuple]) -> dict[str, Any]:
     replicates = np.stack([detection.ap_of([prepared[i] for i in np.repeat(images, row.astype(int))]) for row in boot.weights])
     out["ap50"] = boot.interval(replicates[:, 0])
     out["ap50_95"] = boot.interval(replicates.mean(1))
+    out["box_iou"] = boot.ratio(*_box_iou_sums(per_image))
     return out
+
+
+def _box_iou_sums(per_image: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per image: the sum of its true boxes' best IoUs, and how many true boxes it has (box_iou is their ratio)."""
+    true = per_image["boxes_true"].to_numpy(np.float64)
+    return np.nan_to_num(per_image["box_iou"].to_numpy(np.float64)) * true, true
 
 
 def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
@@ -91,6 +100,8 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     metrics["recall_at_conf"] = metrics["found"] / max(metrics["found"] + metrics["missed"], 1)
     metrics["precision_at_conf"] = metrics["found"] / max(metrics["boxes_predicted"], 1)
     metrics["false_positives_per_image"] = metrics["false_positives"] / len(per_image)
+    fit, true = _box_iou_sums(per_image)
+    metrics["box_iou"] = float(fit.sum() / true.sum()) if true.sum() else float("nan")
     return Scores(per_class, metrics, intervals_of(_intervals(evaluation, found), metrics), evaluation.operating_point)
 
 
@@ -141,7 +152,7 @@ TASK = Task(
     name="detect",
     score=score,
     summarise=summarise,
-    headline=("recall_at_conf", "precision_at_conf", "false_positives_per_image", "ap50", "ap50_95"),
+    headline=("recall_at_conf", "precision_at_conf", "false_positives_per_image", "ap50", "ap50_95", "box_iou"),
     per_image_metric={"column": "errors", "higher_is_better": False},
     conventions=conventions,
     group_numbers=group_numbers,
@@ -158,6 +169,7 @@ TASK = Task(
         "recall_at_conf": "found / (found + missed) at the confidence threshold",
         "precision_at_conf": "found / reported at the confidence threshold",
         "false_positives_per_image": "reported findings matching no true one, per image",
+        "box_iou": "how well the boxes fit: each true box's IoU with the predicted box of its class overlapping it most (0 when none), averaged over true boxes",
     },
     count_columns=("found", "false_positives", "missed", "errors", "boxes_true", "boxes_predicted", "images_with_errors"),
     decides_by="confidence",

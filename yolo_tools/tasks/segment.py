@@ -17,7 +17,7 @@ from yolo_tools.convert import mask_png
 from yolo_tools.convert.polygons import polygons_to_mask
 from yolo_tools.dataset import read_labels
 from yolo_tools.errors import UserError
-from yolo_tools.metrics import segmentation, surface
+from yolo_tools.metrics import detection, segmentation, surface
 from yolo_tools.tasks.detect import VALIDATOR_MEANING
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
 
@@ -50,6 +50,7 @@ def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], np.ndarray]:
     if state.masks_dir:
         mask_png.save(predicted, state.masks_dir / f"{stem}.png")
     dice, iou = segmentation.dice(counts), segmentation.iou(counts)
+    box_iou = _box_fit(predicted, truth)
     row: dict[str, Any] = {
         "image": prediction.path.name, "dice": dice.mean(), "iou": iou.mean(),
         "hd95": np.nanmean(hd95) if np.isfinite(hd95).any() else np.nan, "nsd": nsd.mean(),
@@ -60,10 +61,20 @@ def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], np.ndarray]:
             f"iou_{name}": iou[index],
             f"hd95_{name}": hd95[index],
             f"nsd_{name}": nsd[index],
+            f"box_iou_{name}": box_iou[index],
             f"true_px_{name}": counts[index, 2],
             f"pred_px_{name}": counts[index, 1],
         }
     return row, counts
+
+
+def _box_fit(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Per class, the IoU of the bounding boxes of the predicted and the true mask: the box a segmentation
+    gives, comparable with a detector's `box_iou` on the same images. NaN where the truth has no such
+    class, 0 where only the prediction lacks it."""
+    (pred_boxes, pred_any), (true_boxes, true_any) = segmentation.mask_boxes(predicted), segmentation.mask_boxes(truth)
+    fit = np.diagonal(detection.box_iou(pred_boxes, true_boxes)) * pred_any
+    return np.where(true_any, fit, np.nan)
 
 
 def _unit(images: pd.Series, spacing: dict[str, tuple[float, float]]) -> str:
@@ -98,6 +109,7 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
             "hd95_mean": [per_image[f"hd95_{name}"].mean() for name in names],  # NaN (undefined) left out
             "hd95_defined": [int(per_image[f"hd95_{name}"].notna().sum()) for name in names],
             "nsd_mean": [per_image[f"nsd_{name}"].mean() for name in names],
+            "box_iou_mean": [per_image[f"box_iou_{name}"].mean() for name in names],  # images holding the class
         }
     )
     metrics: dict[str, Any] = {
@@ -106,6 +118,7 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
         "dice_pooled": float(per_class["dice_pooled"].mean()),
         "hd95": float(per_image["hd95"].mean()),
         "nsd": float(per_image["nsd"].mean()),
+        "box_iou": float(per_class["box_iou_mean"].mean()),
         "distance_unit": _unit(per_image["image"], state.spacing),
         "nsd_tolerance": surface.TOLERANCE,
         "truth": "published masks" if dataset.masks(state.split).is_dir() else "polygons of the label files",
@@ -168,6 +181,7 @@ TASK = Task(
         "patients": "patients evaluated",
         "hd95": "95th percentile of the distances between predicted and true outlines (mm where the spacing is known, else pixels); lower is better",
         "nsd": "surface Dice: share of both outlines within the tolerance of the other (1 = all within)",
+        "box_iou": "IoU of the bounding boxes of the predicted and the true mask, per class over the images holding it, then averaged: the box a segmentation gives, comparable with a detector's box_iou",
     },
     count_columns=("slices", "volumes", "patients", "(true|pred)_(px|voxels)_.+"),
     decides_by="confidence",
