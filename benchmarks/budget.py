@@ -116,8 +116,15 @@ def _command(recipe: Path, overrides: dict[str, Any], name: str) -> str:
 
 
 def _numbers(eval_dir: Path) -> dict[str, float]:
+    """evaluate's numbers, and per class the masks' box fit (`box_iou_<class>`: a heart box from heart-seg
+    set beside heart's detector on the same val films)."""
     summary = json.loads((eval_dir / "summary.json").read_text())
-    return {k: v for k, v in summary.get("metrics", {}).items() if isinstance(v, (int, float))}
+    numbers = {k: v for k, v in summary.get("metrics", {}).items() if isinstance(v, (int, float))}
+    with open(eval_dir / "per_class.csv") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("box_iou_mean"):
+                numbers[f"box_iou_{row['class']}"] = float(row["box_iou_mean"])
+    return numbers
 
 
 def train_variant(key: str, variant: dict[str, Any], hours: float, recipe: str, pretrained: str | None) -> dict[str, Any]:
@@ -224,8 +231,9 @@ def topic(hours: float) -> str:
 # The numbers shown per task: (where, key, heading).
 SHOWN = {
     "detect": [("validator", "precision", "P"), ("validator", "recall", "R"), ("validator", "mAP50", "mAP50"),
-               ("evaluate", "recall_at_conf", "recall@conf")],
-    "segment": [("validator", "mAP50", "mAP50(mask)"), ("evaluate", "dice", "Dice")],
+               ("evaluate", "recall_at_conf", "recall@conf"), ("evaluate", "box_iou", "box IoU")],
+    "segment": [("validator", "mAP50", "mAP50(mask)"), ("evaluate", "dice", "Dice"),
+                ("evaluate", "box_iou_heart", "heart box IoU")],
     "classify": [("validator", "top1_accuracy", "top1 (argmax)"), ("evaluate", "roc_auc", "ROC AUC"),
                  ("evaluate", "sensitivity", "sens"), ("evaluate", "specificity", "spec")],
 }
