@@ -14,7 +14,9 @@ found/missed boxes and recall at the threshold for detection, with sliced infere
 ROC AUC, sensitivity and specificity for classification). The epochs each variant reached are recorded.
 
 A variant is a recipe plus what it changes: the model family (YOLOv8n, YOLO11n, YOLO26n as the pinned
-Ultralytics ships their YAMLs, and their -seg/-cls), the image size, `cache`, `rect`, official weights
+Ultralytics ships their YAMLs, and their -seg/-cls), the image size, progressive resizing (part of the
+time at a smaller size, then the rest at full size from those weights: the epochs of both stages are
+counted together), `cache`, `rect`, official weights
 (offline they fall back to training from scratch, recorded as `started_from`), transfer from another
 variant's best weights (`pretrained=`), and tiles at native resolution with sliced inference (kidney).
 Class balance for pneumonia (1,341 normal vs 3,875 pneumonia films): `evaluate` scores a two-class
@@ -68,6 +70,8 @@ class Variant:
     pretrained_from: str | None = None  # another variant whose best weights start this one (pretrained=)
     note: str = ""
     recipe_keys: dict[str, Any] = field(default_factory=dict)  # top-level recipe keys (class_balance); same data
+    first_imgsz: int | None = None  # progressive resizing: the first `first_share` of the time at this size,
+    first_share: float = 0.5  # then the rest at `imgsz`, starting from those weights
 
 
 def _families(recipe: str, suffix: str, imgsz: int, **train: Any) -> dict[str, Variant]:
@@ -80,6 +84,8 @@ VARIANTS: dict[str, Variant] = {
     "kidney/v8n-640": Variant("kidney", "yolov8n.yaml", {"imgsz": 640}),
     "kidney/v8n-320-cache-rect": Variant("kidney", "yolov8n.yaml", {"imgsz": 320, "cache": "ram", "rect": True}),
     "kidney/v8n-official-320": Variant("kidney", "yolov8n.pt", {"imgsz": 320}, note="official weights; offline: from scratch"),
+    "kidney/v8n-160-then-320": Variant("kidney", "yolov8n.yaml", {"imgsz": 320}, first_imgsz=160,
+                                       note="progressive resizing: half the time at 160 px, then 320 px from those weights"),
     "kidney/tiles-320": Variant("kidney", "yolov8n.yaml", {"imgsz": 320}, {"tiles": TILES}, {"slice": 320},
                                 note="native-resolution tiles, sliced inference on whole val images"),
     **_families("heart", "", 256),
@@ -141,12 +147,20 @@ def train_variant(key: str, variant: dict[str, Any], hours: float, recipe: str, 
         overrides["model"] = v.model
     if pretrained:
         overrides["pretrained"] = pretrained
-    shutil.rmtree(runs_dir() / loaded.name / name, ignore_errors=True)
-    started = time.perf_counter()
-    run_dir, validator = pipeline.train_recipe(recipe, overrides, name=name)
-    train_s = time.perf_counter() - started
-    with open(run_dir / "results.csv") as handle:
-        epochs = len(list(csv.DictReader(handle)))
+    stages = [(name, overrides)]
+    if v.first_imgsz:  # progressive resizing: small first, then full size from its weights, in the same total time
+        first = {**overrides, "imgsz": v.first_imgsz, "time": hours * v.first_share}
+        stages = [(f"{name}-first", first), (name, {**overrides, "time": hours * (1 - v.first_share),
+                                                     "pretrained": str(runs_dir() / loaded.name / f"{name}-first" / "weights" / "best.pt")})]
+    train_s, epochs, commands = 0.0, 0, []
+    for stage, stage_overrides in stages:
+        shutil.rmtree(runs_dir() / loaded.name / stage, ignore_errors=True)
+        started = time.perf_counter()
+        run_dir, validator = pipeline.train_recipe(recipe, stage_overrides, name=stage)
+        train_s += time.perf_counter() - started
+        with open(run_dir / "results.csv") as handle:
+            epochs += len(list(csv.DictReader(handle)))
+        commands.append(_command(Path(recipe), stage_overrides, stage))
     started_from = yaml.safe_load((run_dir / "recipe.yaml").read_text())["model"]
     eval_args = {"imgsz": v.train.get("imgsz", loaded.train.get("imgsz", 640)), "device": "cpu", **v.evaluate}
     evaluated = _numbers(pipeline.evaluate(run_dir, eval_args))
@@ -154,7 +168,7 @@ def train_variant(key: str, variant: dict[str, Any], hours: float, recipe: str, 
         "variant": key, "recipe": loaded.name, "task": loaded.task, "model": v.model or loaded.model,
         "started_from": started_from, "changes": {k: val for k, val in asdict(v).items() if val and k != "recipe"},
         "hours": hours, "epochs_reached": epochs, "train_s": train_s, "validator": validator, "evaluate": evaluated,
-        "command": _command(Path(recipe), overrides, name),
+        "command": " && ".join(commands),
         "evaluate_command": f"yolo_tools evaluate {run_dir.relative_to(runs_dir().parent) if run_dir.is_relative_to(runs_dir().parent) else run_dir} "
                             + " ".join(f"{k}={val}" for k, val in eval_args.items()),
         "run": str(run_dir),

@@ -19,9 +19,16 @@ def test_variants_train_for_the_same_time_and_land_in_the_table(tmp_path: Path) 
     variants = {
         "demo/v8n-64": budget.Variant("demo", "yolov8n.yaml", {"imgsz": 64, "workers": 0}),
         "demo/transfer-64": budget.Variant("demo", "yolov8n.yaml", {"imgsz": 64, "workers": 0}, pretrained_from="demo/v8n-64"),
+        "demo/32-then-64": budget.Variant("demo", "yolov8n.yaml", {"imgsz": 64, "workers": 0}, first_imgsz=32),
     }
-    payload = budget.run(["demo/transfer-64", "demo/v8n-64"], SECONDS / 3600, tmp_path, variants=variants, isolated=False)
-    assert list(payload["variants"]) == ["demo/v8n-64", "demo/transfer-64"]  # the source of the transfer first
+    payload = budget.run(["demo/transfer-64", "demo/v8n-64", "demo/32-then-64"], SECONDS / 3600, tmp_path,
+                         variants=variants, isolated=False)
+    assert list(payload["variants"]) == ["demo/v8n-64", "demo/transfer-64", "demo/32-then-64"]  # the transfer's source first
+    progressive = payload["variants"].pop("demo/32-then-64")
+    first, second = progressive["command"].split(" && ")
+    assert "imgsz=32" in first and f"time={SECONDS / 3600 / 2}" in first and "--name budget-32-then-64-first" in first
+    assert "imgsz=64" in second and "pretrained=" in second and "budget-32-then-64-first/weights/best.pt" in second
+    assert progressive["epochs_reached"] >= 2, "both stages' epochs are counted"
     for key, result in payload["variants"].items():
         assert "skipped" not in result, result
         assert result["hours"] == SECONDS / 3600 and result["epochs_reached"] >= 1
@@ -35,6 +42,7 @@ def test_variants_train_for_the_same_time_and_land_in_the_table(tmp_path: Path) 
     assert "| demo/transfer-64 | yolov8n.yaml |" in text and "yolo_tools evaluate" in text
     again = budget.run(["demo/transfer-64"], SECONDS / 3600, tmp_path, variants=variants, isolated=False)
     assert again["variants"] == saved["variants"], "a rerun at the same budget keeps what was trained"
+    assert set(saved["variants"]) == {"demo/v8n-64", "demo/transfer-64", "demo/32-then-64"}
 
 
 def test_every_variant_names_a_recipe_and_a_model_of_its_task(tmp_path: Path) -> None:
