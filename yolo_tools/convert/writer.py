@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from yolo_tools.convert import destination, images, mask_png
@@ -36,7 +35,7 @@ from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
 from yolo_tools.convert.splits import group_keys, held_out
 from yolo_tools.dataset import (
-    CARD, CARD_MD, IMAGES, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
+    CARD, CARD_MD, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
 )
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import map_pixels
@@ -191,23 +190,6 @@ def _check_splits(splits: Sequence[str], kept: int, skipped: int, source: str, r
         )
 
 
-def _final_path(layout: Dataset, kept: _Kept, split: str) -> Path:
-    name = f"{kept.sample.name}{kept.image.suffix}"
-    if layout.task == "classify":
-        return layout.images(split) / str(kept.sample.category) / name
-    return layout.images(split) / name
-
-
-def _make_folders(layout: Dataset, recipe: Recipe) -> None:
-    for split in splits_of(recipe):
-        if recipe.task == "classify":
-            for name in recipe.classes:
-                (layout.images(split) / name).mkdir(parents=True)
-        else:
-            layout.images(split).mkdir(parents=True)
-            layout.label_folder(split).mkdir(parents=True)
-
-
 def _card(
     recipe: Recipe,
     source: str,
@@ -319,15 +301,15 @@ def write_dataset(
         _check_splits(splits, len(kept), len(skipped), source, recipe)
 
         layout = Dataset(partial, recipe.task)  # the names of every file below (yolo_tools/dataset.py)
-        _make_folders(layout, recipe)
+        layout.make_folders(splits_of(recipe), recipe.classes)
         counts: Counter = Counter()
         written: list[tuple[str, str, str]] = []
         slices: list[tuple] = []
         spacings: list[tuple] = []
         for item, split, key in zip(kept, splits, keys):
-            target = _final_path(layout, item, split)
+            target = layout.image_path(split, f"{item.sample.name}{item.image.suffix}", item.sample.category)
             item.image.rename(target)
-            if recipe.task == "classify":
+            if layout.class_folders:
                 counts[(split, item.sample.category)] += 1
             else:
                 label_file = layout.label_file(split, item.sample.name)
@@ -361,10 +343,7 @@ def write_dataset(
             (partial / VOLUMES_JSON).write_text(json.dumps(samples.volumes, indent=1))
         if metadata is not None:
             card["metadata"] = patient_metadata.write(metadata, written, partial / patient_metadata.METADATA_CSV)
-        if recipe.task != "classify":
-            # `test` is there for `yolo val split=test`; training reads train and val only
-            data_yaml = {split: f"{IMAGES}/{split}" for split in splits_of(recipe)} | {"names": dict(enumerate(recipe.classes))}
-            layout.data_arg.write_text(yaml.safe_dump(data_yaml, sort_keys=False))
+        layout.write_data_yaml(splits_of(recipe), recipe.classes)  # `test` for `yolo val split=test`; training reads train, val
         (partial / CARD).write_text(json.dumps(card, indent=2))
         (partial / CARD_MD).write_text(_card_markdown(card))
         destination.swap_in(partial, dst)
