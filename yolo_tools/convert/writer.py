@@ -35,7 +35,7 @@ from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
 from yolo_tools.convert.splits import group_keys, held_out
 from yolo_tools.dataset import (
-    CARD, CARD_MD, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
+    CARD, CARD_MD, LABEL_LINES, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
 )
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import map_pixels
@@ -71,6 +71,7 @@ class _Kept:
 
 def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list[str]:
     """The label lines, stripped, if every one is a usable YOLO label; SkipSample naming the first that is not."""
+    rule = LABEL_LINES[task]  # what a line of this task may hold (yolo_tools/dataset.py)
     checked = []
     for number, line in enumerate(lines, 1):
         tokens = line.split()
@@ -84,9 +85,8 @@ def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list
         if not 0 <= class_id < len(classes):
             raise SkipSample(f"{where}: class {class_id} is not one of the {len(classes)} classes")
         is_box = coords.size == 4
-        if not (is_box or (task == "segment" and coords.size >= 6 and coords.size % 2 == 0)):
-            wanted = "4 (x y w h)" if task == "detect" else "4 (a box) or an even number >= 6 (a polygon)"
-            raise SkipSample(f"{where}: {coords.size} coordinates; a {task} label has {wanted}")
+        if not rule.fits(coords.size):
+            raise SkipSample(f"{where}: {coords.size} coordinates; a {task} label has {rule.wanted}")
         if not np.isfinite(coords).all():
             raise SkipSample(f"{where}: coordinates are not finite numbers (NaN or inf)")
         if coords.min() < -TOLERANCE or coords.max() > 1 + TOLERANCE:
@@ -131,7 +131,7 @@ def _write_image(sample: Sample, stem: Path, preprocess: Preprocess) -> Path:
 
 def _stage(sample: Sample, index: int, staging: Path, recipe: Recipe) -> _Kept:
     """Check the sample's labels and write its image into the staging folder; SkipSample on any problem."""
-    if recipe.task == "classify":
+    if recipe.task not in LABEL_LINES:  # no label lines: the class is the image's folder (classify)
         if sample.category not in recipe.classes:
             raise SkipSample(f"class '{sample.category}' is not in the recipe's classes {recipe.classes}")
         lines: list[str] = []
