@@ -4,6 +4,7 @@ and two tiny real heart detectors predicted and evaluated as one."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from conftest import RECIPES, needs_data
-from yolo_tools import ensemble, pipeline
+from yolo_tools import fusion, pipeline, tasks
 from yolo_tools.metrics.detection import average_precision
 from yolo_tools.yolo import Prediction
 
@@ -26,7 +27,7 @@ def _prediction(boxes, confidences, classes, masks=None, shape=(100, 100)) -> Pr
 def test_wbf_averages_overlapping_boxes_and_discounts_lone_ones() -> None:
     a = _prediction([[10, 10, 50, 50], [70, 70, 90, 90]], [0.9, 0.8], [0, 0])
     b = _prediction([[14, 10, 54, 50]], [0.9], [0])
-    boxes, confidences, classes = ensemble.fuse_boxes([a, b])
+    boxes, confidences, classes = fusion.fuse_boxes([a, b])
     order = np.argsort(-confidences)
     np.testing.assert_allclose(boxes[order[0]], [12, 10, 52, 50], atol=1e-3)  # equal confidences: the midpoint
     assert confidences[order[0]] == pytest.approx(0.9)
@@ -38,14 +39,14 @@ def test_wbf_averages_overlapping_boxes_and_discounts_lone_ones() -> None:
 def test_wbf_keeps_classes_apart_and_handles_no_boxes() -> None:
     a = _prediction([[10, 10, 50, 50]], [0.9], [0])
     b = _prediction([[10, 10, 50, 50]], [0.9], [1])
-    _, confidences, classes = ensemble.fuse_boxes([a, b])
+    _, confidences, classes = fusion.fuse_boxes([a, b])
     assert sorted(classes.tolist()) == [0, 1] and np.allclose(confidences, 0.45)
-    boxes, _, _ = ensemble.fuse_boxes([_prediction([], [], []), _prediction([], [], [])])
+    boxes, _, _ = fusion.fuse_boxes([_prediction([], [], []), _prediction([], [], [])])
     assert boxes.shape == (0, 4)
 
 
 def test_probabilities_are_averaged_with_weights() -> None:
-    mean = ensemble.average_probabilities([np.array([0.8, 0.2]), np.array([0.2, 0.8])], weights=[3, 1])
+    mean = fusion.average_probabilities([np.array([0.8, 0.2]), np.array([0.2, 0.8])], weights=[3, 1])
     np.testing.assert_allclose(mean, [0.65, 0.35])
 
 
@@ -57,10 +58,35 @@ def test_masks_are_voted_per_class() -> None:
 
     two = [_prediction([[0, 0, 4, 4]], [0.9], [0], masks(slice(0, 2)), (4, 4)),
            _prediction([[0, 0, 4, 4]], [0.9], [0], masks(slice(1, 3)), (4, 4))]
-    assert ensemble.vote_masks(two, 2)[0].sum(1).tolist() == [4, 4, 4, 0]  # two models: their union
+    assert fusion.vote_masks(two, 2)[0].sum(1).tolist() == [4, 4, 4, 0]  # two models: their union
     three = [*two, _prediction([], [], [], None, (4, 4))]
-    assert ensemble.vote_masks(three, 2)[0].sum(1).tolist() == [0, 4, 0, 0]  # three: the majority
-    assert not ensemble.vote_masks(three, 2)[1].any()
+    assert fusion.vote_masks(three, 2)[0].sum(1).tolist() == [0, 4, 0, 0]  # three: the majority
+    assert not fusion.vote_masks(three, 2)[1].any()
+
+
+def test_each_task_fuses_its_own_way() -> None:
+    """`Task.fuse`, what an ensemble asks: detect thresholds the fused boxes again, segment votes masks into one
+    instance per class, classify averages probabilities (conf does not apply)."""
+    image = np.zeros((100, 100, 3), np.uint8)
+    a = replace(_prediction([[10, 10, 50, 50], [70, 70, 90, 90]], [0.9, 0.8], [0, 0]), image=image)
+    b = _prediction([[14, 10, 54, 50]], [0.9], [0])
+    fused = tasks.get("detect").fuse([a, b], None, 0.5)
+    assert fused.confidences.tolist() == pytest.approx([0.9], abs=1e-3)  # the lone box (0.4) is below 0.5 again
+    assert len(tasks.get("detect").fuse([a, b], None, 0.3).boxes) == 2
+
+    mask = np.zeros((2, 100, 100), bool)
+    mask[0, 10:30, 20:40], mask[1, 60:70, 60:70] = True, True
+    one = replace(_prediction([[20, 10, 40, 30], [60, 60, 70, 70]], [0.8, 0.6], [0, 1], mask), image=image)
+    other = _prediction([[20, 10, 40, 30]], [0.4], [0], mask[:1])
+    fused = tasks.get("segment").fuse([one, other], None, 0.99)  # each model already kept masks above conf
+    assert fused.classes.tolist() == [0, 1] and fused.confidences.tolist() == pytest.approx([0.6, 0.3])
+    assert fused.masks[0].sum() == 400 and fused.masks[1].sum() == 100  # class 1: one of two models is half the weight
+
+    def probs(p):
+        return replace(_prediction([], [], []), probabilities=np.array(p), image=image)
+
+    fused = tasks.get("classify").fuse([probs([0.8, 0.2]), probs([0.2, 0.8])], [3, 1], 0.99)
+    np.testing.assert_allclose(fused.probabilities, [0.65, 0.35], atol=1e-6)
 
 
 def test_average_precision_by_hand() -> None:

@@ -82,7 +82,7 @@ def test_every_registered_task_fills_the_whole_protocol() -> None:
     assert set(tasks.TASKS) == {"detect", "segment", "classify"}
     for name, task in tasks.TASKS.items():
         assert task.name == name
-        assert all(callable(f) for f in (task.score, task.summarise, task.conventions, task.caption, task.group_numbers))
+        assert all(callable(f) for f in (task.score, task.summarise, task.conventions, task.caption, task.group_numbers, task.fuse))
         assert set(task.per_image_metric) == {"column", "higher_is_better"}
         assert task.decides_by in ("confidence", "threshold")
         assert task.headline and set(task.headline) <= set(task.meaning), f"{name}: a headline metric without a meaning"

@@ -31,13 +31,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from yolo_tools import evaluation, yolo
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare_dataset
-from yolo_tools.dataset import CARD, CV_PREFIX, IMAGES, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, Dataset
+from yolo_tools.dataset import CARD, CV_PREFIX, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, Dataset
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, check_train_args, load_recipe
@@ -63,19 +62,6 @@ def assign_folds(patients: pd.Series, folds: int, seed: int, classes: pd.Series 
     return fold
 
 
-def _pooled(dataset: Dataset) -> pd.DataFrame:
-    """Every train and val image of the converted set: file name, where it is, its patient and (classify) class."""
-    table = dataset.patients()
-    table = table[table["split"].isin(SPLITS)].reset_index(drop=True)
-    if dataset.task == "classify":
-        where = {p.name: p for split in SPLITS for p in dataset.images(split).glob("*/*")}
-        table["path"] = table["image"].map(where)
-        table["class"] = table["path"].map(lambda path: path.parent.name)
-    else:
-        table["path"] = [dataset.images(split) / image for image, split in zip(table["image"], table["split"])]
-    return table
-
-
 def _link(target: Path, link: Path) -> None:
     link.parent.mkdir(parents=True, exist_ok=True)
     os.symlink(target, link)
@@ -92,19 +78,14 @@ def _fold_dataset(dataset: Dataset, pooled: pd.DataFrame, fold: int, root: Path,
     split = np.where(pooled["fold"] == fold, "val", "train")
     for (_, row), side in zip(pooled.iterrows(), split):
         source = Path(row["path"])
-        if task == "classify":
-            _link(source, partial.images(side) / row["class"] / source.name)
-            continue
-        _link(source, partial.images(side) / source.name)
+        _link(source, partial.image_path(side, source.name, row.get("class")))
         label = dataset.label_file(row["split"], source.stem)
-        if label.is_file():
+        if label.is_file():  # none where the class is the image's folder
             _link(label, partial.label_file(side, source.stem))
         truth = dataset.mask_file(row["split"], source.stem)
         if truth.is_file():  # published masks: scored against as in the full set
             _link(truth, partial.mask_file(side, source.stem))
-    for name in SPLITS:  # a class with no image in a fold still needs its folder
-        for folder in ([partial.images(name) / c for c in names] if task == "classify" else [partial.images(name), partial.label_folder(name)]):
-            folder.mkdir(parents=True, exist_ok=True)
+    partial.make_folders(SPLITS, names, exist_ok=True)  # a class with no image in a fold still needs its folder
     new_split = dict(zip(pooled["image"], split))
     for table_name in (PATIENTS_CSV, SLICES_CSV, METADATA_CSV):  # the base tables, each image in its fold-split
         table = dataset.table(table_name, dtype=str, keep_default_na=False)
@@ -113,9 +94,7 @@ def _fold_dataset(dataset: Dataset, pooled: pd.DataFrame, fold: int, root: Path,
             table.assign(split=table["image"].map(new_split)).to_csv(partial.root / table_name, index=False)
     if (dataset.root / SPACING_CSV).is_file():
         shutil.copyfile(dataset.root / SPACING_CSV, partial.root / SPACING_CSV)
-    if task != "classify":
-        spec = {"train": f"{IMAGES}/train", "val": f"{IMAGES}/val", "names": dict(enumerate(names))}
-        partial.data_arg.write_text(yaml.safe_dump(spec, sort_keys=False))
+    partial.write_data_yaml(SPLITS, names)
     card = json.loads((dataset.root / CARD).read_text())
     (partial.root / CARD).write_text(json.dumps({**card, "fold": fold + 1, "cv_of": str(dataset.root)}, indent=2))
     partial.root.rename(final.root)
@@ -178,8 +157,8 @@ def cross_validate(
         raise UserError(f"{dataset.root}: no {PATIENTS_CSV}; convert again (yolo_tools convert {recipe_path} --force)")
     cv_root = runs_dir() / recipe.name / (name or CV_DIR)
     setup = {"recipe": recipe.name, "fingerprint": recipe.fingerprint(), "folds": folds, "seed": seed, "model": model, "train": args}
-    pooled = _pooled(dataset)
-    pooled["fold"] = assign_folds(pooled["patient"], folds, seed, pooled["class"] if recipe.task == "classify" else None)
+    pooled = dataset.listing(SPLITS)  # every train and val image; stratified by class where the layout gives one
+    pooled["fold"] = assign_folds(pooled["patient"], folds, seed, pooled.get("class"))
     _check_same(cv_root, setup)
     links = dataset.root / f"{CV_PREFIX}k{folds}-s{seed}"
     fold_runs = []

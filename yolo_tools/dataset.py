@@ -28,13 +28,14 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from yolo_tools.locations import datasets_dir
 
@@ -67,11 +68,31 @@ def read_card(root: Path) -> dict | None:
     return card if isinstance(card, dict) and (card.get(MARKER) == WRITER or _CARD_KEYS <= card.keys()) else None
 
 
+@dataclass(frozen=True)
+class LabelLines:
+    """What one line of a task's label files may hold after its class number, and how a message words it."""
+
+    polygons: bool  # besides a box (4 coordinates: x y w h), a polygon (an even number >= 6: x y pairs)
+    wanted: str  # the coordinates a line may have, as a skipped sample's reason says it
+
+    def fits(self, coordinates: int) -> bool:
+        return coordinates == 4 or (self.polygons and coordinates >= 6 and coordinates % 2 == 0)
+
+
+# Per task that keeps its labels as lines in labels/<split>/<stem>.txt; a task without an entry (classify)
+# keeps an image's class as the folder it lies in instead (`Dataset.class_folders`). For example
+# LABEL_LINES["detect"].fits(6) is False (a polygon is no box), LABEL_LINES["segment"].fits(6) is True.
+LABEL_LINES: dict[str, LabelLines] = {
+    "detect": LabelLines(polygons=False, wanted="4 (x y w h)"),
+    "segment": LabelLines(polygons=True, wanted="4 (a box) or an even number >= 6 (a polygon)"),
+}
+
+
 def read_labels(path: Path) -> list[tuple[int, np.ndarray]]:
     """A YOLO label file as (class, normalised coordinates) pairs; a missing file is an image without findings.
 
     The one reader of label files after conversion (the writer checks lines as it writes them,
-    `writer.check_lines`); boxes have 4 coordinates, polygons an even number >= 6.
+    `writer.check_lines`, against `LABEL_LINES`); boxes have 4 coordinates, polygons an even number >= 6.
     """
     if not path.is_file():
         return []
@@ -97,9 +118,14 @@ class Dataset:
     task: str
 
     @property
+    def class_folders(self) -> bool:
+        """Whether an image's class is the folder it lies in (classify) rather than the lines of a label file."""
+        return self.task not in LABEL_LINES
+
+    @property
     def data_arg(self) -> Path:
         """What Ultralytics' `data=` takes: the data YAML, or the folder itself for classification."""
-        return self.root if self.task == "classify" else self.root / DATA_YAML
+        return self.root if self.class_folders else self.root / DATA_YAML
 
     @cached_property
     def card(self) -> dict:
@@ -112,11 +138,62 @@ class Dataset:
 
     def images(self, split: str) -> Path:
         """The folder of a split's images (classify: the folder of its class folders)."""
-        return self.root / split if self.task == "classify" else self.root / IMAGES / split
+        return self.root / split if self.class_folders else self.root / IMAGES / split
 
     def image_source(self, split: str) -> str:
         """A split's images as a prediction source: a folder, or a glob over the class folders for classify."""
-        return str(self.images(split) / "*" / "*") if self.task == "classify" else str(self.images(split))
+        return str(self.images(split) / "*" / "*") if self.class_folders else str(self.images(split))
+
+    def image_path(self, split: str, name: str, category: str | None = None) -> Path:
+        """Where the image file `name` of `split` lies; `category` is its class folder where the layout has them.
+
+        >>> Dataset(Path("d"), "classify").image_path("val", "a.png", "normal").as_posix()
+        'd/val/normal/a.png'
+        >>> Dataset(Path("d"), "detect").image_path("val", "a.png").as_posix()
+        'd/images/val/a.png'
+        """
+        folder = self.images(split)
+        return folder / str(category) / name if self.class_folders else folder / name
+
+    def make_folders(self, splits: Sequence[str], classes: Sequence[str], exist_ok: bool = False) -> None:
+        """Every split's folders: image and label folders, or one folder per class (also a class with no image,
+        which Ultralytics would otherwise not count as a class)."""
+        for split in splits:
+            if self.class_folders:
+                folders = [self.images(split) / name for name in classes]
+            else:
+                folders = [self.images(split), self.label_folder(split)]
+            for folder in folders:
+                folder.mkdir(parents=True, exist_ok=exist_ok)
+
+    def write_data_yaml(self, splits: Sequence[str], classes: Sequence[str]) -> None:
+        """`data.yaml` naming each split's image folder and the classes; none for classify, whose folders say it.
+
+        >>> Dataset(root, "detect").write_data_yaml(["train", "val"], ["stone"])   # root/data.yaml:
+        train: images/train
+        val: images/val
+        names:
+          0: stone
+        """
+        if self.class_folders:
+            return
+        spec = {split: f"{IMAGES}/{split}" for split in splits} | {"names": dict(enumerate(classes))}
+        self.data_arg.write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    def listing(self, splits: Sequence[str] = SPLITS) -> pd.DataFrame | None:
+        """The images of `splits` in `patients.csv` order: image, split, patient, path, and, where the layout
+        has class folders, class (the folder each lies in). None for a conversion without `patients.csv`."""
+        table = self.patients()
+        if table is None:
+            return None
+        table = table[table["split"].isin(splits)].reset_index(drop=True)
+        if self.class_folders:
+            where = {path.name: path for split in splits for path in self.images(split).glob("*/*")}
+            table["path"] = table["image"].map(where)
+            table["class"] = table["path"].map(lambda path: path.parent.name)
+        else:
+            table["path"] = [self.image_path(split, image) for image, split in zip(table["image"], table["split"])]
+        return table
 
     def label_folder(self, split: str) -> Path:
         return self.root / LABELS / split

@@ -6,6 +6,10 @@ its ground truth through FiftyOne's own importers, adds the run's predictions (i
 evaluation, tags every false finding and every missed one, ranks the images by how wrong the model is,
 prints the worst, and serves the FiftyOne App on 127.0.0.1 with the worst images first.
 
+What differs per task (how its ground truth is imported, how a prediction becomes FiftyOne labels, how
+it is evaluated, scored, shown) is one `Inspection` per task in `INSPECTIONS`, at the end of this
+module: adding a task adds one entry there (FiftyOne stays in this module, so not in yolo_tools/tasks/).
+
 One persistent FiftyOne dataset per run, `yolo-tools/<recipe>/<run>`, rebuilt on every call, so a
 second inspect of the same run replaces the first instead of adding a copy.
 
@@ -36,6 +40,8 @@ import re
 import signal
 import tempfile
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,22 +135,7 @@ def _load_ground_truth(fo, name: str, recipe: Recipe, run_dir: Path):
     converted = _run_dataset(recipe, run_dir)
     folder = converted.root
     dataset = fo.Dataset(name, persistent=True, overwrite=True)
-    if recipe.task == "classify":
-        dataset.add_dir(
-            dataset_dir=str(converted.images("val")),
-            dataset_type=fo.types.ImageClassificationDirectoryTree,
-            label_field=GT,
-        )
-    else:
-        dataset.add_dir(
-            dataset_dir=str(folder),
-            dataset_type=fo.types.YOLOv5Dataset,
-            yaml_path=converted.data_arg.name,
-            split="val",
-            label_type="instances" if recipe.task == "segment" else "detections",
-            include_all_data=True,  # images without findings are part of the evaluation too
-            label_field=GT,
-        )
+    INSPECTIONS[recipe.task].load(fo, dataset, converted)
     dataset.info = {"recipe": recipe.name, "task": recipe.task, "classes": recipe.classes}
     dataset.default_classes = list(recipe.classes)
     dataset.save()
@@ -170,25 +161,54 @@ def _add_patient_fields(dataset, path: Path) -> None:
         dataset.set_values("patient_" + re.sub(r"\W+", "_", column).strip("_").lower(), values)
 
 
-def _to_label(prediction: yolo.Prediction, task: str):
-    """One image's prediction as FiftyOne labels, field for field as `fiftyone.utils.ultralytics` makes them.
+def _load_yolo(fo, dataset, converted: Dataset, label_type: str) -> None:
+    """Detect, segment: images/val with labels/val, through FiftyOne's YOLOv5 importer."""
+    dataset.add_dir(
+        dataset_dir=str(converted.root),
+        dataset_type=fo.types.YOLOv5Dataset,
+        yaml_path=converted.data_arg.name,
+        split="val",
+        label_type=label_type,
+        include_all_data=True,  # images without findings are part of the evaluation too
+        label_field=GT,
+    )
 
-    That converter reads Ultralytics result objects, which stay inside yolo.py; this makes the same labels
-    from the prediction's arrays: boxes as [x, y, width, height] relative to the image, each instance mask
-    cut to its box, a classifier's top class with its log-probabilities as `logits` (FiftyOne's Brain
-    expects logits; log-probabilities are those whose softmax is exactly the model's probabilities).
-    """
+
+def _load_class_folders(fo, dataset, converted: Dataset) -> None:
+    """Classify: val/<class>/<image>, through FiftyOne's directory-tree importer."""
+    dataset.add_dir(
+        dataset_dir=str(converted.images("val")),
+        dataset_type=fo.types.ImageClassificationDirectoryTree,
+        label_field=GT,
+    )
+
+
+# A prediction as FiftyOne labels, field for field as `fiftyone.utils.ultralytics` makes them. That converter
+# reads Ultralytics result objects, which stay inside yolo.py; these make the same labels from the
+# prediction's arrays: boxes as [x, y, width, height] relative to the image, each instance mask cut to its
+# box, a classifier's top class with its log-probabilities as `logits` (FiftyOne's Brain expects logits;
+# log-probabilities are those whose softmax is exactly the model's probabilities).
+
+
+def _classification(prediction: yolo.Prediction):
+    import numpy as np
+
+    import fiftyone.core.labels as fol
+
+    probabilities = prediction.probabilities
+    top = int(probabilities.argmax())
+    logits = np.log(np.clip(probabilities.astype(float), 1e-12, 1.0))
+    return fol.Classification(label=prediction.names[top], confidence=probabilities[top], logits=logits)
+
+
+def _detections(prediction: yolo.Prediction, masks: bool):
+    """Boxes, and with `masks` each instance's mask (none at all when the model gave none)."""
     import numpy as np
 
     import fiftyone.core.labels as fol
 
     names = prediction.names
-    if task == "classify":
-        probabilities = prediction.probabilities
-        top = int(probabilities.argmax())
-        logits = np.log(np.clip(probabilities.astype(float), 1e-12, 1.0))
-        return fol.Classification(label=names[top], confidence=probabilities[top], logits=logits)
-    if task == "segment" and prediction.masks is None:
+    if masks and prediction.masks is None:
         return fol.Detections()
     height, width = prediction.shape
     x1, y1, x2, y2 = prediction.boxes.T
@@ -199,7 +219,7 @@ def _to_label(prediction: yolo.Prediction, task: str):
     detections = []
     for index, (box, class_id, confidence) in enumerate(zip(corners, prediction.classes, prediction.confidences)):
         detection = fol.Detection(label=names[int(class_id)], bounding_box=list(box), confidence=float(confidence))
-        if task == "segment":
+        if masks:
             left, right = int(box[0] * width), int((box[0] + box[2]) * width)
             top, bottom = int(box[1] * height), int((box[1] + box[3]) * height)
             detection.mask = prediction.masks[index][top:bottom, left:right].astype(bool)
@@ -207,7 +227,7 @@ def _to_label(prediction: yolo.Prediction, task: str):
     return fol.Detections(detections=detections)
 
 
-def _add_predictions(dataset, weights: Path, task: str, args: dict[str, Any]) -> None:
+def _add_predictions(dataset, weights: Path, to_label: Callable[[yolo.Prediction], Any], args: dict[str, Any]) -> None:
     """Predict on every sample in batches (GPU when there is one) and store the labels in one write."""
     paths = dataset.values("filepath")
     labels: dict[str, Any] = {}
@@ -215,7 +235,7 @@ def _add_predictions(dataset, weights: Path, task: str, args: dict[str, Any]) ->
         listing = Path(tmp) / "images.txt"  # Ultralytics reads a .txt source as one image path per line
         listing.write_text("\n".join(paths) + "\n")
         for prediction in yolo.predict(weights, str(listing), args):
-            labels[os.path.abspath(prediction.path)] = _to_label(prediction, task)
+            labels[os.path.abspath(prediction.path)] = to_label(prediction)
     missing = [p for p in paths if os.path.abspath(p) not in labels]
     if missing:
         LOG.warning("no prediction for %d images (first: %s)", len(missing), missing[0])
@@ -225,12 +245,10 @@ def _add_predictions(dataset, weights: Path, task: str, args: dict[str, Any]) ->
 # --- evaluation, tags, ranking ------------------------------------------------------------------------
 
 
-def _evaluate_objects(dataset, task: str) -> dict[str, Any]:
+def _evaluate_objects(dataset, use_masks: bool) -> dict[str, Any]:
     from fiftyone import ViewField as F
 
-    results = dataset.evaluate_detections(
-        PRED, gt_field=GT, eval_key=EVAL, compute_mAP=True, use_masks=task == "segment"
-    )
+    results = dataset.evaluate_detections(PRED, gt_field=GT, eval_key=EVAL, compute_mAP=True, use_masks=use_masks)
     dataset.match(F(f"{EVAL}_fp") > 0).tag_samples(FALSE_POSITIVE)
     dataset.match(F(f"{EVAL}_fn") > 0).tag_samples(MISSED)
     dataset.filter_labels(PRED, F(EVAL) == "fp").tag_labels(FALSE_POSITIVE, label_fields=PRED)
@@ -282,15 +300,20 @@ def _evaluate_classes(dataset) -> dict[str, Any]:
     return {"correct": right, "misclassified": len(dataset) - right, "accuracy": right / max(len(dataset), 1)}
 
 
-def _brain(dataset, task: str) -> None:
-    """FiftyOne Brain's per-sample scores: how likely the ground truth is wrong, and (classify) how unsure."""
+def _brain_objects(dataset) -> None:
+    """FiftyOne Brain's per-sample score: how likely the ground truth is wrong, given the predictions."""
     import fiftyone.brain as fob
 
-    if task == "classify":
-        fob.compute_mistakenness(dataset, PRED, label_field=GT, use_logits=True)
-        fob.compute_hardness(dataset, PRED)
-    elif dataset.count(f"{PRED}.detections"):
+    if dataset.count(f"{PRED}.detections"):
         fob.compute_mistakenness(dataset, PRED, label_field=GT)
+
+
+def _brain_classes(dataset) -> None:
+    """FiftyOne Brain's per-sample scores: how likely the ground truth is wrong, and how unsure the model is."""
+    import fiftyone.brain as fob
+
+    fob.compute_mistakenness(dataset, PRED, label_field=GT, use_logits=True)
+    fob.compute_hardness(dataset, PRED)
 
 
 def ranked(dataset):
@@ -304,7 +327,7 @@ def ranked(dataset):
 # --- what the user sees ------------------------------------------------------------------------------
 
 
-def _worst(view, task: str, count: int) -> list[dict[str, Any]]:
+def _worst(view, columns: Callable[[Any], dict[str, Any]], count: int) -> list[dict[str, Any]]:
     rows = []
     fields = ["filepath", RANK, "tags"]
     if view.has_sample_field("mistakenness"):
@@ -313,49 +336,53 @@ def _worst(view, task: str, count: int) -> list[dict[str, Any]]:
         row = {"image": Path(sample.filepath).name, "path": sample.filepath, "score": round(sample[RANK], 4)}
         if "mistakenness" in fields and sample["mistakenness"] is not None:
             row["mistakenness"] = round(float(sample["mistakenness"]), 4)
-        if task == "classify":
-            truth, pred = sample[GT], sample[PRED]
-            row["truth"] = truth.label if truth else None
-            row["predicted"] = pred.label if pred else None
-            row["confidence"] = round(float(pred.confidence), 4) if pred else None
-        else:
-            predictions = sample[PRED].detections if sample[PRED] else []
-            truths = sample[GT].detections if sample[GT] else []
-            false = [d.confidence for d in predictions if FALSE_POSITIVE in (d.tags or [])]
-            row["missed"] = sum(MISSED in (d.tags or []) for d in truths)
-            row["false_positives"] = len(false)
-            row["max_false_confidence"] = round(max(false), 4) if false else None
-        rows.append(row)
+        rows.append(row | columns(sample))
     return rows
 
 
-def _print_worst(rows: list[dict[str, Any]], task: str, total: int) -> None:
-    if task == "classify":
-        print(f"worst {len(rows)} of {total} (error_score = 1 - probability of the true class):")
-        print(f"  {'#':>3}  {'score':>5}  {'truth':<14} {'predicted (conf)':<22} image")
-        for i, row in enumerate(rows, 1):
-            guess = f"{row['predicted']} ({row['confidence']:.2f})" if row["predicted"] else "-"
-            print(f"  {i:>3}  {row['score']:>5.2f}  {str(row['truth']):<14} {guess:<22} {row['image']}")
-        return
-    print(f"worst {len(rows)} of {total} (error_score = missed findings + confidence of each false finding):")
-    print(f"  {'#':>3}  {'score':>5}  {'missed':>6}  {'false':>5}  {'max conf':>8}  image")
-    for i, row in enumerate(rows, 1):
-        conf = f"{row['max_false_confidence']:.2f}" if row["max_false_confidence"] is not None else "-"
-        print(f"  {i:>3}  {row['score']:>5.2f}  {row['missed']:>6}  {row['false_positives']:>5}  {conf:>8}  {row['image']}")
+def _object_columns(sample) -> dict[str, Any]:
+    predictions = sample[PRED].detections if sample[PRED] else []
+    truths = sample[GT].detections if sample[GT] else []
+    false = [d.confidence for d in predictions if FALSE_POSITIVE in (d.tags or [])]
+    return {
+        "missed": sum(MISSED in (d.tags or []) for d in truths),
+        "false_positives": len(false),
+        "max_false_confidence": round(max(false), 4) if false else None,
+    }
 
 
-def _print_summary(name: str, task: str, count: int, summary: dict[str, Any], conf: float) -> None:
-    if task == "classify":
-        print(
-            f"{name}: {count} val images; {summary['correct']} right, {summary['misclassified']} misclassified "
-            f"(accuracy {summary['accuracy']:.3f})"
-        )
-        return
+def _class_columns(sample) -> dict[str, Any]:
+    truth, pred = sample[GT], sample[PRED]
+    return {
+        "truth": truth.label if truth else None,
+        "predicted": pred.label if pred else None,
+        "confidence": round(float(pred.confidence), 4) if pred else None,
+    }
+
+
+def _print_objects(name: str, count: int, summary: dict[str, Any], conf: float, rows: list[dict[str, Any]]) -> None:
     print(
         f"{name}: {count} val images; at conf >= {conf:g}, IoU 0.5: {summary['true_positives']} found, "
         f"{summary['false_positives']} false, {summary['missed']} missed "
         f"(precision {summary['precision']:.3f}, recall {summary['recall']:.3f})"
     )
+    print(f"worst {len(rows)} of {count} (error_score = missed findings + confidence of each false finding):")
+    print(f"  {'#':>3}  {'score':>5}  {'missed':>6}  {'false':>5}  {'max conf':>8}  image")
+    for i, row in enumerate(rows, 1):
+        shown = f"{row['max_false_confidence']:.2f}" if row["max_false_confidence"] is not None else "-"
+        print(f"  {i:>3}  {row['score']:>5.2f}  {row['missed']:>6}  {row['false_positives']:>5}  {shown:>8}  {row['image']}")
+
+
+def _print_classes(name: str, count: int, summary: dict[str, Any], conf: float, rows: list[dict[str, Any]]) -> None:
+    print(
+        f"{name}: {count} val images; {summary['correct']} right, {summary['misclassified']} misclassified "
+        f"(accuracy {summary['accuracy']:.3f})"
+    )
+    print(f"worst {len(rows)} of {count} (error_score = 1 - probability of the true class):")
+    print(f"  {'#':>3}  {'score':>5}  {'truth':<14} {'predicted (conf)':<22} image")
+    for i, row in enumerate(rows, 1):
+        guess = f"{row['predicted']} ({row['confidence']:.2f})" if row["predicted"] else "-"
+        print(f"  {i:>3}  {row['score']:>5.2f}  {str(row['truth']):<14} {guess:<22} {row['image']}")
 
 
 def serve(view, port: int | None = None) -> None:
@@ -395,21 +422,18 @@ def inspect_run(
     if recipe is None:
         raise UserError(f"{run}: inspect needs a run folder made by yolo_tools train (runs/<recipe>/<name>)")
     args = _predict_args(dict(overrides or {}))
+    task = INSPECTIONS[recipe.task]
     fo = _fiftyone()
     name = dataset_name(recipe, run_dir)
     dataset = _load_ground_truth(fo, name, recipe, run_dir)
-    _add_predictions(dataset, weights, recipe.task, args)
-    if recipe.task == "classify":
-        summary = _evaluate_classes(dataset)
-    else:
-        summary = _evaluate_objects(dataset, recipe.task)
-    _brain(dataset, recipe.task)
+    _add_predictions(dataset, weights, task.label, args)
+    summary = task.evaluate(dataset)
+    task.brain(dataset)
     view = ranked(dataset)
     dataset.save_view("worst first", view, overwrite=True)
 
-    rows = _worst(view, recipe.task, worst)
-    _print_summary(name, recipe.task, len(dataset), summary, args["conf"])
-    _print_worst(rows, recipe.task, len(dataset))
+    rows = _worst(view, task.columns, worst)
+    task.show(name, len(dataset), summary, args["conf"], rows)
     report = {
         "dataset": name,
         "task": recipe.task,
@@ -424,3 +448,44 @@ def inspect_run(
     if app:
         serve(view, port)
     return report
+
+
+# --- per task ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What inspecting one task's run means in FiftyOne: one entry per task in `INSPECTIONS`."""
+
+    load: Callable[[Any, Any, Dataset], None]  # (fo, FiftyOne dataset, converted Dataset): add the val split and its ground truth
+    label: Callable[[yolo.Prediction], Any]  # one image's prediction as FiftyOne labels (the PRED field)
+    evaluate: Callable[[Any], dict[str, Any]]  # FiftyOne's evaluation, tags and the error score; returns the counts
+    brain: Callable[[Any], None]  # FiftyOne Brain's per-sample scores
+    columns: Callable[[Any], dict[str, Any]]  # a worst sample's own columns (inspect.json, the printed table)
+    show: Callable[[str, int, dict[str, Any], float, list[dict[str, Any]]], None]  # prints the counts and the worst
+
+
+def _objects(masks: bool) -> Inspection:
+    """Detect, or with `masks` segment: Detections (with instance masks), matched to the ground truth per object."""
+    return Inspection(
+        load=lambda fo, dataset, converted: _load_yolo(fo, dataset, converted, "instances" if masks else "detections"),
+        label=lambda prediction: _detections(prediction, masks),
+        evaluate=lambda dataset: _evaluate_objects(dataset, use_masks=masks),
+        brain=_brain_objects,
+        columns=_object_columns,
+        show=_print_objects,
+    )
+
+
+INSPECTIONS: dict[str, Inspection] = {
+    "detect": _objects(masks=False),
+    "segment": _objects(masks=True),
+    "classify": Inspection(
+        load=_load_class_folders,
+        label=_classification,
+        evaluate=_evaluate_classes,
+        brain=_brain_classes,
+        columns=_class_columns,
+        show=_print_classes,
+    ),
+}

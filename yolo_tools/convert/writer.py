@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 from yolo_tools.convert import destination, images, mask_png
@@ -36,7 +35,7 @@ from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
 from yolo_tools.convert.splits import group_keys, held_out
 from yolo_tools.dataset import (
-    CARD, CARD_MD, IMAGES, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
+    CARD, CARD_MD, LABEL_LINES, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
 )
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import map_pixels
@@ -72,6 +71,7 @@ class _Kept:
 
 def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list[str]:
     """The label lines, stripped, if every one is a usable YOLO label; SkipSample naming the first that is not."""
+    rule = LABEL_LINES[task]  # what a line of this task may hold (yolo_tools/dataset.py)
     checked = []
     for number, line in enumerate(lines, 1):
         tokens = line.split()
@@ -85,9 +85,8 @@ def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list
         if not 0 <= class_id < len(classes):
             raise SkipSample(f"{where}: class {class_id} is not one of the {len(classes)} classes")
         is_box = coords.size == 4
-        if not (is_box or (task == "segment" and coords.size >= 6 and coords.size % 2 == 0)):
-            wanted = "4 (x y w h)" if task == "detect" else "4 (a box) or an even number >= 6 (a polygon)"
-            raise SkipSample(f"{where}: {coords.size} coordinates; a {task} label has {wanted}")
+        if not rule.fits(coords.size):
+            raise SkipSample(f"{where}: {coords.size} coordinates; a {task} label has {rule.wanted}")
         if not np.isfinite(coords).all():
             raise SkipSample(f"{where}: coordinates are not finite numbers (NaN or inf)")
         if coords.min() < -TOLERANCE or coords.max() > 1 + TOLERANCE:
@@ -132,7 +131,7 @@ def _write_image(sample: Sample, stem: Path, preprocess: Preprocess) -> Path:
 
 def _stage(sample: Sample, index: int, staging: Path, recipe: Recipe) -> _Kept:
     """Check the sample's labels and write its image into the staging folder; SkipSample on any problem."""
-    if recipe.task == "classify":
+    if recipe.task not in LABEL_LINES:  # no label lines: the class is the image's folder (classify)
         if sample.category not in recipe.classes:
             raise SkipSample(f"class '{sample.category}' is not in the recipe's classes {recipe.classes}")
         lines: list[str] = []
@@ -189,23 +188,6 @@ def _check_splits(splits: Sequence[str], kept: int, skipped: int, source: str, r
             f"({kept} samples kept). Nothing was written. Fix or replace the skipped files (listed above), add "
             f"data, or change data.split (by: {recipe.data.split.by!r}, val: {recipe.data.split.val})"
         )
-
-
-def _final_path(layout: Dataset, kept: _Kept, split: str) -> Path:
-    name = f"{kept.sample.name}{kept.image.suffix}"
-    if layout.task == "classify":
-        return layout.images(split) / str(kept.sample.category) / name
-    return layout.images(split) / name
-
-
-def _make_folders(layout: Dataset, recipe: Recipe) -> None:
-    for split in splits_of(recipe):
-        if recipe.task == "classify":
-            for name in recipe.classes:
-                (layout.images(split) / name).mkdir(parents=True)
-        else:
-            layout.images(split).mkdir(parents=True)
-            layout.label_folder(split).mkdir(parents=True)
 
 
 def _card(
@@ -319,15 +301,15 @@ def write_dataset(
         _check_splits(splits, len(kept), len(skipped), source, recipe)
 
         layout = Dataset(partial, recipe.task)  # the names of every file below (yolo_tools/dataset.py)
-        _make_folders(layout, recipe)
+        layout.make_folders(splits_of(recipe), recipe.classes)
         counts: Counter = Counter()
         written: list[tuple[str, str, str]] = []
         slices: list[tuple] = []
         spacings: list[tuple] = []
         for item, split, key in zip(kept, splits, keys):
-            target = _final_path(layout, item, split)
+            target = layout.image_path(split, f"{item.sample.name}{item.image.suffix}", item.sample.category)
             item.image.rename(target)
-            if recipe.task == "classify":
+            if layout.class_folders:
                 counts[(split, item.sample.category)] += 1
             else:
                 label_file = layout.label_file(split, item.sample.name)
@@ -361,10 +343,7 @@ def write_dataset(
             (partial / VOLUMES_JSON).write_text(json.dumps(samples.volumes, indent=1))
         if metadata is not None:
             card["metadata"] = patient_metadata.write(metadata, written, partial / patient_metadata.METADATA_CSV)
-        if recipe.task != "classify":
-            # `test` is there for `yolo val split=test`; training reads train and val only
-            data_yaml = {split: f"{IMAGES}/{split}" for split in splits_of(recipe)} | {"names": dict(enumerate(recipe.classes))}
-            layout.data_arg.write_text(yaml.safe_dump(data_yaml, sort_keys=False))
+        layout.write_data_yaml(splits_of(recipe), recipe.classes)  # `test` for `yolo val split=test`; training reads train, val
         (partial / CARD).write_text(json.dumps(card, indent=2))
         (partial / CARD_MD).write_text(_card_markdown(card))
         destination.swap_in(partial, dst)

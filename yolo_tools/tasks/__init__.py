@@ -5,12 +5,13 @@ prediction streams past, aggregate into summary/per-class (and per-volume) table
 intervals, write the files, then show them with what each number means. What differs per task lives in
 its module here, as one `Task` (tasks/protocol.py): how an image is scored, which tables and headline
 metrics come out of the scores (and which get an interval), what each metric means and the conventions
-behind it, and what the report draws. Adding a metric touches its task's module only (its scorer or
+behind it, what the report draws, and how an ensemble's predictions of one image are fused (`fuse`, with
+the arithmetic in `yolo_tools/fusion.py`). Adding a metric touches its task's module only (its scorer or
 `summarise`, and its `meaning`); adding a task (Ultralytics' pose, obb, ...) adds one module and one
 entry in `TASKS`.
 
-This package sits below `evaluation` and `report` and imports neither: it reads ground truth through
-`yolo_tools.dataset` and scores with `yolo_tools.metrics`.
+This package sits below `evaluation`, `report` and `ensemble` and imports none of them: it reads ground
+truth through `yolo_tools.dataset`, scores with `yolo_tools.metrics` and fuses with `yolo_tools.fusion`.
 
 Examples:
     >>> from yolo_tools import tasks

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from yolo_tools import operating_point
+from yolo_tools import fusion, operating_point
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import classification
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
@@ -123,4 +123,5 @@ TASK = Task(
     count_columns=("predicted",),
     decides_by="threshold",
     caption=caption,
+    fuse=fusion.fuse_probabilities,
 )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from yolo_tools import fusion
 from yolo_tools.dataset import read_labels
 from yolo_tools.metrics import detection
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
@@ -176,6 +177,7 @@ TASK = Task(
     choose_conf=choose_conf,
     findings_columns=r"^(boxes_true)$",
     caption=caption,
+    fuse=fusion.fuse_detections,
     validator_plots=(
         ("confusion_matrix_normalized.png", "Confusion matrix (Ultralytics' validator, normalised per true class)"),
         ("BoxPR_curve.png", "Precision-recall curve (Ultralytics' validator)"),

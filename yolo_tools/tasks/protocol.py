@@ -5,7 +5,7 @@ Kept apart from the registry in `__init__` so each task module imports only this
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -79,6 +79,8 @@ class Task:
     count_columns: tuple[str, ...]  # columns of its tables that are counts (regexes, printed whole)
     decides_by: Literal["confidence", "threshold"]  # a confidence chosen on val drops findings below it; or a classifier's threshold
     caption: Callable[[pd.Series, list[str], Callable[..., str]], str]  # a gallery image's caption: (row, classes, fmt) -> text
+    fuse: Callable[[Sequence[Any], Sequence[float] | None, float], Any]  # an ensemble's predictions of one image made one:
+    # (a yolo.Prediction per model, the models' weights or None, the confidence threshold) -> yolo.Prediction (fusion.py)
     choose_conf: Callable[[Scoring], dict[str, Any] | None] | None = None  # from val predictions; None: the validator's F1
     predict_args: dict[str, Any] = field(default_factory=dict)  # Ultralytics arguments its predictions need
     saves_masks: bool = False  # scored on masks: predicted masks kept per image and drawn in the report's gallery

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from yolo_tools import fusion
 from yolo_tools.convert import mask_png
 from yolo_tools.convert.polygons import polygons_to_mask
 from yolo_tools.dataset import read_labels
@@ -189,6 +190,7 @@ TASK = Task(
     saves_masks=True,
     findings_columns=r"^(true_px_.*)$",
     caption=caption,
+    fuse=fusion.fuse_masks,
     validator_plots=(
         ("confusion_matrix_normalized.png", "Confusion matrix (Ultralytics' validator, normalised per true class)"),
         ("MaskPR_curve.png", "Precision-recall curve of the masks (Ultralytics' validator)"),
