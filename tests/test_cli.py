@@ -43,7 +43,8 @@ def test_user_errors_are_one_message_without_traceback(tmp_path, capsys: pytest.
 
 
 def test_missing_data_says_how_to_get_it(tmp_path, monkeypatch, capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setenv("YOLO_TOOLS_DATA", str(tmp_path))
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("YOLO_TOOLS_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("YOLO_TOOLS_DATASETS", str(tmp_path / "datasets"))  # not the session's converted kidney set
     assert main(["convert", "recipes/kidney.yaml"]) == 2
     err = capsys.readouterr().err
