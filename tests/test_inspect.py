@@ -104,6 +104,19 @@ def test_inspecting_again_replaces_the_dataset(demo_run: Path, demo_report: dict
     assert all(c >= 0.5 for c in confidences)  # the new predictions, not the earlier ones added to them
 
 
+def test_inspect_uses_the_confidence_chosen_on_val(demo_run: Path, demo_report: dict) -> None:
+    """Like predict and evaluate: a run's stored operating point sets the threshold unless conf= is given."""
+    from yolo_tools import operating_point
+
+    stored = operating_point.save(demo_run, {"rule": "max F1 (test)", "conf": 0.6})
+    try:
+        report = fiftyone_inspect.inspect_run(demo_run, {}, worst=1, app=False)
+        assert report["conf"] == 0.6
+        assert fiftyone_inspect.inspect_run(demo_run, {"conf": 0.01}, worst=1, app=False)["conf"] == 0.01
+    finally:
+        stored.unlink()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

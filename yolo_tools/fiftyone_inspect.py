@@ -47,7 +47,7 @@ from typing import Any
 
 import pandas as pd
 
-from yolo_tools import yolo, yolo_args
+from yolo_tools import operating_point, yolo, yolo_args
 from yolo_tools.convert.conversion import run_version
 from yolo_tools.dataset import METADATA_CSV, Dataset, fingerprint_at, home, place
 from yolo_tools.errors import UserError
@@ -107,7 +107,7 @@ def _predict_args(overrides: dict[str, Any]) -> dict[str, Any]:
         check_train_args(overrides, origin="the command line")
     except ValueError as exc:
         raise UserError(f"command line: {exc}") from None
-    return {"conf": yolo.DEFAULT_CONF, **yolo_args.check_types(overrides, "command line: ")}
+    return yolo_args.check_types(overrides, "command line: ")
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -421,7 +421,8 @@ def inspect_run(
     recipe = run_recipe(run_dir) if run_dir else None
     if recipe is None:
         raise UserError(f"{run}: inspect needs a run folder made by yolo_tools train (runs/<recipe>/<name>)")
-    args = _predict_args(dict(overrides or {}))
+    # Like predict and evaluate: the confidence chosen on val (and the recipe's max_det) unless the command line says
+    args = {"conf": yolo.DEFAULT_CONF, **operating_point.predict_defaults(recipe, run_dir), **_predict_args(dict(overrides or {}))}
     task = INSPECTIONS[recipe.task]
     fo = _fiftyone()
     name = dataset_name(recipe, run_dir)
