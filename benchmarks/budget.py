@@ -97,6 +97,9 @@ VARIANTS: dict[str, Variant] = {
                                               recipe_keys={"class_balance": "oversample"},
                                               note="normal films repeated to match pneumonia (class_balance)"),
     **_families("gi-mini", "-seg", 320, batch=8),
+    "gi-mini/transfer-seg-320": Variant("gi-mini", "yolov8n-seg.yaml", {"imgsz": 320, "batch": 8},
+                                        pretrained_from="heart-seg/v8n-seg-256",
+                                        note="from the heart-seg variant's weights (3 classes too): 24 slices are too few from scratch"),
 }
 
 
