@@ -377,7 +377,7 @@ def write_dataset(
                 counts[(split, "images")] += 1
                 counts[(split, "backgrounds")] += not item.lines
                 for line in item.lines:
-                    counts[(split, recipe.classes[int(line.split()[0])])] += 1
+                    counts[(split, recipe.classes[int(line.split(None, 1)[0])])] += 1  # the class only: polygon lines are long
             written.append((target.name, split, str(key)))
             if item.sample.spacing is not None:
                 spacings.append((target.name, *item.sample.spacing))
