@@ -343,7 +343,8 @@ def write_dataset(
         layout = Dataset(partial, recipe.task)  # the names of every file below (yolo_tools/dataset.py)
         _make_folders(layout, recipe)
         expected = _expected_splits(samples, recipe)
-        kept, skipped = _stage_all(samples, [SPLITS[0]] * len(samples) if isinstance(expected, UserError) else expected[0], layout, recipe)
+        guess = [SPLITS[0]] * len(samples) if isinstance(expected, UserError) else expected[0]  # moved after the draw
+        kept, skipped = _stage_all(samples, guess, layout, recipe)
         for line in skipped:
             LOG.warning("skipped %s", line)
         for reason, count in left_out.items():
