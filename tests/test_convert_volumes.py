@@ -221,3 +221,24 @@ def test_one_epoch_of_cardiac_on_a_few_images(cardiac: Path) -> None:
     assert (run_dir / "weights" / "best.pt").is_file()
     assert {"precision", "recall", "mAP50", "mAP50-95"} <= set(metrics)
     assert all(0.0 <= value <= 1.0 for value in metrics.values())
+
+
+def test_a_label_value_between_the_classes_is_found(tmp_path: Path) -> None:
+    """label_values [1, 3]: a 2 is no class even though no value lies above the largest class."""
+    from yolo_tools.convert import hdf5_volumes
+    from yolo_tools.convert.samples import SkipSample
+    from yolo_tools.recipe import Data, Recipe, Source
+
+    (tmp_path / "volumes").mkdir()
+    label = np.zeros((2, 16, 16), np.uint8)
+    label[0, 2:8, 2:8], label[0, 9:14, 9:14] = 1, 3
+    label[1, 4:8, 4:8] = 2
+    with h5py.File(tmp_path / "volumes" / "patient001_frame01.h5", "w") as handle:
+        handle["image"], handle["label"] = np.ones((2, 16, 16), np.float32), label
+    recipe = Recipe(name="between", task="segment", model="yolov8n-seg.yaml", classes=["a", "b"],
+                    data=Data(source=Source(path=str(tmp_path)), converter="hdf5_volumes",
+                              options={"files": "volumes/*.h5", "label_values": [1, 3]}, split={"by": "file"}))
+    first, second = hdf5_volumes.samples(tmp_path, recipe)
+    assert [line.split()[0] for line in first.labels()] == ["0", "1"]
+    with pytest.raises(SkipSample, match=r"label values \[2\] are not classes"):
+        second.labels()

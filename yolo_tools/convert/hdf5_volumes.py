@@ -161,6 +161,9 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
         """Label values that are no class, by slice, found once per volume."""
         _, label = _load(path, *keys)
         small = label.dtype.kind == "u" and label.dtype.itemsize <= 2  # then a count per value is one cheap pass
+        top = int(label.max()) if small else None
+        if top is not None and top <= max(values) and set(range(top + 1)) <= {0, *values}:
+            return {}  # every value up to the largest present is 0 or a class (one pass, no count): the usual volume
         present = np.flatnonzero(np.bincount(label.ravel())) if small else np.unique(label)
         if set(present.tolist()) <= {0, *values}:  # the usual volume: no per-slice table to build
             return {}

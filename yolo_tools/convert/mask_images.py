@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -90,10 +91,29 @@ def read_mask(path: Path, shape: tuple[int, int], threshold: float = 0) -> np.nd
     return (mask > threshold).any(axis=-1) if mask.ndim == 3 else mask > threshold
 
 
-def _per_class_labels(image: Path, masks: list[Path | None], folders: list[str], options: Options):
-    min_area, holes, threshold, epsilon = options.min_area, options.holes, options.threshold, options.epsilon
+class _LastMasks:
+    """The masks of the sample read last, so `labels()` and `masks()` of one sample decode its files once.
 
-    def read() -> list[str]:
+    The writer asks a sample for its label lines and then for its published masks; both start from the
+    same decoded files. One slot per converter call, keyed by the sample's name, holds a single sample's masks.
+    """
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.value: np.ndarray | None = None
+
+    def get(self, key: str, read: Callable[[], np.ndarray]) -> np.ndarray:
+        if self.key != key:
+            self.key = None  # a read that fails leaves the slot empty
+            self.value = read()
+            self.key = key
+        return self.value
+
+
+def _per_class_binaries(image: Path, masks: list[Path | None], folders: list[str], threshold: float):
+    """The sample's masks, (classes, H, W) bool, once its image and every class's mask file are there."""
+
+    def read() -> np.ndarray:
         if not image.is_file():
             present = next(m for m in masks if m is not None)
             raise SkipSample(f"mask {present} has no image {image.parent / image.stem}.*")
@@ -101,25 +121,27 @@ def _per_class_labels(image: Path, masks: list[Path | None], folders: list[str],
             if path is None:
                 raise SkipSample(f"no mask {folder}/{image.stem}.* for this image")
         shape = _size_of(image)
+        return np.stack([read_mask(path, shape, threshold) for path in masks])
+
+    return read
+
+
+def _per_class_reader(name: str, image: Path, masks: list[Path | None], folders: list[str], options: Options, last: _LastMasks):
+    """The sample's `labels` (polygons traced per class) and `masks` (the published ones), sharing one read."""
+    min_area, holes, epsilon = options.min_area, options.holes, options.epsilon
+    binaries = _per_class_binaries(image, masks, folders, options.threshold)
+
+    def labels() -> list[str]:
         lines = []
-        for class_id, path in enumerate(masks):
-            binary = read_mask(path, shape, threshold)
+        for class_id, binary in enumerate(last.get(name, binaries)):
             polygons = mask_to_polygons(binary, min_area=min_area, holes=holes, epsilon=epsilon)
             lines += [polygon_line(class_id, polygon) for polygon in polygons]
         return lines
 
-    return read
+    def truth() -> np.ndarray:  # at the image's own size: what evaluation scores against
+        return last.get(name, binaries)
 
-
-def _per_class_masks(image: Path, masks: list[Path | None], options: Options):
-    """The published masks at the image's own size, (classes, H, W) bool: what evaluation scores against."""
-    threshold = options.threshold
-
-    def read() -> np.ndarray:
-        shape = _size_of(image)
-        return np.stack([read_mask(path, shape, threshold) for path in masks])
-
-    return read
+    return labels, truth
 
 
 def _per_class(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
@@ -135,12 +157,13 @@ def _per_class(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
     masks = [_images_in(mask_dir / f) for f in folders]
     names = sorted(set(images).union(*masks))
     found = []
+    last = _LastMasks()
     for name in names:
         image = images.get(name, image_dir / name)
         per_class = [m.get(name) for m in masks]
         source = str(image) if name in images else str(next(m for m in per_class if m is not None))
-        labels = _per_class_labels(image, per_class, folders, options)
-        found.append(Sample(name=name, image=image, labels=labels, source=source, masks=_per_class_masks(image, per_class, options)))
+        labels, truth = _per_class_reader(name, image, per_class, folders, options, last)
+        found.append(Sample(name=name, image=image, labels=labels, source=source, masks=truth))
     return found
 
 
@@ -241,14 +264,18 @@ def _colour_coded(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sampl
         )
     palette = np.array([options.colours[name] for name in recipe.classes])
     images, masks = _images_in(image_dir), _images_in(mask_dir)
+    last = _LastMasks()
+
+    def decoded(name: str) -> np.ndarray:
+        if name not in images:
+            raise SkipSample(f"mask {masks[name]} has no image {image_dir / name}.*")
+        if name not in masks:
+            raise SkipSample(f"no mask {mask_dir / name}.* for this image")
+        return _read_colour_mask(masks[name], images[name], palette, options.tolerance)
 
     def truth(name: str):
         def read() -> np.ndarray:
-            if name not in images:
-                raise SkipSample(f"mask {masks[name]} has no image {image_dir / name}.*")
-            if name not in masks:
-                raise SkipSample(f"no mask {mask_dir / name}.* for this image")
-            return _read_colour_mask(masks[name], images[name], palette, options.tolerance)
+            return last.get(name, lambda: decoded(name))
 
         return read
 

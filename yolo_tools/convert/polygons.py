@@ -70,7 +70,8 @@ def mask_to_polygons(
     if mask.ndim != 2:
         raise ValueError(f"mask_to_polygons takes one HxW mask per class, not an array of shape {mask.shape}")
     height, width = mask.shape
-    binary = (mask > 0).view(np.uint8)
+    # a boolean mask (what converters pass) is read as 0/1 bytes in place: no pass over the whole slice
+    binary = np.ascontiguousarray(mask).view(np.uint8) if mask.dtype == bool else (mask > 0).view(np.uint8)
     # Labelling and tracing run on the mask's bounding box only (a padding of one pixel keeps regions that
     # touch it exact): an organ covers a small part of its slice, and most classes none of most slices.
     left, top, box_w, box_h = cv2.boundingRect(binary)

@@ -10,7 +10,9 @@ and the card are done here once, so every dataset gets the same guarantees:
   line silently dropped, and every skip is named with its reason on the card and as a warning;
 - the train/val split is drawn over the samples that survived, so a skipped file never empties a split
   behind the card's back; a conversion where every sample was skipped, or that leaves a split empty,
-  fails and writes nothing;
+  fails and writes nothing. Each image is written once, straight into the split it gets when no sample
+  is skipped (the usual case: drawn before any file is read, so the draw is the same); an image whose
+  split changes because a sample was skipped is moved into its own split after the draw over the kept samples;
 - two samples of one name are not both written: the second is skipped, named with the first.
 """
 
@@ -21,7 +23,7 @@ import json
 import logging
 import shutil
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,7 +53,6 @@ LOG = logging.getLogger(__name__)
 EIGHT_BIT_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".webp"}
 TOLERANCE = 1e-3  # normalised coordinates may pass the border by rounding
 SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
-STAGING = ".staging"
 
 
 def splits_of(recipe: Recipe) -> tuple[str, ...]:
@@ -61,11 +62,13 @@ def splits_of(recipe: Recipe) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class _Kept:
-    """A sample that passed every check: its image (and published masks) already staged, its label lines checked."""
+    """A sample that passed every check: its image (and published masks) already written into the split
+    `split` it was expected to get, its label lines checked."""
 
     sample: Sample
     image: Path
     lines: list[str]
+    split: str
     masks: Path | None = None
 
 
@@ -109,12 +112,15 @@ def _copied_as_stored(path: Path, found: images.Checked, preprocess: Preprocess)
     return path.suffix.lower() in EIGHT_BIT_SUFFIXES or found.eight_bit
 
 
-def _write_image(sample: Sample, stem: Path, preprocess: Preprocess) -> Path:
-    """The sample's image at `stem` + suffix: a copy of its checked file, or its pixels encoded as PNG."""
+def _write_image(sample: Sample, place: Callable[[str], Path], preprocess: Preprocess) -> Path:
+    """The sample's image at `place(suffix)`: a copy of its checked file, or its pixels encoded as PNG.
+
+    Nothing is written when the sample is skipped (SkipSample), so no file of a skipped sample is left behind.
+    """
     if isinstance(sample.image, Path):
         found = images.load(sample.image)
         if _copied_as_stored(sample.image, found, preprocess):
-            target = stem.with_suffix(sample.image.suffix.lower())
+            target = place(sample.image.suffix.lower())
             target.write_bytes(found.data)  # the bytes that were checked, read once
             return target
         pixels = map_pixels(images.decode(sample.image), preprocess.intensity)
@@ -123,25 +129,45 @@ def _write_image(sample: Sample, stem: Path, preprocess: Preprocess) -> Path:
         if pixels.dtype != np.uint8:
             raise SkipSample(f"converter produced {pixels.dtype} pixels; map intensities to uint8 first")
         pixels = pixels if pixels.ndim == 2 else np.ascontiguousarray(pixels[..., ::-1])  # RGB in, BGR to OpenCV
-    target = stem.with_suffix(".png")
+    target = place(".png")
     if not cv2.imwrite(str(target), pixels):
+        target.unlink(missing_ok=True)
         raise SkipSample("could not encode the image as PNG")
     return target
 
 
-def _stage(sample: Sample, index: int, staging: Path, recipe: Recipe) -> _Kept:
-    """Check the sample's labels and write its image into the staging folder; SkipSample on any problem."""
+def _stage(sample: Sample, split: str, layout: Dataset, recipe: Recipe) -> _Kept:
+    """Check the sample's labels and write its image (and published masks) into the folders of `split`;
+    SkipSample on any problem, before anything of the sample is written."""
     if recipe.task not in LABEL_LINES:  # no label lines: the class is the image's folder (classify)
         if sample.category not in recipe.classes:
             raise SkipSample(f"class '{sample.category}' is not in the recipe's classes {recipe.classes}")
         lines: list[str] = []
     else:
         lines = check_lines(sample.labels() if sample.labels else [], recipe.task, recipe.classes)
-    masks = None
+    truth = None
     if sample.masks is not None and len(recipe.classes) <= mask_png.MAX_CLASSES:
-        masks = staging / f"{index:07d}.masks.png"  # read now: a mask that cannot be read skips the sample whole
-        mask_png.save(sample.masks(), masks)
-    return _Kept(sample, _write_image(sample, staging / f"{index:07d}", recipe.preprocess), lines, masks)
+        truth = sample.masks()  # read now: a mask that cannot be read skips the sample whole
+    place = lambda suffix: layout.image_path(split, f"{sample.name}{suffix}", sample.category)
+    image = _write_image(sample, place, recipe.preprocess)
+    masks = None
+    if truth is not None:
+        layout.masks(split).mkdir(parents=True, exist_ok=True)
+        masks = layout.mask_file(split, image.stem)
+        mask_png.save(truth, masks)
+    return _Kept(sample, image, lines, split, masks)
+
+
+def _move(item: _Kept, layout: Dataset, split: str) -> _Kept:
+    """An image (and its masks) written into the split it was expected to get, moved into `split`."""
+    image = layout.image_path(split, f"{item.sample.name}{item.image.suffix}", item.sample.category)
+    item.image.rename(image)
+    masks = None
+    if item.masks is not None:
+        layout.masks(split).mkdir(parents=True, exist_ok=True)
+        masks = layout.mask_file(split, image.stem)
+        item.masks.rename(masks)
+    return _Kept(item.sample, image, item.lines, split, masks)
 
 
 def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str], list[str]]:
@@ -246,16 +272,28 @@ def _card_markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _stage_all(samples: Sequence[Sample], staging: Path, recipe: Recipe) -> tuple[list[_Kept], list[str]]:
-    """Every sample checked and its image staged; the skipped ones as 'source: reason' lines."""
+def _expected_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str], list[str]] | UserError:
+    """`assign_splits` over every sample: the split each gets when none is skipped, drawn before any file is
+    read so that each image is written once, into its split. When the draw fails (it may not once the
+    unusable samples are left out), the error, raised only if no sample is skipped."""
+    try:
+        return assign_splits(samples, recipe)
+    except UserError as error:
+        return error
+
+
+def _stage_all(
+    samples: Sequence[Sample], expected: Sequence[str], layout: Dataset, recipe: Recipe
+) -> tuple[list[_Kept], list[str]]:
+    """Every sample checked and its image written into its expected split; the skipped ones as 'source: reason' lines."""
     kept: list[_Kept] = []
     skipped: list[str] = []
     first_of: dict[str, str] = {}
-    for index, sample in enumerate(tqdm(samples, desc=f"convert {recipe.name}", unit="img")):
+    for sample, split in zip(tqdm(samples, desc=f"convert {recipe.name}", unit="img"), expected):
         try:
             if sample.name in first_of:
                 raise SkipSample(f"a second image named '{sample.name}' (the first: {first_of[sample.name]})")
-            kept.append(_stage(sample, index, staging, recipe))
+            kept.append(_stage(sample, split, layout, recipe))
             first_of[sample.name] = sample.source or sample.name
         except SkipSample as reason:
             skipped.append(f"{sample.source or sample.name}: {reason}")
@@ -285,9 +323,11 @@ def write_dataset(
     left_out = getattr(samples, "left_out", {})
     partial = destination.partial_folder(dst)
     try:
-        staging = partial / STAGING
-        staging.mkdir()
-        kept, skipped = _stage_all(samples, staging, recipe)
+        layout = Dataset(partial, recipe.task)  # the names of every file below (yolo_tools/dataset.py)
+        layout.make_folders(splits_of(recipe), recipe.classes)
+        expected = _expected_splits(samples, recipe)
+        guess = [SPLITS[0]] * len(samples) if isinstance(expected, UserError) else expected[0]  # moved after the draw
+        kept, skipped = _stage_all(samples, guess, layout, recipe)
         for line in skipped:
             LOG.warning("skipped %s", line)
         for reason, count in left_out.items():
@@ -297,18 +337,22 @@ def write_dataset(
                 f"{source}: every one of the {len(samples)} samples was skipped (reasons above); nothing was "
                 "written. Check that the recipe's converter and options match how this set is published"
             )
-        splits, keys = assign_splits([k.sample for k in kept], recipe)
+        if skipped:  # drawn again over the samples kept, so that a skipped file never empties a split
+            splits, keys = assign_splits([k.sample for k in kept], recipe)
+        elif isinstance(expected, UserError):
+            raise expected
+        else:
+            splits, keys = expected
         _check_splits(splits, len(kept), len(skipped), source, recipe)
 
-        layout = Dataset(partial, recipe.task)  # the names of every file below (yolo_tools/dataset.py)
-        layout.make_folders(splits_of(recipe), recipe.classes)
         counts: Counter = Counter()
         written: list[tuple[str, str, str]] = []
         slices: list[tuple] = []
         spacings: list[tuple] = []
         for item, split, key in zip(kept, splits, keys):
-            target = layout.image_path(split, f"{item.sample.name}{item.image.suffix}", item.sample.category)
-            item.image.rename(target)
+            if item.split != split:
+                item = _move(item, layout, split)
+            target = item.image
             if layout.class_folders:
                 counts[(split, item.sample.category)] += 1
             else:
@@ -317,17 +361,13 @@ def write_dataset(
                 counts[(split, "images")] += 1
                 counts[(split, "backgrounds")] += not item.lines
                 for line in item.lines:
-                    counts[(split, recipe.classes[int(line.split()[0])])] += 1
-                if item.masks is not None:
-                    layout.masks(split).mkdir(parents=True, exist_ok=True)
-                    item.masks.rename(layout.mask_file(split, target.stem))
+                    counts[(split, recipe.classes[int(line.split(None, 1)[0])])] += 1  # the class only: polygon lines are long
             written.append((target.name, split, str(key)))
             if item.sample.spacing is not None:
                 spacings.append((target.name, *item.sample.spacing))
             if item.sample.slice_of is not None:
                 volume, index = item.sample.slice_of
                 slices.append((target.name, split, key, volume, int(index)))
-        shutil.rmtree(staging)
 
         groups = {split: len({k for k, s in zip(keys, splits) if s == split}) for split in splits_of(recipe)}
         card = _card(recipe, source, counts, groups, skipped, left_out)

@@ -1,0 +1,76 @@
+"""The writer puts each image straight into the split it expects, and moves it when a skip changes the draw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from yolo_tools.convert import mask_png
+from yolo_tools.convert.writer import Sample, SkipSample, assign_splits, write_dataset
+from yolo_tools.recipe import Data, Recipe, Source
+
+SIZE = 32
+
+
+def _recipe() -> Recipe:
+    return Recipe(name="squares", task="segment", model="yolov8n-seg.yaml", classes=["square"],
+                  data=Data(source=Source(kind="local", path="squares"), converter="mask_images",
+                            split={"by": "^(p\\d+)_", "val": 0.4, "seed": 0}))
+
+
+def _sample(patient: int, index: int, broken: bool = False) -> Sample:
+    """A grey square on black, its polygon and its mask; `broken` samples fail their label check."""
+    mask = np.zeros((1, SIZE, SIZE), bool)
+    mask[0, 4 + index : 20 + index, 6:22] = True
+
+    def labels() -> list[str]:
+        if broken:
+            raise SkipSample("label file cannot be read")
+        x0, x1, y0, y1 = 6 / SIZE, 21 / SIZE, (4 + index) / SIZE, (19 + index) / SIZE
+        return [f"0 {x0} {y0} {x1} {y0} {x1} {y1} {x0} {y1}"]
+
+    return Sample(name=f"p{patient}_s{index}", image=lambda: (mask[0] * 200).astype(np.uint8), labels=labels,
+                  masks=lambda: mask, source=f"p{patient}_s{index}")
+
+
+def _where(root: Path, name: str) -> set[str]:
+    """The splits holding the image, label and mask files of `name`."""
+    found = {p.parent.name for p in root.glob(f"images/*/{name}.png")}
+    found |= {p.parent.name for p in root.glob(f"labels/*/{name}.txt")}
+    return found | {p.parent.name for p in root.glob(f"masks/*/{name}.png")}
+
+
+@pytest.mark.parametrize("skip_patient", [None, 0, 1, 2, 3, 4])
+def test_every_file_is_in_the_split_drawn_over_the_kept_samples(tmp_path: Path, skip_patient: int | None) -> None:
+    recipe = _recipe()
+    samples = [_sample(p, i, broken=p == skip_patient) for p in range(6) for i in range(2)]
+    kept = [s for s in samples if not s.name.startswith(f"p{skip_patient}_")]
+    splits, _ = assign_splits(kept, recipe)
+    card = write_dataset(samples, tmp_path / "out", recipe, "squares")
+
+    root = tmp_path / "out"
+    assert len(card["skipped"]) == len(samples) - len(kept)
+    for sample, split in zip(kept, splits):
+        assert _where(root, sample.name) == {split}, sample.name  # image, label and mask together
+        written = mask_png.load(root / "masks" / split / f"{sample.name}.png", 1)
+        assert np.array_equal(written, sample.masks())
+    for sample in samples:
+        if sample not in kept:
+            assert _where(root, sample.name) == set()  # nothing of a skipped sample is left behind
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        ["card.json", "card.md", "data.yaml", "images", "labels", "masks", "patients.csv"]
+    )
+
+
+def test_a_skip_that_changes_the_draw_moves_the_images(tmp_path: Path) -> None:
+    """The case the move exists for: without the skipped patient, some kept patient changes split."""
+    recipe = _recipe()
+    samples = [_sample(p, i, broken=p == 0) for p in range(6) for i in range(2)]
+    before, _ = assign_splits(samples, recipe)
+    after, _ = assign_splits(samples[2:], recipe)
+    assert before[2:] != after  # this seed and these names do move someone
+    write_dataset(samples, tmp_path / "out", recipe, "squares")
+    for sample, split in zip(samples[2:], after):
+        assert _where(tmp_path / "out", sample.name) == {split}
