@@ -56,6 +56,12 @@ RECIPES = {
                   "class_folders: hash, drop duplicates, split by patient"),
     "cardiac": ("cardiac", "cardiac-mri-acdc", "cardiac_volumes", "hdf5_volumes: volumes to 8-bit slices + polygons"),
 }
+# The work the workbench does beyond the bare script, given to a second baseline: (its arguments, what it adds).
+SAME_WORK = {
+    "kidney": ({"check_images": True}, "each image checked as Ultralytics' dataset check does"),
+    "heart-seg": ({"keep_masks": True}, "the masks kept for scoring"),
+    "cardiac": ({"keep_masks": True}, "the masks kept for scoring"),
+}
 
 
 def recipe_workbench(recipe: str, dst: str) -> dict[str, Any]:
@@ -74,8 +80,8 @@ def recipe_workbench(recipe: str, dst: str) -> dict[str, Any]:
     return {"items": written, "skipped": len(card["skipped"])}
 
 
-def recipe_baseline(function: str, folder: str, dst: str) -> dict[str, Any]:
-    return getattr(naive, function)(str(common.data_root() / folder), dst)
+def recipe_baseline(function: str, folder: str, dst: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return getattr(naive, function)(str(common.data_root() / folder), dst, **(extra or {}))
 
 
 def _fresh(work: Path, name: str) -> str:
@@ -109,13 +115,23 @@ def group_recipe(group: str, work: Path, repeats: int, quick: bool) -> dict[str,
             "benchmarks.convert:recipe_baseline", {"function": baseline, "folder": folder,
                                                    "dst": _fresh(work, "naive")}, ("numpy", "yaml", "cv2")),
     }
+    same = None
+    if group in SAME_WORK:
+        extra, adds = SAME_WORK[group]
+        same = f"{group} plain script + {adds} (baseline)"
+        cases[same] = lambda: common.in_subprocess(
+            "benchmarks.convert:recipe_baseline", {"function": baseline, "folder": folder, "dst": _fresh(work, "same"),
+                                                   "extra": extra}, ("numpy", "yaml", "cv2", "PIL.Image"))
     samples = common.interleave(cases, repeats)
     shutil.rmtree(work / "convert", ignore_errors=True)
     items = samples[candidate][0]["items"]
+    comparisons = [common.comparison(candidate, plain, samples, f"{group}: {what} vs plain script")]
+    if same:
+        comparisons.append(common.comparison(candidate, same, samples, f"{group}: the same vs plain script + {adds}"))
     return {
         "what": what,
         "cases": {name: common.summarize(s, items, "slices") for name, s in samples.items()},
-        "comparisons": [common.comparison(candidate, plain, samples, f"{group}: {what} vs plain script")],
+        "comparisons": comparisons,
     }
 
 

@@ -92,6 +92,25 @@ def test_kidney_baseline_does_the_converters_work(tmp_path: Path, monkeypatch: p
     assert len(workbench) == 6 and workbench == _converted(tmp_path / "naive")
     assert sorted(p.name for p in (tmp_path / "naive").glob("images/*/*")) == \
         sorted(p.name for p in (tmp_path / "datasets" / "kidney").glob("images/*/*"))
+    naive.kidney_export(str(export), str(tmp_path / "checked"), check_images=True)  # the same work, checked
+    assert _converted(tmp_path / "checked") == workbench
+    for image in (tmp_path / "naive").glob("images/*/*"):
+        assert (tmp_path / "checked" / image.relative_to(tmp_path / "naive")).read_bytes() == image.read_bytes()
+    next(export.glob("train/images/*.jpg")).write_bytes(b"\xff\xd8 not a jpeg")
+    with pytest.raises(Exception):
+        naive.kidney_export(str(export), str(tmp_path / "checked-again"), check_images=True)
+
+
+def test_mask_baselines_keep_the_masks_the_workbench_keeps(tmp_path: Path) -> None:
+    """The 16-bit layout of the stored masks (bit c = class c) reads back with the workbench's reader."""
+    from yolo_tools.convert import mask_png
+
+    masks = [np.zeros((12, 16), bool) for _ in range(3)]
+    masks[0][2:5, 3:9] = True
+    masks[2][6:10, 1:4] = True
+    masks[1][4:7, 5:7] = True  # overlaps class 0
+    naive._save_masks(masks, tmp_path / "m.png")
+    assert (mask_png.load(tmp_path / "m.png", 3) == np.stack(masks)).all()
 
 
 def test_rle_baselines_agree_with_the_workbench() -> None:
