@@ -197,6 +197,9 @@ def run(keys: list[str] | None, hours: float, results: Path | None = None, argv:
     common.isolate_outputs(work)
     payload = common.header(TOPIC, argv, {"hours": hours, "base": BASE})
     payload["variants"] = _earlier(results, hours, chosen)
+    if payload["variants"]:  # the table holds earlier batches too: name every command that made it
+        earlier = json.loads((Path(results or common.RESULTS_DIR) / f"{topic(hours)}.json").read_text())
+        payload["command"] = f"{earlier['command']}, then {payload['command']}"
     for key in chosen:
         variant = table[key]
         if key in payload["variants"]:

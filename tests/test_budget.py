@@ -43,6 +43,7 @@ def test_variants_train_for_the_same_time_and_land_in_the_table(tmp_path: Path) 
     again = budget.run(["demo/transfer-64"], SECONDS / 3600, tmp_path, variants=variants, isolated=False)
     assert again["variants"] == saved["variants"], "a rerun at the same budget keeps what was trained"
     assert set(saved["variants"]) == {"demo/v8n-64", "demo/transfer-64", "demo/32-then-64"}
+    assert again["command"].count("benchmarks.budget") == 2, "the commands of both batches are named"
 
 
 def test_every_variant_names_a_recipe_and_a_model_of_its_task(tmp_path: Path) -> None:
