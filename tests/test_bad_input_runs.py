@@ -80,6 +80,10 @@ RECIPE_DAMAGES = [name for name in DAMAGES if name.startswith("recipe-")]
 WEIGHT_DAMAGES = ["garbage-best", "empty-best", "truncated-best"]
 
 
+def _operating_point(data: bytes) -> Damage:
+    return lambda run: (run / "operating_point.json").write_bytes(data)
+
+
 def _image(path: Path) -> None:
     cv2.imwrite(str(path), np.full((64, 64), 128, np.uint8))
 
@@ -131,6 +135,14 @@ CASES += [
     Case("export-unknown-format", verb("export", "format=jpeg2000"), (r"export .*best\.pt: Invalid export format='jpeg2000'",), damaged(None)),
     Case("export-bool-word", verb("export", "dynamic=sometimes"), (r"command line: dynamic: .*bool",), damaged(None)),
     Case("inspect-conf-word", verb("inspect", "--no-app", "conf=low"), (r"command line: conf: .*float",), damaged(None)),
+    # the threshold evaluate chose on val, damaged: predict, evaluate and inspect read it
+    Case("predict-operating-point-not-json", lambda i: ["predict", str(i / "run"), str(i / "scan.png"), "--out", str(i.parent / "out")],
+         (r"operating_point\.json: not an operating point yolo_tools evaluate wrote", r"Remove it and run yolo_tools evaluate"),
+         damaged(None, lambda run: _image(run.parent / "scan.png"), _operating_point(b'{"conf": 0.3')), may_write=("out",)),
+    Case("evaluate-operating-point-conf-word", verb("evaluate"), (r"operating_point\.json: not an operating point", r"conf= on the command line"),
+         damaged(None, _operating_point(b'{"rule": "max F1", "conf": "high"}'))),
+    Case("inspect-operating-point-out-of-range", verb("inspect", "--no-app"), (r"operating_point\.json: not an operating point", r"from 0 to 1"),
+         damaged(None, _operating_point(b'{"rule": "max F1", "conf": 7}'))),
     # train --resume
     Case(
         "resume-finished-run",

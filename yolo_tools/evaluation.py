@@ -183,6 +183,7 @@ def evaluate(
     recipe = run_recipe(run_dir) if run_dir else None
     if recipe is None:
         raise UserError(f"{run}: evaluate needs a run folder made by yolo_tools train (it reads recipe.yaml)")
+    operating_point.load(run_dir)  # a damaged stored threshold stops here, before anything is written
     args = dict(overrides or {})
     slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/sliced.py)
     explicit_conf = args.pop("conf", None)

@@ -87,7 +87,18 @@ def load(run_dir: Path | None) -> dict[str, Any] | None:
     weights = run_dir / "weights" / "best.pt"
     if weights.is_file() and weights.stat().st_mtime > path.stat().st_mtime:
         return None
-    return json.loads(path.read_text())
+    try:
+        point = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        point = None
+    numbers = [point.get(key) for key in ("conf", "threshold") if key in point] if isinstance(point, dict) else [None]
+    if not all(isinstance(n, (int, float)) and not isinstance(n, bool) and 0 <= n <= 1 for n in numbers):
+        raise UserError(
+            f"{path}: not an operating point yolo_tools evaluate wrote (damaged, or edited: conf and threshold are "
+            f"numbers from 0 to 1). Remove it and run yolo_tools evaluate {run_dir} to choose one on val again, "
+            "or give conf= on the command line"
+        )
+    return point
 
 
 def predict_defaults(recipe: Recipe | None, run_dir: Path | None) -> dict[str, Any]:
