@@ -196,9 +196,9 @@ def run(keys: list[str] | None, hours: float, results: Path | None = None, argv:
     work = common.work_dir()
     common.isolate_outputs(work)
     payload = common.header(TOPIC, argv, {"hours": hours, "base": BASE})
-    payload["variants"] = _earlier(results, hours, chosen)
+    earlier = _earlier(results, hours)
+    payload["variants"] = {k: r for k, r in earlier.get("variants", {}).items() if "skipped" not in r or k not in chosen}
     if payload["variants"]:  # the table holds earlier batches too: name every command that made it
-        earlier = json.loads((Path(results or common.RESULTS_DIR) / f"{topic(hours)}.json").read_text())
         payload["command"] = f"{earlier['command']}, then {payload['command']}"
     for key in chosen:
         variant = table[key]
@@ -233,14 +233,11 @@ def run(keys: list[str] | None, hours: float, results: Path | None = None, argv:
     return payload
 
 
-def _earlier(results: Path | None, hours: float, chosen: list[str]) -> dict[str, Any]:
-    """Variants already trained at this budget by an earlier (interrupted, or other batch) run: kept, not
-    retrained. A chosen variant that was skipped then is tried again."""
+def _earlier(results: Path | None, hours: float) -> dict[str, Any]:
+    """The results saved at this budget by an earlier (interrupted, or other batch) run, or {}: its variants
+    are kept, not retrained, except a chosen one that was skipped then, which is tried again."""
     path = Path(results or common.RESULTS_DIR) / f"{topic(hours)}.json"
-    if not path.is_file():
-        return {}
-    earlier = json.loads(path.read_text()).get("variants", {})
-    return {k: r for k, r in earlier.items() if "skipped" not in r or k not in chosen}
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def topic(hours: float) -> str:
