@@ -95,3 +95,24 @@ def test_a_pinned_recipe_offline_makes_no_run(downloads, tmp_path: Path, workspa
     with pytest.raises(UserError, match="model_fallback: false"):
         pipeline.train_recipe(path, {"epochs": 1, "imgsz": 64}, name="pinned")
     assert not (workspace / "runs" / "gi-mini" / "pinned").exists()
+
+
+def test_a_users_first_training_starts_from_official_weights() -> None:
+    """Every clinical recipe names Ultralytics' pretrained weights (downloaded where there is a network,
+    the same model's YAML offline); only the demo pins training from scratch, so its numbers reproduce."""
+    for path in sorted(RECIPES.glob("*.yaml")):
+        recipe = load_recipe(path)
+        if path.stem == "demo":
+            assert recipe.model.endswith(".yaml"), path
+        else:
+            assert yolo.is_official(recipe.model) and recipe.model_fallback, f"{path}: model {recipe.model}"
+
+
+def test_a_recipe_without_a_model_gets_its_tasks_official_weights(tmp_path: Path) -> None:
+    raw = yaml.safe_load((RECIPES / "heart-seg.yaml").read_text())
+    del raw["model"]
+    for task, classes, expected in (("segment", raw["classes"], "yolov8n-seg.pt"), ("detect", ["heart"], "yolov8n.pt"),
+                                    ("classify", ["normal", "pneumonia"], "yolov8n-cls.pt")):
+        path = tmp_path / f"{task}.yaml"
+        path.write_text(yaml.safe_dump({**raw, "task": task, "classes": classes}))
+        assert load_recipe(path).model == expected

@@ -25,6 +25,8 @@ from yolo_tools.yolo_args import check_names
 Task = Literal["detect", "segment", "classify"]
 # Ultralytics' official weights by name (yolov8n.pt, yolo11s-seg.pt, yolo26n-cls.pt): downloaded on first use.
 OFFICIAL_WEIGHTS = re.compile(r"^yolo(v8|11|12|26)[nsmlx](-[a-z0-9]+)*\.pt$")
+# What a recipe without `model` starts from: pretrained where there is a network (yolo.training_start).
+DEFAULT_MODELS = {"detect": "yolov8n.pt", "segment": "yolov8n-seg.pt", "classify": "yolov8n-cls.pt"}
 
 
 
@@ -112,7 +114,11 @@ class Recipe(_Strict):
     description: str = ""
     data: Data
     classes: list[str] = Field(min_length=1)
-    model: str = "yolov8n.yaml"
+    model: str = Field(
+        "yolov8n.pt",
+        description="Ultralytics model YAML (from scratch), weights of a run, or official weights; when left out, "
+        "the task's official YOLOv8n weights (yolov8n.pt, yolov8n-seg.pt, yolov8n-cls.pt)",
+    )
     model_fallback: bool = Field(
         True,
         description="official weights named in model (yolov8n.pt, yolo11n-seg.pt) that cannot be downloaded: "
@@ -131,6 +137,15 @@ class Recipe(_Strict):
     )
 
     path: Path | None = Field(None, exclude=True, description="the file this recipe was read from")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_default_model(cls, data: Any) -> Any:
+        """A recipe without `model` starts from the official weights of its task (downloaded where there is a
+        network, the same YAML offline): a segment recipe must not inherit the detection default."""
+        if isinstance(data, dict) and "model" not in data and data.get("task") in DEFAULT_MODELS:
+            return {**data, "model": DEFAULT_MODELS[data["task"]]}
+        return data
 
     @field_validator("model")
     @classmethod
