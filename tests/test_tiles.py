@@ -8,6 +8,7 @@ each slice shifted by the slice's origin.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -127,6 +128,34 @@ def test_tiled_conversion_keeps_val_whole_and_patients_apart(small_export: Path,
     assert len(cut["train"]) > len(plain["train"])
     labels = dataset_dir(tiled) / "labels" / "train"
     assert sum(len((labels / f"{p.stem}.txt").read_text().split()) // 5 for p in cut["train"]) >= len(plain["train"])
+
+
+def test_a_patient_skipped_whole_moves_no_training_tile_into_val(small_export: Path, tmp_path: Path) -> None:
+    """Every image of one patient is unusable: the split is drawn over the usable patients before tiling,
+    and the writer keeps that draw, so val still holds whole images only (a fresh draw after the skips
+    used to put another patient's training tiles into val)."""
+    from yolo_tools.convert.splits import group_keys
+
+    files = sorted((small_export / "train" / "images").iterdir()) + sorted((small_export / "valid" / "images").iterdir())
+    keys = group_keys([f.stem for f in files], "acquisition_session")
+    broken = sorted(set(keys))[0]
+    root = tmp_path / "broken-export"
+    for path in small_export.rglob("*"):
+        if path.is_file() or path.is_symlink():
+            target = root / path.relative_to(small_export)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            unusable = path.parent.name == "images" and keys[files.index(path)] == broken
+            target.write_bytes(b"") if unusable else target.write_bytes(path.read_bytes())
+    tiled = load_recipe(_recipe(tmp_path, root, "kidney-tiled-broken", TILES))
+    prepare(tiled)
+    card = json.loads((dataset_dir(tiled) / "card.json").read_text())
+    assert len(card["skipped"]) == keys.count(broken)
+    val = sorted((dataset_dir(tiled) / "images" / "val").iterdir())
+    assert val and all(not re.search(r"_x\d+_y\d+$", p.stem) for p in val)
+    assert all(cv2.imread(str(p)).shape[:2] == (640, 640) for p in val)
+    patient = {f.stem: key for f, key in zip(files, keys)}
+    train = {patient[_stem(p.name)] for p in (dataset_dir(tiled) / "images" / "train").iterdir()}
+    assert train and broken not in train and not train & {patient[p.stem] for p in val}
 
 
 def test_bad_tile_values_are_refused_before_any_work(small_export: Path, tmp_path: Path) -> None:

@@ -25,7 +25,9 @@ class Sample:
     slice) so per-patient 3D metrics can stack slice predictions back into volumes. `masks` returns the
     published masks ((classes, H, W) bool, at the image's own size) for segmentation: kept in
     `masks/<split>/` so evaluation scores against them, not against the polygons traced from them;
-    `spacing` is (row, column) mm per pixel where the source says so (`spacing.csv`).
+    `spacing` is (row, column) mm per pixel where the source says so (`spacing.csv`). `drawn` is the split
+    a converter already drew because what it made depends on it (tiles are cut for training images only):
+    the writer keeps it, even when skipped samples would change a fresh draw.
     """
 
     name: str
@@ -38,6 +40,7 @@ class Sample:
     slice_of: tuple[str, int] | None = None
     masks: Callable[[], np.ndarray] | None = None
     spacing: tuple[float, float] | None = None
+    drawn: str | None = None
 
 
 class SampleList(list):

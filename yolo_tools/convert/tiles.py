@@ -10,7 +10,8 @@ rate `background` (chosen by a seeded draw per image and tile, so a conversion i
 image keeps at least one tile, so every patient stays in the split. Only training images are tiled: the
 val and test images stay whole, so that validation and `evaluate` (with sliced inference:
 `yolo_tools/sliced.py`) score what a user will predict on. The tiles of an image carry its patient, so
-the writer's patient-wise split puts them where the whole image would have gone.
+the split drawn here is handed to the writer with each sample (`drawn`), which keeps it: a patient whose
+images are all skipped must not make a new draw that moves another patient's training tiles into val.
 
 Ultralytics' own tiling (`ultralytics.data.split.split_trainval` for DOTA) handles oriented boxes of
 aerial images and writes to disk itself; SAHI's `slice_coco` works on COCO files. Neither fits a
@@ -32,7 +33,7 @@ from pydantic import Field
 from yolo_tools.convert import images as image_files
 from yolo_tools.convert.options import ConverterOptions
 from yolo_tools.convert.splits import group_keys
-from yolo_tools.convert.writer import Sample, SkipSample, assign_splits
+from yolo_tools.convert.writer import Sample, SkipSample, assign_splits, check_lines
 from yolo_tools.recipe import Recipe
 
 
@@ -131,32 +132,46 @@ def _failing(reason: SkipSample):
     return read
 
 
+def _checked(sample: Sample, recipe: Recipe) -> tuple[list[str], image_files.Checked | None] | SkipSample:
+    """The sample's label lines, checked as the writer checks them, and its image header; or why it is unusable."""
+    try:
+        lines = check_lines(sample.labels() if sample.labels else [], recipe.task, recipe.classes)
+        return lines, image_files.load(sample.image) if isinstance(sample.image, Path) else None
+    except SkipSample as reason:
+        return reason
+
+
 def tile(samples: Sequence[Sample], recipe: Recipe, tiles: Tiles) -> list[Sample]:
     """The training samples cut into tiles (`<name>_x<x0>_y<y0>`), the val and test samples whole.
 
-    Reads every training image's label file and header now (the tiles depend on them); an image whose
-    labels or header fail stays one sample that the writer skips with the reason.
+    Every label file and image header is read and checked now: the tiles depend on them, and the split is
+    drawn over the usable samples only, as the writer would draw it. Each sample carries that split
+    (`drawn`), so the writer never draws again and no training tile can land in val. An unusable image
+    stays one sample that the writer skips with the reason.
     """
-    splits, _ = assign_splits(samples, recipe)
     rule = recipe.data.split.by
     groups = [s.group for s in samples] if all(s.group for s in samples) else (
         [s.name for s in samples] if rule == "source" else group_keys([s.name for s in samples], rule)
     )
+    checked = [_checked(sample, recipe) for sample in samples]
+    usable = [i for i, found in enumerate(checked) if not isinstance(found, SkipSample)]
+    drawn = dict(zip(usable, assign_splits([Sample(**{**samples[i].__dict__, "group": groups[i]}) for i in usable],
+                                           recipe)[0])) if usable else {}
     out: list[Sample] = []
-    for sample, split, group in zip(samples, splits, groups):
-        whole = Sample(**{**sample.__dict__, "group": group})
-        if split != "train" or not isinstance(sample.image, Path) or not sample.image.is_file():
+    for index, (sample, group, found) in enumerate(zip(samples, groups, checked)):
+        split = drawn.get(index, "train")  # an unusable sample is skipped by the writer, wherever it was drawn
+        whole = Sample(**{**sample.__dict__, "group": group, "drawn": split})
+        if isinstance(found, SkipSample):
+            out.append(Sample(**{**whole.__dict__, "labels": _failing(found)}))
+            continue
+        lines, header = found
+        if split != "train" or header is None or not isinstance(sample.image, Path):
             out.append(whole)
             continue
-        try:
-            lines = sample.labels() if sample.labels else []
-            found = image_files.load(sample.image)
-        except SkipSample as reason:
-            out.append(Sample(**{**whole.__dict__, "labels": _failing(reason)}))
-            continue
-        for cell, tile_lines in plan(lines, found.height, found.width, tiles, sample.name):
+        for cell, tile_lines in plan(lines, header.height, header.width, tiles, sample.name):
             out.append(Sample(
                 name=f"{sample.name}_x{cell[0]}_y{cell[1]}", image=_tile_image(sample.image, cell),
-                labels=_fixed(tile_lines), split=sample.split, group=group, source=f"{sample.source} [{cell[0]}:{cell[2]}, {cell[1]}:{cell[3]}]",
+                labels=_fixed(tile_lines), split=sample.split, group=group, drawn=split,
+                source=f"{sample.source} [{cell[0]}:{cell[2]}, {cell[1]}:{cell[3]}]",
             ))
     return out

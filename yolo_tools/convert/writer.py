@@ -196,6 +196,8 @@ def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str],
                 f"{len(missing)} files (first: {missing[0]}); set data.split.by to a patient rule"
             )
         return [s.split for s in samples], groups
+    if all(s.drawn for s in samples):  # drawn by the converter (tiles): a new draw could move training tiles to val
+        return [str(s.drawn) for s in samples], groups
     if len(set(groups)) < 2:
         raise UserError(
             f"{recipe.path}: the {len(samples)} usable samples belong to one patient or study (data.split.by "
