@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from benchmarks import common
 
 TOPIC = "accuracy"
@@ -108,7 +110,8 @@ def train_and_evaluate(recipe: str, name: str, budget: dict[str, Any] | None, ma
         except Exception as exc:  # the training numbers still count when the extra scoring fails
             eval_error = f"{exc.__class__.__name__}: {exc}"
     return {
-        "task": loaded.task, "source": loaded.data.source.path, "model": loaded.model,
+        "task": loaded.task, "source": loaded.data.source.path,
+        "model": yaml.safe_load((run_dir / "recipe.yaml").read_text())["model"],  # what it started from (offline: a YAML)
         "train_images": train_images, "val_images": val_images,
         "train_images_used": round(train_images * float(args.get("fraction") or 1.0)),
         "epochs": args["epochs"], "imgsz": args["imgsz"], "batch": args["batch"], "device": str(args["device"]),

@@ -33,6 +33,7 @@ import yaml
 from benchmarks import common
 
 TOPIC = "training"
+MODEL = "yolov8n.yaml"  # from scratch in both cases: the recipe's official weights would download, or fall back to it
 
 
 def bench_recipe(work: Path, val: float = 0.05) -> Path:
@@ -84,9 +85,9 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
     recipe_path = bench_recipe(work)
     recipe = load_recipe(recipe_path)
     data = prepare(recipe)
-    overrides = {"epochs": epochs, "imgsz": imgsz, "fraction": fraction, "batch": 16, "workers": 0,
+    overrides = {"model": MODEL, "epochs": epochs, "imgsz": imgsz, "fraction": fraction, "batch": 16, "workers": 0,
                  "plots": False, "val": False, "device": "cpu"}
-    merged = {**recipe.train, **overrides}  # what train_recipe hands to Ultralytics
+    merged = {k: v for k, v in {**recipe.train, **overrides}.items() if k != "model"}  # what train_recipe hands to Ultralytics
     runs = work / "runs"
     plain_project = runs / "plain"
     counter = iter(range(10**6))
@@ -106,7 +107,7 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
         name = f"plain-{next(counter)}"
         try:
             return common.in_subprocess("benchmarks.training:plain_train",
-                                        {"model": recipe.model, "data": str(data), "args": merged,
+                                        {"model": MODEL, "data": str(data), "args": merged,
                                          "project": str(plain_project), "name": name}, imports=("ultralytics",))
         finally:
             shutil.rmtree(plain_project / name, ignore_errors=True)
@@ -134,7 +135,7 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
     card = yaml.safe_load((data.parent / "card.json").read_text())
     payload = common.header(TOPIC, argv, {"repeats": repeats, "recipe": "recipes/kidney.yaml, val split 0.05",
                                           "train_images": card["counts"]["train"]["images"],
-                                          "val_images": card["counts"]["val"]["images"], "model": recipe.model,
+                                          "val_images": card["counts"]["val"]["images"], "model": MODEL,
                                           "arguments": merged, "quick": quick})
     payload["cases"], payload["comparisons"] = summaries, comparisons
     print_report(payload)
