@@ -14,10 +14,10 @@ from yolo_tools.recipe import Data, Recipe, Source
 SIZE = 32
 
 
-def _recipe() -> Recipe:
+def _recipe(**split: str) -> Recipe:
     return Recipe(name="squares", task="segment", model="yolov8n-seg.yaml", classes=["square"],
                   data=Data(source=Source(kind="local", path="squares"), converter="mask_images",
-                            split={"by": "^(p\\d+)_", "val": 0.4, "seed": 0}))
+                            split={"by": "^(p\\d+)_", "val": 0.4, "seed": 0, **split}))
 
 
 def _sample(patient: int, index: int, broken: bool = False) -> Sample:
@@ -74,3 +74,15 @@ def test_a_skip_that_changes_the_draw_moves_the_images(tmp_path: Path) -> None:
     write_dataset(samples, tmp_path / "out", recipe, "squares")
     for sample, split in zip(samples[2:], after):
         assert _where(tmp_path / "out", sample.name) == {split}
+
+
+def test_patients_shared_with_a_published_test_split_are_reported_once(tmp_path: Path, caplog) -> None:
+    """p0 has images in the published test split and in train/val; a skipped sample makes the writer draw
+    twice, and the warning still comes once, naming the patient."""
+    recipe = _recipe(test="source")
+    samples = [Sample(**{**_sample(p, i, broken=(p, i) == (5, 1)).__dict__, "split": "test" if (p, i) == (0, 0) or p == 1 else "train"})
+               for p in range(6) for i in range(2)]
+    with caplog.at_level("WARNING", logger="yolo_tools.convert.writer"):
+        write_dataset(samples, tmp_path / "out", recipe, "squares")
+    said = [r.getMessage() for r in caplog.records if "published test split" in r.getMessage()]
+    assert said == ["1 patients have images in the published test split and in train/val: ['p0']"]

@@ -7,15 +7,12 @@ from RULES for ids that no regex can recover.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from yolo_tools.errors import UserError
-
-LOG = logging.getLogger(__name__)
 
 
 def acquisition_session(names: Sequence[str], gap_minutes: float = 10.0) -> list[str]:
@@ -77,6 +74,13 @@ def grouped_split(groups: Sequence[str], val_fraction: float | int, seed: int) -
     return is_val
 
 
+def shared_with_test(groups: Sequence[str], splits: Sequence[str]) -> list[str]:
+    """Patients with images in the test split and in train or val: a published test split can share patient
+    ids with the published train split, which the writer reports once, over the split it keeps."""
+    groups, is_test = np.asarray(groups, dtype=object), np.asarray(splits, dtype=object) == "test"
+    return sorted(set(groups[is_test]) & set(groups[~is_test]))
+
+
 def held_out(
     groups: Sequence[str], published_test: Sequence[bool], val: float, test: float | str | None, seed: int
 ) -> list[str]:
@@ -89,9 +93,6 @@ def held_out(
     is_test = np.asarray(published_test, dtype=bool) if test == "source" else np.zeros(len(groups), bool)
     if isinstance(test, float):
         is_test = grouped_split(groups, test, seed)
-    shared = set(groups[is_test]) & set(groups[~is_test])
-    if shared:  # a published test split can share patient ids with the published train split
-        LOG.warning("%d patients have images in the published test split and in train/val: %s", len(shared), sorted(shared)[:5])
     rest = np.flatnonzero(~is_test)
     split = np.where(is_test, "test", "train").astype(object)
     # val as a number of patients (a share of all of them), so float rounding of val / (1 - test) cannot add one

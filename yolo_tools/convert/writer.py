@@ -35,7 +35,7 @@ from tqdm import tqdm
 from yolo_tools.convert import destination, images, mask_png
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
-from yolo_tools.convert.splits import group_keys, held_out
+from yolo_tools.convert.splits import group_keys, held_out, shared_with_test
 from yolo_tools.dataset import (
     CARD, CARD_MD, LABEL_LINES, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
 )
@@ -346,6 +346,9 @@ def write_dataset(
         else:
             splits, keys = expected
         _check_splits(splits, len(kept), len(skipped), source, recipe)
+        shared = shared_with_test(keys, splits)
+        if shared:
+            LOG.warning("%d patients have images in the published test split and in train/val: %s", len(shared), shared[:5])
 
         counts: Counter = Counter()
         written: list[tuple[str, str, str]] = []
