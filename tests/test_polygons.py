@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, needs_data
-from yolo_tools.convert.polygons import dice, mask_to_polygons, polygon_line, polygons_to_mask
+from yolo_tools.convert.polygons import TracedLines, dice, mask_to_polygons, polygon_line, polygons_to_mask, traced_lines
+from yolo_tools.convert.samples import SkipSample
+from yolo_tools.convert.writer import check_lines
 
 
 def _ring(size: int = 100) -> np.ndarray:
@@ -78,3 +80,18 @@ def test_real_organ_masks_round_trip(organ: str) -> None:
         assert polygons, path
         scores.append(dice(polygons_to_mask(polygons, mask.shape), mask))
     assert len(scores) == 198 and min(scores) > 0.98
+
+
+def test_traced_lines_are_checked_for_their_class_only() -> None:
+    """Lines the workbench traced are written as they are, with the lines of a per-class trace; a class id
+    outside the recipe (a converter's mistake) still skips the sample, and a detect recipe checks every line."""
+    masks = np.zeros((2, 64, 64), np.uint8)
+    masks[0, 10:30, 20:50], masks[1, 40:60, 5:15] = 1, 1
+    lines = traced_lines(enumerate(masks), min_area=10)
+    assert isinstance(lines, TracedLines)
+    assert lines == [polygon_line(c, p) for c in (0, 1) for p in mask_to_polygons(masks[c], min_area=10)]
+    assert check_lines(lines, "segment", ["a", "b"]) == lines == check_lines(list(lines), "segment", ["a", "b"])
+    with pytest.raises(SkipSample, match="class is not one of the 1 classes"):
+        check_lines(lines, "segment", ["a"])
+    with pytest.raises(SkipSample, match="a detect label has 4"):
+        check_lines(lines, "detect", ["a", "b"])

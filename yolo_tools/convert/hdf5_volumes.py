@@ -43,7 +43,7 @@ from pydantic import Field
 
 from yolo_tools.convert.context import channel_indices, to_channels
 from yolo_tools.convert.options import ConverterOptions, parse
-from yolo_tools.convert.polygons import mask_to_polygons, polygon_line
+from yolo_tools.convert.polygons import traced_lines
 from yolo_tools.convert.writer import Sample, SampleList, SkipSample
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import to_uint8
@@ -185,11 +185,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
             stray = stray_values(path).get(index)
             if stray:
                 raise SkipSample(f"label values {stray} are not classes (label_values {values})")
-            lines = []
-            for class_id, value in enumerate(values):
-                polygons = mask_to_polygons(plane == value, min_area=options.min_area)
-                lines += [polygon_line(class_id, p) for p in polygons]
-            return lines
+            return traced_lines(((class_id, plane == value) for class_id, value in enumerate(values)), options.min_area)
 
         def masks() -> np.ndarray:  # the label map as published, one mask per class: what evaluation scores against
             _, label = _load(path, *keys)

@@ -41,7 +41,7 @@ from pydantic import Field
 
 from yolo_tools.convert import images as image_files
 from yolo_tools.convert.options import ConverterOptions, parse
-from yolo_tools.convert.polygons import mask_to_polygons, polygon_line
+from yolo_tools.convert.polygons import traced_lines
 from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.errors import UserError
@@ -132,11 +132,7 @@ def _per_class_reader(name: str, image: Path, masks: list[Path | None], folders:
     binaries = _per_class_binaries(image, masks, folders, options.threshold)
 
     def labels() -> list[str]:
-        lines = []
-        for class_id, binary in enumerate(last.get(name, binaries)):
-            polygons = mask_to_polygons(binary, min_area=min_area, holes=holes, epsilon=epsilon)
-            lines += [polygon_line(class_id, polygon) for polygon in polygons]
-        return lines
+        return traced_lines(enumerate(last.get(name, binaries)), min_area, holes, epsilon)
 
     def truth() -> np.ndarray:  # at the image's own size: what evaluation scores against
         return last.get(name, binaries)
@@ -281,11 +277,7 @@ def _colour_coded(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sampl
 
     def labels(name: str):
         def read() -> list[str]:
-            lines = []
-            for class_id, binary in enumerate(truth(name)()):
-                polygons = mask_to_polygons(binary, min_area=options.min_area, holes=options.holes, epsilon=options.epsilon)
-                lines += [polygon_line(class_id, polygon) for polygon in polygons]
-            return lines
+            return traced_lines(enumerate(truth(name)()), options.min_area, options.holes, options.epsilon)
 
         return read
 

@@ -52,7 +52,7 @@ from pydantic import Field
 from yolo_tools.convert import images as image_files
 from yolo_tools.convert.context import channel_indices, to_channels
 from yolo_tools.convert.options import ConverterOptions, parse
-from yolo_tools.convert.polygons import mask_to_polygons, polygon_line
+from yolo_tools.convert.polygons import traced_lines
 from yolo_tools.convert.rle import RLEError, RunTable, encode
 from yolo_tools.convert.writer import Sample, SampleList, SkipSample
 from yolo_tools.errors import UserError
@@ -220,11 +220,8 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
 
     def labels(slice_id: str) -> list[str]:
         scan = scans[slice_id]
-        lines = []
-        for position, class_id in sorted(by_id[slice_id], key=lambda entry: entry[1]):
-            mask = runs.mask(position, (scan.height, scan.width))
-            lines += [polygon_line(class_id, p) for p in mask_to_polygons(mask, min_area=min_area)]
-        return lines
+        organs = sorted(by_id[slice_id], key=lambda entry: entry[1])
+        return traced_lines(((class_id, runs.mask(position, (scan.height, scan.width))) for position, class_id in organs), min_area)
 
     found = SampleList(
         left_out={

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from yolo_tools.convert.context import channel_indices
-from yolo_tools.convert.polygons import mask_to_polygons, polygon_line
+from yolo_tools.convert.polygons import traced_lines
 from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.imaging.geometry import Geometry, slices_first
 from yolo_tools.intensity import Intensity, Percentile, Window, to_uint8
@@ -48,11 +48,8 @@ def slice_images(loaded: Loaded, geometry: Geometry, preprocess: Preprocess) -> 
 
 
 def slice_labels(masks: np.ndarray, index: int, geometry: Geometry, min_area: int) -> list[str]:
-    lines = []
-    for class_id, mask in enumerate(masks):
-        plane = slices_first(mask, geometry)[index].astype(np.uint8)
-        lines += [polygon_line(class_id, p) for p in mask_to_polygons(plane, min_area=min_area)]
-    return lines
+    planes = ((class_id, slices_first(mask, geometry)[index].astype(np.uint8)) for class_id, mask in enumerate(masks))
+    return traced_lines(planes, min_area)
 
 
 class _LastVolume:

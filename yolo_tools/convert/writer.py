@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from yolo_tools.convert import destination, images, mask_png
 from yolo_tools.convert import metadata as patient_metadata
+from yolo_tools.convert.polygons import TracedLines
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
 from yolo_tools.convert.splits import group_keys, held_out, shared_with_test
 from yolo_tools.dataset import (
@@ -75,6 +76,11 @@ class _Kept:
 def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list[str]:
     """The label lines, stripped, if every one is a usable YOLO label; SkipSample naming the first that is not."""
     rule = LABEL_LINES[task]  # what a line of this task may hold (yolo_tools/dataset.py)
+    if isinstance(lines, TracedLines) and rule.polygons:  # traced by the workbench: only a class id can be wrong
+        for line in lines:
+            if not 0 <= int(line.split(" ", 1)[0]) < len(classes):
+                raise SkipSample(f"traced label line ({line[:40]!r}...): class is not one of the {len(classes)} classes")
+        return list(lines)
     checked = []
     for number, line in enumerate(lines, 1):
         tokens = line.split()
