@@ -43,7 +43,9 @@ import os
 import shutil
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +173,7 @@ def train_variant(key: str, variant: dict[str, Any], hours: float, recipe: str, 
         "variant": key, "recipe": loaded.name, "task": loaded.task, "model": v.model or loaded.model,
         "started_from": started_from, "changes": {k: val for k, val in asdict(v).items() if val and k != "recipe"},
         "hours": hours, "epochs_reached": epochs, "train_s": train_s, "validator": validator, "evaluate": evaluated,
+        "cores": len(os.sched_getaffinity(0)),
         "command": " && ".join(commands),
         "evaluate_command": f"yolo_tools evaluate {run_dir.relative_to(runs_dir().parent) if run_dir.is_relative_to(runs_dir().parent) else run_dir} "
                             + " ".join(f"{k}={val}" for k, val in eval_args.items()),
@@ -179,9 +182,11 @@ def train_variant(key: str, variant: dict[str, Any], hours: float, recipe: str, 
 
 
 def run(keys: list[str] | None, hours: float, results: Path | None = None, argv: list[str] | None = None,
-        variants: dict[str, Variant] | None = None, isolated: bool = True) -> dict[str, Any]:
+        variants: dict[str, Variant] | None = None, isolated: bool = True, side_by_side: int = 1) -> dict[str, Any]:
     """Train the chosen variants (default: all) for `hours` each, in order; a variant another one starts
-    from runs first. `isolated` runs each in its own process (the benchmark); tests call it in-process."""
+    from runs first. `side_by_side` variants train at once, each pinned to its share of the cores (`lanes`):
+    on 2 cores a pair takes the wall time of one. `isolated` runs each in its own process (the benchmark);
+    tests call it in-process."""
     table = variants or VARIANTS
     unknown = sorted(set(keys or []) - set(table))
     if unknown:
@@ -201,36 +206,69 @@ def run(keys: list[str] | None, hours: float, results: Path | None = None, argv:
     if payload["variants"]:  # the table holds earlier batches too: name every command that made it
         payload["command"] = f"{earlier['command']}, then {payload['command']}"
     for key in chosen:
-        variant = table[key]
         if key in payload["variants"]:
             print(f"\n== {key}: kept from the earlier run at the same budget")
-            continue
-        print(f"\n== {key} ({hours * 60:g} min)")
-        load_before = os.getloadavg()[0]
-        source = payload["variants"].get(variant.pretrained_from or "", {})
-        if variant.pretrained_from and not source.get("run"):  # never train from scratch under a transfer's name
-            payload["variants"][key] = {"variant": key, "skipped": f"its source {variant.pretrained_from} was not trained"}
-            common.save(topic(hours), payload, results)
-            continue
-        pretrained = str(Path(source["run"]) / "weights" / "best.pt") if source.get("run") else None
-        kwargs = {"key": key, "variant": asdict(variant), "hours": hours,
-                  "recipe": str(_recipe_file(variant, key, work)), "pretrained": pretrained}
-        try:
-            result = common.in_subprocess("benchmarks.budget:train_variant", kwargs) if isolated else train_variant(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - one variant failing (data absent, ...) is reported, the rest run
-            reason = str(exc).strip().splitlines()[-1][:300]
-            print(f"  skipped: {reason}")
-            payload["variants"][key] = {"variant": key, "skipped": reason}
-            common.save(topic(hours), payload, results)
-            continue
-        for extra in ("seconds", "import_s", "peak_increase_mb", "rss_before_mb"):
-            result.pop(extra, None)
-        # The budget is wall time; what the variant really got is its CPU time and the load beside it.
-        result["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-        payload["variants"][key] = result
-        common.save(topic(hours), payload, results)  # after every variant: a long ranking survives an interruption
-        print(f"  {result['epochs_reached']} epochs in {result['train_s']:.0f} s: {headline(result)}")
+    pending = [key for key in chosen if key not in payload["variants"]]
+    free = lanes(side_by_side)
+    running: dict[Future, tuple[str, set[int] | None, float]] = {}
+    with ThreadPoolExecutor(max_workers=len(free)) as pool:
+        while pending or running:
+            busy = {key for key, _, _ in running.values()}
+            ready = [k for k in pending if table[k].pretrained_from not in busy | set(pending)]  # a transfer waits for its source
+            while free and ready:
+                key = ready.pop(0)
+                pending.remove(key)
+                source = payload["variants"].get(table[key].pretrained_from or "", {})
+                if table[key].pretrained_from and not source.get("run"):  # never train from scratch under a transfer's name
+                    payload["variants"][key] = {"variant": key, "skipped": f"its source {table[key].pretrained_from} was not trained"}
+                    common.save(topic(hours), payload, results)
+                    continue
+                lane = free.pop(0)
+                print(f"\n== {key} ({hours * 60:g} min)" + (f" on core(s) {sorted(lane)}" if lane else ""))
+                kwargs = {"key": key, "variant": asdict(table[key]), "hours": hours,
+                          "recipe": str(_recipe_file(table[key], key, work)),
+                          "pretrained": str(Path(source["run"]) / "weights" / "best.pt") if source.get("run") else None}
+                call = (partial(common.in_subprocess, "benchmarks.budget:train_variant", kwargs, cpus=lane) if isolated
+                        else partial(train_variant, **kwargs))
+                running[pool.submit(call)] = (key, lane, os.getloadavg()[0])
+            if not running and pending:
+                raise SystemExit(f"variants that wait on each other's weights: {', '.join(pending)}")
+            if running:
+                for future in wait(running, return_when=FIRST_COMPLETED).done:
+                    key, lane, load_before = running.pop(future)
+                    free.append(lane)
+                    payload["variants"][key] = _finished(key, future, load_before)
+                    common.save(topic(hours), payload, results)  # after every variant: a long ranking survives an interruption
     return payload
+
+
+def lanes(side_by_side: int) -> list[set[int] | None]:
+    """The cores of each of `side_by_side` variants trained at once: this process's cores split evenly, so
+    each variant gets the same share (its training, data loading and evaluation stay on them); [None] (no
+    pinning) trains one variant at a time."""
+    if side_by_side <= 1:
+        return [None]
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < side_by_side:
+        raise SystemExit(f"--side-by-side {side_by_side}: this process may use {len(cores)} cores")
+    share = len(cores) // side_by_side
+    return [set(cores[i * share:(i + 1) * share]) for i in range(side_by_side)]
+
+
+def _finished(key: str, future: Future, load_before: float) -> dict[str, Any]:
+    """A trained variant's row, or why it was skipped (data absent, ...): one failing variant does not stop the rest."""
+    try:
+        result = future.result()
+    except Exception as exc:  # noqa: BLE001
+        reason = str(exc).strip().splitlines()[-1][:300]
+        print(f"  {key} skipped: {reason}")
+        return {"variant": key, "skipped": reason}
+    for extra in ("seconds", "import_s", "peak_increase_mb", "rss_before_mb"):
+        result.pop(extra, None)
+    # The budget is wall time; what the variant really got is its CPU time and the load beside it.
+    result["load_avg_1m"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    print(f"  {key}: {result['epochs_reached']} epochs in {result['train_s']:.0f} s: {headline(result)}")
+    return result
 
 
 def _earlier(results: Path | None, hours: float) -> dict[str, Any]:
@@ -270,12 +308,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hours", type=float, default=0.25, help="training time per variant, in hours (default 0.25)")
     p.add_argument("--variants", nargs="*", help="variant names (default: all; see --list)")
     p.add_argument("--list", action="store_true", help="print the variants and exit")
+    p.add_argument("--side-by-side", type=int, default=1, metavar="N",
+                   help="train N variants at once, each on its own share of the cores (default 1: one at a time, every core)")
     args = p.parse_args(argv)
     if args.list:
         for key, v in VARIANTS.items():
             print(f"{key:32} {v.model or '(recipe model)':20} {json.dumps(v.train)} {json.dumps(v.options) if v.options else ''} {v.note}")
         return 0
-    run(args.variants, args.hours, args.results, argv)
+    run(args.variants, args.hours, args.results, argv, side_by_side=args.side_by_side)
     return 0
 
 

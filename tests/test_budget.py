@@ -55,3 +55,44 @@ def test_every_variant_names_a_recipe_and_a_model_of_its_task(tmp_path: Path) ->
         type(recipe).model_validate(updated.model_dump())  # the model fits the task (-seg, -cls)
         assert variant.pretrained_from is None or variant.pretrained_from in budget.VARIANTS
     assert "Not run yet" in "\n".join(report._budget(None))
+
+
+def test_side_by_side_variants_train_at_once_on_cores_of_their_own(tmp_path: Path, monkeypatch) -> None:
+    """Two lanes of one core each: a pair trains at once, a transfer waits for its source's weights, and
+    every row is saved as its variant ends. The trainings are stand-ins that record when and where they ran."""
+    import os
+    import threading
+    import time
+
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores")
+    ran: dict[str, tuple[float, float, set[int] | None, str | None]] = {}
+    lock = threading.Lock()
+
+    def stand_in(target: str, kwargs: dict, cpus: set[int] | None = None) -> dict:
+        started = time.perf_counter()
+        time.sleep(0.3)
+        with lock:
+            ran[kwargs["key"]] = (started, time.perf_counter(), cpus, kwargs["pretrained"])
+        return {"task": "detect", "epochs_reached": 1, "train_s": 0.3, "validator": {}, "evaluate": {},
+                "run": str(tmp_path / kwargs["key"].replace("/", "-"))}
+
+    monkeypatch.setattr(budget.common, "in_subprocess", stand_in)
+    variants = {"demo/a": budget.Variant("demo"), "demo/b": budget.Variant("demo"),
+                "demo/from-a": budget.Variant("demo", pretrained_from="demo/a")}
+    payload = budget.run(["demo/from-a", "demo/b"], 1 / 3600, tmp_path, variants=variants, side_by_side=2)
+    assert set(payload["variants"]) == {"demo/a", "demo/b", "demo/from-a"}
+    (a0, a1, a_cores, _), (b0, b1, b_cores, _), (t0, _, _, pretrained) = ran["demo/a"], ran["demo/b"], ran["demo/from-a"]
+    assert a0 < b1 and b0 < a1, "the pair ran at the same time"
+    assert len(a_cores) == len(b_cores) == len(os.sched_getaffinity(0)) // 2 and not a_cores & b_cores
+    assert t0 >= a1 and pretrained == str(tmp_path / "demo-a" / "weights" / "best.pt"), "the transfer waited for its source"
+    saved = json.loads((tmp_path / f"{budget.topic(1 / 3600)}.json").read_text())
+    assert set(saved["variants"]) == set(payload["variants"])
+
+
+def test_a_pinned_case_sees_only_its_cores() -> None:
+    import os
+
+    core = min(os.sched_getaffinity(0))
+    assert budget.common.in_subprocess("benchmarks.common:machine", {"probe_gpu": False}, cpus={core})["cpu_cores"] == 1
+    assert budget.lanes(1) == [None]
