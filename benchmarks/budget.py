@@ -2,6 +2,7 @@
 
     nice -n 5 .venv/bin/python -m benchmarks.budget --hours 0.25                       # rank every variant
     nice -n 5 .venv/bin/python -m benchmarks.budget --hours 2 --variants kidney/tiles-320 heart/transfer-cls
+    nice -n 5 .venv/bin/python -m benchmarks.budget --hours 2 --side-by-side 2 --variants kidney/v8n-320 kidney/v8n-160-then-320
     nice -n 5 .venv/bin/python -m benchmarks.budget --list                             # the variants and what they change
 
 Epoch counts do not carry between machines (a `time=` cap reaches 4 epochs on one and 24 on another), a
@@ -23,6 +24,8 @@ Class balance for pneumonia (1,341 normal vs 3,875 pneumonia films): `evaluate` 
 classifier at the threshold it chose on val (Youden's J, yolo_tools/operating_point.py), so sensitivity
 and specificity are listed beside the validator's argmax top-1; the `-balanced` variant trains with the
 recipe's `class_balance: oversample` (Ultralytics' `cls_pw` class weights reach detection losses only).
+`--side-by-side 2` trains two variants at once, each pinned to half the cores (one each on 2 cores): a
+pair for a two-hour confirmation then takes two hours, and both get the same share of the machine.
 Variants that change the data (tiles) or a recipe key get a recipe of their own, written beside the runs;
 its path is in the command. Rank variants at
 a short budget first, then confirm the best at two hours (`--variants`).
