@@ -1,7 +1,8 @@
 """Training: seconds per epoch and per run of `yolo_tools train` against plain Ultralytics with the same
-arguments (the workbench must add no measurable overhead), and the effect of image caching (cache=ram).
+arguments (the workbench must add no measurable overhead), what every core brings over Ultralytics'
+default CPU threads, and the effect of image caching (cache=ram).
 
-    nice -n 5 .venv/bin/python -m benchmarks.training              # 3 rounds x 3 trainings, ~3 min on 2 cores
+    nice -n 5 .venv/bin/python -m benchmarks.training              # 3 rounds x 4 trainings, ~4 min on 2 cores
     nice -n 5 .venv/bin/python -m benchmarks.training --epochs 5 --fraction 0.1
 
 Data: the kidney recipe's own conversion (recipes/kidney.yaml) with a 5 % validation split so that the
@@ -12,7 +13,9 @@ Ultralytics and the workbench are imported before the clock starts.
 Cases, taking turns within each round:
 - `yolo_tools train`: `pipeline.train_recipe(recipe, overrides)`: conversion check, run folder, recipe
   copy, train, final metrics;
-- plain Ultralytics: `YOLO("yolov8n.yaml").train(data=<same data.yaml>, **<same merged arguments>)`;
+- plain Ultralytics: `YOLO("yolov8n.yaml").train(data=<same data.yaml>, **<same merged arguments>)`, with
+  the torch threads Ultralytics sets on the CPU (one fewer than the cores: 1 on 2 cores), and again with
+  as many threads as `yolo_tools` gives it (`yolo.use_every_core`): the like-for-like overhead check;
 - `yolo_tools train cache=ram`: the first case with Ultralytics' RAM image cache.
 
 Seconds per epoch come from Ultralytics' results.csv (its `time` column, cumulative): the median over the
@@ -22,6 +25,7 @@ epochs before the last (with val=False only the last epoch validates). "Run" is 
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import statistics
 import sys
@@ -64,10 +68,15 @@ def workbench_train(recipe: str, overrides: dict[str, Any], name: str) -> dict[s
     return epoch_seconds(run_dir)
 
 
-def plain_train(model: str, data: str, args: dict[str, Any], project: str, name: str) -> dict[str, Any]:
-    """Child case: plain Ultralytics with the same model, data and arguments."""
+def plain_train(model: str, data: str, args: dict[str, Any], project: str, name: str,
+                threads: int | None = None) -> dict[str, Any]:
+    """Child case: plain Ultralytics with the same model, data and arguments; `threads` replaces the torch
+    threads Ultralytics sets for CPU work (one fewer than the cores: 1 on 2 cores)."""
     from ultralytics import YOLO
+    from ultralytics.utils import torch_utils
 
+    if threads:
+        torch_utils.NUM_THREADS = threads
     YOLO(model).train(data=data, project=project, name=name, exist_ok=True, **args)
     return epoch_seconds(Path(project) / name)
 
@@ -103,16 +112,20 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
                 shutil.rmtree(runs / recipe.name / name, ignore_errors=True)
         return case
 
-    def plain() -> dict[str, Any]:
-        name = f"plain-{next(counter)}"
-        try:
-            return common.in_subprocess("benchmarks.training:plain_train",
-                                        {"model": MODEL, "data": str(data), "args": merged,
-                                         "project": str(plain_project), "name": name}, imports=("ultralytics",))
-        finally:
-            shutil.rmtree(plain_project / name, ignore_errors=True)
+    def plain(threads: int | None = None):
+        def case() -> dict[str, Any]:
+            name = f"plain-{next(counter)}"
+            try:
+                return common.in_subprocess("benchmarks.training:plain_train",
+                                            {"model": MODEL, "data": str(data), "args": merged, "project": str(plain_project),
+                                             "name": name, "threads": threads}, imports=("ultralytics",))
+            finally:
+                shutil.rmtree(plain_project / name, ignore_errors=True)
+        return case
 
-    cases = {"yolo_tools train": workbench({}), "plain Ultralytics train": plain,
+    cores = min(len(os.sched_getaffinity(0)), 8)  # what yolo.use_every_core gives torch
+    cases = {"yolo_tools train": workbench({}), "plain Ultralytics train": plain(),
+             f"plain Ultralytics train, {cores} threads": plain(cores),
              "yolo_tools train cache=ram": workbench({"cache": "ram"})}
     print(f"\n== {epochs} epochs, imgsz {imgsz}, fraction {fraction} of {recipe.name} train split")
     samples = common.interleave(cases, repeats)
@@ -122,11 +135,14 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
         summary["s_per_epoch"] = statistics.median(x["s_per_epoch"] for x in s)
         summary["train_time_s"] = statistics.median(x["train_time_s"] for x in s)
         summaries[name] = summary
+    same = f"plain Ultralytics train, {cores} threads"
     comparisons = [
+        common.comparison("yolo_tools train", same, samples,
+                          "yolo_tools train vs plain Ultralytics on as many threads, whole run", not_slower=True),
+        common.comparison("yolo_tools train", same, samples,
+                          "yolo_tools train vs plain Ultralytics on as many threads, s/epoch", key="s_per_epoch", not_slower=True),
         common.comparison("yolo_tools train", "plain Ultralytics train", samples,
-                          "yolo_tools train vs plain Ultralytics, whole run", not_slower=True),
-        common.comparison("yolo_tools train", "plain Ultralytics train", samples,
-                          "yolo_tools train vs plain Ultralytics, s/epoch", key="s_per_epoch", not_slower=True),
+                          "yolo_tools train (every core) vs plain Ultralytics (its default threads), s/epoch", key="s_per_epoch"),
         common.comparison("yolo_tools train cache=ram", "yolo_tools train", samples,
                           "cache=ram vs no cache, s/epoch", key="s_per_epoch"),
         common.comparison("yolo_tools train cache=ram", "yolo_tools train", samples,

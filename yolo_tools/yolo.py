@@ -124,10 +124,32 @@ def check_multi_gpu_batch(device: str, batch: Any, origin: str = "command line")
         )
 
 
+@functools.cache
+def use_every_core() -> None:
+    """Let Ultralytics' CPU work use every core this process may run on.
+
+    Ultralytics sets torch's threads to one fewer than the machine's cores (`NUM_THREADS`, at most 8)
+    whenever it picks a device, and trains on the CPU with the data loaded in the training process itself
+    (`workers=0`): the spare core was meant for loader workers that a CPU training does not start. On
+    the 2-core machines the workbench targets that is one core, and half the machine idles through every
+    training, validation and prediction (benchmarks/training.py measures the difference). Its device
+    selection reads the constant each time, so it is set once, to the cores of the process's CPU set
+    (`taskset` and container limits included, which Ultralytics' count ignores), at most 8 as Ultralytics
+    caps it. A GPU run is unaffected: its threads only feed the GPU.
+    """
+    import os
+
+    from ultralytics.utils import torch_utils
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    torch_utils.NUM_THREADS = max(1, min(cores, 8))
+
+
 def load_model(model: str | Path):
     """A YOLO model from a model YAML (from scratch), local weights, or official weights Ultralytics downloads."""
     from ultralytics import YOLO
 
+    use_every_core()
     model = str(model)
     if model.endswith(".pt") and Path(model).parent != Path(".") and not Path(model).is_file():
         raise UserError(f"{model}: no such weights file")
