@@ -156,17 +156,19 @@ def verdict(c: dict[str, Any]) -> str:
 
 def in_subprocess(target: str, kwargs: dict[str, Any] | None = None, imports: Sequence[str] = (),
                   env: dict[str, str] | None = None, timeout: float | None = None,
-                  cpus: set[int] | None = None) -> dict[str, Any]:
+                  cpus: set[int] | None = None, cwd: Path | None = None) -> dict[str, Any]:
     """Call `module:function(**kwargs)` in a fresh interpreter, so that peak memory and imported state
     belong to this case alone; `imports` are loaded before the clock starts (their time is `import_s`).
-    `cpus` pins the child (and the processes it starts) to those cores. Returns the child's measurements
-    (see benchmarks/_case.py)."""
+    `cpus` pins the child (and the processes it starts) to those cores. `cwd` runs it in another folder
+    (plain Ultralytics drops its MLflow store, `mlflow.db` and `mlruns/`, in the working folder). Returns
+    the child's measurements (see benchmarks/_case.py)."""
     with tempfile.TemporaryDirectory(prefix="bench-case-") as tmp:
         out = Path(tmp) / "result.json"
         command = [sys.executable, "-m", "benchmarks._case", target, json.dumps(kwargs or {}), str(out),
                    json.dumps(list(imports))]
-        done = subprocess.run(command, cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True,
-                              text=True, timeout=timeout,
+        path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+        done = subprocess.run(command, cwd=cwd or ROOT, env={**os.environ, "PYTHONPATH": path, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout,
                               preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
         if done.returncode or not out.is_file():
             tail = (done.stdout + done.stderr)[-3000:]

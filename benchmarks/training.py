@@ -99,6 +99,7 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
     merged = {k: v for k, v in {**recipe.train, **overrides}.items() if k != "model"}  # what train_recipe hands to Ultralytics
     runs = work / "runs"
     plain_project = runs / "plain"
+    plain_project.mkdir(parents=True, exist_ok=True)
     counter = iter(range(10**6))
 
     def workbench(extra: dict[str, Any]):
@@ -118,7 +119,8 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
             try:
                 return common.in_subprocess("benchmarks.training:plain_train",
                                             {"model": MODEL, "data": str(data), "args": merged, "project": str(plain_project),
-                                             "name": name, "threads": threads}, imports=("ultralytics",))
+                                             "name": name, "threads": threads}, imports=("ultralytics",),
+                                            cwd=plain_project)
             finally:
                 shutil.rmtree(plain_project / name, ignore_errors=True)
         return case
