@@ -152,8 +152,10 @@ class Dataset:
         >>> Dataset(Path("d"), "detect").image_path("val", "a.png").as_posix()
         'd/images/val/a.png'
         """
-        folder = self.images(split)
-        return folder / str(category) / name if self.class_folders else folder / name
+        # one Path made from a string, not three joins: the writer asks once per image of thousands
+        if self.class_folders:
+            return Path(f"{self.root}/{split}/{category}/{name}")
+        return Path(f"{self.root}/{IMAGES}/{split}/{name}")
 
     def make_folders(self, splits: Sequence[str], classes: Sequence[str], exist_ok: bool = False) -> None:
         """Every split's folders: image and label folders, or one folder per class (also a class with no image,
@@ -199,7 +201,7 @@ class Dataset:
         return self.root / LABELS / split
 
     def label_file(self, split: str, stem: str) -> Path:
-        return self.label_folder(split) / f"{stem}.txt"
+        return Path(f"{self.root}/{LABELS}/{split}/{stem}.txt")  # as image_path: one Path per call
 
     def labels(self, split: str, stem: str) -> list[tuple[int, np.ndarray]]:
         return read_labels(self.label_file(split, stem))

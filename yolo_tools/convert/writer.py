@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -74,7 +75,10 @@ class _Kept:
 
 
 def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list[str]:
-    """The label lines, stripped, if every one is a usable YOLO label; SkipSample naming the first that is not."""
+    """The label lines, stripped, if every one is a usable YOLO label; SkipSample naming the first that is not.
+
+    Plain floats, not NumPy: a line holds a handful of numbers, where an array per line costs more than the
+    check itself (a fifth of a Roboflow export's conversion)."""
     rule = LABEL_LINES[task]  # what a line of this task may hold (yolo_tools/dataset.py)
     if isinstance(lines, TracedLines) and rule.polygons:  # traced by the workbench: only a class id can be wrong
         for line in lines:
@@ -88,23 +92,23 @@ def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list
             continue
         where = f"label line {number} ({line.strip()[:60]!r})"
         try:
-            class_id, coords = int(tokens[0]), np.array(tokens[1:], dtype=np.float64)
+            class_id, coords = int(tokens[0]), [float(token) for token in tokens[1:]]
         except ValueError:
             raise SkipSample(f"{where}: not a class number and coordinates") from None
         if not 0 <= class_id < len(classes):
             raise SkipSample(f"{where}: class {class_id} is not one of the {len(classes)} classes")
-        is_box = coords.size == 4
-        if not rule.fits(coords.size):
-            raise SkipSample(f"{where}: {coords.size} coordinates; a {task} label has {rule.wanted}")
-        if not np.isfinite(coords).all():
+        is_box = len(coords) == 4
+        if not rule.fits(len(coords)):
+            raise SkipSample(f"{where}: {len(coords)} coordinates; a {task} label has {rule.wanted}")
+        if not all(map(math.isfinite, coords)):
             raise SkipSample(f"{where}: coordinates are not finite numbers (NaN or inf)")
-        if coords.min() < -TOLERANCE or coords.max() > 1 + TOLERANCE:
+        if min(coords) < -TOLERANCE or max(coords) > 1 + TOLERANCE:
             raise SkipSample(f"{where}: coordinates outside the image (normalised 0..1)")
         if is_box:
             width, height = coords[2], coords[3]
         else:
-            points = coords.reshape(-1, 2)
-            width, height = np.ptp(points[:, 0]), np.ptp(points[:, 1])
+            xs, ys = coords[0::2], coords[1::2]
+            width, height = max(xs) - min(xs), max(ys) - min(ys)
         if width <= 0 or height <= 0:
             raise SkipSample(f"{where}: zero-size {'box' if is_box else 'polygon'} (width {width:g}, height {height:g})")
         checked.append(line.strip())
