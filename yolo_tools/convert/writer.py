@@ -77,8 +77,8 @@ class _Kept:
 def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list[str]:
     """The label lines, stripped, if every one is a usable YOLO label; SkipSample naming the first that is not.
 
-    Plain floats, not NumPy: a line holds a handful of numbers, where an array per line costs more than the
-    check itself (a fifth of a Roboflow export's conversion)."""
+    Plain floats, not NumPy: a line holds a handful of numbers, and an array per line cost more than the
+    check itself (a sixth of a Roboflow export's conversion on a RAM disk; now a twelfth)."""
     rule = LABEL_LINES[task]  # what a line of this task may hold (yolo_tools/dataset.py)
     if isinstance(lines, TracedLines) and rule.polygons:  # traced by the workbench: only a class id can be wrong
         for line in lines:
