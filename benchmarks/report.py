@@ -65,11 +65,11 @@ def _convert(p: dict[str, Any]) -> list[str]:
     for check, r in checks:
         out += ["", f"Check, {check}: median {r['median_s']:.1f} s for {r['rows']:,} rows "
                     f"(limit {r['limit_s']:.0f} s): **{'passed' if r['passed'] else 'FAILED'}**."]
-    out += ["", "Reading the table: times exclude imports, which are listed apart. Every workbench case imports "
-            "Ultralytics (and torch) because reading a recipe checks its train arguments against Ultralytics' "
-            "schema, hence its larger import time and resident-memory floor; \"+MB during the call\" is the "
-            "conversion's own memory. Copy-heavy conversions (kidney, pneumonia: thousands of files created) "
-            "are bound by the file system, whose speed on a shared disk varies most between rounds."]
+    out += ["", "Reading the table: times exclude imports, which are listed apart. A workbench case imports its "
+            "converters, pandas and scikit-learn (for the patient-wise split), not Ultralytics or torch, which "
+            "only training and prediction load; \"+MB during the call\" is the conversion's own memory. "
+            "Copy-heavy conversions (kidney, pneumonia: thousands of files created) are bound by the file "
+            "system, whose speed on a shared disk varies most between rounds."]
     out += [""] + skipped if skipped else []
     return out
 
