@@ -25,6 +25,16 @@ def kidney_run(workspace: Path) -> tuple[Path, dict]:
     return pipeline.train_recipe(RECIPES / "kidney.yaml", QUICK, name="quick")
 
 
+def test_cpu_training_uses_every_core_of_the_process(kidney_run) -> None:
+    """Ultralytics alone would leave torch one thread fewer than the cores (one on 2 cores); the training
+    above ran with every core the process may use (yolo.use_every_core)."""
+    import os
+
+    import torch
+
+    assert torch.get_num_threads() == max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
 def test_training_writes_a_complete_run(kidney_run, workspace: Path) -> None:
     run_dir, metrics = kidney_run
     assert run_dir == workspace / "runs" / "kidney" / "quick"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import os
 import pickle
 import tempfile
 import warnings
@@ -137,8 +138,6 @@ def use_every_core() -> None:
     (`taskset` and container limits included, which Ultralytics' count ignores), at most 8 as Ultralytics
     caps it. A GPU run is unaffected: its threads only feed the GPU.
     """
-    import os
-
     from ultralytics.utils import torch_utils
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
