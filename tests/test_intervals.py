@@ -75,6 +75,38 @@ def test_app_calls_the_class_at_the_runs_operating_point() -> None:
     assert diagnosis(prediction, 0.25, point).startswith("**pneumonia**") and "youden" in diagnosis(prediction, 0.25, point)
 
 
+def test_each_class_is_held_to_its_own_confidence_and_a_given_conf_replaces_them(tmp_path) -> None:
+    from pathlib import Path
+
+    from yolo_tools import operating_point
+    from yolo_tools.yolo import CLASS_CONF, Prediction, class_thresholds
+
+    point = operating_point.per_class("rule", 0.3, {"heart": 0.05, "lung": 0.6}, ["heart", "lung", "rare"])
+    assert point["conf"] == 0.05 and point[CLASS_CONF] == {"heart": 0.05, "lung": 0.6, "rare": 0.3}
+    operating_point.save(tmp_path, point)
+    implied = operating_point.predict_args(None, tmp_path, {"device": "cpu"})
+    assert implied["conf"] == 0.05 and implied[CLASS_CONF]["lung"] == 0.6
+    assert CLASS_CONF not in operating_point.predict_args(None, tmp_path, {"conf": 0.5})  # one number for all classes
+
+    args, thresholds = class_thresholds(implied, {0: "heart", 1: "lung", 2: "rare"})
+    assert CLASS_CONF not in args and thresholds.tolist() == [0.05, 0.6, 0.3]  # Ultralytics never sees class_conf
+    found = Prediction(Path("x.png"), {0: "heart", 1: "lung", 2: "rare"}, (8, 8), np.zeros((4, 4)),
+                       np.array([0, 1, 1, 2]), np.array([0.1, 0.5, 0.7, 0.2]), None, None)
+    kept = found.above(thresholds)
+    assert kept.classes.tolist() == [0, 1] and kept.confidences.tolist() == [0.1, 0.7]
+    assert found.above(0.05) is found  # nothing dropped: the same prediction (and its drawing)
+
+
+def test_a_damaged_per_class_confidence_is_refused(tmp_path) -> None:
+    import json
+
+    from yolo_tools import operating_point
+
+    (tmp_path / operating_point.FILE).write_text(json.dumps({"conf": 0.1, "class_conf": {"heart": "low"}}))
+    with pytest.raises(UserError, match="each class's conf"):
+        operating_point.load(tmp_path)
+
+
 def test_surface_distances_in_millimetres_and_pixels() -> None:
     from yolo_tools.metrics.surface import surface_scores
 

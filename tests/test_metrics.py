@@ -11,7 +11,7 @@ import pytest
 from yolo_tools import evaluation
 from yolo_tools.metrics.classification import classify_metrics
 from yolo_tools.metrics.detection import best_iou, box_iou, errors_per_class, match
-from yolo_tools.metrics.segmentation import dice, iou, mask_boxes, overlaps, volume_scores
+from yolo_tools.metrics.segmentation import dice, iou, mask_boxes, overlaps, overlaps_by_threshold, volume_scores
 
 
 def masks(shape: tuple[int, ...], *regions: tuple[int, slice | tuple]) -> np.ndarray:
@@ -54,6 +54,19 @@ def test_perfect_and_disjoint_predictions() -> None:
 def test_overlaps_refuses_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match="differ in shape"):
         overlaps(masks((3, 3)), masks((3, 4)))
+
+
+def test_overlaps_by_threshold_are_overlaps_of_the_instances_kept_at_each_threshold() -> None:
+    rng = np.random.default_rng(0)
+    instances = rng.random((5, 6, 7)) > 0.6
+    classes, confidences = np.array([0, 1, 0, 1, 0]), np.array([0.9, 0.2, 0.5, 0.7, 0.05])
+    truth = rng.random((2, 6, 7)) > 0.5
+    thresholds = np.array([0.01, 0.1, 0.3, 0.6, 0.8, 0.95])
+    swept = overlaps_by_threshold(instances, classes, confidences, truth, thresholds)
+    for t, threshold in enumerate(thresholds):  # by hand: OR the kept instances per class, then count
+        kept = confidences >= threshold
+        predicted = np.stack([instances[kept & (classes == c)].any(0) for c in range(2)])
+        assert (swept[:, t] == overlaps(predicted, truth)).all()
 
 
 def test_volume_dice_is_the_dice_of_the_stacked_slices() -> None:

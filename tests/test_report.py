@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -159,6 +160,24 @@ def test_segmentation_per_image_dice_and_the_empty_convention(heart_seg_run: Pat
     assert per_class["dice_mean"].tolist() == pytest.approx([per_image[f"dice_{n}"].mean() for n in classes])
     assert summary["metrics"]["dice"] == pytest.approx(per_class["dice_mean"].mean())
     assert {"precision", "mAP50", "box_mAP50"} <= set(summary["validator"])
+
+
+def test_a_segmenter_decides_each_class_at_its_own_val_dice_peak(heart_seg_run: Path) -> None:
+    run = heart_seg_run.with_name("eval-per-class")
+    shutil.copytree(heart_seg_run, run, ignore=shutil.ignore_patterns("eval*", "operating_point.json"))
+    pipeline.evaluate(run, {"imgsz": 96})  # no conf=: chosen on val now
+    point = json.loads((run / "operating_point.json").read_text())
+    summary, _, per_class = read(run)
+    classes = summary["classes"]
+    assert point["rule"] == "max Dice per class, from predictions on val" and list(point["class_conf"]) == classes
+    assert point["conf"] == min(point["class_conf"].values()) == summary["conf"]
+    assert summary["class_conf"] == point["class_conf"]
+    found = pd.read_csv(run / "eval" / "predictions.csv")
+    assert (found["confidence"] >= found["class_name"].map(point["class_conf"]) - 1e-6).all()
+    # Each class at its own peak does at least as well on val as every class at the lowest of them.
+    pipeline.evaluate(run, {"imgsz": 96, "conf": point["conf"]})
+    _, _, single = read(run)
+    assert (per_class["dice_mean"].to_numpy() >= single["dice_mean"].to_numpy() - 1e-9).all()
 
 
 def test_classification_metrics_agree_with_the_validator(pneumonia_run: Path) -> None:

@@ -155,6 +155,9 @@ def diagnosis(prediction: yolo.Prediction, conf: float, point: dict[str, Any] | 
     return f"**{len(prediction.classes)} finding{'s' * (len(prediction.classes) > 1)}**: " + ", ".join(parts)
 
 
+SLIDER_STEP = 0.01  # of the confidence slider; within half a step of a run's stored conf, its per-class ones apply
+
+
 def run_conf(folder: Path) -> float:
     """The confidence the page starts a run at: the one chosen on val when stored, else the workbench's default."""
     return float((operating_point.load(folder) or {}).get("conf", yolo.DEFAULT_CONF))
@@ -163,7 +166,10 @@ def run_conf(folder: Path) -> float:
 def analyse(run: LoadedRun, path: Path, conf: float = yolo.DEFAULT_CONF) -> Analysis:
     start = time.perf_counter()
     upload = read_model_input(path, run.recipe.preprocess)
-    args = {**operating_point.predict_defaults(run.recipe, None), "conf": conf, "device": run.device}  # max_det
+    args = {**operating_point.predict_args(run.recipe, None), "conf": conf, "device": run.device}  # max_det
+    point = run.point or {}
+    if point.get(yolo.CLASS_CONF) and abs(conf - point.get("conf", -1)) < SLIDER_STEP / 2:
+        args[yolo.CLASS_CONF] = point[yolo.CLASS_CONF]  # the slider where the run left it: each class at its own, as predict
     if isinstance(run.model, list):  # a cross-validation's fold models, fused as `predict` fuses them
         prediction = ensemble.fuse_image(run.recipe.task, run.model, upload.image, args)
     else:
@@ -238,7 +244,7 @@ def build(root: Path, cache: ModelCache):
                 about = gr.Markdown(describe_run(next(iter(runs.values()))) if runs else "", elem_id="run-info")
                 upload = gr.File(label="Image (PNG, JPEG or DICOM)", type="filepath", elem_id="upload")
                 conf = gr.Slider(
-                    0.01, 1.0, value=yolo.DEFAULT_CONF, step=0.01, label="Confidence threshold (detect, segment)", elem_id="conf"
+                    0.01, 1.0, value=yolo.DEFAULT_CONF, step=SLIDER_STEP, label="Confidence threshold (detect, segment)", elem_id="conf"
                 )
             with gr.Column(scale=2):
                 # PNG, not Gradio's default lossy WebP: the overlay shows the exact grey levels the model saw.

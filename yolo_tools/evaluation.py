@@ -94,10 +94,14 @@ def write_atomic(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def _tee(predictions: Iterator[yolo.Prediction], task: tasks.Task, state: tasks.Scoring) -> Iterator[yolo.Prediction]:
-    """Score each image as its prediction streams past, on its way to predictions.csv."""
+def _tee(
+    predictions: Iterator[yolo.Prediction], task: tasks.Task, state: tasks.Scoring, choosing: bool = False
+) -> Iterator[yolo.Prediction]:
+    """Score each image as its prediction streams past, on its way to predictions.csv (`choosing`: with what
+    the task keeps to choose its operating point)."""
+    score = task.choose_score if choosing and task.choose_score else task.score
     for prediction in predictions:
-        row, kept = task.score(state, prediction)
+        row, kept = score(state, prediction)
         state.rows.append(row)
         state.kept.append(kept)
         yield prediction
@@ -121,34 +125,34 @@ def _patients(dataset: Dataset, split: str, per_image: pd.DataFrame) -> pd.Serie
     return names.map(table).fillna(names)
 
 
+def _threshold_text(conf: float, class_conf: dict[str, float] | None) -> str:
+    """The confidence a finding needed, as the conventions state it: one number, or each class's own."""
+    if not class_conf:
+        return f"{conf:g}"
+    return "its class's own (" + ", ".join(f"{name} {value:.3g}" for name, value in class_conf.items()) + ")"
+
+
 CHOOSE_CONF = 0.001  # the floor predictions are made at to choose a detector's threshold (Ultralytics' val default)
 
 
-def _operating_conf(weights: Path, data: Path, args: dict[str, Any], run_dir: Path, validation, recipe) -> dict[str, Any] | None:
-    """The F1-max confidence on val, stored in the run. From our own predictions on val where the task chooses
-    it from them (detect: so it fits the confidences predict gives), else from the validator's F1 curve
-    (segment: masks; this val validation, else one now)."""
+def _operating_conf(weights: Path, args: dict[str, Any], run_dir: Path, recipe) -> dict[str, Any] | None:
+    """The confidences chosen on val (per class, and the lowest as `conf`), stored in the run: from our own
+    predictions on val at a floor confidence, so they fit the confidences `predict` gives (the validator
+    letterboxes differently), by the task's rule (`Task.choose_conf`: detect F1, segment Dice)."""
     stored = operating_point.load(run_dir)
     if stored and "conf" in stored:
         return stored
     spec = tasks.get(recipe.task)
-    if spec.choose_conf is not None:
-        fold = run_dataset(run_dir)
-        dataset = Dataset(fold, recipe.task) if fold else prepare_dataset(recipe, run_dir=run_dir)
-        state = tasks.Scoring(dataset, list(recipe.classes), "val")
-        for _ in _tee(yolo.predict(weights, dataset.image_source("val"), {**args, "conf": CHOOSE_CONF}), spec, state):
-            pass
-        chosen = spec.choose_conf(state)
-        if chosen is None:
-            return None
-        operating_point.save(run_dir, chosen)
-        return operating_point.load(run_dir)
-    if validation is None or validation.f1_conf is None:
-        val_args = {**args, "split": "val", "plots": False, "project": str(run_dir), "name": f"{EVAL_DIR}-choose", "exist_ok": True}
-        validation = yolo.validate_full(weights, data, val_args)
-    if validation.f1_conf is None:
+    fold = run_dataset(run_dir)
+    dataset = Dataset(fold, recipe.task) if fold else prepare_dataset(recipe, run_dir=run_dir)
+    state = tasks.Scoring(dataset, list(recipe.classes), "val")
+    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args}
+    for _ in _tee(yolo.predict(weights, dataset.image_source("val"), floor), spec, state, choosing=True):
+        pass
+    chosen = spec.choose_conf(state)
+    if chosen is None:
         return None
-    operating_point.save(run_dir, {"rule": "max F1 over classes (Ultralytics validator)", "conf": validation.f1_conf})
+    operating_point.save(run_dir, chosen)
     return operating_point.load(run_dir)
 
 
@@ -187,7 +191,7 @@ def evaluate(
     args = dict(overrides or {})
     slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/sliced.py)
     explicit_conf = args.pop("conf", None)
-    for key, value in operating_point.predict_defaults(recipe, None).items():
+    for key, value in operating_point.predict_args(recipe, None).items():
         args.setdefault(key, value)  # max_det
     own = prepare_dataset(recipe, run_dir=run_dir)  # the version this run was trained on, never another
     data_name = None
@@ -223,13 +227,11 @@ def evaluate(
     if spec.decides_by == "threshold" and not also and (split != "val" or data_name) and unchosen:
         evaluate(run_dir, overrides)  # the threshold is chosen on val, never on the set being scored
     if explicit_conf is None and spec.decides_by == "confidence" and not also:
-        own_val = split == "val" and not data_name
-        fold = run_dataset(run_dir)  # a cv fold's own val split, else the recipe's
-        val_data = (dataset if own_val else Dataset(fold, recipe.task) if fold else own).data_arg
-        point = _operating_conf(weights, val_data, args, run_dir, validation if own_val else None, recipe)
+        point = _operating_conf(weights, args, run_dir, recipe)  # a cv fold's own val split, else the recipe's
     conf = float(explicit_conf if explicit_conf is not None else point["conf"] if point else yolo.DEFAULT_CONF)
+    class_conf = (point or {}).get(yolo.CLASS_CONF) if explicit_conf is None else None  # conf= is one for all classes
     source = dataset.image_source(split)
-    predict_args = {**args, "conf": conf, **spec.predict_args}
+    predict_args = {**args, "conf": conf, **({yolo.CLASS_CONF: class_conf} if class_conf else {}), **spec.predict_args}
     masks_dir = None
     if spec.saves_masks and len(recipe.classes) <= MAX_SAVED_MASK_CLASSES:
         masks_dir = out / MASKS_DIR
@@ -277,11 +279,12 @@ def evaluate(
         "images": len(per_image),
         "classes": names,
         "conf": conf,
+        "class_conf": class_conf,
         "validator": validation.metrics if validation else {},
         "metrics": metrics,
         **extra,
         "per_image_metric": spec.per_image_metric,
-        "conventions": spec.conventions(conf),
+        "conventions": spec.conventions(_threshold_text(conf, class_conf)),
     }
     per_image.to_csv(out / "per_image.csv", index=False)
     scores.per_class.to_csv(out / "per_class.csv", index=False)

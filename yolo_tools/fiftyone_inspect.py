@@ -422,7 +422,7 @@ def inspect_run(
     if recipe is None:
         raise UserError(f"{run}: inspect needs a run folder made by yolo_tools train (runs/<recipe>/<name>)")
     # Like predict and evaluate: the confidence chosen on val (and the recipe's max_det) unless the command line says
-    args = {"conf": yolo.DEFAULT_CONF, **operating_point.predict_defaults(recipe, run_dir), **_predict_args(dict(overrides or {}))}
+    args = {"conf": yolo.DEFAULT_CONF, **operating_point.predict_args(recipe, run_dir, _predict_args(dict(overrides or {})))}
     task = INSPECTIONS[recipe.task]
     fo = _fiftyone()
     name = dataset_name(recipe, run_dir)

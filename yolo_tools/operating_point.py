@@ -9,10 +9,17 @@ and read by `predict`, `evaluate` and `app`.
   model's order (as for ROC AUC). Rules: `youden` (max sensitivity + specificity - 1, the default) or a
   target `sensitivity=0.95` / `specificity=0.9` (the highest threshold reaching the target, so the other
   rate is as good as it can be).
-- Detector: the confidence where F1 at IoU 0.5 (mean over classes) peaks on val, from the run's own
+- Detector: per class, the confidence where that class's F1 at IoU 0.5 peaks on val, from the run's own
   predictions at confidence 0.001 through Ultralytics' `ap_per_class` curves, so it fits the confidences
-  `predict` gives; segmentation: the validator's mask F1 curve (`yolo.Validation.f1_conf`). On a plateau
-  (`max_det: 1`) the highest confidence of it.
+  `predict` gives; segmentation: where the class's Dice (mean over val images) peaks, from the same kind of
+  predictions (`tasks/segment.py`). On a plateau (`max_det: 1`) the highest confidence of it. The
+  validator's own F1 curves are not used: it letterboxes differently, so its confidences are not those
+  `predict` gives. One confidence for all classes holds the harder
+  class to the easier ones' level: a heart-seg model finds both lungs with confidence to spare and the
+  heart with less, and at the mean-F1 peak (0.17) it missed the heart in 25 of 40 val films (heart Dice
+  0.33); at the heart's own Dice peak (0.04) heart Dice is 0.82, the lungs' unchanged. `class_conf` stores them by class name (a class absent from
+  val gets the mean-F1 peak), `conf` the lowest, which Ultralytics predicts at (`yolo.class_thresholds`).
+  A `conf=` given on the command line replaces all of them.
 - Any task: `max_det` from the recipe's train arguments (`max_det: 1` for one heart per film) goes to
   predict and evaluate as well, not only to training's validation.
 
@@ -33,6 +40,7 @@ from sklearn.metrics import roc_curve
 
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
+from yolo_tools.yolo import CLASS_CONF
 
 FILE = "operating_point.json"
 DEFAULT_RULE = "youden"
@@ -71,6 +79,13 @@ def choose_threshold(positive: np.ndarray, scores: np.ndarray, rule: str = DEFAU
     }
 
 
+def per_class(rule: str, overall: float, chosen: dict[str, float], classes: list[str]) -> dict[str, Any]:
+    """A detector's or segmenter's point: each class's own confidence (`overall`, the mean-F1 peak, for a class
+    val has no example of) and, as `conf`, the lowest of them."""
+    class_conf = {name: float(chosen.get(name, overall)) for name in classes}
+    return {"rule": rule, "conf": min(class_conf.values()), CLASS_CONF: class_conf}
+
+
 def save(run_dir: Path, point: dict[str, Any]) -> Path:
     path = run_dir / FILE
     partial = path.with_name(f".{FILE}.partial")
@@ -92,24 +107,33 @@ def load(run_dir: Path | None) -> dict[str, Any] | None:
     except (UnicodeDecodeError, json.JSONDecodeError):
         point = None
     numbers = [point.get(key) for key in ("conf", "threshold") if key in point] if isinstance(point, dict) else [None]
+    classes = point.get(CLASS_CONF, {}) if isinstance(point, dict) else {}
+    numbers += list(classes.values()) if isinstance(classes, dict) else [None]
     if not all(isinstance(n, (int, float)) and not isinstance(n, bool) and 0 <= n <= 1 for n in numbers):
         raise UserError(
-            f"{path}: not an operating point yolo_tools evaluate wrote (damaged, or edited: conf and threshold are "
-            f"numbers from 0 to 1). Remove it and run yolo_tools evaluate {run_dir} to choose one on val again, "
-            "or give conf= on the command line"
+            f"{path}: not an operating point yolo_tools evaluate wrote (damaged, or edited: conf, threshold and "
+            f"each class's conf are numbers from 0 to 1). Remove it and run yolo_tools evaluate {run_dir} to choose "
+            "one on val again, or give conf= on the command line"
         )
     return point
 
 
-def predict_defaults(recipe: Recipe | None, run_dir: Path | None) -> dict[str, Any]:
-    """Ultralytics predict arguments a run implies: its val-chosen `conf` (detect, segment) and the recipe's `max_det`."""
-    defaults: dict[str, Any] = {}
+def predict_args(recipe: Recipe | None, run_dir: Path | None, given: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The predict arguments a run implies under those `given` (the command line's win): the recipe's `max_det`
+    and the val-chosen `conf` with its per-class confidences (detect, segment). A given `conf` is one
+    threshold for every class, so it replaces the per-class ones too."""
+    implied: dict[str, Any] = {}
     if recipe is not None and "max_det" in recipe.train:
-        defaults["max_det"] = recipe.train["max_det"]
+        implied["max_det"] = recipe.train["max_det"]
     point = load(run_dir)
     if point and "conf" in point:
-        defaults["conf"] = point["conf"]
-    return defaults
+        implied["conf"] = point["conf"]
+        if point.get(CLASS_CONF):
+            implied[CLASS_CONF] = point[CLASS_CONF]
+    given = given or {}
+    if "conf" in given:
+        implied.pop(CLASS_CONF, None)
+    return {**implied, **given}
 
 
 def decide(probabilities: np.ndarray, point: dict[str, Any] | None) -> int:

@@ -210,11 +210,11 @@ def predict(
             results = ensemble.predict(members, files, args)
             csv_path, json_path, count = predictions.write(results, out_dir)
         elif slicing:
-            args = {**operating_point.predict_defaults(recipe, run_dir), **args}
+            args = operating_point.predict_args(recipe, run_dir, args)
             results = sliced.predict(weights, files, args, *slicing)
             csv_path, json_path, count = predictions.write(results, out_dir, point=operating_point.load(run_dir))
         else:
-            args = {**operating_point.predict_defaults(recipe, run_dir), **args}  # the run's conf and max_det
+            args = operating_point.predict_args(recipe, run_dir, args)  # the run's conf(s) and max_det
             mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
             results = yolo.predict_arrays(weights, mapped, args, draw=True) if mapped else yolo.predict(weights, files, args, draw=True)
             csv_path, json_path, count = predictions.write(results, out_dir, point=operating_point.load(run_dir))

@@ -74,6 +74,7 @@ def predict(weights: Path, files: Iterable[Path], args: dict[str, Any], size: in
         device=_sahi_device(yolo.pick_device(args.get("device"), announce=False)), image_size=int(args.get("imgsz", size)),
     )
     names = {int(k): v for k, v in model.category_mapping.items()}
+    _, thresholds = yolo.class_thresholds(args, names)  # the run's per-class confidences, above sahi's one
     for path in files:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
@@ -89,4 +90,4 @@ def predict(weights: Path, files: Iterable[Path], args: dict[str, Any], size: in
         yield yolo.from_arrays(
             image, path, names, boxes=boxes, confidences=np.array([p.score.value for p in found], np.float32),
             classes=np.array([p.category.id for p in found], np.float32),
-        )
+        ).above(thresholds)

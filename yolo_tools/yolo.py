@@ -28,6 +28,9 @@ LOG = logging.getLogger(__name__)
 
 DEFAULT_CONF = 0.25  # the confidence a finding needs, everywhere a run has none of its own: Ultralytics' predict default
 PREDICT_DEFAULTS = {"batch": 16, "conf": DEFAULT_CONF}  # what every prediction here starts from; the caller's args win
+# A run's confidence per class name (its operating_point.json), beside `conf` in the predict arguments: Ultralytics
+# predicts at `conf`, the lowest of them, and each class's findings are then held to their own (`class_thresholds`).
+CLASS_CONF = "class_conf"
 
 # Ultralytics' result keys, per task, and the short names the workbench prints and stores.
 METRIC_NAMES = {
@@ -432,7 +435,6 @@ class Validation:
     metrics: dict[str, float]
     save_dir: Path
     per_class: list[dict[str, Any]]
-    f1_conf: float | None = None  # detect, segment: the confidence where the validator's mean F1 curve peaks
 
 
 def _per_class(task: str, metrics: Any) -> list[dict[str, Any]]:
@@ -467,21 +469,12 @@ def validate_full(weights: Path, data: Path | None, args: dict[str, Any]) -> Val
         metrics = yolo.val(**args)
     except FileNotFoundError as exc:  # Ultralytics' own check of data= and the images it names
         raise UserError(f"data={args.get('data')}: {exc}; give a dataset YAML (or a folder for classify) that exists") from None
-    f1_conf = None
-    if yolo.task in ("detect", "segment"):
-        curves = metrics.seg if yolo.task == "segment" else metrics.box
-        f1_conf = f1_confidence(curves.f1_curve, curves.px) if len(curves.f1_curve) else None
-    return Validation(
-        yolo.task,
-        short_metrics(yolo.task, metrics.results_dict),
-        Path(metrics.save_dir),
-        _per_class(yolo.task, metrics),
-        f1_conf,
-    )
+    return Validation(yolo.task, short_metrics(yolo.task, metrics.results_dict), Path(metrics.save_dir), _per_class(yolo.task, metrics))
 
 
 def f1_confidence(f1_curve: np.ndarray, confidences: np.ndarray) -> float:
-    """The confidence where F1 averaged over classes is highest, smoothed as Ultralytics' validator does.
+    """The confidence where F1 averaged over the curves' classes (rows) is highest, smoothed as Ultralytics'
+    validator does; one row gives that class's own.
 
     On a plateau (e.g. `max_det: 1`, where every threshold below the weakest top box gives the same F1)
     the highest confidence of the plateau, where Ultralytics takes the lowest: the same F1, fewer weak findings.
@@ -523,17 +516,30 @@ def predict(
     the files exactly as it would a folder. `keep_image` keeps each decoded input on its prediction (to crop
     it, or to draw a fused result later); `draw` plots the findings on it as they come (`Prediction.draw`)."""
     yolo = load_model(weights)
-    args = {**PREDICT_DEFAULTS, **args, "stream": True, "verbose": False}
+    args, thresholds = class_thresholds({**PREDICT_DEFAULTS, **args, "stream": True, "verbose": False}, yolo.names)
     args["device"] = pick_device(args.get("device"))
+    keep_image = keep_image or (draw and thresholds is not None)  # a finding dropped here: drawn again without it
     if isinstance(source, (str, Path)):
         for result in yolo.predict(source=str(source), **args):
-            yield _prediction(result, keep_image, draw)
+            yield _prediction(result, keep_image, draw).above(thresholds)
         return
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "images.txt"
         listing.write_text("".join(f"{Path(f).resolve()}\n" for f in source), encoding="utf-8")
         for result in yolo.predict(source=str(listing), **args):
-            yield _prediction(result, keep_image, draw)
+            yield _prediction(result, keep_image, draw).above(thresholds)
+
+
+def class_thresholds(args: dict[str, Any], names: dict[int, str]) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Ultralytics' predict arguments without `CLASS_CONF`, and those confidences as one threshold per class
+    id (None without them): Ultralytics' `conf` is one number for all classes, so it predicts at the lowest
+    and `Prediction.above` holds each class to its own. A class the run chose none for keeps `conf`."""
+    args = dict(args)
+    per_class = args.pop(CLASS_CONF, None)
+    if not per_class:
+        return args, None
+    floor = float(args.get("conf", DEFAULT_CONF))
+    return args, np.array([max(floor, float(per_class.get(names[i], floor))) for i in range(len(names))])
 
 
 def predict_arrays(
@@ -544,14 +550,14 @@ def predict_arrays(
     Each prediction keeps its file's path, so the outputs are named after the inputs as with `predict`.
     """
     yolo = load_model(weights)
-    args = {**PREDICT_DEFAULTS, **args, "verbose": False}
+    args, thresholds = class_thresholds({**PREDICT_DEFAULTS, **args, "verbose": False}, yolo.names)
     args["device"] = pick_device(args.get("device"))
     pending = iter(images)
     while chunk := list(itertools.islice(pending, args["batch"])):
         paths, arrays = zip(*chunk)
         for path, result in zip(paths, yolo.predict(source=list(arrays), **args)):
             result.path = str(path)
-            yield _prediction(result, draw=draw)
+            yield _prediction(result, keep_image=draw and thresholds is not None, draw=draw).above(thresholds)
 
 
 @dataclass(frozen=True)
@@ -583,9 +589,15 @@ class Prediction:
                 merged[class_id] |= mask
         return merged
 
-    def above(self, conf: float) -> Prediction:
-        """Only the findings with at least confidence `conf` (a fused result is thresholded again)."""
-        keep = self.confidences >= conf
+    def above(self, conf: float | np.ndarray | None) -> Prediction:
+        """Only the findings with at least confidence `conf`, one number or one per class id (a fused result is
+        thresholded again; `class_thresholds`); itself when nothing is dropped (None: no threshold)."""
+        if conf is None or not len(self.confidences):
+            return self
+        limit = conf[self.classes.astype(int)] if isinstance(conf, np.ndarray) else conf
+        keep = self.confidences >= limit
+        if keep.all():
+            return self
         return replace(
             self,
             boxes=self.boxes[keep],
@@ -653,8 +665,9 @@ def predict_array(model: Any, image: np.ndarray, args: dict[str, Any], draw: boo
     For callers that keep a model between requests (the dashboard) rather than reloading it per file.
     The prediction keeps the image; `draw` also plots the findings on it.
     """
-    result = model.predict(source=image, verbose=False, **{"conf": DEFAULT_CONF, **args})[0]
-    return _prediction(result, keep_image=True, draw=draw)
+    args, thresholds = class_thresholds({"conf": DEFAULT_CONF, **args}, model.names)
+    result = model.predict(source=image, verbose=False, **args)[0]
+    return _prediction(result, keep_image=True, draw=draw).above(thresholds)
 
 
 def from_arrays(

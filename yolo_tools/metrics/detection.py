@@ -128,8 +128,9 @@ def average_precision(
     return ap_of(ap_inputs(images, thresholds))
 
 
-def f1_confidence(prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> float | None:
-    """The confidence where F1 at IoU 0.5 (mean over classes) peaks, from `ap_inputs` of low-threshold predictions.
+def f1_confidence(prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> tuple[float, dict[int, float]] | None:
+    """The confidence where F1 at IoU 0.5 (mean over classes) peaks, and each true class's own peak (by class
+    id), from `ap_inputs` of low-threshold predictions; None when nothing is there to find.
 
     Computed from the very predictions `predict` and `evaluate` make, so the threshold fits their
     confidences (the validator letterboxes differently, e.g. 160 px for imgsz=128, and scores differ).
@@ -140,4 +141,7 @@ def f1_confidence(prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
         return None
     tp, confidences, classes, truth = (np.concatenate(parts) for parts in zip(*prepared))
     curves, x = f1_curve(tp.reshape(len(confidences), -1)[:, :1], confidences, classes, truth)
-    return peak(curves, x) if len(curves) else None
+    if not len(curves):
+        return None
+    per_class = {int(c): peak(curves[i : i + 1], x) for i, c in enumerate(np.unique(truth))}  # rows: true classes, sorted
+    return peak(curves, x), per_class

@@ -37,6 +37,34 @@ def overlaps(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return np.stack([(pred & true).sum(1), pred.sum(1), true.sum(1)], axis=1).astype(np.int64)
 
 
+def overlaps_by_threshold(
+    masks: np.ndarray, classes: np.ndarray, confidences: np.ndarray, true: np.ndarray, thresholds: np.ndarray
+) -> np.ndarray:
+    """`overlaps` of one image at each confidence threshold: (C, thresholds, 3) counts of the instance masks
+    (N, H, W) whose confidence reaches the threshold, OR-ed per class, against the true (C, H, W) masks.
+
+    Each class's instances are added in falling confidence, one union and two sums each, and every
+    threshold reads the counts after the instances it keeps: a sweep over thresholds costs what one
+    image's instances cost, not one mask pass per threshold.
+    """
+    n_classes, true_px = len(true), true.reshape(len(true), -1).sum(1)
+    out = np.zeros((n_classes, len(thresholds), 3), np.int64)
+    out[:, :, 2] = true_px[:, None]
+    for class_id in range(n_classes):
+        mine = np.flatnonzero(classes == class_id)
+        if not len(mine):
+            continue
+        mine = mine[np.argsort(-confidences[mine], kind="stable")]
+        union = np.zeros(true.shape[1:], bool)
+        prefix = [(0, 0)]  # (shared, predicted) after the k most confident instances
+        for index in mine:
+            union |= masks[index]
+            prefix.append((int((union & true[class_id]).sum()), int(union.sum())))
+        kept = (confidences[mine][None, :] >= thresholds[:, None]).sum(1)  # instances kept at each threshold
+        out[class_id, :, :2] = np.asarray(prefix)[kept]
+    return out
+
+
 def dice(counts: np.ndarray) -> np.ndarray:
     """Dice per class, 2|P∩T| / (|P| + |T|), from `overlaps` counts (or their sum over slices)."""
     counts = np.asarray(counts, dtype=np.float64)

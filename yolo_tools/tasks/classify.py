@@ -88,7 +88,7 @@ def group_numbers(group: pd.DataFrame) -> dict[str, float]:
     return {"accuracy": float(group["correct"].astype(bool).mean()), "p_truth": float(group["p_truth"].mean())}
 
 
-def conventions(conf: float) -> str:
+def conventions(conf: str) -> str:
     return (
         "prediction = the positive (second) class when its probability reaches the operating point's "
         "threshold (two classes), else the most probable class; precision, recall and F1 are macro means over classes"

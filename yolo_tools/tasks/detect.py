@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from yolo_tools import fusion
+from yolo_tools import fusion, operating_point
 from yolo_tools.dataset import read_labels
 from yolo_tools.metrics import detection
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
@@ -107,9 +107,14 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
 
 
 def choose_conf(state: Scoring) -> dict[str, Any] | None:
-    """The confidence where F1 at IoU 0.5 peaks, from val predictions made at a floor confidence; None when none scores."""
-    conf = detection.f1_confidence(detection.ap_inputs([f for _, f in state.kept], detection.AP_THRESHOLDS[:1]))
-    return None if conf is None else {"rule": "max F1 at IoU 0.5 over classes, from predictions on val", "conf": conf}
+    """Per class, the confidence where its F1 at IoU 0.5 peaks, from val predictions made at a floor confidence
+    (`operating_point.per_class`); None when none scores."""
+    found = detection.f1_confidence(detection.ap_inputs([f for _, f in state.kept], detection.AP_THRESHOLDS[:1]))
+    if found is None:
+        return None
+    overall, by_id = found
+    chosen = {state.names[class_id]: conf for class_id, conf in by_id.items()}
+    return operating_point.per_class("max F1 at IoU 0.5 per class, from predictions on val", overall, chosen, state.names)
 
 
 def group_numbers(group: pd.DataFrame) -> dict[str, float]:
@@ -125,7 +130,7 @@ def group_numbers(group: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def conventions(conf: float) -> str:
+def conventions(conf: str) -> str:
     return (
         f"a prediction with confidence >= {conf} is found when it overlaps a free true box of its class "
         f"with IoU >= {detection.IOU_THRESHOLD}, greedily by confidence; others are false positives, "

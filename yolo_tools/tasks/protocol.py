@@ -73,7 +73,7 @@ class Task:
     summarise: Callable[[Scoring, Evaluation], Scores]
     headline: tuple[str, ...]  # the metrics given a 95% bootstrap interval over patients
     per_image_metric: dict[str, Any]  # the per_image.csv column that orders images best to worst
-    conventions: Callable[[float], str]  # how the numbers are defined, given the confidence threshold
+    conventions: Callable[[str], str]  # how the numbers are defined, given the confidence threshold (as text)
     meaning: dict[str, str]  # what each metric (the validator's and ours) means, for the report
     group_numbers: Callable[[pd.DataFrame], dict[str, float]]  # per_group.csv's numbers for a group of per-image rows
     count_columns: tuple[str, ...]  # columns of its tables that are counts (regexes, printed whole)
@@ -82,6 +82,8 @@ class Task:
     fuse: Callable[[Sequence[Any], Sequence[float] | None, float], Any]  # an ensemble's predictions of one image made one:
     # (a yolo.Prediction per model, the models' weights or None, the confidence threshold) -> yolo.Prediction (fusion.py)
     choose_conf: Callable[[Scoring], dict[str, Any] | None] | None = None  # from val predictions; None: the validator's F1
+    choose_score: Callable[[Scoring, Any], tuple[dict[str, Any], Any]] | None = None  # what choose_conf keeps of
+    # each val prediction (made at a floor confidence); None: `score`
     predict_args: dict[str, Any] = field(default_factory=dict)  # Ultralytics arguments its predictions need
     saves_masks: bool = False  # scored on masks: predicted masks kept per image and drawn in the report's gallery
     findings_columns: str | None = None  # regex of per-image columns counting what there is to find; None: the

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from yolo_tools import fusion
+from yolo_tools import fusion, operating_point
 from yolo_tools.convert import mask_png
 from yolo_tools.convert.polygons import polygons_to_mask
 from yolo_tools.dataset import read_labels
@@ -38,14 +38,7 @@ def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], np.ndarray]:
     """
     names, stem = state.names, prediction.path.stem
     predicted = prediction.class_masks(len(names))
-    published = state.dataset.mask_file(state.split, stem)
-    truth = None
-    if published is not None and published.is_file():
-        truth = mask_png.load(published, len(names))
-        if truth.shape[1:] != predicted.shape[1:]:
-            raise UserError(f"{published}: mask is {truth.shape[2]}x{truth.shape[1]} but its image {prediction.path} is {predicted.shape[2]}x{predicted.shape[1]}")
-    if truth is None:
-        truth = truth_masks(state.dataset.label_file(state.split, stem), prediction.shape, len(names))
+    truth = _truth(state, prediction)
     counts = segmentation.overlaps(predicted, truth)
     hd95, nsd = surface.surface_scores(predicted, truth, state.spacing.get(stem))
     if state.masks_dir:
@@ -67,6 +60,49 @@ def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], np.ndarray]:
             f"pred_px_{name}": counts[index, 1],
         }
     return row, counts
+
+
+def _truth(state: Scoring, prediction: Any) -> np.ndarray:
+    """The image's true (classes, H, W) masks: the published ones where the converter kept them, else its polygons filled."""
+    n_classes, published = len(state.names), state.dataset.mask_file(state.split, prediction.path.stem)
+    if published is not None and published.is_file():
+        truth = mask_png.load(published, n_classes)
+        if truth.shape[1:] != tuple(prediction.shape):
+            raise UserError(f"{published}: mask is {truth.shape[2]}x{truth.shape[1]} but its image {prediction.path} is {prediction.shape[1]}x{prediction.shape[0]}")
+        return truth
+    return truth_masks(state.dataset.label_file(state.split, prediction.path.stem), prediction.shape, n_classes)
+
+
+# The confidences a segmenter's operating point is chosen among (Ultralytics' F1 curves sample 1000 points;
+# Dice moves only where an instance drops out, so a hundredth is fine enough).
+SWEEP = np.round(np.arange(0.01, 1.0, 0.01), 2)
+
+
+def sweep(state: Scoring, prediction: Any) -> tuple[dict[str, Any], np.ndarray]:
+    """While choosing the operating point: the image's (classes, thresholds, 3) overlap counts at each of `SWEEP`."""
+    masks = prediction.masks if prediction.masks is not None else np.zeros((0, *prediction.shape), bool)
+    counts = segmentation.overlaps_by_threshold(masks, prediction.classes.astype(int), prediction.confidences, _truth(state, prediction), SWEEP)
+    return {}, counts
+
+
+def choose_conf(state: Scoring) -> dict[str, Any] | None:
+    """Per class, the confidence where its Dice (mean over the val images) peaks, from val predictions made at a
+    floor confidence; on a plateau the highest (the same Dice, fewer weak findings). Dice, not the validator's
+    F1 at mask IoU 0.5: it is what evaluate reports, and it is computed from the very predictions `predict`
+    makes, whose confidences differ from the validator's (another letterbox). A class no val image holds
+    gets the peak of the mean over classes."""
+    if not state.kept:
+        return None
+    counts = np.stack(state.kept)  # (images, classes, thresholds, 3)
+    per_class = segmentation.dice(counts).mean(0)  # (classes, thresholds)
+
+    def peak(curve: np.ndarray) -> float:
+        return float(SWEEP[np.flatnonzero(curve >= curve.max() - 1e-9)[-1]])
+
+    present = counts[:, :, 0, 2].sum(0) > 0
+    chosen = {name: peak(per_class[i]) for i, name in enumerate(state.names) if present[i]}
+    rule = "max Dice per class, from predictions on val"
+    return operating_point.per_class(rule, peak(per_class.mean(0)), chosen, state.names)
 
 
 def _box_fit(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -147,7 +183,7 @@ def group_numbers(group: pd.DataFrame) -> dict[str, float]:
     return {"dice": float(group["dice"].mean()), "iou": float(group["iou"].mean())}
 
 
-def conventions(conf: float) -> str:
+def conventions(conf: str) -> str:
     return (
         segmentation.EMPTY_CONVENTION
         + "; dice_mean averages images, dice_pooled counts all pixels of the split together, "
@@ -191,6 +227,8 @@ TASK = Task(
     findings_columns=r"^(true_px_.*)$",
     caption=caption,
     fuse=fusion.fuse_masks,
+    choose_conf=choose_conf,
+    choose_score=sweep,
     validator_plots=(
         ("confusion_matrix_normalized.png", "Confusion matrix (Ultralytics' validator, normalised per true class)"),
         ("MaskPR_curve.png", "Precision-recall curve of the masks (Ultralytics' validator)"),
