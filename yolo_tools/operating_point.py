@@ -11,7 +11,7 @@ and read by `predict`, `evaluate` and `app`.
   rate is as good as it can be).
 - Detector: per class, the confidence where that class's F1 at IoU 0.5 peaks on val, from the run's own
   predictions at confidence 0.001 through Ultralytics' `ap_per_class` curves, so it fits the confidences
-  `predict` gives; segmentation: where the class's Dice (mean over val images) peaks, from the same kind of
+  `predict` gives; segmentation: where the class's Dice (pooled over val images) peaks, from the same kind of
   predictions (`tasks/segment.py`). On a plateau (`max_det: 1`) the highest confidence of it. The
   validator's own F1 curves are not used: it letterboxes differently, so its confidences are not those
   `predict` gives. One confidence for all classes holds the harder

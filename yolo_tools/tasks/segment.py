@@ -86,15 +86,17 @@ def sweep(state: Scoring, prediction: Any) -> tuple[dict[str, Any], np.ndarray]:
 
 
 def choose_conf(state: Scoring) -> dict[str, Any] | None:
-    """Per class, the confidence where its Dice (mean over the val images) peaks, from val predictions made at a
+    """Per class, the confidence where its Dice pooled over the val images peaks, from val predictions made at a
     floor confidence; on a plateau the highest (the same Dice, fewer weak findings). Dice, not the validator's
     F1 at mask IoU 0.5: it is what evaluate reports, and it is computed from the very predictions `predict`
-    makes, whose confidences differ from the validator's (another letterbox). A class no val image holds
-    gets the peak of the mean over classes."""
+    makes, whose confidences differ from the validator's (another letterbox). Pooled (every pixel counted
+    together, as a volume's Dice counts its slices), not averaged over images: an empty slice scores 1 when
+    nothing is predicted and would pull the threshold up (hippocampus, 3D Dice: averaged 0.801, pooled
+    0.806). A class no val image holds gets the peak of the mean over classes."""
     if not state.kept:
         return None
     counts = np.stack(state.kept)  # (images, classes, thresholds, 3)
-    per_class = segmentation.dice(counts).mean(0)  # (classes, thresholds)
+    per_class = segmentation.dice(counts.sum(0))  # (classes, thresholds): pooled over the val images
 
     def peak(curve: np.ndarray) -> float:
         return float(SWEEP[np.flatnonzero(curve >= curve.max() - 1e-9)[-1]])
