@@ -12,6 +12,7 @@ weights are scored on val (`yolo_tools evaluate RUN`) and on the test patients i
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -55,9 +56,11 @@ def _scored(eval_dir: Path, task: str) -> dict[str, Any]:
 
 def run_recipe(name: str, epochs: int, imgsz: int, test: float, work: Path) -> dict[str, Any]:
     from yolo_tools import pipeline
+    from yolo_tools.locations import runs_dir
 
     overrides = {"epochs": epochs, "imgsz": imgsz, "seed": 0, "workers": 0, "device": "cpu"}
     recipe = variant(name, test, work)
+    shutil.rmtree(runs_dir() / f"{name}-heldout" / f"e{epochs}", ignore_errors=True)  # this benchmark's earlier run
     started = time.perf_counter()
     run, _ = pipeline.train_recipe(recipe, overrides, name=f"e{epochs}")
     trained_s = time.perf_counter() - started
