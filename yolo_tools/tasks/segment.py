@@ -187,7 +187,8 @@ def group_numbers(group: pd.DataFrame) -> dict[str, float]:
 
 def conventions(conf: str) -> str:
     return (
-        segmentation.EMPTY_CONVENTION
+        f"the masks of findings with confidence >= {conf}, OR-ed per class, against the true masks; "
+        + segmentation.EMPTY_CONVENTION
         + "; dice_mean averages images, dice_pooled counts all pixels of the split together, "
         "dice_3d is per volume (its slices stacked) averaged over volumes"
     )
