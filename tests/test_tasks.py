@@ -85,8 +85,9 @@ def test_every_registered_task_fills_the_whole_protocol() -> None:
         assert all(callable(f) for f in (task.score, task.summarise, task.conventions, task.caption, task.group_numbers, task.fuse))
         assert set(task.per_image_metric) == {"column", "higher_is_better"}
         assert task.decides_by in ("confidence", "threshold")
+        assert (task.choose_conf is not None) == (task.decides_by == "confidence"), f"{name}: who chooses its confidences?"
         assert task.headline and set(task.headline) <= set(task.meaning), f"{name}: a headline metric without a meaning"
-        assert isinstance(task.conventions(0.25), str) and task.conventions(0.25)
+        assert isinstance(task.conventions("0.25"), str) and task.conventions("0.25")
         for pattern in task.count_columns:
             re.compile(pattern)
     with pytest.raises(Exception, match="pose"):

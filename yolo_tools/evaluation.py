@@ -132,7 +132,7 @@ def _threshold_text(conf: float, class_conf: dict[str, float] | None) -> str:
     return "its class's own (" + ", ".join(f"{name} {value:.3g}" for name, value in class_conf.items()) + ")"
 
 
-CHOOSE_CONF = 0.001  # the floor predictions are made at to choose a detector's threshold (Ultralytics' val default)
+CHOOSE_CONF = 0.001  # the floor predictions are made at to choose a run's confidences (Ultralytics' val default)
 
 
 def _operating_conf(weights: Path, args: dict[str, Any], run_dir: Path, recipe) -> dict[str, Any] | None:

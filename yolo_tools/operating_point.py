@@ -17,9 +17,10 @@ and read by `predict`, `evaluate` and `app`.
   `predict` gives. One confidence for all classes holds the harder
   class to the easier ones' level: a heart-seg model finds both lungs with confidence to spare and the
   heart with less, and at the mean-F1 peak (0.17) it missed the heart in 25 of 40 val films (heart Dice
-  0.33); at the heart's own Dice peak (0.04) heart Dice is 0.82, the lungs' unchanged. `class_conf` stores them by class name (a class absent from
-  val gets the mean-F1 peak), `conf` the lowest, which Ultralytics predicts at (`yolo.class_thresholds`).
-  A `conf=` given on the command line replaces all of them.
+  0.33); at the heart's own Dice peak (0.04) heart Dice is 0.82, the lungs' unchanged. `class_conf`
+  stores them by class name (a class absent from val gets the peak over all classes), `conf` the lowest,
+  which Ultralytics predicts at (`yolo.class_thresholds`). A `conf=` given on the command line replaces
+  all of them.
 - Any task: `max_det` from the recipe's train arguments (`max_det: 1` for one heart per film) goes to
   predict and evaluate as well, not only to training's validation.
 
@@ -80,8 +81,8 @@ def choose_threshold(positive: np.ndarray, scores: np.ndarray, rule: str = DEFAU
 
 
 def per_class(rule: str, overall: float, chosen: dict[str, float], classes: list[str]) -> dict[str, Any]:
-    """A detector's or segmenter's point: each class's own confidence (`overall`, the mean-F1 peak, for a class
-    val has no example of) and, as `conf`, the lowest of them."""
+    """A detector's or segmenter's point: each class's own confidence (`overall`, the peak over all classes,
+    for a class val has no example of) and, as `conf`, the lowest of them."""
     class_conf = {name: float(chosen.get(name, overall)) for name in classes}
     return {"rule": rule, "conf": min(class_conf.values()), CLASS_CONF: class_conf}
 

@@ -81,7 +81,8 @@ class Task:
     caption: Callable[[pd.Series, list[str], Callable[..., str]], str]  # a gallery image's caption: (row, classes, fmt) -> text
     fuse: Callable[[Sequence[Any], Sequence[float] | None, float], Any]  # an ensemble's predictions of one image made one:
     # (a yolo.Prediction per model, the models' weights or None, the confidence threshold) -> yolo.Prediction (fusion.py)
-    choose_conf: Callable[[Scoring], dict[str, Any] | None] | None = None  # from val predictions; None: the validator's F1
+    choose_conf: Callable[[Scoring], dict[str, Any] | None] | None = None  # per-class confidences from val predictions
+    # (a task that decides by confidence must have it; classify decides by a threshold instead)
     choose_score: Callable[[Scoring, Any], tuple[dict[str, Any], Any]] | None = None  # what choose_conf keeps of
     # each val prediction (made at a floor confidence); None: `score`
     predict_args: dict[str, Any] = field(default_factory=dict)  # Ultralytics arguments its predictions need
