@@ -97,6 +97,20 @@ def test_each_class_is_held_to_its_own_confidence_and_a_given_conf_replaces_them
     assert found.above(0.05) is found  # nothing dropped: the same prediction (and its drawing)
 
 
+def test_sliced_inference_has_its_own_point_and_falls_back_to_the_whole_image_one(tmp_path, capsys) -> None:
+    from yolo_tools import operating_point
+    from yolo_tools.yolo import CLASS_CONF
+
+    operating_point.save(tmp_path, operating_point.per_class("rule", 0.3, {"stone": 0.3}, ["stone"]))
+    assert operating_point.predict_args(None, tmp_path, {}, (320, 0.2))["conf"] == 0.3
+    assert "slice=320 chooses one from sliced predictions" in capsys.readouterr().out
+    operating_point.save(tmp_path, operating_point.per_class("rule", 0.1, {"stone": 0.1}, ["stone"]), (320, 0.2))
+    assert operating_point.predict_args(None, tmp_path, {}, (320, 0.2))[CLASS_CONF] == {"stone": 0.1}
+    assert operating_point.predict_args(None, tmp_path, {}, (320, 0.25))["conf"] == 0.3  # another overlap: not chosen
+    assert operating_point.predict_args(None, tmp_path, {})["conf"] == 0.3  # whole images keep theirs
+    assert operating_point.load(tmp_path, (320, 0.2))["predictions"] == "slices of 320 px overlapping by 0.2"
+
+
 def test_a_damaged_per_class_confidence_is_refused(tmp_path) -> None:
     import json
 

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data
-from yolo_tools import pipeline, sliced, yolo
+from yolo_tools import operating_point, pipeline, sliced, yolo
 from yolo_tools.convert.conversion import dataset_dir, prepare
 from yolo_tools.convert.tiles import Tiles, clip_boxes, grid, plan, yolo_to_xyxy
 from yolo_tools.errors import UserError
@@ -215,3 +215,10 @@ def test_train_on_tiles_then_evaluate_sliced(small_export: Path, tmp_path: Path)
     assert len(per_image) == len(list((dataset_dir(load_recipe(recipe)) / "images" / "val").iterdir()))
     predicted = pd.read_csv(out / "predictions.csv")
     assert predicted[["x1", "y1", "x2", "y2"]].to_numpy().max(initial=0) <= 640  # whole-image coordinates
+    assert not list(run_dir.glob("operating_point*.json"))  # a given conf chooses nothing
+
+    out = pipeline.evaluate(run_dir, {"imgsz": 160, "device": "cpu", "slice": 320})
+    chosen = json.loads((run_dir / "operating_point-slice320-overlap0.2.json").read_text())
+    assert chosen["predictions"] == "slices of 320 px overlapping by 0.2" and "conf" in chosen
+    assert not (run_dir / operating_point.FILE).exists()  # the whole-image point is chosen on whole images only
+    assert json.loads((out / "summary.json").read_text())["operating_point"]["conf"] == chosen["conf"]

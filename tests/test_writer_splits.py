@@ -86,3 +86,47 @@ def test_patients_shared_with_a_published_test_split_are_reported_once(tmp_path:
         write_dataset(samples, tmp_path / "out", recipe, "squares")
     said = [r.getMessage() for r in caplog.records if "published test split" in r.getMessage()]
     assert said == ["1 patients have images in the published test split and in train/val: ['p0']"]
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_threads_write_the_same_dataset_as_one_and_keep_the_first_of_a_name(tmp_path: Path, monkeypatch) -> None:
+    """Staging on threads changes nothing written: the same files, bytes and card, skips in the samples' order;
+    of two samples with one name the first usable is kept whichever thread would have finished first."""
+    from yolo_tools.convert import writer
+
+    samples = [_sample(p, i, broken=(p, i) == (2, 1)) for p in range(6) for i in range(3)]
+    first = _sample(1, 0, broken=True)  # a name used twice: the broken one first, so the second is kept
+    samples[3:3] = [first]
+    samples.append(_sample(4, 2))  # and a third of one name, after its first usable one: skipped naming it
+    written = {}
+    for threads in (1, 4):
+        monkeypatch.setattr(writer, "STAGING_THREADS", threads)
+        card = write_dataset(samples, tmp_path / f"out{threads}", _recipe(), "squares")
+        written[threads] = (_files(tmp_path / f"out{threads}"), card["skipped"])
+    assert written[1] == written[4]
+    assert written[4][1] == ["p1_s0: label file cannot be read", "p2_s1: label file cannot be read",
+                             "p4_s2: a second image named 'p4_s2' (the first: p4_s2)"]
+
+
+def test_a_volume_slices_stay_on_one_thread_and_other_samples_go_in_runs() -> None:
+    from yolo_tools.convert.writer import _batches
+
+    volumes = [Sample(name=f"v{v}_s{i}", image=lambda: None, slice_of=(f"v{v}", i)) for v in range(2) for i in range(3)]
+    files = [Sample(name=f"f{i}", image=lambda: None) for i in range(5)]
+    samples = volumes + files
+    assert _batches(samples, list(range(len(samples))), size=2) == [[0, 1, 2], [3, 4, 5], [6, 7], [8, 9], [10]]
+
+
+def test_an_error_on_a_thread_stops_the_conversion_and_leaves_nothing(tmp_path: Path) -> None:
+    samples = [_sample(p, i) for p in range(6) for i in range(2)]
+
+    def disk_full() -> np.ndarray:
+        raise OSError(28, "No space left on device")
+
+    samples[5] = Sample(name="p2_s1", image=disk_full, labels=list, source="p2_s1")
+    with pytest.raises(OSError, match="No space left"):
+        write_dataset(samples, tmp_path / "out", _recipe(), "squares")
+    assert list(tmp_path.iterdir()) == []  # no partial folder, no dataset

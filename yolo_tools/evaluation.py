@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from yolo_tools import (
     ensemble,
@@ -135,11 +136,14 @@ def _threshold_text(conf: float, class_conf: dict[str, float] | None) -> str:
 CHOOSE_CONF = 0.001  # the floor predictions are made at to choose a run's confidences (Ultralytics' val default)
 
 
-def _operating_conf(weights: Path, args: dict[str, Any], run_dir: Path, recipe) -> dict[str, Any] | None:
+def _operating_conf(
+    weights: Path, args: dict[str, Any], run_dir: Path, recipe, slicing: operating_point.Slicing = None
+) -> dict[str, Any] | None:
     """The confidences chosen on val (per class, and the lowest as `conf`), stored in the run: from our own
-    predictions on val at a floor confidence, so they fit the confidences `predict` gives (the validator
-    letterboxes differently), by the task's rule (`Task.choose_conf`: detect F1, segment Dice)."""
-    stored = operating_point.load(run_dir)
+    predictions on val at a floor confidence (sliced ones for `slicing`), so they fit the confidences
+    `predict` gives (the validator letterboxes differently), by the task's rule (`Task.choose_conf`:
+    detect F1, segment Dice)."""
+    stored = operating_point.load(run_dir, slicing)
     if stored and "conf" in stored:
         return stored
     spec = tasks.get(recipe.task)
@@ -147,13 +151,15 @@ def _operating_conf(weights: Path, args: dict[str, Any], run_dir: Path, recipe) 
     dataset = Dataset(fold, recipe.task) if fold else prepare_dataset(recipe, run_dir=run_dir)
     state = tasks.Scoring(dataset, list(recipe.classes), "val")
     floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args}
-    for _ in _tee(yolo.predict(weights, dataset.image_source("val"), floor), spec, state, choosing=True):
+    images = sorted(Path(dataset.image_source("val")).iterdir())
+    found = sliced.predict(weights, images, floor, *slicing) if slicing else yolo.predict(weights, dataset.image_source("val"), floor)
+    for _ in tqdm(_tee(found, spec, state, choosing=True), desc="choose confidences on val", unit="img", total=len(images)):
         pass
     chosen = spec.choose_conf(state)
     if chosen is None:
         return None
-    operating_point.save(run_dir, chosen)
-    return operating_point.load(run_dir)
+    operating_point.save(run_dir, chosen, slicing)
+    return operating_point.load(run_dir, slicing)
 
 
 def evaluate(
@@ -169,9 +175,9 @@ def evaluate(
 
     `overrides` are Ultralytics arguments for both the validator and the predictions (imgsz, batch,
     device, ...), except `conf`, the confidence a prediction needs to count, which only applies to the
-    predictions (the validator sweeps all confidences for mAP). Without `conf`, a detector uses the
-    confidence where F1 peaks on val (chosen on the first evaluation, stored in the run; see
-    yolo_tools/operating_point.py); a classifier decides at the threshold chosen on val by `rule`
+    predictions (the validator sweeps all confidences for mAP). Without `conf`, a detector uses each
+    class's confidence where its F1 peaks on val (chosen on the first evaluation, from sliced predictions
+    with `slice=`, stored in the run; see yolo_tools/operating_point.py); a classifier decides at the threshold chosen on val by `rule`
     (youden, or e.g. sensitivity=0.95). The recipe's `max_det` applies as in training.
 
     `split` 'test' scores the recipe's held-out test split into `<run>/eval-test/`; `data` converts an
@@ -187,9 +193,9 @@ def evaluate(
     recipe = run_recipe(run_dir) if run_dir else None
     if recipe is None:
         raise UserError(f"{run}: evaluate needs a run folder made by yolo_tools train (it reads recipe.yaml)")
-    operating_point.load(run_dir)  # a damaged stored threshold stops here, before anything is written
     args = dict(overrides or {})
     slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/sliced.py)
+    operating_point.load(run_dir, slicing)  # a damaged stored threshold stops here, before anything is written
     explicit_conf = args.pop("conf", None)
     for key, value in operating_point.predict_args(recipe, None).items():
         args.setdefault(key, value)  # max_det
@@ -227,7 +233,7 @@ def evaluate(
     if spec.decides_by == "threshold" and not also and (split != "val" or data_name) and unchosen:
         evaluate(run_dir, overrides)  # the threshold is chosen on val, never on the set being scored
     if explicit_conf is None and spec.decides_by == "confidence" and not also:
-        point = _operating_conf(weights, args, run_dir, recipe)  # a cv fold's own val split, else the recipe's
+        point = _operating_conf(weights, args, run_dir, recipe, slicing)  # a cv fold's own val split, else the recipe's
     conf = float(explicit_conf if explicit_conf is not None else point["conf"] if point else yolo.DEFAULT_CONF)
     class_conf = (point or {}).get(yolo.CLASS_CONF) if explicit_conf is None else None  # conf= is one for all classes
     source = dataset.image_source(split)

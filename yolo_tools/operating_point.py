@@ -21,6 +21,11 @@ and read by `predict`, `evaluate` and `app`.
   stores them by class name (a class absent from val gets the peak over all classes), `conf` the lowest,
   which Ultralytics predicts at (`yolo.class_thresholds`). A `conf=` given on the command line replaces
   all of them.
+- Sliced inference (`slice=`, yolo_tools/sliced.py) ranks findings differently from whole images: a stone
+  seen at native size on a slice gets another confidence than in the whole image shrunk to `imgsz`. So a
+  detector evaluated with `slice=` chooses its own point from sliced predictions on val, stored beside the
+  whole-image one (`operating_point-slice<size>-overlap<overlap>.json`); `predict ... slice=` uses it, or
+  the whole-image point, saying so, until one was chosen.
 - Any task: `max_det` from the recipe's train arguments (`max_det: 1` for one heart per film) goes to
   predict and evaluate as well, not only to training's validation.
 
@@ -44,6 +49,7 @@ from yolo_tools.recipe import Recipe
 from yolo_tools.yolo import CLASS_CONF
 
 FILE = "operating_point.json"
+Slicing = tuple[int, float] | None  # (slice size, overlap) of sliced inference, or None for whole images
 DEFAULT_RULE = "youden"
 _TARGET = re.compile(r"^(sensitivity|specificity)=(0?\.\d+|1(\.0*)?)$")
 
@@ -87,17 +93,27 @@ def per_class(rule: str, overall: float, chosen: dict[str, float], classes: list
     return {"rule": rule, "conf": min(class_conf.values()), CLASS_CONF: class_conf}
 
 
-def save(run_dir: Path, point: dict[str, Any]) -> Path:
-    path = run_dir / FILE
-    partial = path.with_name(f".{FILE}.partial")
-    partial.write_text(json.dumps({**point, "chosen_on": "val"}, indent=2))
+def path_of(run_dir: Path, slicing: Slicing = None) -> Path:
+    """Where a run keeps its point for whole images, or for sliced inference at that size and overlap."""
+    if slicing is None:
+        return run_dir / FILE
+    size, overlap = slicing
+    return run_dir / f"operating_point-slice{size}-overlap{overlap:g}.json"
+
+
+def save(run_dir: Path, point: dict[str, Any], slicing: Slicing = None) -> Path:
+    path = path_of(run_dir, slicing)
+    partial = path.with_name(f".{path.name}.partial")
+    made = {"predictions": "whole images" if slicing is None else f"slices of {slicing[0]} px overlapping by {slicing[1]:g}"}
+    partial.write_text(json.dumps({**point, "chosen_on": "val", **made}, indent=2))
     partial.replace(path)
     return path
 
 
-def load(run_dir: Path | None) -> dict[str, Any] | None:
-    """The run's stored point; None when there is none or the weights are newer (a resumed training chose nothing yet)."""
-    path = run_dir / FILE if run_dir else None
+def load(run_dir: Path | None, slicing: Slicing = None) -> dict[str, Any] | None:
+    """The run's stored point (for whole images, or for this slicing); None when there is none or the weights
+    are newer (a resumed training chose nothing yet)."""
+    path = path_of(run_dir, slicing) if run_dir else None
     if not (path and path.is_file()):
         return None
     weights = run_dir / "weights" / "best.pt"
@@ -119,19 +135,26 @@ def load(run_dir: Path | None) -> dict[str, Any] | None:
     return point
 
 
-def predict_args(recipe: Recipe | None, run_dir: Path | None, given: dict[str, Any] | None = None) -> dict[str, Any]:
+def predict_args(
+    recipe: Recipe | None, run_dir: Path | None, given: dict[str, Any] | None = None, slicing: Slicing = None
+) -> dict[str, Any]:
     """The predict arguments a run implies under those `given` (the command line's win): the recipe's `max_det`
-    and the val-chosen `conf` with its per-class confidences (detect, segment). A given `conf` is one
-    threshold for every class, so it replaces the per-class ones too."""
+    and the val-chosen `conf` with its per-class confidences (detect, segment), those chosen for `slicing`
+    when there are. A given `conf` is one threshold for every class, so it replaces the per-class ones too."""
     implied: dict[str, Any] = {}
     if recipe is not None and "max_det" in recipe.train:
         implied["max_det"] = recipe.train["max_det"]
-    point = load(run_dir)
+    given = given or {}
+    point = load(run_dir, slicing) if slicing else None
+    if slicing and point is None and run_dir is not None and "conf" not in given and load(run_dir):
+        size, overlap = slicing
+        print(f"{run_dir}: no confidence chosen for slice={size} slice_overlap={overlap:g} yet, so the one chosen on "
+              f"whole val images is used; yolo_tools evaluate {run_dir} slice={size} chooses one from sliced predictions")
+    point = point or load(run_dir)
     if point and "conf" in point:
         implied["conf"] = point["conf"]
         if point.get(CLASS_CONF):
             implied[CLASS_CONF] = point[CLASS_CONF]
-    given = given or {}
     if "conf" in given:
         implied.pop(CLASS_CONF, None)
     return {**implied, **given}

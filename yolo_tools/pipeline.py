@@ -210,9 +210,9 @@ def predict(
             results = ensemble.predict(members, files, args)
             csv_path, json_path, count = predictions.write(results, out_dir)
         elif slicing:
-            args = operating_point.predict_args(recipe, run_dir, args)
+            args = operating_point.predict_args(recipe, run_dir, args, slicing)  # the point chosen for this slicing
             results = sliced.predict(weights, files, args, *slicing)
-            csv_path, json_path, count = predictions.write(results, out_dir, point=operating_point.load(run_dir))
+            csv_path, json_path, count = predictions.write(results, out_dir)
         else:
             args = operating_point.predict_args(recipe, run_dir, args)  # the run's conf(s) and max_det
             mapped = mapped_inputs(files, recipe.preprocess if recipe else None)

@@ -33,6 +33,7 @@ Examples:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -101,10 +102,17 @@ def _header(path: Path, options: Options) -> int:
     return image_shape[options.slice_axis]
 
 
-# The writer takes slices in order, so keeping the last volume read (and its 8-bit version) means each file
-# is read once. Keys include the file's modification time, so a file replaced in place is read again.
-_RAW: dict[tuple, tuple[np.ndarray, np.ndarray] | str] = {}  # or why the file cannot be used
-_MAPPED: dict[tuple, np.ndarray] = {}
+class _Last(threading.local):
+    """The writer hands a volume's slices, in order, to one of its threads, so keeping each thread's last
+    volume read (and its 8-bit version) means each file is read once. Keys include the file's modification
+    time, so a file replaced in place is read again."""
+
+    def __init__(self) -> None:
+        self.raw: dict[tuple, tuple[np.ndarray, np.ndarray] | str] = {}  # or why the file cannot be used
+        self.mapped: dict[tuple, np.ndarray] = {}
+
+
+_LAST = _Last()
 
 
 def _load(path: Path, image_key: str, label_key: str, axis: int) -> tuple[np.ndarray, np.ndarray]:
@@ -112,22 +120,23 @@ def _load(path: Path, image_key: str, label_key: str, axis: int) -> tuple[np.nda
     import h5py
 
     key = (path, path.stat().st_mtime_ns, image_key, label_key, axis)
-    if key not in _RAW:
-        _RAW.clear()
+    raw = _LAST.raw
+    if key not in raw:
+        raw.clear()
         try:
             with h5py.File(path, "r") as handle:
                 image = np.moveaxis(np.asarray(handle[image_key]), axis, 0)
                 label = np.moveaxis(np.asarray(handle[label_key]), axis, 0)
             bad = int(image.size - np.count_nonzero(np.isfinite(image))) if image.dtype.kind == "f" else 0
-            _RAW[key] = (
+            raw[key] = (
                 f"'{image_key}' holds {bad} NaN or infinite voxels, which leave its 8-bit mapping meaningless; "
                 "fix the volume or remove the file"
                 if bad
                 else (image, label)
             )
         except (OSError, KeyError) as exc:
-            _RAW[key] = f"cannot be read: {exc}"
-    found = _RAW[key]
+            raw[key] = f"cannot be read: {exc}"
+    found = raw[key]
     if isinstance(found, str):
         raise SkipSample(found)
     return found
@@ -137,11 +146,12 @@ def _volume_uint8(path: Path, image_key: str, label_key: str, axis: int, spec) -
     """The whole volume mapped to 8-bit at once (one set of percentiles per volume)."""
     spec_key = spec.model_dump_json() if spec is not None else None
     key = (path, path.stat().st_mtime_ns, image_key, label_key, axis, spec_key)
-    if key not in _MAPPED:
+    mapped = _LAST.mapped
+    if key not in mapped:
         image, _ = _load(path, image_key, label_key, axis)
-        _MAPPED.clear()
-        _MAPPED[key] = to_uint8(image, spec)
-    return _MAPPED[key]
+        mapped.clear()
+        mapped[key] = to_uint8(image, spec)
+    return mapped[key]
 
 
 def samples(src: Path, recipe: Recipe) -> SampleList:
@@ -156,7 +166,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     preprocess = recipe.preprocess
     per_volume = options.intensity_scope == "volume"
 
-    @lru_cache(maxsize=1)  # the writer takes a volume's slices in order
+    @lru_cache(maxsize=8)  # the writer's threads each take a volume's slices in order
     def stray_values(path: Path) -> dict[int, list[int]]:
         """Label values that are no class, by slice, found once per volume."""
         _, label = _load(path, *keys)

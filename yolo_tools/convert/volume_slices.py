@@ -12,6 +12,7 @@ what it was trained on.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -52,8 +53,9 @@ def slice_labels(masks: np.ndarray, index: int, geometry: Geometry, min_area: in
     return traced_lines(planes, min_area)
 
 
-class _LastVolume:
-    """The writer takes slices in order: keeping the last volume loaded (and mapped) reads each file once.
+class _LastVolume(threading.local):
+    """The writer hands a volume's slices, in order, to one of its threads: keeping each thread's last volume
+    loaded (and mapped) reads each file once, however many volumes are being written at once.
 
     A volume that cannot be loaded is remembered too, so its other slices are skipped without reading again.
     """

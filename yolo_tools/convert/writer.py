@@ -13,7 +13,9 @@ and the card are done here once, so every dataset gets the same guarantees:
   fails and writes nothing. Each image is written once, straight into the split it gets when no sample
   is skipped (the usual case: drawn before any file is read, so the draw is the same); an image whose
   split changes because a sample was skipped is moved into its own split after the draw over the kept samples;
-- two samples of one name are not both written: the second is skipped, named with the first.
+- two samples of one name are not both written: the second is skipped, named with the first;
+- samples are staged on a few threads (the cores the process may use, at most 4), and what is written
+  is the same, byte for byte and in the card's order, as on one thread.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ import csv
 import json
 import logging
 import math
+import os
 import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +59,8 @@ LOG = logging.getLogger(__name__)
 EIGHT_BIT_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".webp"}
 TOLERANCE = 1e-3  # normalised coordinates may pass the border by rounding
 SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
+# Threads staging samples: the cores this process may use, at most 4 (each may hold a volume in memory).
+STAGING_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def splits_of(recipe: Recipe) -> tuple[str, ...]:
@@ -297,19 +303,63 @@ def _expected_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[st
 def _stage_all(
     samples: Sequence[Sample], expected: Sequence[str], layout: Dataset, recipe: Recipe
 ) -> tuple[list[_Kept], list[str]]:
-    """Every sample checked and its image written into its expected split; the skipped ones as 'source: reason' lines."""
-    kept: list[_Kept] = []
-    skipped: list[str] = []
-    first_of: dict[str, str] = {}
-    for sample, split in zip(tqdm(samples, desc=f"convert {recipe.name}", unit="img"), expected):
-        try:
+    """Every sample checked and its image written into its expected split; the skipped ones as 'source: reason'
+    lines, both in the samples' order.
+
+    Staged on a few threads: reading and writing files, PNG encoding, HDF5 reads and OpenCV's tracing let
+    go of Python's lock, so a conversion uses the cores it has (`_batches`: a volume's slices stay on one
+    thread, which keeps that volume loaded). Samples that share a name are staged after the rest, one at a
+    time in order: the first usable one is written, the others skipped naming it.
+    """
+    outcomes: list[_Kept | str | None] = [None] * len(samples)
+    names = Counter(sample.name for sample in samples)
+
+    def stage(indices: list[int]) -> list[_Kept | str]:
+        done: list[_Kept | str] = []
+        for index in indices:
+            sample = samples[index]
+            try:
+                done.append(_stage(sample, expected[index], layout, recipe))
+            except SkipSample as reason:
+                done.append(f"{sample.source or sample.name}: {reason}")
+        return done
+
+    batches = _batches(samples, [i for i, sample in enumerate(samples) if names[sample.name] == 1])
+    progress = tqdm(total=len(samples), desc=f"convert {recipe.name}", unit="img")
+    pool = ThreadPoolExecutor(max_workers=STAGING_THREADS)
+    try:
+        for indices, done in zip(batches, pool.map(stage, batches)):
+            for index, outcome in zip(indices, done):
+                outcomes[index] = outcome
+            progress.update(len(indices))
+        first_of: dict[str, str] = {}
+        for index in (i for i, sample in enumerate(samples) if names[sample.name] > 1):
+            sample = samples[index]
             if sample.name in first_of:
-                raise SkipSample(f"a second image named '{sample.name}' (the first: {first_of[sample.name]})")
-            kept.append(_stage(sample, split, layout, recipe))
-            first_of[sample.name] = sample.source or sample.name
-        except SkipSample as reason:
-            skipped.append(f"{sample.source or sample.name}: {reason}")
-    return kept, skipped
+                outcomes[index] = f"{sample.source or sample.name}: a second image named '{sample.name}' (the first: {first_of[sample.name]})"
+            else:
+                outcomes[index] = stage([index])[0]
+                if isinstance(outcomes[index], _Kept):
+                    first_of[sample.name] = sample.source or sample.name
+            progress.update(1)
+    finally:  # on an error, no thread is left writing into the folder the caller removes
+        pool.shutdown(wait=True, cancel_futures=True)
+        progress.close()
+    return [o for o in outcomes if isinstance(o, _Kept)], [o for o in outcomes if isinstance(o, str)]
+
+
+def _batches(samples: Sequence[Sample], indices: list[int], size: int = 16) -> list[list[int]]:
+    """`indices` cut into runs for one thread each: a volume's slices together, other samples `size` at a time."""
+    batches: list[list[int]] = []
+    previous: object = None
+    for index in indices:
+        slice_of = samples[index].slice_of
+        key = slice_of[0] if slice_of is not None else None
+        if not batches or key != previous or (key is None and len(batches[-1]) >= size):
+            batches.append([])
+        batches[-1].append(index)
+        previous = key
+    return batches
 
 
 def write_dataset(
