@@ -15,7 +15,9 @@ Groups:
   workbench's conversion (`yolo_tools convert recipes/<name>.yaml --force`: converter, patient-wise split,
   dataset card, atomic rename) vs a plain script doing the same conversion the way a short script would
   (benchmarks/naive.py: same files read, same labels made, same split rule, no checks beyond the obvious).
-  The source files are read once before the group, so no case pays for the first read from disk.
+  The source files are read once before the group, so no case pays for the first read from disk. The
+  workbench stages samples on the cores it may use (up to 4), a plain script on one: with more than one
+  core the workbench also runs pinned to one core, compared with the same baseline.
 - rle: UW-Madison GI tract `train.csv` (115,488 rows = 38,496 slices x 3 organs, real strings, slice sizes
   from `slice_meta.csv`): parse, decode every row to its H x W mask and encode it back (checked equal to
   the original string). On an evenly spaced subset against per-run/per-pixel pure Python and against the
@@ -115,6 +117,13 @@ def group_recipe(group: str, work: Path, repeats: int, quick: bool) -> dict[str,
             "benchmarks.convert:recipe_baseline", {"function": baseline, "folder": folder,
                                                    "dst": _fresh(work, "naive")}, ("numpy", "yaml", "cv2")),
     }
+    # The converters stage samples on the cores they may use (convert/writer.py), the plain scripts on one:
+    # the workbench pinned to one core shows what is left without threads.
+    one_core = f"{group} {what.split(':')[0]} (workbench, one core)"
+    if len(os.sched_getaffinity(0)) > 1:
+        cases[one_core] = lambda: common.in_subprocess(
+            "benchmarks.convert:recipe_workbench", {"recipe": recipe, "dst": _fresh(work, "workbench")},
+            WORKBENCH_IMPORTS, cpus={min(os.sched_getaffinity(0))})
     same = None
     if group in SAME_WORK:
         extra, adds = SAME_WORK[group]
@@ -128,6 +137,9 @@ def group_recipe(group: str, work: Path, repeats: int, quick: bool) -> dict[str,
     comparisons = [common.comparison(candidate, plain, samples, f"{group}: {what} vs plain script")]
     if same:
         comparisons.append(common.comparison(candidate, same, samples, f"{group}: the same vs plain script + {adds}"))
+    if one_core in samples:
+        comparisons.append(common.comparison(one_core, same or plain, samples,
+                                             f"{group}: the same on one core vs plain script{' + ' + adds if same else ''}"))
     return {
         "what": what,
         "cases": {name: common.summarize(s, items, "slices") for name, s in samples.items()},
