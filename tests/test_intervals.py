@@ -111,6 +111,13 @@ def test_sliced_inference_has_its_own_point_and_falls_back_to_the_whole_image_on
     assert operating_point.load(tmp_path, (320, 0.2))["predictions"] == "slices of 320 px overlapping by 0.2"
 
 
+def test_a_per_class_confidence_for_a_class_the_model_lacks_is_refused() -> None:
+    from yolo_tools.yolo import CLASS_CONF, class_thresholds
+
+    with pytest.raises(UserError, match=r"name 'hart', which the model does not have \(its classes: heart, lung\)"):
+        class_thresholds({"conf": 0.1, CLASS_CONF: {"hart": 0.2, "lung": 0.3}}, {0: "heart", 1: "lung"})
+
+
 def test_a_damaged_per_class_confidence_is_refused(tmp_path) -> None:
     import json
 

@@ -533,11 +533,19 @@ def predict(
 def class_thresholds(args: dict[str, Any], names: dict[int, str]) -> tuple[dict[str, Any], np.ndarray | None]:
     """Ultralytics' predict arguments without `CLASS_CONF`, and those confidences as one threshold per class
     id (None without them): Ultralytics' `conf` is one number for all classes, so it predicts at the lowest
-    and `Prediction.above` holds each class to its own. A class the run chose none for keeps `conf`."""
+    and `Prediction.above` holds each class to its own. A class the run chose none for keeps `conf`; a name
+    the model does not have (an edited operating_point.json, other weights) is refused, not ignored."""
     args = dict(args)
     per_class = args.pop(CLASS_CONF, None)
     if not per_class:
         return args, None
+    unknown = sorted(set(per_class) - set(names.values()))
+    if unknown:
+        raise UserError(
+            f"the run's per-class confidences (class_conf in its operating_point.json) name {', '.join(map(repr, unknown))}, "
+            f"which the model does not have (its classes: {', '.join(names.values())}). Remove that file and run "
+            "yolo_tools evaluate on the run to choose them again, or give conf= on the command line"
+        )
     floor = float(args.get("conf", DEFAULT_CONF))
     return args, np.array([max(floor, float(per_class.get(names[i], floor))) for i in range(len(names))])
 
