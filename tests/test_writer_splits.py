@@ -103,7 +103,7 @@ def test_threads_write_the_same_dataset_as_one_and_keep_the_first_of_a_name(tmp_
     samples.append(_sample(4, 2))  # and a third of one name, after its first usable one: skipped naming it
     written = {}
     for threads in (1, 4):
-        monkeypatch.setattr(writer, "STAGING_THREADS", threads)
+        monkeypatch.setattr(writer, "THREADS", threads)
         card = write_dataset(samples, tmp_path / f"out{threads}", _recipe(), "squares")
         written[threads] = (_files(tmp_path / f"out{threads}"), card["skipped"])
     assert written[1] == written[4]

@@ -59,8 +59,9 @@ LOG = logging.getLogger(__name__)
 EIGHT_BIT_SUFFIXES = {".jpg", ".jpeg", ".bmp", ".webp"}
 TOLERANCE = 1e-3  # normalised coordinates may pass the border by rounding
 SLICES_COLUMNS = ("image", "split", "patient", "volume", "slice")
-# Threads staging samples: the cores this process may use, at most 4 (each may hold a volume in memory).
-STAGING_THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+# Threads a conversion reads, checks and writes files on: the cores this process may use, at most 4 (each
+# may hold a volume in memory).
+THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def splits_of(recipe: Recipe) -> tuple[str, ...]:
@@ -326,7 +327,7 @@ def _stage_all(
 
     batches = _batches(samples, [i for i, sample in enumerate(samples) if names[sample.name] == 1])
     progress = tqdm(total=len(samples), desc=f"convert {recipe.name}", unit="img")
-    pool = ThreadPoolExecutor(max_workers=STAGING_THREADS)
+    pool = ThreadPoolExecutor(max_workers=THREADS)
     try:
         for indices, done in zip(batches, pool.map(stage, batches)):
             for index, outcome in zip(indices, done):
