@@ -23,7 +23,6 @@ Examples:
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +32,7 @@ from tqdm import tqdm
 
 from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.splits import group_keys
-from yolo_tools.convert.writer import THREADS, Sample, SkipSample
+from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
@@ -107,9 +106,7 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
     if len(set(names)) != len(names):  # the same class/name in train and test: the test copy gets a prefix
         names = [f"test_{name}" if split else name for name, split in zip(names, split_of)]
 
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:  # reading and hashing let go of Python's lock
-        hashed = pool.map(lambda found: hashlib.sha256(found[1].read_bytes()).hexdigest(), files)
-        digests = list(tqdm(hashed, total=len(files), desc=f"hash {root.name}", unit="img"))
+    digests = [hashlib.sha256(path.read_bytes()).hexdigest() for _, path in tqdm(files, desc=f"hash {root.name}", unit="img")]
     rule = recipe.data.split.by
     keys = group_keys(stems, "file" if rule == "source" else rule)  # the published names, before any prefix
     groups = _union_groups(keys, digests)
