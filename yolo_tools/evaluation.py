@@ -177,8 +177,8 @@ def evaluate(
     device, ...), except `conf`, the confidence a prediction needs to count, which only applies to the
     predictions (the validator sweeps all confidences for mAP). Without `conf`, a detector uses each
     class's confidence where its F1 peaks on val (chosen on the first evaluation, from sliced predictions
-    with `slice=`, stored in the run; see yolo_tools/operating_point.py); a classifier decides at the threshold chosen on val by `rule`
-    (youden, or e.g. sensitivity=0.95). The recipe's `max_det` applies as in training.
+    with `slice=`, stored in the run; see yolo_tools/operating_point.py); a classifier decides at the
+    threshold chosen on val by `rule` (youden, or e.g. sensitivity=0.95). The recipe's `max_det` applies as in training.
 
     `split` 'test' scores the recipe's held-out test split into `<run>/eval-test/`; `data` converts an
     outside folder with the run's recipe (same classes and intensity mapping; `data_format` picks another

@@ -310,8 +310,9 @@ def _stage_all(
 
     Staged on a few threads where images are encoded: PNG encoding, HDF5 reads and OpenCV's tracing let go
     of Python's lock, so such a conversion uses the cores it has (`_batches`: a volume's slices stay on one
-    thread, which keeps that volume loaded); sets only copied stay on one (`_mostly_copies`). Samples that share a name are staged after the rest, one at a
-    time in order: the first usable one is written, the others skipped naming it.
+    thread, which keeps that volume loaded); sets only copied stay on one (`_mostly_copies`). Samples that
+    share a name are staged after the rest, one at a time in order: the first usable one is written, the
+    others skipped naming it.
     """
     outcomes: list[_Kept | str | None] = [None] * len(samples)
     names = Counter(sample.name for sample in samples)
