@@ -146,11 +146,12 @@ def predict_args(
         implied["max_det"] = recipe.train["max_det"]
     given = given or {}
     point = load(run_dir, slicing) if slicing else None
-    if slicing and point is None and run_dir is not None and "conf" not in given and load(run_dir):
-        size, overlap = slicing
-        print(f"{run_dir}: no confidence chosen for slice={size} slice_overlap={overlap:g} yet, so the one chosen on "
-              f"whole val images is used; yolo_tools evaluate {run_dir} slice={size} chooses one from sliced predictions")
-    point = point or load(run_dir)
+    if point is None:
+        point = load(run_dir)
+        if slicing and point and "conf" not in given:
+            size, overlap = slicing
+            print(f"{run_dir}: no confidence chosen for slice={size} slice_overlap={overlap:g} yet, so the one chosen on "
+                  f"whole val images is used; yolo_tools evaluate {run_dir} slice={size} chooses one from sliced predictions")
     if point and "conf" in point:
         implied["conf"] = point["conf"]
         if point.get(CLASS_CONF):

@@ -542,7 +542,7 @@ def class_thresholds(args: dict[str, Any], names: dict[int, str]) -> tuple[dict[
     unknown = sorted(set(per_class) - set(names.values()))
     if unknown:
         raise UserError(
-            f"the run's per-class confidences (class_conf in its operating_point.json) name {', '.join(map(repr, unknown))}, "
+            f"the run's per-class confidences (class_conf in its operating_point*.json) name {', '.join(map(repr, unknown))}, "
             f"which the model does not have (its classes: {', '.join(names.values())}). Remove that file and run "
             "yolo_tools evaluate on the run to choose them again, or give conf= on the command line"
         )
