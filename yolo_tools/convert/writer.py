@@ -355,7 +355,7 @@ def _mostly_copies(samples: Sequence[Sample], recipe: Recipe) -> bool:
     """True when most images are files copied as stored (nothing encoded): such a conversion is many small
     reads and writes with Python between them, which threads only slow down (kidney 0.34 s on one thread,
     0.42 s on two; pneumonia 2.2 s and 3.1 s), while encoding and tracing gain (heart-seg 2.6 s and 1.75 s,
-    cardiac 1.85 s and 1.39 s; `benchmarks/convert.py`). Most, not all: a converter may hand over a few
+    cardiac 1.85 s and 1.39 s; `benchmarks/convert.py`, the first two at commit 6437530, which threaded every set). Most, not all: a converter may hand over a few
     placeholders that only skip (pneumonia's dropped duplicates)."""
     if isinstance(recipe.preprocess.intensity, (Percentile, MinMax)):
         return False
