@@ -38,6 +38,13 @@ def text_file(path: Path) -> None:
     path.write_text("this is a note, not an image\n")
 
 
+def gif_file(path: Path) -> None:
+    """A real GIF image with a JPEG's or PNG's name: a format Ultralytics does not train on."""
+    from PIL import Image
+
+    Image.fromarray(np.full((32, 32), 128, np.uint8)).save(path, format="GIF")
+
+
 def zero_bytes(path: Path) -> None:
     path.write_bytes(b"")
 

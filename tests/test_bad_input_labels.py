@@ -25,6 +25,7 @@ from bad_input_sources import (
     heart_boxes,
     heart_coco,
     heart_masks,
+    gif_file,
     kidney_export,
     kidney_files,
     bytes_after_end,
@@ -106,6 +107,7 @@ def _segment_recipe(inputs: Path) -> None:
 
 YOLO_EXPORT = [
     skipped("yolo-export-text-named-jpg", kidney_image(text_file), "not an image file", written=5),
+    skipped("yolo-export-gif-named-jpg", kidney_image(gif_file), "a GIF image, which Ultralytics does not train on", written=5),
     skipped("yolo-export-truncated-jpeg", kidney_image(truncated), "JPEG .*end-of-image marker .*truncated", written=5),
     skipped("yolo-export-jpeg-without-end-marker", kidney_image(no_end_marker), "end-of-image marker", written=5),
     skipped("yolo-export-jpeg-with-bytes-after-the-end", kidney_image(bytes_after_end), "end-of-image marker", written=5),

@@ -95,3 +95,12 @@ def test_nifti_four_dimensional_takes_the_first_volume_and_bad_files_are_named(t
     (tmp_path / "bad.nii.gz").write_bytes(b"nope")
     with pytest.raises(UserError, match=r"bad\.nii\.gz: cannot read NIfTI volume"):
         nifti.read(tmp_path / "bad.nii.gz")
+
+
+def test_the_formats_converters_accept_are_the_ones_ultralytics_trains_on() -> None:
+    """`imaging.pillow.TRAINABLE_FORMATS` is kept as text so converting does not import Ultralytics."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    from yolo_tools.imaging.pillow import TRAINABLE_FORMATS
+
+    assert TRAINABLE_FORMATS == IMG_FORMATS | {"jpeg2000"}

@@ -8,10 +8,12 @@ and of an image format, and a JPEG must end with its end-of-image marker. Ultral
 called itself: it takes a path and opens the file twice more, and "restores" a JPEG by rewriting it in
 place, which must never happen to a source file; here the same steps run on the bytes already read.
 
-Before that, a zero-byte file, a file OpenCV does not know as an image (a text file named `.jpg`), and a
-header claiming more pixels than PIL's decompression-bomb limit are turned into a `SkipSample` with that
-reason, without decoding anything. OpenCV is asked first also because, once Ultralytics is imported,
-PIL's `open` tries to install a HEIF plugin for a file it cannot identify.
+A zero-byte file, a file Pillow does not identify as an image (a text file named `.jpg`), an image of a
+format Ultralytics does not train on (a GIF named `.png`) and a header claiming more pixels than PIL's
+decompression-bomb limit are turned into a `SkipSample` with that reason, without decoding anything.
+Pillow is called as it ships (`imaging.pillow`): Ultralytics' patched `open` would try to install a HEIF
+plugin for a file it cannot identify. (OpenCV used to be asked first for that reason; it opened every
+file a second time, a twentieth of a copy-only conversion.)
 
 A file copied as stored is written from the checked bytes; a file that must be mapped to 8-bit is
 decoded from them, once (`decode`).
@@ -30,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from yolo_tools.convert.samples import SkipSample
+from yolo_tools.imaging.pillow import TRAINABLE_FORMATS, pillow_open
 
 MIN_SIDE = 10  # Ultralytics drops smaller images ("image size <10 pixels")
 EIGHT_BIT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr"})
@@ -59,23 +62,25 @@ def load(path: Path) -> Checked:
 def _load(path: Path, size: int, mtime_ns: int) -> Checked:
     if size == 0:
         raise SkipSample("empty image file (0 bytes)")
-    if not cv2.haveImageReader(str(path)):
-        raise SkipSample(f"not an image file (its bytes are no {path.suffix or 'image'} format)")
     data = path.read_bytes()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with pillow_open(io.BytesIO(data)) as image:
                 (width, height), kind, mode = image.size, image.format or "", image.mode
                 if width * height > Image.MAX_IMAGE_PIXELS:
                     raise Image.DecompressionBombWarning
                 image.verify()
+    except Image.UnidentifiedImageError:
+        raise SkipSample(f"not an image file (its bytes are no {path.suffix or 'image'} format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise SkipSample(
             f"header claims more than {Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb, or a damaged header)"
         ) from None
     except Exception as exc:  # noqa: BLE001 - whatever PIL raises for a damaged file, as Ultralytics' check does
         raise SkipSample(f"damaged image ({exc})") from None
+    if kind.lower() not in TRAINABLE_FORMATS:
+        raise SkipSample(f"a {kind or 'unknown'} image, which Ultralytics does not train on; save it as PNG")
     if min(width, height) < MIN_SIDE:
         raise SkipSample(f"image is {width}x{height} pixels; Ultralytics needs at least {MIN_SIDE} a side")
     if kind == "JPEG" and not data.endswith(JPEG_END):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import IMAGE_SUFFIXES, dicom
+from yolo_tools.imaging.pillow import pillow_open
 from yolo_tools.intensity import Intensity, MinMax, Percentile, to_uint8
 from yolo_tools.recipe import Preprocess
 
@@ -131,21 +131,13 @@ def image_files(source: str | Path) -> list[Path]:
     return [p for p in candidates if p.is_file() and (p.suffix.lower() in IMAGE_SUFFIXES or is_dicom(p))]
 
 
-def _pillow_open(path: Path):
-    """Pillow's own `Image.open`: once imported, Ultralytics replaces it with one that pip-installs a HEIF
-    plugin whenever Pillow cannot identify a file, which a file that is simply not an image must not do."""
-    from PIL import Image
-
-    return getattr(sys.modules.get("ultralytics.utils.patches"), "_image_open", Image.open)(path)
-
-
 def bomb_header(path: Path) -> str | None:
     """Why a file is refused as a decompression bomb (a header claiming more pixels than Pillow's limit,
     `Image.MAX_IMAGE_PIXELS` x 2), else None; only the header is read. Whether the rest decodes is OpenCV's."""
     from PIL import Image
 
     try:
-        with _pillow_open(path):
+        with pillow_open(path):
             return None
     except Image.DecompressionBombError as exc:
         return f"a decompression bomb? {exc}".split(", could be")[0]
@@ -169,7 +161,7 @@ def unreadable(path: Path) -> str | None:
     if is_dicom(path):
         return None
     try:
-        with _pillow_open(path) as image:
+        with pillow_open(path) as image:
             image.load()
     except Image.DecompressionBombError as exc:
         return f"a decompression bomb? {exc}".split(", could be")[0]
