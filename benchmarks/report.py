@@ -68,8 +68,11 @@ def _convert(p: dict[str, Any]) -> list[str]:
     out += ["", "Reading the table: times exclude imports, which are listed apart. A workbench case imports its "
             "converters, pandas and scikit-learn (for the patient-wise split), not Ultralytics or torch, which "
             "only training and prediction load; \"+MB during the call\" is the conversion's own memory. "
-            "Copy-heavy conversions (kidney, pneumonia: thousands of files created) are bound by the file "
-            "system, whose speed on a shared disk varies most between rounds."]
+            + ("Every case wrote into a RAM disk (/dev/shm) from sources already in the page cache, so the "
+               "ratios compare code, not a shared disk's speed between rounds."
+               if p["settings"].get("written_to") == "RAM disk" else
+               "Copy-heavy conversions (kidney, pneumonia: thousands of files created) are bound by the file "
+               "system, whose speed on a shared disk varies most between rounds.")]
     out += [""] + skipped if skipped else []
     return out
 
