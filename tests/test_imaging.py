@@ -104,3 +104,26 @@ def test_the_formats_converters_accept_are_the_ones_ultralytics_trains_on() -> N
     from yolo_tools.imaging.pillow import TRAINABLE_FORMATS
 
     assert TRAINABLE_FORMATS == IMG_FORMATS | {"jpeg2000"}
+
+
+def test_a_file_pillow_cannot_identify_is_refused_without_installing_a_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ultralytics' patched `Image.open` pip-installs pi-heif for any file Pillow cannot identify; the
+    converters' check and `predict`'s must call Pillow's own and name the file as no image instead."""
+    import ultralytics.utils.checks
+    import ultralytics.utils.patches  # noqa: F401 - patches PIL.Image.open, as any training or prediction does
+
+    from yolo_tools.convert import images
+    from yolo_tools.convert.samples import SkipSample
+    from yolo_tools.imaging import model_input
+
+    def no_install(*args, **kwargs):
+        raise AssertionError(f"tried to install {args}")
+
+    monkeypatch.setattr(ultralytics.utils.checks, "check_requirements", no_install)
+    note = tmp_path / "scan.jpg"
+    note.write_text("this is a note, not an image\n")
+    with pytest.raises(SkipSample, match="not an image file"):
+        images.load(note)
+    assert "not a readable image" in model_input.unreadable(note)
