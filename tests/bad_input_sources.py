@@ -70,13 +70,14 @@ def bytes_after_end(path: Path) -> None:
     path.write_bytes(data + b"\0" * 16)
 
 
-def bomb(path: Path) -> None:
-    """A valid PNG header claiming 100,000 x 100,000 pixels (a decompression bomb)."""
+def bomb(path: Path, side: int = 100_000) -> None:
+    """A valid PNG header claiming `side` x `side` pixels (100,000: a decompression bomb Pillow refuses;
+    10,000: one it only warns about, between one and two times its limit)."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
     if path.exists():
         path.unlink()
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))

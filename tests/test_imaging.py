@@ -127,3 +127,16 @@ def test_a_file_pillow_cannot_identify_is_refused_without_installing_a_plugin(
     with pytest.raises(SkipSample, match="not an image file"):
         images.load(note)
     assert "not a readable image" in model_input.unreadable(note)
+
+
+@pytest.mark.parametrize("side", [10_000, 100_000])  # Pillow warns (1-2x its limit), Pillow refuses (beyond)
+def test_a_decompression_bomb_is_skipped_whether_pillow_warns_or_refuses(tmp_path: Path, side: int) -> None:
+    from bad_input_sources import bomb
+
+    from yolo_tools.convert import images
+    from yolo_tools.convert.samples import SkipSample
+
+    path = tmp_path / f"bomb-{side}.png"
+    bomb(path, side)
+    with pytest.raises(SkipSample, match="decompression bomb"):
+        images.load(path)

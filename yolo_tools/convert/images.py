@@ -22,7 +22,6 @@ decoded from them, once (`decode`).
 from __future__ import annotations
 
 import io
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -63,14 +62,14 @@ def _load(path: Path, size: int, mtime_ns: int) -> Checked:
     if size == 0:
         raise SkipSample("empty image file (0 bytes)")
     data = path.read_bytes()
+    # Between one and two times Pillow's limit `open` only warns (printed once); the size is checked here.
+    # A `warnings.catch_warnings` around it is not safe on the writer's threads (it swaps process-wide state).
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with pillow_open(io.BytesIO(data)) as image:
-                (width, height), kind, mode = image.size, image.format or "", image.mode
-                if width * height > Image.MAX_IMAGE_PIXELS:
-                    raise Image.DecompressionBombWarning
-                image.verify()
+        with pillow_open(io.BytesIO(data)) as image:
+            (width, height), kind, mode = image.size, image.format or "", image.mode
+            if width * height > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombWarning
+            image.verify()
     except Image.UnidentifiedImageError:
         raise SkipSample(f"not an image file (its bytes are no {path.suffix or 'image'} format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
