@@ -57,6 +57,15 @@ def test_every_variant_names_a_recipe_and_a_model_of_its_task(tmp_path: Path) ->
     assert "Not run yet" in "\n".join(report._budget(None))
 
 
+def test_a_variant_on_another_split_converts_its_own_dataset(tmp_path: Path) -> None:
+    """The published-split kidney variant must not reuse (or overwrite) the patient-wise dataset."""
+    key = "kidney/v8n-160-then-320-published-split"
+    recipe = load_recipe(budget._recipe_file(budget.VARIANTS[key], key, tmp_path))
+    bundled = load_recipe(Path(budget.common.ROOT) / "recipes" / "kidney.yaml")
+    assert recipe.data.split.by == "source" and bundled.data.split.by == "acquisition_session"
+    assert recipe.name != bundled.name and recipe.fingerprint() != bundled.fingerprint()
+
+
 def test_side_by_side_variants_train_at_once_on_cores_of_their_own(tmp_path: Path, monkeypatch) -> None:
     """Two lanes of one core each: a pair trains at once, a transfer waits for its source's weights, and
     every row is saved as its variant ends. The trainings are stand-ins that record when and where they ran."""
