@@ -39,11 +39,11 @@ def _ratios(comparisons: list[dict[str, Any]]) -> list[str]:
     return _md_table(rows, columns)
 
 
-def _where(payload: dict[str, Any]) -> list[str]:
+def _where(payload: dict[str, Any], measured: str = "Measured") -> list[str]:
     m = payload["machine"]
     gpu = m.get("gpu") or "no GPU"
     return [f"Command: `{payload['command']}`  ",
-            f"Measured {payload['date']} on {m.get('cpu_cores')} CPU cores ({m.get('cpu')}), {gpu}, "
+            f"{measured} {payload['date']} on {m.get('cpu_cores')} CPU cores ({m.get('cpu')}), {gpu}, "
             f"{m.get('memory_gb', '?')} GB RAM, load average {m.get('load_avg_1m')} at the start; "
             f"torch {m.get('torch')}, ultralytics {m.get('ultralytics')}, onnxruntime {m.get('onnxruntime')}."]
 
@@ -249,12 +249,14 @@ def _budget(p: dict[str, Any] | None) -> list[str]:
                       "then confirm the best with `--hours 2 --variants ...`."]
     hours = p["settings"]["hours"]
     out[0] += f": {hours * 60:g} minutes per variant"
-    out += [*_where(p), "",
+    batches = ", then " in p["command"]  # later batches add rows; the machine line is the latest batch's
+    out += [*_where(p, "The latest batch measured" if batches else "Measured"), "",
             f"Every variant trained for {hours * 60:g} minutes of wall time (`time={hours:g}`) on the CPU, then its best "
             "weights validated on the recipe's patient-wise val split; each row's own commands reproduce it. "
             "`CPU s` is the CPU time the variant's process got (training and evaluation, all its threads and the "
             "data workers that had ended) and `load` the machine's 1-minute load average before and after it: on 2 cores, a load "
-            "above about 2 means the variant shared the machine.", ""]
+            "above about 2 means the variant shared the machine; `cores` the cores it was pinned to (`-`: not recorded, "
+            "an unpinned variant of a batch that trained one at a time).", ""]
     rows = []
     for key, r in p["variants"].items():
         if "skipped" in r:
@@ -262,11 +264,11 @@ def _budget(p: dict[str, Any] | None) -> list[str]:
             continue
         load = r.get("load_avg_1m")
         rows.append({"variant": key, "started_from": r["started_from"], "epochs": r["epochs_reached"],
-                     "train_s": r["train_s"], "cpu_s": r.get("cpu_s", float("nan")),
+                     "train_s": r["train_s"], "cpu_s": r.get("cpu_s", float("nan")), "cores": r.get("cores", "-"),
                      "load": f"{load[0]:g} → {load[1]:g}" if load else "", "metrics": headline(r),
                      "commands": f"`{r['command']}`; `{r['evaluate_command']}`"})
     return out + _md_table(rows, [("variant", "variant", ""), ("started_from", "model", ""), ("epochs", "epochs reached", "d"),
-                                  ("train_s", "train s", ".0f"), ("cpu_s", "CPU s", ".0f"), ("load", "load", ""),
+                                  ("train_s", "train s", ".0f"), ("cpu_s", "CPU s", ".0f"), ("cores", "cores", ""), ("load", "load", ""),
                                   ("metrics", "val split", ""), ("commands", "commands", "")])
 
 
