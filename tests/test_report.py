@@ -319,6 +319,19 @@ def test_detection_report(demo_run: Path) -> None:
     assert "Worst images by errors" in page.tables
     assert "<h2>Recipe</h2>" in html.read_text() and "name: demo" in html.read_text()
     assert "Images and findings per split" in page.tables  # from the dataset card
+    assert "caution" not in html.read_text(), "the demo's split is drawn by file: patient-wise"
+
+
+def test_a_split_that_may_share_patients_is_cautioned_in_the_report(demo_run: Path, tmp_path: Path) -> None:
+    """A summary whose split is not patient-wise (`evaluation.split_caveat`) puts its caution at the top of both pages."""
+    run = tmp_path / "demo-run"
+    shutil.copytree(demo_run, run, ignore=shutil.ignore_patterns("report"))
+    summary = json.loads((run / "eval" / "summary.json").read_text())
+    caveat = "not a patient-wise split (test), so these numbers may not hold on unseen patients"
+    (run / "eval" / "summary.json").write_text(json.dumps({**summary, "split_caveat": caveat}))
+    html, markdown = write_report(run)
+    assert f'<dt>caution</dt><dd class="error">{caveat}</dd>' in html.read_text()
+    assert f"- **caution**: {caveat}" in markdown.read_text()
 
 
 def test_report_verb_evaluates_a_run_that_was_not_evaluated(demo_run: Path, workspace: Path) -> None:

@@ -130,3 +130,46 @@ def test_an_error_on_a_thread_stops_the_conversion_and_leaves_nothing(tmp_path: 
     with pytest.raises(OSError, match="No space left"):
         write_dataset(samples, tmp_path / "out", _recipe(), "squares")
     assert list(tmp_path.iterdir()) == []  # no partial folder, no dataset
+
+
+def _published(samples: list[Sample], group: bool) -> list[Sample]:
+    """The samples as a published split: p0 and p1 in val, the rest in train, except p2's second image in val."""
+    return [Sample(**{**s.__dict__, "split": "val" if s.name[:2] in ("p0", "p1") or s.name == "p2_s1" else "train",
+                      "group": s.name.split("_")[0] if group else None}) for s in samples]
+
+
+@pytest.mark.parametrize("group", [False, True])
+def test_a_published_split_that_may_share_patients_is_said_on_the_card_and_in_the_log(tmp_path: Path, caplog, group: bool) -> None:
+    """Kept as published (`by: source`), a split is patient-wise only when every image's patient is known and
+    none crosses; otherwise the card says so and the log names the fix, since val numbers would not hold."""
+    from yolo_tools.dataset import read_card
+    from yolo_tools.evaluation import split_caveat
+
+    samples = _published([_sample(p, i) for p in range(6) for i in range(2)], group)
+    with caplog.at_level("WARNING", logger="yolo_tools.convert.writer"):
+        write_dataset(samples, tmp_path / "out", _recipe(by="source"), "squares")
+    card = read_card(tmp_path / "out")
+    said = [r.getMessage() for r in caplog.records if "data.split.by" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("squares: ") and "patient rule" in said[0]
+    if group:
+        assert card["patient_wise"] is False and "1 patients have images in more than one split" in said[0] and "p2" in said[0]
+        assert "some patients have images in more than one split" in split_caveat(None, card)
+    else:
+        assert card["patient_wise"] is None and "nothing says which patient" in said[0]
+        assert "nothing says which patient" in split_caveat(None, card)
+    assert split_caveat("outside/set", card) is None, "an outside set shares no patient with training"
+    assert "patient-wise: " + ("no" if group else "not known") in (tmp_path / "out" / "card.md").read_text()
+
+
+def test_a_split_drawn_by_patient_is_patient_wise_without_a_caution(tmp_path: Path, caplog) -> None:
+    from yolo_tools.dataset import patient_wise, read_card
+    from yolo_tools.evaluation import split_caveat
+
+    with caplog.at_level("WARNING", logger="yolo_tools.convert.writer"):
+        write_dataset([_sample(p, i) for p in range(6) for i in range(2)], tmp_path / "out", _recipe(), "squares")
+    card = read_card(tmp_path / "out")
+    assert card["patient_wise"] is True and split_caveat(None, card) is None
+    assert not [r for r in caplog.records if "data.split.by" in r.getMessage()]
+    assert "patient-wise: yes" in (tmp_path / "out" / "card.md").read_text()
+    older = {k: v for k, v in card.items() if k != "patient_wise"}  # a card written before the field
+    assert patient_wise(older) is True and patient_wise({**older, "split": {"by": "source"}}) is None

@@ -68,6 +68,15 @@ def read_card(root: Path) -> dict | None:
     return card if isinstance(card, dict) and (card.get(MARKER) == WRITER or _CARD_KEYS <= card.keys()) else None
 
 
+def patient_wise(card: dict) -> bool | None:
+    """Whether the dataset's splits hold disjoint patients: True, False (a patient on two sides), or None
+    when nothing says which patient an image is of (a published split kept as it is). A card written before
+    the writer recorded it: True where the split was drawn by a patient rule, else None."""
+    if "patient_wise" in card:
+        return card["patient_wise"]
+    return None if card.get("split", {}).get("by", "source") == "source" else True
+
+
 @dataclass(frozen=True)
 class LabelLines:
     """What one line of a task's label files may hold after its class number, and how a message words it."""

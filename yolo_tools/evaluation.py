@@ -54,7 +54,7 @@ from yolo_tools import (
 from yolo_tools.convert import mask_png
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.convert.writer import splits_of
-from yolo_tools.dataset import PATIENTS_CSV, Dataset
+from yolo_tools.dataset import PATIENTS_CSV, Dataset, patient_wise
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import bootstrap, groups
 from yolo_tools.runs import run_dataset, run_recipe, weights_of
@@ -281,6 +281,7 @@ def evaluate(
         "dataset_fingerprint": card.get("fingerprint"),
         "split": split,
         "scored_set": _scored_set(split, data, card),
+        "split_caveat": split_caveat(data, card),
         "eval_dir": out.name,
         "images": len(per_image),
         "classes": names,
@@ -303,6 +304,8 @@ def evaluate(
     shown = {k: v for k, v in {**(validation.metrics if validation else {}), **metrics}.items() if isinstance(v, (int, float))}
     intervals = summary.get("intervals") or {}
     print(f"evaluation ({summary['scored_set']}): " + "  ".join(_shown(k, v, intervals.get(k)) for k, v in shown.items()))
+    if summary["split_caveat"]:
+        print(f"caution: {summary['split_caveat']}")
     print(f"metrics: {out}")
     return out
 
@@ -310,6 +313,18 @@ def evaluate(
 def _shown(name: str, value: float, interval: list[float] | None) -> str:
     text = f"{name} {value:.3f}" if isinstance(value, float) else f"{name} {value}"
     return text + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def split_caveat(data: str | Path | None, card: dict) -> str | None:
+    """What the report and the console say when the scored split may share patients with the training
+    split: its numbers would then not hold on unseen patients. None for a patient-wise split or an outside set."""
+    wise = patient_wise(card)
+    if data is not None or wise:
+        return None
+    why = ("some patients have images in more than one split" if wise is False
+           else "the published split was kept and nothing says which patient each image is of")
+    return (f"not a patient-wise split ({why}), so these numbers may not hold on unseen patients; give the recipe's "
+            "data.split.by a patient rule and train again for numbers that do")
 
 
 def _scored_set(split: str, data: str | Path | None, card: dict) -> str:

@@ -81,6 +81,14 @@ def shared_with_test(groups: Sequence[str], splits: Sequence[str]) -> list[str]:
     return sorted(set(groups[is_test]) & set(groups[~is_test]))
 
 
+def patients_in_several_splits(groups: Sequence[str], splits: Sequence[str]) -> list[str]:
+    """Patients with images in more than one split: none where the workbench drew the split by patient; a
+    published split kept as it is may have some."""
+    groups, splits = np.asarray(groups, dtype=object), np.asarray(splits, dtype=object)
+    sides = [set(groups[splits == split]) for split in set(splits.tolist())]
+    return sorted({g for i, side in enumerate(sides) for other in sides[i + 1 :] for g in side & other})
+
+
 def held_out(
     groups: Sequence[str], published_test: Sequence[bool], val: float, test: float | str | None, seed: int
 ) -> list[str]:

@@ -42,7 +42,7 @@ from yolo_tools.convert import destination, images, mask_png
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.polygons import TracedLines
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
-from yolo_tools.convert.splits import group_keys, held_out, shared_with_test
+from yolo_tools.convert.splits import group_keys, held_out, patients_in_several_splits, shared_with_test
 from yolo_tools.dataset import (
     CARD, CARD_MD, LABEL_LINES, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
 )
@@ -228,6 +228,26 @@ def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str],
     return held_out(groups, [s.split == TEST for s in samples], rule.val, rule.test, rule.seed), groups
 
 
+def _patient_wise(samples: Sequence[Sample], keys: Sequence[str], splits: Sequence[str], recipe: Recipe, source: str) -> bool | None:
+    """Whether no patient has images on two sides (the card's `patient_wise`); None when nothing says which
+    patient an image is of. A published split kept as it is (`by: source`) is warned about unless the
+    converter knows every image's patient and none crosses: numbers on its val split may not hold on unseen
+    patients. A patient shared with a published test split is warned about apart (`shared_with_test`)."""
+    if set(splits) == {TEST}:
+        return None  # a held-out set only (`evaluate --data`): nothing is trained on it
+    fix = ("so val numbers may not hold on unseen patients; for a patient-wise split give data.split.by a "
+           "patient rule (a regex over file names whose first group is the patient, or a named rule such as acquisition_session)")
+    if recipe.data.split.by == "source" and not all(s.group for s in samples):
+        LOG.warning("%s: the published split is kept (data.split.by: source) and nothing says which patient each "
+                    "image is of: one patient's images may be in train and in val, %s", source, fix)
+        return None
+    crossing = patients_in_several_splits(keys, splits)
+    if recipe.data.split.by == "source" and crossing:
+        LOG.warning("%s: %d patients have images in more than one split of the published split (data.split.by: "
+                    "source), e.g. %s; %s", source, len(crossing), crossing[:3], fix)
+    return not crossing
+
+
 def _check_splits(splits: Sequence[str], kept: int, skipped: int, source: str, recipe: Recipe) -> None:
     if set(splits) == {TEST}:
         return  # a held-out set only (`evaluate --data`): nothing is trained on it
@@ -266,6 +286,10 @@ def _card(
     }
 
 
+PATIENT_WISE_WORDS = {True: "yes, no patient has images in two splits", False: "no, some patients have images in two splits",
+                      None: "not known (the published split, and nothing says which patient an image is of)"}
+
+
 def _card_markdown(card: dict) -> str:
     columns = sorted({k for split in card["counts"].values() for k in split})
     lines = [
@@ -274,6 +298,7 @@ def _card_markdown(card: dict) -> str:
         f"- source: `{card['source']}`" + (f" ({card['url']})" if card["url"] else ""),
         f"- converter: `{card['converter']}`, split: {card['split']}",
         f"- patients/studies per split: {card['groups']}",
+        f"- patient-wise: {PATIENT_WISE_WORDS[card.get('patient_wise')]}",
         "",
         "| split | " + " | ".join(columns) + " |",
         "|---|" + "---|" * len(columns),
@@ -458,6 +483,7 @@ def write_dataset(
 
         groups = {split: len({k for k, s in zip(keys, splits) if s == split}) for split in splits_of(recipe)}
         card = _card(recipe, source, counts, groups, skipped, left_out)
+        card["patient_wise"] = _patient_wise([k.sample for k in kept], keys, splits, recipe, source)
         if slices:
             with (partial / SLICES_CSV).open("w", newline="") as handle:
                 csv.writer(handle).writerows([SLICES_COLUMNS, *slices])
