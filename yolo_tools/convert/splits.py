@@ -74,13 +74,6 @@ def grouped_split(groups: Sequence[str], val_fraction: float | int, seed: int) -
     return is_val
 
 
-def shared_with_test(groups: Sequence[str], splits: Sequence[str]) -> list[str]:
-    """Patients with images in the test split and in train or val: a published test split can share patient
-    ids with the published train split, which the writer reports once, over the split it keeps."""
-    groups, is_test = np.asarray(groups, dtype=object), np.asarray(splits, dtype=object) == "test"
-    return sorted(set(groups[is_test]) & set(groups[~is_test]))
-
-
 def patients_in_several_splits(groups: Sequence[str], splits: Sequence[str]) -> list[str]:
     """Patients with images in more than one split: none where the workbench drew the split by patient; a
     published split kept as it is may have some."""

@@ -42,7 +42,7 @@ from yolo_tools.convert import destination, images, mask_png
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.polygons import TracedLines
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
-from yolo_tools.convert.splits import group_keys, held_out, patients_in_several_splits, shared_with_test
+from yolo_tools.convert.splits import group_keys, held_out, patients_in_several_splits
 from yolo_tools.dataset import (
     CARD, CARD_MD, LABEL_LINES, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
 )
@@ -232,7 +232,7 @@ def _patient_wise(samples: Sequence[Sample], keys: Sequence[str], splits: Sequen
     """Whether no patient has images on two sides (the card's `patient_wise`); None when nothing says which
     patient an image is of. A published split kept as it is (`by: source`) is warned about unless the
     converter knows every image's patient and none crosses: numbers on its val split may not hold on unseen
-    patients. A patient shared with a published test split is warned about apart (`shared_with_test`)."""
+    patients. A patient of a published test split kept beside a patient-wise train/val draw is warned about too."""
     if set(splits) == {TEST}:
         return None  # a held-out set only (`evaluate --data`): nothing is trained on it
     fix = ("so val numbers may not hold on unseen patients; for a patient-wise split give data.split.by a "
@@ -242,6 +242,9 @@ def _patient_wise(samples: Sequence[Sample], keys: Sequence[str], splits: Sequen
                     "image is of: one patient's images may be in train and in val, %s", source, fix)
         return None
     crossing = patients_in_several_splits(keys, splits)
+    on_test = sorted(set(crossing) & {key for key, split in zip(keys, splits) if split == TEST})
+    if on_test:
+        LOG.warning("%d patients have images in the published test split and in train/val: %s", len(on_test), on_test[:5])
     if recipe.data.split.by == "source" and crossing:
         LOG.warning("%s: %d patients have images in more than one split of the published split (data.split.by: "
                     "source), e.g. %s; %s", source, len(crossing), crossing[:3], fix)
@@ -453,9 +456,6 @@ def write_dataset(
         else:
             splits, keys = expected
         _check_splits(splits, len(kept), len(skipped), source, recipe)
-        shared = shared_with_test(keys, splits)
-        if shared:
-            LOG.warning("%d patients have images in the published test split and in train/val: %s", len(shared), shared[:5])
 
         counts: Counter = Counter()
         written: list[tuple[str, str, str]] = []
