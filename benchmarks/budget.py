@@ -122,7 +122,8 @@ def _recipe_file(variant: Variant, key: str, work: Path) -> Path:
     if variant.options or variant.split:  # another dataset, under another name; else the recipe's own data is reused
         raw["name"] = key.replace("/", "-")
         raw["data"]["options"] = {**raw["data"].get("options", {}), **variant.options}
-        raw["data"]["split"] = variant.split or raw["data"]["split"]
+        if variant.split:
+            raw["data"]["split"] = variant.split
     path = work / "recipes" / f"{key.replace('/', '-')}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False))

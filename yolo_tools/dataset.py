@@ -74,7 +74,8 @@ def patient_wise(card: dict) -> bool | None:
     the writer recorded it: True where the split was drawn by a patient rule, else None."""
     if "patient_wise" in card:
         return card["patient_wise"]
-    return None if card.get("split", {}).get("by", "source") == "source" else True
+    split = card.get("split")
+    return None if not isinstance(split, dict) or split.get("by", "source") == "source" else True
 
 
 @dataclass(frozen=True)
