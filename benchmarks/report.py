@@ -256,7 +256,7 @@ def _budget(p: dict[str, Any] | None) -> list[str]:
             "`CPU s` is the CPU time the variant's process got (training and evaluation, all its threads and the "
             "data workers that had ended) and `load` the machine's 1-minute load average before and after it: on 2 cores, a load "
             "above about 2 means the variant shared the machine; `cores` the cores it was pinned to (`-`: not recorded, "
-            "an unpinned variant of a batch that trained one at a time).", ""]
+            "an unpinned variant; the command line above says what trained beside it).", ""]
     rows = []
     for key, r in p["variants"].items():
         if "skipped" in r:
