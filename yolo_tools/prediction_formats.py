@@ -129,7 +129,7 @@ def volume_inputs(source: Path, recipe: Recipe | None) -> list[VolumeInput]:
             problems.append(_skip(error, len(found_series.series)))
             continue
         for copy in series.dropped:
-            LOG.warning("series %s: a slice stored twice with identical pixels is read once (%s)", series.name, copy)
+            LOG.warning("series %s: a slice stored twice is read once: left out %s", series.name, copy)
         # the files' own images, as the DICOM converter slices them (an explicit slice_axis still wins)
         geometry = Geometry.from_affine(geometry.affine, pixels.shape, 0 if axis is None else axis)
         inputs.append(VolumeInput(series.name, geometry, lambda s=series: _dicom_channels(s), series))

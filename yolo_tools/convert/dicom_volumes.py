@@ -199,7 +199,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     result.left_out = {k: v for k, v in {"series without a DICOM SEG or NIfTI label": unlabelled}.items() if v}
     for series in found.series:
         if series.dropped and series.name in result.volumes:
-            result.left_out[f"identical copies of a slice kept once, series {series.name}: {', '.join(series.dropped)}"] = len(series.dropped)
+            result.left_out[f"slices stored twice, kept once, series {series.name}: {', '.join(series.dropped)}"] = len(series.dropped)
     if problems and not result.volumes:
         raise UserError(f"none of the {len(problems)} labelled series is usable; first: {problems[0]}")
     if not result:

@@ -69,7 +69,7 @@ class Series:
     instance_uids: list[str]  # SOP Instance UID of each file, same order
     name: str = ""  # a readable unique name: the folder when it holds only this series, else the UID
     refused: str = ""  # why these files are not one volume (`load` raises it); "" when they are
-    dropped: list[str] = field(default_factory=list)  # identical copies of a slice left out, "copy = kept"
+    dropped: list[str] = field(default_factory=list)  # identical copies of a slice left out: "copy (the image of kept)"
 
 
 @dataclass
@@ -289,7 +289,7 @@ def _stack(members: list[tuple[Path, Any]], referenced: frozenset[str], src: Pat
         kept = next((i for i in run if str(members[i][1].get("SOPInstanceUID", "")) in referenced), run[0])
         keep[run] = False
         keep[kept] = True
-        part.dropped += [f"{names[i]} = {names[kept]}" for i in run if i != kept]
+        part.dropped += [f"{names[i]} (the image of {names[kept]})" for i in run if i != kept]
     part.members = [m for m, k in zip(members, keep) if k]
     if not part.conflicts:
         part.problem = irregular_spacing(points[keep], [n for n, k in zip(names, keep) if k])

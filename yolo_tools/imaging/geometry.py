@@ -134,10 +134,14 @@ def irregular_spacing(positions: np.ndarray, names: Sequence[str]) -> str:
     agreeing = (np.abs(gaps[:, None] - gaps[None, :]) <= SPACING_TOLERANCE * gaps[:, None]).sum(axis=1)
     usual = float(gaps[np.lexsort((gaps, -agreeing))[0]])  # the gap most others agree with, the smallest on ties
     odd = np.flatnonzero(np.abs(gaps - usual) > SPACING_TOLERANCE * usual)
-    where = ", ".join(f"{gaps[i]:.3g} mm between {names[i]} and {names[i + 1]}" for i in odd[:3])
-    more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
+    if odd.size:
+        where = ", ".join(f"{gaps[i]:.3g} mm between {names[i]} and {names[i + 1]}" for i in odd[:3])
+        more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
+        what = f"slice spacing is not uniform: {usual:.3g} mm apart but {where}{more}"
+    else:  # steps of one length, but a slice off the line: shifted within its plane
+        worst = int(np.argmax(misplaced))
+        what = f"slices are not on one uniform grid: {names[worst]} lies {misplaced[worst]:.3g} mm off it"
     return (
-        f"slice spacing is not uniform: {usual:.3g} mm apart but {where}{more} (a missing slice, or "
-        f"slices of another series); stacked as one volume, slices would lie up to {misplaced.max():.2g} mm "
-        "from where they belong. Give the complete series, or only slices of one series"
+        f"{what} (a missing slice, or slices of another series); stacked as one volume, slices would lie up to "
+        f"{misplaced.max():.3g} mm from where they belong. Give the complete series, or only slices of one series"
     )
