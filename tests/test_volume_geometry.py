@@ -270,3 +270,37 @@ def test_a_listed_case_without_its_label_file_is_named(tmp_path: Path) -> None:
     (src / "labelsTr" / "hippocampus_003.nii.gz").unlink()
     card = convert_folder("nifti", src, tmp_path / "out")
     assert card["left_out"] == {"cases without their image or label file: hippocampus_003 (hippocampus_003.nii.gz)": 1}
+
+
+def _blank_predictions(weights: Path, named, args: dict):
+    from yolo_tools.yolo import Prediction
+
+    for path, image in named:
+        yield Prediction(path=path, names={0: "a"}, shape=image.shape[:2], boxes=np.zeros((0, 4)), classes=np.zeros(0, int),
+                         confidences=np.zeros(0), masks=None, probabilities=None)
+
+
+@needs_data("hippocampus-mri-msd")
+@needs_data("dicom-mr-brain-series")
+def test_predict_skips_a_nan_volume_or_a_gapped_series_by_name_and_refuses_when_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from yolo_tools import prediction_formats
+
+    monkeypatch.setattr(prediction_formats.yolo, "predict_arrays", _blank_predictions)  # the model is not what is tested
+    (tmp_path / "niftis").mkdir()
+    shutil.copyfile(HIPPOCAMPUS / "imagesTr" / "hippocampus_001.nii.gz", tmp_path / "niftis" / "good.nii.gz")
+    _nan_copy(HIPPOCAMPUS / "imagesTr" / "hippocampus_003.nii.gz", tmp_path / "niftis" / "holes.nii.gz", 1.0)
+    inputs = prediction_formats.volume_inputs(tmp_path / "niftis", None)
+    done = [p.volume.name for p in prediction_formats.predict_volumes(tmp_path / "w.pt", inputs, None, 1, {})]
+    assert done == ["good"] and "holes.nii.gz: all " in caplog.text and "voxels are not finite" in caplog.text
+    with pytest.raises(UserError, match=r"holes\.nii\.gz: all [\d,]+ voxels are not finite"):  # alone: refused, not an empty label map
+        inputs = prediction_formats.volume_inputs(tmp_path / "niftis" / "holes.nii.gz", None)
+        list(prediction_formats.predict_volumes(tmp_path / "w.pt", inputs, None, 1, {}))
+    mr_series(tmp_path / "dicom" / "t1", drop=10)
+    mr_series(tmp_path / "dicom" / "t2", T2)
+    assert [v.name for v in prediction_formats.volume_inputs(tmp_path / "dicom", None)] == ["t2"]
+    assert "skipped series t1 (" in caplog.text and "slice spacing is not uniform" in caplog.text
+    shutil.rmtree(tmp_path / "dicom" / "t2")
+    with pytest.raises(UserError, match=r"series t1 \(.*\): slice spacing is not uniform"):
+        prediction_formats.volume_inputs(tmp_path / "dicom", None)
