@@ -73,7 +73,8 @@ def check_format(fmt: str) -> None:
 
 
 def _slicing(recipe: Recipe | None) -> tuple[int | None, Preprocess, list[int]]:
-    """Slice axis (None: largest spacing), preprocess and channels as the run's converter used them."""
+    """Slice axis (None: auto, the largest spacing for NIfTI, the files' own images for DICOM), preprocess and
+    channels as the run's converter used them."""
     if recipe is None:
         return None, Preprocess(), [0]
     options = recipe.data.options if recipe.data.converter in ("nifti", "dicom") else {}

@@ -43,11 +43,12 @@ class Geometry:
 
     @classmethod
     def from_affine(
-        cls, affine: np.ndarray, shape: tuple[int, ...], slice_axis: int | None = None, prefer: int = 2
+        cls, affine: np.ndarray, shape: tuple[int, ...], slice_axis: int | None = None
     ) -> Geometry:
-        """`slice_axis` None: the largest spacing, `prefer` on ties (NIfTI: the last axis; DICOM: 0, the files)."""
+        """`slice_axis` None: the largest spacing, the last axis on ties (NIfTI's rule; DICOM slices its files'
+        own images, axis 0, and says so)."""
         geometry = cls(tuple(int(s) for s in shape[:3]), np.asarray(affine, dtype=np.float64), 2)
-        axis = geometry.largest_spacing_axis(prefer) if slice_axis is None else slice_axis % 3
+        axis = geometry.largest_spacing_axis() if slice_axis is None else slice_axis % 3
         return cls(geometry.shape, geometry.affine, axis)
 
     @property
@@ -59,11 +60,10 @@ class Geometry:
     def voxel_volume_mm3(self) -> float:
         return float(abs(np.linalg.det(self.affine[:3, :3])))
 
-    def largest_spacing_axis(self, prefer: int = 2) -> int:
-        """The acquisition plane's normal: the axis with the largest spacing (`prefer` among equals)."""
+    def largest_spacing_axis(self) -> int:
+        """The acquisition plane's normal: the axis with the largest spacing (the last among equals)."""
         spacing = np.round(np.asarray(self.spacing), 3)
-        largest = np.flatnonzero(spacing == spacing.max()).tolist()
-        return prefer if prefer in largest else int(largest[-1])
+        return int(np.flatnonzero(spacing == spacing.max())[-1])
 
     @property
     def in_plane_spacing(self) -> tuple[float, float]:
