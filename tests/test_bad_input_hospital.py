@@ -13,7 +13,7 @@ import yaml
 
 from bad_input import Case, parametrize, run_case
 from conftest import SHARED_DATA
-from hospital_data import HIPPOCAMPUS, LIVER, decathlon, nnunet
+from hospital_data import HIPPOCAMPUS, LIVER, T1POST, T2, decathlon, dicom_mixed, mr_series, nnunet, series_label
 
 pytestmark = pytest.mark.skipif(
     not all((SHARED_DATA / d).is_dir() for d in ("hippocampus-mri-msd", "dicom-ct-liver-seg", "dicom-samples")),
@@ -107,6 +107,126 @@ def _weights_and_pngs(root: Path, model: str = "yolov8n-seg.yaml") -> None:
     _weights(root, model)
     (root / "pngs").mkdir()
     cv2.imwrite(str(root / "pngs" / "a.png"), np.full((32, 32), 128, np.uint8))
+
+
+def _gapped_t1(root: Path, labelled: bool = True) -> None:
+    """The real T1 series with its 11th of 22 slices missing, and an aligned label (so it is converted)."""
+    mr_series(root / "dicom" / "t1", T1POST, drop=10)
+    if labelled:
+        series_label(T1POST, root / "dicom" / "labels" / "t1.nii.gz")
+
+
+def _gapped_beside_good_series(root: Path) -> None:
+    _gapped_t1(root)
+    mr_series(root / "dicom" / "t2", T2)
+    series_label(T2, root / "dicom" / "labels" / "t2.nii.gz")
+    _liver_ct(root / "dicom" / "ct")  # a second patient
+
+
+def _ct_slice_twice(root: Path) -> None:
+    src = dicom_mixed(root / "dicom")  # the liver CT with its SEGs, and an MR series: two patients
+    shutil.copyfile(src / "ct" / "ct-3slice_02.dcm", src / "ct" / "slice 2 again.dcm")
+
+
+def _ct_slice_twice_differing(root: Path) -> None:
+    import pydicom
+
+    folder = _dicom_copy(root, "ct-3slice_01.dcm", "ct-3slice_02.dcm", "ct-3slice_03.dcm", "liver.dcm")
+    data = pydicom.dcmread(folder / "ct-3slice_02.dcm")
+    data.PixelData = data.pixel_array[::-1].copy().tobytes()
+    data.SOPInstanceUID = "1.2.826.0.1.3680043.2.1125.7"
+    data.save_as(folder / "ct-3slice_02b.dcm")
+
+
+ONE_UID = "1.2.826.0.1.3680043.2.1125.31"
+
+
+def _two_series_one_uid(root: Path) -> None:
+    for name, series in (("t1", T1POST), ("t2", T2)):
+        mr_series(root / "dicom" / name, series, SeriesInstanceUID=ONE_UID)
+        series_label(series, root / "dicom" / "labels" / f"{name}.nii.gz")
+    _liver_ct(root / "dicom" / "ct")  # a second patient
+
+
+def _two_series_one_uid_one_folder(root: Path) -> None:
+    blank = {"SeriesInstanceUID": ONE_UID, "SeriesNumber": None, "SeriesDescription": "", "AcquisitionNumber": None, "EchoNumbers": None}
+    mr_series(root / "dicom" / "mixed", T1POST, **blank)
+    for path in mr_series(root / "t2", T2, **blank):
+        path.rename(root / "dicom" / "mixed" / f"t2_{path.name}")
+    (root / "t2").rmdir()
+    series_label(T1POST, root / "dicom" / "labels" / "mixed.nii.gz")
+
+
+def _nan_volume(source: Path, target: Path, share: float) -> None:
+    import nibabel as nib
+
+    image = nib.load(source)
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    data[np.arange(data.size).reshape(data.shape) < int(data.size * share)] = np.nan
+    nib.save(nib.Nifti1Image(data, image.affine), target)
+
+
+THREE = ("hippocampus_001", "hippocampus_003", "hippocampus_004")
+
+
+def _nan_in_one_case(root: Path) -> None:
+    source = decathlon(root / "ds", THREE)
+    _nan_volume(HIPPOCAMPUS / "imagesTr" / "hippocampus_003.nii.gz", source / "imagesTr" / "hippocampus_003.nii.gz", 0.2)
+
+
+def _nan_everywhere(root: Path) -> None:
+    source = _decathlon(root)
+    for case in TWO:
+        _nan_volume(HIPPOCAMPUS / "imagesTr" / f"{case}.nii.gz", source / "imagesTr" / f"{case}.nii.gz", 1.0)
+
+
+def _header_without_spacing(root: Path) -> None:
+    import nibabel as nib
+
+    source = decathlon(root / "ds", THREE)
+    for folder in ("imagesTr", "labelsTr"):
+        path = source / folder / "hippocampus_004.nii.gz"
+        image = nib.load(path)
+        flat = nib.Nifti1Image(np.asarray(image.dataobj), None)
+        flat.header.set_sform(np.diag([1.0, 1.0, 0.0, 1.0]), code=2)  # no slice spacing; qform unset
+        flat.header["qform_code"] = 0
+        nib.save(flat, path)
+
+
+def _weights_and_nan_nifti(root: Path) -> None:
+    _weights(root)
+    _nan_volume(HIPPOCAMPUS / "imagesTr" / "hippocampus_001.nii.gz", root / "case.nii.gz", 1.0)
+
+
+def _card(root: Path) -> dict:  # `root` is the case's folder, the inputs are in root/in
+    return json.loads((root / "datasets" / "out" / "card.json").read_text())
+
+
+def _volumes(root: Path) -> dict:
+    return json.loads((root / "datasets" / "out" / "volumes.json").read_text())
+
+
+def _liver_ct(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    for name in ("ct-3slice_01.dcm", "ct-3slice_02.dcm", "ct-3slice_03.dcm", "liver.dcm"):
+        shutil.copyfile(LIVER / name, folder / name)
+
+
+def _check_gapped_beside_good(root: Path, _: str) -> None:
+    card = _card(root)
+    assert len(card["skipped"]) == 1 and "series t1 (" in card["skipped"][0]
+    assert sorted(_volumes(root)) == ["ct", "t2"]
+
+
+def _check_slice_twice(root: Path, _: str) -> None:
+    ct = _volumes(root)["ct"]
+    assert ct["shape"] == [3, 512, 512] and ct["slice_axis"] == 0  # once read as 512 slices across the files
+
+
+def _check_split(root: Path, _: str) -> None:
+    volumes = _volumes(root)
+    assert volumes["t1"]["shape"] == volumes["t2"]["shape"] == [22, 320, 280]
+    assert volumes["t1"]["series_instance_uid"] == volumes["t2"]["series_instance_uid"] == ONE_UID
 
 
 def _convert(fmt: str, folder: str = "ds"):
@@ -224,6 +344,91 @@ CASES: list[Case] = [
             _recipe(root, **{"data.converter": "dicom", "classes": ["liver"]}),
         ),
         says=(r"no DICOM image series found \(.*notes\.dcm: cannot read DICOM pixels or header",),
+    ),
+    Case(
+        "dicom-series-missing-a-slice",
+        _convert("dicom", "dicom"),
+        setup=_gapped_t1,
+        says=(
+            r"none of the 1 labelled series is usable; first: series t1 \(.*t1\): slice spacing is not uniform: 6\.5 mm "
+            r"apart but 13 mm between t1/\d+\.dcm and t1/\d+\.dcm",
+            r"slices would lie up to 3\.25 mm from where they belong",
+        ),
+    ),
+    Case(
+        "dicom-series-missing-a-slice-beside-good-series",
+        _convert("dicom", "dicom"),
+        setup=_gapped_beside_good_series,
+        says=(r"skipped .*series t1 \(.*\): slice spacing is not uniform",),
+        code=0,
+        check=_check_gapped_beside_good,
+    ),
+    Case(
+        "dicom-ct-slice-stored-twice",
+        _convert("dicom", "dicom"),
+        setup=_ct_slice_twice,
+        says=(r"left out 1: slices stored twice, kept once, series ct: ct/slice 2 again\.dcm \(the image of ct/ct-3slice_02\.dcm\)",),
+        code=0,
+        check=_check_slice_twice,
+    ),
+    Case(
+        "dicom-ct-two-images-at-one-position",
+        _convert("dicom", "dicom"),
+        setup=_ct_slice_twice_differing,
+        says=(r"1 slice position\(s\) hold different images \(ct-3slice_02\.dcm and ct-3slice_02b\.dcm\)", r"Give each series its own folder"),
+    ),
+    Case(
+        "dicom-two-series-share-one-uid",
+        _convert("dicom", "dicom"),
+        setup=_two_series_one_uid,
+        says=(rf"SeriesInstanceUID {ONE_UID} holds 2 series, told apart by SeriesNumber/SeriesDescription: read as t1, t2",),
+        code=0,
+        check=_check_split,
+    ),
+    Case(
+        "dicom-two-series-share-one-uid-and-folder",
+        _convert("dicom", "dicom"),
+        setup=_two_series_one_uid_one_folder,
+        says=(r"series mixed \(.*\): 22 slice position\(s\) hold different images \(mixed/", r"its own folder or SeriesInstanceUID"),
+    ),
+    Case(
+        "nifti-nan-voxels-in-one-case",
+        _convert("nifti"),
+        setup=_nan_in_one_case,
+        says=(r"skipped .*hippocampus_003\.nii\.gz slice 0: .*hippocampus_003\.nii\.gz: [\d,]+ of [\d,]+ voxels are not finite \([\d,]+ NaN, 0 infinite\)", r"Fill them"),
+        code=0,
+    ),
+    Case(
+        "nifti-every-volume-nan",
+        _convert("nifti"),
+        setup=_nan_everywhere,
+        says=(r"every one of the \d+ samples was skipped", r"hippocampus_001\.nii\.gz: all [\d,]+ voxels are not finite"),
+    ),
+    Case(
+        "nifti-header-without-spacing",
+        _convert("nifti"),
+        setup=_header_without_spacing,
+        says=(r"hippocampus_004\.nii\.gz: the header places no voxel in space \(voxel spacing \[1\.0, 1\.0, 0\.0\] mm", r"pixdim/sform"),
+        code=0,
+    ),
+    Case(
+        "nifti-listed-case-without-its-label",
+        _convert("nifti"),
+        setup=lambda root: (decathlon(root / "ds", THREE), (root / "ds" / "labelsTr" / "hippocampus_003.nii.gz").unlink()),
+        says=(r"left out 1: cases without their image or label file: hippocampus_003 \(hippocampus_003\.nii\.gz\)",),
+        code=0,
+    ),
+    Case(
+        "predict-nifti-every-voxel-nan",
+        lambda root: ["predict", str(root / "model.pt"), str(root / "case.nii.gz"), "--format", "nifti", "--out", str(root.parent / "runs" / "p")],
+        setup=_weights_and_nan_nifti,
+        says=(r"case\.nii\.gz: all [\d,]+ voxels are not finite \([\d,]+ NaN, 0 infinite\)",),
+    ),
+    Case(
+        "predict-dicom-series-missing-a-slice",
+        lambda root: ["predict", str(root / "model.pt"), str(root / "dicom"), "--format", "nifti", "--out", str(root.parent / "runs" / "p")],
+        setup=lambda root: (_weights(root), _gapped_t1(root, labelled=False)),
+        says=(r"series t1 \(.*\): slice spacing is not uniform: 6\.5 mm apart but 13 mm",),
     ),
     Case(
         "predict-unknown-format",

@@ -117,7 +117,7 @@ def test_plain_folders_match_by_name_and_slice_along_the_largest_spacing(tmp_pat
         nib.save(nib.Nifti1Image(label, affine), src / "labels" / f"{case}.nii.gz")
     nib.save(nib.Nifti1Image(np.zeros((12, 40, 30), np.float32), np.eye(4)), src / "images" / "unlabelled.nii.gz")
     card = convert_folder("nifti", src, tmp_path / "out")
-    assert card["classes"] == ["label_3"] and card["left_out"] == {"listed images without an image or label file": 1}
+    assert card["classes"] == ["label_3"] and card["left_out"] == {"cases without their image or label file: unlabelled (no label in labels/)": 1}
     volumes = json.loads((tmp_path / "out" / "volumes.json").read_text())
     assert volumes["a"]["slice_axis"] == 0 and volumes["a"]["spacing_mm"] == [4.0, 0.7, 0.7]
     masks = stacked_masks(tmp_path / "out", "a", 1, (40, 30))

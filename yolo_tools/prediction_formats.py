@@ -18,13 +18,17 @@
 
 Volumes are sliced and mapped exactly as the run's converter did (`convert.volume_slices`: slice axis,
 intensity rule, 2.5D context), slice predictions merged per class and stacked back into the source's
-voxel order (`imaging.geometry.restack`).
+voxel order (`imaging.geometry.restack`). A volume that cannot be placed or read as the converters
+would refuse it (a DICOM series with a missing slice, NaN voxels, a header without spacing) is skipped
+with a warning naming it and why, as unreadable images are; it is refused when it is the only one, and
+so is a source none of whose volumes is usable.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -45,6 +49,7 @@ from yolo_tools.recipe import Preprocess, Recipe
 FORMATS = ("nifti", "dicom-seg", "coco", "rle-csv")
 VOLUME_FORMATS = ("nifti", "dicom-seg")
 SCAN_PATH = re.compile(r"(case\d+_day\d+)[/\\]scans[/\\]slice_(\d+)_")
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,7 +73,8 @@ def check_format(fmt: str) -> None:
 
 
 def _slicing(recipe: Recipe | None) -> tuple[int | None, Preprocess, list[int]]:
-    """Slice axis (None: largest spacing), preprocess and channels as the run's converter used them."""
+    """Slice axis (None: auto, the largest spacing for NIfTI, the files' own images for DICOM), preprocess and
+    channels as the run's converter used them."""
     if recipe is None:
         return None, Preprocess(), [0]
     options = recipe.data.options if recipe.data.converter in ("nifti", "dicom") else {}
@@ -98,23 +104,50 @@ def volume_inputs(source: Path, recipe: Recipe | None) -> list[VolumeInput]:
         cases: dict[str, list[Path]] = {}
         for path in niftis:
             cases.setdefault(CHANNEL_SUFFIX.sub("", volume_stem(path)), []).append(path)
-        found = []
+        found, problems = [], []
         for name, paths in cases.items():
-            shape, affine = nifti.header(paths[0])
+            try:
+                shape, affine = nifti.header(paths[0])
+            except UserError as error:
+                problems.append(_skip(error, len(cases)))
+                continue
             if max(channels) >= (shape[3] if len(paths) == 1 and len(shape) == 4 else len(paths)):
                 raise UserError(f"{paths[0]}: the run reads channels {channels}; this case has fewer")
             found.append(VolumeInput(name, Geometry.from_affine(affine, shape[:3], axis), lambda p=paths: _nifti_channels(p, channels)))
-        return found
+        return _some(found, problems, source)
     if not source.is_dir():
         raise UserError(f"{source}: volume formats need a NIfTI file, a folder of NIfTI files or a folder of DICOM series")
     found_series = dicom_series.find(source)
     if not found_series.series:
         raise UserError(f"{source}: no NIfTI volume and no DICOM image series found; give volumes for --format nifti/dicom-seg")
-    inputs = []
+    for note in found_series.notes:
+        LOG.warning(note)
+    inputs, problems = [], []
     for series in found_series.series:
-        pixels, geometry = dicom_series.load(series)  # the frame count needs the pixels; read again in turn
-        geometry = Geometry.from_affine(geometry.affine, pixels.shape, axis, prefer=0)
+        try:
+            pixels, geometry = dicom_series.load(series)  # the frame count needs the pixels; read again in turn
+        except UserError as error:
+            problems.append(_skip(error, len(found_series.series)))
+            continue
+        for copy in series.dropped:
+            LOG.warning("series %s: a slice stored twice is read once: left out %s", series.name, copy)
+        # the files' own images, as the DICOM converter slices them (an explicit slice_axis still wins)
+        geometry = Geometry.from_affine(geometry.affine, pixels.shape, 0 if axis is None else axis)
         inputs.append(VolumeInput(series.name, geometry, lambda s=series: _dicom_channels(s), series))
+    return _some(inputs, problems, source)
+
+
+def _skip(error: UserError, candidates: int) -> str:
+    """A volume that cannot be used: refused when it is the only one, else skipped with a warning."""
+    if candidates == 1:
+        raise error
+    LOG.warning("skipped %s", error)
+    return str(error)
+
+
+def _some(inputs: list[VolumeInput], problems: list[str], source: Path) -> list[VolumeInput]:
+    if not inputs and problems:
+        raise UserError(f"{source}: none of its {len(problems)} volumes is usable; nothing was written. First: {problems[0]}")
     return inputs
 
 
@@ -139,14 +172,22 @@ def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | N
     from yolo_tools.convert.volume_slices import slice_images
 
     _, preprocess, _ = _slicing(recipe)
+    problems: list[str] = []
     for volume in inputs:
-        images = slice_images(volume.load(), volume.geometry, preprocess)
+        try:
+            loaded = volume.load()
+        except UserError as error:  # NaN voxels are only seen once the voxels are read
+            problems.append(_skip(error, len(inputs)))
+            continue
+        images = slice_images(loaded, volume.geometry, preprocess)
         bgr = (cv2.cvtColor(i, cv2.COLOR_GRAY2BGR) if i.ndim == 2 else np.ascontiguousarray(i[..., ::-1]) for i in images)
         named = ((Path(f"{volume.name}_s{index:03d}.png"), image) for index, image in enumerate(bgr))
         slices = list(yolo.predict_arrays(weights, named, args))
         stacked = np.stack([p.class_masks(n_classes) for p in slices], axis=1)  # (classes, slices, H, W)
         masks = np.stack([restack(per_class, volume.geometry) for per_class in stacked])
         yield VolumePrediction(volume, masks, slices)
+    if len(problems) == len(inputs) and problems:
+        raise UserError(f"none of the {len(inputs)} volumes is usable; nothing was written. First: {problems[0]}")
 
 
 def label_map(masks: np.ndarray) -> np.ndarray:

@@ -1,9 +1,11 @@
 """DICOM series with their segmentations (DICOM SEG, or an aligned NIfTI label volume) into YOLO-seg slices.
 
 Every series under the source is found by `imaging.dicom_series` (any folder structure, grouped by
-SeriesInstanceUID, ordered by ImagePositionPatient, multi-frame files as volumes), put into modality
-units (Hounsfield for CT) and sliced like a NIfTI volume (`volume_slices`): by default along the axis
-with the largest spacing, the files' own images on ties. Labels come from:
+SeriesInstanceUID and split where one UID holds several series, ordered by ImagePositionPatient along
+the slice normal, multi-frame files as volumes), put into modality units (Hounsfield for CT) and sliced
+like a NIfTI volume (`volume_slices`): by default into the files' own images, the plane the scanner
+acquired or reconstructed, whatever the spacings (a thin-slice CT's slices are closer than its pixels;
+the largest spacing would cut it across). Labels come from:
 
 - DICOM SEG objects referencing the series (highdicom): each segment becomes the recipe class of the
   same name (`segments` maps other segment labels to classes, several to one to merge); segments may
@@ -12,13 +14,16 @@ with the largest spacing, the files' own images on ties. Labels come from:
   SeriesInstanceUID (`.nii.gz`/`.nii`), brought to the series' voxel order and checked to lie on its grid;
   label values become classes as in the NIfTI converter (`label_values`).
 
-A series with neither is left out (counted on the card): unlabelled is not the same as empty. The
-split keeps each PatientID on one side. Without a recipe intensity rule the series' own window
+A series with neither is left out (counted on the card): unlabelled is not the same as empty. A series
+whose slices are not one volume (a missing slice, different images at one position, NaN voxels) is
+skipped and named on the card with the reason, the others converted; a slice stored twice with identical
+pixels is kept once and counted as left out, by file. The split keeps each PatientID on one side. Without a recipe intensity rule the series' own window
 (WindowCenter/Width of its first file) maps it to 8-bit, else 0.5-99.5 percentiles.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -34,6 +39,7 @@ from yolo_tools.imaging.dicom_series import Found, Series
 from yolo_tools.imaging.geometry import Geometry
 from yolo_tools.recipe import Recipe
 
+LOG = logging.getLogger(__name__)
 
 class Options(ConverterOptions):
     """`data.options` of a `converter: dicom` recipe."""
@@ -42,7 +48,7 @@ class Options(ConverterOptions):
     label_folder: str = Field("labels", description="NIfTI labels: <label_folder>/<series folder or UID>.nii.gz")
     segments: dict[str, str] | None = Field(None, description="SEG segment label -> recipe class (several may merge)")
     label_values: list[int | list[int]] | None = Field(None, description="NIfTI labels: per class, its value(s)")
-    slice_axis: Literal["auto", 0, 1, 2] = Field("auto", description="0 = the files' own images; auto = largest spacing")
+    slice_axis: Literal["auto", 0, 1, 2] = Field("auto", description="auto, 0 = the files' own images; 1, 2 = across them")
     min_area: int = Field(4, ge=0, description="regions smaller than this many pixels are dropped as specks")
 
 
@@ -154,7 +160,9 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     unlabelled = 0
     problems: list[str] = []
     cache = new_cache()
-    axis = None if options.slice_axis == "auto" else int(options.slice_axis)
+    axis = 0 if options.slice_axis == "auto" else int(options.slice_axis)
+    for note in found.notes:
+        LOG.warning(note)
     for series in found.series:
         has_seg = options.labels in ("auto", "seg") and bool(found.segs_of(series))
         label_file = _nifti_label(src, options, series) if options.labels in ("auto", "nifti") and not has_seg else None
@@ -168,7 +176,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
             problems.append(str(error))
             result.append(broken(name, series.patient_id, str(series.files[0]), str(error)))
             continue
-        geometry = Geometry.from_affine(found_geometry.affine, pixels.shape, axis, prefer=0)
+        geometry = Geometry.from_affine(found_geometry.affine, pixels.shape, axis)
         del pixels
         masks_of = _seg_loader(found, series, recipe, options) if has_seg else _nifti_loader(label_file, recipe, options)
 
@@ -189,6 +197,9 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
         }
         result += volume_samples(name, series.patient_id, str(series.files[0].parent), geometry, load, recipe.preprocess, options.min_area, cache)
     result.left_out = {k: v for k, v in {"series without a DICOM SEG or NIfTI label": unlabelled}.items() if v}
+    for series in found.series:
+        if series.dropped and series.name in result.volumes:
+            result.left_out[f"slices stored twice, kept once, series {series.name}: {', '.join(series.dropped)}"] = len(series.dropped)
     if problems and not result.volumes:
         raise UserError(f"none of the {len(problems)} labelled series is usable; first: {problems[0]}")
     if not result:

@@ -17,8 +17,10 @@ label takes that label's values; `label_values` (one entry per class, an int or 
 the Decathlon's regions are) overrides. `channels` picks which channels (modalities) fill YOLO's three
 channels, mapped each by the recipe's intensity rule (without one, 0.5-99.5 percentiles of the volume:
 NIfTI carries no display window). Cases whose image and label differ in shape or
-grid, or whose label holds values no class takes, are skipped and named on the card. Volume geometry
-(shape, spacing, affine in RAS+ mm, slice axis) goes into `volumes.json`.
+grid, whose header gives no spacing, whose voxels hold NaN or infinite values, or whose label holds
+values no class takes, are skipped and named on the card; a listed case whose image or label file is
+missing is left out and named too. Volume geometry (shape, spacing, affine in RAS+ mm, slice axis) goes
+into `volumes.json`.
 
 Examples:
     >>> from yolo_tools.recipe import load_recipe
@@ -151,19 +153,23 @@ def _volumes_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(SUFFIXES)) if folder.is_dir() else []
 
 
-def find_cases(src: Path, options: Options) -> tuple[list[Case], str, dict | None, int]:
-    """The labelled cases, the layout, dataset.json, and how many listed images have no label file."""
+def _missing(case: str, *files: Path) -> str:
+    return f"{case} ({', '.join(f.name for f in files if not f.is_file())})"
+
+
+def find_cases(src: Path, options: Options) -> tuple[list[Case], str, dict | None, list[str]]:
+    """The labelled cases, the layout, dataset.json, and each case left out for a missing file ("case (file)")."""
     meta = _dataset_json(src)
     layout = _layout(options, meta, src)
     if layout == "decathlon":
         _require(meta, ("labels", "training"), src, layout)
-        cases, missing = [], 0
+        cases, missing = [], []
         for pair in meta["training"]:
             if not (isinstance(pair, dict) and "image" in pair and "label" in pair):
                 raise UserError(f"{src / 'dataset.json'}: each 'training' entry needs 'image' and 'label' paths, not {pair}")
             image, label = src / pair["image"], src / pair["label"]
             if not image.is_file() or not label.is_file():
-                missing += 1
+                missing.append(_missing(volume_stem(image), image, label))
                 continue
             cases.append(Case(volume_stem(image), [image], label))
         return cases, layout, meta, missing
@@ -173,12 +179,12 @@ def find_cases(src: Path, options: Options) -> tuple[list[Case], str, dict | Non
         image_dir, label_dir = src / options.images, src / options.labels
         if not label_dir.is_dir():
             raise UserError(f"{label_dir}: no such folder; nnU-Net v2 keeps labels in labelsTr/ (data.options.labels)")
-        cases, missing = [], 0
+        cases, missing = [], []
         for label in sorted(label_dir.glob(f"*{ending}")):
             case = label.name[: -len(ending)]
             files = [image_dir / f"{case}_{c:04d}{ending}" for c in range(len(meta["channel_names"]))]
             if not all(f.is_file() for f in files):
-                missing += 1
+                missing.append(_missing(case, *files))
                 continue
             cases.append(Case(case, files, label))
         return cases, layout, meta, missing
@@ -194,7 +200,9 @@ def find_cases(src: Path, options: Options) -> tuple[list[Case], str, dict | Non
     for image in _volumes_in(image_dir):
         by_case.setdefault(CHANNEL_SUFFIX.sub("", volume_stem(image)), []).append(image)
     cases = [Case(name, files, labels[name]) for name, files in sorted(by_case.items()) if name in labels]
-    return cases, "folders", meta, len(by_case) - len(cases)
+    missing = [f"{name} (no label in {label_dir.name}/)" for name in sorted(by_case) if name not in labels]
+    missing += [f"{name} (a label with no image in {image_dir.name}/)" for name in sorted(labels) if name not in by_case]
+    return cases, "folders", meta, missing
 
 
 def classes(src: Path, options: dict) -> list[str]:
@@ -236,7 +244,7 @@ def class_values(recipe: Recipe, options: Options, meta: dict | None, layout: st
 
 def _grid(case: Case, options: Options) -> Geometry:
     """Geometry from the headers; image channels and label must share one grid."""
-    shape, affine = nifti.header(case.images[0])
+    shape, affine = nifti.header(case.images[0])  # refuses a header that gives no spacing
     for other in [*case.images[1:], case.label]:
         other_shape, other_affine = nifti.header(other)
         if other_shape[:3] != shape[:3]:
@@ -281,7 +289,8 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
     if not cases:
         raise UserError(f"{src}: no labelled NIfTI cases found ({layout} layout); check the folder and data.options")
     values = class_values(recipe, options, meta, layout, src)
-    found = SampleList(left_out={"listed images without an image or label file": missing})
+    shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+    found = SampleList(left_out={f"cases without their image or label file: {shown}": len(missing)})
     cache = new_cache()
     problems = []
     for case in cases:

@@ -2,11 +2,25 @@
 
 A PACS export or a scanner's CD puts slices in folders and files whose names mean nothing: series are
 found by SeriesInstanceUID, slices ordered by their ImagePositionPatient projected on the slice normal
-(InstanceNumber when a file has no position), and the pixels put into modality units (Hounsfield for
-CT) by `imaging.dicom`. A multi-frame file (enhanced CT/MR, or any file with NumberOfFrames > 1) is a
-series of its own, its frames placed by the per-frame plane positions. The volume's array is
-(slices, rows, columns), so slice images are the files' own images, and its affine maps that array to
-RAS+ mm (DICOM's patient axes are LPS; the two first axes flip).
+(the cross product of ImageOrientationPatient's row and column directions; InstanceNumber when a file
+has no position), and the pixels put into modality units (Hounsfield for CT) by `imaging.dicom`. A
+multi-frame file (enhanced CT/MR, or any file with NumberOfFrames > 1) is a series of its own, its
+frames placed by the per-frame plane positions. The volume's array is (slices, rows, columns), so slice
+images are the files' own images, and its affine maps that array to RAS+ mm (DICOM's patient axes are
+LPS; the two first axes flip).
+
+A volume is only drawn through slices that make one, checked as DICOM defines a series and as nnU-Net's
+readers stack one:
+- one SeriesInstanceUID can hold several series (anonymisers that rewrite UIDs do this): files are split
+  by plane (orientation, rows x columns, pixel spacing), by the series-level SeriesNumber and
+  SeriesDescription, and, where images at one position still differ, by echo, acquisition, time point
+  or folder; each part becomes a volume of its own and the split is said (`Found.notes`);
+- a slice stored twice is kept once when the copies' pixels are identical (said, `Series.dropped`);
+  different images at one position that nothing tells apart refuse the series;
+- slices must lie on a uniform grid (`geometry.irregular_spacing`): a missing slice refuses the series
+  instead of shifting every slice after it by a fraction of a spacing.
+A refused series stays in `Found.series` with its reason in `Series.refused`, so a converter names it on
+its card and carries on with the others; `load` raises that reason.
 
 DICOM SEG objects (Segmentation Storage) are found in the same walk and read with highdicom, which
 matches each SEG frame to the source instance it annotates by SOP Instance UID.
@@ -22,12 +36,13 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from yolo_tools.errors import UserError
-from yolo_tools.imaging import dicom
-from yolo_tools.imaging.geometry import Geometry
+from yolo_tools.imaging import dicom, require_finite
+from yolo_tools.imaging.geometry import Geometry, along_normal, irregular_spacing, same_positions
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -36,6 +51,12 @@ TYPE2_COPIED = (
     "ReferringPhysicianName", "AccessionNumber",
 )
 NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "KO", "PR"}
+# Series-level attributes: DICOM gives a series one value of each, so two values under one UID are two series.
+SERIES_LEVEL = ("SeriesNumber", "SeriesDescription")
+# What else tells apart different images at one position, tried in turn: echoes, acquisitions, time points,
+# and the folder each series was exported into.
+TELL_APART = ("EchoNumbers", "AcquisitionNumber", "TemporalPositionIdentifier", "folder")
+ORIENTATION_TOLERANCE = 1e-3  # direction cosines closer than this are one orientation
 
 
 @dataclass
@@ -47,6 +68,8 @@ class Series:
     files: list[Path]  # one per slice, in slice order (a single multi-frame file for enhanced objects)
     instance_uids: list[str]  # SOP Instance UID of each file, same order
     name: str = ""  # a readable unique name: the folder when it holds only this series, else the UID
+    refused: str = ""  # why these files are not one volume (`load` raises it); "" when they are
+    dropped: list[str] = field(default_factory=list)  # identical copies of a slice left out: "copy (the image of kept)"
 
 
 @dataclass
@@ -54,6 +77,7 @@ class SegFile:
     path: Path
     series_uid: str  # the series it references
     labels: list[str]  # segment labels, segment 1 first
+    instance_uids: frozenset[str] = frozenset()  # the images it references (tells apart series sharing a UID)
 
 
 @dataclass
@@ -61,9 +85,14 @@ class Found:
     series: list[Series] = field(default_factory=list)
     segs: list[SegFile] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "path: reason" for files that are not usable images
+    notes: list[str] = field(default_factory=list)  # what was decided for the user: a UID split into series
 
     def segs_of(self, series: Series) -> list[SegFile]:
-        return [seg for seg in self.segs if seg.series_uid == series.uid]
+        own = set(series.instance_uids)
+        return [
+            seg for seg in self.segs
+            if seg.series_uid == series.uid and (not seg.instance_uids or seg.instance_uids & own)
+        ]
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -82,7 +111,7 @@ def _position(header) -> tuple[np.ndarray | None, np.ndarray | None]:
 
 
 def find(src: str | Path) -> Found:
-    """Every image series and DICOM SEG under `src` (headers only; pixels are read by `load`)."""
+    """Every image series and DICOM SEG under `src` (headers; pixels only to compare slices stored twice)."""
     src = Path(src)
     groups: dict[str, list[tuple]] = defaultdict(list)
     found = Found()
@@ -96,7 +125,11 @@ def find(src: str | Path) -> Found:
         if str(header.get("SOPClassUID", "")) == SEG_SOP_CLASS:
             referenced = header.get("ReferencedSeriesSequence")
             labels = [str(item.get("SegmentLabel", item.get("SegmentNumber"))) for item in header.get("SegmentSequence", [])]
-            found.segs.append(SegFile(path, str(referenced[0].SeriesInstanceUID) if referenced else "", labels))
+            instances = frozenset(
+                str(item.get("ReferencedSOPInstanceUID", ""))
+                for item in (referenced[0].get("ReferencedInstanceSequence", []) if referenced else [])
+            )
+            found.segs.append(SegFile(path, str(referenced[0].SeriesInstanceUID) if referenced else "", labels, instances))
             continue
         if modality in NON_IMAGE_MODALITIES or "Rows" not in header:
             found.skipped.append(f"{path}: a {modality or 'non-image'} object, not an image series")
@@ -105,37 +138,54 @@ def find(src: str | Path) -> Found:
         if int(header.get("NumberOfFrames", 1) or 1) > 1:
             uid = f"{uid}/{header.SOPInstanceUID}"  # each multi-frame file is a volume of its own
         groups[uid].append((path, header))
+    referenced = frozenset().union(*(seg.instance_uids for seg in found.segs))
+    parts: dict[str, tuple[str, _Part]] = {}  # key -> (uid, part); key is the uid unless the uid was split
+    split: dict[str, list[str]] = {}
+    for uid, members in groups.items():
+        pieces = _parts(members, referenced, src)
+        for number, part in enumerate(pieces, start=1):
+            parts[uid if len(pieces) == 1 else f"{uid}#{number}"] = (uid, part)
+        if len(pieces) > 1:
+            split[uid] = sorted({part.told_apart_by for part in pieces})
     folders = defaultdict(set)
-    for uid, members in groups.items():
-        for path, _ in members:
-            folders[path.parent].add(uid)
-    for uid, members in groups.items():
-        headers = [h for _, h in members]
-        order = _slice_order(headers)
-        files = [members[i][0] for i in order]
-        first = headers[order[0]]
+    for key, (_, part) in parts.items():
+        for path, _ in part.members:
+            folders[path.parent].add(key)
+    keys: dict[int, str] = {}
+    for key, (uid, part) in parts.items():
+        files = [path for path, _ in part.members]
+        headers = [header for _, header in part.members]
+        first = headers[0]
         parent = files[0].parent
-        name = parent.name if len(folders[parent]) == 1 and all(f.parent == parent for f in files) else uid
-        found.series.append(
-            Series(
-                uid=uid.split("/")[0],
-                patient_id=str(first.get("PatientID", "")) or name,
-                modality=str(first.get("Modality", "")),
-                description=str(first.get("SeriesDescription", "")),
-                files=files,
-                instance_uids=[str(headers[i].get("SOPInstanceUID", "")) for i in order],
-                name=name if name != uid else _safe(uid),
-            )
+        name = parent.name if len(folders[parent]) == 1 and all(f.parent == parent for f in files) else _safe(key)
+        series = Series(
+            uid=uid.split("/")[0],
+            patient_id=str(first.get("PatientID", "")) or name,
+            modality=str(first.get("Modality", "")),
+            description=str(first.get("SeriesDescription", "")),
+            files=files,
+            instance_uids=[str(h.get("SOPInstanceUID", "")) for h in headers],
+            name=name,
+            refused=part.problem,
+            dropped=part.dropped,
         )
+        found.series.append(series)
+        keys[id(series)] = key
     names = [s.name for s in found.series]
     for series in found.series:  # patientA/CT and patientB/CT: the path below src tells them apart
         if names.count(series.name) > 1:
             parent = series.files[0].parent
-            series.name = _safe("_".join(parent.relative_to(src).parts)) if parent != src else _safe(series.uid)
+            series.name = _safe("_".join(parent.relative_to(src).parts)) if parent != src else _safe(keys[id(series)])
     if len({s.name for s in found.series}) < len(found.series):
         for series in found.series:
-            series.name = _safe(series.uid)
+            series.name = _safe(keys[id(series)])
     found.series.sort(key=lambda s: s.name)
+    for uid, reasons in split.items():
+        named = [s.name for s in found.series if s.uid == uid.split("/")[0]]
+        found.notes.append(
+            f"SeriesInstanceUID {uid} holds {len(named)} series, told apart by {' and '.join(reasons)}: "
+            f"read as {', '.join(named)}"
+        )
     return found
 
 
@@ -143,14 +193,120 @@ def _safe(text: str) -> str:
     return "".join(c if c.isalnum() or c in "_.-" else "_" for c in text)
 
 
-def _slice_order(headers: list) -> list[int]:
-    """Order along the slice normal (the cross product of the row and column directions)."""
-    positions = [_position(h) for h in headers]
-    if len(headers) > 1 and all(p is not None and o is not None for p, o in positions):
-        normal = np.cross(positions[0][1][:3], positions[0][1][3:])
-        along = [float(p @ normal) for p, _ in positions]
-        return sorted(range(len(headers)), key=lambda i: along[i])
-    return sorted(range(len(headers)), key=lambda i: int(headers[i].get("InstanceNumber", 0) or 0))
+@dataclass
+class _Part:
+    """Files of one SeriesInstanceUID that make one volume, in stack order, and what was found about them."""
+
+    members: list[tuple[Path, Any]]  # (path, header)
+    dropped: list[str] = field(default_factory=list)
+    conflicts: list[list[str]] = field(default_factory=list)  # files at one position holding different images
+    problem: str = ""
+    told_apart_by: str = ""
+
+
+def _value(member: tuple[Path, Any], key: str) -> str:
+    path, header = member
+    return str(path.parent) if key == "folder" else str(header.get(key, ""))
+
+
+def _group_by(members: list[tuple[Path, Any]], keys: tuple[str, ...]) -> list[list[tuple[Path, Any]]]:
+    groups: dict[tuple[str, ...], list] = defaultdict(list)
+    for member in members:
+        groups[tuple(_value(member, key) for key in keys)].append(member)
+    return list(groups.values())
+
+
+def _by_plane(members: list[tuple[Path, Any]]) -> list[list[tuple[Path, Any]]]:
+    """Files grouped by what the slices of one volume share: orientation (within a tolerance), rows x
+    columns and pixel spacing."""
+    clusters: list[tuple[np.ndarray | None, tuple, list]] = []
+    for path, header in members:
+        orientation = _position(header)[1]
+        grid = (header.get("Rows"), header.get("Columns"), tuple(round(float(v), 4) for v in header.get("PixelSpacing") or ()))
+        for reference, reference_grid, group in clusters:
+            if reference_grid == grid and (
+                (orientation is None and reference is None)
+                or (orientation is not None and reference is not None and np.abs(orientation - reference).max() <= ORIENTATION_TOLERANCE)
+            ):
+                group.append((path, header))
+                break
+        else:
+            clusters.append((orientation, grid, [(path, header)]))
+    return [group for *_, group in clusters]
+
+
+def _parts(members: list[tuple[Path, Any]], referenced: frozenset[str], src: Path) -> list[_Part]:
+    """One UID's files as the volumes they make (see the module doc for the order of the splits)."""
+    if len(members) == 1:
+        return [_Part(members)]
+    by_plane = _by_plane(members)
+    parts: list[_Part] = []
+    for plane in by_plane:
+        by_series = _group_by(plane, SERIES_LEVEL)
+        for group in by_series:
+            part = _stack(group, referenced, src)
+            part.told_apart_by = "SeriesNumber/SeriesDescription" if len(by_series) > 1 else "plane (orientation, size, spacing)"
+            parts += _told_apart(group, part, referenced, src) if part.conflicts else [part]
+    return parts
+
+
+def _told_apart(members: list[tuple[Path, Any]], part: _Part, referenced: frozenset[str], src: Path) -> list[_Part]:
+    """Different images at one position: split by the first of TELL_APART that leaves no such conflict."""
+    for key in TELL_APART:
+        groups = _group_by(members, (key,))
+        if len(groups) > 1:
+            stacked = [_stack(group, referenced, src) for group in groups]
+            if not any(p.conflicts for p in stacked):
+                for p in stacked:
+                    p.told_apart_by = key
+                return stacked
+    shown = "; ".join(" and ".join(files) for files in part.conflicts[:3])
+    more = f" and {len(part.conflicts) - 3} more" if len(part.conflicts) > 3 else ""
+    part.problem = (
+        f"{len(part.conflicts)} slice position(s) hold different images ({shown}{more}): two series under one "
+        "SeriesInstanceUID, or a 4D or multi-echo series, and neither series number, description, echo, "
+        "acquisition, time point nor folder tells them apart. Give each series its own folder or SeriesInstanceUID"
+    )
+    return [part]
+
+
+def _stack(members: list[tuple[Path, Any]], referenced: frozenset[str], src: Path) -> _Part:
+    """Files of one plane in stack order, identical copies of a slice kept once, and why they are not a
+    uniform stack ("" when they are). Files without a position are ordered by InstanceNumber, unchecked."""
+    positions = [_position(header) for _, header in members]
+    if len(members) == 1 or any(p is None or o is None for p, o in positions):
+        return _Part(sorted(members, key=lambda m: int(m[1].get("InstanceNumber", 0) or 0)))
+    points = np.stack([p for p, _ in positions])
+    order = np.argsort(along_normal(points, positions[0][1]), kind="stable")
+    members, points = [members[i] for i in order], points[order]
+    names = [_shown(path, src) for path, _ in members]
+    keep = np.ones(len(members), bool)
+    part = _Part(members)
+    for run in same_positions(points):
+        if not _identical([members[i][0] for i in run]):
+            part.conflicts.append([names[i] for i in run])
+            continue
+        kept = next((i for i in run if str(members[i][1].get("SOPInstanceUID", "")) in referenced), run[0])
+        keep[run] = False
+        keep[kept] = True
+        part.dropped += [f"{names[i]} (the image of {names[kept]})" for i in run if i != kept]
+    part.members = [m for m, k in zip(members, keep) if k]
+    if not part.conflicts:
+        part.problem = irregular_spacing(points[keep], [n for n, k in zip(names, keep) if k])
+    return part
+
+
+def _identical(paths: list[Path]) -> bool:
+    """Whether files at one position hold the same image (modality values compared; an unreadable one differs)."""
+    try:
+        first = dicom.read(paths[0]).pixels
+        return all(np.array_equal(first, dicom.read(path).pixels) for path in paths[1:])
+    except UserError:
+        return False
+
+
+def _shown(path: Path, src: Path) -> str:
+    return str(path.relative_to(src)) if path.is_relative_to(src) else str(path)
 
 
 def _frame_positions(data) -> list[np.ndarray] | None:
@@ -195,6 +351,8 @@ def _affine(positions: list[np.ndarray | None], orientation, spacing, fallback_d
 
 def load(series: Series) -> tuple[np.ndarray, Geometry]:
     """The series as float32 (slices, rows, columns) in modality units, and its geometry (slice axis 0)."""
+    if series.refused:
+        raise UserError(f"series {series.name} ({series.files[0].parent}): {series.refused}")
     if len(series.files) == 1:
         data = dicom.dataset(series.files[0])
         image = dicom.read(series.files[0])
@@ -205,6 +363,10 @@ def load(series: Series) -> tuple[np.ndarray, Geometry]:
         orientation, spacing = _frame_orientation_spacing(data)
         if positions is None or len(positions) != len(pixels):
             positions = [None]
+        elif orientation is not None and len(positions) > 1:
+            problem = _frames_problem(np.stack(positions), orientation)
+            if problem:
+                raise UserError(f"{series.files[0]}: {problem}")
     else:
         images = [dicom.read(path) for path in series.files]
         shapes = {image.pixels.shape for image in images}
@@ -219,7 +381,22 @@ def load(series: Series) -> tuple[np.ndarray, Geometry]:
         data = headers[0]
     thickness = float(data.get("SpacingBetweenSlices", 0) or data.get("SliceThickness", 0) or 1.0)
     affine = _affine(positions, orientation, spacing, thickness)
+    require_finite(pixels, f"series {series.name} ({series.files[0].parent})")
     return pixels.astype(np.float32), Geometry(tuple(pixels.shape), affine, 0)
+
+
+def _frames_problem(positions: np.ndarray, orientation: np.ndarray) -> str:
+    """Why a multi-frame file's frames, as stored, are not one uniform stack ("" when they are). Frames are
+    not reordered: a SEG of the file refers to them by number."""
+    along = along_normal(positions, orientation)
+    order = np.argsort(along, kind="stable")
+    same = same_positions(positions[order])
+    if same:
+        return f"{sum(map(len, same))} frames share {len(same)} position(s) (a 4D or multi-echo file); give one 3D volume per file"
+    steps = np.diff(along)
+    if not ((steps > 0).all() or (steps < 0).all()):
+        return "its frames are not stored in order along the slice normal; export them in slice order"
+    return irregular_spacing(positions, [f"frame {i + 1}" for i in range(len(positions))])
 
 
 def segment_masks(seg: SegFile, series: Series) -> dict[str, np.ndarray]:

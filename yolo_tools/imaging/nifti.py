@@ -4,6 +4,10 @@
 volume the same way whatever the scanner's voxel order: patient's right on the image's left, anterior
 (axial) or superior (coronal, sagittal) at the top, anterior on the left in sagittal slices.
 
+Voxels are refused when any is NaN or infinite (`imaging.require_finite`), and a header whose affine
+places no voxel in space (a zero or non-finite spacing) is refused before anything is read or written
+against it.
+
 Examples:
     >>> volume = read("case_0001.nii.gz")
     >>> for index, pixels in enumerate(slices(volume, axis=2)):   # axial slices, in mm spacing volume.spacing
@@ -19,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from yolo_tools.errors import UserError
+from yolo_tools.imaging import require_finite
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ def read(path: str | Path, canonical: bool = True) -> Volume:
         data = data[..., 0]
     if data.ndim != 3:
         raise UserError(f"{path}: expected a 3D volume, got shape {data.shape}")
+    require_finite(data, str(path))
     spacing = tuple(float(s) for s in image.header.get_zooms()[:3])
     return Volume(data=data, spacing=spacing, affine=np.asarray(image.affine), path=path)
 
@@ -72,18 +78,26 @@ def header(path: str | Path) -> tuple[tuple[int, ...], np.ndarray]:
         image = nib.load(str(path))
     except Exception as exc:  # nibabel raises several types for unreadable files
         raise UserError(f"{path}: cannot read NIfTI header: {exc}") from None
-    return tuple(int(s) for s in image.shape), np.asarray(image.affine, dtype=np.float64)
+    affine = np.asarray(image.affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
+        spacing = np.round(np.linalg.norm(affine[:3, :3], axis=0), 6).tolist()
+        raise UserError(
+            f"{path}: the header places no voxel in space (voxel spacing {spacing} mm, affine not invertible or "
+            "not finite); masks on it would have no position or size. Fix the header's pixdim/sform (or qform)"
+        )
+    return tuple(int(s) for s in image.shape), affine
 
 
 def read_array(path: str | Path) -> np.ndarray:
-    """All voxels as stored (3D, or 4D with channels last as the Decathlon keeps modalities), float32."""
+    """All voxels as stored (3D, or 4D with channels last as the Decathlon keeps modalities), float32, finite."""
     import nibabel as nib
 
     path = Path(path)
     try:
-        return np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
+        data = np.asarray(nib.load(str(path)).dataobj, dtype=np.float32)
     except Exception as exc:  # nibabel raises several types for unreadable or truncated files
         raise UserError(f"{path}: cannot read NIfTI volume: {exc}") from None
+    return require_finite(data, str(path))
 
 
 def aligned_to(path: str | Path, shape: tuple[int, ...], affine: np.ndarray) -> np.ndarray:
@@ -104,7 +118,7 @@ def aligned_to(path: str | Path, shape: tuple[int, ...], affine: np.ndarray) -> 
             f"{path}: not aligned with its series (shape {data.shape[:3]} vs {tuple(shape[:3])}, or a different "
             "position/spacing); export the label on the series' own grid"
         )
-    return data
+    return require_finite(data, str(path))
 
 
 def write(path: str | Path, data: np.ndarray, affine: np.ndarray) -> Path:
