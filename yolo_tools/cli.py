@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     def data_root(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--data-root", help="folder holding raw datasets (default: $YOLO_TOOLS_DATA, ./data, ../shared/data)")
+        sub.add_argument("--data-root", help="folder holding raw datasets (default: $YOLO_TOOLS_DATA, else each dataset from ./data or ../shared/data, the first that holds it)")
 
     def overrides(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("overrides", nargs="*", metavar="key=value", help="Ultralytics arguments")
