@@ -146,7 +146,8 @@ def tune_recipe(
     out_dir = _search_dir(recipe, name)
     model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     experiment = f"{recipe.name}-{out_dir.name}"
-    env = tracking.search_environment(experiment) if "mlflow" in yolo.trackers_in_settings() else {}
+    mlflow_env = tracking.search_environment(experiment) if "mlflow" in yolo.trackers_in_settings() else {}
+    env = {**mlflow_env, **yolo.usage_events_environment()}  # Ray trials: Ray rebuilds their callbacks
     with tracking.environment(env):
         where = "Ultralytics' tuner"
         if use_ray:  # first: a cluster that cannot be joined is refused before any data or folder is made
@@ -155,7 +156,7 @@ def tune_recipe(
                 options.setdefault("gpu_per_trial", 1)
         data = prepare(recipe, data_root)
         out_dir.mkdir(parents=True)
-        if env:
+        if mlflow_env:
             tracking.create_experiment(experiment)
         print(f"tune: {iterations} trials of {recipe.name} with {where}, in {out_dir}")
         if recipe.class_balance != "none":  # the tuners build Ultralytics' own trainer for every trial

@@ -147,11 +147,58 @@ def use_every_core() -> None:
     torch_utils.NUM_THREADS = max(1, min(cores, 8))
 
 
+# Set to 1 to let Ultralytics send its anonymous usage events from the workbench's processes (`usage_events_off`).
+SYNC_ENV = "YOLO_TOOLS_ULTRALYTICS_SYNC"
+
+
+def usage_events_allowed() -> bool:
+    return os.environ.get(SYNC_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def usage_events_off() -> None:
+    """No Ultralytics usage events from this process, and the user's Ultralytics settings file left as it is.
+
+    Ultralytics sends anonymous usage events (mode, task, model name, device, speeds) to Google Analytics
+    after every training, validation, prediction and export while `sync` is on in its global settings.json,
+    which its first run creates with `sync: True`. A workbench for medical images must not do that from a
+    hospital network unless asked. `SETTINGS["sync"] = False` would rewrite the user's file for every
+    other program, so the value is changed in this process's memory only (the dict's own `__setitem__`,
+    which skips the save), and the event sender, made when its module was imported, is switched off too.
+    Trainings run it again in their own process (`UsageEventsOff`, for DDP workers); Ray trials get
+    `usage_events_environment`. YOLO_TOOLS_ULTRALYTICS_SYNC=1 leaves everything as set.
+    """
+    if usage_events_allowed():
+        return
+    from ultralytics.utils import SETTINGS, events
+
+    dict.__setitem__(SETTINGS, "sync", False)
+    events.events.enabled = False
+
+
+def usage_events_environment() -> dict[str, str]:
+    """The environment that keeps the Ray workers a search trains in (`tune.py`: Ray rebuilds each trial's
+    callbacks there) from sending usage events: YOLO_OFFLINE=1, Ultralytics' own switch for its network
+    calls (usage events, error reports, version checks, automatic pip installs); a trial downloads nothing.
+    Empty when the user allowed the events or set YOLO_OFFLINE themselves."""
+    if usage_events_allowed() or "YOLO_OFFLINE" in os.environ:
+        return {}
+    return {"YOLO_OFFLINE": "1"}
+
+
+class UsageEventsOff:
+    """A trainer callback that runs `usage_events_off` in the process that trains (a DDP worker too: the
+    trainer's callbacks travel to the workers pickled, like `Trackers`)."""
+
+    def __call__(self, trainer: Any) -> None:
+        usage_events_off()
+
+
 def load_model(model: str | Path):
     """A YOLO model from a model YAML (from scratch), local weights, or official weights Ultralytics downloads."""
     from ultralytics import YOLO
 
     use_every_core()
+    usage_events_off()
     model = str(model)
     if model.endswith(".pt") and Path(model).parent != Path(".") and not Path(model).is_file():
         raise UserError(f"{model}: no such weights file")
@@ -280,7 +327,7 @@ def _fit(yolo: Any, track: str | None, **args: Any) -> Any:
     Ultralytics' Ray Tune callback asks Ray for a trial id after every epoch, and Ray warns when asked
     outside a search; that warning is silenced here, where no search runs (searches: yolo_tools/tune.py).
     """
-    yolo.callbacks["on_pretrain_routine_start"].insert(0, Trackers(track))
+    yolo.callbacks["on_pretrain_routine_start"][:0] = [UsageEventsOff(), Trackers(track)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`get_trial_id` is meant to only be called inside", category=UserWarning)
         return yolo.train(**args)
