@@ -32,7 +32,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def _check_cli_args(args: dict[str, Any], allowed_extra: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Names, then Ultralytics' own type checks; returns the values as Ultralytics canonicalises them."""
+    """Names, then Ultralytics' own type checks; returns the values as Ultralytics canonicalises them.
+    YOLO_TOOLS_THREADS, read when the first model loads, is checked here too: before any work."""
+    yolo.requested_threads()
     try:
         check_train_args({k: v for k, v in args.items() if k not in allowed_extra}, origin="the command line")
     except ValueError as exc:

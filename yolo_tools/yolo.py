@@ -98,6 +98,9 @@ def pick_device(requested: Any = None, origin: str = "command line", announce: b
     else:
         device = device if device and kind != "cpu" else "cpu"
         label = kind.upper()
+        if kind == "cpu":  # the threads decide speed, and a model's last digits (torch's sums): say how many
+            threads = use_every_core()
+            label += f" ({threads} thread{'s' if threads != 1 else ''})"
     if announce:
         print(f"device: {label}")
     return device
@@ -128,23 +131,68 @@ def check_multi_gpu_batch(device: str, batch: Any, origin: str = "command line")
         )
 
 
+THREADS_ENV = "YOLO_TOOLS_THREADS"  # CPU threads for torch, when the automatic choice (`cpu_threads`) is not wanted
+
+
+def requested_threads() -> int | None:
+    """YOLO_TOOLS_THREADS as a number of threads (None when unset); anything else is refused, naming it."""
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"{THREADS_ENV}={text}: give a whole number of CPU threads (1 or more), e.g. {THREADS_ENV}=2, or unset it")
+    return int(text)
+
+
+def cpu_threads(cores: int, machine_cores: int, load: float, requested: int | None) -> tuple[int, str | None]:
+    """How many threads torch gets for CPU work, and why when that is not every core of the process.
+
+    `cores` is the process's CPU set (taskset and container limits included), `machine_cores` the
+    machine's, `load` its 1-minute load average. Torch keeps every thread it is given busy, and threads
+    beyond the idle cores only contend with the other work: measured here, a training slowed 3x with two
+    others running, and a machine at load 8-22 ran the demo and the tests 17-63 times slower. So when the
+    process may use the whole machine and it is busy, torch gets its idle cores (the load average less one
+    for this process's own start, at least one thread). A CPU set chosen with `taskset`, and
+    YOLO_TOOLS_THREADS, are used as they are: the user decided. At most 8, Ultralytics' own ceiling.
+    """
+    if requested is not None:
+        return requested, None
+    every = max(1, min(cores, 8))
+    if cores < machine_cores:
+        return every, None
+    idle = int(round(cores - max(0.0, load - 1.0)))
+    if idle >= every:
+        return every, None
+    threads = max(1, idle)
+    return threads, (
+        f"CPU: {threads} of {cores} cores for torch: the machine is busy (load average {load:.1f}); "
+        f"{THREADS_ENV}=N sets the threads, or `taskset -c CORES yolo_tools ...` gives this process its own cores"
+    )
+
+
 @functools.cache
-def use_every_core() -> None:
-    """Let Ultralytics' CPU work use every core this process may run on.
+def use_every_core() -> int:
+    """Let Ultralytics' CPU work use every core this process may run on, or the idle ones on a busy machine.
 
     Ultralytics sets torch's threads to one fewer than the machine's cores (`NUM_THREADS`, at most 8)
     whenever it picks a device, and trains on the CPU with the data loaded in the training process itself
     (`workers=0`): the spare core was meant for loader workers that a CPU training does not start. On
     the 2-core machines the workbench targets that is one core, and half the machine idles through every
     training, validation and prediction (benchmarks/training.py measures the difference). Its device
-    selection reads the constant each time, so it is set once, to the cores of the process's CPU set
-    (`taskset` and container limits included, which Ultralytics' count ignores), at most 8 as Ultralytics
-    caps it. A GPU run is unaffected: its threads only feed the GPU.
+    selection reads the constant each time, so it is set once: to the cores of the process's CPU set
+    (`taskset` and container limits included, which Ultralytics' count ignores), fewer when other work is
+    running (`cpu_threads`, which says so in one line). A GPU run is unaffected: its threads only feed the GPU.
+    Returns the threads chosen.
     """
     from ultralytics.utils import torch_utils
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch_utils.NUM_THREADS = max(1, min(cores, 8))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    threads, why = cpu_threads(cores, os.cpu_count() or cores, load, requested_threads())
+    if why:
+        LOG.warning(why)
+    torch_utils.NUM_THREADS = threads
+    return threads
 
 
 # Set to 1 to let Ultralytics send its anonymous usage events from the workbench's processes (`usage_events_off`).
