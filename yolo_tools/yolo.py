@@ -8,6 +8,7 @@ leaves this module (tests/test_imports.py checks that no other module imports Ul
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -296,6 +297,7 @@ def training_start(model: str, fallback: bool = True) -> str:
     if not is_official(model) or Path(model).is_file():
         return model
     target = weights_dir() / model
+    made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]  # deepest first
     try:
         found = Path(attempt_download_asset(target))
     except (ConnectionError, OSError) as exc:  # what Ultralytics' download raises offline
@@ -303,6 +305,11 @@ def training_start(model: str, fallback: bool = True) -> str:
         found = None
     if found is not None and found.is_file():
         return str(found)
+    # Ultralytics' downloader makes the weights folder before it tries (an empty `weights/` in the checkout
+    # the settings were first made in): a failed download leaves none.
+    for folder in made:
+        with contextlib.suppress(OSError):  # only while empty
+            folder.rmdir()
     scratch = f"{Path(model).stem}.yaml"
     if not fallback:
         raise UserError(
