@@ -381,3 +381,19 @@ def test_an_app_server_slow_to_start_is_launched_once_more_else_one_message() ->
         "the FiftyOne App server did not start on 127.0.0.1:5199 within 2 x 60 s; the machine may be busy. The dataset "
         "is saved: open it later with `fiftyone app launch yolo-tools/demo/inspect`, or run inspect again"
     )
+
+
+def test_fiftyones_welcome_banner_is_left_out_and_its_app_messages_kept() -> None:
+    import logging
+
+    import fiftyone.constants as foc
+    import fiftyone.core.session.session as fos
+
+    _fiftyone()
+    log = logging.getLogger(fos.__name__)
+
+    def record(message: str) -> logging.LogRecord:
+        return log.makeRecord(log.name, logging.INFO, "session.py", 1, message, None, None)
+
+    assert not log.filter(record(fos._WELCOME_MESSAGE.format(foc.VERSION)))  # the logo and links
+    assert log.filter(record(fos._REMOTE_INSTRUCTIONS.strip().format(5151)))  # how to reach a remote App: kept

@@ -81,6 +81,19 @@ def _user_set(key: str) -> bool:
         return False
 
 
+class _NoWelcome(logging.Filter):
+    """Drops FiftyOne's welcome banner (its logo and four links, logged when the App first opens after an
+    install or upgrade): nothing in it is about the run. Its other App messages (how to reach a remote App
+    through ssh, which port) stay."""
+
+    def __init__(self, banner: str) -> None:
+        super().__init__()
+        self.banner = banner
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != self.banner
+
+
 def _fiftyone():
     """FiftyOne, set up for the database that comes with it, unless the user has a database of their own.
 
@@ -88,12 +101,18 @@ def _fiftyone():
     FiftyOne supports, so its version check only warns; it is switched off for that database. A user
     who points FiftyOne at their own MongoDB (`database_uri`, in the environment or FiftyOne's config
     file) keeps every setting as they made it. The environment is set too, so the App's server process,
-    which FiftyOne starts separately, reads the same. Usage tracking is off unless the user turned it on.
+    which FiftyOne starts separately, reads the same. Usage tracking is off unless the user turned it on,
+    and its welcome banner is not shown (`_NoWelcome`).
     """
     import fiftyone as fo
+    import fiftyone.constants as foc
+    import fiftyone.core.session.session as fos
 
     for name in ("fiftyone", "eta"):  # FiftyOne prints through its own handlers; once is enough
         logging.getLogger(name).propagate = False
+    session_log = logging.getLogger(fos.__name__)
+    if not any(isinstance(f, _NoWelcome) for f in session_log.filters):
+        session_log.addFilter(_NoWelcome(fos._WELCOME_MESSAGE.format(foc.VERSION)))  # as FiftyOne formats it
     for key, value in (("database_validation", False), ("do_not_track", True)):
         if key == "database_validation" and fo.config.database_uri:
             continue
