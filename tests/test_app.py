@@ -162,6 +162,18 @@ def test_only_folders_with_weights_and_recipe_are_offered_newest_first(tmp_path:
     assert list(app.discover_runs(tmp_path).items()) == [("b/new", tmp_path / "b/new"), ("a/old", tmp_path / "a/old")]
 
 
+def test_the_page_speaks_to_a_person_not_in_code_names(tmp_path: Path) -> None:
+    """Every text and label on the page is words: no class or function name (a rename once put
+    "ModelInput a PNG, JPEG or DICOM file" on it)."""
+    import re
+
+    page = app.build(tmp_path, app.ModelCache())
+    texts = [str(getattr(block, "value", "") or "") for block in page.blocks.values() if type(block).__name__ == "Markdown"]
+    texts += [str(block.label) for block in page.blocks.values() if getattr(block, "label", None)]
+    assert any("Upload a PNG, JPEG or DICOM file. It is processed on this machine only." in text for text in texts), texts
+    assert not [text for text in texts if re.search(r"\b[A-Z][a-z]+[A-Z]\w*|\b[a-z]+_[a-z_]+\(", text)], texts
+
+
 def test_app_without_runs_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["app", "--runs", str(tmp_path), "--port", "7861"]) == 2
     assert "no trained runs" in capsys.readouterr().err
@@ -249,7 +261,7 @@ def _choose(page, run: str, conf: float) -> None:
 
 
 def _upload(page, path: Path) -> float:
-    """ModelInput a file and wait for its result; returns the seconds from upload to the result on screen."""
+    """Upload a file and wait for its result; returns the seconds from upload to the result on screen."""
     if page.query_selector("#upload button[aria-label=Clear]"):
         page.click("#upload button[aria-label=Clear]")
     page.wait_for_function("() => !document.querySelector('#timing [data-testid=markdown]').innerText.trim()")

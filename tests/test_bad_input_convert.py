@@ -105,6 +105,11 @@ DESTINATIONS = [
          (r"format 'nrrd' is unknown; allowed: coco, masks, box-csv, class-folders, nifti, dicom",), with_films()),
     Case("dst-missing", lambda i: ["convert", "class-folders", str(i / "pneumonia")],
          (r"takes a source and a destination folder",), with_films()),
+    # a flag's value at fault is named as the flag, never as a recipe key the user has no file for
+    Case("split-by-leaves-one-patient", lambda i: [*folders(outputs)(i), "--split-by", r".*?(1)"],  # a 1 in every name
+         (r"one patient or study \(as the class_folders reader found them; --split-by is '\.\*\?\(1\)'\)",),
+         with_films(), check=lambda root, err: _no_recipe_keys(err)),
+
     Case("dst-empty-folder-is-used", folders(outputs), (r"hash pneumonia",), _folder_with("outputs", {}), code=0,
          check=written_at(outputs)),
     Case("dst-own-dataset-is-replaced", folders(outputs), (r"convert films",),
@@ -119,6 +124,10 @@ DESTINATIONS = [
          with_films(lambda i: _stale(i, f".other.old-{DEAD_PID}", {"card.json": OWN_CARD})), code=0,
          check=written_at(outputs)),
 ]
+
+
+def _no_recipe_keys(err: str) -> None:
+    assert "data.split" not in err and "data.options" not in err, err
 
 
 def _stale(inputs: Path, name: str, files: dict[str, bytes]) -> None:

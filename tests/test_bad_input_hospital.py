@@ -229,6 +229,10 @@ def _check_split(root: Path, _: str) -> None:
     assert volumes["t1"]["series_instance_uid"] == volumes["t2"]["series_instance_uid"] == ONE_UID
 
 
+def _no_recipe_keys(err: str) -> None:
+    assert "data.split" not in err and "data.options" not in err, err
+
+
 def _convert(fmt: str, folder: str = "ds"):
     return lambda root: ["convert", fmt, str(root / folder), str(root.parent / "datasets" / "out")]
 
@@ -328,6 +332,13 @@ CASES: list[Case] = [
         _convert("dicom", "dicom"),
         setup=_foreign_seg,
         says=(r"DicomSeg_TCGA-08-0360\.dcm: this DICOM SEG references series 1\.3\.6\.1\.4\.1\.14519\S+, which is not under", r"put the referenced series next to it"),
+    ),
+    Case(
+        "dicom-one-patient-names-the-flag",  # the command line's path names its flag, never a recipe key
+        lambda root: [*_convert("dicom", "dicom")(root), "--split-by", "file"],
+        setup=lambda root: _dicom_copy(root, "ct-3slice_01.dcm", "ct-3slice_02.dcm", "ct-3slice_03.dcm", "liver.dcm"),
+        says=(r"dicom: the 3 usable samples belong to one patient or study \(as the dicom reader found them; --split-by is 'file'\)",),
+        check=lambda root, err: _no_recipe_keys(err),
     ),
     Case(
         "dicom-series-without-labels",

@@ -58,6 +58,11 @@ CASES: list[Case] = [
     Case("synthetic-recipe", lambda i: ["pull", str(i / "r.yaml")], (r"r\.yaml: data\.source\.kind is 'synthetic', not roboflow",),
          lambda i: recipe(i, kind="synthetic")),
     Case("no-api-key", pull("w/p/1"), (r"cannot pull w/p/1 from Roboflow: no API key", r"ROBOFLOW_API_KEY")),
+    # A key, but Roboflow cannot be reached (conftest points the client at a closed port): the data root the
+    # pull made for the download goes again, or an empty ./data would hide ../shared/data from then on.
+    Case("unreachable-api-leaves-no-data-root", pull("w/p/1"), (r"could not reach Roboflow", r"nothing was downloaded"), env=KEY),
+    Case("data-root-is-a-file", lambda i: ["pull", "w/p/1", "--data-root", str(i / "notes.txt")],
+         (r"notes\.txt is a file, not a folder", r"--data-root"), lambda i: (i / "notes.txt").write_text("mine"), env=KEY),
 ]
 
 

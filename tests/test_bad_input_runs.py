@@ -9,6 +9,7 @@ another version, or missing. The run is an input: it must come out unchanged.
 from __future__ import annotations
 
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -88,6 +89,18 @@ def _image(path: Path) -> None:
     cv2.imwrite(str(path), np.full((64, 64), 128, np.uint8))
 
 
+_HELD: list[socket.socket] = []  # ports held by "another program" until the module ends
+
+
+def _listening_port() -> int:
+    """A port another program (a plain socket, not a FiftyOne App) listens on."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    _HELD.append(held)
+    return held.getsockname()[1]
+
+
 def damaged(name: str | None, *more: Damage) -> Callable[[Path], None]:
     def setup(inputs: Path) -> None:
         run = copy_run(RUN["run"], inputs / "run")
@@ -143,6 +156,10 @@ CASES += [
          damaged(None, _operating_point(b'{"rule": "max F1", "conf": "high"}'))),
     Case("inspect-operating-point-out-of-range", verb("inspect", "--no-app"), (r"operating_point\.json: not an operating point", r"from 0 to 1"),
          damaged(None, _operating_point(b'{"rule": "max F1", "conf": 7}'))),
+    # the App's port held by another program: refused before predicting, not after FiftyOne's wait
+    Case("inspect-port-taken", lambda i: ["inspect", str(i / "run"), "--port", (i / "port.txt").read_text()],
+         (r"--port \d+: another program is listening on 127\.0\.0\.1:\d+", r"choose a free port with --port"),
+         damaged(None, lambda run: (run.parent / "port.txt").write_text(str(_listening_port())))),
     # train --resume
     Case(
         "resume-finished-run",

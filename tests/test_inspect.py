@@ -311,3 +311,89 @@ def test_a_users_own_database_and_settings_are_left_alone(tmp_path: Path) -> Non
     (tmp_path / "config.json").write_text('{"do_not_track": false}')
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["mongodb://127.0.0.1:9/", "True", "False", "None"], done.stderr[-2000:]
+
+
+# --- a busy machine: FiftyOne's services slow to start ---------------------------------------------------
+
+# Runs `yolo_tools ARGS` with FiftyOne's mongod started through a script that sleeps first, FiftyOne's fixed
+# 60 s wait for a service shortened to 2 s and the workbench's second wait set, so a slow start is seconds.
+SLOW_DATABASE = """
+import os, sys
+import fiftyone.core.service as fos
+import fiftyone.service.util as fosu
+from yolo_tools import fiftyone_inspect
+from yolo_tools.cli import main
+
+wrapper, delay, patience, *argv = sys.argv[1:]
+real = fos.DatabaseService.find_mongod()
+with open(wrapper, "w") as out:
+    out.write(f'#!/bin/sh\\nsleep {delay}\\nexec "{real}" "$@"\\n')
+os.chmod(wrapper, 0o755)
+fos.DatabaseService.find_mongod = staticmethod(lambda: wrapper)
+fosu.find_processes_by_args = lambda args: []  # never join the database of another process (the test session's)
+wait = fos.Service._wait_for_child_port
+fos.Service._wait_for_child_port = lambda self, port=None, timeout=60: wait(self, port, 2 if timeout == 60 else timeout)
+fiftyone_inspect.SERVICE_WAIT_S = int(patience)
+sys.exit(main(argv))
+"""
+
+
+@pytest.mark.parametrize("delay, patience", [(6, 30), (120, 2)], ids=["slow-start", "never-starts"])
+def test_a_slow_database_is_waited_for_once_more_else_one_message(demo_run: Path, tmp_path: Path, delay: int, patience: int) -> None:
+    run = shutil.copytree(demo_run, tmp_path / "runs" / "demo" / "busy", ignore=shutil.ignore_patterns("*.png", "*.jpg"))
+    env = {k: v for k, v in os.environ.items() if k != "FIFTYONE_PRIVATE_DATABASE_PORT"}  # the session's database
+    env["FIFTYONE_DATABASE_DIR"] = str(tmp_path / "db")
+    command = [sys.executable, "-c", SLOW_DATABASE, str(tmp_path / "mongod"), str(delay), str(patience),
+               "inspect", str(run), "--no-app", "--worst", "2"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    shown = done.stdout[-2000:] + done.stderr[-3000:]
+    assert "Traceback" not in shown and "ServiceListenTimeout" not in shown, shown
+    assert "FiftyOne's database did not start within 60 s; waiting up to" in done.stderr, shown
+    if patience > delay:
+        assert done.returncode == 0 and "FiftyOne dataset 'yolo-tools/demo/busy'" in done.stdout, shown
+    else:
+        assert done.returncode == 2 and done.stderr.count("error:") == 1, shown
+        assert re.search(r"error: FiftyOne's database \(MongoDB, in .*db\) did not start within 62 s; the machine may "
+                         r"be busy: run inspect again when it is quieter \(its log: .*mongo\.log\)", done.stderr), shown
+
+
+def test_an_app_server_slow_to_start_is_launched_once_more_else_one_message() -> None:
+    import fiftyone.core.service as fos
+
+    calls = []
+
+    def launch_app(**kwargs):
+        calls.append(kwargs)
+        if len(calls) <= failures:
+            raise fos.ServiceListenTimeout("ServerService", kwargs["port"])
+        return "session"
+
+    fake = type("FiftyOne", (), {"launch_app": staticmethod(launch_app)})
+    view = type("View", (), {"dataset_name": "yolo-tools/demo/inspect"})()
+    failures = 1
+    assert fiftyone_inspect._launch(fake, view, 5199, True) == "session" and len(calls) == 2
+    calls.clear()
+    failures = 2
+    with pytest.raises(UserError) as error:
+        fiftyone_inspect._launch(fake, view, 5199, True)
+    assert len(calls) == 2
+    assert str(error.value) == (
+        "the FiftyOne App server did not start on 127.0.0.1:5199 within 2 x 60 s; the machine may be busy. The dataset "
+        "is saved: open it later with `fiftyone app launch yolo-tools/demo/inspect`, or run inspect again"
+    )
+
+
+def test_fiftyones_welcome_banner_is_left_out_and_its_app_messages_kept() -> None:
+    import logging
+
+    import fiftyone.constants as foc
+    import fiftyone.core.session.session as fos
+
+    _fiftyone()
+    log = logging.getLogger(fos.__name__)
+
+    def record(message: str) -> logging.LogRecord:
+        return log.makeRecord(log.name, logging.INFO, "session.py", 1, message, None, None)
+
+    assert not log.filter(record(fos._WELCOME_MESSAGE.format(foc.VERSION)))  # the logo and links
+    assert log.filter(record(fos._REMOTE_INSTRUCTIONS.strip().format(5151)))  # how to reach a remote App: kept

@@ -28,8 +28,9 @@ def downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str
 
     asked: list[tuple[str, Path]] = []
 
-    def offline(url, file=None, **kwargs):
+    def offline(url, file=None, **kwargs):  # as Ultralytics' own: the folder is made, then the download fails
         asked.append((url, Path(file)))
+        Path(file).parent.mkdir(parents=True, exist_ok=True)
         raise ConnectionError(f"❌  Download failure for {url}. Environment may be offline.")
 
     monkeypatch.setattr(ultralytics_downloads, "safe_download", offline)
@@ -45,6 +46,7 @@ def test_offline_falls_back_to_the_matching_yaml_with_one_line(downloads, caplog
     [line] = [r.getMessage() for r in caplog.records]
     assert "yolo11n-seg.pt could not be downloaded" in line and "from scratch from yolo11n-seg.yaml" in line
     assert str(yolo.weights_dir()) in line  # where to put the weights for a pretrained start
+    assert not yolo.weights_dir().exists()  # the failed download leaves no empty weights/ behind (in a checkout)
 
 
 def test_pinned_weights_stop_with_what_to_do(downloads) -> None:

@@ -62,6 +62,24 @@ def test_dicom_seg_keeps_overlapping_segments_and_references_each_source_instanc
     assert (masks[0] & masks[1]).any()  # the overlap survived
 
 
+@needs_data("dicom-ct-liver-seg")
+def test_writing_and_reading_a_seg_says_nothing_no_one_can_act_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """highdicom's INFO line per copied DICOM module and its warning about the source's one-part PatientName
+    ("JANCT000") are not shown at the command line's INFO level; another highdicom warning still is."""
+    import logging
+    import warnings
+
+    series = dicom_series.find(SHARED_DATA / "dicom-ct-liver-seg").series[0]
+    masks = np.moveaxis(blobs((3, 512, 512), 1, seed=2), 0, -1)
+    with caplog.at_level(logging.INFO), warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        path = dicom_series.write_seg(tmp_path / "ct.seg.dcm", series, masks, ["liver"], "test")
+        dicom_series.segment_masks(dicom_series.SegFile(path, series.uid, ["liver"]), series)
+        warnings.warn_explicit("a highdicom warning a user can act on", UserWarning, "base.py", 1, module="highdicom.base")
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("highdicom")]
+    assert [str(w.message) for w in shown] == ["a highdicom warning a user can act on"]
+
+
 def fake_prediction(name: str, shape: tuple[int, int], seed: int) -> Prediction:
     masks = blobs(shape, 3, seed)
     boxes = []

@@ -327,7 +327,7 @@ def test_failures_are_clear_and_leave_nothing_behind(api: FakeRoboflow, tmp_path
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("error:") == 1 and "Traceback" not in done.stderr
     assert expected in done.stderr
-    assert list(root.iterdir()) == []  # no folder, no hidden partial download
+    assert not root.exists()  # no data root, no folder, no hidden partial download: nothing
     assert not list(tmp_path.rglob("escaped.txt"))
     assert_key_nowhere(done, tmp_path)
     assert_key_nowhere(done, key=env.get("ROBOFLOW_API_KEY", KEY))

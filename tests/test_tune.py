@@ -60,3 +60,33 @@ def test_ray_tune_runs_trials_on_a_local_ray(workspace, monkeypatch) -> None:
     assert all(trial["epochs"] == 1 and trial["project"] == str(out) for trial in trials)
     assert (out / "trial").is_dir(), "Ray's own experiment state belongs beside the trials"
     _check_best_recipe(path, trials)
+
+
+def test_ray_lines_no_one_can_act_on_are_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    """Ray's "token authentication is enabled" (the default it starts with) and tensorboardX's line per
+    bracketed metric name are not shown at the command line's INFO level; the warning that Ray runs
+    without token authentication is."""
+    import logging
+
+    pytest.importorskip("tensorboardX")
+    from ray._private.authentication import authentication_token_setup as token_setup
+    from tensorboardX.summary import _clean_tag
+
+    class Kept(logging.Handler):  # Ray's loggers print through their own handlers, not the root's
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record.getMessage())
+
+    said: list[str] = []
+    kept = Kept(logging.INFO)
+    tune._quiet_ray()
+    with caplog.at_level(logging.INFO):
+        for log in (token_setup.logger, logging.getLogger("tensorboardX.summary")):
+            log.addHandler(kept)
+        try:
+            token_setup._warn_token_auth_enabled()
+            _clean_tag("ray/tune/metrics/mAP50(B)")
+            token_setup._warn_token_auth_disabled()
+        finally:
+            for log in (token_setup.logger, logging.getLogger("tensorboardX.summary")):
+                log.removeHandler(kept)
+    assert len(said) == 1 and said[0].startswith("Token authentication is disabled for this Ray cluster"), said

@@ -236,7 +236,7 @@ def build(root: Path, cache: ModelCache):
     with gr.Blocks(title="yolo-tools", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         gr.Markdown(
             "## yolo-tools: try a trained run on one image\n"
-            "ModelInput a PNG, JPEG or DICOM file. It is processed on this machine only."
+            "Upload a PNG, JPEG or DICOM file. It is processed on this machine only."
         )
         with gr.Row():
             with gr.Column(scale=1):

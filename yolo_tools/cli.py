@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     def data_root(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--data-root", help="folder holding raw datasets (default: $YOLO_TOOLS_DATA, ./data, ../shared/data)")
+        sub.add_argument("--data-root", help="folder holding raw datasets (default: $YOLO_TOOLS_DATA, else each dataset from ./data or ../shared/data, the first that holds it)")
 
     def overrides(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("overrides", nargs="*", metavar="key=value", help="Ultralytics arguments")
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; resume a training with: yolo_tools train --resume RUN", file=sys.stderr)
+    except KeyboardInterrupt as stop:  # a verb that has something to say next puts it in the interrupt
+        print(f"interrupted; {stop}" if str(stop) else "interrupted", file=sys.stderr)
         return 130
     return 0

@@ -38,6 +38,7 @@ import math
 import os
 import re
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Callable
@@ -61,6 +62,10 @@ RANK = "error_score"
 FALSE_POSITIVE, MISSED, MISCLASSIFIED = "false_positive", "missed", "misclassified"
 SUMMARY_FILE = "inspect.json"
 ADDRESS = "127.0.0.1"
+# FiftyOne waits a fixed 60 s for its database and its App server to listen on a port (`Service.
+# _wait_for_child_port`; no setting or environment variable changes it). On a machine busy with other work
+# they can take longer, so a service that did not make it is waited for once more, this long.
+SERVICE_WAIT_S = 120
 
 
 def _user_set(key: str) -> bool:
@@ -76,6 +81,19 @@ def _user_set(key: str) -> bool:
         return False
 
 
+class _NoWelcome(logging.Filter):
+    """Drops FiftyOne's welcome banner (its logo and four links, logged when the App first opens after an
+    install or upgrade): nothing in it is about the run. Its other App messages (how to reach a remote App
+    through ssh, which port) stay."""
+
+    def __init__(self, banner: str) -> None:
+        super().__init__()
+        self.banner = banner
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != self.banner
+
+
 def _fiftyone():
     """FiftyOne, set up for the database that comes with it, unless the user has a database of their own.
 
@@ -83,12 +101,18 @@ def _fiftyone():
     FiftyOne supports, so its version check only warns; it is switched off for that database. A user
     who points FiftyOne at their own MongoDB (`database_uri`, in the environment or FiftyOne's config
     file) keeps every setting as they made it. The environment is set too, so the App's server process,
-    which FiftyOne starts separately, reads the same. Usage tracking is off unless the user turned it on.
+    which FiftyOne starts separately, reads the same. Usage tracking is off unless the user turned it on,
+    and its welcome banner is not shown (`_NoWelcome`).
     """
     import fiftyone as fo
+    import fiftyone.constants as foc
+    import fiftyone.core.session.session as fos
 
     for name in ("fiftyone", "eta"):  # FiftyOne prints through its own handlers; once is enough
         logging.getLogger(name).propagate = False
+    session_log = logging.getLogger(fos.__name__)
+    if not any(isinstance(f, _NoWelcome) for f in session_log.filters):
+        session_log.addFilter(_NoWelcome(fos._WELCOME_MESSAGE.format(foc.VERSION)))  # as FiftyOne formats it
     for key, value in (("database_validation", False), ("do_not_track", True)):
         if key == "database_validation" and fo.config.database_uri:
             continue
@@ -96,6 +120,69 @@ def _fiftyone():
             setattr(fo.config, key, value)
             os.environ[f"FIFTYONE_{key.upper()}"] = str(value).lower()
     return fo
+
+
+def _start_database(fo) -> None:
+    """Connect to FiftyOne's database now, starting the bundled MongoDB if needed, with patience.
+
+    When the MongoDB FiftyOne started does not listen within FiftyOne's 60 s, the same process is waited
+    for once more (`SERVICE_WAIT_S`) and then joined through FIFTYONE_PRIVATE_DATABASE_PORT, the variable
+    FiftyOne's own services use to share one database; calling FiftyOne's connect again instead would aim
+    at MongoDB's default port. A database that never answers, or a user's own that cannot be reached, is
+    one message saying what to do.
+    """
+    import fiftyone.core.odm.database as fod
+    import fiftyone.core.service as fos
+    import pymongo.errors
+
+    busy = "the machine may be busy: run inspect again when it is quieter"
+    try:
+        try:
+            fod.get_db_conn()
+            return
+        except fos.ServiceListenTimeout:
+            service = fod._db_service
+            if service is None:
+                raise
+            LOG.warning("FiftyOne's database did not start within 60 s; waiting up to %d s more", SERVICE_WAIT_S)
+        try:
+            port = service._wait_for_child_port(timeout=SERVICE_WAIT_S)  # the same mongod, still starting
+        except fos.ServiceListenTimeout:
+            raise UserError(
+                f"FiftyOne's database (MongoDB, in {fo.config.database_dir}) did not start within "
+                f"{60 + SERVICE_WAIT_S} s; {busy} (its log: {Path(fo.config.database_dir) / 'log' / 'mongo.log'})"
+            ) from None
+        os.environ["FIFTYONE_PRIVATE_DATABASE_PORT"] = str(port)
+        fod.get_db_conn()
+    except pymongo.errors.PyMongoError as error:
+        where = "FIFTYONE_DATABASE_URI / database_uri" if fo.config.database_uri else f"the database in {fo.config.database_dir}"
+        detail = str(error).splitlines()[0][:200]
+        raise UserError(f"FiftyOne cannot reach its database ({where}): {type(error).__name__}: {detail}") from None
+
+
+def check_port(fo, port: int | None) -> int:
+    """The App's port (FiftyOne's default unless given), refused before any work if another program holds it.
+
+    A FiftyOne App already serving there is fine: FiftyOne shows the dataset in it. Anything else on the
+    port would make FiftyOne wait for a server that can never listen, and then fail.
+    """
+    import requests
+
+    port = port or fo.config.default_app_port
+    with socket.socket() as probe:
+        try:
+            probe.bind((ADDRESS, port))
+            return port
+        except OSError:
+            pass
+    try:
+        requests.get(f"http://{ADDRESS}:{port}/fiftyone", timeout=2).json()["version"]
+        return port
+    except (requests.RequestException, ValueError, KeyError, TypeError):
+        raise UserError(
+            f"--port {port}: another program is listening on {ADDRESS}:{port}; choose a free port with --port "
+            "(or use --no-app)"
+        ) from None
 
 
 def dataset_name(recipe: Recipe, run_dir: Path) -> str:
@@ -385,11 +472,29 @@ def _print_classes(name: str, count: int, summary: dict[str, Any], conf: float, 
         print(f"  {i:>3}  {row['score']:>5.2f}  {str(row['truth']):<14} {guess:<22} {row['image']}")
 
 
+def _launch(fo, view, port: int | None, headless: bool):
+    """`fo.launch_app`, tried once more when its server does not listen within FiftyOne's 60 s (a busy
+    machine); a second launch joins the first server if it has come up meanwhile."""
+    import fiftyone.core.service as fos
+
+    try:
+        return fo.launch_app(view=view, port=port, address=ADDRESS, remote=headless)
+    except fos.ServiceListenTimeout:
+        LOG.warning("the FiftyOne App server did not start within 60 s; trying once more")
+    try:
+        return fo.launch_app(view=view, port=port, address=ADDRESS, remote=headless)
+    except fos.ServiceListenTimeout:
+        raise UserError(
+            f"the FiftyOne App server did not start on {ADDRESS}:{port} within 2 x 60 s; the machine may be busy. "
+            f"The dataset is saved: open it later with `fiftyone app launch {view.dataset_name}`, or run inspect again"
+        ) from None
+
+
 def serve(view, port: int | None = None) -> None:
     """Serve the App on 127.0.0.1 until Ctrl-C; a browser opens only where there is a display."""
     fo = _fiftyone()
     headless = not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    session = fo.launch_app(view=view, port=port, address=ADDRESS, remote=headless)
+    session = _launch(fo, view, port or fo.config.default_app_port, headless)
     print(f"FiftyOne App: {session.url}  (worst images first; Ctrl-C to stop)", flush=True)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)  # `kill`, a service manager: stop as cleanly as Ctrl-C
@@ -425,6 +530,9 @@ def inspect_run(
     args = {"conf": yolo.DEFAULT_CONF, **operating_point.predict_args(recipe, run_dir, _predict_args(dict(overrides or {})))}
     task = INSPECTIONS[recipe.task]
     fo = _fiftyone()
+    if app:
+        port = check_port(fo, port)  # before minutes of predicting, not after
+    _start_database(fo)
     name = dataset_name(recipe, run_dir)
     dataset = _load_ground_truth(fo, name, recipe, run_dir)
     _add_predictions(dataset, weights, task.label, args)

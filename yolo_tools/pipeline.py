@@ -32,7 +32,9 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
 
 
 def _check_cli_args(args: dict[str, Any], allowed_extra: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Names, then Ultralytics' own type checks; returns the values as Ultralytics canonicalises them."""
+    """Names, then Ultralytics' own type checks; returns the values as Ultralytics canonicalises them.
+    YOLO_TOOLS_THREADS, read when the first model loads, is checked here too: before any work."""
+    yolo.requested_threads()
     try:
         check_train_args({k: v for k, v in args.items() if k not in allowed_extra}, origin="the command line")
     except ValueError as exc:
@@ -105,9 +107,16 @@ def train_recipe(
         print(f"run: {run_dir}")
         with tracking.tracked(track, recipe.name, run_dir):
             metrics = yolo.train(model, data, run_dir, args, track, recipe.class_balance)
-    except BaseException:
-        if created is not None and not (run_dir / "weights" / "last.pt").is_file():
+    except BaseException as stop:
+        saved = (run_dir / "weights" / "last.pt").is_file()
+        if created is not None and not saved:
             shutil.rmtree(created, ignore_errors=True)  # nothing to resume: no epoch was saved
+        if isinstance(stop, KeyboardInterrupt):  # what the user can do next, as it is (cli prints it)
+            raise KeyboardInterrupt(
+                f"resume with: yolo_tools train --resume {run_dir}" if saved else
+                f"no epoch was saved, so there is nothing to resume (the run folder {run_dir} was removed); "
+                f"train again with: yolo_tools train {recipe_path}"
+            ) from None
         raise
     save_metrics(run_dir, metrics)
     print(f"validation ({recipe.name}, best weights): {format_metrics(metrics)}")
@@ -140,8 +149,11 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
         )
     data = prepare(recipe, run_dir=run_dir)  # the run's dataset version, converted again if removed since
     _check_resume_data(run_dir, data)
-    with tracking.tracked(recipe.track, recipe.name, run_dir):
-        metrics = yolo.resume(run_dir, recipe.track, recipe.class_balance)
+    try:
+        with tracking.tracked(recipe.track, recipe.name, run_dir):
+            metrics = yolo.resume(run_dir, recipe.track, recipe.class_balance)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"resume again with: yolo_tools train --resume {run_dir}") from None
     save_metrics(run_dir, metrics)
     print(f"validation (best weights): {format_metrics(metrics)}")
     return metrics

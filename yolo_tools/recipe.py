@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import Intensity
@@ -108,6 +108,10 @@ class Preprocess(_Strict):
         return self
 
 
+# The flags of `yolo_tools convert FORMAT SRC DST` and the recipe settings they make (conversion.convert_folder).
+CONVERT_FLAGS = {"data.split.by": "--split-by", "data.split.val": "--val", "data.split.seed": "--seed", "task": "--task"}
+
+
 class Recipe(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     task: Task
@@ -137,6 +141,18 @@ class Recipe(_Strict):
     )
 
     path: Path | None = Field(None, exclude=True, description="the file this recipe was read from")
+    _from_flags: bool = PrivateAttr(False)  # made on the spot from `convert FORMAT SRC DST`'s flags (`from_flags`)
+
+    def from_flags(self) -> Recipe:
+        """This recipe, marked as made from `convert FORMAT SRC DST`'s flags: messages name those (`setting`)."""
+        self._from_flags = True
+        return self
+
+    def setting(self, key: str) -> str:
+        """How a message names a setting: its recipe key (`data.split.by`), or, for a recipe made from the
+        command line's flags, the flag that sets it (`--split-by`), so a message never cites a file the user
+        does not have."""
+        return CONVERT_FLAGS.get(key, key) if self._from_flags else key
 
     @model_validator(mode="before")
     @classmethod

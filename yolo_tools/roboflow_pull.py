@@ -8,7 +8,8 @@ fails on a response without Content-Length, and unpacks with `ZipFile.extract`, 
 archive should be refused.
 
 Everything lands in a hidden folder beside the target and is renamed into place only when complete, so a
-failed or interrupted pull leaves nothing that looks like a dataset. The API key (ROBOFLOW_API_KEY, or the
+failed or interrupted pull leaves nothing behind: not the hidden folder, and not the data root or any
+other folder it had to make for the target. The API key (ROBOFLOW_API_KEY, or the
 file `roboflow login` writes) travels in the query string of every client request: the client's prints
 become log lines with the key masked, urllib3's debug log (which prints full URLs) is muted, and no
 message raised here contains it.
@@ -111,6 +112,10 @@ def pull(source: Source, dest: Path, fmt: str, force: bool = False) -> Path:
     key = api_key(source.workspace)
     if not key:
         raise UserError(f"cannot pull {ref_of(source)} from Roboflow: no API key; {HOW_TO_SET_KEY}")
+    blocked = next((folder for folder in (dest.parent, *dest.parent.parents) if folder.exists()), None)
+    if blocked is not None and not blocked.is_dir():
+        raise UserError(f"cannot pull into {dest}: {blocked} is a file, not a folder; give --data-root (or YOLO_TOOLS_DATA) a folder")
+    made = [folder for folder in (dest.parent, *dest.parent.parents) if not folder.exists()]  # deepest first
     dest.parent.mkdir(parents=True, exist_ok=True)
     work = dest.parent / f".{dest.name}.pull-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
@@ -126,6 +131,10 @@ def pull(source: Source, dest: Path, fmt: str, force: bool = False) -> Path:
         _swap(work / "data", dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if not dest.exists():  # failed: the folders made for it go too (an empty ./data would hide ../shared/data)
+            for folder in made:
+                with contextlib.suppress(OSError):  # only while empty: nothing else is removed
+                    folder.rmdir()
     sizes = ", ".join(f"{split} {row.get('images', sum(row.values()))}" for split, row in card["counts"].items())
     LOG.info("pulled %s (%s, licence %s) into %s: %s images", ref_of(source), fmt, card["licence"], dest, sizes)
     return dest

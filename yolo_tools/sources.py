@@ -6,7 +6,7 @@ from pathlib import Path
 
 from yolo_tools.convert import check
 from yolo_tools.errors import UserError
-from yolo_tools.locations import DATA_ENV, data_root, pull_root
+from yolo_tools.locations import DATA_ENV, pull_root, raw_folder, searched_roots
 from yolo_tools.recipe import Recipe, Source, bundled_recipe, load_recipe
 
 
@@ -21,7 +21,7 @@ def _path(source: Source, root: str | Path | None, for_pull: bool = False) -> Pa
     folder = Path(default_folder(source))
     if folder.is_absolute():
         return folder
-    return (pull_root(root) if for_pull else data_root(root)) / folder
+    return pull_root(root) / folder if for_pull else raw_folder(folder, root)
 
 
 def locate(recipe: Recipe, root: str | Path | None = None) -> Path | None:
@@ -42,7 +42,8 @@ def locate(recipe: Recipe, root: str | Path | None = None) -> Path | None:
             target = _path(source, root, for_pull=True)
             return roboflow_pull.pull(source, target, roboflow_pull.export_format(recipe.task, source.format))
     folder = default_folder(source)
-    how = [f"{recipe.path}: data for '{recipe.name}' not found at {path}"]
+    where = f"at {path}" if Path(folder).is_absolute() else f"as '{folder}' in {searched_roots(root)}"
+    how = [f"{recipe.path}: data for '{recipe.name}' not found {where}"]
     if source.kind == "roboflow":
         command = f"yolo_tools pull {roboflow_pull.ref_of(source)}"
         if source.path:

@@ -37,6 +37,17 @@ PACKAGES = {"mlflow": "mlflow", "tensorboard": "tensorboard"}
 EVAL_ARTIFACTS = ("summary.json", "per_image.csv", "per_class.csv", "per_patient.csv", "per_group.csv")
 
 
+def _quiet() -> None:
+    """MLflow's own log lines at WARNING and above, unless the user chose a level (MLFLOW_LOGGING_LEVEL).
+
+    At its default INFO MLflow prints its database set-up ("Creating initial MLflow database tables...",
+    "Updating database tables") and "Autologging successfully enabled for sklearn" (Ultralytics' callback
+    switches autologging on) on every training, none of which asks anything of the user. MLflow reads the
+    level when it is imported, so this runs before any import here; trainings in other processes (DDP
+    workers, search trials) inherit it."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+
 def check_available(track: str | None) -> None:
     """A tracker whose package is missing is refused before any work, not silently skipped by Ultralytics."""
     if track and importlib.util.find_spec(PACKAGES[track]) is None:
@@ -54,6 +65,7 @@ def tracking_uri() -> str:
 
 def _experiment(experiment: str) -> tuple[Any, str, str]:
     """A client on the tracking store, and the id of `experiment` there (made if new), and the store's URI."""
+    _quiet()
     from mlflow import MlflowClient
 
     uri = tracking_uri()
@@ -92,6 +104,7 @@ def search_environment(experiment: str) -> dict[str, str]:
     """
     if importlib.util.find_spec("mlflow") is None:
         return {}
+    _quiet()
     return {"MLFLOW_TRACKING_URI": tracking_uri(), "MLFLOW_EXPERIMENT_NAME": experiment}
 
 
@@ -125,6 +138,7 @@ def tracked(track: str | None, experiment: str, run_dir: Path) -> Iterator[None]
     if track != "mlflow":
         yield
         return
+    _quiet()
     link = _mlflow_run(experiment, run_dir)
     print(f"MLflow: run {link['run_id']} in experiment '{link['experiment']}' at {link['tracking_uri']}")
     with environment(
@@ -186,6 +200,7 @@ def log_evaluation(eval_dir: Path) -> None:
     path = eval_dir.parent / MLFLOW_FILE
     if not path.is_file():
         return
+    _quiet()
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 

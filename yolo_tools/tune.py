@@ -15,6 +15,7 @@ filesystem), since each trial reads the data and writes its training where the d
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,25 @@ def _split(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return options, train
 
 
+class _NotTheTokenDefault(logging.Filter):
+    """Drops Ray's warning that token authentication is on, the default for a cluster it starts (its
+    advice is how to turn that protection off); the warning that it is off stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Token authentication is enabled for this Ray cluster")
+
+
+def _quiet_ray() -> None:
+    """Ray's lines that no one can act on: the token warning above, and, from the TensorBoard writer Ray
+    Tune logs each trial with, an INFO line per metric whose name has brackets ("Summary name
+    .../mAP50(B) is illegal"), shown because the command line logs INFO. With -v they stay."""
+    token_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _NotTheTokenDefault) for f in token_log.filters):
+        token_log.addFilter(_NotTheTokenDefault())
+    if not logging.getLogger(__name__).isEnabledFor(logging.DEBUG):
+        logging.getLogger("tensorboardX").setLevel(logging.WARNING)
+
+
 def _connect_ray(env: dict[str, str]) -> tuple[str, float]:
     """Join the Ray cluster named by RAY_ADDRESS, or start a local Ray on this machine.
 
@@ -72,6 +92,7 @@ def _connect_ray(env: dict[str, str]) -> tuple[str, float]:
     """
     import ray
 
+    _quiet_ray()
     address = os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
         try:
@@ -146,7 +167,8 @@ def tune_recipe(
     out_dir = _search_dir(recipe, name)
     model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     experiment = f"{recipe.name}-{out_dir.name}"
-    env = tracking.search_environment(experiment) if "mlflow" in yolo.trackers_in_settings() else {}
+    mlflow_env = tracking.search_environment(experiment) if "mlflow" in yolo.trackers_in_settings() else {}
+    env = {**mlflow_env, **yolo.usage_events_environment()}  # Ray trials: Ray rebuilds their callbacks
     with tracking.environment(env):
         where = "Ultralytics' tuner"
         if use_ray:  # first: a cluster that cannot be joined is refused before any data or folder is made
@@ -155,7 +177,7 @@ def tune_recipe(
                 options.setdefault("gpu_per_trial", 1)
         data = prepare(recipe, data_root)
         out_dir.mkdir(parents=True)
-        if env:
+        if mlflow_env:
             tracking.create_experiment(experiment)
         print(f"tune: {iterations} trials of {recipe.name} with {where}, in {out_dir}")
         if recipe.class_balance != "none":  # the tuners build Ultralytics' own trainer for every trial

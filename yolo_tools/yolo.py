@@ -8,6 +8,7 @@ leaves this module (tests/test_imports.py checks that no other module imports Ul
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import logging
@@ -98,6 +99,9 @@ def pick_device(requested: Any = None, origin: str = "command line", announce: b
     else:
         device = device if device and kind != "cpu" else "cpu"
         label = kind.upper()
+        if kind == "cpu":  # the threads decide speed, and a model's last digits (torch's sums): say how many
+            threads = use_every_core()
+            label += f" ({threads} thread{'s' if threads != 1 else ''})"
     if announce:
         print(f"device: {label}")
     return device
@@ -128,23 +132,115 @@ def check_multi_gpu_batch(device: str, batch: Any, origin: str = "command line")
         )
 
 
+THREADS_ENV = "YOLO_TOOLS_THREADS"  # CPU threads for torch, when the automatic choice (`cpu_threads`) is not wanted
+
+
+def requested_threads() -> int | None:
+    """YOLO_TOOLS_THREADS as a number of threads (None when unset); anything else is refused, naming it."""
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"{THREADS_ENV}={text}: give a whole number of CPU threads (1 or more), e.g. {THREADS_ENV}=2, or unset it")
+    return int(text)
+
+
+def cpu_threads(cores: int, machine_cores: int, load: float, requested: int | None) -> tuple[int, str | None]:
+    """How many threads torch gets for CPU work, and why when that is not every core of the process.
+
+    `cores` is the process's CPU set (taskset and container limits included), `machine_cores` the
+    machine's, `load` its 1-minute load average. Torch keeps every thread it is given busy, and threads
+    beyond the idle cores only contend with the other work: a training slowed 3x with two others running
+    (README, "Every core for CPU training"), and at load 8-22 the demo and the tests ran 17-63 times slower
+    (issue #32). So when the
+    process may use the whole machine and it is busy, torch gets its idle cores (the load average less one
+    for this process's own start, at least one thread). A CPU set chosen with `taskset`, and
+    YOLO_TOOLS_THREADS, are used as they are: the user decided. At most 8, Ultralytics' own ceiling.
+    """
+    if requested is not None:
+        return requested, None
+    every = max(1, min(cores, 8))
+    if cores < machine_cores:
+        return every, None
+    idle = int(round(cores - max(0.0, load - 1.0)))
+    if idle >= every:
+        return every, None
+    threads = max(1, idle)
+    return threads, (
+        f"CPU: {threads} of {cores} cores for torch: the machine is busy (load average {load:.1f}); "
+        f"{THREADS_ENV}=N sets the threads, or `taskset -c CORES yolo_tools ...` gives this process its own cores"
+    )
+
+
 @functools.cache
-def use_every_core() -> None:
-    """Let Ultralytics' CPU work use every core this process may run on.
+def use_every_core() -> int:
+    """Let Ultralytics' CPU work use every core this process may run on, or the idle ones on a busy machine.
 
     Ultralytics sets torch's threads to one fewer than the machine's cores (`NUM_THREADS`, at most 8)
     whenever it picks a device, and trains on the CPU with the data loaded in the training process itself
     (`workers=0`): the spare core was meant for loader workers that a CPU training does not start. On
     the 2-core machines the workbench targets that is one core, and half the machine idles through every
     training, validation and prediction (benchmarks/training.py measures the difference). Its device
-    selection reads the constant each time, so it is set once, to the cores of the process's CPU set
-    (`taskset` and container limits included, which Ultralytics' count ignores), at most 8 as Ultralytics
-    caps it. A GPU run is unaffected: its threads only feed the GPU.
+    selection reads the constant each time, so it is set once: to the cores of the process's CPU set
+    (`taskset` and container limits included, which Ultralytics' count ignores), fewer when other work is
+    running (`cpu_threads`, which says so in one line). A GPU run is unaffected: its threads only feed the GPU.
+    Returns the threads chosen.
     """
     from ultralytics.utils import torch_utils
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    torch_utils.NUM_THREADS = max(1, min(cores, 8))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    threads, why = cpu_threads(cores, os.cpu_count() or cores, load, requested_threads())
+    if why:
+        LOG.warning(why)
+    torch_utils.NUM_THREADS = threads
+    return threads
+
+
+# Set to 1 to let Ultralytics send its anonymous usage events from the workbench's processes (`usage_events_off`).
+SYNC_ENV = "YOLO_TOOLS_ULTRALYTICS_SYNC"
+
+
+def usage_events_allowed() -> bool:
+    return os.environ.get(SYNC_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def usage_events_off() -> None:
+    """No Ultralytics usage events from this process, and the user's Ultralytics settings file left as it is.
+
+    Ultralytics sends anonymous usage events (mode, task, model name, device, speeds) to Google Analytics
+    after every training, validation, prediction and export while `sync` is on in its global settings.json,
+    which its first run creates with `sync: True`. A workbench for medical images must not do that from a
+    hospital network unless asked. `SETTINGS["sync"] = False` would rewrite the user's file for every
+    other program, so the value is changed in this process's memory only (the dict's own `__setitem__`,
+    which skips the save), and the event sender, made when its module was imported, is switched off too.
+    Trainings run it again in their own process (`UsageEventsOff`, for DDP workers); Ray trials get
+    `usage_events_environment`. YOLO_TOOLS_ULTRALYTICS_SYNC=1 leaves everything as set.
+    """
+    if usage_events_allowed():
+        return
+    from ultralytics.utils import SETTINGS, events
+
+    dict.__setitem__(SETTINGS, "sync", False)
+    events.events.enabled = False
+
+
+def usage_events_environment() -> dict[str, str]:
+    """The environment that keeps the Ray workers a search trains in (`tune.py`: Ray rebuilds each trial's
+    callbacks there) from sending usage events: YOLO_OFFLINE=1, Ultralytics' own switch for its network
+    calls (usage events, error reports, version checks, automatic pip installs); a trial downloads nothing.
+    Empty when the user allowed the events or set YOLO_OFFLINE themselves."""
+    if usage_events_allowed() or "YOLO_OFFLINE" in os.environ:
+        return {}
+    return {"YOLO_OFFLINE": "1"}
+
+
+class UsageEventsOff:
+    """A trainer callback that runs `usage_events_off` in the process that trains (a DDP worker too: the
+    trainer's callbacks travel to the workers pickled, like `Trackers`)."""
+
+    def __call__(self, trainer: Any) -> None:
+        usage_events_off()
 
 
 def load_model(model: str | Path):
@@ -152,6 +248,7 @@ def load_model(model: str | Path):
     from ultralytics import YOLO
 
     use_every_core()
+    usage_events_off()
     model = str(model)
     if model.endswith(".pt") and Path(model).parent != Path(".") and not Path(model).is_file():
         raise UserError(f"{model}: no such weights file")
@@ -201,6 +298,7 @@ def training_start(model: str, fallback: bool = True) -> str:
     if not is_official(model) or Path(model).is_file():
         return model
     target = weights_dir() / model
+    made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]  # deepest first
     try:
         found = Path(attempt_download_asset(target))
     except (ConnectionError, OSError) as exc:  # what Ultralytics' download raises offline
@@ -208,6 +306,11 @@ def training_start(model: str, fallback: bool = True) -> str:
         found = None
     if found is not None and found.is_file():
         return str(found)
+    # Ultralytics' downloader makes the weights folder before it tries (an empty `weights/` in the checkout
+    # the settings were first made in): a failed download leaves none.
+    for folder in made:
+        with contextlib.suppress(OSError):  # only while empty
+            folder.rmdir()
     scratch = f"{Path(model).stem}.yaml"
     if not fallback:
         raise UserError(
@@ -280,7 +383,7 @@ def _fit(yolo: Any, track: str | None, **args: Any) -> Any:
     Ultralytics' Ray Tune callback asks Ray for a trial id after every epoch, and Ray warns when asked
     outside a search; that warning is silenced here, where no search runs (searches: yolo_tools/tune.py).
     """
-    yolo.callbacks["on_pretrain_routine_start"].insert(0, Trackers(track))
+    yolo.callbacks["on_pretrain_routine_start"][:0] = [UsageEventsOff(), Trackers(track)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="`get_trial_id` is meant to only be called inside", category=UserWarning)
         return yolo.train(**args)

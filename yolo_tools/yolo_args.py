@@ -26,6 +26,15 @@ from yolo_tools.errors import UserError
 # Arguments the workbench sets itself from the recipe and the run layout; a recipe or a command line that
 # set them would silently be overridden, so they are refused instead.
 RESERVED = frozenset({"data", "model", "task", "mode", "project", "name"})
+# What to do instead, per reserved name, for the message that refuses it.
+INSTEAD = {
+    "name": "name the run with --name NAME (runs/<recipe>/NAME)",
+    "project": "runs go to runs/<recipe>/; YOLO_TOOLS_RUNS moves the runs folder",
+    "data": "the recipe's data: section says what to train on",
+    "model": "the recipe's model: key says what to start from (or model= on the train command line)",
+    "task": "the recipe's task: key says it",
+    "mode": "the verb (train, val, predict, ...) says it",
+}
 
 
 @functools.cache
@@ -45,7 +54,7 @@ def check_names(args: dict[str, Any], origin: str, allowed: frozenset[str] = fro
         if key in allowed:
             continue
         if key in RESERVED:
-            raise ValueError(f"'{key}' is set by yolo-tools from the recipe; remove it from {origin}")
+            raise ValueError(f"'{key}' is set by yolo-tools from the recipe; remove it from {origin}: {INSTEAD[key]}")
         if key not in known:
             close = sorted(k for k in known if k.startswith(str(key)[:3]))[:5]
             hint = f" (did you mean: {', '.join(close)}?)" if close else ""

@@ -161,7 +161,7 @@ def convert_folder(
             classes=module.classes(src, options),
             model={"segment": "yolov8n-seg.yaml", "classify": "yolov8n-cls.yaml"}.get(recipe_task, "yolov8n.yaml"),
             path=src,
-        )
+        ).from_flags()
     except ValueError as exc:
         raise UserError(f"convert {fmt}: {exc}") from None
     check(recipe)

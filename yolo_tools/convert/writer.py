@@ -209,21 +209,24 @@ def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str],
             f"{recipe.path}: data.split.test is 'source' but the source has no published test split "
             f"(converter '{recipe.data.converter}'); give a fraction instead, e.g. test: 0.15"
         )
+    by = recipe.setting("data.split.by")
     if rule.by == "source":
         allowed = splits_of(recipe)
         missing = [s.name for s in samples if s.split not in allowed]
         if missing:
             raise UserError(
-                f"{recipe.path}: data.split.by is 'source' but the source gives no train/val split for "
-                f"{len(missing)} files (first: {missing[0]}); set data.split.by to a patient rule"
+                f"{recipe.path}: {by} is 'source' but the source gives no train/val split for "
+                f"{len(missing)} files (first: {missing[0]}); set {by} to a patient rule"
             )
         return [s.split for s in samples], groups
     if all(s.drawn for s in samples):  # drawn by the converter (tiles): a new draw could move training tiles to val
         return [str(s.drawn) for s in samples], groups
     if len(set(groups)) < 2:
+        # A reader may name the patients itself (a DICOM series' PatientID, a volume), with or without the rule.
+        how = f"as the {recipe.data.converter} reader found them; {by} is" if all(s.group for s in samples) else by
         raise UserError(
-            f"{recipe.path}: the {len(samples)} usable samples belong to one patient or study (data.split.by "
-            f"{rule.by!r}); a train/val split needs at least two. Add data, fix the skipped files, or change the rule"
+            f"{recipe.path}: the {len(samples)} usable samples belong to one patient or study ({how} {rule.by!r}); "
+            "a train/val split needs at least two. Add data, fix the skipped files, or change the rule"
         )
     return held_out(groups, [s.split == TEST for s in samples], rule.val, rule.test, rule.seed), groups
 
@@ -235,19 +238,20 @@ def _patient_wise(samples: Sequence[Sample], keys: Sequence[str], splits: Sequen
     patients. A patient of a published test split kept beside a patient-wise train/val draw is warned about too."""
     if set(splits) == {TEST}:
         return None  # a held-out set only (`evaluate --data`): nothing is trained on it
-    fix = ("so val numbers may not hold on unseen patients; for a patient-wise split give data.split.by a "
+    by = recipe.setting("data.split.by")
+    fix = (f"so val numbers may not hold on unseen patients; for a patient-wise split give {by} a "
            "patient rule (a regex over file names whose first group is the patient, or a named rule such as acquisition_session)")
     if recipe.data.split.by == "source" and not all(s.group for s in samples):
-        LOG.warning("%s: the published split is kept (data.split.by: source) and nothing says which patient each "
-                    "image is of: one patient's images may be in train and in val, %s", source, fix)
+        LOG.warning("%s: the published split is kept (%s: source) and nothing says which patient each "
+                    "image is of: one patient's images may be in train and in val, %s", source, by, fix)
         return None
     crossing = patients_in_several_splits(keys, splits)
     on_test = sorted(set(crossing) & {key for key, split in zip(keys, splits) if split == TEST})
     if on_test:
         LOG.warning("%d patients have images in the published test split and in train/val: %s", len(on_test), on_test[:5])
     if recipe.data.split.by == "source" and crossing:
-        LOG.warning("%s: %d patients have images in more than one split of the published split (data.split.by: "
-                    "source), e.g. %s; %s", source, len(crossing), crossing[:3], fix)
+        LOG.warning("%s: %d patients have images in more than one split of the published split (%s: "
+                    "source), e.g. %s; %s", source, len(crossing), by, crossing[:3], fix)
     return not crossing
 
 
@@ -259,7 +263,8 @@ def _check_splits(splits: Sequence[str], kept: int, skipped: int, source: str, r
         raise UserError(
             f"{source}: after skipping {skipped} unusable samples, the {' and '.join(empty)} split would be empty "
             f"({kept} samples kept). Nothing was written. Fix or replace the skipped files (listed above), add "
-            f"data, or change data.split (by: {recipe.data.split.by!r}, val: {recipe.data.split.val})"
+            f"data, or change {recipe.setting('data.split.by')} ({recipe.data.split.by!r}) or "
+            f"{recipe.setting('data.split.val')} ({recipe.data.split.val})"
         )
 
 

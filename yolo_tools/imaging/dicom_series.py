@@ -33,6 +33,8 @@ Examples:
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,8 @@ import numpy as np
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom, require_finite
 from yolo_tools.imaging.geometry import Geometry, along_normal, irregular_spacing, same_positions
+
+LOG = logging.getLogger(__name__)
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -399,13 +403,27 @@ def _frames_problem(positions: np.ndarray, orientation: np.ndarray) -> str:
     return irregular_spacing(positions, [f"frame {i + 1}" for i in range(len(positions))])
 
 
+def _highdicom():
+    """highdicom, without what it says that no one can act on: an INFO line per DICOM module it copies into
+    a SEG ("copy attributes of module ...", shown because the command line logs INFO), and its warning that
+    the source's PatientName has a single component (the name is the source's, copied as it is; anonymised
+    exports are like that). Its other warnings stay; with -v its INFO lines do too."""
+    import highdicom as hd
+
+    if not LOG.isEnabledFor(logging.DEBUG):
+        logging.getLogger("highdicom").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r"The string .* is unlikely to represent the intended person name",
+                            category=UserWarning, module="highdicom")
+    return hd
+
+
 def segment_masks(seg: SegFile, series: Series) -> dict[str, np.ndarray]:
     """Each segment of a DICOM SEG as (slices, rows, cols) bool on the series' grid, by segment label.
 
     highdicom matches SEG frames to the series' instances by SOP Instance UID; slices the SEG does not
     cover are empty. Segments that share a label are OR-ed.
     """
-    import highdicom as hd
+    hd = _highdicom()
 
     try:
         segmentation = hd.seg.segread(seg.path)
@@ -442,7 +460,7 @@ def write_seg(path: Path, series: Series, masks: np.ndarray, labels: list[str], 
     `masks` is (slices, rows, cols, segments) bool in the series' slice order. Segments may overlap.
     The SEG joins the source's study and patient, so a PACS or OHIF files it with the images it annotates.
     """
-    import highdicom as hd
+    hd = _highdicom()
     import pydicom
     from pydicom.sr.codedict import codes
 
