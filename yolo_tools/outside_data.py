@@ -68,6 +68,8 @@ REREAD = {
     "uw_madison_gi": ("csv", "scans"),
     "yolo_export": ("tiles",),
 }
+# Readers that know a slice's neighbours, which a 2.5D run (`preprocess.context`) sees as red and blue.
+SLICE_READERS = ("nifti", "dicom", "hdf5_volumes", "uw_madison_gi")
 # Options that leave images out of a training set; a test set is scored whole (an explicit --option wins).
 WHOLE = {"duplicates": "keep", "empty": "keep"}
 NAME_OF_HASH = 6  # hex digits of the source path that tell two outside folders of one name apart
@@ -125,6 +127,12 @@ def plan(
     if not src.is_dir():
         raise UserError(f"{src}: no such folder (--data takes a folder in a format the recipe's converter reads)")
     reader = READERS[fmt] if fmt else recipe.data.converter
+    if recipe.preprocess.context and reader not in SLICE_READERS:
+        raise UserError(
+            f"--format {fmt or reader}: a set of single images, but this run was trained on 2.5D inputs (recipe "
+            f"'{recipe.name}', preprocess.context: {recipe.preprocess.context}: each slice with its neighbours as red "
+            "and blue); its images would reach the model unlike its training data. Give volumes (--format nifti or dicom)"
+        )
     data = recipe.data.model_copy(
         update={
             "source": Source(kind="local", path=str(src)),

@@ -34,6 +34,17 @@ def _split_dir(root: Path, entry: str, yaml_path: Path) -> Path:
     raise UserError(f"{yaml_path}: split folder '{entry}' not found under {root}")
 
 
+def label_folder(images: Path) -> Path:
+    """Where an image folder's label files are, by Ultralytics' own rule: its last `images` part made `labels`
+    (Roboflow's `train/images` -> `train/labels`, Ultralytics' `images/train` -> `labels/train`); a folder
+    with no `images` part keeps them in `labels/<folder>` beside it."""
+    parts = images.parts
+    if "images" in parts:
+        at = len(parts) - 1 - parts[::-1].index("images")
+        return Path(*parts[:at], "labels", *parts[at + 1:])
+    return images.parent / "labels" / images.name
+
+
 def _label_reader(path: Path):
     """The label file's lines, as text; the writer checks every line (and names the file, the sample's source)."""
 
@@ -74,7 +85,7 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
                 continue  # the writer says what a recipe's `test: source` lacks; an outside set is read without one
             raise UserError(f"{yaml_path}: no '{key}' split")
         images = _split_dir(src, str(spec[key]), yaml_path)
-        labels = images.parent / "labels" if images.name == "images" else images.parent / "labels" / images.name
+        labels = label_folder(images)
         stems = set()
         # names, not Paths, are listed and sorted: an export holds thousands of files, and Path objects
         # cost more to sort and split than the label check costs
