@@ -249,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = verb("report", _report, "write an HTML page and a Markdown file about a run (evaluates it first if needed)")
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
-    sub.add_argument("--eval", default="eval", metavar="FOLDER", help="which evaluation to report: eval (val, default), eval-test, eval-<set>")
+    sub.add_argument("--eval", default="eval", metavar="FOLDER", help="which evaluation to report: eval (val, default), eval-test, eval-outside-<set>")
     overrides(sub)
 
     sub = verb("export", _export, "export weights, e.g. format=onnx")
