@@ -34,6 +34,9 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 HEART = SHARED_DATA / "heart-cxr-jsrt"
 PNEUMONIA = SHARED_DATA / "pneumonia-cxr-kermany" / "train"
 TINY = {"epochs": 1, "batch": 8, "workers": 0, "plots": False, "device": "cpu"}
+# A one-epoch segmenter finds its best Dice at the lowest confidences, and hundreds of weak masks per image
+# make scoring slow; a fixed confidence keeps these tests about reading sets, not choosing operating points.
+SCORE = {"imgsz": 64, "conf": 0.25}
 
 
 # --- the tables and rules, without a model -----------------------------------------------------------------
@@ -349,7 +352,7 @@ def test_a_segmenter_scores_masks_coco_and_yolo_seg_sets(segmenter: Path, tmp_pa
     convert_folder("masks", masks, yolo, val=0.25)  # train and val: an outside set is all of it
     coco = _coco_polygons(tmp_path / "coco-seg", yolo)
     for source, fmt in ((masks, "masks"), (masks, None), (coco, "coco"), (yolo, "yolo")):
-        out = pipeline.evaluate(segmenter, {"imgsz": 64}, data=source, data_format=fmt)
+        out = pipeline.evaluate(segmenter, SCORE, data=source, data_format=fmt)
         summary = _summary(out)
         per_class = pd.read_csv(out / "per_class.csv")
         assert summary["images"] == len(OUTSIDE_FILMS) and summary["task"] == "segment", (source, fmt)
@@ -396,17 +399,17 @@ def test_volumes_without_dataset_json_and_a_dicom_series_are_scored_with_the_rec
         for folder in ("imagesTr", "labelsTr"):
             _copy(HIPPOCAMPUS / folder / f"{case}.nii.gz", plain / folder / f"{case}.nii.gz")
     for fmt, options in ((None, None), ("nifti", None), ("nifti", {"layout": "folders", "label_values": [1, 2]})):
-        out = pipeline.evaluate(volumes_run, {"imgsz": 64}, data=plain, data_format=fmt, data_options=options)
+        out = pipeline.evaluate(volumes_run, SCORE, data=plain, data_format=fmt, data_options=options)
         summary = _summary(out)
         card = json.loads((Path(summary["dataset"]) / "card.json").read_text())
         assert card["classes"] == ["Anterior", "Posterior"] and card["counts"]["test"]["Anterior"] > 0 and card["counts"]["test"]["Posterior"] > 0
         assert summary["images"] == card["counts"]["test"]["images"] and not card["skipped"]
         assert len(pd.read_csv(out / "per_patient.csv")) == 2, "3D Dice per outside volume"
     with pytest.raises(UserError, match=r"dataset\.json: missing; layout 'decathlon' needs it(.|\n)*--option"):
-        pipeline.evaluate(volumes_run, {"imgsz": 64}, data=plain, data_options={"layout": "decathlon"})
+        pipeline.evaluate(volumes_run, SCORE, data=plain, data_options={"layout": "decathlon"})
 
     series = _dicom_series_with_label(tmp_path / "dicom")
-    out = pipeline.evaluate(volumes_run, {"imgsz": 64}, data=series, data_format="dicom")
+    out = pipeline.evaluate(volumes_run, SCORE, data=series, data_format="dicom")
     summary = _summary(out)
     card = json.loads((Path(summary["dataset"]) / "card.json").read_text())
     assert summary["images"] == card["counts"]["test"]["images"] > 0 and card["counts"]["test"]["Posterior"] > 0
