@@ -99,6 +99,32 @@ def test_duplicates_are_grouped_with_their_classes(tmp_path: Path) -> None:
     assert outside_data.duplicates(found) == [{"files": ["x/a.png", "x/b.png", "y/d.png"], "classes": ["x", "y"], "conflict": True}]
 
 
+@needs_data("pneumonia-cxr-kermany")
+def test_a_class_folder_set_keeps_its_copies_and_its_patients(tmp_path: Path, caplog) -> None:
+    """Converted without a model: every file written (the copy too), patients by the recipe's rule where it fits."""
+    recipe = load_recipe(RECIPES / "pneumonia.yaml")
+    source = tmp_path / "published" / "test"
+    for image in sorted((PNEUMONIA / "PNEUMONIA").glob("person1*_bacteria_*.jpeg"))[:4]:
+        _copy(image, source / "PNEUMONIA" / image.name)
+    first = sorted((source / "PNEUMONIA").iterdir())[0]
+    _copy(first, source / "NORMAL" / "IM-0001-0001.jpeg")  # the same film under the other class: a conflict
+    converted = outside_data.convert(outside_data.plan(recipe, source, "class-folders"))
+    patients = converted.patients()
+    assert len(patients) == 5 and converted.card["counts"]["test"] == {"normal": 1, "pneumonia": 4}
+    by_image = dict(zip(patients["image"], patients["patient"]))
+    assert not any("bacteria" in patient for patient in by_image.values()), "patients by the recipe's rule, not per file"
+    assert by_image["IM-0001-0001.jpeg"] == by_image[first.name], "a copy is its original's patient"
+    assert [group["conflict"] for group in converted.card["duplicates"]] == [True]
+    assert "lie under two or more classes" in caplog.text
+
+    unnamed = tmp_path / "unnamed"
+    for index, image in enumerate(sorted((PNEUMONIA / "NORMAL").glob("*.jpeg"))[:2]):
+        _copy(image, unnamed / "NORMAL" / f"scan{index}.jpeg")
+    converted = outside_data.convert(outside_data.plan(recipe, unnamed, "class-folders"))
+    assert sorted(converted.patients()["patient"]) == ["scan0", "scan1"]
+    assert "the recipe's patient rule does not fit" in caplog.text
+
+
 def test_a_cv_that_never_trained_a_fold_does_not_block_corrected_settings(tmp_path: Path) -> None:
     from yolo_tools import crossval
 
@@ -237,6 +263,7 @@ def test_readmes_class_folder_example_scores_the_whole_test_split(classifier: Pa
     assert card["counts"]["test"] == {"normal": 4, "pneumonia": 3} and card["duplicates"] == summary["duplicates"]
     assert json.loads((classifier / "eval-test" / "summary.json").read_text())["the run's own"], "eval-test replaced"
     assert not summary["seen_in_training"] and summary["split_caveat"] is None
+    assert summary["bootstrap"]["patients"] < summary["images"], "resampled by patient (personNNN, IM-NNNN), not by file"
     assert {p: p.read_bytes() for p in source.rglob("*") if p.is_file()} == before, "the source was written to"
 
     # Another folder that is also called `test`: its own evaluation, the first one left as it was.

@@ -33,7 +33,7 @@ from yolo_tools import dataset
 from yolo_tools.convert import converter
 from yolo_tools.convert.conversion import FORMATS, format_options
 from yolo_tools.convert.options import checked_options
-from yolo_tools.convert.splits import group_keys
+from yolo_tools.convert.splits import RuleDoesNotFit, group_keys
 from yolo_tools.convert.writer import TEST, write_dataset
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
@@ -160,7 +160,7 @@ def _patients(samples: list, rule: str) -> list[str]:
         return names
     try:
         return group_keys(names, rule)
-    except UserError as error:
+    except RuleDoesNotFit as error:
         LOG.warning("outside set: the recipe's patient rule does not fit (%s); each image counts as its own patient", error)
         return names
 
@@ -186,6 +186,20 @@ def duplicates(samples: Sequence) -> list[dict]:
     return groups
 
 
+def _read(outside: Recipe, src: Path, rule: str) -> list:
+    """The set's samples, read as a plain set (then written whole as the test split), patients by `rule` where
+    the reader groups them itself (class folders). A YOLO export's own test split is part of the set; class
+    folders are read in the folder given (a `test: source` would look for one inside it)."""
+    split = Split(by=rule, test="source" if outside.data.converter == "yolo_export" else None)
+    reading = outside.model_copy(update={"data": outside.data.model_copy(update={"split": split})})
+    try:
+        return converter(outside.data.converter).samples(src, reading)
+    except RuleDoesNotFit:
+        raise
+    except UserError as error:
+        raise UserError(f"{error}\n  (--data: the reader's data.options are set with --option KEY=VALUE, e.g. --option layout=folders)") from None
+
+
 def convert(planned: Plan) -> Dataset:
     """Convert the planned set (once; reused while unchanged) and return it.
 
@@ -193,15 +207,12 @@ def convert(planned: Plan) -> Dataset:
     outside, src = planned.recipe, planned.src
     dst = dataset.home(outside.name)
     if not dataset.is_current(dst, outside.fingerprint()):
-        # Read as a plain set, then written whole as the test split. A YOLO export's own test split is part
-        # of the set; class folders are read in the folder given (a `test: source` would look for one inside).
-        split = Split(by="file", test="source" if outside.data.converter == "yolo_export" else None)
-        reading = outside.model_copy(update={"data": outside.data.model_copy(update={"split": split})})
-        try:
-            found = converter(outside.data.converter).samples(src, reading)
-        except UserError as error:
-            raise UserError(f"{error}\n  (--data: the reader's data.options are set with --option KEY=VALUE, e.g. --option layout=folders)") from None
         rule = planned.run_recipe.data.split.by
+        try:
+            found = _read(outside, src, "file" if rule == "source" else rule)
+        except RuleDoesNotFit as error:
+            LOG.warning("outside set: the recipe's patient rule does not fit (%s); each image counts as its own patient", error)
+            found = _read(outside, src, "file")
         patients = [sample.group for sample in found] if all(s.group for s in found) else _patients(list(found), rule)
         held = [dataclasses.replace(sample, split=SPLIT, group=patient) for sample, patient in zip(found, patients)]
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -224,7 +235,8 @@ def _say_what_was_found(converted: Dataset) -> None:
         )
         conflicts = [group for group in groups if group["conflict"]]
         if conflicts:
-            LOG.warning("outside set: %d image(s) lie under two or more classes (conflicting labels); each copy is scored against its own folder's class", len(conflicts))
+            LOG.warning("outside set: %d group(s) of copies lie under two or more classes (conflicting labels); each copy is "
+                        "scored against its own folder's class", len(conflicts))
     counts = (card.get("counts") or {}).get(SPLIT, {})
     if converted.task != "classify" and counts.get("images") and counts.get("backgrounds") == counts.get("images"):
         LOG.warning(
