@@ -417,16 +417,27 @@ def _dicom_series_with_label(root: Path) -> Path:
 
 @pytest.mark.slow
 @needs_data("hippocampus-mri-msd")
-def test_volumes_without_dataset_json_and_a_dicom_series_are_scored_with_the_recipes_classes(volumes_run: Path, tmp_path: Path) -> None:
+def test_volumes_without_dataset_json_and_a_dicom_series_are_scored_with_the_recipes_classes(
+    volumes_run: Path, tmp_path: Path, monkeypatch
+) -> None:
     from hospital_data import CASES, HIPPOCAMPUS
     from yolo_tools import pipeline
+    from yolo_tools.cli import main
 
-    plain = tmp_path / "Task04-other"  # imagesTr/ + labelsTr/ as published, without dataset.json
+    plain = tmp_path / "home" / "other_mri"  # imagesTr/ + labelsTr/ as published, without dataset.json
     for case in CASES[3:5]:
         for folder in ("imagesTr", "labelsTr"):
             _copy(HIPPOCAMPUS / folder / f"{case}.nii.gz", plain / folder / f"{case}.nii.gz")
-    for fmt, options in ((None, None), ("nifti", None), ("nifti", {"layout": "folders", "label_values": [1, 2]})):
-        out = pipeline.evaluate(volumes_run, SCORE, data=plain, data_format=fmt, data_options=options)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    argv = _readme_line(r"yolo_tools evaluate runs/hippocampus/train --data \S+ --format nifti --option layout=folders")
+    assert argv[1] == "runs/hippocampus/train" and argv[3] == "~/other_mri"
+    argv[1] = str(volumes_run)
+    for fmt, options in (("README", None), (None, None), ("nifti", {"label_values": [1, 2]})):
+        if fmt == "README":
+            assert main([*argv, *(f"{k}={v}" for k, v in SCORE.items()), "device=cpu"]) == 0
+            out = volumes_run / "eval-outside-other_mri"
+        else:
+            out = pipeline.evaluate(volumes_run, SCORE, data=plain, data_format=fmt, data_options=options)
         summary = _summary(out)
         card = json.loads((Path(summary["dataset"]) / "card.json").read_text())
         assert card["classes"] == ["Anterior", "Posterior"] and card["counts"]["test"]["Anterior"] > 0 and card["counts"]["test"]["Posterior"] > 0
