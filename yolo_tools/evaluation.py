@@ -342,12 +342,13 @@ def split_caveat(data: str | Path | None, card: dict, seen: dict[str, list[str]]
     split: its numbers would then not hold on unseen patients. None for a patient-wise split, and for an
     outside set unless some of its images are the run's own train or val images (`seen`: names per split)."""
     if data is not None and seen:
-        total = sum(card.get("counts", {}).get("test", {}).values()) if card.get("task") == "classify" else card.get("counts", {}).get("test", {}).get("images")
+        counts = card.get("counts", {}).get(outside_data.SPLIT, {})
+        total = counts.get("images") or sum(counts.values())  # class folders count per class only
         where = " and ".join(f"{split} split ({len(names)}, e.g. {names[0]})" for split, names in seen.items())
         return (f"{len({n for names in seen.values() for n in names})} of the {total or '?'} images of this outside set are "
                 f"byte-identical to images of the run's own {where}: the model trained on them or chose its weights on "
-                "them, so these numbers are no independent test. Score a set the run never saw (a recipe's data "
-                "source is not an outside set)")
+                "them, so these numbers are no independent test. Score a set the run never saw (the recipe's own "
+                "data source is no outside set)")
     wise = patient_wise(card)
     if data is not None or wise:
         return None
