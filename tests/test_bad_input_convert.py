@@ -8,6 +8,7 @@
 - Every converter's `data.options` has a schema: an unknown key or a wrong type is refused when the recipe
   is read, naming the recipe file and the key, before any data is located (the sources here do not exist).
 - The split is drawn over the samples that survived; a rule that leaves one patient, or none, is refused.
+- `convert FORMAT`'s `--option KEY=VALUE` is checked against the reader's schema as a recipe's options are.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from bad_input_sources import (
     cards,
     convert_recipe,
     heart_boxes,
+    heart_masks,
     latin1,
     pneumonia_folders,
     recipe,
@@ -270,7 +272,17 @@ SPLITS = [
 ]
 
 
-CASES = DESTINATIONS + RECIPE_DESTINATIONS + OPTION_SCHEMAS + SPLITS
+# `convert FORMAT SRC DST --option KEY=VALUE`: a FORMAT's reader options from the command line, checked as a recipe's are.
+COMMAND_LINE_OPTIONS = [
+    Case("format-option-unknown", lambda i: ["convert", "nifti", str(i / "vols"), str(outputs(i)), "--option", "lay=folders"],
+         (r"--option lay: unknown key; nifti takes: layout, images, labels",), lambda i: (i / "vols").mkdir()),
+    Case("format-option-wrong-kind", lambda i: ["convert", "masks", str(i / "heart-seg"), str(outputs(i)), "--option", "min_area=big"],
+         (r"--option min_area: .*integer",), lambda i: heart_masks(i)),
+    Case("recipe-with-an-option", lambda i: [*convert_recipe(i), "--option", "layout=folders"],
+         (r"--option layout=folders: a recipe sets its reader's options in data\.options",), heart_recipe()),
+]
+
+CASES = DESTINATIONS + RECIPE_DESTINATIONS + OPTION_SCHEMAS + SPLITS + COMMAND_LINE_OPTIONS
 
 
 @parametrize(CASES)

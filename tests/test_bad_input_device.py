@@ -2,7 +2,8 @@
 
 Each is refused through Ultralytics' own `select_device` before any conversion or run folder is made,
 with one message naming `device=` and what the machine has. `MISSING` is the first GPU index past the
-ones this machine has (0 on a CPU-only one), so the table holds on GPU machines too.
+ones this machine has (0 on a CPU-only one), so the table holds on GPU machines too. `cv` is refused before
+anything is written as well (its `cv.json` would otherwise block the corrected command).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ CASES: list[Case] = [
     Case("predict-missing-device", lambda i: ["predict", str(i / "run"), str(i / "images"), "device=57"], (r"device=57", AVAILABLE), setup=_weights),
     Case("evaluate-missing-device", lambda i: ["evaluate", str(i / "run"), "device=cuda:57"], (r"device=cuda:57", AVAILABLE), setup=_weights),
     Case("tune-missing-device", lambda i: ["tune", "demo", "device=cuda:57"], (r"device=cuda:57", AVAILABLE)),
+    # Refused before cv.json is written: that file would otherwise block the corrected command under the same name.
+    Case("cv-missing-device", lambda i: ["cv", "demo", "folds=2", "device=cuda:57"], (r"device=cuda:57", AVAILABLE)),
+    Case("cv-recipe-device", lambda i: ["cv", str(i / "gpu.yaml"), "folds=2"], (r"gpu\.yaml: train: device=cuda:57", AVAILABLE),
+         setup=_recipe_with_device),
 ]
 
 

@@ -212,6 +212,32 @@ CASES += [
 ]
 
 
+# --- a run's own training data given as an "outside" set: scored, with a caution on stderr and in summary.json ----
+
+
+def _own_data_as_outside(inputs: Path) -> None:
+    """The run (among the outputs: evaluate writes into it) and the very dataset it trained on, as a YOLO export."""
+    copy_run(RUN["run"], inputs.parent / "runs" / "demo" / "train")
+    shutil.copytree(RUN["run"].parents[2] / "datasets" / "demo", inputs / "export")
+
+
+def _cautioned(root: Path, stderr: str) -> None:
+    import json
+
+    summary = json.loads((root / "runs" / "demo" / "train" / "eval-outside-export" / "summary.json").read_text())
+    assert set(summary["seen_in_training"]) == {"train", "val"} and "no independent test" in summary["split_caveat"]
+    assert summary["images"] == sum(len(names) for names in summary["seen_in_training"].values())
+
+
+CASES += [
+    Case("evaluate-outside-the-runs-own-data",
+         lambda i: ["evaluate", str(i.parent / "runs" / "demo" / "train"), "--data", str(i / "export"), "--format", "yolo", "device=cpu"],
+         (r"caution: 16 of the 16 images of this outside set are byte-identical to images of the run's own train split \(12",
+          "no independent test"),
+         _own_data_as_outside, code=0, may_write=("runs", "datasets"), check=_cautioned),
+]
+
+
 @parametrize(CASES)
 def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
     run_case(case, tmp_path, monkeypatch, capfd)

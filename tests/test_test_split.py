@@ -152,7 +152,7 @@ def test_a_run_scored_on_val_its_test_split_and_an_outside_set(workspace: Path, 
     before = sorted(str(p) for p in outside.rglob("*"))
     out = pipeline.evaluate(run, {"imgsz": 64}, data=outside, data_format="yolo")
     other = json.loads((out / "summary.json").read_text())
-    assert out == run / "eval-hospital-b" and other["images"] == len(test_images)
+    assert out == run / "eval-outside-hospital-b" and other["images"] == len(test_images)
     assert other["metrics"]["found"] == test["metrics"]["found"]  # same pixels, same model, same threshold
     assert sorted(str(p) for p in outside.rglob("*")) == before  # nothing written into the source
 

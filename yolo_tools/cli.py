@@ -25,7 +25,8 @@ EXAMPLES = """examples:
   yolo_tools evaluate runs/heart/a --ensemble runs/heart/b   the ensemble on a's val split (<run>/eval-ensemble/)
   yolo_tools evaluate runs/kidney/train             Dice/IoU, errors per image, AUC... in <run>/eval/
   yolo_tools evaluate runs/kidney/train --split test   the held-out test split, in <run>/eval-test/
-  yolo_tools evaluate runs/pneumonia/a --data chest_xray/test --format class-folders   an outside set
+  yolo_tools evaluate runs/pneumonia/a --data chest_xray/test --format class-folders   an outside set (<run>/eval-outside-test/)
+  yolo_tools evaluate runs/hippocampus/a --data other_mri/ --format nifti --option layout=folders
   yolo_tools cv recipes/heart.yaml folds=5          patient-wise cross-validation: runs/heart/cv/cv/summary.md
   yolo_tools report runs/kidney/train               <run>/report/report.html and report.md
   yolo_tools inspect runs/kidney/train --port 5151  mistakes in FiftyOne, worst images first
@@ -34,6 +35,10 @@ EXAMPLES = """examples:
   yolo_tools pull WORKSPACE/PROJECT/VERSION         a Roboflow dataset into the data root (ROBOFLOW_API_KEY)
   yolo_tools app --port 7860                        a local web page: upload an image, pick a run, see findings
 """
+
+
+# `evaluate --data SRC --format F`: the readers of yolo_tools.outside_data.READERS (a test keeps the two the same).
+OUTSIDE_FORMATS = ["yolo", "coco", "masks", "box-csv", "class-folders", "nifti", "dicom"]
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -80,8 +85,11 @@ def _predict(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
+    from yolo_tools.convert.options import read_pairs
+
     pipeline.evaluate(
-        [args.run, *args.ensemble], pipeline.parse_overrides(args.overrides), args.split, args.data, args.format, args.operating_point
+        [args.run, *args.ensemble], pipeline.parse_overrides(args.overrides), args.split, args.data, args.format,
+        args.operating_point, read_pairs(args.option),
     )
 
 
@@ -107,11 +115,17 @@ def _convert(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
     if not args.paths:
+        if args.option:
+            raise UserError(f"--option {args.option[0]}: a recipe sets its reader's options in data.options; --option is for convert FORMAT SRC DST")
         pipeline.convert(args.recipe, args.data_root, args.force)
         return
     if len(args.paths) != 2:
         raise UserError("convert FORMAT takes a source and a destination folder: yolo_tools convert coco SRC DST")
-    pipeline.convert_format(args.recipe, *args.paths, task=args.task, split_by=args.split_by, val=args.val, seed=args.seed)
+    from yolo_tools.convert.options import read_pairs
+
+    pipeline.convert_format(
+        args.recipe, *args.paths, task=args.task, split_by=args.split_by, val=args.val, seed=args.seed, options=read_pairs(args.option)
+    )
 
 
 def _pull(args: argparse.Namespace) -> None:
@@ -175,9 +189,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     def held_out_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--split", choices=["val", "test"], default="val", help="the run's val split (default) or its held-out test split (<run>/eval-test/)")
-        sub.add_argument("--data", metavar="SRC", help="an outside folder, converted with the run's recipe, scored whole (<run>/eval-<folder>/)")
-        sub.add_argument("--format", choices=["yolo", "coco", "masks", "box-csv", "class-folders"], help="with --data: its reader (default: the recipe's converter)")
+        sub.add_argument("--data", metavar="SRC", help="an outside folder, converted with the run's recipe, scored whole (<run>/eval-outside-<folder>/)")
+        sub.add_argument("--format", choices=OUTSIDE_FORMATS, help="with --data: its reader (default: the recipe's converter)")
+        reader_options(sub, "with --data")
         sub.add_argument("--operating-point", metavar="RULE", help="choose a classifier's threshold on val again: youden (default) or sensitivity=0.95")
+
+    def reader_options(sub: argparse.ArgumentParser, when: str) -> None:
+        sub.add_argument(
+            "--option", action="append", default=[], metavar="KEY=VALUE",
+            help=f"{when}: one of the reader's data.options (repeatable), e.g. layout=folders, label_values=[1,2]",
+        )
 
     def ensemble(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -228,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = verb("report", _report, "write an HTML page and a Markdown file about a run (evaluates it first if needed)")
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
-    sub.add_argument("--eval", default="eval", metavar="FOLDER", help="which evaluation to report: eval (val, default), eval-test, eval-<set>")
+    sub.add_argument("--eval", default="eval", metavar="FOLDER", help="which evaluation to report: eval (val, default), eval-test, eval-outside-<set>")
     overrides(sub)
 
     sub = verb("export", _export, "export weights, e.g. format=onnx")
@@ -242,6 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--split-by", default="file", help="with a FORMAT: 'file' (default) or a regex whose group is the patient id")
     sub.add_argument("--val", type=float, default=0.2, help="with a FORMAT: fraction of patients for val (default 0.2)")
     sub.add_argument("--seed", type=int, default=0, help="with a FORMAT: split seed (default 0)")
+    reader_options(sub, "with a FORMAT")
     sub.add_argument("--force", action="store_true", help="convert again even if an identical conversion exists")
     data_root(sub)
 

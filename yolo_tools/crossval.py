@@ -17,6 +17,11 @@ A stopped cv resumes at the first unfinished fold: a fold with `metrics.json` is
 `eval/summary.json` evaluated; a fold stopped mid-training continues from its last.pt. The fold models
 together are one ensemble (`members`): `predict` and `evaluate --split test / --data` accept the cv folder.
 
+Nothing is written before every argument is checked (the device too), and a cv is never written into a
+folder that holds anything else: `--name` naming a training run is refused, since its folds and `cv.json`
+would turn the run into a cv folder that `predict` reads as the fold models. `cv.json` fixes the settings
+of a cv only once a fold has trained: settings that never trained a fold do not block corrected ones.
+
 Examples:
     >>> cross_validate("recipes/heart.yaml", folds=5, overrides={"epochs": 100})
 """
@@ -40,7 +45,7 @@ from yolo_tools.dataset import CARD, CV_PREFIX, METADATA_CSV, PATIENTS_CSV, SLIC
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, check_train_args, load_recipe
-from yolo_tools.runs import METRICS_FILE, save_metrics, save_recipe, save_run_dataset
+from yolo_tools.runs import METRICS_FILE, RECIPE_FILE, save_metrics, save_recipe, save_run_dataset
 
 CV_DIR = "cv"
 CV_FILE = "cv.json"  # in the cv folder's root: what was cross-validated, so a resume cannot mix set-ups
@@ -112,17 +117,38 @@ def _split_overrides(overrides: dict[str, Any]) -> tuple[int, int, dict[str, Any
     return folds, seed, overrides
 
 
+def _check_folder(cv_root: Path) -> None:
+    """A cv goes into a folder of its own: new, empty, or an earlier cv's (it has cv.json), never a run's."""
+    if not cv_root.exists() or (cv_root / CV_FILE).is_file():
+        return
+    if not cv_root.is_dir() or any(cv_root.iterdir()):
+        what = "a training run" if (cv_root / RECIPE_FILE).is_file() or (cv_root / "weights").is_dir() else "files that are no cv"
+        raise UserError(
+            f"{cv_root}: holds {what}; cv writes its folds and cv.json there, which would change it (predict would then "
+            "use the fold models). Give the cv another --name"
+        )
+
+
+def _trained_any(cv_root: Path) -> bool:
+    """Whether any fold under `cv_root` has saved an epoch or been scored: the settings then bind a resume."""
+    return any(
+        (fold / "weights" / "last.pt").is_file() or (fold / METRICS_FILE).is_file() or (fold / evaluation.EVAL_DIR).is_dir()
+        for fold in cv_root.glob("fold*")
+    )
+
+
 def _check_same(cv_root: Path, setup: dict[str, Any]) -> None:
     setup = json.loads(json.dumps(setup))  # as it reads back (tuples become lists)
     path = cv_root / CV_FILE
     if path.is_file():
         stored = json.loads(path.read_text())
-        if stored != setup:
+        if stored == setup:
+            return
+        if _trained_any(cv_root):
             changed = sorted(k for k in setup if stored.get(k) != setup[k])
             raise UserError(f"{cv_root}: a cv with other settings ({', '.join(changed)}) is here; use another --name")
-    else:
-        cv_root.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(setup, indent=2))
+    cv_root.mkdir(parents=True, exist_ok=True)
+    evaluation.write_atomic(path, json.dumps(setup, indent=2))
 
 
 def _train_fold(recipe: Recipe, model: str, data: Dataset, run_dir: Path, args: dict[str, Any]) -> None:
@@ -149,13 +175,17 @@ def cross_validate(
     recipe = check(load_recipe(recipe_path))
     folds, seed, args = _split_overrides(dict(overrides or {}))
     model = args.pop("model", recipe.model)
+    origin = "command line" if "device" in args else f"{recipe.path}: train"
     args = {**recipe.train, **args}
+    if args.get("device") not in (None, ""):  # a device the machine lacks is refused before anything is written
+        yolo.pick_device(args["device"], origin, announce=False)
     eval_args = {k: args[k] for k in ("imgsz", "batch", "device") if k in args}
+    cv_root = runs_dir() / recipe.name / (name or CV_DIR)
+    _check_folder(cv_root)
     dataset = prepare_dataset(recipe, data_root)
     model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     if not (dataset.root / PATIENTS_CSV).is_file():
         raise UserError(f"{dataset.root}: no {PATIENTS_CSV}; convert again (yolo_tools convert {recipe_path} --force)")
-    cv_root = runs_dir() / recipe.name / (name or CV_DIR)
     setup = {"recipe": recipe.name, "fingerprint": recipe.fingerprint(), "folds": folds, "seed": seed, "model": model, "train": args}
     pooled = dataset.listing(SPLITS)  # every train and val image; stratified by class where the layout gives one
     pooled["fold"] = assign_folds(pooled["patient"], folds, seed, pooled.get("class"))
@@ -236,6 +266,12 @@ def members(folder: str | Path) -> list[Path] | None:
     root = root.parent if root.name == CV_DIR and (root.parent / CV_FILE).is_file() else root
     if not (root / CV_FILE).is_file():
         return None
+    if (root / RECIPE_FILE).is_file() or (root / "weights").is_dir():
+        raise UserError(
+            f"{root}: both a training run and a cv's folds (an earlier cv was given this run's --name); neither its own "
+            f"weights nor the fold models can be told to be meant. Move {root / CV_FILE} and the fold* folders into a "
+            "folder of their own to use the folds, or remove them to use the run"
+        )
     folds = int(json.loads((root / CV_FILE).read_text())["folds"])
     runs = [root / f"fold{i}" for i in range(1, folds + 1)]
     missing = [run.name for run in runs if not (run / "weights" / "best.pt").is_file()]

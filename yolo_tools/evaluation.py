@@ -9,7 +9,8 @@ for the headline numbers (yolo_tools/metrics/bootstrap.py), and the run's operat
 where the converter kept them, else YOLO label files, or class folders); predictions are made once,
 batched on the GPU when there is one. What is scored, aggregated and explained per task lives in that task's
 module (yolo_tools/tasks/); this module is the loop around it. The val split is the default; the held-out test split goes to
-`<run>/eval-test/`, an outside set to `<run>/eval-<name>/`, an ensemble to `<run>/eval-ensemble[-test]/`.
+`<run>/eval-test/`, an outside set to `<run>/eval-outside-<name>/` (a name no split can take, so a folder called
+`test` never replaces the run's own test evaluation), an ensemble to `<run>/eval-ensemble[-test]/`.
 
 Files written to `<run>/eval/` (beside the validator's own plots, which go to the same folder); the
 old ones are removed first and summary.json is written last, so its presence means a complete set:
@@ -32,6 +33,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from collections.abc import Iterator, Sequence
@@ -54,14 +56,16 @@ from yolo_tools import (
 from yolo_tools.convert import mask_png
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.convert.writer import splits_of
-from yolo_tools.dataset import PATIENTS_CSV, Dataset, patient_wise
+from yolo_tools.dataset import PATIENTS_CSV, SPLITS, Dataset, patient_wise
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import bootstrap, groups
 from yolo_tools.runs import run_dataset, run_recipe, weights_of
 from yolo_tools.tasks import detect, segment
 
+LOG = logging.getLogger(__name__)
 EVAL_DIR = "eval"
 ENSEMBLE_DIR = "eval-ensemble"  # an ensemble's evaluation, beside the first run's own
+OUTSIDE = "outside"  # `eval-outside-<name>`: an outside set's evaluation, apart from every split's
 SUMMARY_FILE = "summary.json"
 MASKS_DIR = "masks"  # predicted masks of a segmentation run, one PNG per image, for the report's gallery
 MAX_SAVED_MASK_CLASSES = 16
@@ -109,10 +113,10 @@ def _tee(
 
 
 def eval_dir_name(split: str = "val", data_name: str | None = None, ensemble_of: bool = False) -> str:
-    """`eval` for the val split; `eval-test`, `eval-<outside set>`, `eval-ensemble[-test]` for the others."""
+    """`eval` for the val split; `eval-test`, `eval-outside-<set>`, `eval-ensemble[-test]` for the others."""
     name = ENSEMBLE_DIR if ensemble_of else EVAL_DIR
     if data_name:
-        return f"{name}-{data_name}"
+        return f"{name}-{OUTSIDE}-{data_name}"
     return name if split == "val" else f"{name}-{split}"
 
 
@@ -170,6 +174,7 @@ def evaluate(
     data: str | Path | None = None,
     data_format: str | None = None,
     rule: str | None = None,
+    data_options: dict[str, Any] | None = None,
 ) -> Path:
     """Evaluate a run's best weights on its val split (or `split`, or an outside set); returns the folder of metric files.
 
@@ -182,8 +187,13 @@ def evaluate(
 
     `split` 'test' scores the recipe's held-out test split into `<run>/eval-test/`; `data` converts an
     outside folder with the run's recipe (same classes and intensity mapping; `data_format` picks another
-    reader: coco, masks, box-csv, class-folders, yolo) into the workbench's datasets folder and scores all
-    of it into `<run>/eval-<folder name>/`. Every headline number gets a 95% bootstrap interval over patients.
+    reader: coco, masks, box-csv, class-folders, yolo, nifti, dicom; `data_options` its data.options, from
+    `--option KEY=VALUE`) into the workbench's datasets folder and scores all of it into
+    `<run>/eval-outside-<folder name>/` (see yolo_tools/outside_data.py). The set's task must be the run's;
+    outside images byte-identical to the run's own train or val images are named (`seen_in_training`) and
+    cautioned about. A classifier's outside set is scored without Ultralytics' validator, whose
+    classification check wants training images (an outside set has none; `accuracy_argmax` is its top-1).
+    Every headline number gets a 95% bootstrap interval over patients.
 
     With `also` (more runs or weights), the run and those are evaluated as one ensemble
     (yolo_tools/ensemble.py) into `<run>/eval-ensemble[-test]/`; Ultralytics' validator cannot run an
@@ -193,6 +203,13 @@ def evaluate(
     recipe = run_recipe(run_dir) if run_dir else None
     if recipe is None:
         raise UserError(f"{run}: evaluate needs a run folder made by yolo_tools train (it reads recipe.yaml)")
+    if data_options and data is None:
+        raise UserError("--option sets an option of the reader of an outside set; give the set with --data SRC")
+    planned = None
+    if data is not None:  # checked and named before anything is converted or written
+        planned = outside_data.plan(
+            recipe, Path(data), data_format, data_options, lambda name: _outside_source(run_dir / eval_dir_name(data_name=name, ensemble_of=bool(also)))
+        )
     args = dict(overrides or {})
     slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/sliced.py)
     operating_point.load(run_dir, slicing)  # a damaged stored threshold stops here, before anything is written
@@ -200,10 +217,12 @@ def evaluate(
     for key, value in operating_point.predict_args(recipe, None).items():
         args.setdefault(key, value)  # max_det
     own = prepare_dataset(recipe, run_dir=run_dir)  # the version this run was trained on, never another
-    data_name = None
-    if data is not None:
-        dataset, data_name = outside_data.convert(recipe, Path(data), data_format)
-        split = outside_data.SPLIT
+    data_name, seen = None, {}
+    if planned is not None:
+        dataset, data_name, split = outside_data.convert(planned), planned.name, outside_data.SPLIT
+        seen = outside_data.seen_in_training(own, dataset, SPLITS)
+        if seen:
+            LOG.warning("caution: %s", split_caveat(data, dataset.card, seen))
     elif split == "val" and run_dataset(run_dir) is not None:  # a cv fold: its own held-out patients
         dataset = Dataset(run_dataset(run_dir), recipe.task)
     else:
@@ -220,6 +239,8 @@ def evaluate(
 
     if also:
         validation, task = None, ensemble.members([weights, *also])[0]
+    elif data_name and recipe.task == "classify":  # Ultralytics' classification check wants training images
+        validation, task = None, yolo.task_and_names(weights)[0]
     else:
         validation = yolo.validate_full(
             weights, dataset.data_arg, {**args, "split": split, "project": str(run_dir), "name": out.name, "exist_ok": True, "plots": True}
@@ -281,8 +302,9 @@ def evaluate(
         "dataset_fingerprint": card.get("fingerprint"),
         "split": split,
         "scored_set": _scored_set(split, data, card),
-        "split_caveat": split_caveat(data, card),
+        "split_caveat": split_caveat(data, card, seen),
         "eval_dir": out.name,
+        **({"outside_source": str(planned.src), "duplicates": card.get("duplicates", []), "seen_in_training": seen} if planned else {}),
         "images": len(per_image),
         "classes": names,
         "conf": conf,
@@ -315,9 +337,18 @@ def _shown(name: str, value: float, interval: list[float] | None) -> str:
     return text + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
-def split_caveat(data: str | Path | None, card: dict) -> str | None:
+def split_caveat(data: str | Path | None, card: dict, seen: dict[str, list[str]] | None = None) -> str | None:
     """What the report and the console say when the scored split may share patients with the training
-    split: its numbers would then not hold on unseen patients. None for a patient-wise split or an outside set."""
+    split: its numbers would then not hold on unseen patients. None for a patient-wise split, and for an
+    outside set unless some of its images are the run's own train or val images (`seen`: names per split)."""
+    if data is not None and seen:
+        counts = card.get("counts", {}).get(outside_data.SPLIT, {})
+        total = counts.get("images") or sum(counts.values())  # class folders count per class only
+        where = " and ".join(f"{split} split ({len(names)}, e.g. {names[0]})" for split, names in seen.items())
+        return (f"{len({n for names in seen.values() for n in names})} of the {total or '?'} images of this outside set are "
+                f"byte-identical to images of the run's own {where}: the model trained on them or chose its weights on "
+                "them, so these numbers are no independent test. Score a set the run never saw (the recipe's own "
+                "data source is no outside set)")
     wise = patient_wise(card)
     if data is not None or wise:
         return None
@@ -325,6 +356,14 @@ def split_caveat(data: str | Path | None, card: dict) -> str | None:
            else "the published split was kept and nothing says which patient each image is of")
     return (f"not a patient-wise split ({why}), so these numbers may not hold on unseen patients; give the recipe's "
             "data.split.by a patient rule and train again for numbers that do")
+
+
+def _outside_source(eval_dir: Path) -> str | None:
+    """The folder an existing outside evaluation scored (None when there is none, or it does not say)."""
+    try:
+        return json.loads((eval_dir / SUMMARY_FILE).read_text()).get("outside_source")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _scored_set(split: str, data: str | Path | None, card: dict) -> str:

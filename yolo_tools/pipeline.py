@@ -302,11 +302,13 @@ def evaluate(
     data: str | Path | None = None,
     data_format: str | None = None,
     rule: str | None = None,
+    data_options: dict[str, Any] | None = None,
 ) -> Path:
     """A run's best weights on its val split, scored per image, class and patient; files in `<run>/eval/`.
 
     `split="test"` scores the recipe's held-out test split (`<run>/eval-test/`); `data` an outside folder,
-    converted with the run's recipe (`<run>/eval-<folder>/`); `rule` re-chooses a classifier's operating
+    converted with the run's recipe or the reader `data_format` with `data_options`
+    (`<run>/eval-outside-<folder>/`); `rule` re-chooses a classifier's operating
     point on val (youden, sensitivity=0.95). Several runs are evaluated as one ensemble; files in
     `<first run>/eval-ensemble[-test]/`.
     """
@@ -322,7 +324,9 @@ def evaluate(
             "held-out data: --split test (a recipe with data.split.test) or --data SRC"
         )
     runs = _expand_cv(runs)
-    out = evaluation.evaluate(runs[0], overrides, also=runs[1:], split=split, data=data, data_format=data_format, rule=rule)
+    out = evaluation.evaluate(
+        runs[0], overrides, also=runs[1:], split=split, data=data, data_format=data_format, rule=rule, data_options=data_options
+    )
     tracking.log_evaluation(out)
     return out
 
@@ -344,7 +348,7 @@ def cross_validate(recipe_path: str | Path, overrides: dict[str, Any] | None = N
 def report(run: str | Path, overrides: dict[str, Any] | None = None, eval_name: str = evaluation.EVAL_DIR) -> tuple[Path, Path]:
     """An HTML page and a Markdown file about a run, from its eval files (evaluated first when missing).
 
-    `eval_name` picks another evaluation (`eval-test`, `eval-<outside set>`), which must exist.
+    `eval_name` picks another evaluation (`eval-test`, `eval-outside-<set>`), which must exist.
     """
     from yolo_tools.report import write_report  # matplotlib and Jinja2, only when a report is asked for
 
@@ -376,7 +380,8 @@ def convert(recipe_path: str | Path, data_root: str | Path | None = None, force:
 
 
 def convert_format(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Path:
-    """Convert a folder in a published format (coco, masks, box-csv, class-folders) into a YOLO dataset at `dst`."""
+    """Convert a folder in a published format (coco, masks, box-csv, class-folders, nifti, dicom) into a YOLO
+    dataset at `dst`; `options` are convert_folder's (task, split_by, val, seed, and the reader's `options`)."""
     from yolo_tools.convert.conversion import convert_folder
 
     card = convert_folder(fmt, src, dst, **options)

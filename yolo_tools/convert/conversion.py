@@ -16,6 +16,7 @@ from pathlib import Path
 from yolo_tools import dataset
 from yolo_tools.convert import check, converter, destination
 from yolo_tools.convert import metadata as patient_metadata
+from yolo_tools.convert.options import checked_options
 from yolo_tools.convert.writer import write_dataset
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
@@ -112,6 +113,17 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
+def format_options(fmt: str, src: Path, options: dict) -> dict:
+    """`options` with what a FORMAT without a recipe finds out from the folder itself: masks in class
+    sub-folders (per_class) or one label map per image."""
+    options = dict(options)
+    if fmt == "masks" and "layout" not in options:
+        mask_dir = src / str(options.get("masks", "masks"))
+        has_folders = mask_dir.is_dir() and any(p.is_dir() for p in mask_dir.iterdir())
+        options["layout"] = "per_class" if has_folders else "label_map"
+    return options
+
+
 def convert_folder(
     fmt: str,
     src: str | Path,
@@ -141,11 +153,8 @@ def convert_folder(
         raise UserError(f"{src}: no such folder")
     destination.check(Path(dst), [src])
     dst = Path(dst).resolve()
-    options = dict(options or {})
-    if fmt == "masks" and "layout" not in options:
-        mask_dir = src / options.get("masks", "masks")
-        has_folders = mask_dir.is_dir() and any(p.is_dir() for p in mask_dir.iterdir())
-        options["layout"] = "per_class" if has_folders else "label_map"
+    given = dict(options or {})
+    options = checked_options(module.Options, format_options(fmt, src, given), name, given)
     dataset_name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in dst.name) or "dataset"
     recipe_task = task or default_task
     try:

@@ -15,6 +15,11 @@ import numpy as np
 from yolo_tools.errors import UserError
 
 
+class RuleDoesNotFit(UserError):
+    """A split rule that finds no patient in some name: a recipe's error, but for a set from elsewhere
+    (`evaluate --data`) a reason to count each image as its own patient."""
+
+
 def acquisition_session(names: Sequence[str], gap_minutes: float = 10.0) -> list[str]:
     """Group DICOM-UID file names by scanner time stamp: slices taken minutes apart come from one study.
 
@@ -26,7 +31,7 @@ def acquisition_session(names: Sequence[str], gap_minutes: float = 10.0) -> list
     for name in names:
         parts = re.split(r"[-.]", name)
         if len(parts) < 7 or not parts[6][:18].isdigit():
-            raise UserError(f"{name}: not a DICOM-UID file name with a time stamp; use another split rule")
+            raise RuleDoesNotFit(f"{name}: not a DICOM-UID file name with a time stamp; use another split rule")
         ticks.append(int(parts[6][:18]))
     order = np.argsort(ticks, kind="stable")
     sorted_ticks = np.asarray(ticks, dtype=np.int64)[order]
@@ -55,7 +60,7 @@ def group_keys(names: Sequence[str], rule: str) -> list[str]:
     for name in names:
         match = pattern.search(name)
         if not match:
-            raise UserError(f"{name}: split regex '{rule}' finds no patient id in this name")
+            raise RuleDoesNotFit(f"{name}: split regex '{rule}' finds no patient id in this name")
         keys.append(match.group(1) if pattern.groups else match.group(0))
     return keys
 

@@ -314,6 +314,10 @@ def _card_markdown(card: dict) -> str:
     for split, row in card["counts"].items():
         lines.append(f"| {split} | " + " | ".join(str(row.get(c, 0)) for c in columns) + " |")
     lines += ["", f"Skipped: {len(card['skipped'])}"] + [f"- {line}" for line in card["skipped"]]
+    if card.get("duplicates"):
+        lines += ["", f"Byte-identical copies, kept (scored as published): {len(card['duplicates'])} groups"]
+        lines += [f"- {' = '.join(group['files'])}" + (f" (classes {', '.join(group['classes'])})" if group["conflict"] else "")
+                  for group in card["duplicates"]]
     if card.get("left_out"):
         lines += ["", f"Left out before conversion: {sum(card['left_out'].values())}"]
         lines += [f"- {count}: {reason}" for reason, count in card["left_out"].items()]
@@ -425,12 +429,14 @@ def write_dataset(
     metadata: pd.DataFrame | None = None,
     protect: Sequence[Path] = (),
     data_root: Path | None = None,
+    notes: dict | None = None,
 ) -> dict:
     """Write samples as a YOLO dataset at `dst`, replacing an older dataset only once the new one is whole.
 
     `protect` are the source folders, which `dst` must not be, contain or lie in; `data_root`, where raw
     sets live, must not hold `dst` either (`convert.destination.check`). `metadata`, the recipe's
-    per-patient table (`convert.metadata.read`), is joined into `metadata.csv`.
+    per-patient table (`convert.metadata.read`), is joined into `metadata.csv`. `notes` go onto the card
+    as they are (an outside set's byte-identical copies, kept: `duplicates`).
     """
     destination.check(dst, protect, data_root)
     if not samples:
@@ -489,6 +495,7 @@ def write_dataset(
         groups = {split: len({k for k, s in zip(keys, splits) if s == split}) for split in splits_of(recipe)}
         card = _card(recipe, source, counts, groups, skipped, left_out)
         card["patient_wise"] = _patient_wise([k.sample for k in kept], keys, splits, recipe, source)
+        card.update(notes or {})
         if slices:
             with (partial / SLICES_CSV).open("w", newline="") as handle:
                 csv.writer(handle).writerows([SLICES_COLUMNS, *slices])

@@ -2,7 +2,8 @@
 
 Roboflow writes split paths such as `../train/images`, relative to a folder one level below the export;
 both that and plain relative paths are accepted. The `test` split is read only when the recipe keeps it
-(`split: {test: source}`), and then only into the dataset's own test split, never trained on.
+(`split: {test: source}`), and then only into the dataset's own test split, never trained on; an export
+without one is then named by the writer (an outside set, `evaluate --data`, reads one where there is one).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import yaml
 
 from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.tiles import Tiles, tile
-from yolo_tools.convert.writer import Sample, SkipSample
+from yolo_tools.convert.writer import TEST, Sample, SkipSample
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.recipe import Recipe
@@ -31,6 +32,17 @@ def _split_dir(root: Path, entry: str, yaml_path: Path) -> Path:
         if candidate.is_dir():
             return candidate.resolve()
     raise UserError(f"{yaml_path}: split folder '{entry}' not found under {root}")
+
+
+def label_folder(images: Path) -> Path:
+    """Where an image folder's label files are, by Ultralytics' own rule: its last `images` part made `labels`
+    (Roboflow's `train/images` -> `train/labels`, Ultralytics' `images/train` -> `labels/train`); a folder
+    with no `images` part keeps them in `labels/<folder>` beside it."""
+    parts = images.parts
+    if "images" in parts:
+        at = len(parts) - 1 - parts[::-1].index("images")
+        return Path(*parts[:at], "labels", *parts[at + 1:])
+    return images.parent / "labels" / images.name
 
 
 def _label_reader(path: Path):
@@ -69,9 +81,11 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
     keys = ("train", "val", "test") if recipe.data.split.test == "source" else ("train", "val")
     for key in keys:
         if key not in spec:
+            if key == TEST:
+                continue  # the writer says what a recipe's `test: source` lacks; an outside set is read without one
             raise UserError(f"{yaml_path}: no '{key}' split")
         images = _split_dir(src, str(spec[key]), yaml_path)
-        labels = images.parent / "labels" if images.name == "images" else images.parent / "labels" / images.name
+        labels = label_folder(images)
         stems = set()
         # names, not Paths, are listed and sorted: an export holds thousands of files, and Path objects
         # cost more to sort and split than the label check costs

@@ -304,7 +304,7 @@ def _environment() -> jinja2.Environment:
 def write_report(run_dir: str | Path, eval_name: str = evaluation.EVAL_DIR) -> tuple[Path, Path]:
     """Write `<run>/report/report.html` (self-contained) and `report.md` (+ `figures/`); returns both paths.
 
-    Another evaluation (`eval-test`, `eval-<set>`) is reported into `report-test/`, `report-<set>/`.
+    Another evaluation (`eval-test`, `eval-outside-<set>`) is reported into `report-test/`, `report-outside-<set>/`.
     """
     run_dir = Path(run_dir)
     context = build_context(run_dir, eval_name)
