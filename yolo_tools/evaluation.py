@@ -32,6 +32,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from collections.abc import Iterator, Sequence
@@ -70,6 +71,8 @@ OUR_FILES = (
     "summary.json", "per_image.csv", "per_class.csv", "per_patient.csv", GROUPS_FILE, "predictions.csv", "predictions.json"
 )
 
+
+LOG = logging.getLogger(__name__)
 
 truth_boxes, truth_masks = detect.truth_boxes, segment.truth_masks  # ground truth as the report draws it
 save_masks, load_masks = mask_png.save, mask_png.load  # per-class masks as one 16-bit PNG (convert/mask_png.py)
@@ -157,6 +160,12 @@ def _operating_conf(
         pass
     chosen = spec.choose_conf(state)
     if chosen is None:
+        LOG.warning(
+            "%s: no operating point could be chosen on val: at confidence %g the run's predictions found nothing of "
+            "what val holds (every class's %s is 0 at every confidence), so it keeps Ultralytics' default conf=%g, "
+            "stores nothing, and evaluate chooses again next time; train longer, or give conf= to decide at another",
+            run_dir, CHOOSE_CONF, "F1" if recipe.task == "detect" else "Dice", yolo.DEFAULT_CONF,
+        )
         return None
     operating_point.save(run_dir, chosen, slicing)
     return operating_point.load(run_dir, slicing)
@@ -234,10 +243,11 @@ def evaluate(
         evaluate(run_dir, overrides)  # the threshold is chosen on val, never on the set being scored
     if explicit_conf is None and spec.decides_by == "confidence" and not also:
         point = _operating_conf(weights, args, run_dir, recipe, slicing)  # a cv fold's own val split, else the recipe's
-    conf = float(explicit_conf if explicit_conf is not None else point["conf"] if point else yolo.DEFAULT_CONF)
-    class_conf = (point or {}).get(yolo.CLASS_CONF) if explicit_conf is None else None  # conf= is one for all classes
+    given = {**args, **({"conf": explicit_conf} if explicit_conf is not None else {})}
+    predict_args = tasks.prediction_args(recipe.task, recipe, None if also else run_dir, given, slicing)  # as predict makes them
+    conf = float(predict_args.get("conf", yolo.DEFAULT_CONF))
+    class_conf = predict_args.get(yolo.CLASS_CONF)  # none with conf=, which is one for all classes
     source = dataset.image_source(split)
-    predict_args = {**args, "conf": conf, **({yolo.CLASS_CONF: class_conf} if class_conf else {}), **spec.predict_args}
     masks_dir = None
     if spec.saves_masks and len(recipe.classes) <= MAX_SAVED_MASK_CLASSES:
         masks_dir = out / MASKS_DIR
