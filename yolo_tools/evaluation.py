@@ -202,6 +202,8 @@ def evaluate(
     recipe = run_recipe(run_dir) if run_dir else None
     if recipe is None:
         raise UserError(f"{run}: evaluate needs a run folder made by yolo_tools train (it reads recipe.yaml)")
+    if rule is not None:
+        _check_rule_applies(rule, recipe, bool(also))
     args = dict(overrides or {})
     slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/sliced.py)
     operating_point.load(run_dir, slicing)  # a damaged stored threshold stops here, before anything is written
@@ -318,6 +320,21 @@ def evaluate(
         print(f"caution: {summary['split_caveat']}")
     print(f"metrics: {out}")
     return out
+
+
+def _check_rule_applies(rule: str, recipe, ensemble_of: bool) -> None:
+    """`--operating-point RULE` re-chooses a two-class classifier's threshold; anywhere else it would change
+    nothing, so it is refused rather than ignored."""
+    why = None
+    if tasks.get(recipe.task).decides_by != "threshold":
+        why = (f"a {recipe.task} run decides per class at the confidence where that class does best on val "
+               "(operating_point.json); give conf= for one confidence for every class instead")
+    elif len(recipe.classes) != 2:
+        why = f"recipe '{recipe.name}' has {len(recipe.classes)} classes, and a classifier of more than two takes the most probable class"
+    elif ensemble_of:
+        why = "an ensemble decides by its averaged probabilities' most probable class; evaluate each run on its own to choose its threshold"
+    if why:
+        raise UserError(f"--operating-point {rule}: chooses a two-class classifier's threshold on val; {why}")
 
 
 def _shown(name: str, value: float, interval: list[float] | None) -> str:
