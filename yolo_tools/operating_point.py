@@ -26,6 +26,10 @@ and read by `predict`, `evaluate` and `app`.
   detector evaluated with `slice=` chooses its own point from sliced predictions on val, stored beside the
   whole-image one (`operating_point-slice<size>-overlap<overlap>.json`); `predict ... slice=` uses it, or
   the whole-image point, saying so, until one was chosen.
+- Nothing to choose: when the run's val predictions find nothing at any confidence (F1 or Dice 0 throughout),
+  the flat curve's "peak" would be the top of the range, a confidence that hides every finding; then no
+  point is stored, evaluate says so and Ultralytics' default applies (a point such an earlier version
+  stored, `conf` 1.0, is ignored with a warning). A class never found takes the overall point.
 - Any task: `max_det` from the recipe's train arguments (`max_det: 1` for one heart per film) goes to
   predict and evaluate as well, not only to training's validation.
 
