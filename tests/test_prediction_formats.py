@@ -114,6 +114,6 @@ def test_rle_csv_rows_decode_to_the_merged_class_masks_with_competition_ids(tmp_
 def test_unknown_format_is_refused_with_the_allowed_ones() -> None:
     from yolo_tools.errors import UserError
 
-    with pytest.raises(UserError, match="nifti, dicom-seg, coco, rle-csv"):
+    with pytest.raises(UserError, match="nifti, dicom-seg, dicom-sr, coco, rle-csv"):
         prediction_formats.check_format("nrrd")
     assert json.dumps(prediction_formats.FORMATS)
