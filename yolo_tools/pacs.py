@@ -68,8 +68,9 @@ def _targets(server: dicomweb.Server, address: dicomweb.Address, modalities: set
                 why = f"{info.modality or 'no modality'}, and the run was trained on {'/'.join(sorted(wanted))}"
             if why and address.series:
                 raise UserError(f"{address.describe()}: {why}; give a series the run can read; {nothing}")
-            if why:
-                LOG.warning("study %s, series %s (%s): %s; left out", study, info.uid, info.description or "no description", why)
+            if why:  # SEGs and reports beside the images are usual; images of another modality are worth a warning
+                log = LOG.info if info.modality in dicomweb.NON_IMAGE else LOG.warning
+                log("study %s, series %s (%s): %s; left out", study, info.uid, info.description or "no description", why)
                 continue
             targets.append(info)
     if not targets:
