@@ -57,7 +57,7 @@ HOW_TO_LOG_IN = (
 )
 STUDY_KEYS = {"ModalitiesInStudy", "StudyDate", "StudyTime", "AccessionNumber", "PatientID", "PatientName", "StudyDescription", "StudyID"}
 SERIES_KEYS = {"Modality", "BodyPartExamined", "SeriesDescription", "SeriesNumber"}
-QIDO_PARAMS = {"fuzzymatching", "limit", "offset", "includefield"}
+QIDO_PARAMS = {"fuzzymatching", "includefield"}
 SECRET_KEYS = re.compile(r"pass|token|secret|key|auth|credential|session", re.IGNORECASE)
 IMAGE_LABELS = {"SEG"}  # what a training pull takes beside image series
 NON_IMAGE = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "KO", "PR", "DOC", "REG", "FID", "OT_NONIMAGE"}
@@ -286,6 +286,21 @@ class Server:
             raise ValueError(f"{doing}: not a list of DICOM JSON objects")
         return answer
 
+    def _all(self, search: Any, doing: str, **kwargs: Any) -> list[dict]:
+        """Every page of a QIDO-RS search (a server may cap an answer and expect `offset`). The client's own
+        `get_remaining` asks until a page comes back empty, so a server that ignores `offset` would be asked
+        forever: here a page that brings nothing new ends it."""
+        records: list[dict] = []
+        seen: set[str] = set()
+        params = dict(kwargs.pop("additional_params", None) or {})
+        while True:
+            page = self._records(search(**kwargs, offset=len(records) or None, additional_params=params or None), doing)
+            new = [r for r in page if json.dumps(r, sort_keys=True) not in seen]
+            if not new:
+                return records
+            seen.update(json.dumps(r, sort_keys=True) for r in new)
+            records += new
+
     @staticmethod
     def _value(record: dict, keyword: str, required: bool = False) -> Any:
         entry = record.get(TAG[keyword])
@@ -321,9 +336,7 @@ class Server:
         filters = {k: v for k, v in address.study_filters.items() if k not in QIDO_PARAMS}
         params = {k: v for k, v in address.study_filters.items() if k in QIDO_PARAMS}
         with self._talking("searching for studies (QIDO-RS)", nothing):
-            records = self._records(
-                self._client.search_for_studies(search_filters=filters, additional_params=params or None, get_remaining=True), "studies"
-            )
+            records = self._all(self._client.search_for_studies, "studies", search_filters=filters, additional_params=params)
             found = list(dict.fromkeys(self._uid(r, "StudyInstanceUID") for r in records))
         if not found:
             raise UserError(f"no study on {self.root} matches {address.describe()}; {nothing}")
@@ -335,7 +348,7 @@ class Server:
         if address.series:
             filters["SeriesInstanceUID"] = address.series
         with self._talking(f"searching for the series of study {study} (QIDO-RS)", nothing):
-            records = self._records(self._client.search_for_series(study, search_filters=filters or None), "series")
+            records = self._all(self._client.search_for_series, "series", study_instance_uid=study, search_filters=filters or None)
             found = [
                 SeriesInfo(
                     study, self._uid(r, "SeriesInstanceUID"), str(self._value(r, "Modality") or "").upper(),
@@ -351,7 +364,7 @@ class Server:
     def instance_uids(self, study: str, series: str, nothing: str) -> set[str]:
         """The SOPInstanceUIDs a series holds on the server (none when the series is not there)."""
         with self._talking(f"searching for the instances of series {series} (QIDO-RS)", nothing):
-            records = self._records(self._client.search_for_instances(study, series, get_remaining=True), "instances")
+            records = self._all(self._client.search_for_instances, "instances", study_instance_uid=study, series_instance_uid=series)
             return {self._uid(r, "SOPInstanceUID") for r in records}
 
     # -- WADO-RS, STOW-RS
