@@ -390,7 +390,9 @@ class Server:
         return count
 
     def store(self, datasets: list, what: str) -> None:
-        """STOW-RS: the server stores each instance whole or not at all; any refusal is an error."""
+        """STOW-RS, then QIDO-RS for each instance: the server stores an instance whole or not at all, and one
+        that answers success but keeps nothing (a filter that drops results: Orthanc answers 200) is caught
+        here too, so nothing is ever taken as stored that is not there."""
         nothing = f"{what} was not stored (instances stored earlier are whole, and a later run finds them)"
         with self._talking(f"storing {what} (STOW-RS)", nothing):
             answer = self._client.store_instances(datasets)
@@ -398,6 +400,14 @@ class Server:
         if failed:
             reasons = sorted({str(item.get("FailureReason", "?")) for item in failed})
             raise UserError(f"the DICOMweb server at {self.root} refused {what} (STOW-RS failure reason {', '.join(reasons)}); {nothing}")
+        for dataset in datasets:
+            kept = self.instance_uids(str(dataset.StudyInstanceUID), str(dataset.SeriesInstanceUID), nothing)
+            if str(dataset.SOPInstanceUID) not in kept:
+                raise UserError(
+                    f"the DICOMweb server at {self.root} answered that it stored {what} but does not hold it (STOW-RS "
+                    f"accepted, QIDO-RS finds nothing: a filter or policy on the server drops such objects); ask its "
+                    f"administrator to accept them; {nothing}"
+                )
 
 
 class _Bearer:
