@@ -166,7 +166,7 @@ def test_predict_stores_seg_and_sr_that_match_the_predictions_and_nothing_twice(
     assert voxels > 0, "the predictions hold no mask: the comparison would be empty"
 
     (report,) = stored(server, studies.ct_study, "SR")
-    sr = hd.sr.srread_dataset(report) if hasattr(hd.sr, "srread_dataset") else hd.sr.Comprehensive3DSR.from_dataset(report)
+    sr = hd.sr.Comprehensive3DSR.from_dataset(report)
     groups = sr.content.get_planar_roi_measurement_groups()
     boxes = [(i, b, c) for i, s in enumerate(predicted[studies.ct_series].slices) for b, c in zip(s.boxes, s.confidences)]
     assert len(groups) == len(boxes) > 0
@@ -186,3 +186,27 @@ def test_predict_stores_seg_and_sr_that_match_the_predictions_and_nothing_twice(
     again = capfd.readouterr().out
     assert "0 SEG object(s) stored" in again and "already done by these weights, skipped" in again
     assert {m: len(stored(server, s, m)) for s in (studies.ct_study, studies.mr_study) for m in ("SEG", "SR")} == before
+
+
+def test_dicom_sr_and_seg_also_for_a_folder_the_same_as_stored(pacs, trained, tmp_path: Path) -> None:
+    """`--format dicom-sr` / `dicom-seg` on a local folder of the same series write what --store stored."""
+    import highdicom as hd
+
+    from yolo_tools.cli import main
+
+    server, studies, _ = pacs
+    run_dir, data_root = trained
+    (folder,) = [p for p in data_root.iterdir() if p.is_dir()]
+    series = folder / studies.ct_study / studies.ct_series
+    assert main(["predict", str(run_dir), str(series), "--format", "dicom-sr", "--out", str(tmp_path / "sr"), *LOW]) == 0
+    (local,) = (tmp_path / "sr").glob("*.sr.dcm")
+    (remote,) = stored(server, studies.ct_study, "SR")
+    rois = [[g.roi.value.tolist() for g in hd.sr.srread(local).content.get_planar_roi_measurement_groups()]]
+    assert rois == [[g.roi.value.tolist() for g in hd.sr.Comprehensive3DSR.from_dataset(remote).content.get_planar_roi_measurement_groups()]]
+    assert main(["predict", str(run_dir), str(series), "--format", "dicom-seg", "--out", str(tmp_path / "seg"), *LOW]) == 0
+    (seg,) = (tmp_path / "seg").glob("*.seg.dcm")
+    (remote_seg,) = stored(server, studies.ct_study, "SEG")
+    import pydicom
+
+    assert pydicom.dcmread(seg).SOPInstanceUID == remote_seg.SOPInstanceUID  # the same weights, the same series: the same object
+    np.testing.assert_array_equal(pydicom.dcmread(seg).pixel_array, remote_seg.pixel_array)

@@ -106,11 +106,7 @@ def predict(
     prediction_formats.check_dicom_format(fmt, task, weights)
     args = operating_point.predict_args(recipe, run_dir, args)  # the run's conf(s) and max_det, as predict uses
     point = operating_point.load(run_dir) if task == "classify" else None
-    if point and "threshold" in point:
-        args_for_name = {**args, "threshold": point["threshold"]}
-    else:
-        args_for_name = args
-    algorithm = prediction_formats.algorithm_of(weights, recipe, args_for_name)
+    algorithm = prediction_formats.algorithm_of(weights, recipe, args, point)
     kind = "SEG" if fmt == "dicom-seg" else "SR"
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / "predict-pacs")
     if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):

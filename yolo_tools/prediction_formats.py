@@ -200,16 +200,16 @@ def weights_digest(weights: Path) -> str:
     return digest.hexdigest()
 
 
-def algorithm_of(weights: Path, recipe: Recipe | None, args: dict[str, Any]) -> dicom_series.Algorithm:
+def algorithm_of(weights: Path, recipe: Recipe | None, args: dict[str, Any], point: dict | None = None) -> dicom_series.Algorithm:
     """What stored objects name: the recipe, the run (the folder above weights/), the weights' SHA-256, the version,
-    and the thresholds the findings were kept at."""
+    and the thresholds the findings were kept at (a classifier's stored `point`, else the predict confidences)."""
     run = weights.parent.parent.name if weights.parent.name == "weights" else weights.stem
-    point = f"conf {args['conf']:g}" if isinstance(args.get("conf"), (int, float)) else ""
+    used = f"conf {args['conf']:g}" if isinstance(args.get("conf"), (int, float)) else ""
     if args.get(yolo.CLASS_CONF):
-        point += " per class " + ", ".join(f"{k} {v:g}" for k, v in args[yolo.CLASS_CONF].items())
-    if args.get("threshold") is not None:
-        point = f"threshold {args['threshold']:g}"
-    return dicom_series.Algorithm(recipe.name if recipe else weights.stem, run, weights_digest(weights), __version__, point.strip())
+        used += " per class " + ", ".join(f"{k} {v:g}" for k, v in args[yolo.CLASS_CONF].items())
+    if point and "threshold" in point:
+        used = f"threshold {point['threshold']:g} ({point.get('rule', 'stored')})"
+    return dicom_series.Algorithm(recipe.name if recipe else weights.stem, run, weights_digest(weights), __version__, used.strip())
 
 
 def findings_of(prediction: VolumePrediction, names: list[str], task: str, args: dict[str, Any], point: dict | None) -> list[dicom_series.Finding]:
@@ -331,8 +331,8 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
             missing = [v.name for v in inputs if v.series is None]
             if missing:
                 raise UserError(f"{source}: --format {fmt} needs DICOM series as input (it references their images); use --format nifti")
-    algorithm = algorithm_of(weights, recipe, args) if fmt in DICOM_FORMATS else None
     point = _run_point(weights) if fmt == "dicom-sr" and task == "classify" else None
+    algorithm = algorithm_of(weights, recipe, args, point) if fmt in DICOM_FORMATS else None
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if volume_input:
