@@ -186,6 +186,10 @@ def test_predict_stores_seg_and_sr_that_match_the_predictions_and_nothing_twice(
     again = capfd.readouterr().out
     assert "0 SEG object(s) stored" in again and "already done by these weights, skipped" in again
     assert {m: len(stored(server, s, m)) for s in (studies.ct_study, studies.mr_study) for m in ("SEG", "SR")} == before
+    # the login is in the netrc file only: never in a card, a run, a stored object or the output
+    written = [f for folder in (run_dir, data_root) for f in folder.rglob("*") if f.is_file() and f.suffix != ".pt"]
+    assert not [f for f in written if server.password.encode() in f.read_bytes()]
+    assert server.password not in out + again
 
 
 def test_dicom_sr_and_seg_also_for_a_folder_the_same_as_stored(pacs, trained, tmp_path: Path) -> None:
