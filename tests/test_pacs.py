@@ -177,6 +177,9 @@ def test_predict_stores_seg_and_sr_that_match_the_predictions_and_nothing_twice(
         assert group.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == ct_instances[index]
         probability = [m.value for m in group.get_measurements() if m.name.meaning == "Probability"]
         assert probability == pytest.approx([float(confidence)], abs=1e-5)
+    from yolo_tools.imaging.dicom_series import findings_summary
+
+    assert findings_summary(report) == "All algorithms succeeded; with findings"
     evidence = {i.ReferencedSOPInstanceUID for e in report.CurrentRequestedProcedureEvidenceSequence for s in e.ReferencedSeriesSequence for i in s.ReferencedSOPSequence}
     assert evidence == set(ct_instances)
 

@@ -162,6 +162,6 @@ def test_dicom_sr_holds_each_box_and_a_classifier_decision_at_the_stored_point(t
 
     (tmp_path / "n").mkdir()
     nothing = prediction_formats.write_dicom_sr(_volume_prediction(series, [empty] * 3), tmp_path / "n", [], algorithm)
-    summary = hd.sr.srread(nothing).content.get_image_measurement_groups()
-    assert [q.value.meaning for g in summary for q in g.get_qualitative_evaluations()] == ["All algorithms succeeded; without findings"]
-    assert summary and not hd.sr.srread(nothing).content.get_planar_roi_measurement_groups()
+    assert dicom_series.findings_summary(hd.sr.srread(nothing)) == "All algorithms succeeded; without findings"
+    assert not hd.sr.srread(nothing).content.get_planar_roi_measurement_groups()
+    assert dicom_series.findings_summary(report) == "All algorithms succeeded; with findings"

@@ -222,6 +222,8 @@ class Server:
 
         self.root = root
         self._token = os.environ.get(TOKEN_ENV, "").strip() or None
+        if not LOG.isEnabledFor(logging.DEBUG):  # the client logs every search and store at INFO; -v shows them
+            logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
         session = requests.Session()
         session.verify = verify_tls
         if self._token:

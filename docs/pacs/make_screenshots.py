@@ -128,7 +128,7 @@ def main() -> None:
                 ["pull", str(work / "pacs-liver.yaml")],
                 ["train", str(work / "pacs-liver.yaml"), "--name", "train"],
                 ["predict", run, study_url, "--store", "conf=0.001", "imgsz=64"],
-                ["predict", run, study_url, "--store", "--format", "dicom-sr", "conf=0.001", "imgsz=64"],
+                ["predict", run, study_url, "--store", "--format", "dicom-sr", "conf=0.001", "max_det=2", "imgsz=64"],
             ):
                 assert cli(step) == 0, step
             auth = ("radiologist", server.password)
@@ -144,17 +144,19 @@ def main() -> None:
                     page.goto(f"{server.base}/app/explorer.html#study?uuid={study}")
                     page.wait_for_selector("text=yolo-tools SEG")
                     page.screenshot(path=str(HERE / "orthanc-explorer.png"))
-                    page.goto(f"{server.base}/app/explorer.html#instance?uuid={ours['SR']['Instances'][0]}")
-                    page.wait_for_selector("text=0040,a730")
-                    page.screenshot(path=str(HERE / "orthanc-sr-tags.png"))
                     base = f"http://127.0.0.1:{viewer.server_address[1]}"
-                    seg_uid = ours["SEG"]["MainDicomTags"]["SeriesInstanceUID"]
-                    page.goto(f"{base}/viewer?StudyInstanceUIDs={studies.ct_study}&SeriesInstanceUIDs={seg_uid}")
-                    page.wait_for_timeout(30_000)
+                    page.goto(f"{base}/viewer?StudyInstanceUIDs={studies.ct_study}")
+                    page.wait_for_selector("text=yolo-tools SEG", timeout=120_000)
+                    page.wait_for_timeout(10_000)
+                    for notice in ("Skip all", "Confirm and hide"):  # the first-visit tour and the investigational-use banner
+                        if page.get_by_text(notice).count():
+                            page.get_by_text(notice).first.click()
+                    page.get_by_text("yolo-tools SEG").first.dblclick()
+                    page.get_by_role("button", name="Yes").first.click(timeout=120_000)  # "open this Segmentation?"
+                    page.wait_for_timeout(15_000)
                     page.screenshot(path=str(HERE / "ohif-seg.png"))
-                    sr_uid = ours["SR"]["MainDicomTags"]["SeriesInstanceUID"]
-                    page.goto(f"{base}/viewer?StudyInstanceUIDs={studies.ct_study}&SeriesInstanceUIDs={sr_uid}")
-                    page.wait_for_timeout(30_000)
+                    page.get_by_text("yolo-tools SR").first.dblclick()
+                    page.wait_for_timeout(20_000)
                     page.screenshot(path=str(HERE / "ohif-sr.png"))
                     browser.close()
             finally:

@@ -360,11 +360,20 @@ def write_seg(
         software_versions=software,
         device_serial_number=algorithm.weights[:16] if algorithm else "0",
         series_description=algorithm.series_description("SEG") if algorithm else None,
+        series_date=_now().date(),
+        series_time=_now().time(),
         content_label="YOLO_TOOLS",
         omit_empty_frames=False,
     )
     seg.save_as(path)
     return path
+
+
+def _now():
+    """When an object is made: its series date and time, so a PACS lists it under today, not under no date."""
+    from datetime import datetime
+
+    return datetime.now()
 
 
 def _class_concept(label: str, class_id: int):
@@ -375,14 +384,40 @@ def _class_concept(label: str, class_id: int):
     return hd.sr.CodedConcept(value=str(class_id), scheme_designator="99YOLOTOOLS", meaning=label[:64] or str(class_id))
 
 
+def _findings_summary(found: bool):
+    """TID 1500's report-level Qualitative Evaluations container holding CAD Processing and Findings Summary:
+    'All algorithms succeeded; with (or without) findings'. highdicom builds the report's other parts but not
+    this container, so it is added here. It sits at report level rather than in a measurement group because a
+    group without an image region is what OHIF (3.13) fails to open a report on."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    container = hd.sr.ContainerContentItem(
+        name=hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations"), relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    value = codes.DCM.AllAlgorithmsSucceededWithFindings if found else codes.DCM.AllAlgorithmsSucceededWithoutFindings
+    container.ContentSequence = hd.sr.ContentSequence([
+        hd.sr.CodeContentItem(name=codes.DCM.CADProcessingAndFindingsSummary, value=value, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+    ])
+    return container
+
+
+def findings_summary(dataset) -> str:
+    """The report-level summary `write_sr` writes ('All algorithms succeeded; without findings', ...), read back."""
+    for item in dataset.ContentSequence:
+        if item.ConceptNameCodeSequence[0].CodeValue == "C0034375":
+            return str(item.ContentSequence[0].ConceptCodeSequence[0].CodeMeaning)
+    return ""
+
+
 def write_sr(path: Path, series: Series, findings: list[Finding], software: str, algorithm: Algorithm) -> Path:
     """A TID 1500 measurement report (Comprehensive 3D SR, highdicom) of `findings` on `series`.
 
     One planar ROI group per finding: the class as a coded concept, the box as a closed polyline in the
     image's pixel space (a classifier's finding: the whole image), referencing the source instance (and
-    frame), with its Probability (DCM 122157) and the Threshold Value (DCM 122411) it was kept at. One
-    group says whether anything was found (CAD Processing and Findings Summary: with / without findings),
-    so a series with no finding still gets a report that says so. Every source instance is in the evidence.
+    frame), with its Probability (DCM 122157) and the Threshold Value (DCM 122411) it was kept at. The
+    report says whether anything was found (`_findings_summary`: with / without findings), so a series with
+    no finding still gets a report that says so. Every source instance is in the evidence.
     """
     import highdicom as hd
     from pydicom.sr.codedict import codes
@@ -414,12 +449,6 @@ def write_sr(path: Path, series: Series, findings: list[Finding], software: str,
             algorithm_id=identity,
             measurements=measurements,
         ))
-    summary = codes.DCM.AllAlgorithmsSucceededWithFindings if findings else codes.DCM.AllAlgorithmsSucceededWithoutFindings
-    groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
-        tracking_identifier=hd.sr.TrackingIdentifier(uid=algorithm.uid("SR summary", series.uid), identifier="summary"),
-        algorithm_id=identity,
-        qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=codes.DCM.CADProcessingAndFindingsSummary, value=summary)],
-    ))
     observer = hd.sr.ObserverContext(
         observer_type=codes.cid270.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -427,13 +456,21 @@ def write_sr(path: Path, series: Series, findings: list[Finding], software: str,
             model_name=algorithm.recipe[:64], serial_number=algorithm.weights[:16],
         ),
     )
+    placeholder = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=algorithm.uid("SR none", series.uid), identifier="none"),
+    )
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=codes.SCT.ImagingProcedure,
-        imaging_measurements=groups,
+        imaging_measurements=groups or [placeholder],  # highdicom wants one group; TID 1500 lets the container go
         title=codes.DCM.ImagingMeasurementReport,
         referenced_images=sources,
     )
+    content = report[0].ContentSequence
+    if not groups:  # nothing found: no Imaging Measurements container at all, only the summary saying so
+        for item in [i for i in content if i.ConceptNameCodeSequence[0].CodeValue == codes.DCM.ImagingMeasurements.value]:
+            content.remove(item)
+    content.append(_findings_summary(bool(findings)))
     study = str(sources[0].StudyInstanceUID)
     sr = hd.sr.Comprehensive3DSR(
         evidence=sources,
@@ -445,6 +482,8 @@ def write_sr(path: Path, series: Series, findings: list[Finding], software: str,
         manufacturer="yolo-tools",
         is_complete=True,
         series_description=algorithm.series_description("SR"),
+        series_date=_now().date(),
+        series_time=_now().time(),
         manufacturer_model_name=algorithm.recipe[:64],
         software_versions=software,
         device_serial_number=algorithm.weights[:16],
