@@ -488,8 +488,9 @@ def pull(address: Address, dest: Path, verify_tls: bool = True, refresh: bool = 
     from tqdm import tqdm
 
     card = read_card(dest)
-    if card and card.get("complete") and not refresh:
-        return dest
+    covered = not address.studies or set(address.studies) <= set(card.get("studies", []) if card else [])
+    if card and card.get("complete") and not refresh and covered:
+        return dest  # a recipe's studies all here: its data, without asking the server (a recipe naming more asks)
     if dest.exists() and card is None and any(dest.iterdir()):
         raise UserError(f"{dest}: holds files that no DICOMweb pull wrote; give another --path (or remove it)")
     nothing = "nothing was pulled"
