@@ -68,7 +68,6 @@ def _servers(tmp_path_factory: pytest.TempPathFactory):
         refusing.upload(sorted((SHARED_DATA / "dicom-ct-liver-seg").glob("ct-*.dcm")))
         PACS.update(
             main=main, refusing=refusing, studies=studies, run=train_tiny_run(tmp_path_factory.mktemp("tiny-run")),
-            netrc=main.netrc(root / "netrc"), refusing_netrc=refusing.netrc(root / "netrc-refusing"),
             fake=f"http://127.0.0.1:{fake.server_address[1]}", down=f"http://127.0.0.1:{orthanc_server.free_port()}/dicom-web",
             rtstruct=_series_of(SHARED_DATA / "dicom-samples" / "SEG_RTSTRUCT" / "RT.dcm"),
             liver_seg=_series_of(SHARED_DATA / "dicom-ct-liver-seg" / "liver.dcm"),
