@@ -38,15 +38,20 @@ $(STAMP): pyproject.toml requirements.lock
 demo: $(STAMP)
 	$(BIN)/yolo_tools demo
 
-# Chromium, for the test that opens the FiftyOne App in a headless browser. apt-get runs only when it is
-# missing (as root, or through sudo); without apt-get that one test is skipped.
+# Chromium, for the test that opens the FiftyOne App in a headless browser, and Orthanc with its DICOMweb
+# plugin, the PACS the DICOMweb tests start (tests/orthanc_server.py: a plain process, no service). apt-get runs
+# only when something is missing (as root, or through sudo); without apt-get those tests are skipped.
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
-	  if ! command -v apt-get >/dev/null 2>&1; then echo "no chromium and no apt-get: the App test will be skipped"; exit 0; fi; \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="chromium fonts-dejavu-core"; \
+	{ [ -x /usr/sbin/Orthanc ] && [ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]; } || missing="$$missing orthanc orthanc-dicomweb"; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null 2>&1; then echo "missing$$missing and no apt-get: the App and PACS tests will be skipped"; exit 0; fi; \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  echo "installing chromium with apt-get (for the headless FiftyOne App test)"; \
+	  echo "installing$$missing with apt-get (headless App test, PACS tests)"; \
 	  $$SUDO apt-get update -qq && \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -445,7 +445,7 @@ CASES: list[Case] = [
         "predict-unknown-format",
         lambda root: ["predict", str(root / "model.pt"), str(root / "case.nii.gz"), "--format", "nrrd"],
         setup=_weights_and_nifti,
-        says=(r"--format 'nrrd' is unknown; allowed: nifti, dicom-seg, coco, rle-csv",),
+        says=(r"--format 'nrrd' is unknown; allowed: nifti, dicom-seg, dicom-sr, coco, rle-csv",),
     ),
     Case(
         "predict-format-out-holds-files",
@@ -475,8 +475,8 @@ CASES: list[Case] = [
         "predict-coco-with-a-classifier",
         lambda root: ["predict", str(root / "model.pt"), str(root / "pngs"), "--format", "coco", "--out", str(root.parent / "runs" / "p")],
         setup=lambda root: _weights_and_pngs(root, "yolov8n-cls.yaml"),
-        says=(r"--format coco writes boxes and masks; .*model\.pt is a classify model", r"detect: coco; segment: nifti, dicom-seg, coco, rle-csv",
-              r"predict without --format writes each image's class"),
+        says=(r"--format coco writes boxes and masks; .*model\.pt is a classify model", r"detect: dicom-sr, coco; segment: nifti, dicom-seg, dicom-sr, coco, rle-csv; classify: dicom-sr",
+              r"predict without --format: it writes each image's class"),
     ),
     Case(
         "predict-format-with-ensemble",

@@ -25,7 +25,7 @@ def refused(case_id: str, spec: str, *says: str, env: dict[str, str] | None = No
 
 
 def not_roboflow(case_id: str, spec: str, host: str) -> Case:
-    return Case(case_id, pull(spec), (rf"{host} is not Roboflow", r"only Roboflow datasets can be pulled", ACCEPTED), env=KEY)
+    return Case(case_id, pull(spec), (rf"{host} is not Roboflow", r"only Roboflow datasets and DICOMweb studies can be pulled", ACCEPTED), env=KEY)
 
 
 def recipe(inputs: Path, **source) -> None:

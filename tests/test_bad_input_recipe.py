@@ -80,7 +80,7 @@ CASES: list[Case] = [
     Case("no-data", train, (r"^  data: Field required",), recipe_with(data=None)),
     Case("data-a-string", train, (r"^  data: Input should be a valid dictionary",), recipe_with(data="somewhere")),
     Case("unknown-converter", convert, (r"data\.converter: 'csv_boxes' is unknown; allowed: ",), recipe_with(data__converter="csv_boxes")),
-    Case("unknown-source-kind", train, (r"^  data\.source\.kind: Input should be 'local', 'roboflow' or 'synthetic'",),
+    Case("unknown-source-kind", train, (r"^  data\.source\.kind: Input should be 'local', 'roboflow', 'synthetic' or 'dicomweb'",),
          recipe_with(data__source__kind="s3")),
     Case("local-source-without-path", train, (r"data\.source: .*a local source needs 'path'",), recipe_with(data__source__kind="local")),
     Case("roboflow-source-version-missing", convert, (r"a roboflow source needs 'workspace', 'project' and 'version'",),

@@ -145,6 +145,8 @@ DOORS = {
     "torch": {"yolo_tools.yolo"},
     "torchvision": set(),
     "fiftyone.utils.ultralytics": set(),
+    "dicomweb_client": {"yolo_tools.dicomweb"},  # QIDO/WADO/STOW-RS: the one module that talks to a PACS
+    "highdicom": {"yolo_tools.imaging.dicom_series"},  # SEG read and written, SR written: one module
 }
 # What only an Ultralytics result (or its Boxes, Masks, Probs) has: read anywhere else, a result has leaked out.
 RESULT_ATTRIBUTES = {"orig_img", "orig_shape", "probs", "xyxy", "xywh", "xywhn", "xyxyn", "top1conf", "top5"}

@@ -165,6 +165,54 @@ def test_rle_csv_rows_decode_to_the_merged_class_masks_with_competition_ids(tmp_
 def test_unknown_format_is_refused_with_the_allowed_ones() -> None:
     from yolo_tools.errors import UserError
 
-    with pytest.raises(UserError, match="nifti, dicom-seg, coco, rle-csv"):
+    with pytest.raises(UserError, match="nifti, dicom-seg, dicom-sr, coco, rle-csv"):
         prediction_formats.check_format("nrrd")
     assert json.dumps(prediction_formats.FORMATS)
+
+
+def _volume_prediction(series, slices: list[Prediction]) -> prediction_formats.VolumePrediction:
+    geometry = Geometry.from_affine(np.eye(4), (len(series.files), 512, 512), 0)
+    volume = prediction_formats.VolumeInput(series.name, geometry, lambda: None, series)
+    return prediction_formats.VolumePrediction(volume, np.zeros((1, *geometry.shape), bool), slices)
+
+
+@needs_data("dicom-ct-liver-seg")
+def test_dicom_sr_holds_each_box_and_a_classifier_decision_at_the_stored_point(tmp_path: Path) -> None:
+    """Boxes on the right instances with their probability and threshold; a classifier's positive images only
+    (the stored threshold decides, not argmax); and a series with nothing found says so."""
+    import highdicom as hd
+
+    series = dicom_series.find(SHARED_DATA / "dicom-ct-liver-seg").series[0]
+    algorithm = dicom_series.Algorithm("liver", "train", "0" * 64, "test", "conf 0.2")
+    empty = Prediction(Path("s.png"), {0: "a", 1: "b"}, (512, 512), np.zeros((0, 4)), np.zeros(0, int), np.zeros(0), None, None)
+    boxed = Prediction(Path("s.png"), {0: "a", 1: "b"}, (512, 512), np.array([[10.5, 20.25, 40.0, 60.0], [100, 100, 200, 150]]),
+                       np.array([1, 0]), np.array([0.9, 0.3]), None, None)
+    detected = _volume_prediction(series, [empty, boxed, empty])
+    findings = prediction_formats.findings_of(detected, ["a", "b"], "detect", {"conf": 0.2, "class_conf": {"a": 0.25}}, None)
+    path = prediction_formats.write_dicom_sr(detected, tmp_path, findings, algorithm)
+    report = hd.sr.srread(path)
+    groups = report.content.get_planar_roi_measurement_groups()
+    assert [g.finding_type.meaning for g in groups] == ["b", "a"]
+    np.testing.assert_allclose(groups[0].roi.value, [[10.5, 20.25], [40, 20.25], [40, 60], [10.5, 60], [10.5, 20.25]])
+    assert {g.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID for g in groups} == {series.instance_uids[1]}
+    assert [[(m.name.meaning, round(m.value, 3)) for m in g.get_measurements()] for g in groups] == [
+        [("Probability", 0.9), ("Threshold Value", 0.2)], [("Probability", 0.3), ("Threshold Value", 0.25)],
+    ]
+
+    def probs(p: float) -> Prediction:
+        return Prediction(Path("s.png"), {0: "normal", 1: "lesion"}, (512, 512), np.zeros((0, 4)), np.zeros(0, int), np.zeros(0), None, np.array([1 - p, p]))
+
+    classified = _volume_prediction(series, [probs(0.35), probs(0.2), probs(0.9)])
+    point = {"rule": "youden", "threshold": 0.3}  # 0.35 is below argmax's 0.5 but above the stored threshold
+    findings = prediction_formats.findings_of(classified, ["normal", "lesion"], "classify", {}, point)
+    assert [(f.index, f.label, round(f.confidence, 2), f.threshold) for f in findings] == [(0, "lesion", 0.35, 0.3), (2, "lesion", 0.9, 0.3)]
+    (tmp_path / "c").mkdir()
+    path = prediction_formats.write_dicom_sr(classified, tmp_path / "c", findings, algorithm)
+    groups = hd.sr.srread(path).content.get_planar_roi_measurement_groups()
+    np.testing.assert_allclose(groups[0].roi.value, [[0, 0], [512, 0], [512, 512], [0, 512], [0, 0]])  # the whole image
+
+    (tmp_path / "n").mkdir()
+    nothing = prediction_formats.write_dicom_sr(_volume_prediction(series, [empty] * 3), tmp_path / "n", [], algorithm)
+    assert dicom_series.findings_summary(hd.sr.srread(nothing)) == "All algorithms succeeded; without findings"
+    assert not hd.sr.srread(nothing).content.get_planar_roi_measurement_groups()
+    assert dicom_series.findings_summary(report) == "All algorithms succeeded; with findings"

@@ -33,12 +33,19 @@ EXAMPLES = """examples:
   yolo_tools export runs/kidney/train format=onnx
   yolo_tools convert recipes/kidney.yaml
   yolo_tools pull WORKSPACE/PROJECT/VERSION         a Roboflow dataset into the data root (ROBOFLOW_API_KEY)
+  yolo_tools pull http://pacs:8042/dicom-web/studies?ModalitiesInStudy=CT   a PACS's studies (DICOMweb; ~/.netrc)
+  yolo_tools predict runs/liver/train http://pacs:8042/dicom-web/studies/1.2.3 --store   SEG/SR back into the PACS
   yolo_tools app --port 7860                        a local web page: upload an image, pick a run, see findings
 """
 
 
 # `evaluate --data SRC --format F`: the readers of yolo_tools.outside_data.READERS (a test keeps the two the same).
 OUTSIDE_FORMATS = ["yolo", "coco", "masks", "box-csv", "class-folders", "nifti", "dicom"]
+# What to do after Ctrl-C, for verbs whose interrupt carries no advice of its own.
+RESUME_HINTS = {
+    "pull": "run the same pull again: the series already here are kept and only the others are fetched",
+    "predict": "run the same command again (with --store, the studies already stored are found and skipped)",
+}
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -74,6 +81,13 @@ def _val(args: argparse.Namespace) -> None:
 def _predict(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
+    if args.store or args.no_verify_tls or _is_url(args.source):
+        from yolo_tools import pacs
+
+        if args.ensemble:
+            raise UserError("predicting on a PACS's studies takes one run; leave out --ensemble")
+        pacs.predict(args.weights, args.source, args.format, args.store, args.out, pipeline.parse_overrides(args.overrides), not args.no_verify_tls)
+        return
     if args.format:
         if args.ensemble:
             raise UserError("--format writes one run's predictions; leave out --ensemble")
@@ -131,7 +145,18 @@ def _convert(args: argparse.Namespace) -> None:
 def _pull(args: argparse.Namespace) -> None:
     from yolo_tools import sources
 
-    sources.pull(args.dataset, args.data_root, args.format, args.path, args.force)
+    sources.pull(args.dataset, args.data_root, args.format, args.path, args.force, not args.no_verify_tls)
+
+
+def _is_url(text: str) -> bool:
+    return text.lower().startswith(("http://", "https://"))
+
+
+def _no_verify_tls(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--no-verify-tls", action="store_true",
+        help="DICOMweb: do not check the server's TLS certificate (a test server only; REQUESTS_CA_BUNDLE names a hospital's CA)",
+    )
 
 
 def _inspect(args: argparse.Namespace) -> None:
@@ -230,14 +255,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>) or weights .pt")
     overrides(sub)
 
-    sub = verb("predict", _predict, "predict on images; saves annotated images, predictions.csv and .json")
+    sub = verb("predict", _predict, "predict on images, or on a PACS's studies; saves annotated images, predictions.csv and .json")
     sub.add_argument("weights", help="run folder or weights .pt/.onnx")
-    sub.add_argument("source", help="image, folder or glob")
+    sub.add_argument(
+        "source", help="image, folder or glob; or a PACS's studies as a DICOMweb URL: ROOT/studies/<StudyInstanceUID> or ROOT/studies?<QIDO query>",
+    )
     sub.add_argument("--out", help="output folder (default: <run>/predict)")
     sub.add_argument(
         "--format", metavar="FORMAT",
-        help="write nifti | dicom-seg (label volumes for NIfTI/DICOM volume inputs), coco (results JSON) or rle-csv (id,class,segmentation)",
+        help="write nifti | dicom-seg (label volumes for NIfTI/DICOM volume inputs), dicom-sr (a TID 1500 Structured Report per "
+        "DICOM series: boxes or classes), coco (results JSON) or rle-csv (id,class,segmentation)",
     )
+    sub.add_argument(
+        "--store", action="store_true",
+        help="with a DICOMweb URL: store the SEG or SR into the same server (STOW-RS), one new series per study; studies "
+        "these weights already did are skipped",
+    )
+    _no_verify_tls(sub)
     ensemble(sub)
     overrides(sub)
 
@@ -267,11 +301,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--force", action="store_true", help="convert again even if an identical conversion exists")
     data_root(sub)
 
-    sub = verb("pull", _pull, "download a Roboflow dataset version into the data root (needs ROBOFLOW_API_KEY)")
-    sub.add_argument("dataset", help="WORKSPACE/PROJECT/VERSION, the dataset's Roboflow URL, or a recipe with a roboflow source")
+    sub = verb(
+        "pull", _pull,
+        "download a Roboflow dataset version (needs ROBOFLOW_API_KEY) or a PACS's studies (DICOMweb) into the data root",
+    )
+    sub.add_argument(
+        "dataset",
+        help="WORKSPACE/PROJECT/VERSION, the dataset's Roboflow URL, a recipe with a roboflow or dicomweb source, or a "
+        "DICOMweb URL: the server's DICOMweb root followed by /studies/<StudyInstanceUID> or /studies?<QIDO query> "
+        "(ModalitiesInStudy, StudyDate=YYYYMMDD-YYYYMMDD, AccessionNumber, PatientID, BodyPartExamined, SeriesDescription). "
+        "A DICOMweb login comes from ~/.netrc (or the file NETRC names) or a bearer token in DICOMWEB_TOKEN, never "
+        "from the command line; series already pulled are not fetched again, an interrupted pull resumes",
+    )
     sub.add_argument("--format", help="Roboflow export format (default: the recipe's, else yolov8; folder for classify)")
-    sub.add_argument("--path", help="folder under the data root (default: the recipe's, else <project>-v<version>)")
-    sub.add_argument("--force", action="store_true", help="pull again and replace the folder if it is already there")
+    sub.add_argument("--path", help="folder under the data root (default: the recipe's, else <project>-v<version>, or dicomweb-<host>-<digest>)")
+    sub.add_argument("--force", action="store_true", help="Roboflow: pull again and replace the folder if it is already there")
+    _no_verify_tls(sub)
     data_root(sub)
 
     sub = verb("inspect", _inspect, "look at a run's mistakes in FiftyOne: evaluate, tag, rank, open the App")
@@ -311,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:  # a verb that has something to say next puts it in the interrupt
-        print(f"interrupted; {stop}" if str(stop) else "interrupted", file=sys.stderr)
+        hint = str(stop) or RESUME_HINTS.get(args.verb, "")
+        print(f"interrupted; {hint}" if hint else "interrupted", file=sys.stderr)
         return 130
     return 0

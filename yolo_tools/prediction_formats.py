@@ -10,6 +10,12 @@
 - `dicom-seg`: for each input DICOM series one `<volume>.seg.dcm` (highdicom), one binary segment per
   class (overlaps kept), each frame referencing its source instance; read by highdicom, OHIF, 3D Slicer
   and a PACS;
+- `dicom-sr`: for each input DICOM series one `<volume>.sr.dcm`, a TID 1500 measurement report (highdicom):
+  one finding per box (a detector's or a segmenter's instances; a classifier's decided class on the whole
+  image) with its class as a coded concept, the box as a planar ROI in the image's pixel space, its
+  probability and the threshold it was kept at, referencing the source instance; a series without findings
+  gets a report that says so. Slices must be the files' own images (slice axis 0). A detector or
+  classifier writes dicom-sr where a `dicom-*` object is asked for; `yolo_tools/pacs.py` stores them in a PACS;
 - `coco`: `coco_results.json`, the COCO results list (`image_id`, `category_id`, `bbox` [x, y, w, h],
   `score`, and `segmentation` as COCO RLE for masks) plus `coco_images.json` (images and categories) so
   pycocotools' `COCO.loadRes` reads it as is. Images or volume slices (`<volume>_sNNN`), detect or segment;
@@ -52,9 +58,13 @@ from yolo_tools.imaging.geometry import Geometry, restack
 from yolo_tools.imaging.model_input import image_files, mapped_inputs, readable_images
 from yolo_tools.recipe import Preprocess, Recipe
 
-FORMATS = ("nifti", "dicom-seg", "coco", "rle-csv")
-VOLUME_FORMATS = ("nifti", "dicom-seg")
-FORMAT_TASKS = {"nifti": ("segment",), "dicom-seg": ("segment",), "coco": ("detect", "segment"), "rle-csv": ("segment",)}
+FORMATS = ("nifti", "dicom-seg", "dicom-sr", "coco", "rle-csv")
+VOLUME_FORMATS = ("nifti", "dicom-seg", "dicom-sr")
+DICOM_FORMATS = ("dicom-seg", "dicom-sr")  # objects that reference their DICOM source (what a PACS stores)
+FORMAT_TASKS = {
+    "nifti": ("segment",), "dicom-seg": ("segment",), "dicom-sr": ("detect", "segment", "classify"),
+    "coco": ("detect", "segment"), "rle-csv": ("segment",),
+}
 SCAN_PATH = re.compile(r"(case\d+_day\d+)[/\\]scans[/\\]slice_(\d+)_")
 LOG = logging.getLogger(__name__)
 
@@ -84,11 +94,11 @@ def check_task(fmt: str, task: str, weights: Path) -> None:
     """Refuse a format that cannot hold what a model of `task` predicts, naming the formats that suit which task."""
     if task in FORMAT_TASKS[fmt]:
         return
-    suits = "; ".join(f"{t}: {', '.join(f for f, tasks in FORMAT_TASKS.items() if t in tasks)}" for t in ("detect", "segment"))
+    suits = "; ".join(f"{t}: {', '.join(f for f, tasks in FORMAT_TASKS.items() if t in tasks)}" for t in ("detect", "segment", "classify"))
     what = "boxes and masks" if fmt == "coco" else "masks"
     instead = (
-        "predict without --format writes each image's class and probabilities (predictions.csv, predictions.json)"
-        if task == "classify" else "use --format coco for boxes" if task == "detect" else "predict without --format"
+        "use --format dicom-sr, or predict without --format: it writes each image's class and probabilities (predictions.csv, predictions.json)"
+        if task == "classify" else "use --format coco or dicom-sr for boxes" if task == "detect" else "predict without --format"
     )
     raise UserError(f"--format {fmt} writes {what}; {weights} is a {task} model ({suits}). {instead[0].upper()}{instead[1:]}")
 
@@ -225,12 +235,91 @@ def write_nifti(prediction: VolumePrediction, out_dir: Path) -> Path:
     return nifti.write(out_dir / f"{volume.name}.nii.gz", label_map(prediction.masks), volume.geometry.affine, volume.header_of)
 
 
-def write_dicom_seg(prediction: VolumePrediction, out_dir: Path, names: list[str]) -> Path:
+def write_dicom_seg(
+    prediction: VolumePrediction, out_dir: Path, names: list[str], algorithm: dicom_series.Algorithm | None = None
+) -> Path:
     volume = prediction.volume
     if volume.series is None:
         raise UserError(f"{volume.name}: --format dicom-seg needs DICOM series as input (a SEG references its images); use --format nifti")
     masks = np.moveaxis(prediction.masks, 0, -1)  # (slices, rows, cols, segments): the series' own order
-    return dicom_series.write_seg(out_dir / f"{volume.name}.seg.dcm", volume.series, masks, names, __version__)
+    return dicom_series.write_seg(out_dir / f"{volume.name}.seg.dcm", volume.series, masks, names, __version__, algorithm)
+
+
+def default_dicom_format(task: str) -> str:
+    """A segmenter writes a SEG, a detector or classifier a structured report."""
+    return "dicom-seg" if task == "segment" else "dicom-sr"
+
+
+def check_dicom_format(fmt: str, task: str, weights: Path) -> None:
+    if fmt == "dicom-seg" and task != "segment":
+        raise UserError(f"--format dicom-seg writes masks; {weights} is a {task} model: use --format dicom-sr (a structured report)")
+    if fmt not in DICOM_FORMATS:
+        raise UserError(f"--format {fmt}: a PACS stores DICOM objects; use dicom-seg (segment) or dicom-sr (detect, classify, segment)")
+
+
+def weights_digest(weights: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with weights.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def algorithm_of(weights: Path, recipe: Recipe | None, args: dict[str, Any], point: dict | None = None) -> dicom_series.Algorithm:
+    """What stored objects name: the recipe, the run (the folder above weights/), the weights' SHA-256, the version,
+    and the thresholds the findings were kept at (a classifier's stored `point`, else the predict confidences)."""
+    run = weights.parent.parent.name if weights.parent.name == "weights" else weights.stem
+    used = f"conf {args['conf']:g}" if isinstance(args.get("conf"), (int, float)) else ""
+    if args.get(yolo.CLASS_CONF):
+        used += " per class " + ", ".join(f"{k} {v:g}" for k, v in args[yolo.CLASS_CONF].items())
+    if point and "threshold" in point:
+        used = f"threshold {point['threshold']:g} ({point.get('rule', 'stored')})"
+    return dicom_series.Algorithm(recipe.name if recipe else weights.stem, run, weights_digest(weights), __version__, used.strip())
+
+
+def findings_of(prediction: VolumePrediction, names: list[str], task: str, args: dict[str, Any], point: dict | None) -> list[dicom_series.Finding]:
+    """Each slice's boxes (detect, segment) or decided class (classify) as findings on the series' images.
+
+    A classifier's finding is its decided class (the stored operating point's threshold for two classes, else
+    the most probable) when that is not the first class, which is the negative one by the operating point's
+    convention; with more than two classes every decision is a finding.
+    """
+    from yolo_tools import operating_point
+
+    volume = prediction.volume
+    if volume.geometry.slice_axis != 0:
+        raise UserError(
+            f"{volume.name}: the run slices this series along axis {volume.geometry.slice_axis}, not the files' own "
+            "images, so its boxes lie on no stored image; --format dicom-sr needs slice_axis 0 (or use dicom-seg / nifti)"
+        )
+    per_class = args.get(yolo.CLASS_CONF) or {}
+    conf = float(args.get("conf", yolo.PREDICT_DEFAULTS["conf"]))
+    found: list[dicom_series.Finding] = []
+    for index, slice_ in enumerate(prediction.slices):
+        if task == "classify":
+            if slice_.probabilities is None:
+                continue
+            decided = operating_point.decide(slice_.probabilities, point)
+            binary = len(names) == 2
+            if binary and decided == 0:
+                continue
+            threshold = float(point["threshold"]) if binary and point and "threshold" in point else None
+            found.append(dicom_series.Finding(index, names[decided], decided, None, float(slice_.probabilities[decided]), threshold))
+            continue
+        for box, class_id, confidence in zip(slice_.boxes, slice_.classes, slice_.confidences):
+            name = names[int(class_id)]
+            x1, y1, x2, y2 = (float(v) for v in box)
+            found.append(dicom_series.Finding(index, name, int(class_id), (x1, y1, x2, y2), float(confidence), float(per_class.get(name, conf))))
+    return found
+
+
+def write_dicom_sr(prediction: VolumePrediction, out_dir: Path, findings: list[dicom_series.Finding], algorithm: dicom_series.Algorithm) -> Path:
+    volume = prediction.volume
+    if volume.series is None:
+        raise UserError(f"{volume.name}: --format dicom-sr needs DICOM series as input (a report references its images)")
+    return dicom_series.write_sr(out_dir / f"{volume.name}.sr.dcm", volume.series, findings, __version__, algorithm)
 
 
 def coco_records(predictions: list[yolo.Prediction]) -> tuple[list[dict], list[dict]]:
@@ -284,6 +373,13 @@ def write_rle_csv(predictions: list[yolo.Prediction], names: list[str], out_dir:
     return path
 
 
+def _run_point(weights: Path) -> dict | None:
+    """A classifier run's stored operating point (weights/ sits in the run folder)."""
+    from yolo_tools import operating_point
+
+    return operating_point.load(weights.parent.parent) if weights.parent.name == "weights" else None
+
+
 def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_dir: Path, args: dict) -> tuple[list[Path], int]:
     """Predict on `source` and write `fmt`'s files into `out_dir`; returns the files and the images seen."""
     check_format(fmt)
@@ -294,10 +390,12 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
     volume_input = fmt in VOLUME_FORMATS or _is_volume_source(source_path)
     if volume_input:
         inputs = volume_inputs(source_path, recipe)
-        if fmt == "dicom-seg":
+        if fmt in DICOM_FORMATS:
             missing = [v.name for v in inputs if v.series is None]
             if missing:
-                raise UserError(f"{source}: --format dicom-seg needs DICOM series as input (a SEG references its images); use --format nifti")
+                raise UserError(f"{source}: --format {fmt} needs DICOM series as input (it references their images); use --format nifti")
+    point = _run_point(weights) if fmt == "dicom-sr" and task == "classify" else None
+    algorithm = algorithm_of(weights, recipe, args, point) if fmt in DICOM_FORMATS else None
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if volume_input:
@@ -307,7 +405,9 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
             if fmt == "nifti":
                 written.append(write_nifti(prediction, out_dir))
             elif fmt == "dicom-seg":
-                written.append(write_dicom_seg(prediction, out_dir, names))
+                written.append(write_dicom_seg(prediction, out_dir, names, algorithm))
+            elif fmt == "dicom-sr":
+                written.append(write_dicom_sr(prediction, out_dir, findings_of(prediction, names, task, args, point), algorithm))
         if fmt == "nifti":
             (out_dir / "classes.json").write_text(json.dumps({str(i + 1): n for i, n in enumerate(names)}, indent=1))
     else:

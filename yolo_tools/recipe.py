@@ -34,16 +34,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class DicomwebQuery(_Strict):
+    """Which studies of a PACS a `dicomweb` source takes, as QIDO-RS matches them (yolo_tools/dicomweb.py).
+
+    Study-level keys go to the studies search; `body_part` and `series_description` pick series within them.
+    """
+
+    modality: str | None = Field(None, description="CT, MR, ...: studies holding it (ModalitiesInStudy), then its series")
+    body_part: str | None = Field(None, description="BodyPartExamined of the series, e.g. LIVER, HEAD")
+    study_date: str | None = Field(
+        None, pattern=r"^(\d{8})?-?(\d{8})?$", description="YYYYMMDD or a range YYYYMMDD-YYYYMMDD (either end open)"
+    )
+    series_description: str | None = Field(None, description="SeriesDescription; * and ? are wildcards")
+    accession_number: str | None = None
+    patient_id: str | None = None
+
+
 class Source(_Strict):
     """Where the raw data comes from, and where a user who lacks it can get it."""
 
-    kind: Literal["local", "roboflow", "synthetic"] = "local"
+    kind: Literal["local", "roboflow", "synthetic", "dicomweb"] = "local"
     path: str | None = Field(None, description="folder under the data root (or absolute) holding the set as published")
     url: str | None = Field(None, description="where a user downloads the set by hand")
     workspace: str | None = None
     project: str | None = None
     version: int | None = None
     format: str | None = Field(None, description="Roboflow export format, e.g. yolov8")
+    server: str | None = Field(None, description="dicomweb: the server's DICOMweb root, e.g. https://pacs.example.org/dicom-web")
+    studies: list[str] | None = Field(None, description="dicomweb: StudyInstanceUIDs to pull")
+    query: DicomwebQuery | None = Field(None, description="dicomweb: which studies, as a QIDO-RS search")
+    verify_tls: bool = Field(True, description="dicomweb: check the server's TLS certificate (false only for a test server)")
 
     @model_validator(mode="after")
     def _needs_location(self) -> Source:
@@ -51,6 +71,10 @@ class Source(_Strict):
             raise ValueError("a local source needs 'path' (a folder under the data root)")
         if self.kind == "roboflow" and not (self.workspace and self.project and self.version):
             raise ValueError("a roboflow source needs 'workspace', 'project' and 'version'")
+        if self.kind == "dicomweb" and not (self.server and (self.studies or self.query)):
+            raise ValueError("a dicomweb source needs 'server' (the DICOMweb root) and 'studies' (StudyInstanceUIDs) or 'query'")
+        if self.kind != "dicomweb" and (self.server or self.studies or self.query):
+            raise ValueError("'server', 'studies' and 'query' belong to a dicomweb source (kind: dicomweb)")
         return self
 
 
@@ -198,6 +222,8 @@ class Recipe(_Strict):
         """Identifies the converted dataset: it changes exactly when the data section or classes change."""
         # Without metadata or a test split the dump is as before those fields existed, so older conversions stay current.
         unset: dict[str, Any] = {"metadata": True} if self.data.metadata is None else {}
+        # A DICOMweb source's fields are unset elsewhere; verify_tls never changes the data.
+        unset["source"] = {"verify_tls"} | ({"server", "studies", "query"} if self.data.source.kind != "dicomweb" else set())
         if self.data.split.test is None:
             unset["split"] = {"test"}
         payload = json.dumps(

@@ -57,7 +57,8 @@ _REF = re.compile(
 ACCEPTED = (
     "name a Roboflow dataset version as WORKSPACE/PROJECT/VERSION "
     "(e.g. east-west-university-9frzq/kidney-stone-detection-wfjba/1), its Roboflow URL "
-    "(https://universe.roboflow.com/WORKSPACE/PROJECT/dataset/VERSION), or a recipe YAML with a roboflow source"
+    "(https://universe.roboflow.com/WORKSPACE/PROJECT/dataset/VERSION), or a recipe YAML with a roboflow source; "
+    "studies of a PACS: a DICOMweb URL ending in /studies/<StudyInstanceUID> or /studies?<QIDO query>"
 )
 
 
@@ -70,7 +71,7 @@ def parse_ref(text: str) -> Source:
     site = re.match(r"^(?:([a-z][a-z0-9+.-]*)://)?([^/]*)", text.strip(), re.IGNORECASE)
     host = site.group(2) if site and (site.group(1) or re.search(r"\.[a-z]{2,}$", site.group(2), re.IGNORECASE)) else None
     if host is not None and not re.fullmatch(r"(?:[\w-]+\.)*roboflow\.com", host, re.IGNORECASE):
-        raise UserError(f"'{text}': {host or 'that address'} is not Roboflow; only Roboflow datasets can be pulled: {ACCEPTED}")
+        raise UserError(f"'{text}': {host or 'that address'} is not Roboflow, nor a DICOMweb /studies address; only Roboflow datasets and DICOMweb studies can be pulled: {ACCEPTED}")
     match = _REF.match(text.strip())
     if not match:
         raise UserError(f"'{text}': {ACCEPTED}")

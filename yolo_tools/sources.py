@@ -1,8 +1,10 @@
-"""Find a recipe's raw data under the data root, pull it from Roboflow on first use, or say exactly how to get it."""
+"""Find a recipe's raw data under the data root, pull it from Roboflow or a PACS (DICOMweb) on first use, or say
+exactly how to get it."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from yolo_tools.convert import check
 from yolo_tools.errors import UserError
@@ -14,6 +16,10 @@ def default_folder(source: Source) -> str:
     """Where a source lives under the data root when the recipe does not say."""
     if source.path:
         return source.path
+    if source.kind == "dicomweb":
+        from yolo_tools import dicomweb
+
+        return dicomweb.default_folder(dicomweb.address_of(source))
     return f"{source.project}-v{source.version}"
 
 
@@ -32,6 +38,10 @@ def locate(recipe: Recipe, root: str | Path | None = None) -> Path | None:
     source = recipe.data.source
     if source.kind == "synthetic":
         return None
+    if source.kind == "dicomweb":  # a cached copy: fetched once, resumed where a pull stopped (dicomweb.pull)
+        from yolo_tools import dicomweb
+
+        return dicomweb.pull(dicomweb.address_of(source), _path(source, root, for_pull=True), source.verify_tls, refresh=False)
     path = _path(source, root)
     if path.is_dir():
         return path
@@ -59,10 +69,17 @@ def locate(recipe: Recipe, root: str | Path | None = None) -> Path | None:
 
 
 def pull(dataset: str, root: str | Path | None = None, fmt: str | None = None, folder: str | None = None,
-         force: bool = False) -> Path:
-    """`yolo_tools pull`: a Roboflow dataset version, named (WORKSPACE/PROJECT/VERSION or URL) or a recipe's."""
-    from yolo_tools import roboflow_pull
+         force: bool = False, verify_tls: bool = True) -> Path:
+    """`yolo_tools pull`: a Roboflow dataset version, named (WORKSPACE/PROJECT/VERSION or URL) or a recipe's, or
+    studies of a PACS (a DICOMweb study or QIDO-RS URL, or a recipe with a dicomweb source)."""
+    from yolo_tools import dicomweb, roboflow_pull
 
+    if dicomweb.is_dicomweb_url(dataset) and "/studies" in urlsplit(dataset).path:
+        if fmt or force:
+            raise UserError(f"--{'format' if fmt else 'force'} is for Roboflow pulls; a DICOMweb pull fetches only series not yet here")
+        address = dicomweb.parse_url(dataset)
+        target = _path(Source(path=folder or dicomweb.default_folder(address)), root, for_pull=True)
+        return dicomweb.pull(address, target, verify_tls)
     task = "detect"
     is_recipe = dataset.endswith((".yaml", ".yml")) or Path(dataset).is_file()
     if not is_recipe and ("/" in dataset or ":" in dataset):
@@ -72,8 +89,12 @@ def pull(dataset: str, root: str | Path | None = None, fmt: str | None = None, f
     else:
         recipe = check(load_recipe(dataset))
         source, task = recipe.data.source, recipe.task
+        if source.kind == "dicomweb":
+            address = dicomweb.address_of(source)
+            target = _path(source.model_copy(update={"path": folder or default_folder(source)}), root, for_pull=True)
+            return dicomweb.pull(address, target, source.verify_tls and verify_tls)
         if source.kind != "roboflow":
-            raise UserError(f"{recipe.path}: data.source.kind is '{source.kind}', not roboflow; there is nothing to pull")
+            raise UserError(f"{recipe.path}: data.source.kind is '{source.kind}', not roboflow or dicomweb; there is nothing to pull")
     source = source.model_copy(update={k: v for k, v in {"path": folder, "format": fmt}.items() if v})
     target = _path(source, root, for_pull=True)
     return roboflow_pull.pull(source, target, roboflow_pull.export_format(task, source.format), force)

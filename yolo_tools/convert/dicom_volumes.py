@@ -192,6 +192,7 @@ def samples(src: Path, recipe: Recipe) -> SampleList:
             **geometry.to_json(),
             "source": str(series.files[0].parent),
             "series_instance_uid": series.uid,
+            "modality": series.modality,  # what a run trained on, so predicting on a PACS picks such series
             "patient_id": series.patient_id,
             "label": str(label_file) if label_file else [str(seg.path) for seg in found.segs_of(series)],
         }

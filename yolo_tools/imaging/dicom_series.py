@@ -23,7 +23,10 @@ A refused series stays in `Found.series` with its reason in `Series.refused`, so
 its card and carries on with the others; `load` raises that reason.
 
 DICOM SEG objects (Segmentation Storage) are found in the same walk and read with highdicom, which
-matches each SEG frame to the source instance it annotates by SOP Instance UID.
+matches each SEG frame to the source instance it annotates by SOP Instance UID. The objects the workbench
+writes about a series are made here too, with highdicom (the only module that touches it): a SEG of
+predicted masks (`write_seg`) and a TID 1500 measurement report (`write_sr`) of boxes or classes, each
+naming the algorithm that made it (`Algorithm`: recipe, run, weights digest, version).
 
 Examples:
     >>> found = find("../shared/data/dicom-ct-liver-seg")
@@ -74,6 +77,46 @@ class Series:
     name: str = ""  # a readable unique name: the folder when it holds only this series, else the UID
     refused: str = ""  # why these files are not one volume (`load` raises it); "" when they are
     dropped: list[str] = field(default_factory=list)  # identical copies of a slice left out: "copy (the image of kept)"
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """Who made a stored object, as DICOM asks (Algorithm Identification, the SR's device observer).
+
+    `weights` is the weights file's SHA-256: results of the same weights on the same series get the same
+    SOP Instance UID (`uid`), so a PACS can be asked whether they are there already.
+    """
+
+    recipe: str
+    run: str
+    weights: str
+    version: str
+    operating_point: str = ""  # how findings were thresholded, e.g. "conf 0.25" or "threshold 0.41 (youden)"
+
+    def uid(self, *parts: str) -> str:
+        from pydicom.uid import generate_uid
+
+        return str(generate_uid(entropy_srcs=["yolo-tools", self.weights, *parts]))
+
+    def series_description(self, kind: str) -> str:
+        """`yolo-tools SEG <recipe> <weights digest>` (at most 64 characters): how a PACS user finds them."""
+        return f"yolo-tools {kind} {self.recipe[:28]} {self.weights[:12]}"
+
+    def parameters(self) -> dict[str, str]:
+        return {"recipe": self.recipe, "run": self.run, "weights_sha256": self.weights, **({"operating_point": self.operating_point} if self.operating_point else {})}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding on one image of a series: a box (pixels x1, y1, x2, y2 as the model gives them) or, for a
+    classifier, the whole image (box None); its confidence and the threshold it was kept at."""
+
+    index: int  # the image's place in the series (file, or frame of a multi-frame file)
+    label: str
+    class_id: int
+    box: tuple[float, float, float, float] | None
+    confidence: float
+    threshold: float | None
 
 
 @dataclass
@@ -454,25 +497,37 @@ def segment_masks(seg: SegFile, series: Series) -> dict[str, np.ndarray]:
     return masks
 
 
-def write_seg(path: Path, series: Series, masks: np.ndarray, labels: list[str], software: str) -> Path:
-    """A DICOM SEG of `series` (highdicom): one binary segment per label, frames referencing its instances.
-
-    `masks` is (slices, rows, cols, segments) bool in the series' slice order. Segments may overlap.
-    The SEG joins the source's study and patient, so a PACS or OHIF files it with the images it annotates.
-    """
-    hd = _highdicom()
+def _sources(series: Series, pixels: bool = True) -> list:
+    """The series' files as highdicom's source images: Type 2 patient/study attributes present (possibly empty)."""
     import pydicom
-    from pydicom.sr.codedict import codes
 
-    sources = [pydicom.dcmread(f) for f in series.files]
-    for source in sources:  # Type 2 patient/study attributes the SEG copies: present, possibly empty (anonymised files)
+    sources = [pydicom.dcmread(f, stop_before_pixels=not pixels) for f in series.files]
+    for source in sources:  # anonymised files often lack them; the new object must copy them
         for keyword in TYPE2_COPIED:
             if keyword not in source:
                 setattr(source, keyword, "")
         if "SpecificCharacterSet" in source and not source.SpecificCharacterSet:
             del source.SpecificCharacterSet  # empty means the default repertoire; highdicom wants it absent
-    algorithm = hd.AlgorithmIdentificationSequence(
-        name="yolo-tools", version=software, family=codes.cid7162.ArtificialIntelligence
+    return sources
+
+
+def write_seg(
+    path: Path, series: Series, masks: np.ndarray, labels: list[str], software: str, algorithm: Algorithm | None = None
+) -> Path:
+    """A DICOM SEG of `series` (highdicom): one binary segment per label, frames referencing its instances.
+
+    `masks` is (slices, rows, cols, segments) bool in the series' slice order. Segments may overlap.
+    The SEG joins the source's study and patient, so a PACS or OHIF files it with the images it annotates.
+    With an `algorithm`, it names it and its UIDs are fixed by the weights and the source series: one new
+    series per study (`Algorithm.uid`), found again by a later run of the same weights.
+    """
+    hd = _highdicom()
+    from pydicom.sr.codedict import codes
+
+    sources = _sources(series)
+    identity = hd.AlgorithmIdentificationSequence(
+        name=f"yolo-tools {algorithm.recipe}" if algorithm else "yolo-tools", version=software,
+        family=codes.cid7162.ArtificialIntelligence, parameters=algorithm.parameters() if algorithm else None,
     )
     descriptions = [
         hd.seg.SegmentDescription(
@@ -481,24 +536,152 @@ def write_seg(path: Path, series: Series, masks: np.ndarray, labels: list[str], 
             segmented_property_category=codes.SCT.Tissue,
             segmented_property_type=codes.SCT.Tissue,  # what a class is, the recipe does not code: generic
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=algorithm,
+            algorithm_identification=identity,
         )
         for number, label in enumerate(labels, start=1)
     ]
+    study = str(sources[0].StudyInstanceUID)
     seg = hd.seg.Segmentation(
         source_images=sources,
         pixel_array=masks.astype(np.uint8),
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
-        series_instance_uid=hd.UID(),
+        series_instance_uid=algorithm.uid("SEG", study) if algorithm else hd.UID(),
         series_number=900,
-        sop_instance_uid=hd.UID(),
+        sop_instance_uid=algorithm.uid("SEG", series.uid) if algorithm else hd.UID(),
         instance_number=1,
         manufacturer="yolo-tools",
-        manufacturer_model_name="yolo-tools",
+        manufacturer_model_name=algorithm.recipe[:64] if algorithm else "yolo-tools",
         software_versions=software,
-        device_serial_number="0",
+        device_serial_number=algorithm.weights[:16] if algorithm else "0",
+        series_description=algorithm.series_description("SEG") if algorithm else None,
+        series_date=_now().date(),
+        series_time=_now().time(),
+        content_label="YOLO_TOOLS",
         omit_empty_frames=False,
     )
     seg.save_as(path)
+    return path
+
+
+def _now():
+    """When an object is made: its series date and time, so a PACS lists it under today, not under no date."""
+    from datetime import datetime
+
+    return datetime.now()
+
+
+def _class_concept(label: str, class_id: int):
+    """A recipe's class as a coded concept: the recipe does not code its classes, so a local scheme (99YOLOTOOLS)
+    carries the class index as the code and the class name as its meaning."""
+    hd = _highdicom()
+
+    return hd.sr.CodedConcept(value=str(class_id), scheme_designator="99YOLOTOOLS", meaning=label[:64] or str(class_id))
+
+
+def _findings_summary(found: bool):
+    """TID 1500's report-level Qualitative Evaluations container holding CAD Processing and Findings Summary:
+    'All algorithms succeeded; with (or without) findings'. highdicom builds the report's other parts but not
+    this container, so it is added here. It sits at report level rather than in a measurement group because a
+    group without an image region is what OHIF (3.13) fails to open a report on."""
+    hd = _highdicom()
+    from pydicom.sr.codedict import codes
+
+    container = hd.sr.ContainerContentItem(
+        name=hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations"), relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    value = codes.DCM.AllAlgorithmsSucceededWithFindings if found else codes.DCM.AllAlgorithmsSucceededWithoutFindings
+    container.ContentSequence = hd.sr.ContentSequence([
+        hd.sr.CodeContentItem(name=codes.DCM.CADProcessingAndFindingsSummary, value=value, relationship_type=hd.sr.RelationshipTypeValues.CONTAINS)
+    ])
+    return container
+
+
+def findings_summary(dataset) -> str:
+    """The report-level summary `write_sr` writes ('All algorithms succeeded; without findings', ...), read back."""
+    for item in dataset.ContentSequence:
+        if item.ConceptNameCodeSequence[0].CodeValue == "C0034375":
+            return str(item.ContentSequence[0].ConceptCodeSequence[0].CodeMeaning)
+    return ""
+
+
+def write_sr(path: Path, series: Series, findings: list[Finding], software: str, algorithm: Algorithm) -> Path:
+    """A TID 1500 measurement report (Comprehensive 3D SR, highdicom) of `findings` on `series`.
+
+    One planar ROI group per finding: the class as a coded concept, the box as a closed polyline in the
+    image's pixel space (a classifier's finding: the whole image), referencing the source instance (and
+    frame), with its Probability (DCM 122157) and the Threshold Value (DCM 122411) it was kept at. The
+    report says whether anything was found (`_findings_summary`: with / without findings), so a series with
+    no finding still gets a report that says so. Every source instance is in the evidence.
+    """
+    hd = _highdicom()
+    from pydicom.sr.codedict import codes
+
+    sources = _sources(series, pixels=False)
+    frames = len(series.files) == 1 and int(sources[0].get("NumberOfFrames", 1) or 1) > 1
+    identity = hd.sr.AlgorithmIdentification(
+        name=f"yolo-tools {algorithm.recipe}", version=software, parameters=[f"{k}={v}" for k, v in algorithm.parameters().items()],
+    )
+    unit = codes.UCUM.NoUnits
+    groups: list = []
+    for number, finding in enumerate(findings, start=1):
+        source = sources[0 if frames else finding.index]
+        rows, cols = int(source.Rows), int(source.Columns)
+        x1, y1, x2, y2 = finding.box if finding.box is not None else (0.0, 0.0, float(cols), float(rows))
+        corners = np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2], [x1, y1]], dtype=float)
+        region = hd.sr.ImageRegion(
+            graphic_type=hd.sr.GraphicTypeValues.POLYLINE,
+            graphic_data=corners,
+            source_image=hd.sr.SourceImageForRegion.from_source_image(source, [finding.index + 1] if frames else None),
+        )
+        measurements = [hd.sr.Measurement(name=codes.DCM.Probability, value=float(finding.confidence), unit=unit)]
+        if finding.threshold is not None:
+            measurements.append(hd.sr.Measurement(name=codes.DCM.ThresholdValue, value=float(finding.threshold), unit=unit))
+        groups.append(hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+            tracking_identifier=hd.sr.TrackingIdentifier(uid=algorithm.uid("SR finding", series.uid, str(number)), identifier=f"{finding.label} {number}"),
+            referenced_region=region,
+            finding_type=_class_concept(finding.label, finding.class_id),
+            algorithm_id=identity,
+            measurements=measurements,
+        ))
+    observer = hd.sr.ObserverContext(
+        observer_type=codes.cid270.Device,
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=algorithm.uid("device"), name=f"yolo-tools {algorithm.recipe}"[:64], manufacturer_name="yolo-tools",
+            model_name=algorithm.recipe[:64], serial_number=algorithm.weights[:16],
+        ),
+    )
+    placeholder = hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=algorithm.uid("SR none", series.uid), identifier="none"),
+    )
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=codes.SCT.ImagingProcedure,
+        imaging_measurements=groups or [placeholder],  # highdicom wants one group; TID 1500 lets the container go
+        title=codes.DCM.ImagingMeasurementReport,
+        referenced_images=sources,
+    )
+    content = report[0].ContentSequence
+    if not groups:  # nothing found: no Imaging Measurements container at all, only the summary saying so
+        for item in [i for i in content if i.ConceptNameCodeSequence[0].CodeValue == codes.DCM.ImagingMeasurements.value]:
+            content.remove(item)
+    content.append(_findings_summary(bool(findings)))
+    study = str(sources[0].StudyInstanceUID)
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=sources,
+        content=report,
+        series_instance_uid=algorithm.uid("SR", study),
+        series_number=901,
+        sop_instance_uid=algorithm.uid("SR", series.uid),
+        instance_number=1,
+        manufacturer="yolo-tools",
+        is_complete=True,
+        series_description=algorithm.series_description("SR"),
+        series_date=_now().date(),
+        series_time=_now().time(),
+        manufacturer_model_name=algorithm.recipe[:64],
+        software_versions=software,
+        device_serial_number=algorithm.weights[:16],
+    )
+    sr.save_as(path)
     return path
