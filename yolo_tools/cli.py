@@ -36,6 +36,15 @@ EXAMPLES = """examples:
 """
 
 
+# What is true after Ctrl-C, by verb; the others say only that they were interrupted.
+INTERRUPTED = {
+    "train": "interrupted; resume a training with: yolo_tools train --resume RUN",
+    "cv": "interrupted; run the same cv command again: it goes on at the first unfinished fold",
+    "convert": "interrupted; nothing was half-written (a dataset appears whole or not at all, and an earlier one "
+               "is kept): run the same convert command again",
+}
+
+
 def _train(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
@@ -106,11 +115,20 @@ def _export(args: argparse.Namespace) -> None:
 def _convert(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
-    if not args.paths:
+    from yolo_tools.convert.conversion import FORMATS
+
+    if args.recipe not in FORMATS:
+        if args.paths:  # a recipe converts alone: what follows it is not a FORMAT's SRC DST
+            raise UserError(
+                f"convert {args.recipe}: '{' '.join(args.paths)}' is not understood; a recipe is converted alone "
+                f"(yolo_tools convert {args.recipe}), a folder in a published format with yolo_tools convert FORMAT SRC DST "
+                f"(FORMAT: {', '.join(FORMATS)})"
+            )
         pipeline.convert(args.recipe, args.data_root, args.force)
         return
     if len(args.paths) != 2:
-        raise UserError("convert FORMAT takes a source and a destination folder: yolo_tools convert coco SRC DST")
+        given = f"; got {len(args.paths)} ({' '.join(args.paths)})" if args.paths else ""
+        raise UserError(f"convert {args.recipe} takes a source and a destination folder: yolo_tools convert {args.recipe} SRC DST{given}")
     pipeline.convert_format(args.recipe, *args.paths, task=args.task, split_by=args.split_by, val=args.val, seed=args.seed)
 
 
@@ -138,6 +156,17 @@ def _demo(args: argparse.Namespace) -> None:
     from yolo_tools import demo, pipeline
 
     demo.run(pipeline.parse_overrides(args.overrides))
+
+
+def _fraction(text: str) -> float:
+    """A fraction of the patients, checked when the command line is read so the message names the option."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a fraction between 0 and 1 (exclusive); e.g. --val 0.2 holds out a fifth of the patients")
+    return value
 
 
 def _port(text: str) -> int:
@@ -240,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("paths", nargs="*", metavar="SRC DST", help="with a FORMAT: the source folder and the dataset to write")
     sub.add_argument("--task", choices=["detect", "segment"], help="with coco: boxes (detect, default) or polygons (segment)")
     sub.add_argument("--split-by", default="file", help="with a FORMAT: 'file' (default) or a regex whose group is the patient id")
-    sub.add_argument("--val", type=float, default=0.2, help="with a FORMAT: fraction of patients for val (default 0.2)")
+    sub.add_argument("--val", type=_fraction, default=0.2, help="with a FORMAT: fraction of patients for val (default 0.2)")
     sub.add_argument("--seed", type=int, default=0, help="with a FORMAT: split seed (default 0)")
     sub.add_argument("--force", action="store_true", help="convert again even if an identical conversion exists")
     data_root(sub)
@@ -289,6 +318,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; resume a training with: yolo_tools train --resume RUN", file=sys.stderr)
+        print(INTERRUPTED.get(args.verb, "interrupted"), file=sys.stderr)
         return 130
     return 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from yolo_tools.errors import UserError
+
 DATA_ENV = "YOLO_TOOLS_DATA"
 DATASETS_ENV = "YOLO_TOOLS_DATASETS"
 RUNS_ENV = "YOLO_TOOLS_RUNS"
@@ -44,3 +46,17 @@ def datasets_dir() -> Path:
 def runs_dir() -> Path:
     """Every run's weights, metrics, plots and report: `runs/<recipe>/<name>/`."""
     return Path(os.environ.get(RUNS_ENV, "runs")).expanduser().resolve()
+
+
+def check_folder(path: Path, what: str) -> Path:
+    """`path` when it is a folder or can be made one; a file there or on the way is one message before any work.
+
+    Without this, a runs folder that is a file (or lies under one) fails as NotADirectoryError only when the
+    first file of a run is written, after the conversion and the model load. `what` is "runs" (the hint names
+    YOLO_TOOLS_RUNS) or another folder's name.
+    """
+    blocking = next((folder for folder in (path, *path.parents) if folder.exists() and not folder.is_dir()), None)
+    if blocking is not None:
+        hint = f", or point {RUNS_ENV} at a folder (default: ./runs)" if what == "runs" else ""
+        raise UserError(f"{path}: {blocking} is a file, not a folder, so the {what} folder cannot be made there; move the file away{hint}")
+    return path

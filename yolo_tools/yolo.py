@@ -222,6 +222,31 @@ def training_start(model: str, fallback: bool = True) -> str:
     return scratch
 
 
+def check_model(model: str, origin: str) -> None:
+    """What a training starts from must be findable before any work: weights on disk, official weights by name
+    (downloaded, or their YAML, by `training_start`), or a model YAML Ultralytics knows or finds on disk.
+
+    `origin` names where the model was given ("command line: model", "<recipe>: model"). Without this a typo
+    fails only after the conversion, as "no such weights file" naming neither the key nor a fix.
+    """
+    from ultralytics.nn.tasks import yaml_model_load
+
+    if Path(model).is_file() or is_official(model):
+        return
+    if model.endswith((".yaml", ".yml")):
+        try:
+            yaml_model_load(model)  # Ultralytics' own lookup: yolov8n.yaml is its yolov8.yaml at scale n
+            return
+        except (FileNotFoundError, OSError):
+            what = "no such model YAML, here or among Ultralytics' own"
+    else:
+        what = "no such weights file"
+    raise UserError(
+        f"{origin}: {model}: {what}. Give a run's weights (model=runs/<recipe>/<run>/weights/best.pt), official "
+        "weights by name (model=yolov8n.pt, yolo11n-seg.pt), or a model YAML to train from scratch (model=yolov8n.yaml)"
+    )
+
+
 def task_and_names(weights: str | Path) -> tuple[str, dict[int, str]]:
     """A model's task ('detect', 'segment', 'classify', ...) and class names, read by loading it."""
     model = load_model(weights)
