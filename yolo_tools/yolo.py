@@ -231,7 +231,14 @@ def check_model(model: str, origin: str) -> None:
     """
     from ultralytics.nn.tasks import yaml_model_load
 
-    if Path(model).is_file() or is_official(model):
+    if Path(model).is_file():
+        if Path(model).suffix == ".pt":
+            try:
+                checkpoint_epochs(Path(model))  # damaged weights fail now, not after the conversion
+            except UserError as error:
+                raise UserError(f"{origin}: {error}") from None
+        return
+    if is_official(model):
         return
     if model.endswith((".yaml", ".yml")):
         try:
