@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bad_input import Case, parametrize, run_case
 
 DEMO = Path(__file__).resolve().parent.parent / "recipes" / "demo.yaml"
@@ -67,3 +69,16 @@ CASES: list[Case] = [
 @parametrize(CASES)
 def test_case(case, tmp_path, monkeypatch, capfd):
     run_case(case, tmp_path, monkeypatch, capfd)
+
+
+def test_a_search_space_of_bounds_becomes_ray_tune_ranges() -> None:
+    """`space=` written as bounds (all the command line can write) reaches Ray Tune as ranges, not as constants."""
+    pytest.importorskip("ray")
+    from ray.tune.search.sample import Float, Integer
+
+    from yolo_tools import tune
+
+    space = tune._ray_space({"lr0": (1e-5, 1e-2, 0.3), "close_mosaic": (0, 10)})
+    assert isinstance(space["lr0"], Float) and (space["lr0"].lower, space["lr0"].upper) == (1e-5, 1e-2)
+    assert isinstance(space["close_mosaic"], Integer) and (space["close_mosaic"].lower, space["close_mosaic"].upper) == (0, 11)
+    assert all(0 <= space["close_mosaic"].sample() <= 10 for _ in range(50))
