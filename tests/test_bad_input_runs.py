@@ -178,6 +178,11 @@ CASES += [
     Case("evaluate-slice-larger-than-the-images", verb("evaluate", "slice=100000"),
          (r"slice=100000 is larger than .*\(64 x 64 px\) and 3 other image", r"at most 64"), damaged(None),
          may_write=("datasets",), check=_not_evaluated),
+    Case("predict-slice-with-an-ensemble", lambda i: ["predict", str(i / "run"), str(i / "scan.png"), "slice=32", "--ensemble", str(i / "run")],
+         (r"slice=32: sliced inference predicts with one detection run", r"would ignore it"),
+         damaged(None, lambda run: _image(run.parent / "scan.png"))),
+    Case("evaluate-slice-with-an-ensemble", lambda i: ["evaluate", str(i / "run"), "slice=32", "--ensemble", str(i / "run")], (r"slice=32: sliced inference scores one run",),
+         damaged(None), check=_not_evaluated),
     Case("evaluate-slice-on-a-segment-run", verb("evaluate", "slice=320"), (r"slice=320: sliced inference is for detection runs",),
          damaged(None, _task("segment"))),
     # train --resume

@@ -38,7 +38,7 @@ from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.dataset import CARD, CV_PREFIX, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, Dataset
 from yolo_tools.errors import UserError
-from yolo_tools.locations import check_folder, runs_dir
+from yolo_tools.locations import check_runs_folder, runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
 from yolo_tools.runs import METRICS_FILE, save_metrics, save_recipe, save_run_dataset
 
@@ -148,7 +148,7 @@ def cross_validate(
     yolo.check_model(model, "command line: model" if "model" in (overrides or {}) else f"{recipe.path}: model")
     args = {**yolo_args.check_types(recipe.train, f"{recipe.path}: train."), **args}
     eval_args = {k: args[k] for k in ("imgsz", "batch", "device") if k in args}
-    cv_root = check_folder(runs_dir() / recipe.name / (name or CV_DIR), "runs")
+    cv_root = check_runs_folder(runs_dir() / recipe.name / (name or CV_DIR))
     dataset = prepare_dataset(recipe, data_root)
     model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     if not (dataset.root / PATIENTS_CSV).is_file():

@@ -197,6 +197,9 @@ def evaluate(
     slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/sliced.py)
     if slicing and recipe.task != "detect":
         raise UserError(f"command line: slice={slicing[0]}: sliced inference is for detection runs; {run_dir} is a {recipe.task} run")
+    if slicing and also:
+        raise UserError(f"command line: slice={slicing[0]}: sliced inference scores one run; an ensemble or a cv folder "
+                        "would ignore it. Leave out slice= or evaluate one run")
     operating_point.load(run_dir, slicing)  # a damaged stored threshold stops here, before anything is written
     explicit_conf = args.pop("conf", None)
     for key, value in operating_point.predict_args(recipe, None).items():

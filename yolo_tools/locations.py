@@ -48,15 +48,14 @@ def runs_dir() -> Path:
     return Path(os.environ.get(RUNS_ENV, "runs")).expanduser().resolve()
 
 
-def check_folder(path: Path, what: str) -> Path:
-    """`path` when it is a folder or can be made one; a file there or on the way is one message before any work.
-
-    Without this, a runs folder that is a file (or lies under one) fails as NotADirectoryError only when the
-    first file of a run is written, after the conversion and the model load. `what` is "runs" (the hint names
-    YOLO_TOOLS_RUNS) or another folder's name.
-    """
+def check_runs_folder(path: Path) -> Path:
+    """`path`, a folder of the runs folder, when it is one or can be made one: a file there or on the way is one
+    message before any work. Without this, it fails as NotADirectoryError only when the first file of a run
+    is written, after the conversion and the model load."""
     blocking = next((folder for folder in (path, *path.parents) if folder.exists() and not folder.is_dir()), None)
     if blocking is not None:
-        hint = f", or point {RUNS_ENV} at a folder (default: ./runs)" if what == "runs" else ""
-        raise UserError(f"{path}: {blocking} is a file, not a folder, so the {what} folder cannot be made there; move the file away{hint}")
+        raise UserError(
+            f"{path}: {blocking} is a file, not a folder, so the run cannot be written there; move the file away, "
+            f"or point {RUNS_ENV} at a folder (default: ./runs)"
+        )
     return path

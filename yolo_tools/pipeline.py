@@ -192,6 +192,9 @@ def predict(
     members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
     weights, run_dir = weights_of(members[0])
     _check_device(args)
+    if slicing and (len(members) > 1 or cascade.is_cascade(run_recipe(run_dir) if run_dir else None)):
+        raise UserError(f"command line: slice={slicing[0]}: sliced inference predicts with one detection run; "
+                        "an ensemble, a cv folder or a cascade would ignore it. Leave out slice= or predict with one run")
     files = readable_images(source)
     if slicing:
         sliced.check_fits(slicing[0], files)

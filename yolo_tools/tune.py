@@ -25,7 +25,7 @@ from yolo_tools import tracking, yolo, yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare
 from yolo_tools.errors import UserError
-from yolo_tools.locations import check_folder, runs_dir
+from yolo_tools.locations import check_runs_folder, runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
 from yolo_tools.runs import next_free
 from yolo_tools.yolo_args import RESERVED as RESERVED_TRAIN_ARGS
@@ -38,11 +38,11 @@ RAY_ONLY = frozenset({"grace_period", "gpu_per_trial", "search_alg"})
 
 def _search_dir(recipe: Recipe, name: str | None) -> Path:
     """`runs/<recipe>/<name>`, or the next free `tune`, `tune2`, ...; never an existing folder."""
-    parent = check_folder(runs_dir() / recipe.name, "runs")
+    parent = check_runs_folder(runs_dir() / recipe.name)
     if name:
         if (parent / name).exists():
             raise UserError(f"{parent / name}: already exists; give another --name")
-        return check_folder(parent / name, "runs")
+        return check_runs_folder(parent / name)
     return next_free(parent / "tune")
 
 
