@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,6 +106,10 @@ DESTINATIONS = [
          (r"format 'nrrd' is unknown; allowed: coco, masks, box-csv, class-folders, nifti, dicom",), with_films()),
     Case("dst-missing", lambda i: ["convert", "class-folders", str(i / "pneumonia")],
          (r"takes a source and a destination folder",), with_films()),
+    Case("class-folders-differing-only-in-case", folders(outputs),
+         (r"convert class-folders: .*pneumonia: the classes it names \(NORMAL, PNEUMONIA, normal\)", r"'NORMAL' and 'normal' differ only in case",
+          r"rename or merge"),
+         with_films(lambda i: shutil.copytree(i / "pneumonia" / "NORMAL", i / "pneumonia" / "normal"))),
     Case("dst-empty-folder-is-used", folders(outputs), (r"hash pneumonia",), _folder_with("outputs", {}), code=0,
          check=written_at(outputs)),
     Case("dst-own-dataset-is-replaced", folders(outputs), (r"convert films",),

@@ -179,7 +179,10 @@ def convert_folder(
         )
     except ValidationError as exc:
         problems = "; ".join(item["msg"].removeprefix("Value error, ") for item in exc.errors())
-        raise UserError(f"convert {fmt}: {src}: the classes it names ({', '.join(map(str, classes))}): {problems}") from None
+        raise UserError(
+            f"convert {fmt}: {src}: the classes it names ({', '.join(map(str, classes))}): {problems}; rename or merge "
+            "its folders or categories so that each class is named once"
+        ) from None
     check(recipe)
     samples = module.samples(src, recipe)
     dst.parent.mkdir(parents=True, exist_ok=True)
