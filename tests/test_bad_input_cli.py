@@ -101,6 +101,7 @@ CASES: list[Case] = [
          lambda i: (i / "src").mkdir()),
     Case("convert-recipe-stray-argument", lambda i: ["convert", str(i / "demo.yaml"), "extra"],
          (r"convert .*demo\.yaml: 'extra' is not understood; a recipe is converted alone", r"convert FORMAT SRC DST"), tiny_recipe),
+    Case("convert-unknown-format-one-path", lambda i: ["convert", "nrrd", str(i)], (r"convert: format 'nrrd' is unknown; allowed: coco",)),
     Case("convert-format-one-path", lambda i: ["convert", "coco", str(i)], (r"convert coco takes a source and a destination folder", r"got 1"),),
     Case("convert-format-three-paths", lambda i: ["convert", "coco", "a", "b", "c"], (r"convert coco takes a source and a destination folder", r"got 3 \(a b c\)"),),
     Case("convert-interrupted", lambda i: ["convert", str(i / "demo.yaml")],

@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from yolo_tools import __version__
 from yolo_tools.errors import UserError
@@ -116,7 +117,12 @@ def _convert(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
     from yolo_tools.convert.conversion import FORMATS
+    from yolo_tools.recipe import bundled_recipe
 
+    given = Path(args.recipe)
+    is_recipe = args.recipe not in FORMATS and (given.suffix in (".yaml", ".yml") or given.is_file() or bundled_recipe(args.recipe).is_file())
+    if args.paths and args.recipe not in FORMATS and not is_recipe:
+        raise UserError(f"convert: format '{args.recipe}' is unknown; allowed: {', '.join(FORMATS)} (or give a recipe YAML)")
     if args.recipe not in FORMATS:
         if args.paths:  # a recipe converts alone: what follows it is not a FORMAT's SRC DST
             raise UserError(
