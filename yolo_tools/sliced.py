@@ -49,7 +49,7 @@ def check_fits(size: int, files: Iterable[Path]) -> None:
 
     SAHI cuts such an image into one slice, the whole image, and the model gets it enlarged to `size`
     (`image_size`): the findings are no longer seen at native scale, which is what slicing is for, and
-    `slice=100000` makes Ultralytics allocate a 30 GB canvas. Only each file's header is read (Pillow).
+    `slice=100000` asks Ultralytics for a 100000 x 100000 x 3 canvas (30 GB). Only each file's header is read (Pillow).
     """
     sides = []
     for path in files:
