@@ -50,6 +50,8 @@ class Case:
     may_write: tuple[str, ...] = ()
     # Further assertions on the case's root folder and its stderr, after the common ones.
     check: Check | None = None
+    # What a user does that no input file can, stood in for in-process (Ctrl-C at a given point).
+    patch: Callable[[pytest.MonkeyPatch], None] | None = None
 
     def __post_init__(self) -> None:
         if not self.says:
@@ -85,6 +87,8 @@ def run_case(case: Case, root: Path, monkeypatch: pytest.MonkeyPatch, capfd: pyt
     for key, value in case.env.items():
         monkeypatch.setenv(key, value.format(inputs=inputs, root=root))
     argv = case.argv(inputs)
+    if case.patch:
+        case.patch(monkeypatch)
     before = checksums(inputs)
     outputs_before = {name: _listing(root / name) for name in ("datasets", "runs")}
     capfd.readouterr()

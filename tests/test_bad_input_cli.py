@@ -33,6 +33,27 @@ def case(case_id: str, pairs: tuple[str, ...], *says: str) -> Case:
     return Case(case_id, train(*pairs), says, tiny_recipe)
 
 
+def _interrupted_at_the_third():
+    """The writer's staging of one sample, with Ctrl-C pressed while the third is written."""
+    from yolo_tools.convert import writer
+
+    stage, calls = writer._stage, []
+
+    def staged(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return stage(*args, **kwargs)
+
+    return staged
+
+
+def _no_dataset(root: Path, stderr: str) -> None:
+    """Ctrl-C left no dataset and no partial folder behind (the harness checks `.partial-*` names too)."""
+    assert not [p for p in (root / "datasets").rglob("*") if p.is_file()], "files were left in datasets/"
+    assert "resume a training" not in stderr
+
+
 CMD = r"command line: "
 CASES: list[Case] = [
     case("epochs-a-word", ("epochs=ten",), CMD + r"epochs: 'epochs=ten' .*must be an int"),
@@ -73,6 +94,25 @@ CASES: list[Case] = [
     Case("app-port-negative", lambda i: ["app", "--port=-80"], (r"argument --port: -80 is not a port",)),
     Case("app-port-a-word", lambda i: ["app", "--port", "http"], (r"argument --port: 'http' is not a port number",)),
     Case("inspect-port-too-big", lambda i: ["inspect", "run", "--port", "70000"], (r"argument --port: 70000 is not a port",)),
+    # convert FORMAT's own options, named as typed; a recipe takes nothing after it
+    Case("convert-val-above-one", lambda i: ["convert", "masks", str(i / "src"), str(i.parent / "out"), "--val", "1.5"],
+         (r"argument --val: '1\.5' is not a fraction between 0 and 1", r"--val 0\.2")),
+    Case("convert-val-zero", lambda i: ["convert", "masks", str(i / "src"), str(i.parent / "out"), "--val", "0"],
+         (r"argument --val: '0' is not a fraction",)),
+    Case("convert-val-a-word", lambda i: ["convert", "masks", str(i / "src"), str(i.parent / "out"), "--val", "fifth"],
+         (r"argument --val: 'fifth' is not a fraction",)),
+    Case("convert-split-by-not-a-regex", lambda i: ["convert", "masks", str(i / "src"), str(i.parent / "out"), "--split-by", "(pat"],
+         (r"convert masks: invalid options", r"--split-by \(pat: '\(pat' is neither 'source', 'file', a named rule nor a valid regex"),
+         lambda i: (i / "src").mkdir()),
+    Case("convert-recipe-stray-argument", lambda i: ["convert", str(i / "demo.yaml"), "extra"],
+         (r"convert .*demo\.yaml: 'extra' is not understood; a recipe is converted alone", r"convert FORMAT SRC DST"), tiny_recipe),
+    Case("convert-unknown-format-one-path", lambda i: ["convert", "nrrd", str(i)], (r"convert: format 'nrrd' is unknown; allowed: coco",)),
+    Case("convert-format-one-path", lambda i: ["convert", "coco", str(i)], (r"convert coco takes a source and a destination folder", r"got 1"),),
+    Case("convert-format-three-paths", lambda i: ["convert", "coco", "a", "b", "c"], (r"convert coco takes a source and a destination folder", r"got 3 \(a b c\)"),),
+    Case("convert-interrupted", lambda i: ["convert", str(i / "demo.yaml")],
+         (r"interrupted; nothing was half-written", r"run the same convert command again"), tiny_recipe, code=130,
+         patch=lambda patch: patch.setattr("yolo_tools.convert.writer._stage", _interrupted_at_the_third()),
+         check=lambda root, stderr: _no_dataset(root, stderr)),
     Case("unknown-verb", lambda i: ["fit", "recipe.yaml"], (r"invalid choice: 'fit'",)),
     Case("unknown-option", lambda i: ["val", "run", "--fast"], (r"unrecognized arguments: --fast",)),
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -112,6 +113,10 @@ DESTINATIONS = [
          (r"one patient or study \(as the class_folders reader found them; --split-by is '\.\*\?\(1\)'\)",),
          with_films(), check=lambda root, err: _no_recipe_keys(err)),
 
+    Case("class-folders-differing-only-in-case", folders(outputs),
+         (r"convert class-folders: .*pneumonia: the classes it names \(NORMAL, PNEUMONIA, normal\)", r"'NORMAL' and 'normal' differ only in case",
+          r"rename or merge"),
+         with_films(lambda i: shutil.copytree(i / "pneumonia" / "NORMAL", i / "pneumonia" / "normal"))),
     Case("dst-empty-folder-is-used", folders(outputs), (r"hash pneumonia",), _folder_with("outputs", {}), code=0,
          check=written_at(outputs)),
     Case("dst-own-dataset-is-replaced", folders(outputs), (r"convert films",),

@@ -8,6 +8,7 @@ from ../shared/data (tests/bad_input_sources.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import yaml
 
 from bad_input import Case, parametrize, run_case
 from bad_input_sources import (
+    cards,
     acdc_volumes,
     bomb,
     convert_recipe,
@@ -275,6 +277,20 @@ def _copy_in_skipped_folder(inputs: Path) -> None:
     (inputs / "pneumonia" / "BACKUP" / original.name).write_bytes(original.read_bytes())
 
 
+def _filed_under_both(inputs: Path) -> None:
+    """A NORMAL film also filed under PNEUMONIA (another name): a conflicting label, no duplicate; neither copy is kept."""
+    original = sorted((inputs / "pneumonia" / "NORMAL").iterdir())[0]
+    (inputs / "pneumonia" / "PNEUMONIA" / "filed-twice.jpeg").write_bytes(original.read_bytes())
+
+
+def _conflict_on_card(root: Path, stderr: str) -> None:
+    """Both copies are left out and named on the card, each with the class it conflicts with; the other 5 films convert."""
+    skipped_on_card("conflicting labels", written=5)(root, stderr)
+    skipped = "\n".join(cards(root)[0]["skipped"])
+    assert re.search(r"NORMAL/.*conflicting labels: .*also filed as 'pneumonia'", skipped), skipped
+    assert re.search(r"PNEUMONIA/filed-twice\.jpeg: conflicting labels: .*also filed as 'normal'", skipped), skipped
+
+
 def _all_normal_broken(inputs: Path) -> None:
     for path in (inputs / "pneumonia" / "NORMAL").iterdir():
         truncated(path)
@@ -296,6 +312,8 @@ CLASS_FOLDERS = [
             r"BACKUP/.*class 'BACKUP' is not in the recipe's classes", written=6),
     skipped("class-folders-duplicate-kept-once", films(lambda i: (i / "pneumonia" / "NORMAL" / "copy.jpeg").write_bytes(
         sorted((i / "pneumonia" / "NORMAL").iterdir())[0].read_bytes())), "byte-identical duplicate of", written=6),
+    Case("class-folders-one-film-under-two-classes", convert_recipe, (r"skipped .*conflicting labels: the same picture",),
+         films(_filed_under_both), code=0, check=_conflict_on_card),
     refused("class-folders-every-film-broken", films(_all_normal_broken), "every one of the 6 samples was skipped"),
     refused("class-folders-one-patient", films(_one_patient), "belong to one patient or study", "at least two"),
     refused("class-folders-no-class-folders", films(lambda i: _flatten(i)), r"pneumonia: no class folders inside"),

@@ -102,6 +102,23 @@ CASES: list[Case] = [
         ("folds=1", "at least 2 folds"),
         _recipe("{by: file, val: 0.3}"),
     ),
+    # folds= and fold_seed= go through the checks Ultralytics' own keys get (yolo_args.WORKBENCH_KEYS)
+    Case("cv-folds-a-word", lambda i: ["cv", str(i / "tiny.yaml"), "folds=abc"], (r"folds=abc: .*whole number", "e.g. folds=5"),
+         _recipe("{by: file, val: 0.3}")),
+    Case("cv-folds-a-fraction", lambda i: ["cv", str(i / "tiny.yaml"), "folds=2.5"], (r"folds=2\.5: .*whole number",),
+         _recipe("{by: file, val: 0.3}")),
+    Case("cv-folds-a-bool", lambda i: ["cv", str(i / "tiny.yaml"), "folds=True"], (r"folds=True: .*whole number",),
+         _recipe("{by: file, val: 0.3}")),
+    Case("cv-fold-seed-a-word", lambda i: ["cv", str(i / "tiny.yaml"), "fold_seed=abc"], (r"fold_seed=abc: .*whole number",),
+         _recipe("{by: file, val: 0.3}")),
+    Case("cv-train-argument-of-the-wrong-type", lambda i: ["cv", str(i / "tiny.yaml"), "epochs=abc"],
+         (r"command line: epochs: .*must be an int",), _recipe("{by: file, val: 0.3}")),
+    Case("cv-model-missing", lambda i: ["cv", str(i / "tiny.yaml"), "model=nosuch.pt"],
+         (r"command line: model: nosuch\.pt: no such weights file", r"model=runs/<recipe>/<run>/weights/best\.pt"),
+         _recipe("{by: file, val: 0.3}")),
+    Case("cv-runs-folder-a-file", lambda i: ["cv", str(i / "tiny.yaml")], (r"is a file, not a folder", "YOLO_TOOLS_RUNS"),
+         lambda i: (_recipe("{by: file, val: 0.3}")(i), (i / "runs-file").write_text("not a folder\n")),
+         env={"YOLO_TOOLS_RUNS": "{inputs}/runs-file"}),
     Case(
         "cv-more-folds-than-patients",
         lambda i: ["cv", str(i / "tiny.yaml"), "folds=9"],
@@ -138,3 +155,15 @@ CASES: list[Case] = [
 @parametrize(CASES)
 def test_case(case, tmp_path, monkeypatch, capfd):
     run_case(case, tmp_path, monkeypatch, capfd)
+
+
+def test_workbench_keys_are_read_and_typed_as_ultralytics_reads_its_own() -> None:
+    """folds=1e1 is 10 (as epochs=1e2 is 100 for Ultralytics); every key a verb reads itself is declared once."""
+    from yolo_tools import crossval, sliced, tune
+    from yolo_tools.pipeline import parse_overrides
+    from yolo_tools.yolo_args import WORKBENCH_KEYS, check_command_line
+
+    parsed = parse_overrides(["folds=1e1", "fold_seed=3", "epochs=2"])
+    checked = check_command_line(parsed, workbench=crossval.CV_KEYS)
+    assert checked == {"folds": 10, "fold_seed": 3, "epochs": 2} and isinstance(checked["folds"], int)
+    assert crossval.CV_KEYS | sliced.ARGS | tune.SEARCH_OPTIONS == set(WORKBENCH_KEYS)

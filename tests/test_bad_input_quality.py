@@ -76,6 +76,33 @@ CASES: list[Case] = [
         _export("segment", "{size: 320}", "yolov8n-seg.yaml"),
     ),
     Case(
+        "tiles-larger-than-the-images",
+        lambda i: ["convert", str(i / "stones.yaml")],
+        ("stones.yaml", r"data\.options\.tiles\.size 320 is larger than the training image .*\(64 x 64 px\)", "at most 64"),
+        _export("detect", "{size: 320}", "yolov8n.yaml"),
+    ),
+    Case(
+        "tiles-size-zero",
+        lambda i: ["convert", str(i / "stones.yaml")],
+        ("stones.yaml", r"data\.options\.tiles\.size", "greater than or equal to 32"),
+        _export("detect", "{size: 0}", "yolov8n.yaml"),
+    ),
+    Case(
+        "slice-zero",
+        lambda i: ["predict", str(i / "run"), str(i), "slice=0"],
+        ("slice=0", "at least 32 pixels"),
+    ),
+    Case(
+        "slice-overlap-one",
+        lambda i: ["evaluate", str(i / "run"), "slice=320", "slice_overlap=1"],
+        ("slice_overlap=1", r"up to \(not including\) 1"),
+    ),
+    Case(
+        "slice-overlap-without-slice",
+        lambda i: ["evaluate", str(i / "run"), "slice_overlap=0.3"],
+        ("slice_overlap=0.3", "only sliced inference uses it", "slice=SIZE"),
+    ),
+    Case(
         "slice-too-small",
         lambda i: ["evaluate", str(i / "run"), "slice=8"],
         ("slice=8", "at least 32 pixels"),

@@ -101,6 +101,23 @@ def _listening_port() -> int:
     return held.getsockname()[1]
 
 
+def _mlflow_link(data: bytes) -> Damage:
+    return lambda run: (run / "mlflow.json").write_bytes(data)
+
+
+def _task(task: str) -> Damage:
+    def damage(run: Path) -> None:
+        recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+        recipe.update(task=task, model="yolov8n-seg.yaml")
+        (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+
+    return damage
+
+
+def _not_evaluated(root: Path, stderr: str) -> None:
+    assert not (root / "in" / "run" / "eval").exists(), "the evaluation ran before the refusal"
+
+
 def damaged(name: str | None, *more: Damage) -> Callable[[Path], None]:
     def setup(inputs: Path) -> None:
         run = copy_run(RUN["run"], inputs / "run")
@@ -174,6 +191,31 @@ CASES += [
     Case("evaluate-operating-point-on-a-detector", verb("evaluate", "--operating-point", "sensitivity=0.9"),
          (r"--operating-point sensitivity=0\.9: chooses a two-class classifier's threshold", r"a detect run decides per class", r"give conf="),
          damaged(None)),
+    # the run's MLflow link (mlflow.json), read before the evaluation runs, not after it
+    Case("evaluate-mlflow-json-not-json", verb("evaluate"), (r"run/mlflow\.json: damaged: not JSON", r"yolo_tools\.run_dir=", r"remove it"),
+         damaged(None, _mlflow_link(b'{"tracking_uri": "sqlite:///x.db", "run_')), check=_not_evaluated),
+    Case("evaluate-mlflow-json-without-run-id", verb("evaluate"), (r"run/mlflow\.json: damaged: no experiment, run_id",),
+         damaged(None, _mlflow_link(b'{"tracking_uri": "sqlite:///x.db"}')), check=_not_evaluated),
+    Case("evaluate-mlflow-json-a-list", verb("evaluate"), (r"run/mlflow\.json: damaged: no tracking_uri",),
+         damaged(None, _mlflow_link(b'["sqlite:///x.db"]')), check=_not_evaluated),
+    Case("evaluate-mlflow-database-gone", verb("evaluate"),
+         (r"mlflow\.json: tracking_uri=sqlite:///.*gone\.db: that MLflow database is gone", r"move mlflow\.json out of the run"),
+         damaged(None, lambda run: _mlflow_link(
+             f'{{"tracking_uri": "sqlite:///{run.parent / "gone.db"}", "experiment": "demo", "run_id": "0"}}'.encode())(run)),
+         check=_not_evaluated),
+    # slices larger than the images: SAHI would predict each whole, enlarged (slice=100000 asked for 30 GB)
+    Case("predict-slice-larger-than-the-image", lambda i: ["predict", str(i / "run"), str(i / "scan.png"), "slice=100000"],
+         (r"slice=100000 is larger than .*scan\.png \(64 x 64 px\)", r"at most 64"), damaged(None, lambda run: _image(run.parent / "scan.png"))),
+    Case("evaluate-slice-larger-than-the-images", verb("evaluate", "slice=100000"),
+         (r"slice=100000 is larger than .*\(64 x 64 px\) and 3 other image", r"at most 64"), damaged(None),
+         may_write=("datasets",), check=_not_evaluated),
+    Case("predict-slice-with-an-ensemble", lambda i: ["predict", str(i / "run"), str(i / "scan.png"), "slice=32", "--ensemble", str(i / "run")],
+         (r"slice=32: sliced inference predicts with one detection run", r"would ignore it"),
+         damaged(None, lambda run: _image(run.parent / "scan.png"))),
+    Case("evaluate-slice-with-an-ensemble", lambda i: ["evaluate", str(i / "run"), "slice=32", "--ensemble", str(i / "run")], (r"slice=32: sliced inference scores one run",),
+         damaged(None), check=_not_evaluated),
+    Case("evaluate-slice-on-a-segment-run", verb("evaluate", "slice=320"), (r"slice=320: sliced inference is for detection runs",),
+         damaged(None, _task("segment"))),
     # train --resume
     Case(
         "resume-finished-run",
@@ -214,10 +256,25 @@ def _train(*extra: str) -> Callable[[Path], list[str]]:
 
 
 CASES += [
-    Case("train-model-missing", _train("model=nosuch.yaml"), (r"nosuch\.yaml: cannot load model",), _tiny_recipe(), may_write=("datasets",)),
+    # what a training starts from is found, or refused naming the key and a fix, before the conversion
+    Case("train-model-missing", _train("model=nosuch.yaml"), (r"command line: model: nosuch\.yaml: no such model YAML", r"model=yolov8n\.yaml"),
+         _tiny_recipe()),
+    Case("train-model-weights-missing", _train("model=runs/x/weights/best.pt"),
+         (r"command line: model: runs/x/weights/best\.pt: no such weights file", r"official weights by name"), _tiny_recipe()),
+    Case("train-recipe-model-missing", _train(), (r"demo\.yaml: model: nosuch\.pt: no such weights file",),
+         lambda i: (i / "demo.yaml").write_text(yaml.safe_dump({**TINY_RECIPE, "model": "nosuch.pt"}, sort_keys=False))),
     Case("train-model-garbage-weights", lambda i: [*_train()(i), f"model={i / 'garbage.pt'}"],
-         (r"garbage\.pt: not a readable Ultralytics weights file",),
-         lambda i: (_tiny_recipe()(i), (i / "garbage.pt").write_bytes(b"nope")), may_write=("datasets",)),
+         (r"command line: model: .*garbage\.pt: not a readable Ultralytics weights file",),
+         lambda i: (_tiny_recipe()(i), (i / "garbage.pt").write_bytes(b"nope"))),
+    # a runs folder that is a file, or lies under one, refused before the conversion
+    Case("train-runs-folder-a-file", _train(), (r"runs-file is a file, not a folder", r"YOLO_TOOLS_RUNS"),
+         lambda i: (_tiny_recipe()(i), (i / "runs-file").write_text("x\n")), env={"YOLO_TOOLS_RUNS": "{inputs}/runs-file"}),
+    Case("train-runs-folder-under-a-file", _train(), (r"runs-file is a file, not a folder",),
+         lambda i: (_tiny_recipe()(i), (i / "runs-file").write_text("x\n")), env={"YOLO_TOOLS_RUNS": "{inputs}/runs-file/deeper/runs"}),
+    Case("train-recipe-runs-folder-a-file", _train(), (r"runs/demo is a file, not a folder",),
+         lambda i: (_tiny_recipe()(i), (i.parent / "runs").mkdir(), (i.parent / "runs" / "demo").write_text("x\n"))),
+    Case("train-name-under-a-file", lambda i: [*_train()(i), "--name", "notes.txt/run"], (r"notes\.txt is a file, not a folder",),
+         lambda i: (_tiny_recipe()(i), (i.parent / "runs" / "demo").mkdir(parents=True), (i.parent / "runs" / "demo" / "notes.txt").write_text("x\n"))),
     Case("train-pretrained-garbage", lambda i: [*_train()(i), f"pretrained={i / 'garbage.pt'}"],
          (r"command line: pretrained: .*garbage\.pt: not a readable Ultralytics weights file",),
          lambda i: (_tiny_recipe()(i), (i / "garbage.pt").write_bytes(b"\x00" * 64))),

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from yolo_tools import yolo
+from yolo_tools import yolo, yolo_args
 
 
 @pytest.mark.parametrize(
@@ -42,7 +42,7 @@ def test_a_busy_machine_is_said_once_with_what_to_do(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     monkeypatch.setattr(os, "getloadavg", lambda: (14.8, 12.5, 7.4))
-    monkeypatch.delenv(yolo.THREADS_ENV, raising=False)
+    monkeypatch.delenv(yolo_args.THREADS_ENV, raising=False)
     with caplog.at_level(logging.INFO, logger="yolo_tools"):
         assert yolo.use_every_core.__wrapped__() == 1 == torch_utils.NUM_THREADS
     assert [r.getMessage() for r in caplog.records] == [

@@ -24,6 +24,7 @@ from yolo_tools.convert.conversion import dataset_dir, prepare
 from yolo_tools.convert.tiles import Tiles, clip_boxes, grid, plan, yolo_to_xyxy
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
+from yolo_tools.yolo_args import check_command_line
 
 KIDNEY = SHARED_DATA / "kidney-stones-ct"
 TILES = {"size": 320, "overlap": 0.2, "min_visible": 0.5, "background": 0.25}
@@ -200,9 +201,28 @@ def test_sliced_inference_returns_boxes_in_image_coordinates(untrained: Path, tm
 
 def test_slice_arguments_are_checked() -> None:
     assert sliced.options({"imgsz": 320}) is None
-    assert sliced.options({"slice": "320", "slice_overlap": "0.25"}) == (320, 0.25)
-    with pytest.raises(UserError, match="slice is at least 32 pixels"):
-        sliced.options({"slice": 8})
+    assert sliced.options({"slice": 320, "slice_overlap": 0.25}) == (320, 0.25)
+    assert sliced.options({"slice": 320}) == (320, 0.2)
+    typed = check_command_line({"slice": 3.2e2, "slice_overlap": 0}, workbench=sliced.ARGS)
+    assert typed == {"slice": 320, "slice_overlap": 0.0} and isinstance(typed["slice"], int)
+    for bad, says in (({"slice": 8}, "slice=8: .*at least 32 pixels"), ({"slice": 320.5}, "slice=320.5: .*whole number"),
+                      ({"slice": True}, "slice=True"), ({"slice": 320, "slice_overlap": 1}, "slice_overlap=1: .*not including\\) 1")):
+        with pytest.raises(UserError, match=says):
+            check_command_line(bad, workbench=sliced.ARGS)
+    with pytest.raises(UserError, match="slice_overlap=0.3: only sliced inference uses it"):
+        sliced.options({"slice_overlap": 0.3})
+
+
+def test_a_slice_larger_than_an_image_is_refused_before_any_prediction(tmp_path: Path) -> None:
+    """SAHI would predict such an image whole, enlarged to the slice (slice=100000 asked Ultralytics for 30 GB)."""
+    for name, shape in (("wide.png", (200, 640)), ("small.png", (100, 120))):
+        cv2.imwrite(str(tmp_path / name), np.zeros(shape, np.uint8))
+    files = sorted(tmp_path.iterdir())
+    sliced.check_fits(120, files)  # each image's longer side is at least 120
+    with pytest.raises(UserError, match=r"slice=121 is larger than .*small\.png \(120 x 100 px\).*at most 120"):
+        sliced.check_fits(121, files)
+    with pytest.raises(UserError, match=r"slice=100000 .*and 1 other image"):
+        sliced.check_fits(100000, files)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from yolo_tools import __version__
 from yolo_tools.errors import UserError
@@ -41,8 +42,12 @@ EXAMPLES = """examples:
 
 # `evaluate --data SRC --format F`: the readers of yolo_tools.outside_data.READERS (a test keeps the two the same).
 OUTSIDE_FORMATS = ["yolo", "coco", "masks", "box-csv", "class-folders", "nifti", "dicom"]
-# What to do after Ctrl-C, for verbs whose interrupt carries no advice of its own.
-RESUME_HINTS = {
+# What is true after Ctrl-C, by verb, where the interrupt carries no advice of its own; others say only that they
+# were interrupted.
+INTERRUPTED = {
+    "cv": "run the same cv command again: it goes on at the first unfinished fold",
+    "convert": "nothing was half-written (a dataset appears whole or not at all, and an earlier one is kept): run the "
+               "same convert command again",
     "pull": "run the same pull again: the series already here are kept and only the others are fetched",
     "predict": "run the same command again (with --store, the studies already stored are found and skipped)",
 }
@@ -127,14 +132,27 @@ def _export(args: argparse.Namespace) -> None:
 
 def _convert(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
+    from yolo_tools.convert.conversion import FORMATS
+    from yolo_tools.recipe import bundled_recipe
 
-    if not args.paths:
+    given = Path(args.recipe)
+    is_recipe = args.recipe not in FORMATS and (given.suffix in (".yaml", ".yml") or given.is_file() or bundled_recipe(args.recipe).is_file())
+    if args.paths and args.recipe not in FORMATS and not is_recipe:
+        raise UserError(f"convert: format '{args.recipe}' is unknown; allowed: {', '.join(FORMATS)} (or give a recipe YAML)")
+    if args.recipe not in FORMATS:
+        if args.paths:  # a recipe converts alone: what follows it is not a FORMAT's SRC DST
+            raise UserError(
+                f"convert {args.recipe}: '{' '.join(args.paths)}' is not understood; a recipe is converted alone "
+                f"(yolo_tools convert {args.recipe}), a folder in a published format with yolo_tools convert FORMAT SRC DST "
+                f"(FORMAT: {', '.join(FORMATS)})"
+            )
         if args.option:
             raise UserError(f"--option {args.option[0]}: a recipe sets its reader's options in data.options; --option is for convert FORMAT SRC DST")
         pipeline.convert(args.recipe, args.data_root, args.force)
         return
     if len(args.paths) != 2:
-        raise UserError("convert FORMAT takes a source and a destination folder: yolo_tools convert coco SRC DST")
+        given = f"; got {len(args.paths)} ({' '.join(args.paths)})" if args.paths else ""
+        raise UserError(f"convert {args.recipe} takes a source and a destination folder: yolo_tools convert {args.recipe} SRC DST{given}")
     from yolo_tools.convert.options import read_pairs
 
     pipeline.convert_format(
@@ -177,6 +195,17 @@ def _demo(args: argparse.Namespace) -> None:
     from yolo_tools import demo, pipeline
 
     demo.run(pipeline.parse_overrides(args.overrides))
+
+
+def _fraction(text: str) -> float:
+    """A fraction of the patients, checked when the command line is read so the message names the option."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a fraction between 0 and 1 (exclusive); e.g. --val 0.2 holds out a fifth of the patients")
+    return value
 
 
 def _port(text: str) -> int:
@@ -295,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("paths", nargs="*", metavar="SRC DST", help="with a FORMAT: the source folder and the dataset to write")
     sub.add_argument("--task", choices=["detect", "segment"], help="with coco: boxes (detect, default) or polygons (segment)")
     sub.add_argument("--split-by", default="file", help="with a FORMAT: 'file' (default) or a regex whose group is the patient id")
-    sub.add_argument("--val", type=float, default=0.2, help="with a FORMAT: fraction of patients for val (default 0.2)")
+    sub.add_argument("--val", type=_fraction, default=0.2, help="with a FORMAT: fraction of patients for val (default 0.2)")
     sub.add_argument("--seed", type=int, default=0, help="with a FORMAT: split seed (default 0)")
     reader_options(sub, "with a FORMAT")
     sub.add_argument("--force", action="store_true", help="convert again even if an identical conversion exists")
@@ -356,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:  # a verb that has something to say next puts it in the interrupt
-        hint = str(stop) or RESUME_HINTS.get(args.verb, "")
+        hint = str(stop) or INTERRUPTED.get(args.verb, "")
         print(f"interrupted; {hint}" if hint else "interrupted", file=sys.stderr)
         return 130
     return 0

@@ -38,19 +38,19 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
-from yolo_tools import evaluation, yolo
+from yolo_tools import evaluation, yolo, yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.dataset import CARD, CV_PREFIX, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, Dataset
 from yolo_tools.errors import UserError
-from yolo_tools.locations import runs_dir
-from yolo_tools.recipe import Recipe, check_train_args, load_recipe
+from yolo_tools.locations import check_runs_folder, runs_dir
+from yolo_tools.recipe import Recipe, load_recipe
 from yolo_tools.runs import METRICS_FILE, RECIPE_FILE, save_metrics, save_recipe, save_run_dataset
 
 CV_DIR = "cv"
 CV_FILE = "cv.json"  # in the cv folder's root: what was cross-validated, so a resume cannot mix set-ups
 DEFAULT_FOLDS = 5
-CV_KEYS = ("folds", "fold_seed")  # key=value pairs cv reads itself; the rest are Ultralytics train arguments
+CV_KEYS = frozenset({"folds", "fold_seed"})  # key=value pairs cv reads itself; the rest are Ultralytics train arguments
 
 
 def assign_folds(patients: pd.Series, folds: int, seed: int, classes: pd.Series | None = None) -> np.ndarray:
@@ -107,13 +107,9 @@ def _fold_dataset(dataset: Dataset, pooled: pd.DataFrame, fold: int, root: Path,
 
 
 def _split_overrides(overrides: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
-    folds, seed = int(overrides.pop("folds", DEFAULT_FOLDS)), int(overrides.pop("fold_seed", 0))
-    if folds < 2:
-        raise UserError(f"cv: folds={folds}; cross-validation needs at least 2 folds")
-    try:
-        check_train_args({k: v for k, v in overrides.items() if k != "model"}, origin="the command line")
-    except ValueError as exc:
-        raise UserError(f"command line: {exc}") from None
+    """folds= and fold_seed= apart from the train arguments, all checked on one path (yolo_args) before any work."""
+    overrides = yolo_args.check_command_line(overrides, workbench=CV_KEYS, passed={"model"})
+    folds, seed = overrides.pop("folds", DEFAULT_FOLDS), overrides.pop("fold_seed", 0)
     return folds, seed, overrides
 
 
@@ -175,12 +171,13 @@ def cross_validate(
     recipe = check(load_recipe(recipe_path))
     folds, seed, args = _split_overrides(dict(overrides or {}))
     model = args.pop("model", recipe.model)
+    yolo.check_model(model, "command line: model" if "model" in (overrides or {}) else f"{recipe.path}: model")
     origin = "command line" if "device" in args else f"{recipe.path}: train"
-    args = {**recipe.train, **args}
+    args = {**yolo_args.check_types(recipe.train, f"{recipe.path}: train."), **args}
     if args.get("device") not in (None, ""):  # a device the machine lacks is refused before anything is written
         yolo.pick_device(args["device"], origin, announce=False)
     eval_args = {k: args[k] for k in ("imgsz", "batch", "device") if k in args}
-    cv_root = runs_dir() / recipe.name / (name or CV_DIR)
+    cv_root = check_runs_folder(runs_dir() / recipe.name / (name or CV_DIR))
     _check_folder(cv_root)
     dataset = prepare_dataset(recipe, data_root)
     model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline

@@ -222,6 +222,11 @@ def evaluate(
         )
     args = dict(overrides or {})
     slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/sliced.py)
+    if slicing and recipe.task != "detect":
+        raise UserError(f"command line: slice={slicing[0]}: sliced inference is for detection runs; {run_dir} is a {recipe.task} run")
+    if slicing and also:
+        raise UserError(f"command line: slice={slicing[0]}: sliced inference scores one run; an ensemble or a cv folder "
+                        "would ignore it. Leave out slice= or evaluate one run")
     operating_point.load(run_dir, slicing)  # a damaged stored threshold stops here, before anything is written
     explicit_conf = args.pop("conf", None)
     for key, value in operating_point.predict_args(recipe, None).items():
@@ -242,6 +247,8 @@ def evaluate(
                 f"{run_dir}: recipe '{recipe.name}' keeps no {split} split; add data.split.test (a fraction, or "
                 "'source' for a published one), convert again and evaluate the run with --split test"
             )
+    if slicing:  # before the validator runs and the earlier evaluation's files are cleared
+        sliced.check_fits(slicing[0], sorted(Path(dataset.image_source(split)).iterdir()))
     out = run_dir / eval_dir_name(split, data_name, bool(also))
     out.mkdir(parents=True, exist_ok=True)
     for name in OUR_FILES:

@@ -9,6 +9,8 @@ import logging
 import os
 from pathlib import Path
 
+from yolo_tools.errors import UserError
+
 LOG = logging.getLogger(__name__)
 
 DATA_ENV = "YOLO_TOOLS_DATA"
@@ -109,3 +111,16 @@ def datasets_dir() -> Path:
 def runs_dir() -> Path:
     """Every run's weights, metrics, plots and report: `runs/<recipe>/<name>/`."""
     return Path(os.environ.get(RUNS_ENV, "runs")).expanduser().resolve()
+
+
+def check_runs_folder(path: Path) -> Path:
+    """`path`, a folder of the runs folder, when it is one or can be made one: a file there or on the way is one
+    message before any work. Without this, it fails as NotADirectoryError only when the first file of a run
+    is written, after the conversion and the model load."""
+    blocking = next((folder for folder in (path, *path.parents) if folder.exists() and not folder.is_dir()), None)
+    if blocking is not None:
+        raise UserError(
+            f"{path}: {blocking} is a file, not a folder, so the run cannot be written there; move the file away, "
+            f"or point {RUNS_ENV} at a folder (default: ./runs)"
+        )
+    return path

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import dicomweb, operating_point, prediction_formats, tasks, yolo
+from yolo_tools import dicomweb, operating_point, prediction_formats, tasks, yolo, yolo_args
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom_series
 from yolo_tools.locations import runs_dir
@@ -97,7 +97,7 @@ def predict(
         raise UserError(f"--store stores into a PACS: give the studies as a DICOMweb URL, not '{url}'; {dicomweb.ACCEPTED}")
     address = dicomweb.parse_url(url)  # a login or token in the URL is refused here, before anything else
     weights, run_dir = weights_of(run)
-    args = pipeline._check_cli_args(dict(overrides or {}))  # names and types as every predict checks them
+    args = yolo_args.check_command_line(dict(overrides or {}))  # names and types as every predict checks them
     pipeline._check_device(args)
     recipe = run_recipe(run_dir) if run_dir else None
     task, classes = yolo.task_and_names(weights)

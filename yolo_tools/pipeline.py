@@ -20,7 +20,7 @@ from yolo_tools.dataset import CARD_MD
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import mapped_inputs, readable_images
 from yolo_tools.locations import runs_dir
-from yolo_tools.recipe import check_train_args, load_recipe
+from yolo_tools.recipe import load_recipe
 from yolo_tools.runs import (
     RECIPE_FILE, first_new_folder, new_run_dir, next_free, run_recipe, save_metrics, save_recipe, save_run_dataset, weights_of,
 )
@@ -29,18 +29,6 @@ from yolo_tools.runs import (
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     """`key=value` pairs read exactly as `yolo` reads them (see yolo_args)."""
     return yolo_args.parse_pairs(items)
-
-
-def _check_cli_args(args: dict[str, Any], allowed_extra: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Names, then Ultralytics' own type checks; returns the values as Ultralytics canonicalises them.
-    YOLO_TOOLS_THREADS, read when the first model loads, is checked here too: before any work."""
-    yolo.requested_threads()
-    try:
-        check_train_args({k: v for k, v in args.items() if k not in allowed_extra}, origin="the command line")
-    except ValueError as exc:
-        raise UserError(f"command line: {exc}") from None
-    typed = yolo_args.check_types({k: v for k, v in args.items() if k not in allowed_extra}, "command line: ")
-    return {**args, **typed}
 
 
 def _check_device(args: dict[str, Any], origin: str = "command line") -> None:
@@ -85,9 +73,11 @@ def train_recipe(
     'tensorboard', else the recipe's `track`) logs this run there (yolo_tools/tracking.py).
     """
     recipe = check(load_recipe(recipe_path))
-    overrides = _check_cli_args(dict(overrides or {}), allowed_extra=frozenset({"model"}))
+    overrides = yolo_args.check_command_line(dict(overrides or {}), passed={"model"})
     train_args = yolo_args.check_types(recipe.train, f"{recipe.path}: train.")
+    origin = "command line: model" if "model" in overrides else f"{recipe.path}: model"
     model = overrides.pop("model", recipe.model)
+    yolo.check_model(model, origin)
     args = {**train_args, **overrides}
     _check_device(args, "command line" if "device" in overrides else f"{recipe.path}: train")
     if args.get("device"):
@@ -147,6 +137,8 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
             f"  To train it longer, start a new run from its weights:\n"
             f"  yolo_tools train {run_dir / RECIPE_FILE} model={last} epochs=N"
         )
+    if recipe.track == "mlflow":
+        tracking.check_link(run_dir)
     data = prepare(recipe, run_dir=run_dir)  # the run's dataset version, converted again if removed since
     _check_resume_data(run_dir, data)
     try:
@@ -173,7 +165,7 @@ def _check_resume_data(run_dir: Path, data: Path) -> None:
 def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, float]:
     """Validate a run's best weights on its own val split (converted again if removed), or any weights on `data=`."""
     weights, run_dir = weights_of(run_or_weights)
-    args = _check_cli_args(dict(overrides or {}), allowed_extra=frozenset({"data"}))
+    args = yolo_args.check_command_line(dict(overrides or {}), passed={"data"})
     _check_device(args)
     data = None
     if "data" not in args:
@@ -209,14 +201,19 @@ def predict(
     leaves out the annotated images (the CSV and JSON are always written). `out` is a new or empty folder,
     or one this command wrote before (`predictions.MARKER` in it).
     """
-    args = _check_cli_args(dict(overrides or {}), allowed_extra=sliced.ARGS)
+    args = yolo_args.check_command_line(dict(overrides or {}), workbench=sliced.ARGS)
     save = _predict_outputs(args)
     slicing = sliced.options(args)  # slice=SIZE: detection on overlapping slices (yolo_tools/sliced.py)
     members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
     weights, run_dir = weights_of(members[0])
     _check_device(args)
+    if slicing and (len(members) > 1 or cascade.is_cascade(run_recipe(run_dir) if run_dir else None)):
+        raise UserError(f"command line: slice={slicing[0]}: sliced inference predicts with one detection run; "
+                        "an ensemble, a cv folder or a cascade would ignore it. Leave out slice= or predict with one run")
     files = readable_images(source)
     root = Path(source) if Path(source).is_dir() and any(f.parent != Path(source) for f in files) else None
+    if slicing:
+        sliced.check_fits(slicing[0], files)
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
     _check_out(out_dir, files)
     created = first_new_folder(out_dir)
@@ -281,7 +278,7 @@ def predict_format(
 
     prediction_formats.check_format(fmt)
     weights, run_dir = weights_of(weights)
-    args = _check_cli_args(dict(overrides or {}))
+    args = yolo_args.check_command_line(dict(overrides or {}))
     _predict_outputs(args)  # `save` is predict's annotated images; the format's files are this command's output
     _check_device(args)
     if not Path(source).exists() and not glob.glob(source):
@@ -347,7 +344,7 @@ def evaluate(
     point on val (youden, sensitivity=0.95). Several runs are evaluated as one ensemble; files in
     `<first run>/eval-ensemble[-test]/`.
     """
-    overrides = _check_cli_args(dict(overrides or {}), allowed_extra=sliced.ARGS)
+    overrides = yolo_args.check_command_line(dict(overrides or {}), workbench=sliced.ARGS)
     sliced.options(dict(overrides))  # a bad slice= is refused before any work
     _check_device(overrides)
     if rule is not None:
@@ -359,6 +356,9 @@ def evaluate(
             "held-out data: --split test (a recipe with data.split.test) or --data SRC"
         )
     runs = _expand_cv(runs)
+    run_dir = weights_of(runs[0])[1]
+    if run_dir is not None:
+        tracking.check_link(run_dir)  # where the results are logged, checked before the evaluation runs
     out = evaluation.evaluate(
         runs[0], overrides, also=runs[1:], split=split, data=data, data_format=data_format, rule=rule, data_options=data_options
     )
@@ -402,7 +402,7 @@ def report(run: str | Path, overrides: dict[str, Any] | None = None, eval_name: 
 
 def export(weights: str | Path, overrides: dict[str, Any] | None = None) -> Path:
     weights, _ = weights_of(weights)
-    path = yolo.export(weights, _check_cli_args(dict(overrides or {}), allowed_extra=frozenset({"data"})))
+    path = yolo.export(weights, yolo_args.check_command_line(dict(overrides or {}), passed={"data"}))
     print(f"exported: {path}")
     return path
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import Intensity
-from yolo_tools.yolo_args import check_names
+from yolo_tools.yolo_args import check_train_args
 
 Task = Literal["detect", "segment", "classify"]
 # Ultralytics' official weights by name (yolov8n.pt, yolo11s-seg.pt, yolo26n-cls.pt): downloaded on first use.
@@ -91,6 +91,17 @@ class Split(_Strict):
         None, description="fraction of patients held out as a test set, or 'source' for the published test split"
     )
     seed: int = 0
+
+    @field_validator("by")
+    @classmethod
+    def _rule_reads(cls, value: str) -> str:
+        """A rule that cannot group anything is refused with the recipe, before any file is read (every named
+        rule, 'source' and 'file' included, is also a valid regex, so compiling is the whole check)."""
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is neither 'source', 'file', a named rule nor a valid regex ({exc})") from None
+        return value
 
     @model_validator(mode="after")
     def _fractions_fit(self) -> Split:
@@ -194,6 +205,21 @@ class Recipe(_Strict):
             raise ValueError("must be an Ultralytics model YAML (yolov8n.yaml) or weights (.pt)")
         return value
 
+    @field_validator("classes")
+    @classmethod
+    def _each_class_once(cls, value: list[str]) -> list[str]:
+        """A class named twice would become two class ids for one finding (labels split between them at
+        random by whichever the converter finds first) or, with class folders, two classes for one folder;
+        two names that differ only in case are one folder, as class folders are matched ignoring case."""
+        seen: dict[str, str] = {}
+        for name in value:
+            first = seen.get(name.lower())
+            seen.setdefault(name.lower(), name)
+            if first is not None:
+                twice = f"'{name}' is named twice" if first == name else f"'{first}' and '{name}' differ only in case"
+                raise ValueError(f"{twice}; name each class once (class folders are matched to classes ignoring case)")
+        return value
+
     @field_validator("train")
     @classmethod
     def _known_train_args(cls, value: dict[str, Any]) -> dict[str, Any]:
@@ -236,21 +262,6 @@ class Recipe(_Strict):
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def check_train_args(args: dict[str, Any], origin: str = "train") -> None:
-    """Refuse unknown or reserved Ultralytics arguments before a long run starts, not after.
-
-    Names only, from Ultralytics' default.yaml read as a file, so reading a recipe never imports
-    Ultralytics; their types are checked by Ultralytics itself when a training starts (see yolo_args).
-    """
-    check_names(args, origin)
-    pretrained = args.get("pretrained")
-    if not (pretrained is None or isinstance(pretrained, bool) or str(pretrained).endswith(".pt")):
-        raise ValueError(
-            "'pretrained' is true, false or weights whose matching layers start the model "
-            "(a .pt file, e.g. runs/pneumonia/<run>/weights/best.pt or yolov8n.pt)"
-        )
 
 
 def _format_errors(path: Path, error: ValidationError) -> str:

@@ -16,7 +16,7 @@ import yaml
 
 from yolo_tools.dataset import fingerprint_at
 from yolo_tools.errors import UserError
-from yolo_tools.locations import runs_dir
+from yolo_tools.locations import check_runs_folder, runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
 
 LOG = logging.getLogger(__name__)
@@ -37,14 +37,14 @@ def next_free(folder: Path) -> Path:
 
 def new_run_dir(recipe: Recipe, name: str | None) -> Path:
     """`runs/<recipe>/<name>`; without a name the next free `train`, `train2`, ... like Ultralytics."""
-    parent = runs_dir() / recipe.name
+    parent = check_runs_folder(runs_dir() / recipe.name)
     if name:
         if (parent / name).exists():
             raise UserError(
                 f"{parent / name}: a run of that name is already there; choose another --name, "
                 f"or continue it with: yolo_tools train --resume {parent / name}"
             )
-        return parent / name
+        return check_runs_folder(parent / name)
     return next_free(parent / "train")
 
 

@@ -24,23 +24,50 @@ import numpy as np
 
 from yolo_tools import yolo
 from yolo_tools.errors import UserError
+from yolo_tools.imaging.pillow import pillow_open
 
 # The arguments sliced inference adds to predict and evaluate (not Ultralytics arguments).
 ARGS = frozenset({"slice", "slice_overlap"})
 
 
 def options(args: dict[str, Any]) -> tuple[int, float] | None:
-    """(slice size, overlap) popped from predict/evaluate arguments, or None when slicing is not asked for."""
-    size, overlap = args.pop("slice", None), args.pop("slice_overlap", 0.2)
+    """(slice size, overlap) popped from predict/evaluate arguments, or None when slicing is not asked for.
+
+    Their types and ranges were checked with every other key=value (`yolo_args.check_command_line`);
+    an overlap without a slice would be ignored, so it is refused.
+    """
+    size, overlap = args.pop("slice", None), args.pop("slice_overlap", None)
     if size is None:
+        if overlap is not None:
+            raise UserError(f"command line: slice_overlap={overlap}: only sliced inference uses it; add slice=SIZE (e.g. slice=320) or leave it out")
         return None
-    try:
-        size, overlap = int(size), float(overlap)
-    except (TypeError, ValueError):
-        raise UserError(f"command line: slice={size} slice_overlap={overlap}: slice is a size in pixels (320), slice_overlap a fraction (0.2)") from None
-    if size < 32 or not 0 <= overlap < 1:
-        raise UserError(f"command line: slice={size} slice_overlap={overlap}: slice is at least 32 pixels, slice_overlap in [0, 1)")
-    return size, overlap
+    return int(size), float(0.2 if overlap is None else overlap)
+
+
+def check_fits(size: int, files: Iterable[Path]) -> None:
+    """Refuse a slice larger than an image before anything is predicted.
+
+    SAHI cuts such an image into one slice, the whole image, and the model gets it enlarged to `size`
+    (`image_size`): the findings are no longer seen at native scale, which is what slicing is for, and
+    `slice=100000` asks Ultralytics for a 100000 x 100000 x 3 canvas (30 GB). Only each file's header is read (Pillow).
+    """
+    sides = []
+    for path in files:
+        try:
+            with pillow_open(path) as image:
+                sides.append((max(image.size), path, image.size))
+        except (OSError, ValueError):
+            continue  # a file that cannot be read is named when it is predicted
+    too_small = [found for found in sides if found[0] < size]
+    if too_small:
+        _, path, (width, height) = too_small[0]
+        largest = min(side for side, _, _ in sides)
+        raise UserError(
+            f"command line: slice={size} is larger than {path} ({width} x {height} px)"
+            f"{f' and {len(too_small) - 1} other image(s)' if len(too_small) > 1 else ''}: each would be predicted "
+            f"whole, enlarged to {size} px. Give slice= at most {largest} (the smallest image's longer side), "
+            "or predict without slice="
+        )
 
 
 @contextmanager
@@ -66,6 +93,8 @@ def predict(weights: Path, files: Iterable[Path], args: dict[str, Any], size: in
     from sahi import AutoDetectionModel
     from sahi.predict import get_sliced_prediction
 
+    files = list(files)
+    check_fits(size, files)
     task, _ = yolo.task_and_names(weights)
     if task != "detect":
         raise UserError(f"{weights}: sliced inference (slice=) is for detection models; this one is a {task} model")

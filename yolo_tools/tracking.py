@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -49,9 +50,46 @@ def _quiet() -> None:
 
 
 def check_available(track: str | None) -> None:
-    """A tracker whose package is missing is refused before any work, not silently skipped by Ultralytics."""
+    """A tracker whose package is missing, or an MLflow store that cannot be used, is refused before any work,
+    not silently skipped by Ultralytics or a traceback after the conversion."""
     if track and importlib.util.find_spec(PACKAGES[track]) is None:
         raise UserError(f"track: {track} needs the {PACKAGES[track]} package: pip install 'yolo-tools[track]'")
+    if track == "mlflow":
+        check_store(tracking_uri())
+
+
+# While the store is probed, a server that does not answer is given up on after one retry and 10 s, rather
+# than after MLflow's default of seven retries with back-off (about four minutes); a user's own setting wins.
+PROBE_ENVIRONMENT = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
+def _without_password(text: str, uri: str) -> str:
+    """`text` with the password of `uri` (postgresql://user:PASSWORD@host/db) masked: never printed."""
+    password = urlsplit(uri).password
+    return text.replace(password, "***") if password else text
+
+
+ENV_FIX = ("Give a running server (http://HOST:5000) or a database (sqlite:///PATH/mlflow.db), or unset "
+           "MLFLOW_TRACKING_URI to use the workbench's store under the runs folder (runs/mlflow/mlflow.db)")
+
+
+def check_store(uri: str, origin: str = "MLFLOW_TRACKING_URI", fix: str = ENV_FIX) -> None:
+    """One message naming `origin` (the variable, or a run's mlflow.json) when MLflow cannot use the store at
+    `uri`: an unknown scheme, a server that does not answer, a database it cannot open. The workbench's own
+    store under the runs folder is made when first used and is not probed."""
+    if uri == _local_uri():
+        return
+    from mlflow import MlflowClient
+
+    probe = {key: value for key, value in PROBE_ENVIRONMENT.items() if key not in os.environ}
+    try:
+        with environment(probe):
+            MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - MLflow raises its own, SQLAlchemy's and requests' errors here
+        reason = _without_password(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, uri)
+        raise UserError(
+            f"{origin}={_without_password(uri, uri)}: MLflow cannot use this tracking store ({reason[:300]}).\n  {fix}"
+        ) from None
 
 
 def _local_uri() -> str:
@@ -80,11 +118,49 @@ def _experiment(experiment: str) -> tuple[Any, str, str]:
     return client, experiment_id, uri
 
 
+LINK_KEYS = ("tracking_uri", "experiment", "run_id")
+
+
+def read_link(run_dir: Path) -> dict[str, str] | None:
+    """The MLflow run a run folder logs to (its mlflow.json), None when it has none; a damaged file is one
+    message naming it, read before any work (an evaluation would otherwise run and fail at the end)."""
+    path = run_dir / MLFLOW_FILE
+    if not path.is_file():
+        return None
+    try:
+        link = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        link, problem = None, f"not JSON ({exc})"
+    else:
+        missing = [key for key in LINK_KEYS if not isinstance(link, dict) or not isinstance(link.get(key), str)]
+        problem = f"no {', '.join(missing)}" if missing else ""
+    if problem:
+        raise UserError(
+            f"{path}: damaged: {problem}. It records which MLflow run this run logs to: restore it (the MLflow run "
+            f"carries the tag yolo_tools.run_dir={run_dir}), or remove it to stop logging this run to MLflow"
+        )
+    return link
+
+
+def check_link(run_dir: Path) -> None:
+    """A run's mlflow.json, and the store it names, are usable: checked before an evaluation starts."""
+    link = read_link(run_dir)
+    if link is None:
+        return
+    uri, origin = link["tracking_uri"], f"{run_dir / MLFLOW_FILE}: tracking_uri"
+    fix = f"This run logs to that store: bring it back, or move {MLFLOW_FILE} out of the run to go on without MLflow"
+    database = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else None
+    if database is not None and not Path(database).is_file():  # probing would make a new, empty database there
+        raise UserError(f"{origin}={uri}: that MLflow database is gone.\n  {fix}")
+    check_store(uri, origin, fix)
+
+
 def _mlflow_run(experiment: str, run_dir: Path) -> dict[str, str]:
     """The MLflow run of `run_dir`: the one in its mlflow.json (a resumed training), else a new one recorded there."""
+    link = read_link(run_dir)
+    if link is not None:
+        return link
     path = run_dir / MLFLOW_FILE
-    if path.is_file():
-        return json.loads(path.read_text())
     client, experiment_id, uri = _experiment(experiment)
     run = client.create_run(experiment_id, run_name=run_dir.name, tags={"yolo_tools.run_dir": str(run_dir)})
     link = {"tracking_uri": uri, "experiment": experiment, "experiment_id": experiment_id, "run_id": run.info.run_id}
@@ -200,14 +276,13 @@ def evaluation_metrics(eval_dir: Path) -> dict[str, float]:
 
 def log_evaluation(eval_dir: Path) -> None:
     """Log an evaluation into the MLflow run its training logged to; runs trained without MLflow are left alone."""
-    path = eval_dir.parent / MLFLOW_FILE
-    if not path.is_file():
+    link = read_link(eval_dir.parent)
+    if link is None:
         return
     _quiet()
     from mlflow import MlflowClient
     from mlflow.entities import Metric
 
-    link = json.loads(path.read_text())
     client = MlflowClient(link["tracking_uri"])
     now = int(time.time() * 1000)
     metrics = [Metric(key, value, now, 0) for key, value in evaluation_metrics(eval_dir).items()]

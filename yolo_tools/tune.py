@@ -22,12 +22,12 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import tracking, yolo
+from yolo_tools import tracking, yolo, yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare
 from yolo_tools.errors import UserError
-from yolo_tools.locations import runs_dir
-from yolo_tools.recipe import Recipe, check_train_args, load_recipe
+from yolo_tools.locations import check_runs_folder, runs_dir
+from yolo_tools.recipe import Recipe, load_recipe
 from yolo_tools.runs import next_free
 from yolo_tools.yolo_args import RESERVED as RESERVED_TRAIN_ARGS
 
@@ -39,29 +39,21 @@ RAY_ONLY = frozenset({"grace_period", "gpu_per_trial", "search_alg"})
 
 def _search_dir(recipe: Recipe, name: str | None) -> Path:
     """`runs/<recipe>/<name>`, or the next free `tune`, `tune2`, ...; never an existing folder."""
-    parent = runs_dir() / recipe.name
+    parent = check_runs_folder(runs_dir() / recipe.name)
     if name:
         if (parent / name).exists():
             raise UserError(f"{parent / name}: already exists; give another --name")
-        return parent / name
+        return check_runs_folder(parent / name)
     return next_free(parent / "tune")
 
 
 def _split(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Search options and train arguments, each checked before any work starts."""
+    """Search options and train arguments, all checked on one path (yolo_args) before any work starts."""
+    overrides = yolo_args.check_command_line(overrides, workbench=SEARCH_OPTIONS, passed={"model"})
     options = {key: overrides[key] for key in SEARCH_OPTIONS if key in overrides}
     train = {key: value for key, value in overrides.items() if key not in SEARCH_OPTIONS}
-    iterations = options.get("iterations", 10)
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-        raise UserError(f"command line: iterations={iterations}: the number of trials, a whole number >= 1")
-    if not isinstance(options.get("use_ray", False), bool):
-        raise UserError(f"command line: use_ray={options['use_ray']}: True or False")
     if not options.get("use_ray") and RAY_ONLY & set(options):
         raise UserError(f"command line: {', '.join(sorted(RAY_ONLY & set(options)))}: Ray Tune options; add use_ray=True")
-    try:
-        check_train_args({k: v for k, v in train.items() if k != "model"}, origin="the command line")
-    except ValueError as exc:
-        raise UserError(f"command line: {exc}") from None
     return options, train
 
 
@@ -82,6 +74,19 @@ def _quiet_ray() -> None:
         token_log.addFilter(_NotTheTokenDefault())
     if not logging.getLogger(__name__).isEnabledFor(logging.DEBUG):
         logging.getLogger("tensorboardX").setLevel(logging.WARNING)
+
+
+def _ray_space(space: dict[str, Any]) -> dict[str, Any]:
+    """A search space given as bounds (`{'lr0': (1e-5, 1e-2)}`, the form Ultralytics' own tuner takes and the
+    command line can write) as Ray Tune's ranges: uniform between the bounds, whole numbers for an argument
+    Ultralytics keeps as an int (close_mosaic). The gain, which only Ultralytics' mutation uses, is dropped."""
+    from ray import tune
+
+    defaults = yolo_args.default_args()
+    return {
+        key: tune.randint(int(low), int(high) + 1) if isinstance(defaults[key], int) else tune.uniform(float(low), float(high))
+        for key, (low, high, *_) in space.items()
+    }
 
 
 def _connect_ray(env: dict[str, str]) -> tuple[str, float]:
@@ -156,8 +161,10 @@ def tune_recipe(
     """Search hyperparameters for a recipe; returns the best recipe written into `runs/<recipe>/<name>/`."""
     recipe = check(load_recipe(recipe_path))
     options, overrides = _split(dict(overrides or {}))
+    origin = "command line: model" if "model" in overrides else f"{recipe.path}: model"
     model = overrides.pop("model", recipe.model)
-    args = {**recipe.train, **overrides}
+    yolo.check_model(model, origin)
+    args = {**yolo_args.check_types(recipe.train, f"{recipe.path}: train."), **overrides}
     iterations, use_ray = options.pop("iterations", 10), options.pop("use_ray", False)
     if args.get("device") not in (None, "") and not use_ray:  # Ray trials see the GPUs Ray gives them, not ours
         origin = "command line" if "device" in overrides else f"{recipe.path}: train"
@@ -168,6 +175,8 @@ def tune_recipe(
     model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     experiment = f"{recipe.name}-{out_dir.name}"
     mlflow_env = tracking.search_environment(experiment) if "mlflow" in yolo.trackers_in_settings() else {}
+    if mlflow_env:
+        tracking.check_store(mlflow_env["MLFLOW_TRACKING_URI"])  # one message now, not a traceback once trials start
     env = {**mlflow_env, **yolo.usage_events_environment()}  # Ray trials: Ray rebuilds their callbacks
     with tracking.environment(env):
         where = "Ultralytics' tuner"
@@ -175,6 +184,8 @@ def tune_recipe(
             where, gpus = _connect_ray(env)
             if gpus:  # without a GPU of its own a trial would train on the CPU (Ray hides the others from it)
                 options.setdefault("gpu_per_trial", 1)
+            if "space" in options:
+                options["space"] = _ray_space(options["space"])
         data = prepare(recipe, data_root)
         out_dir.mkdir(parents=True)
         if mlflow_env:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from yolo_tools import yolo_args
 from yolo_tools.errors import UserError
 
 LOG = logging.getLogger(__name__)
@@ -132,19 +133,6 @@ def check_multi_gpu_batch(device: str, batch: Any, origin: str = "command line")
         )
 
 
-THREADS_ENV = "YOLO_TOOLS_THREADS"  # CPU threads for torch, when the automatic choice (`cpu_threads`) is not wanted
-
-
-def requested_threads() -> int | None:
-    """YOLO_TOOLS_THREADS as a number of threads (None when unset); anything else is refused, naming it."""
-    text = os.environ.get(THREADS_ENV, "").strip()
-    if not text:
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise UserError(f"{THREADS_ENV}={text}: give a whole number of CPU threads (1 or more), e.g. {THREADS_ENV}=2, or unset it")
-    return int(text)
-
-
 def cpu_threads(cores: int, machine_cores: int, load: float, requested: int | None) -> tuple[int, str | None]:
     """How many threads torch gets for CPU work, and why when that is not every core of the process.
 
@@ -168,7 +156,7 @@ def cpu_threads(cores: int, machine_cores: int, load: float, requested: int | No
     threads = max(1, idle)
     return threads, (
         f"CPU: {threads} of {cores} cores for torch: the machine is busy (load average {load:.1f}); "
-        f"{THREADS_ENV}=N sets the threads, or `taskset -c CORES yolo_tools ...` gives this process its own cores"
+        f"{yolo_args.THREADS_ENV}=N sets the threads, or `taskset -c CORES yolo_tools ...` gives this process its own cores"
     )
 
 
@@ -190,7 +178,7 @@ def use_every_core() -> int:
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    threads, why = cpu_threads(cores, os.cpu_count() or cores, load, requested_threads())
+    threads, why = cpu_threads(cores, os.cpu_count() or cores, load, yolo_args.requested_threads())
     if why:
         LOG.warning(why)
     torch_utils.NUM_THREADS = threads
@@ -323,6 +311,38 @@ def training_start(model: str, fallback: bool = True) -> str:
         "put %s into %s (or the working folder) and train again", model, scratch, model, weights_dir(),
     )
     return scratch
+
+
+def check_model(model: str, origin: str) -> None:
+    """What a training starts from must be findable before any work: weights on disk, official weights by name
+    (downloaded, or their YAML, by `training_start`), or a model YAML Ultralytics knows or finds on disk.
+
+    `origin` names where the model was given ("command line: model", "<recipe>: model"). Without this a typo
+    fails only after the conversion, as "no such weights file" naming neither the key nor a fix.
+    """
+    from ultralytics.nn.tasks import yaml_model_load
+
+    if Path(model).is_file():
+        if Path(model).suffix == ".pt":
+            try:
+                checkpoint_epochs(Path(model))  # damaged weights fail now, not after the conversion
+            except UserError as error:
+                raise UserError(f"{origin}: {error}") from None
+        return
+    if is_official(model):
+        return
+    if model.endswith((".yaml", ".yml")):
+        try:
+            yaml_model_load(model)  # Ultralytics' own lookup: yolov8n.yaml is its yolov8.yaml at scale n
+            return
+        except (FileNotFoundError, OSError):
+            what = "no such model YAML, here or among Ultralytics' own"
+    else:
+        what = "no such weights file"
+    raise UserError(
+        f"{origin}: {model}: {what}. Give a run's weights (model=runs/<recipe>/<run>/weights/best.pt), official "
+        "weights by name (model=yolov8n.pt, yolo11n-seg.pt), or a model YAML to train from scratch (model=yolov8n.yaml)"
+    )
 
 
 def task_and_names(weights: str | Path) -> tuple[str, dict[int, str]]:

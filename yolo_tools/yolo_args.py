@@ -10,14 +10,24 @@ with `importlib.util.find_spec` without importing the package, whenever a recipe
 go through Ultralytics' functions only in the verbs that load it anyway (train, val, predict, evaluate,
 export, inspect), before any conversion or training starts. This module is separate from `yolo.py` for
 that reason: `recipe.py` imports it, and it must not import numpy, torch or Ultralytics at import time.
+
+The keys the workbench adds beyond Ultralytics' own (`folds=`, `slice=`, `use_ray=`, `space=`, ...) are
+declared here too, in `WORKBENCH_KEYS`, and `check_command_line` takes every `key=value` of a verb through
+one path: Ultralytics' keys by its own checks, the workbench's by the same rules (`smart_value` reads them,
+a whole number may be written `1e2` but not `2.5`, True/False is a bool), so no module reads one itself.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib.util
+import math
+import numbers
+import os
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -59,6 +69,21 @@ def check_names(args: dict[str, Any], origin: str, allowed: frozenset[str] = fro
             close = sorted(k for k in known if k.startswith(str(key)[:3]))[:5]
             hint = f" (did you mean: {', '.join(close)}?)" if close else ""
             raise ValueError(f"'{key}' is not an Ultralytics train argument{hint}")
+
+
+def check_train_args(args: dict[str, Any], origin: str = "train") -> None:
+    """Refuse unknown or reserved Ultralytics arguments before a long run starts, not after.
+
+    Names only, from Ultralytics' default.yaml read as a file, so reading a recipe never imports
+    Ultralytics; their types are checked by Ultralytics itself when a training starts (`check_types`).
+    """
+    check_names(args, origin)
+    pretrained = args.get("pretrained")
+    if not (pretrained is None or isinstance(pretrained, bool) or str(pretrained).endswith(".pt")):
+        raise ValueError(
+            "'pretrained' is true, false or weights whose matching layers start the model "
+            "(a .pt file, e.g. runs/pneumonia/<run>/weights/best.pt or yolov8n.pt)"
+        )
 
 
 def parse_pairs(items: list[str]) -> dict[str, Any]:
@@ -110,3 +135,145 @@ def _yaml_hint(value: Any) -> str:
     except ValueError:
         return ""
     return f"\n  (YAML reads '{value}' as text; write it with a dot, e.g. {number!r}, or {number:.1e})"
+
+
+@dataclass(frozen=True)
+class Key:
+    """A `key=value` argument the workbench reads itself, and what its value must be.
+
+    `kind` follows Ultralytics' own `check_cfg`: an "int" is a whole number (an integral float such as
+    `1e2` is taken, `2.5` is not), a "float" any number, a "bool" True or False. `what` is the message's
+    second half: what the key means and an example. `low` is the smallest value allowed, `below` a bound
+    the value must stay under; `check` looks inside a value of the right kind (a search space).
+    """
+
+    kind: Literal["int", "float", "bool", "mapping", "text"]
+    what: str
+    low: float | None = None
+    below: float | None = None
+    check: Callable[[Any], str | None] | None = None
+
+
+def search_space_problem(space: dict[Any, Any]) -> str | None:
+    """What is wrong with a search space given as `{'lr0': (1e-5, 1e-2), 'momentum': (0.7, 0.98, 0.3)}`, or None.
+
+    The form Ultralytics' own tuner takes: each key an Ultralytics train argument holding a number, each
+    value (min, max) or (min, max, gain) with min < max and a gain from 0 to 1 (`tune.py` hands the same
+    bounds to Ray Tune as its ranges).
+    """
+    if not space:
+        return "an empty search space (leave space= out for Ultralytics' own)"
+    defaults = default_args()
+    for key, bounds in space.items():
+        if key not in defaults:
+            return f"'{key}' is not an Ultralytics train argument"
+        if isinstance(defaults[key], bool) or not isinstance(defaults[key], (int, float)):
+            return f"'{key}' is not a number Ultralytics trains with (its default is {defaults[key]!r}), so it cannot be searched"
+        numeric = isinstance(bounds, (tuple, list)) and all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) for v in bounds
+        )
+        if not numeric or len(bounds) not in (2, 3):
+            return f"'{key}': {bounds!r} is not (min, max) or (min, max, gain)"
+        if not bounds[0] < bounds[1]:
+            return f"'{key}': the minimum {bounds[0]} is not below the maximum {bounds[1]}"
+        if len(bounds) == 3 and not 0 <= bounds[2] <= 1:
+            return f"'{key}': the gain {bounds[2]} is not from 0 to 1"
+    return None
+
+
+def search_alg_problem(name: str) -> str | None:
+    """A Ray Tune search algorithm Ultralytics' `run_ray_tune` does not know, named now rather than after Ray started."""
+    from ultralytics.utils.tuner import RAY_SEARCH_ALG_REQUIREMENTS
+
+    if name.strip().lower() not in RAY_SEARCH_ALG_REQUIREMENTS:
+        return f"not one of Ultralytics' Ray Tune search algorithms ({', '.join(sorted(RAY_SEARCH_ALG_REQUIREMENTS))})"
+    return None
+
+
+SPACE_EXAMPLE = "space=\"{'lr0': (1e-5, 1e-2), 'mosaic': (0.0, 1.0)}\""
+
+# Every key the workbench adds to Ultralytics' own, by the verb that reads it (cv, predict/evaluate, tune).
+WORKBENCH_KEYS: dict[str, Key] = {
+    "folds": Key("int", "the number of cross-validation folds, a whole number: at least 2 folds (e.g. folds=5)", low=2),
+    "fold_seed": Key("int", "the seed that draws the folds, a whole number (e.g. fold_seed=1)"),
+    "slice": Key("int", "the size of a slice in pixels, a whole number of at least 32 pixels (e.g. slice=320)", low=32),
+    "slice_overlap": Key("float", "a fraction of a slice shared with its neighbour, from 0 up to (not including) 1 "
+                         "(e.g. slice_overlap=0.2)", low=0, below=1),
+    "iterations": Key("int", "the number of trials, a whole number >= 1 (e.g. iterations=20)", low=1),
+    "use_ray": Key("bool", "True or False"),
+    "space": Key("mapping", f"the hyperparameters to search with their (min, max) bounds, e.g. {SPACE_EXAMPLE}",
+                 check=search_space_problem),
+    "grace_period": Key("int", "the epochs a Ray trial runs before ASHA may stop it, a whole number >= 1 "
+                        "(e.g. grace_period=5)", low=1),
+    "gpu_per_trial": Key("float", "the GPUs each Ray trial gets, a number >= 0 (e.g. gpu_per_trial=1)", low=0),
+    "search_alg": Key("text", "a Ray Tune search algorithm by name (e.g. search_alg=optuna)", check=search_alg_problem),
+}
+
+
+def _typed(value: Any, spec: Key) -> Any:
+    """`value` as `spec` wants it (an integral float as an int, as `check_cfg` does), or ValueError saying why not."""
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(spec.what)
+        return value
+    if spec.kind in ("mapping", "text"):
+        if not isinstance(value, dict if spec.kind == "mapping" else str):
+            raise ValueError(f"not {'a mapping' if spec.kind == 'mapping' else 'a name'}; give {spec.what}")
+        problem = spec.check(value) if spec.check else None
+        if problem:
+            raise ValueError(f"{problem}; give {spec.what}")
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(spec.what)
+    if spec.kind == "int":
+        if not float(value).is_integer():
+            raise ValueError(spec.what)
+        value = int(value)
+    else:
+        value = float(value)
+    if (spec.low is not None and value < spec.low) or (spec.below is not None and value >= spec.below):
+        raise ValueError(spec.what)
+    return value
+
+
+THREADS_ENV = "YOLO_TOOLS_THREADS"  # CPU threads for torch, when the automatic choice (`yolo.cpu_threads`) is not wanted
+
+
+def requested_threads() -> int | None:
+    """YOLO_TOOLS_THREADS as a number of threads (None when unset); anything else is refused, naming it."""
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"{THREADS_ENV}={text}: give a whole number of CPU threads (1 or more), e.g. {THREADS_ENV}=2, or unset it")
+    return int(text)
+
+
+def check_command_line(
+    args: dict[str, Any], workbench: Collection[str] = (), passed: Collection[str] = ()
+) -> dict[str, Any]:
+    """A verb's `key=value` arguments, each through one checked path, before any work: Ultralytics' own by
+    name and by its type checks, the workbench keys this verb reads (`workbench`, names in WORKBENCH_KEYS)
+    by the same rules, and `passed` (paths such as model= and data=, checked where they are used) as they
+    are. Returns the values canonicalised; any problem is one UserError naming the key. YOLO_TOOLS_THREADS,
+    read when the first model loads, is checked here too: before any work.
+    """
+    requested_threads()
+    ultralytics = {k: v for k, v in args.items() if k not in workbench and k not in passed}
+    try:
+        check_train_args(ultralytics, origin="the command line")
+    except ValueError as exc:
+        raise UserError(f"command line: {exc}") from None
+    checked = {**args, **check_types(ultralytics, "command line: ")}
+    for key in workbench:
+        if key in args:
+            try:
+                checked[key] = _typed(args[key], WORKBENCH_KEYS[key])
+            except ValueError as exc:
+                raise UserError(f"command line: {key}={_shown(args[key])}: {exc}") from None
+    return checked
+
+
+def _shown(value: Any) -> str:
+    """A value as the user typed it (smart_value read `True` as True, `(1, 2)` as a tuple)."""
+    return value if isinstance(value, str) else repr(value)

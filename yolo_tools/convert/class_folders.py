@@ -7,7 +7,12 @@ duplicate can never sit on both sides of the split even where the names disagree
 `duplicates: drop` (the default) every copy after the first (in sorted path order) is skipped, named
 with the file it repeats, so each picture counts once in training and validation; `keep` keeps them.
 The copy that is kept is the first that lies in a folder of a recipe class, so a picture is never lost
-because a copy of it also sits in a folder that is skipped. Files that are no usable images are skipped
+because a copy of it also sits in a folder that is skipped. A picture filed under two recipe classes
+(`NORMAL/a.jpeg` and `PNEUMONIA/b.jpeg`, byte-identical) is no duplicate but a conflicting label: which
+class it shows is unknown, and training on either copy would teach a label that may be wrong, so every
+copy is left out, each named on the dataset card with the class it conflicts with (a reader who knows
+the right class can file the picture once and convert again). The whole set is not refused: the other
+pictures' labels are not in question. Files that are no usable images are skipped
 by the writer, which verifies every image.
 
 Options: `folder` (the folder holding the class folders, relative to the source; default: the source itself),
@@ -114,14 +119,21 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
 
     # The copy kept is the first in a recipe class's folder; a copy in a skipped folder never displaces it.
     first_with: dict[str, Path] = {}
+    filed_under: dict[str, dict[str, Path]] = {}  # digest -> recipe class -> the first copy filed under it
     for (_, path), digest, category in zip(files, digests, categories):
         if category in recipe.classes:
             first_with.setdefault(digest, path)
+            filed_under.setdefault(digest, {}).setdefault(category, path)
     found = []
     for (_, path), name, digest, category, group, split in zip(files, names, digests, categories, groups, split_of):
         original = first_with.get(digest, path)
         image: Path | object = path
-        if options.duplicates == "drop" and original != path and category in recipe.classes:
+        others = {c: p for c, p in filed_under.get(digest, {}).items() if c != category}
+        if category in recipe.classes and others:
+            listed = ", ".join(f"'{c}' ({p})" for c, p in others.items())
+            image = _skipped(f"conflicting labels: the same picture (byte-identical) is also filed as {listed}; "
+                             "left out, every copy, since neither label can be trusted")
+        elif options.duplicates == "drop" and original != path and category in recipe.classes:
             image = _skipped(f"byte-identical duplicate of {original}; dropped (kept once)")
         found.append(Sample(name=name, image=image, category=category, group=group, split=split, source=str(path)))
     return found

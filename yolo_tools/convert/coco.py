@@ -184,6 +184,7 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
 
 
 def classes(src: Path, options: dict) -> list[str]:
-    """Category names ordered by id (for `yolo_tools convert coco SRC DST`)."""
+    """Category names ordered by id (for `yolo_tools convert coco SRC DST`), each once: categories are mapped
+    to classes by name, so two categories of one name are one class (a second one would stay empty)."""
     data = _load(json_path_of(src, options))
-    return [c["name"] for c in sorted(data["categories"], key=lambda c: c["id"])]
+    return list(dict.fromkeys(c["name"] for c in sorted(data["categories"], key=lambda c: c["id"])))

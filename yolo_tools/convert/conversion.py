@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from yolo_tools import dataset
 from yolo_tools.convert import check, converter, destination
 from yolo_tools.convert import metadata as patient_metadata
@@ -101,6 +103,19 @@ def prepare(recipe: Recipe, root: str | Path | None = None, force: bool = False,
     return prepare_dataset(recipe, root, force, run_dir).data_arg
 
 
+# The command-line options of `convert FORMAT` by the Split field each sets, for messages that name what was typed.
+SPLIT_OPTIONS = {"by": "--split-by", "val": "--val", "seed": "--seed"}
+
+
+def _option_errors(fmt: str, error: ValidationError) -> str:
+    """Pydantic's errors about the split options as one line per option, named as typed (`--val 1.5`)."""
+    lines = [f"convert {fmt}: invalid options"]
+    for item in error.errors():
+        option = SPLIT_OPTIONS.get(str(item["loc"][0]) if item["loc"] else "", "options")
+        lines.append(f"  {option} {item['input']}: {item['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
 # `yolo_tools convert FORMAT SRC DST`: published formats converted without a recipe. Each entry: the
 # converter (whose `classes(src, options)` names the classes) and the task it makes.
 FORMATS: dict[str, tuple[str, str]] = {
@@ -158,21 +173,27 @@ def convert_folder(
     dataset_name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in dst.name) or "dataset"
     recipe_task = task or default_task
     try:
+        split = Split(by=split_by, val=val, seed=seed)
+    except ValidationError as exc:
+        raise UserError(_option_errors(fmt, exc)) from None
+    classes = module.classes(src, options)
+    try:
         recipe = Recipe(
             name=dataset_name,
             task=recipe_task,
-            data=Data(
-                source=Source(kind="local", path=str(src)),
-                converter=name,
-                options=options,
-                split=Split(by=split_by, val=val, seed=seed),
-            ),
-            classes=module.classes(src, options),
+            data=Data(source=Source(kind="local", path=str(src)), converter=name, options=options, split=split),
+            classes=classes,
             model={"segment": "yolov8n-seg.yaml", "classify": "yolov8n-cls.yaml"}.get(recipe_task, "yolov8n.yaml"),
             path=src,
         ).from_flags()
-    except ValueError as exc:
-        raise UserError(f"convert {fmt}: {exc}") from None
+    except ValidationError as exc:
+        problems = "; ".join(item["msg"].removeprefix("Value error, ") for item in exc.errors())
+        if all(item["loc"][:1] == ("classes",) for item in exc.errors()):
+            raise UserError(
+                f"convert {fmt}: {src}: the classes it names ({', '.join(map(str, classes))}): {problems}; rename or merge "
+                "its folders or categories so that each class is named once"
+            ) from None
+        raise UserError(f"convert {fmt}: {problems}") from None
     check(recipe)
     samples = module.samples(src, recipe)
     dst.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,9 @@ Ultralytics' own tiling (`ultralytics.data.split.split_trainval` for DOTA) handl
 aerial images and writes to disk itself; SAHI's `slice_coco` works on COCO files. Neither fits a
 workbench Sample stream, so the geometry is written here, vectorised over tiles and boxes.
 
-Recipe: `data.options.tiles: {size: 320, overlap: 0.2, min_visible: 0.5, background: 0.1}` (yolo_export).
+Recipe: `data.options.tiles: {size: 320, overlap: 0.2, min_visible: 0.5, background: 0.1}` (yolo_export). A size
+larger than a training image is refused before anything is written (its one tile would be the whole image,
+enlarged in training), as `slice=` larger than an image is for sliced inference.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from yolo_tools.convert import images as image_files
 from yolo_tools.convert.options import ConverterOptions
 from yolo_tools.convert.splits import group_keys
 from yolo_tools.convert.writer import Sample, SkipSample, assign_splits, check_lines
+from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
 
 
@@ -141,6 +144,22 @@ def _checked(sample: Sample, recipe: Recipe) -> tuple[list[str], image_files.Che
         return reason
 
 
+def _check_fits(tiles: Tiles, recipe: Recipe, training: Sequence[tuple[Sample, image_files.Checked | None]]) -> None:
+    """A tile larger than a training image is refused before anything is written: that image's one tile would
+    be the whole image, which training at `imgsz=size` enlarges, so its findings would not be learnt at native
+    size (what tiles are for)."""
+    sides = [(max(header.height, header.width), sample, header) for sample, header in training if header is not None]
+    too_small = [found for found in sides if found[0] < tiles.size]
+    if too_small:
+        _, sample, header = too_small[0]
+        others = f" and {len(too_small) - 1} other training image(s)" if len(too_small) > 1 else ""
+        raise UserError(
+            f"{recipe.path}: data.options.tiles.size {tiles.size} is larger than the training image {sample.source or sample.name} "
+            f"({header.width} x {header.height} px){others}. Give a size of at most {min(side for side, _, _ in sides)} "
+            "(the smallest training image's longer side), e.g. half of it, or remove data.options.tiles"
+        )
+
+
 def tile(samples: Sequence[Sample], recipe: Recipe, tiles: Tiles) -> list[Sample]:
     """The training samples cut into tiles (`<name>_x<x0>_y<y0>`), the val and test samples whole.
 
@@ -157,6 +176,7 @@ def tile(samples: Sequence[Sample], recipe: Recipe, tiles: Tiles) -> list[Sample
     usable = [i for i, found in enumerate(checked) if not isinstance(found, SkipSample)]
     drawn = dict(zip(usable, assign_splits([Sample(**{**samples[i].__dict__, "group": groups[i]}) for i in usable],
                                            recipe)[0])) if usable else {}
+    _check_fits(tiles, recipe, [(samples[i], checked[i][1]) for i in usable if drawn[i] == "train"])
     out: list[Sample] = []
     for index, (sample, group, found) in enumerate(zip(samples, groups, checked)):
         split = drawn.get(index, "train")  # an unusable sample is skipped by the writer, wherever it was drawn
