@@ -85,7 +85,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
     pipeline.evaluate(
-        [args.run, *args.ensemble], pipeline.parse_overrides(args.overrides), args.split, args.data, args.format, args.operating_point
+        [args.run, *args.ensemble], pipeline.parse_overrides(args.overrides), args.split, args.data, args.format, args.operating_point,
+        corrected=args.corrected,
     )
 
 
@@ -162,6 +163,12 @@ def _review(args: argparse.Namespace) -> None:
         raise UserError("--tags, --view and --without-deleted go with --annotate (or --load KEY): e.g. inspect RUN --annotate --tags missed")
     tags = [tag.strip() for tag in (args.tags or "").split(",") if tag.strip()]
     label_review.annotate(args.run, pipeline.parse_overrides(args.overrides), worst=args.worst, tags=tags, view=args.view)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from yolo_tools import compare, pipeline
+
+    compare.compare_runs(args.run, args.other, pipeline.parse_overrides(args.overrides))
 
 
 def _app(args: argparse.Namespace) -> None:
@@ -259,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = verb("evaluate", _evaluate, "score a run on its val split per image, class and patient (files in <run>/eval/)")
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
     held_out_options(sub)
+    sub.add_argument("--corrected", action="store_true", help="score on the val split with the label corrections made so far (<run>/eval-corrected/)")
     ensemble(sub)
     overrides(sub)
 
@@ -301,6 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--without-deleted", action="store_true", help="with --load: leave out tasks deleted in Label Studio")
     for flag in ("--token", "--api-key", "--label-studio-token"):
         review.add_argument(flag, type=_refuse_secret, help=argparse.SUPPRESS)
+    overrides(sub)
+
+    sub = verb("compare", _compare, "two runs on the same patients and labels: each metric's change with a paired bootstrap interval")
+    sub.add_argument("run", help="the run to compare against (runs/<recipe>/<name>), e.g. one trained on the published labels")
+    sub.add_argument("other", help="the other run of the same recipe, e.g. one trained on the corrected labels")
     overrides(sub)
 
     sub = verb("app", _app, "serve a local web page (127.0.0.1) to try trained runs on uploaded images")

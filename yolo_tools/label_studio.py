@@ -186,13 +186,15 @@ def upload_images(server: Server, project: int, paths: Sequence[Path]) -> dict[P
         batch = paths[start : start + UPLOAD_BATCH]
         handles = [path.open("rb") for path in batch]
         try:
-            files = [("file", (path.name, handle)) for path, handle in zip(batch, handles)]
+            files = [(f"file{index}", (path.name, handle)) for index, (path, handle) in enumerate(zip(batch, handles))]  # one field each
             done = server.call("POST", f"/api/projects/{project}/import", "upload images",
                                params={"commit_to_project": "false"}, files=files)  # fmt: skip
         finally:
             for handle in handles:
                 handle.close()
         ids = done["file_upload_ids"]
+        if len(ids) != len(batch):
+            raise UserError(f"Label Studio at {server.url}: took {len(ids)} of {len(batch)} images uploaded to project {project}")
         listed = server.call("GET", f"/api/projects/{project}/file-uploads", "list uploaded images", params={"ids": json.dumps(ids)})
         stored = {entry["id"]: entry["file"] for entry in listed}
         for path, upload_id in zip(batch, ids):

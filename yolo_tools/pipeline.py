@@ -290,6 +290,7 @@ def evaluate(
     data: str | Path | None = None,
     data_format: str | None = None,
     rule: str | None = None,
+    corrected: bool = False,
 ) -> Path:
     """A run's best weights on its val split, scored per image, class and patient; files in `<run>/eval/`.
 
@@ -310,7 +311,7 @@ def evaluate(
             "held-out data: --split test (a recipe with data.split.test) or --data SRC"
         )
     runs = _expand_cv(runs)
-    out = evaluation.evaluate(runs[0], overrides, also=runs[1:], split=split, data=data, data_format=data_format, rule=rule)
+    out = evaluation.evaluate(runs[0], overrides, also=runs[1:], split=split, data=data, data_format=data_format, rule=rule, corrected=corrected)
     tracking.log_evaluation(out)
     return out
 
