@@ -6,7 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test bench clean
+# Label Studio, for the review loop's tests (inspect --annotate / --load): a server in its own venv, since its
+# pins clash with the workbench's; tests start it on 127.0.0.1 with a throwaway data folder and token.
+LS_VENV  := .venv-labelstudio
+LS_STAMP := $(LS_VENV)/.installed
+
+.PHONY: setup system-deps labelstudio demo test bench clean
 
 setup: $(STAMP)
 
@@ -19,6 +24,14 @@ $(STAMP): pyproject.toml requirements.lock
 	"$$($(BIN)/python -c 'import importlib.util as u; print(u.find_spec("fiftyone").submodule_search_locations[0])')/db/bin/mongod" --version >/dev/null
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
+
+labelstudio: $(LS_STAMP)
+
+$(LS_STAMP): requirements-labelstudio.lock
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-labelstudio.lock
+	$(LS_VENV)/bin/python -c "import label_studio"
+	touch $(LS_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/yolo_tools demo
@@ -33,11 +46,11 @@ system-deps:
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core; }
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps $(LS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) datasets/ runs/
+	rm -rf $(VENV) $(LS_VENV) datasets/ runs/ corrections/

@@ -60,3 +60,11 @@ def isolate_fiftyone(patch: pytest.MonkeyPatch, home: Path) -> None:
 
         patch.setattr(fo.config, "database_dir", str(home / "db"))
         patch.setattr(fo.config, "database_uri", None)
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory):
+    """One real Label Studio server for the session (tests/label_studio_server.py); skipped where it is not installed."""
+    from label_studio_server import start
+
+    yield from start(tmp_path_factory.mktemp("label-studio"))

@@ -501,6 +501,7 @@ INSPECTIONS: dict[str, Inspection] = {
 MODEL_PREFIX = "model: "  # a model finding shown in Label Studio; relabelled to its class, it becomes a label
 FROM_NAME = {"detect": "label", "segment": "label", "classify": "class"}
 TO_NAME = "image"
+REVIEW_TAGS = (FALSE_POSITIVE, MISSED, MISCLASSIFIED)  # what --tags may choose
 
 
 def select_for_review(recipe: Recipe, run_dir: Path, worst: int, tags: list[str], view: str | None) -> list[dict[str, Any]]:
@@ -519,10 +520,6 @@ def select_for_review(recipe: Recipe, run_dir: Path, worst: int, tags: list[str]
             raise UserError(f"FiftyOne dataset '{name}' has no saved view {view!r} (saved: {saved}); save one in the App first")
         chosen = dataset.load_saved_view(view)
     else:
-        known = {FALSE_POSITIVE, MISSED, MISCLASSIFIED}
-        unknown = sorted(set(tags) - known)
-        if unknown:
-            raise UserError(f"--tags: {', '.join(unknown)} is no tag inspect sets; choose from {', '.join(sorted(known))}")
         chosen = ranked(dataset)
         if tags:
             chosen = chosen.match_tags(tags)

@@ -107,6 +107,9 @@ def annotate(
     run_dir, recipe = _run(run)
     if worst < 1:
         raise UserError(f"--worst {worst}: give how many images to review (1 or more)")
+    unknown = sorted(set(tags or []) - set(fiftyone_inspect.REVIEW_TAGS))
+    if unknown:
+        raise UserError(f"--tags: {', '.join(unknown)} is no tag inspect sets; choose from {', '.join(fiftyone_inspect.REVIEW_TAGS)}")
     open_ = {key: record for key, record in _records(recipe.name).items() if record.get("status") == "open"}
     if open_:
         key, record = next(iter(open_.items()))
