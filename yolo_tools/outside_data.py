@@ -46,6 +46,7 @@ def _recipe_for(recipe: Recipe, src: Path, fmt: str | None) -> Recipe:
             "options": options,
             "split": Split(by="source", test="source"),
             "metadata": None,
+            "corrections": None,  # corrections are of the recipe's own images, never of an outside set
         }
     )
     return recipe.model_copy(update={"name": f"{recipe.name}--{name}", "data": data})
