@@ -183,14 +183,17 @@ def test_a_task_in_the_browser_shows_the_pre_annotations(loop, review) -> None:
         page.goto(server.url + "/user/login/")
         page.fill("input[name=email]", server.user)
         page.fill("input[name=password]", server.password)
-        page.click("button[type=submit], input[type=submit]")
-        page.wait_for_url(re.compile(r"/projects"), timeout=120_000)
-        page.goto(label_studio.task_page(label_studio.Server(server.url, None, ""), review["project"], task))
-        page.wait_for_selector("canvas", timeout=120_000)
-        page.wait_for_function("() => document.body.innerText.includes('model: finding')", timeout=120_000)
-        page.wait_for_timeout(3000)  # the image and its regions drawn
+        with page.expect_navigation(timeout=120_000):
+            page.click("button[type=submit]")
+        page.goto(label_studio.task_page(label_studio.Server(server.url, None, ""), review["project"], task), timeout=120_000)
+        try:
+            assert "/user/login" not in page.url, "the login was refused"
+            page.wait_for_function("() => document.body.innerText.includes('model: finding')", timeout=180_000)
+            page.wait_for_selector("canvas", timeout=60_000)
+            page.wait_for_timeout(5000)  # the image and its regions drawn
+        finally:
+            page.screenshot(path=str(shot))
         text = page.inner_text("body")
-        page.screenshot(path=str(shot))
         chromium.close()
     assert "finding" in text and "model: finding" in text
     assert shot.stat().st_size > 20_000

@@ -94,13 +94,11 @@ def compare_runs(run: str | Path, other: str | Path, overrides: dict[str, Any] |
     second_table = tables[1].set_index("image").loc[first_table.index]
     summary = json.loads((folders[1] / evaluation.SUMMARY_FILE).read_text())
     listing = Dataset(Path(summary["dataset"]), first.task).patients()
-    names = first_table.index.map(lambda image: Path(str(image)).name)
-    if listing is not None:
-        patients = listing[listing["split"] == "val"].drop_duplicates("image").set_index("image")["patient"]
-        keys = names.map(patients).fillna(pd.Series(names, index=names))
-    else:
-        keys = names
-    boot = Bootstrap(list(keys))
+    names = [Path(str(image)).name for image in first_table.index]
+    patients: dict[str, str] = {}
+    if listing is not None:  # each image its own patient where the dataset lists none
+        patients = dict(listing[listing["split"] == "val"].drop_duplicates("image")[["image", "patient"]].itertuples(index=False))
+    boot = Bootstrap([patients.get(name, name) for name in names])
     rows = []
     for metric, ratio in METRICS[first.task].items():
         a, b = ratio(first_table.reset_index()), ratio(second_table.reset_index())

@@ -134,13 +134,13 @@ def annotate(
         regions = fiftyone_inspect.truth_regions(recipe.task, labels, list(recipe.classes), item["width"], item["height"])
         truth[item["image"]] = {region["id"]: line for region, line in zip(regions, labels if isinstance(labels, list) else [labels])}
         tasks.append({
-            "data": {"image": item["path"], "yolo_tools_image": item["image"], "model": item["model_text"]},
+            "data": {"image": item["path"], "yolo_tools_image": item["image"], "model": f"model: {item['model_text']}"},
             "predictions": [{"model_version": key, "result": regions + item["model"]}],
         })  # fmt: skip
     dimmed = [fiftyone_inspect.MODEL_PREFIX + name for name in recipe.classes] if recipe.task != "classify" else []
     config = label_studio.label_config(
         CONTROL[recipe.task], fiftyone_inspect.FROM_NAME[recipe.task], list(recipe.classes), dimmed,
-        header="model: $model" if recipe.task == "classify" else None,
+        header="$model" if recipe.task == "classify" else None,
     )  # fmt: skip
     description = (f"yolo-tools review {key} of run {run_dir}: labels in green, the model's false findings in orange "
                    "('model: <class>': relabel one to its class to accept it)")
