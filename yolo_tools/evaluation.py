@@ -201,9 +201,8 @@ def evaluate(
     explicit_conf = args.pop("conf", None)
     for key, value in operating_point.predict_args(recipe, None).items():
         args.setdefault(key, value)  # max_det
-    own = prepare_dataset(recipe, run_dir=run_dir)  # the version this run was trained on, never another
-    data_name = None
-    if corrected:
+    now = None
+    if corrected:  # checked before any conversion: a refused --corrected leaves nothing behind
         if data is not None or split != "val" or also:
             raise UserError("--corrected scores one run on its own val split with the label corrections; leave out --data, --split and --ensemble")
         now = corrections.attach(recipe.model_copy(update={"data": recipe.data.model_copy(update={"corrections": None})}))
@@ -212,6 +211,9 @@ def evaluate(
                 f"{corrections.folder(recipe.name)}: no label corrections for recipe '{recipe.name}' yet; review the run's "
                 f"mistakes first: yolo_tools inspect {run_dir} --annotate, then --load KEY"
             )
+    own = prepare_dataset(recipe, run_dir=run_dir)  # the version this run was trained on, never another
+    data_name = None
+    if corrected:
         dataset = prepare_dataset(now)  # the corrected version, as convert and train make it now
     elif data is not None:
         dataset, data_name = outside_data.convert(recipe, Path(data), data_format)
