@@ -27,6 +27,7 @@ def _isolated_outputs(workspace: Path):
         patch.setenv("YOLO_TOOLS_DATA", str(SHARED_DATA))
         patch.setenv("YOLO_TOOLS_DATASETS", str(workspace / "datasets"))
         patch.setenv("YOLO_TOOLS_RUNS", str(workspace / "runs"))
+        patch.setenv("YOLO_TOOLS_CORRECTIONS", str(workspace / "corrections"))  # never a checkout's corrections/
         # No test reaches the real Roboflow or uses a user's key: tests/test_pull.py serves a fake API itself.
         patch.delenv("ROBOFLOW_API_KEY", raising=False)
         patch.setenv("ROBOFLOW_CONFIG_DIR", str(workspace / "no-roboflow-login.json"))
