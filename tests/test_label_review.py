@@ -199,3 +199,19 @@ def test_a_task_in_the_browser_shows_the_pre_annotations(loop, review) -> None:
     assert shot.stat().st_size > 20_000
     if os.environ.get("YOLO_TOOLS_KEEP_SCREENSHOT"):  # refresh the committed picture: docs/label-studio-review.png
         shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_a_view_saved_in_the_app_is_sent_whole_and_unreviewed_tasks_change_nothing(loop, reviewed) -> None:
+    """After the first review is loaded, a second may start: every sample of a saved view, no new predictions."""
+    folder, run, server = loop
+    from yolo_tools import fiftyone_inspect
+    from yolo_tools.runs import run_recipe
+
+    fo = fiftyone_inspect._fiftyone()
+    dataset = fo.load_dataset(fiftyone_inspect.dataset_name(run_recipe(run), run))
+    dataset.save_view("two to look at", dataset.sort_by("filepath").limit(2), overwrite=True)
+    record = label_review.annotate(run, {}, view="two to look at")
+    assert sorted(t["image"] for t in record["tasks"].values()) == sorted(Path(p).stem for p in dataset.sort_by("filepath").limit(2).values("filepath"))
+    assert label_review.load(run, record["key"]) is None  # nobody annotated: nothing changed, no file
+    stored = json.loads((folder / "corrections" / "demo" / "reviews" / f"{record['key']}.json").read_text())
+    assert stored["status"] == "loaded" and stored["unreviewed"] == 2 and stored["corrections"] is None
