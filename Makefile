@@ -15,7 +15,12 @@ PROGRESS = awk -v total=$$(grep -c '==' requirements.lock) '\
   /^Installing collected packages/ { print "  unpacking and installing them (several minutes, no output meanwhile)"; fflush() } \
   /^Successfully installed/ { print "  installed"; fflush() }'
 
-.PHONY: setup system-deps demo test bench clean
+# Label Studio, for the review loop's tests (inspect --annotate / --load): a server in its own venv, since its
+# pins clash with the workbench's; tests start it on 127.0.0.1 with a throwaway data folder and token.
+LS_VENV  := .venv-labelstudio
+LS_STAMP := $(LS_VENV)/.installed
+
+.PHONY: setup system-deps labelstudio demo test bench clean
 
 setup: $(STAMP)
 
@@ -35,6 +40,18 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 	@echo "setup done: $$(du -sh $(VENV) | cut -f1) in $(VENV)"
 
+labelstudio: $(LS_STAMP)
+
+$(LS_STAMP): requirements-labelstudio.lock
+	test -x $(LS_VENV)/bin/python || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-labelstudio.lock
+	# a migrated empty database (no user): each test session copies it instead of migrating for minutes
+	rm -rf $(LS_VENV)/migrated
+	env SENTRY_DSN= FRONTEND_SENTRY_DSN= LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false HOME=$(CURDIR)/$(LS_VENV) \
+	  $(LS_VENV)/bin/label-studio version --data-dir $(LS_VENV)/migrated >/dev/null
+	test -s $(LS_VENV)/migrated/label_studio.sqlite3
+	touch $(LS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/yolo_tools demo
 
@@ -53,11 +70,11 @@ system-deps:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps $(LS_STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 clean:
-	rm -rf $(VENV) datasets/ runs/
+	rm -rf $(VENV) $(LS_VENV) datasets/ runs/ corrections/

@@ -27,6 +27,7 @@ def _isolated_outputs(workspace: Path):
         patch.setenv("YOLO_TOOLS_DATA", str(SHARED_DATA))
         patch.setenv("YOLO_TOOLS_DATASETS", str(workspace / "datasets"))
         patch.setenv("YOLO_TOOLS_RUNS", str(workspace / "runs"))
+        patch.setenv("YOLO_TOOLS_CORRECTIONS", str(workspace / "corrections"))  # never a checkout's corrections/
         # No test reaches the real Roboflow or uses a user's key: tests/test_pull.py serves a fake API itself.
         patch.delenv("ROBOFLOW_API_KEY", raising=False)
         patch.setenv("ROBOFLOW_CONFIG_DIR", str(workspace / "no-roboflow-login.json"))
@@ -60,3 +61,11 @@ def isolate_fiftyone(patch: pytest.MonkeyPatch, home: Path) -> None:
 
         patch.setattr(fo.config, "database_dir", str(home / "db"))
         patch.setattr(fo.config, "database_uri", None)
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory):
+    """One real Label Studio server for the session (tests/label_studio_server.py); skipped where it is not installed."""
+    from label_studio_server import start
+
+    yield from start(tmp_path_factory.mktemp("label-studio"))

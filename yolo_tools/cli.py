@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,9 @@ EXAMPLES = """examples:
   yolo_tools cv recipes/heart.yaml folds=5          patient-wise cross-validation: runs/heart/cv/cv/summary.md
   yolo_tools report runs/kidney/train               <run>/report/report.html and report.md
   yolo_tools inspect runs/kidney/train --port 5151  mistakes in FiftyOne, worst images first
+  yolo_tools inspect runs/kidney/train --annotate --worst 50   the 50 worst into Label Studio; then --load KEY
+  yolo_tools evaluate runs/kidney/train --corrected   the run on the corrected labels (<run>/eval-corrected/)
+  yolo_tools compare runs/kidney/a runs/kidney/b    two runs on the same patients, paired bootstrap intervals
   yolo_tools export runs/kidney/train format=onnx
   yolo_tools convert recipes/kidney.yaml
   yolo_tools pull WORKSPACE/PROJECT/VERSION         a Roboflow dataset into the data root (ROBOFLOW_API_KEY)
@@ -108,7 +112,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     pipeline.evaluate(
         [args.run, *args.ensemble], pipeline.parse_overrides(args.overrides), args.split, args.data, args.format,
-        args.operating_point, read_pairs(args.option),
+        args.operating_point, read_pairs(args.option), corrected=args.corrected,
     )
 
 
@@ -180,9 +184,47 @@ def _no_verify_tls(sub: argparse.ArgumentParser) -> None:
 def _inspect(args: argparse.Namespace) -> None:
     from yolo_tools import fiftyone_inspect, pipeline
 
+    secret = [item.split("=", 1)[0] for item in args.overrides if SECRET_NAME.search(item.split("=", 1)[0])]
+    if secret:  # never echo the value: it would land in the terminal's scrollback and logs
+        raise UserError(f"command line: '{secret[0]}=...' looks like a secret; {SECRET_HINT}")
+    if args.annotate or args.load or args.tags or args.view or args.without_deleted:
+        _review(args)
+        return
     fiftyone_inspect.inspect_run(
         args.run, pipeline.parse_overrides(args.overrides), worst=args.worst, app=not args.no_app, port=args.port
     )
+
+
+SECRET_NAME = re.compile(r"token|api_?key|password|secret", re.IGNORECASE)
+SECRET_HINT = (
+    "a token is never taken from the command line (shell history, the process list); set LABEL_STUDIO_API_KEY "
+    "(and LABEL_STUDIO_URL) in the environment, or put 'machine HOST password TOKEN' in ~/.netrc"
+)
+
+
+def _refuse_secret(text: str) -> str:
+    raise argparse.ArgumentTypeError(SECRET_HINT)
+
+
+def _review(args: argparse.Namespace) -> None:
+    """inspect --annotate / --load: the review loop with Label Studio (yolo_tools/label_review.py)."""
+    from yolo_tools import label_review, pipeline
+
+    if args.annotate and args.load:
+        raise UserError("--annotate sends a new review, --load KEY reads one back: give one of them")
+    if args.load:
+        label_review.load(args.run, args.load, without_deleted=args.without_deleted)
+        return
+    if not args.annotate:
+        raise UserError("--tags, --view and --without-deleted go with --annotate (or --load KEY): e.g. inspect RUN --annotate --tags missed")
+    tags = [tag.strip() for tag in (args.tags or "").split(",") if tag.strip()]
+    label_review.annotate(args.run, pipeline.parse_overrides(args.overrides), worst=args.worst, tags=tags, view=args.view)
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from yolo_tools import compare, pipeline
+
+    compare.compare_runs(args.run, args.other, pipeline.parse_overrides(args.overrides))
 
 
 def _app(args: argparse.Namespace) -> None:
@@ -307,6 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = verb("evaluate", _evaluate, "score a run on its val split per image, class and patient (files in <run>/eval/)")
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
     held_out_options(sub)
+    sub.add_argument("--corrected", action="store_true", help="score on the val split with the label corrections made so far (<run>/eval-corrected/)")
     ensemble(sub)
     overrides(sub)
 
@@ -353,6 +396,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--worst", type=int, default=10, metavar="N", help="how many of the worst images to print (default: 10)")
     sub.add_argument("--port", type=_port, help="App port on 127.0.0.1 (default: FiftyOne's, 5151)")
     sub.add_argument("--no-app", action="store_true", help="build, evaluate and print only; do not serve the App")
+    review = sub.add_argument_group("review in Label Studio (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY; see docs/labels.md)")
+    review.add_argument("--annotate", action="store_true", help="send the worst N images (--worst) with their labels and the model's false findings to a new Label Studio project")
+    review.add_argument("--tags", metavar="TAG,TAG", help="with --annotate: only images with these tags (false_positive, missed, misclassified)")
+    review.add_argument("--view", metavar="NAME", help="with --annotate: every image of a view saved in the FiftyOne App (no new predictions)")
+    review.add_argument("--load", metavar="KEY", help="read review KEY back from Label Studio into corrections/<recipe>/KEY.jsonl")
+    review.add_argument("--without-deleted", action="store_true", help="with --load: leave out tasks deleted in Label Studio")
+    for flag in ("--token", "--api-key", "--label-studio-token"):
+        review.add_argument(flag, type=_refuse_secret, help=argparse.SUPPRESS)
+    overrides(sub)
+
+    sub = verb("compare", _compare, "two runs on the same patients and labels: each metric's change with a paired bootstrap interval")
+    sub.add_argument("run", help="the run to compare against (runs/<recipe>/<name>), e.g. one trained on the published labels")
+    sub.add_argument("other", help="the other run of the same recipe, e.g. one trained on the corrected labels")
     overrides(sub)
 
     sub = verb("app", _app, "serve a local web page (127.0.0.1) to try trained runs on uploaded images")

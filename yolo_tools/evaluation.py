@@ -53,7 +53,7 @@ from yolo_tools import (
     tasks,
     yolo,
 )
-from yolo_tools.convert import mask_png
+from yolo_tools.convert import corrections, mask_png
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.convert.writer import splits_of
 from yolo_tools.dataset import PATIENTS_CSV, SPLITS, Dataset, patient_wise
@@ -66,6 +66,7 @@ LOG = logging.getLogger(__name__)
 EVAL_DIR = "eval"
 ENSEMBLE_DIR = "eval-ensemble"  # an ensemble's evaluation, beside the first run's own
 OUTSIDE = "outside"  # `eval-outside-<name>`: an outside set's evaluation, apart from every split's
+CORRECTED_DIR = "eval-corrected"  # the run on its val split with the label corrections (evaluate --corrected)
 SUMMARY_FILE = "summary.json"
 MASKS_DIR = "masks"  # predicted masks of a segmentation run, one PNG per image, for the report's gallery
 MAX_SAVED_MASK_CLASSES = 16
@@ -183,6 +184,7 @@ def evaluate(
     data_format: str | None = None,
     rule: str | None = None,
     data_options: dict[str, Any] | None = None,
+    corrected: bool = False,
 ) -> Path:
     """Evaluate a run's best weights on its val split (or `split`, or an outside set); returns the folder of metric files.
 
@@ -231,9 +233,21 @@ def evaluate(
     explicit_conf = args.pop("conf", None)
     for key, value in operating_point.predict_args(recipe, None).items():
         args.setdefault(key, value)  # max_det
+    now = None
+    if corrected:  # checked before any conversion: a refused --corrected leaves nothing behind
+        if data is not None or split != "val" or also:
+            raise UserError("--corrected scores one run on its own val split with the label corrections; leave out --data, --split and --ensemble")
+        now = corrections.attach(recipe.model_copy(update={"data": recipe.data.model_copy(update={"corrections": None})}))
+        if not now.data.corrections:
+            raise UserError(
+                f"{corrections.folder(recipe.name)}: no label corrections for recipe '{recipe.name}' yet; review the run's "
+                f"mistakes first: yolo_tools inspect {run_dir} --annotate, then --load KEY"
+            )
     own = prepare_dataset(recipe, run_dir=run_dir)  # the version this run was trained on, never another
     data_name, seen = None, {}
-    if planned is not None:
+    if corrected:
+        dataset = prepare_dataset(now)  # the corrected version, as convert and train make it now
+    elif planned is not None:
         dataset, data_name, split = outside_data.convert(planned), planned.name, outside_data.SPLIT
         seen = outside_data.seen_in_training(own, dataset, SPLITS)
         if seen:
@@ -249,7 +263,7 @@ def evaluate(
             )
     if slicing:  # before the validator runs and the earlier evaluation's files are cleared
         sliced.check_fits(slicing[0], sorted(Path(dataset.image_source(split)).iterdir()))
-    out = run_dir / eval_dir_name(split, data_name, bool(also))
+    out = run_dir / (CORRECTED_DIR if corrected else eval_dir_name(split, data_name, bool(also)))
     out.mkdir(parents=True, exist_ok=True)
     for name in OUR_FILES:
         (out / name).unlink(missing_ok=True)
@@ -340,12 +354,17 @@ def evaluate(
     if per_group is not None:
         per_group.to_csv(out / GROUPS_FILE, index=False)
         summary["metadata_fields"] = list(per_group["field"].unique())
+    if corrected:
+        summary["scored_set"] = f"val split with label corrections ({', '.join(c.file for c in dataset_corrections(dataset))})"
+        summary["label_mistakes"] = _label_mistakes(run_dir, overrides, per_image)
     write_atomic(out / SUMMARY_FILE, json.dumps(json_ready(summary), indent=2))  # last: marks the files complete
     shown = {k: v for k, v in {**(validation.metrics if validation else {}), **metrics}.items() if isinstance(v, (int, float))}
     intervals = summary.get("intervals") or {}
     print(f"evaluation ({summary['scored_set']}): " + "  ".join(_shown(k, v, intervals.get(k)) for k, v in shown.items()))
     if summary["split_caveat"]:
         print(f"caution: {summary['split_caveat']}")
+    if summary.get("label_mistakes"):
+        print(f"label mistakes: {summary['label_mistakes']['said']}")
     print(f"metrics: {out}")
     return out
 
@@ -363,6 +382,51 @@ def _check_rule_applies(rule: str, recipe, ensemble_of: bool) -> None:
         why = "an ensemble decides by its averaged probabilities' most probable class; evaluate each run on its own to choose its threshold"
     if why:
         raise UserError(f"--operating-point {rule}: chooses a two-class classifier's threshold on val; {why}")
+
+
+def dataset_corrections(dataset: Dataset) -> list:
+    """The correction files a converted dataset applied (its card), as recipe entries."""
+    from yolo_tools.recipe import CorrectionFile
+
+    return [CorrectionFile(**entry) for entry in (dataset.card.get("corrections") or {}).get("files", [])]
+
+
+def _label_mistakes(run_dir: Path, overrides: dict[str, Any] | None, corrected: pd.DataFrame) -> dict[str, Any] | None:
+    """How many of the run's mistakes on the labels it was scored with before were the labels' own: its errors per
+    image on the published (or its own version's) labels against those on the corrected ones, same predictions.
+    Net per image: an image where a correction adds a label the model found loses a false positive; one where it
+    removes a label the model missed loses a miss; a label added that the model does not find is a new miss."""
+    summary = run_dir / EVAL_DIR / SUMMARY_FILE
+    if not summary.is_file():
+        evaluate(run_dir, overrides)
+    before = pd.read_csv(run_dir / EVAL_DIR / "per_image.csv")
+    joined = before.merge(corrected, on="image", suffixes=("_before", "_after"))
+    if "false_positives_before" in joined:
+        fp = (joined["false_positives_before"] - joined["false_positives_after"])
+        missed = (joined["missed_before"] - joined["missed_after"])
+        found = {
+            "images": len(joined),
+            "false_positives_before": int(joined["false_positives_before"].sum()), "false_positives_after": int(joined["false_positives_after"].sum()),
+            "missed_before": int(joined["missed_before"].sum()), "missed_after": int(joined["missed_after"].sum()),
+            "false_positives_that_were_missing_labels": int(fp.clip(lower=0).sum()),
+            "misses_that_were_wrong_labels": int(missed.clip(lower=0).sum()),
+            "new_misses_on_added_labels": int((-missed).clip(lower=0).sum()),
+        }  # fmt: skip
+        found["said"] = (
+            f"of its {found['false_positives_before']} false positives on the labels it was scored with before, "
+            f"{found['false_positives_that_were_missing_labels']} are findings on the corrected labels; of its "
+            f"{found['missed_before']} misses, {found['misses_that_were_wrong_labels']} were labels the correction removed "
+            f"or moved; the corrections add {found['new_misses_on_added_labels']} labels it misses (net, per image)"
+        )
+        return found
+    if "correct_before" in joined:
+        was_wrong, now_right = ~joined["correct_before"].astype(bool), joined["correct_after"].astype(bool)
+        found = {"images": len(joined), "misclassified_before": int(was_wrong.sum()), "misclassified_after": int((~now_right).sum()),
+                 "mistakes_that_were_wrong_labels": int((was_wrong & now_right).sum())}  # fmt: skip
+        found["said"] = (f"of its {found['misclassified_before']} misclassified images, {found['mistakes_that_were_wrong_labels']} "
+                         "were labelled wrong (the corrected class is the one it predicted)")
+        return found
+    return None
 
 
 def _shown(name: str, value: float, interval: list[float] | None) -> str:

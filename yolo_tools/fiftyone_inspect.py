@@ -598,3 +598,141 @@ INSPECTIONS: dict[str, Inspection] = {
         show=_print_classes,
     ),
 }
+
+
+# --- review in Label Studio (yolo_tools/label_review.py): which samples, and their labels as Label Studio regions ---
+#
+# FiftyOne chooses the samples (worst first, by tag, or a view saved in the App) and converts labels both ways
+# with `fiftyone.utils.labelstudio`'s converters; the server is spoken to by yolo_tools/label_studio.py (why
+# not FiftyOne's annotation backend is said there).
+
+MODEL_PREFIX = "model: "  # a model finding shown in Label Studio; relabelled to its class, it becomes a label
+FROM_NAME = {"detect": "label", "segment": "label", "classify": "class"}
+TO_NAME = "image"
+REVIEW_TAGS = (FALSE_POSITIVE, MISSED, MISCLASSIFIED)  # what --tags may choose
+
+
+def select_for_review(recipe: Recipe, run_dir: Path, worst: int, tags: list[str], view: str | None) -> list[dict[str, Any]]:
+    """The run's samples to review, worst first: the `worst` first of those with any of `tags` (all when none
+    given), or every sample of the view saved in the App as `view`. Each: path, image (stem), width, height,
+    score, tags and the model's findings as Label Studio regions (detect, segment: the false ones only, which the
+    labels do not hold; classify: the predicted class as text)."""
+    fo = _fiftyone()
+    name = dataset_name(recipe, run_dir)
+    if not fo.dataset_exists(name):
+        raise UserError(f"no FiftyOne dataset '{name}' to choose from; run first: yolo_tools inspect {run_dir}")
+    dataset = fo.load_dataset(name)
+    if view is not None:
+        if view not in dataset.list_saved_views():
+            saved = ", ".join(repr(v) for v in dataset.list_saved_views()) or "none"
+            raise UserError(f"FiftyOne dataset '{name}' has no saved view {view!r} (saved: {saved}); save one in the App first")
+        chosen = dataset.load_saved_view(view)
+    else:
+        chosen = ranked(dataset)
+        if tags:
+            chosen = chosen.match_tags(tags)
+        chosen = chosen.limit(worst)
+    items = []
+    for sample in chosen.select_fields([GT, PRED, RANK, "metadata"]):
+        width, height = int(sample.metadata.width), int(sample.metadata.height)
+        item: dict[str, Any] = {
+            "path": sample.filepath, "image": Path(sample.filepath).stem, "width": width, "height": height,
+            "score": float(sample[RANK]) if sample.has_field(RANK) and sample[RANK] is not None else None,
+            "tags": list(sample.tags), "model": [], "model_text": "",
+        }
+        predicted = sample[PRED] if sample.has_field(PRED) else None
+        if recipe.task == "classify":
+            item["model_text"] = f"{predicted.label} ({predicted.confidence:.2f})" if predicted else "no prediction"
+        elif predicted is not None:
+            false = [d for d in predicted.detections if d[EVAL] == "fp"] if predicted.detections and predicted.detections[0].has_field(EVAL) else list(predicted.detections)
+            item["model"] = _model_regions(false, recipe.task, width, height)
+            item["model_text"] = ", ".join(f"{d.label} {d.confidence:.2f}" for d in false) or "no false finding"
+        items.append(item)
+    return items
+
+
+def _full_result(task: str, width: int, height: int) -> dict[str, Any]:
+    return {"from_name": FROM_NAME[task], "to_name": TO_NAME, "original_width": width, "original_height": height, "image_rotation": 0}
+
+
+def _model_regions(detections: list, task: str, width: int, height: int) -> list[dict[str, Any]]:
+    """The model's findings as regions labelled 'model: <class>', with ids m0, m1, ..."""
+    import fiftyone.core.labels as fol
+    import fiftyone.utils.labelstudio as fouls
+
+    regions = []
+    for index, detection in enumerate(detections):
+        if task == "segment":
+            label = detection.to_polyline(tolerance=1, filled=True) if detection.mask is not None else None
+            if label is None or not label.points or len(label.points[0]) < 3:
+                continue
+            label = fol.Polyline(label=MODEL_PREFIX + detection.label, points=label.points[:1], closed=True, filled=True)
+        else:
+            label = fol.Detection(label=MODEL_PREFIX + detection.label, bounding_box=detection.bounding_box)
+        for region in fouls.export_label_to_label_studio(label, full_result=_full_result(task, width, height)):
+            region["id"] = f"m{index}"
+            region["score"] = float(detection.confidence or 0.0)
+            regions.append(region)
+    return regions
+
+
+def truth_regions(task: str, labels: list[str] | str, classes: list[str], width: int, height: int) -> list[dict[str, Any]]:
+    """An image's labels (YOLO label lines; classify: its class) as Label Studio regions, with ids t0, t1, ...:
+    the pre-annotation a reviewer starts from, in FiftyOne's conversion."""
+    import fiftyone.core.labels as fol
+    import fiftyone.utils.labelstudio as fouls
+
+    full = _full_result(task, width, height)
+    if task == "classify":
+        return [dict(region, id="t0") for region in fouls.export_label_to_label_studio(fol.Classification(label=str(labels)), full_result=full)]
+    regions = []
+    for index, line in enumerate(labels):
+        tokens = line.split()
+        name, coords = classes[int(tokens[0])], [float(t) for t in tokens[1:]]
+        if len(coords) == 4:
+            x, y, w, h = coords
+            label = fol.Detection(label=name, bounding_box=[x - w / 2, y - h / 2, w, h])
+        else:
+            label = fol.Polyline(label=name, points=[list(zip(coords[0::2], coords[1::2]))], closed=True, filled=True)
+        if task == "segment" and isinstance(label, fol.Detection):  # a box line in a segmentation set: its corners
+            x0, y0, w, h = label.bounding_box
+            label = fol.Polyline(label=name, points=[[(x0, y0), (x0 + w, y0), (x0 + w, y0 + h), (x0, y0 + h)]], closed=True, filled=True)
+        for region in fouls.export_label_to_label_studio(label, full_result=full):
+            region["id"] = f"t{index}"
+            regions.append(region)
+    return regions
+
+
+def labels_from_results(task: str, results: list[dict[str, Any]], classes: list[str]) -> dict[str, str]:
+    """A reviewer's regions (Label Studio result items) as region id → YOLO label line (classify: the class),
+    through FiftyOne's importer; regions still labelled 'model: ...' are findings the reviewer did not take.
+    A label that is no class of the recipe is a ValueError naming it."""
+    import fiftyone.core.labels as fol
+    import fiftyone.utils.labelstudio as fouls
+
+    found: dict[str, str] = {}
+    for result in results:
+        if result.get("from_name") != FROM_NAME[task] or result.get("type") not in ("rectanglelabels", "polygonlabels", "choices"):
+            continue
+        _, label = fouls.import_label_studio_annotation(result)
+        name = label.label
+        if name.startswith(MODEL_PREFIX):
+            continue
+        if name not in classes:
+            raise ValueError(name)
+        if task == "classify":
+            found[str(result.get("id", "t0"))] = name
+            continue
+        if isinstance(label, fol.Polyline):
+            points = [min(max(v, 0.0), 1.0) for point in label.points[0] for v in point]
+            if task == "detect":  # a polygon drawn on a detection set: its box
+                xs, ys = points[0::2], points[1::2]
+                points = [(min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys)]
+        else:
+            x, y, w, h = (min(max(v, 0.0), 1.0) for v in label.bounding_box)
+            w, h = min(w, 1.0 - x), min(h, 1.0 - y)
+            points = [x + w / 2, y + h / 2, w, h]
+            if task == "segment":
+                points = [x, y, x + w, y, x + w, y + h, x, y + h]
+        found[str(result["id"])] = " ".join([str(classes.index(name)), *(f"{v:.6f}" for v in points)])
+    return found

@@ -16,6 +16,7 @@ LOG = logging.getLogger(__name__)
 DATA_ENV = "YOLO_TOOLS_DATA"
 DATASETS_ENV = "YOLO_TOOLS_DATASETS"
 RUNS_ENV = "YOLO_TOOLS_RUNS"
+CORRECTIONS_ENV = "YOLO_TOOLS_CORRECTIONS"
 
 # Searched in order when neither a flag nor YOLO_TOOLS_DATA names the data root: a `data/` folder in the
 # working directory (a user's own download) and a `shared/data` folder beside the project (a team's copy).
@@ -124,3 +125,9 @@ def check_runs_folder(path: Path) -> Path:
             f"or point {RUNS_ENV} at a folder (default: ./runs)"
         )
     return path
+
+
+def corrections_dir() -> Path:
+    """Label corrections, one folder per recipe (`yolo_tools/convert/corrections.py`): the workbench's own, beside
+    datasets and runs, never inside the data root (which may be a shared read-only copy) or a source folder."""
+    return Path(os.environ.get(CORRECTIONS_ENV, "corrections")).expanduser().resolve()

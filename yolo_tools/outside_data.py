@@ -140,6 +140,7 @@ def plan(
             "options": _options(recipe, reader, fmt, src, given),
             "split": Split(by="source", test="source"),  # every image the test split, as the source gives it
             "metadata": None,
+            "corrections": None,  # corrections are of the recipe's own images, never of an outside set
         }
     )
     base = _folder_name(src)

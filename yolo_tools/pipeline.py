@@ -335,6 +335,7 @@ def evaluate(
     data_format: str | None = None,
     rule: str | None = None,
     data_options: dict[str, Any] | None = None,
+    corrected: bool = False,
 ) -> Path:
     """A run's best weights on its val split, scored per image, class and patient; files in `<run>/eval/`.
 
@@ -360,7 +361,8 @@ def evaluate(
     if run_dir is not None:
         tracking.check_link(run_dir)  # where the results are logged, checked before the evaluation runs
     out = evaluation.evaluate(
-        runs[0], overrides, also=runs[1:], split=split, data=data, data_format=data_format, rule=rule, data_options=data_options
+        runs[0], overrides, also=runs[1:], split=split, data=data, data_format=data_format, rule=rule,
+        data_options=data_options, corrected=corrected,
     )
     tracking.log_evaluation(out)
     return out

@@ -121,12 +121,25 @@ class Metadata(_Strict):
     columns: list[str] | None = Field(None, description="fields to copy (default: every column but the key)")
 
 
+class CorrectionFile(_Strict):
+    """One file of label corrections (yolo_tools/convert/corrections.py), named with the digest of its bytes so
+    that the dataset version it makes is exactly that one, and a changed file is noticed."""
+
+    file: str = Field(description="file name under corrections/<recipe>/, e.g. ls-20260105-101500.jsonl")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class Data(_Strict):
     source: Source
     converter: str
     options: dict[str, Any] = Field(default_factory=dict)
     split: Split = Split()
     metadata: Metadata | None = None
+    corrections: list[CorrectionFile] | None = Field(
+        None,
+        description="label corrections applied over the published labels; left out: every file in "
+        "corrections/<recipe>/ when the recipe is converted or trained, [] for the published labels only",
+    )
 
 
 class Preprocess(_Strict):
@@ -250,6 +263,8 @@ class Recipe(_Strict):
         unset: dict[str, Any] = {"metadata": True} if self.data.metadata is None else {}
         # A DICOMweb source's fields are unset elsewhere; verify_tls never changes the data.
         unset["source"] = {"verify_tls"} | ({"server", "studies", "query"} if self.data.source.kind != "dicomweb" else set())
+        if not self.data.corrections:  # none applied: the version of the published labels, as before corrections existed
+            unset["corrections"] = True
         if self.data.split.test is None:
             unset["split"] = {"test"}
         payload = json.dumps(

@@ -40,7 +40,11 @@ def converter(name: str) -> ModuleType:
 
 
 def check(recipe: Recipe) -> Recipe:
-    """The recipe, once its converter is known and its `data.options` fit that converter's schema."""
+    """The recipe, once its converter is known and its `data.options` fit that converter's schema, as it is
+    used now: with the label corrections made for it attached (`convert.corrections.attach`; a recipe that lists
+    its own, as a run's does, keeps them), so that its fingerprint names the corrected dataset version."""
+    from yolo_tools.convert import corrections
+
     name = recipe.data.converter
     if name not in CONVERTERS:
         raise UserError(
@@ -48,4 +52,4 @@ def check(recipe: Recipe) -> Recipe:
             f"allowed: {', '.join(sorted(CONVERTERS))}"
         )
     parse(converter(name).Options, recipe)
-    return recipe
+    return corrections.attach(recipe)

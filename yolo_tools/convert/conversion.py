@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from yolo_tools import dataset
-from yolo_tools.convert import check, converter, destination
+from yolo_tools.convert import check, converter, corrections, destination
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.options import checked_options
 from yolo_tools.convert.writer import write_dataset
@@ -88,6 +88,7 @@ def prepare_dataset(
     destination.check(dst, protect, raw_root)
     patients = patient_metadata.read(recipe, src)  # before converting: a wrong CSV fails before any work
     samples = converter(recipe.data.converter).samples(src, recipe)
+    samples = corrections.apply(samples, recipe)  # the recipe's label corrections, if it lists any
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst == dataset.home(recipe.name):
         dataset.set_aside(recipe.name, trained_versions(recipe.name) - {fingerprint})

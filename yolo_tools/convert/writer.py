@@ -313,6 +313,14 @@ def _card_markdown(card: dict) -> str:
     ]
     for split, row in card["counts"].items():
         lines.append(f"| {split} | " + " | ".join(str(row.get(c, 0)) for c in columns) + " |")
+    if card.get("corrections"):
+        fixed = card["corrections"]
+        lines += [
+            "",
+            f"Label corrections applied ({len(fixed['files'])} file(s) in corrections/{card['recipe']}/: "
+            f"{', '.join(entry['file'] for entry in fixed['files'])}): {fixed['changed']} labels changed, "
+            f"{fixed['added']} added, {fixed['removed']} removed, on {fixed['images']} images; the published labels are unchanged",
+        ]
     lines += ["", f"Skipped: {len(card['skipped'])}"] + [f"- {line}" for line in card["skipped"]]
     if card.get("duplicates"):
         lines += ["", f"Byte-identical copies, kept (scored as published): {len(card['duplicates'])} groups"]
@@ -496,6 +504,8 @@ def write_dataset(
         card = _card(recipe, source, counts, groups, skipped, left_out)
         card["patient_wise"] = _patient_wise([k.sample for k in kept], keys, splits, recipe, source)
         card.update(notes or {})
+        if getattr(samples, "corrections", None):  # label corrections applied (convert/corrections.py)
+            card["corrections"] = samples.corrections
         if slices:
             with (partial / SLICES_CSV).open("w", newline="") as handle:
                 csv.writer(handle).writerows([SLICES_COLUMNS, *slices])

@@ -63,6 +63,21 @@ class Bootstrap:
         with np.errstate(invalid="ignore", divide="ignore"):
             return self.interval(np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1), np.nan))
 
+    def ratio_replicates(self, numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+        """sum(numerator) / sum(denominator) on every replicate (NaN where a replicate drew no denominator)."""
+        top = self.weights @ np.asarray(numerator, np.float64)
+        bottom = self.weights @ np.asarray(denominator, np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(bottom > 0, top / np.where(bottom > 0, bottom, 1), np.nan)
+
+    def paired_difference(
+        self, first: tuple[np.ndarray, np.ndarray], second: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[float, float] | None:
+        """Interval of ratio(second) - ratio(first), both scored on the same images and the same draws of patients:
+        a paired bootstrap, so what the two share (which patients were drawn) cancels, and only their
+        difference on those patients varies. Each side is (numerator, denominator) per image, as for `ratio`."""
+        return self.interval(self.ratio_replicates(*second) - self.ratio_replicates(*first))
+
     def weighted(self, metric: Callable[[np.ndarray], float | None]) -> tuple[float, float] | None:
         """Interval of a metric that takes per-image sample weights (e.g. a partial `roc_auc_score`)."""
         values = np.array([_finite(metric(row)) for row in self.weights])
