@@ -192,7 +192,7 @@ def test_pneumonia_split_by_patient_and_duplicates_once() -> None:
     assert 0.15 < len(kept["val"]) / 5190 < 0.25
 
 
-def test_class_folders_skip_unreadable_and_unknown_and_tie_duplicates(tmp_path: Path) -> None:
+def test_class_folders_skip_unreadable_unknown_duplicates_and_conflicting_labels(tmp_path: Path) -> None:
     src = tmp_path / "folders"
     for folder in ("NORMAL", "PNEUMONIA", "OTHER"):
         (src / folder).mkdir(parents=True)
@@ -200,7 +200,8 @@ def test_class_folders_skip_unreadable_and_unknown_and_tie_duplicates(tmp_path: 
     for i in range(6):
         cv2.imwrite(str(src / "NORMAL" / f"IM-{i:04d}-0001.jpeg"), rng.integers(0, 255, (32, 32), np.uint8))
         cv2.imwrite(str(src / "PNEUMONIA" / f"person{i}_virus_{i}.jpeg"), rng.integers(0, 255, (32, 32), np.uint8))
-    shutil.copyfile(src / "NORMAL" / "IM-0000-0001.jpeg", src / "PNEUMONIA" / "person9_virus_9.jpeg")
+    shutil.copyfile(src / "NORMAL" / "IM-0000-0001.jpeg", src / "PNEUMONIA" / "person9_virus_9.jpeg")  # two classes
+    shutil.copyfile(src / "NORMAL" / "IM-0001-0001.jpeg", src / "NORMAL" / "IM-0009-0001.jpeg")  # one class, twice
     (src / "NORMAL" / "IM-0100-0001.jpeg").write_bytes(b"\xff\xd8 truncated")
     cv2.imwrite(str(src / "OTHER" / "person7_x_1.jpeg"), rng.integers(0, 255, (32, 32), np.uint8))
     recipe = load_recipe(RECIPES / "pneumonia.yaml").model_copy(deep=True)
@@ -210,9 +211,11 @@ def test_class_folders_skip_unreadable_and_unknown_and_tie_duplicates(tmp_path: 
     assert by_name["person9_virus_9"].group == by_name["IM-0000-0001"].group  # tied by content
     card = write_dataset(found, tmp_path / "out", recipe, str(src))
     skipped = "\n".join(card["skipped"])
-    assert len(card["skipped"]) == 3, skipped
+    assert len(card["skipped"]) == 5, skipped
     assert re.search(r"IM-0100-0001\.jpeg: not an image file", skipped)
-    assert re.search(r"person9_virus_9\.jpeg: byte-identical duplicate of .*IM-0000-0001\.jpeg", skipped)
+    assert re.search(r"IM-0009-0001\.jpeg: byte-identical duplicate of .*IM-0001-0001\.jpeg", skipped)
+    assert re.search(r"person9_virus_9\.jpeg: conflicting labels: .* also filed as 'normal'", skipped)
+    assert re.search(r"IM-0000-0001\.jpeg: conflicting labels: .* also filed as 'pneumonia'", skipped)
     assert re.search(r"OTHER/person7_x_1\.jpeg: class 'OTHER' is not in the recipe's classes", skipped)
 
 

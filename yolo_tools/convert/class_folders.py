@@ -12,7 +12,8 @@ because a copy of it also sits in a folder that is skipped. A picture filed unde
 class it shows is unknown, and training on either copy would teach a label that may be wrong, so every
 copy is left out, each named on the dataset card with the class it conflicts with (a reader who knows
 the right class can file the picture once and convert again). The whole set is not refused: the other
-pictures' labels are not in question. Files that are no usable images are skipped
+pictures' labels are not in question. With `keep` (a test set scored as published, `evaluate --data`) every
+copy stays, as published, and the conflict is reported by whoever asked to keep them (outside_data). Files that are no usable images are skipped
 by the writer, which verifies every image.
 
 Options: `folder` (the folder holding the class folders, relative to the source; default: the source itself),
@@ -129,7 +130,7 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
         original = first_with.get(digest, path)
         image: Path | object = path
         others = {c: p for c, p in filed_under.get(digest, {}).items() if c != category}
-        if category in recipe.classes and others:
+        if category in recipe.classes and others and options.duplicates == "drop":
             listed = ", ".join(f"'{c}' ({p})" for c, p in others.items())
             image = _skipped(f"conflicting labels: the same picture (byte-identical) is also filed as {listed}; "
                              "left out, every copy, since neither label can be trusted")
