@@ -1,0 +1,143 @@
+"""`yolo_tools study`: test split apart, cv, the operating point out of fold, the fold ensemble on test, the pages.
+
+The end-to-end test runs a study of the demo recipe at a tiny budget (2 folds of 32 synthetic images, a few
+epochs at 64 px), stops it after the cv, resumes it, and then reads every page against the files of each
+step: the numbers the study, the model card, the checklist and the methods print must be those of
+cv/cv/summary.json, operating_point.json, test/summary.json and retrained/eval-test/summary.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import RECIPES
+from yolo_tools import operating_point, study
+from yolo_tools.cli import main
+from yolo_tools.metrics.classification import reliability
+from yolo_tools.report.claim import ITEMS
+
+QUICK = ["folds=2", "epochs=3", "imgsz=64", "batch=8", "plots=False"]
+
+
+def _demo_recipe(folder: Path) -> Path:
+    text = (RECIPES / "demo.yaml").read_text().replace("name: demo", "name: demo-study")
+    text = text.replace("options: {images: 64, size: 128}", "options: {images: 40, size: 64}").replace("val: 0.25,", "val: 0.25, test: 0.2,")
+    recipe = folder / "demo-study.yaml"
+    recipe.write_text(text)
+    return recipe
+
+
+def _numbers(summary: dict, name: str) -> str:
+    """A test metric as the pages print it: value and 95% interval."""
+    value, bounds = summary["metrics"][name], (summary.get("intervals") or {}).get(name)
+    return f"{value:.3f}" + (f" [{bounds[0]:.3f}, {bounds[1]:.3f}]" if bounds else "")
+
+
+def test_claim_lists_the_44_items_once_in_order() -> None:
+    assert [item.number for item in ITEMS] == list(range(1, 45))
+    assert len({item.subject for item in ITEMS}) == 44
+
+
+def test_reliability_counts_the_bins_scikit_learn_draws() -> None:
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.random(300), 1)  # ties: some quantile bins collapse
+    found = reliability(rng.random(300) < scores, scores)
+    assert len(found["count"]) == len(found["predicted"]) == len(found["observed"]) and sum(found["count"]) == 300
+    gaps = np.abs(np.array(found["observed"]) - np.array(found["predicted"]))
+    assert found["ece"] == pytest.approx(float(np.sum(np.array(found["count"]) * gaps) / 300))
+    assert reliability(np.ones(5, bool), np.linspace(0, 1, 5)) is None
+
+
+def test_the_out_of_fold_threshold_is_chosen_on_every_pooled_image(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    truth = np.where(rng.random(200) < 0.4, "pneumonia", "normal")
+    p_positive = np.clip(np.where(truth == "pneumonia", 0.7, 0.3) + rng.normal(0, 0.2, 200), 0, 1)
+    p_truth = np.where(truth == "pneumonia", p_positive, 1 - p_positive)
+    pd.DataFrame({"image": [f"{i}.png" for i in range(200)], "truth": truth, "p_truth": p_truth}).to_csv(tmp_path / "oof_per_image.csv")
+    chosen = study._oof_threshold(tmp_path, ["normal", "pneumonia"], "sensitivity=0.9")
+    expected = operating_point.choose_threshold(truth == "pneumonia", p_positive, "sensitivity=0.9")
+    assert chosen == {**expected, "positive": "pneumonia"} and chosen["sensitivity"] >= 0.9
+
+
+@pytest.mark.slow
+def test_demo_study_stops_after_cv_resumes_and_every_page_agrees_with_the_steps(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recipe = _demo_recipe(tmp_path)
+    argv = ["study", str(recipe), *QUICK, "--retrain"]
+    with monkeypatch.context() as patch:  # stopped (Ctrl-C) right after the cv, before the operating point
+        patch.setattr(study, "_choose_point", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+        assert main(argv) == 130
+    root = workspace / "runs" / "demo-study" / "study"
+    assert (root / "cv" / "cv" / "summary.json").is_file() and not (root / "operating_point.json").exists()
+    trained = {fold: (root / "cv" / fold / "weights" / "best.pt").stat().st_mtime for fold in ("fold1", "fold2")}
+    cv_seconds = json.loads((root / "compute.json").read_text())["seconds"]["cv"]
+
+    assert main(argv) == 0  # goes on from the operating point: the folds are not trained again
+    assert {fold: (root / "cv" / fold / "weights" / "best.pt").stat().st_mtime for fold in trained} == trained
+    compute = json.loads((root / "compute.json").read_text())
+    assert compute["seconds"]["cv"] == pytest.approx(cv_seconds) and {"operating point", "test", "retrain", "write"} <= set(compute["seconds"])
+
+    cv = json.loads((root / "cv" / "cv" / "summary.json").read_text())
+    test = json.loads((root / "test" / "summary.json").read_text())
+    point = json.loads((root / "operating_point.json").read_text())
+    retrained = json.loads((root / "retrained" / "eval-test" / "summary.json").read_text())
+    card = json.loads((workspace / "datasets" / "demo-study" / "card.json").read_text())
+    pages = {name: (root / name).read_text() for name in ("study.md", "study.html", "model_card.md", "claim.md", "methods.md")}
+
+    # The split: the test patients held out first, the rest in the folds, no image in both.
+    folds = pd.read_csv(root / "cv" / "cv" / "folds.csv")
+    test_images = {p.name for p in (workspace / "datasets" / "demo-study" / "images" / "test").iterdir()}
+    assert test["images"] == len(test_images) == card["counts"]["test"]["images"] and not test_images & set(folds["image"])
+    assert cv["images"] == len(folds) == card["counts"]["train"]["images"] + card["counts"]["val"]["images"]
+    # The operating point: chosen out of fold on all pooled images, and the one the test was scored at.
+    assert point["chosen_on"] == "pooled out-of-fold predictions" and point["images"] == cv["images"] and point["folds"] == 2
+    assert test["operating_point"]["class_conf"] == point["class_conf"] == retrained["operating_point"]["class_conf"]
+    assert test["conf"] == point["conf"] and len(test["ensemble_of"]) == 2 and test["split"] == "test"
+
+    headline = [name for name in ("recall_at_conf", "ap50", "ap50_95", "box_iou", "false_positives_per_image") if name in test["metrics"]]
+    assert any(test["metrics"][name] for name in headline), "the tiny study found nothing: the agreement check below would be empty"
+    for name in headline:
+        for page in ("study.md", "study.html", "model_card.md", "claim.md", "methods.md"):
+            assert _numbers(test, name) in pages[page], f"{page}: test {name} {_numbers(test, name)} not stated"
+        cv_text = f"{cv['mean'][name]:.3f} ± {cv['sd'][name]:.3f}"
+        for page in ("study.md", "claim.md", "methods.md", "model_card.md"):
+            assert cv_text in pages[page], f"{page}: cv {name} {cv_text} not stated"
+        assert _numbers(retrained, name) in pages["study.md"]
+    for name, value in point["class_conf"].items():
+        assert f"{name} {value:.3f}" in pages["study.md"] and f"{name} {value:.3f}" in pages["model_card.md"]
+    patients = card["groups"]
+    assert f"{patients['test']} patients ({test['images']} images)" in pages["study.md"]
+    assert f"{test['images']} images of {patients['test']} patients" in pages["model_card.md"]
+    assert f"{cv['images']} images of {patients['train'] + patients['val']} patients" in pages["model_card.md"]
+    assert f"over {test['bootstrap']['patients']} patients" in pages["methods.md"]
+    epochs = json.loads((root / "retrained" / "retrain.json").read_text())
+    assert epochs["epochs"] == max(1, round(float(np.mean(epochs["best_epochs"])))) and f"for {epochs['epochs']} epoch(s)" in pages["methods.md"]
+
+    # The checklist: all 44 items by number, the ones only authors can answer marked so.
+    numbers = [int(n) for n in re.findall(r"^\*\*(\d+)\. ", pages["claim.md"], re.MULTILINE)]
+    assert numbers == list(range(1, 45))
+    assert "**44. Funding and the funders' role** (for the authors)" in pages["claim.md"]
+    assert f"{card['groups']['test']} held-out patients" in pages["claim.md"]
+    # One self-contained page: every picture embedded.
+    assert "data:image/png;base64," in pages["study.html"] and "data:image/jpeg;base64," in pages["study.html"]
+    assert not re.search(r'src="(?!data:)', pages["study.html"])
+    assert all((root / "figures" / f).is_file() for f in re.findall(r"\(figures/([^)]+)\)", pages["study.md"]))
+    summary = json.loads((root / "summary.json").read_text())
+    assert summary["compute"] == compute and summary["test"] == test and summary["operating_point"] == point
+
+    # The same settings give the same study: the steps after the cv, done again, give the same numbers.
+    (root / "operating_point.json").unlink()
+    (root / "test" / "summary.json").unlink()
+    assert main(argv) == 0
+    assert json.loads((root / "operating_point.json").read_text())["class_conf"] == point["class_conf"]
+    again = json.loads((root / "test" / "summary.json").read_text())
+    assert again["metrics"] == test["metrics"] and again["intervals"] == test["intervals"]
+
+    assert main(["study", str(recipe), *QUICK[1:], "folds=3"]) == 2  # other settings in this study folder: refused
