@@ -305,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; resume a training with: yolo_tools train --resume RUN", file=sys.stderr)
+        again = ("run the same command again: the study goes on from its first unfinished step" if args.verb == "study"
+                 else "resume a training with: yolo_tools train --resume RUN")
+        print(f"interrupted; {again}", file=sys.stderr)
         return 130
     return 0

@@ -275,7 +275,7 @@ def evaluate(
         point = _operating_conf(weights, args, run_dir, recipe, slicing)  # a cv fold's own val split, else the recipe's
     elif spec.decides_by == "threshold":
         point = given  # None: the classifier's own threshold, chosen on val (tasks/classify.py)
-    conf = float(explicit_conf if explicit_conf is not None else point["conf"] if point else yolo.DEFAULT_CONF)
+    conf = float(explicit_conf if explicit_conf is not None else (point or {}).get("conf", yolo.DEFAULT_CONF))
     class_conf = (point or {}).get(yolo.CLASS_CONF) if explicit_conf is None else None  # conf= is one for all classes
     source = dataset.image_source(split)
     predict_args = {**args, "conf": conf, **({yolo.CLASS_CONF: class_conf} if class_conf else {}), **spec.predict_args}

@@ -147,6 +147,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _add_seconds(root: Path, step: str, seconds: float, device: str) -> None:
+    """Add a step's wall time to compute.json, with the device and cores it ran on."""
+    record = _read_json(root / COMPUTE_FILE) or {"seconds": {}, "devices": []}
+    record["seconds"][step] = record["seconds"].get(step, 0.0) + seconds
+    if device not in record["devices"]:
+        record["devices"].append(device)
+    record["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    record["cpu"] = _cpu_name()
+    _write_json(root / COMPUTE_FILE, record)
+
+
 @contextmanager
 def _timed(root: Path, step: str, device: str) -> Iterator[None]:
     """Add this step's wall time to compute.json, also when it is stopped: the compute a study used is all of it."""
@@ -154,13 +165,7 @@ def _timed(root: Path, step: str, device: str) -> Iterator[None]:
     try:
         yield
     finally:
-        record = _read_json(root / COMPUTE_FILE) or {"seconds": {}, "devices": [], "sessions": 0}
-        record["seconds"][step] = record["seconds"].get(step, 0.0) + time.perf_counter() - started
-        if device not in record["devices"]:
-            record["devices"].append(device)
-        record["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        record["cpu"] = _cpu_name()
-        _write_json(root / COMPUTE_FILE, record)
+        _add_seconds(root, step, time.perf_counter() - started, device)
 
 
 def _oof_threshold(cv_dir: Path, classes: list[str], rule: str) -> dict[str, Any] | None:
@@ -247,10 +252,11 @@ def _pooled_dataset(dataset: Dataset, names: list[str]) -> Dataset:
     shutil.rmtree(partial.root, ignore_errors=True)
     pooled = dataset.listing(SPLITS)
     partial.make_folders(["train"], names, exist_ok=True)
-    for row in pooled.itertuples():
-        source = Path(row.path)
-        os.symlink(source, partial.image_path("train", source.name, getattr(row, "class", None)))
-        label = dataset.label_file(row.split, source.stem)
+    classes = pooled["class"] if "class" in pooled else [None] * len(pooled)
+    for path, split, category in zip(pooled["path"], pooled["split"], classes):
+        source = Path(path)
+        os.symlink(source, partial.image_path("train", source.name, category))
+        label = dataset.label_file(split, source.stem)
         if label.is_file():
             os.symlink(label, partial.label_file("train", source.stem))
     os.symlink("train", partial.images("val"))
@@ -481,13 +487,16 @@ def run_study(
              "fold_seed": fold_seed, "model": model, "train": train, "operating_point_rule": rule, "retrain": retrain}
     setup = json.loads(json.dumps(setup))  # as it reads back
     _check_setup(root, setup)
-    device = yolo.device_label(yolo.pick_device(train.get("device"), announce=False))
+    origin = "command line" if "device" in given else f"{recipe.path}: train"
+    device = yolo.device_label(yolo.pick_device(train.get("device"), origin, announce=False))
 
-    dataset = prepare_dataset(recipe, data_root)
+    started = time.perf_counter()
+    dataset = prepare_dataset(recipe, data_root)  # before the study folder exists: a refused conversion leaves none
     if dataset.patients() is None:
         raise UserError(f"{dataset.root}: no {PATIENTS_CSV}; convert again (yolo_tools convert {recipe_path} --force)")
-    stored = _read_json(root / SETUP_FILE)
-    _write_json(root / SETUP_FILE, {**setup, "retrain": retrain or bool(stored.get("retrain"))})
+    retrain = retrain or bool(_read_json(root / SETUP_FILE).get("retrain"))  # asked for once, kept
+    _write_json(root / SETUP_FILE, {**setup, "retrain": retrain})
+    _add_seconds(root, "convert", time.perf_counter() - started, device)
     print(f"study: {recipe.name} → {root}")
 
     cv_root = root / CV_NAME
@@ -513,14 +522,14 @@ def run_study(
     if not (test_dir / CALIBRATION_FILE).is_file():
         _write_json(test_dir / CALIBRATION_FILE, _calibration(test_dir, recipe))
 
-    if retrain or _read_json(root / SETUP_FILE).get("retrain"):
+    if retrain:
         retrained = root / RETRAIN_DIR
         if not (retrained / "eval-test" / evaluation.SUMMARY_FILE).is_file():
             with _timed(root, "retrain", device):
                 run_dir = _retrain(root, recipe, dataset, fold_runs, cv_setup)
                 evaluation.evaluate(run_dir, eval_args, split=TEST, point=_decision_point(point))
 
-    command = _command(recipe_path, given, name, retrain or bool(setup.get("retrain")), rule)
+    command = _command(recipe_path, given, name, retrain, rule)
     with _timed(root, "write", device):
         _write_json(root / SUMMARY_FILE, _gather(root, recipe, dataset, command, data_root))
         pages = write_study(root)

@@ -25,15 +25,15 @@ import markupsafe
 import pandas as pd
 
 from yolo_tools import __version__, evaluation, tasks
-from yolo_tools.report import Figure, Table, _environment, _gallery, figures
+from yolo_tools.report import Figure, Table, _environment, _gallery, _table, figures
 from yolo_tools.report.claim import ITEMS, Answer
 
 PAGES = ("study.html", "study.md", "model_card.md", "claim.md", "methods.md")
 FOR_AUTHORS = "for the authors"
 CURVE_METRIC = {"detect": "metrics/mAP50-95(B)", "segment": "metrics/mAP50-95(M)", "classify": "metrics/accuracy_top1"}
-ENSEMBLE_HOW = {
-    "detect": "boxes fused by weighted box fusion",
-    "segment": "masks voted pixel by pixel",
+ENSEMBLE_HOW = {  # how yolo_tools/fusion.py makes the fold models' predictions of an image one
+    "detect": "boxes fused by weighted box fusion, the threshold applied again after fusing",
+    "segment": "masks kept where at least half of the models mark them",
     "classify": "class probabilities averaged",
 }
 
@@ -190,8 +190,6 @@ def _group_table(root: Path) -> Table | None:
     path = root / "test" / evaluation.GROUPS_FILE
     if not path.is_file():
         return None
-    from yolo_tools.report import _table
-
     frame = pd.read_csv(path, dtype={"field": str, "value": str})
     return _table("By patient fields, on the test split", frame, "from test/per_group.csv (the recipe's data.metadata); numeric fields in quartiles")
 
