@@ -43,15 +43,15 @@ def _numbers(summary: dict, name: str) -> str:
 
 
 def _classifier_recipe(folder: Path) -> Path:
-    """Two classes of synthetic films (dark and bright noise), two films per patient, a test split of patients."""
+    """Two classes of synthetic films (dark and bright noise), four films a patient, a test split of patients."""
     import cv2
 
     src = folder / "cls"
     rng = np.random.default_rng(2)
-    for name, level in (("NORMAL", 90), ("PNEUMONIA", 160)):
+    for name, level in (("NORMAL", 70), ("PNEUMONIA", 180)):
         (src / name).mkdir(parents=True)
         for i in range(16):
-            image = np.clip(rng.normal(level, 40, (24, 24)), 0, 255).astype(np.uint8)
+            image = np.clip(rng.normal(level, 30, (24, 24)), 0, 255).astype(np.uint8)
             cv2.imwrite(str(src / name / f"person{i // 2}_{name}_{i}.png"), image)
     recipe = folder / "cls-study.yaml"
     recipe.write_text(
@@ -160,7 +160,7 @@ def test_demo_study_stops_after_cv_resumes_and_every_page_agrees_with_the_steps(
 @pytest.mark.slow
 def test_classifier_study_decides_on_test_at_the_out_of_fold_threshold(workspace: Path, tmp_path: Path) -> None:
     recipe = _classifier_recipe(tmp_path)
-    argv = ["study", str(recipe), "folds=2", "epochs=2", "imgsz=32", "batch=8", "workers=0", "plots=False",
+    argv = ["study", str(recipe), "folds=2", "epochs=4", "imgsz=32", "batch=8", "workers=0", "plots=False",
             "--operating-point", "sensitivity=0.9", "--retrain"]
     assert main(argv) == 0
     root = workspace / "runs" / "cls-study" / "study"

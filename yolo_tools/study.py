@@ -420,7 +420,7 @@ def _gather(root: Path, recipe: Recipe, dataset: Dataset, command: str, data_roo
             "split": card.get("split"),
             "patient_wise": patient_wise(card),
             "patients": card.get("groups"),
-            "images": {split: int(counts.get("images", 0)) for split, counts in card.get("counts", {}).items()},
+            "images": {split: int(n) for split, n in patients["split"].value_counts().items()},  # every task's layout
             "counts": card.get("counts"),
             "skipped": len(card.get("skipped", [])),
             "skipped_reasons": card.get("skipped", [])[:20],

@@ -264,8 +264,8 @@ def best_epoch(run_dir: Path) -> int | None:
 
     Ultralytics sets a finished checkpoint's epoch to -1, but best.pt keeps the validation numbers it was saved
     with (`train_metrics`): the epoch is the row of results.csv holding the same validation metrics and losses
-    (written there to 6 significant digits, so the nearest row). A study retrains on all data for the folds'
-    mean of it (yolo_tools/study.py)."""
+    (written there to 6 significant digits, so the nearest row; the last of equal ones, as a tie saves best.pt
+    again). A study retrains on all data for the folds' mean of it (yolo_tools/study.py)."""
     import pandas as pd
 
     results, best = run_dir / "results.csv", run_dir / "weights" / "best.pt"
@@ -278,7 +278,8 @@ def best_epoch(run_dir: Path) -> int | None:
     if not keys or table.empty:
         return None
     distance = sum((table[k] - float(saved[k])).abs() for k in keys)
-    return int(table.loc[distance.idxmin(), "epoch"])
+    # Ultralytics writes best.pt again on a tie (best fitness == this epoch's), so of equal rows the last is the one kept
+    return int(table.loc[distance[distance <= distance.min() + 1e-12].index[-1], "epoch"])
 
 
 def device_label(device: str) -> str:

@@ -202,7 +202,7 @@ ITEMS: list[Item] = [
     Item(2, "Title and abstract", "A structured abstract: design, methods, results, conclusions",
          lambda s, f: Answer(f"Results to quote: {f['headline']} ({f['test_patients']} test patients).", PARTLY, "the abstract")),
     Item(3, "Introduction", "Scientific and clinical background; the intended use and role of the AI",
-         lambda s, f: Answer(f"Intended task (the recipe's description): {s['recipe']['description'] or s['recipe']['name']}.", PARTLY,
+         lambda s, f: Answer(f"Intended task (the recipe's description): {(s['recipe']['description'] or s['recipe']['name']).rstrip('.')}.", PARTLY,
                              "the clinical background and the role in the care pathway")),
     Item(4, "Introduction", "Aims, objectives and hypotheses", _authors("the aims and hypotheses")),
     Item(5, "Methods: study design", "Prospective or retrospective",

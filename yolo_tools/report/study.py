@@ -15,6 +15,7 @@ Radiology: Artificial Intelligence 2024; 6(4): e240300) by number, from what the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -52,6 +53,11 @@ def with_interval(value: Any, bounds: list[float] | None) -> str:
 
 def mean_sd(mean: Any, sd: Any) -> str:
     return f"{number(mean)} ± {number(sd)}"
+
+
+def code_spans(text: str) -> markupsafe.Markup:
+    """The HTML page's form of an answer written for Markdown: escaped, its `code` spans set as code."""
+    return markupsafe.Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(markupsafe.escape(text))))
 
 
 def seconds(value: float) -> str:
@@ -179,7 +185,7 @@ def _facts(s: dict[str, Any]) -> dict[str, str]:
         "software": ", ".join(f"{name} {version}" for name, version in s["software"].items()),
         "total_time": seconds(sum(s["compute"].get("seconds", {}).values())),
         "calibration": (f"expected calibration error {number(s['calibration']['ece'])} over {s['calibration']['scores']} scores "
-                        f"({s['calibration']['what']}, {len(s['calibration']['count'])} quantile bins)")
+                        f"({s['calibration']['what']}, {len(s['calibration']['count'])} quantile bin(s))")
         if "ece" in s["calibration"] else (s["calibration"].get("note") or ""),
         "train_args": ", ".join(f"{k}={v}" for k, v in s["setup"]["train"].items()),
         "point_rule": point.get("rule", ""),
@@ -252,6 +258,7 @@ def write_study(root: str | Path) -> list[Path]:
     for figure in [*study.figures, *study.worst]:
         (root / figure.file).write_bytes(figure.data)
     environment = _environment()
+    environment.filters["code"] = code_spans
     written = []
     for page in PAGES:
         path = root / page
