@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import RECIPES
+from conftest import RECIPES, ROOT, SHARED_DATA, needs_data
 from yolo_tools import operating_point, study
 from yolo_tools.cli import main
 from yolo_tools.metrics.classification import reliability
@@ -200,3 +200,28 @@ def test_classifier_study_decides_on_test_at_the_out_of_fold_threshold(workspace
     assert json.loads((root / "operating_point.json").read_text()) == point
     again = json.loads((root / "test" / "summary.json").read_text())
     assert again["metrics"] == test["metrics"] and again["intervals"] == test["intervals"]
+
+
+@needs_data("dicom-mr-brain-series")
+def test_deidentification_is_read_from_the_sources_dicom_headers() -> None:
+    from yolo_tools.report.claim import ITEMS
+
+    found = study._deidentification(SHARED_DATA / "dicom-mr-brain-series")
+    assert found["files"] == sum(found["patient_identity_removed"].values()) + found["unreadable"] > 0
+    assert found["patient_identity_removed"].get("YES", 0) > 0  # these series say so in (0012,0062)
+    answer = ITEMS[10].answer({"data": {"deidentification": found}}, {})
+    assert ITEMS[10].number == 11 and f"DICOM headers of {found['files']} files" in answer.text and "YES in" in answer.text
+    assert study._deidentification(None) is None
+
+
+@needs_data("kidney-stones-ct")
+def test_the_licence_comes_from_the_source_or_the_recipes_dataset_page() -> None:
+    from yolo_tools.recipe import load_recipe
+
+    kidney = load_recipe(RECIPES / "kidney.yaml")
+    licence, where = study._licence(kidney, SHARED_DATA / "kidney-stones-ct")
+    assert licence == "CC BY 4.0" and Path(where).name.startswith("README")
+    heart = load_recipe(RECIPES / "heart.yaml")
+    licence, where = study._licence(heart, SHARED_DATA / "heart-cxr-jsrt")
+    assert "research use" in licence and Path(where) == ROOT / "docs" / "datasets" / "heart.md"
+    assert study._licence(load_recipe(RECIPES / "demo.yaml"), None) == (None, None)
