@@ -314,9 +314,10 @@ def _licence(recipe: Recipe, source: Path | None) -> tuple[str | None, str | Non
         for page in sorted(DATASET_DOCS.glob("*.md")):
             text = page.read_text(encoding="utf-8")
             if f"`recipes/{recipe.name}.yaml`" in text.split("\n", 1)[0]:
-                found = re.search(r"\*\*(?:licen[cs]e|terms)\*\*\s*:\s*(.+)$", text, re.IGNORECASE | re.MULTILINE)
-                if found:
-                    return found.group(1).strip(), str(page)
+                # the list item that states the terms, with the source it names (whom to cite)
+                for item in re.findall(r"^- (.*?)(?=^- |^$|\Z)", text, re.MULTILINE | re.DOTALL):
+                    if re.search(r"\*\*(licen[cs]e|terms)\*\*", item, re.IGNORECASE):
+                        return " ".join(item.replace("**", "").split()), str(page)
     return None, None
 
 

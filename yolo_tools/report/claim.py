@@ -59,10 +59,11 @@ def _initialisation(s: dict[str, Any], f: dict[str, str]) -> Answer:
 def _preprocessing(s: dict[str, Any], f: dict[str, str]) -> Answer:
     pre, train = s["recipe"]["preprocess"], s["setup"]["train"]
     intensity = pre.get("intensity")
-    mapping = (f"intensities mapped to 8 bits by `{intensity}`" if intensity
+    settings = ", ".join(f"{k} {v}" for k, v in (intensity or {}).items() if k != "mode" and v is not None)
+    mapping = (f"intensities mapped to 8 bits by the `{intensity['mode']}` rule" + (f" ({settings})" if settings else "") if intensity
                else "images used as published (8-bit) or mapped by the file's own window (DICOM)")
     context = ", with neighbouring slices as the other two channels (2.5D)" if pre.get("context") else ""
-    return Answer(f"Converted by the `{s['data']['converter']}` reader; {mapping}{context}; resized and letterboxed by "
+    return Answer(f"Converted by the `{s['data']['converter']}` reader; {mapping}{context}; resized by "
                   f"Ultralytics to imgsz={train.get('imgsz', 640)}; augmentation: Ultralytics' defaults for the task with "
                   f"the recipe's and command line's arguments ({f['train_args']}).", ANSWERED)
 

@@ -198,8 +198,8 @@ def fold_curves(results: list[tuple[str, Path]], metric: str, best: list[int | N
     if not drawn:
         plt.close(figure)
         return None
-    left.set(title="training loss (sum of Ultralytics' train/ losses)", xlabel="epoch")
-    right.set(title=f"{metric.removeprefix('metrics/')} on the fold's held-out patients (star: best epoch)", xlabel="epoch", ylim=(0, 1.02))
+    left.set(title="training loss (sum of the train/ losses)", xlabel="epoch")
+    right.set(title=f"held-out {metric.removeprefix('metrics/')} (star: best epoch)", xlabel="epoch", ylim=(0, 1.02))
     for axes in (left, right):
         axes.grid(alpha=0.3)
         if axes.lines:
