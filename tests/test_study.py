@@ -43,7 +43,8 @@ def _numbers(summary: dict, name: str) -> str:
 
 
 def _classifier_recipe(folder: Path) -> Path:
-    """Two classes of synthetic films (dark and bright noise), four films a patient, a test split of patients."""
+    """Two classes of synthetic films (dark and bright noise), four films a patient, a test split of patients, and
+    each patient's sex and age (data.metadata) to break the results down by."""
     import cv2
 
     src = folder / "cls"
@@ -53,10 +54,13 @@ def _classifier_recipe(folder: Path) -> Path:
         for i in range(16):
             image = np.clip(rng.normal(level, 30, (24, 24)), 0, 255).astype(np.uint8)
             cv2.imwrite(str(src / name / f"person{i // 2}_{name}_{i}.png"), image)
+    rows = [f"person{i},{'FM'[i % 2]},{30 + 7 * i}" for i in range(8)]
+    (src / "patients.csv").write_text("patient,sex,age\n" + "\n".join(rows) + "\n")
     recipe = folder / "cls-study.yaml"
     recipe.write_text(
         f"name: cls-study\ntask: classify\ndescription: Tell dark from bright films.\ndata:\n  source: {{kind: local, path: {src}}}\n"
-        "  converter: class_folders\n  split: {by: '^(person\\d+)_', val: 0.25, test: 0.25}\nclasses: [normal, pneumonia]\n"
+        "  converter: class_folders\n  split: {by: '^(person\\d+)_', val: 0.25, test: 0.25}\n  metadata: {path: patients.csv}\n"
+        "classes: [normal, pneumonia]\n"
         "model: yolov8n-cls.yaml\n"
     )
     return recipe
@@ -190,6 +194,11 @@ def test_classifier_study_decides_on_test_at_the_out_of_fold_threshold(workspace
         cv_text = f"{cv['mean'][name]:.3f} ± {cv['sd'][name]:.3f}"
         assert all(cv_text in pages[page] for page in ("study.md", "claim.md", "methods.md", "model_card.md")), cv_text
     assert f"at least {point['threshold']:.3f}" in pages["study.md"] and f"at least {point['threshold']:.3f}" in pages["claim.md"]
+    groups = pd.read_csv(root / "test" / "per_group.csv", dtype={"value": str})  # the test split by patient field
+    for row in groups.itertuples():
+        assert f"| {row.field} | {row.value} | {row.images} | {row.patients} | {row.accuracy:.3f} |" in pages["study.md"]
+    assert "### Patients per split by patient field" in pages["study.md"] and "| sex | F |" in pages["study.md"]
+    assert "| age | median (quartiles) |" in pages["study.md"] and "Results are broken down by" in pages["model_card.md"]
     calibration = json.loads((root / "test" / "calibration.json").read_text())
     if "ece" in calibration:
         assert f"expected calibration error {calibration['ece']:.3f}" in pages["methods.md"]

@@ -431,7 +431,6 @@ def _gather(root: Path, recipe: Recipe, dataset: Dataset, command: str, data_roo
             "licence": licence,
             "licence_from": licence_from,
             "deidentification": _deidentification(source),
-            "patient_table": PATIENTS_CSV if patients is not None else None,
         },
         "cv": {
             "dir": str(cv_dir),

@@ -36,13 +36,17 @@ class Item:
     answer: Callable[[dict[str, Any], dict[str, str]], Answer]
 
 
-def _authors(what: str, known: str = "") -> Callable[[dict[str, Any], dict[str, str]], Answer]:
-    return lambda s, f: Answer(known, AUTHORS, what)
+def _authors(what: str) -> Callable[[dict[str, Any], dict[str, str]], Answer]:
+    """An item only the authors can answer: `what` is left to them."""
+    return lambda s, f: Answer("", AUTHORS, what)
+
+
+KIND = {"detect": "object detection", "segment": "instance segmentation", "classify": "image classification"}
 
 
 def _model(s: dict[str, Any]) -> str:
     start = s["recipe"]["start"] or s["recipe"]["model"]
-    return f"Ultralytics YOLO `{start}`, a {s['recipe']['task']} convolutional network"
+    return f"Ultralytics YOLO `{start}`, a convolutional network for {KIND[s['recipe']['task']]}"
 
 
 def _initialisation(s: dict[str, Any], f: dict[str, str]) -> Answer:
@@ -192,7 +196,7 @@ def _limitations(s: dict[str, Any], f: dict[str, str]) -> Answer:
 
 
 def _availability(s: dict[str, Any], f: dict[str, str]) -> Answer:
-    return Answer(f"Software: yolo-tools {s['software'].get('yolo-tools')} with {f['software']}; the study is repeated by "
+    return Answer(f"Software: {f['software']}; the study is repeated by "
                   f"`{s['command']}`; weights in {s['root']}/cv/fold<i>/weights/; data from {s['data']['url'] or s['data']['source']}.",
                   PARTLY, "whether and where code, weights and data are released, and on what terms")
 
