@@ -193,7 +193,8 @@ def _choose_point(cv_dir: Path, fold_runs: list[Path], recipe: Recipe, eval_args
         point = evaluation.pooled_conf(fold_runs, eval_args)
         how = f"each fold model's predictions on its own held-out patients, at confidence {evaluation.CHOOSE_CONF}"
         if point is None:
-            raise UserError(f"{cv_dir}: no fold model found anything on its held-out patients; train longer (epochs=) and run the study again")
+            raise UserError(f"{cv_dir}: no fold model found anything on its held-out patients, so there is no confidence to "
+                            "choose; study again with more epochs (epochs=N) under another --name")
         point["rule"] = point["rule"].removesuffix(", from predictions on val")
     return {**point, "chosen_on": "pooled out-of-fold predictions", "from": how, "images": images, "folds": len(fold_runs)}
 
@@ -407,7 +408,8 @@ def _gather(root: Path, recipe: Recipe, dataset: Dataset, command: str, data_roo
         }
     return {
         "recipe": {"name": recipe.name, "task": recipe.task, "description": recipe.description, "file": str(recipe.path),
-                   "classes": list(recipe.classes), "model": setup["model"], "start": _read_json(root / CV_NAME / crossval.CV_FILE).get("model"),
+                   "classes": list(recipe.classes), "model": setup["model"],
+                   "start": _read_json(root / CV_NAME / crossval.CV_FILE).get("model"),  # official weights, or their YAML offline
                    "preprocess": recipe.preprocess.model_dump(mode="json"), "class_balance": recipe.class_balance},
         "command": command,
         "setup": setup,

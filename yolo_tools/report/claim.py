@@ -106,7 +106,8 @@ def _missing(s: dict[str, Any], f: dict[str, str]) -> Answer:
     meta = data["metadata"]
     text = f"{data['skipped']} source files were skipped (unreadable or unusable labels; listed in the dataset card), none imputed."
     if meta:
-        text += f" Patient fields: {meta['patients_matched']} of {meta['patients']} patients matched; images without are grouped as '(unknown)'."
+        text += (f" Patient fields: {meta['patients_matched']} of {meta['patients']} patients matched; images without are "
+                 "grouped as '(unknown)'.")
     return Answer(text, ANSWERED)
 
 

@@ -130,7 +130,8 @@ def _split(s: dict[str, Any]) -> Table:
              "test: scored once, at the end" if split == "test" else f"pooled into the {s['cv']['folds']} cv folds"]
             for split in ("train", "val", "test")]
     return Table("Patients and images", ["split as converted", "patients", "images", "use in the study"], rows,
-                 f"from the dataset card ({data['dataset']}/card.json); the converter's val split is pooled with train for the cv",
+                 f"patients from the dataset card, images from its patients.csv ({data['dataset']}); the converter's val "
+                 "split is pooled with train for the cv",
                  [False, True, True, False])
 
 
@@ -138,7 +139,8 @@ def _compute(s: dict[str, Any]) -> Table:
     compute = s["compute"]
     rows = [[step, seconds(value)] for step, value in compute.get("seconds", {}).items()]
     rows.append(["total", seconds(sum(compute.get("seconds", {}).values()))])
-    note = f"{', '.join(compute.get('devices', []))}; {compute.get('cores')} CPU cores ({compute.get('cpu')}); wall time summed over every session (compute.json)"
+    note = (f"{', '.join(compute.get('devices', []))}; {compute.get('cores')} CPU cores ({compute.get('cpu')}); "
+            "wall time summed over every session (compute.json)")
     return Table("Compute", ["step", "wall time"], rows, note, [False, True])
 
 
@@ -197,7 +199,8 @@ def _group_table(root: Path) -> Table | None:
     if not path.is_file():
         return None
     frame = pd.read_csv(path, dtype={"field": str, "value": str})
-    return _table("By patient fields, on the test split", frame, "from test/per_group.csv (the recipe's data.metadata); numeric fields in quartiles")
+    return _table("By patient fields, on the test split", frame,
+                  "from test/per_group.csv (the recipe's data.metadata); numeric fields in quartiles")
 
 
 def _demographics(s: dict[str, Any]) -> Table | None:
