@@ -193,6 +193,8 @@ def _limitations(s: dict[str, Any], f: dict[str, str]) -> Answer:
     known = [f"one source ({s['data']['source']}), no external test", f"{f['test_patients']} test patients (see the intervals' width)"]
     if f["caveat"]:
         known.append(f["caveat"])
+    if f["point_shift"]:
+        known.append(f"the operating point's rates moved from the folds to the test ensemble ({f['point_shift']})")
     return Answer("Known to the workbench: " + "; ".join(known) + ".", PARTLY, "bias, generalisability and the clinical limits")
 
 

@@ -105,7 +105,8 @@ def _results(s: dict[str, Any], meaning: dict[str, str]) -> Table:
         row = [name, mean_sd(cv["mean"].get(name), cv["sd"].get(name)), _test_cell(test, name)]
         rows.append(row + ([_test_cell(retrained, name)] if retrained else []) + [meaning.get(name, "")])
     boot = test.get("bootstrap") or {}
-    note = (f"cv: each fold's model on its own held-out patients (cv/cv/summary.json); test: {test['images']} images of "
+    note = (f"cv: each fold's model on its own held-out patients, deciding at the point chosen on those same patients, so its "
+            f"figures at a threshold are optimistic (cv/cv/summary.json); test: {test['images']} images of "
             f"{boot.get('patients')} patients no model trained on, scored once (test/summary.json); 95% intervals: percentile "
             f"bootstrap over patients, {boot.get('n_boot')} resamples, seed {boot.get('seed')}")
     return Table("Headline numbers", [*columns, "what it means"], rows, note, [False, True, True] + [True] * bool(retrained) + [False])
@@ -156,6 +157,18 @@ def _point_text(s: dict[str, Any]) -> str:
     return f"{point['rule']}"
 
 
+def _point_shift(s: dict[str, Any]) -> str:
+    """A classifier's rates at its threshold out of fold beside the test ensemble's: the point is chosen on single
+    fold models' probabilities and the ensemble averages them, which can move where a threshold falls."""
+    point, metrics = s["operating_point"], s["test"].get("metrics", {})
+    if "threshold" not in point or "sensitivity" not in metrics:
+        return ""
+    return (f"at the threshold {number(point['threshold'])}, out of fold: sensitivity {number(point['sensitivity'])}, specificity "
+            f"{number(point['specificity'])}; the test ensemble: sensitivity {number(metrics['sensitivity'])}, specificity "
+            f"{number(metrics['specificity'])} (the ensemble averages the fold models' probabilities, which can move where "
+            "a threshold falls)")
+
+
 def _facts(s: dict[str, Any]) -> dict[str, str]:
     """Sentences every page shares, each number formatted once."""
     data, cv, test, point = s["data"], s["cv"], s["test"], s["operating_point"]
@@ -189,6 +202,7 @@ def _facts(s: dict[str, Any]) -> dict[str, str]:
         "calibration": (f"expected calibration error {number(s['calibration']['ece'])} over {s['calibration']['scores']} scores "
                         f"({s['calibration']['what']}, {len(s['calibration']['count'])} quantile bin(s))")
         if "ece" in s["calibration"] else (s["calibration"].get("note") or ""),
+        "point_shift": _point_shift(s),
         "train_args": ", ".join(f"{k}={v}" for k, v in s["setup"]["train"].items()),
         "point_rule": point.get("rule", ""),
     }
