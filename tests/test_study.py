@@ -1,7 +1,7 @@
 """`yolo_tools study`: test split apart, cv, the operating point out of fold, the fold ensemble on test, the pages.
 
-The end-to-end test runs a study of the demo recipe at a tiny budget (2 folds of 32 synthetic images, 2
-epochs at 64 px), stops it after the cv, resumes it, and then reads every page against the files of each
+The end-to-end test runs a study of the demo recipe at a tiny budget (2 folds of 24 synthetic images, 1
+epoch at 64 px), stops it after the cv, resumes it, and then reads every page against the files of each
 step: the numbers the study, the model card, the checklist and the methods print must be those of
 cv/cv/summary.json, operating_point.json, test/summary.json and retrained/eval-test/summary.json. A detector
 that small finds little, so a two-class classifier study (separable synthetic films) checks the same
@@ -25,12 +25,12 @@ from yolo_tools.cli import main
 from yolo_tools.metrics.classification import reliability
 from yolo_tools.report.claim import ITEMS
 
-QUICK = ["folds=2", "epochs=2", "imgsz=64", "batch=8", "plots=False"]
+QUICK = ["folds=2", "epochs=1", "imgsz=64", "batch=8", "plots=False"]
 
 
 def _demo_recipe(folder: Path) -> Path:
     text = (RECIPES / "demo.yaml").read_text().replace("name: demo", "name: demo-study")
-    text = text.replace("options: {images: 64, size: 128}", "options: {images: 40, size: 64}").replace("val: 0.25,", "val: 0.25, test: 0.2,")
+    text = text.replace("options: {images: 64, size: 128}", "options: {images: 30, size: 64}").replace("val: 0.25,", "val: 0.25, test: 0.2,")
     recipe = folder / "demo-study.yaml"
     recipe.write_text(text)
     return recipe
@@ -164,8 +164,8 @@ def test_demo_study_stops_after_cv_resumes_and_every_page_agrees_with_the_steps(
 @pytest.mark.slow
 def test_classifier_study_decides_on_test_at_the_out_of_fold_threshold(workspace: Path, tmp_path: Path) -> None:
     recipe = _classifier_recipe(tmp_path)
-    argv = ["study", str(recipe), "folds=2", "epochs=4", "imgsz=32", "batch=8", "workers=0", "plots=False",
-            "--operating-point", "sensitivity=0.9", "--retrain"]
+    argv = ["study", str(recipe), "folds=2", "epochs=2", "imgsz=32", "batch=8", "workers=0", "plots=False",
+            "--operating-point", "sensitivity=0.9"]
     assert main(argv) == 0
     root = workspace / "runs" / "cls-study" / "study"
     cv = json.loads((root / "cv" / "cv" / "summary.json").read_text())
@@ -176,11 +176,6 @@ def test_classifier_study_decides_on_test_at_the_out_of_fold_threshold(workspace
     expected = operating_point.choose_threshold(positive, np.where(positive, oof["p_truth"], 1 - oof["p_truth"]), "sensitivity=0.9")
     assert point["threshold"] == pytest.approx(expected["threshold"]) and point["images"] == len(oof) == cv["images"]
     assert test["operating_point"]["threshold"] == point["threshold"] and len(test["ensemble_of"]) == 2
-    retrained = json.loads((root / "retrained" / "eval-test" / "summary.json").read_text())
-    assert retrained["operating_point"]["threshold"] == point["threshold"] and retrained["images"] == test["images"]
-    linked = workspace / "datasets" / "cls-study" / "cv-all"  # the retraining's set: every pooled image, in its class folder
-    assert sorted(p.name for p in (linked / "train").rglob("*.png")) == sorted(oof["image"].map(lambda i: Path(i).name))
-    assert all((linked / "train" / c).is_dir() for c in ("normal", "pneumonia")) and (linked / "val").is_symlink()
     per_image = pd.read_csv(root / "test" / "per_image.csv")
     p_positive = np.where(per_image["truth"] == "pneumonia", per_image["p_truth"], 1 - per_image["p_truth"])
     called = np.where(p_positive >= point["threshold"], "pneumonia", "normal")
@@ -209,6 +204,24 @@ def test_classifier_study_decides_on_test_at_the_out_of_fold_threshold(workspace
     assert json.loads((root / "operating_point.json").read_text()) == point
     again = json.loads((root / "test" / "summary.json").read_text())
     assert again["metrics"] == test["metrics"] and again["intervals"] == test["intervals"]
+
+
+def test_the_retraining_set_links_every_pooled_image_into_its_class_folder(tmp_path: Path) -> None:
+    from yolo_tools.convert import check
+    from yolo_tools.convert.conversion import prepare_dataset
+    from yolo_tools.recipe import load_recipe
+
+    recipe = check(load_recipe(_classifier_recipe(tmp_path)))
+    dataset = prepare_dataset(recipe)
+    linked = study._pooled_dataset(dataset, recipe.classes)
+    pooled = dataset.listing(("train", "val"))
+    names = sorted(p.name for p in (linked.root / "train").rglob("*.png"))
+    assert names == sorted(pooled["image"]) and not set(names) & set(dataset.listing(("test",))["image"])
+    for image, split, category in zip(pooled["image"], pooled["split"], pooled["class"]):
+        link = linked.root / "train" / category / image
+        assert link.is_symlink() and link.resolve() == (dataset.root / split / category / image).resolve()
+    assert (linked.root / "val").is_symlink() and (linked.root / "val").resolve() == (linked.root / "train").resolve()
+    assert study._pooled_dataset(dataset, recipe.classes) == linked  # made once, then reused
 
 
 @needs_data("dicom-mr-brain-series")
