@@ -175,6 +175,36 @@ def _operating_conf(
     return operating_point.load(run_dir, slicing)
 
 
+def pooled_conf(fold_runs: Sequence[Path], overrides: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """A detector's or segmenter's per-class confidences chosen on the pooled out-of-fold predictions of a cv.
+
+    Each fold's model predicts its own held-out patients (the fold's val split) at the floor confidence, as
+    `_operating_conf` does for one run, and the task chooses once over all of them (`Task.choose_conf`):
+    every pooled image, each scored by the one model that never trained on it. One fold's val split would
+    choose on a fraction of the patients, and by a model that early-stopped on them."""
+    recipe = run_recipe(Path(fold_runs[0]))
+    if recipe is None:
+        raise UserError(f"{fold_runs[0]}: not a cv fold (no recipe.yaml); run the cv again")
+    spec = tasks.get(recipe.task)
+    args = {k: v for k, v in (overrides or {}).items() if k != "conf"}
+    for key, value in operating_point.predict_args(recipe, None).items():
+        args.setdefault(key, value)  # max_det
+    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args}
+    pooled = None
+    for run in fold_runs:
+        weights, run_dir = weights_of(run)
+        dataset = Dataset(run_dataset(run_dir) or prepare_dataset(recipe, run_dir=run_dir).root, recipe.task)
+        state = tasks.Scoring(dataset, list(recipe.classes), "val")
+        found = yolo.predict(weights, dataset.image_source("val"), floor)
+        for _ in tqdm(_tee(found, spec, state, choosing=True), desc=f"out-of-fold predictions ({run_dir.name})", unit="img"):
+            pass
+        if pooled is None:
+            pooled = state
+        else:
+            pooled.kept.extend(state.kept)
+    return spec.choose_conf(pooled) if pooled is not None and spec.choose_conf else None
+
+
 def evaluate(
     run: str | Path,
     overrides: dict[str, Any] | None = None,
@@ -185,6 +215,8 @@ def evaluate(
     rule: str | None = None,
     data_options: dict[str, Any] | None = None,
     corrected: bool = False,
+    point: dict[str, Any] | None = None,
+    out: Path | None = None,
 ) -> Path:
     """Evaluate a run's best weights on its val split (or `split`, or an outside set); returns the folder of metric files.
 
@@ -208,6 +240,11 @@ def evaluate(
     With `also` (more runs or weights), the run and those are evaluated as one ensemble
     (yolo_tools/ensemble.py) into `<run>/eval-ensemble[-test]/`; Ultralytics' validator cannot run an
     ensemble, so its columns stay empty and detection is scored by our own AP.
+
+    `point`, an operating point chosen elsewhere (a study's, on the pooled out-of-fold predictions of its
+    cv: yolo_tools/study.py), decides instead of the run's own: a detector's or segmenter's per-class
+    confidences, a classifier's threshold, for one model or an ensemble alike. `out` writes the files
+    into that folder instead of the run's.
     """
     weights, run_dir = weights_of(run)
     recipe = run_recipe(run_dir) if run_dir else None
@@ -263,7 +300,7 @@ def evaluate(
             )
     if slicing:  # before the validator runs and the earlier evaluation's files are cleared
         sliced.check_fits(slicing[0], sorted(Path(dataset.image_source(split)).iterdir()))
-    out = run_dir / (CORRECTED_DIR if corrected else eval_dir_name(split, data_name, bool(also)))
+    out = Path(out) if out else run_dir / (CORRECTED_DIR if corrected else eval_dir_name(split, data_name, bool(also)))
     out.mkdir(parents=True, exist_ok=True)
     for name in OUR_FILES:
         (out / name).unlink(missing_ok=True)
@@ -274,20 +311,29 @@ def evaluate(
         validation, task = None, yolo.task_and_names(weights)[0]
     else:
         validation = yolo.validate_full(
-            weights, dataset.data_arg, {**args, "split": split, "project": str(run_dir), "name": out.name, "exist_ok": True, "plots": True}
+            weights, dataset.data_arg, {**args, "split": split, "project": str(out.parent), "name": out.name, "exist_ok": True, "plots": True}
         )
         task = validation.task
     if task != recipe.task:
         raise UserError(f"{weights}: a {task} model, but recipe '{recipe.name}' is a {recipe.task} task")
     spec = tasks.get(recipe.task)
-    point = None
+    given, point = point, None
     unchosen = not (operating_point.load(run_dir) or {}).get("threshold") and len(recipe.classes) == 2
-    if spec.decides_by == "threshold" and not also and (split != "val" or data_name) and unchosen:
+    if spec.decides_by == "threshold" and not also and given is None and (split != "val" or data_name) and unchosen:
         evaluate(run_dir, overrides)  # the threshold is chosen on val, never on the set being scored
-    if explicit_conf is None and spec.decides_by == "confidence" and not also:
+    if explicit_conf is None and spec.decides_by == "confidence" and given is not None:
+        point = given
+    elif explicit_conf is None and spec.decides_by == "confidence" and not also:
         point = _operating_conf(weights, args, run_dir, recipe, slicing)  # a cv fold's own val split, else the recipe's
+    elif spec.decides_by == "threshold":
+        point = given  # None: the classifier's own threshold, chosen on val (tasks/classify.py)
+    chosen_elsewhere = given is not None and explicit_conf is None and spec.decides_by == "confidence"  # a study's pooled point
     given = {**args, **({"conf": explicit_conf} if explicit_conf is not None else {})}
-    predict_args = tasks.prediction_args(recipe.task, recipe, None if also else run_dir, given, slicing)  # as predict makes them
+    predict_args = tasks.prediction_args(  # as predict makes them
+        recipe.task, recipe, None if also or chosen_elsewhere else run_dir, given, slicing
+    )
+    if chosen_elsewhere:
+        predict_args.update({key: point[key] for key in ("conf", yolo.CLASS_CONF) if point.get(key) is not None})
     conf = float(predict_args.get("conf", yolo.DEFAULT_CONF))
     class_conf = predict_args.get(yolo.CLASS_CONF)  # none with conf=, which is one for all classes
     source = dataset.image_source(split)

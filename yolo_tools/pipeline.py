@@ -382,6 +382,23 @@ def cross_validate(recipe_path: str | Path, overrides: dict[str, Any] | None = N
     return crossval.cross_validate(recipe_path, overrides, name, data_root)
 
 
+def study(
+    recipe_path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    name: str | None = None,
+    data_root: str | Path | None = None,
+    retrain: bool = False,
+    rule: str | None = None,
+) -> Path:
+    """A recipe's whole study (yolo_tools/study.py): test split apart, cv, the operating point on the pooled out-of-fold
+    predictions, the fold ensemble on test, the pages; returns `runs/<recipe>/<name>/` (default: study)."""
+    from yolo_tools import study as studies
+
+    given = yolo_args.check_command_line(dict(overrides or {}), workbench=studies.STUDY_KEYS, passed={"model"})
+    _check_device(given)
+    return studies.run_study(recipe_path, given, name, data_root, retrain, rule)
+
+
 def report(run: str | Path, overrides: dict[str, Any] | None = None, eval_name: str = evaluation.EVAL_DIR) -> tuple[Path, Path]:
     """An HTML page and a Markdown file about a run, from its eval files (evaluated first when missing).
 

@@ -382,6 +382,39 @@ def metrics_from_checkpoint(weights: Path) -> dict[str, float]:
     return dict(checkpoint.get("train_metrics") or {})
 
 
+def best_epoch(run_dir: Path) -> int | None:
+    """The epoch (1-based) whose weights a finished run kept as best.pt; None without results.csv or best.pt.
+
+    Ultralytics sets a finished checkpoint's epoch to -1, but best.pt keeps the validation numbers it was saved
+    with (`train_metrics`): the epoch is the row of results.csv holding the same validation metrics and losses
+    (written there to 6 significant digits, so the nearest row; the last of equal ones, as a tie saves best.pt
+    again). A study retrains on all data for the folds' mean of it (yolo_tools/study.py)."""
+    import pandas as pd
+
+    results, best = run_dir / "results.csv", run_dir / "weights" / "best.pt"
+    if not (results.is_file() and best.is_file()):
+        return None
+    table = pd.read_csv(results)
+    table.columns = [c.strip() for c in table.columns]
+    saved = metrics_from_checkpoint(best)
+    keys = [k for k, v in saved.items() if k.startswith(("metrics/", "val/")) and k in table and isinstance(v, (int, float))]
+    if not keys or table.empty:
+        return None
+    distance = sum((table[k] - float(saved[k])).abs() for k in keys)
+    # Ultralytics writes best.pt again on a tie (best fitness == this epoch's), so of equal rows the last is the one kept
+    return int(table.loc[distance[distance <= distance.min() + 1e-12].index[-1], "epoch"])
+
+
+def device_label(device: str) -> str:
+    """A device as `pick_device` returns it, in words for a record of the compute used: 'GPU 0 (NVIDIA H100 80GB
+    HBM3)', 'MPS', 'CPU'."""
+    if device in ("cpu", "mps"):
+        return device.upper()
+    import torch
+
+    return f"GPU {device} ({', '.join(torch.cuda.get_device_name(int(i)) for i in device.split(','))})"
+
+
 def _trained_metrics(task: str, returned: Any, run_dir: Path) -> dict[str, float]:
     """The final metrics of a training, from what `YOLO.train` returned, else from the saved best.pt.
 

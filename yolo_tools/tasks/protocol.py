@@ -49,7 +49,8 @@ class Evaluation:
     split: str  # the split scored, or 'outside' for an outside set
     rule: str | None  # the operating-point rule asked for (a classifier's threshold), if any
     ensemble: bool
-    operating_point: dict[str, Any] | None  # the confidence chosen on val, when one was
+    operating_point: dict[str, Any] | None  # the confidence chosen on val, when one was; or the point given to
+    # evaluate (a study's, chosen on pooled out-of-fold predictions), a classifier's threshold included
 
 
 @dataclass
