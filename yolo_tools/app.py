@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from yolo_tools import crossval, ensemble, operating_point, yolo
+from yolo_tools import crossval, ensemble, operating_point, tasks, yolo
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import read_model_input
 from yolo_tools.locations import runs_dir
@@ -166,7 +166,7 @@ def run_conf(folder: Path) -> float:
 def analyse(run: LoadedRun, path: Path, conf: float = yolo.DEFAULT_CONF) -> Analysis:
     start = time.perf_counter()
     upload = read_model_input(path, run.recipe.preprocess)
-    args = {**operating_point.predict_args(run.recipe, None), "conf": conf, "device": run.device}  # max_det
+    args = {**operating_point.predict_args(run.recipe, None), "conf": conf, "device": run.device, **tasks.mirroring(run.recipe)}
     point = run.point or {}
     if point.get(yolo.CLASS_CONF) and abs(conf - point.get("conf", -1)) < SLIDER_STEP / 2:
         args[yolo.CLASS_CONF] = point[yolo.CLASS_CONF]  # the slider where the run left it: each class at its own, as predict

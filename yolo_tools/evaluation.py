@@ -48,6 +48,7 @@ from yolo_tools import (
     ensemble,
     operating_point,
     outside_data,
+    postprocess,
     predictions,
     sliced,
     tasks,
@@ -166,6 +167,51 @@ def _operating_conf(
     return operating_point.load(run_dir, slicing)
 
 
+def _postprocessing(recipe, members: list[Path], run_dir: Path, own: Dataset, args: dict[str, Any]) -> dict[str, Any]:
+    """The post-processing these predictions get (`predict.largest_component: auto`; yolo_tools/postprocess.py):
+    the run's decision, or a cv's for its fold ensemble, made now on val when there is none yet. {} when the
+    recipe asks for none, or for an ensemble that is no cv's folds (nothing decided for it)."""
+    spec = tasks.get(recipe.task)
+    if recipe.predict.largest_component == "off" or spec.choose_postprocessing is None:
+        return {}
+    folder = postprocess.folder_of(members)
+    if folder is None:
+        LOG.warning("%s: these runs are no cv's folds, so no post-processing was decided for them together; none applied",
+                    ", ".join(map(str, members)))
+        return {}
+    stored = postprocess.stored(recipe, members)
+    if stored is not None:
+        return stored
+    if len(members) > 1:  # a cv decides when its folds are summarised (crossval.summarise)
+        LOG.warning("%s: the cv decided no post-processing yet (its summary comes after the last fold); none applied", folder)
+        return {}
+    fold = run_dataset(run_dir)  # a cv fold decides on its own held-out patients
+    val = Dataset(fold, recipe.task) if fold else own
+    state = tasks.Scoring(val, list(recipe.classes), "val")
+    found = yolo.predict(members[0], val.image_source("val"), args)
+    for _ in tqdm(_tee(found, spec, state), desc="post-processing: decide on val", unit="img"):
+        pass
+    decision = spec.choose_postprocessing(state, "val")
+    postprocess.save(folder, decision)
+    shown = ", ".join(f"{n} {c['dice']:.3f} → {c['dice_largest']:.3f}" for n, c in decision["classes"].items() if c["dice"] is not None)
+    print(f"post-processing decided on val (mean Dice without → with only the largest component: {shown}): "
+          f"{', '.join(decision['largest_component']) or 'no class'} kept to its largest component")
+    return decision
+
+
+def _postprocessed(results: Iterator[yolo.Prediction], decision: dict[str, Any], state: tasks.Scoring) -> Iterator[yolo.Prediction]:
+    """The decided classes cut to their largest component: over each volume when the scored images are slices,
+    per image when the decision was made on images; a decision made on volumes is not applied to images."""
+    ids = postprocess.class_ids(decision, state.names)
+    volumes = state.volume_slices
+    if decision["dimensions"] == 3 and volumes is None:
+        LOG.warning("post-processing was decided on whole volumes; these images are no volume's slices, so none applied")
+        return results
+    if volumes is None:
+        return postprocess.in_volumes(results, {}, {}, ids)
+    return postprocess.in_volumes(results, volumes.slice_of, volumes.counts, ids)
+
+
 def evaluate(
     run: str | Path,
     overrides: dict[str, Any] | None = None,
@@ -259,6 +305,14 @@ def evaluate(
     class_conf = (point or {}).get(yolo.CLASS_CONF) if explicit_conf is None else None  # conf= is one for all classes
     source = dataset.image_source(split)
     predict_args = {**args, "conf": conf, **({yolo.CLASS_CONF: class_conf} if class_conf else {}), **spec.predict_args}
+    predict_args |= tasks.mirroring(recipe, bool(slicing))  # predict.flips: the mirror images too, fused
+    members = [weights, *also]
+    if also:  # each model at the confidences chosen on its own val split (a cv fold: its held-out patients)
+        predict_args.pop(yolo.CLASS_CONF, None)
+        if explicit_conf is None:
+            predict_args.pop("conf")
+            conf = min(a.get("conf", yolo.DEFAULT_CONF) for a in ensemble.member_args(members, predict_args))
+    kept = _postprocessing(recipe, members, run_dir, own, predict_args)
     masks_dir = None
     if spec.saves_masks and len(recipe.classes) <= MAX_SAVED_MASK_CLASSES:
         masks_dir = out / MASKS_DIR
@@ -266,11 +320,13 @@ def evaluate(
         masks_dir.mkdir()
     state = tasks.Scoring(dataset, list(recipe.classes), split, masks_dir)
     if also:
-        results = ensemble.predict([weights, *also], source, predict_args)
+        results = ensemble.predict(members, source, predict_args)
     elif slicing:
         results = sliced.predict(weights, sorted(Path(source).iterdir()), predict_args, *slicing)
     else:
         results = yolo.predict(weights, source, predict_args)
+    if kept.get("largest_component"):
+        results = _postprocessed(results, kept, state)
     predictions.write(_tee(results, spec, state), out, save_images=False)
     if not state.rows:
         raise UserError(f"{dataset.root}: no {split} images to evaluate")
@@ -309,11 +365,15 @@ def evaluate(
         "classes": names,
         "conf": conf,
         "class_conf": class_conf,
+        "flips": list(recipe.predict.flips) if not slicing else [],
+        "postprocessing": kept or None,
         "validator": validation.metrics if validation else {},
         "metrics": metrics,
         **extra,
         "per_image_metric": spec.per_image_metric,
-        "conventions": spec.conventions(_threshold_text(conf, class_conf)),
+        "conventions": spec.conventions(
+            "each model's own, chosen on its val split" if also and explicit_conf is None else _threshold_text(conf, class_conf)
+        ),
     }
     per_image.to_csv(out / "per_image.csv", index=False)
     scores.per_class.to_csv(out / "per_class.csv", index=False)

@@ -23,11 +23,15 @@ Examples:
 
 from __future__ import annotations
 
+from typing import Any
+
+from yolo_tools import yolo
 from yolo_tools.errors import UserError
+from yolo_tools.recipe import Recipe
 from yolo_tools.tasks import classify, detect, segment
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task
 
-__all__ = ["TASKS", "Evaluation", "Scores", "Scoring", "Task", "count_columns", "get"]
+__all__ = ["TASKS", "Evaluation", "Scores", "Scoring", "Task", "count_columns", "get", "mirroring"]
 
 TASKS: dict[str, Task] = {task.name: task for task in (detect.TASK, segment.TASK, classify.TASK)}
 
@@ -46,3 +50,11 @@ def count_columns() -> str:
     """One regex matching every count column of every task, for the report's number format."""
     names = [*SHARED_COUNT_COLUMNS, *(column for task in TASKS.values() for column in task.count_columns)]
     return r"^(" + "|".join(dict.fromkeys(names)) + r")$"
+
+
+def mirroring(recipe: Recipe | None, sliced: bool = False) -> dict[str, Any]:
+    """The prediction argument for the recipe's test-time mirroring (`predict.flips`), fused by its task's `fuse`;
+    none without flips, and none for sliced inference (sahi predicts the tiles itself)."""
+    if recipe is None or not recipe.predict.flips or sliced:
+        return {}
+    return {yolo.MIRROR: yolo.Mirroring(tuple(recipe.predict.flips), get(recipe.task).fuse)}
