@@ -204,3 +204,39 @@ def test_hd95_of_a_volume_in_mm() -> None:
 
 def test_recipe_predict_block_defaults_to_nothing() -> None:
     assert Predict().flips == [] and Predict().largest_component == "off"
+
+
+# --- fold ensembles: each fold at its own point, post-processing pooled over the folds' held-out patients
+
+
+def _fold(root: Path, name: str, conf: float, decision: dict) -> Path:
+    run = root / name
+    (run / "weights").mkdir(parents=True)
+    (run / "weights" / "best.pt").write_bytes(b"")
+    (run / "operating_point.json").write_text(json.dumps({"rule": "r", "conf": conf, "class_conf": {"a": conf, "b": conf + 0.1}}))
+    postprocess.save(run, decision)
+    eval_dir = run / "eval"
+    eval_dir.mkdir()
+    (eval_dir / "summary.json").write_text(json.dumps({"recipe": "r", "task": "segment", "images": 2, "validator": {}, "metrics": {"dice": conf}}))
+    pd.DataFrame({"class": ["a", "b"], "dice_mean": [conf, conf]}).to_csv(eval_dir / "per_class.csv", index=False)
+    pd.DataFrame({"image": ["x.png"], "dice": [conf]}).to_csv(eval_dir / "per_image.csv", index=False)
+    return run
+
+
+def test_fold_models_vote_at_their_own_points_and_their_decisions_pool(tmp_path: Path) -> None:
+    from yolo_tools import crossval, ensemble
+
+    first = postprocess.decide(["a", "b"], np.array([[0.8, 0.5]]), np.array([[0.9, 0.4]]), "val", 3)
+    second = postprocess.decide(["a", "b"], np.array([[0.7, 0.5], [0.7, 0.6]]), np.array([[0.6, 0.5], [0.6, 0.9]]), "val", 3)
+    runs = [_fold(tmp_path, "fold1", 0.2, first), _fold(tmp_path, "fold2", 0.4, second)]
+    (tmp_path / "cv.json").write_text(json.dumps({"folds": 2}))
+    own = ensemble.member_args(runs, {"imgsz": 64})
+    assert [(a["conf"], a["class_conf"]["b"]) for a in own] == [(0.2, pytest.approx(0.3)), (0.4, pytest.approx(0.5))]
+    assert all("class_conf" not in a for a in ensemble.member_args(runs, {"conf": 0.1}))  # conf= is one for all
+
+    crossval.summarise(runs, tmp_path / "cv")
+    pooled = postprocess.load(tmp_path)
+    # a: 2.2 / 3 without, 2.1 / 3 with; b: 1.6 / 3 without, 1.8 / 3 with
+    assert pooled["largest_component"] == ["b"] and pooled["classes"]["a"]["cases"] == 3
+    assert postprocess.folder_of(runs) == tmp_path and postprocess.folder_of(runs[:1]) == runs[0]
+    assert postprocess.folder_of([runs[0], runs[0]]) is None  # not every fold: nothing was decided for it
