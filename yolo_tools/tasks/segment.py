@@ -251,6 +251,7 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
                     "hd95_3d": float(volumes["hd95"].mean()),
                     **{f"hd95_3d_{name}": float(volumes[f"hd95_{name}"].mean()) for name in names},
                     "nsd_3d": float(volumes["nsd"].mean()),
+                    "distance_unit_3d": "mm" if set(volumes["volume"]) <= set(state.volume_slices.spacing) else "voxels",
                 }
     found = _intervals(evaluation, counts)
     if volumes is not None:
