@@ -48,23 +48,31 @@ from benchmarks import common
 
 TOPIC = "nnunet"
 COMMON = {"seed": 0, "workers": 0, "device": "cpu", "val": False, "plots": False}
-# What each variant changes in the shipped recipe: train arguments, preprocess and predict keys.
-VARIANTS: dict[str, dict[str, Any]] = {
-    "shipped": {"about": "the recipe as shipped (64 px, 2.5D context, no flips)"},
-    "flip-64": {"about": "left-right mirroring in training and at prediction, 64 px",
-                "train": {"flipud": 0.5}, "predict": {"flips": ["vertical"]}},
-    "ctx0-64": {"about": "flip-64 without 2.5D context (one slice, grey)",
-                "train": {"flipud": 0.5}, "predict": {"flips": ["vertical"]}, "preprocess": {"context": 0}},
-    "flip-128": {"about": "flip-64 at 128 px", "train": {"flipud": 0.5, "imgsz": 128}, "predict": {"flips": ["vertical"]}},
-    "flip-auto": {"about": "flip-64 at imgsz=auto (the median structure 4 cells of the stride-8 head)",
-                  "train": {"flipud": 0.5, "imgsz": "auto"}, "predict": {"flips": ["vertical"]}},
+# What each variant changes in the shipped recipe, per recipe: train arguments, preprocess and predict keys.
+VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
+    "hippocampus": {
+        "shipped": {"about": "the recipe as shipped (64 px, 2.5D context, no flips)"},
+        "flip-64": {"about": "left-right mirroring in training and at prediction, 64 px",
+                    "train": {"flipud": 0.5}, "predict": {"flips": ["vertical"]}},
+        "ctx0-64": {"about": "flip-64 without 2.5D context (one slice, grey)",
+                    "train": {"flipud": 0.5}, "predict": {"flips": ["vertical"]}, "preprocess": {"context": 0}},
+        "flip-128": {"about": "flip-64 at 128 px", "train": {"flipud": 0.5, "imgsz": 128}, "predict": {"flips": ["vertical"]}},
+        "flip-auto": {"about": "flip-64 at imgsz=auto (the median structure 4 cells of the stride-8 head)",
+                      "train": {"flipud": 0.5, "imgsz": "auto"}, "predict": {"flips": ["vertical"]}},
+    },
+    # ACDC: a mirror image puts the right ventricle on the wrong side of the heart, so no flips.
+    "cardiac": {
+        "shipped": {"about": "the recipe as shipped (256 px, one slice)"},
+        "ctx1": {"about": "2.5D context (the neighbouring slices as red and blue)", "preprocess": {"context": 1}},
+        "auto": {"about": "imgsz=auto", "train": {"imgsz": "auto"}},
+    },
 }
 
 
 def variant_recipe(recipe: str, name: str, work: Path) -> Path:
     """The shipped recipe with the variant's changes, written beside the runs (its path is in the command)."""
     raw = yaml.safe_load((common.ROOT / "recipes" / f"{recipe}.yaml").read_text(encoding="utf-8"))
-    change = VARIANTS[name]
+    change = VARIANTS[recipe][name]
     raw["train"] = {**raw.get("train", {}), **change.get("train", {})}
     raw["preprocess"] = {**raw.get("preprocess", {}), **change.get("preprocess", {})}
     raw["predict"] = {**raw.get("predict", {}), **change.get("predict", {}), "largest_component": "auto"}
@@ -188,7 +196,7 @@ def run_variant(recipe: str, name: str, epochs: int, test: bool, folds: int, wor
     trained = yaml.safe_load((run_dir / "args.yaml").read_text())
     args = " ".join(f"{k}={v}" for k, v in overrides.items())
     result: dict[str, Any] = {
-        "about": VARIANTS[name]["about"], "epochs": epochs, "imgsz": trained.get("imgsz"), "train": train,
+        "about": VARIANTS[recipe][name]["about"], "epochs": epochs, "imgsz": trained.get("imgsz"), "train": train,
         "recipe": str(path.relative_to(common.ROOT)) if path.is_relative_to(common.ROOT) else str(path),
         "command": f"yolo_tools train {path.name} {args} --name {run_name}",
         "val": evaluate_ways(run_dir, "val", names, flips, decide=False),
@@ -265,10 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--list", action="store_true")
     args = p.parse_args(argv)
     if args.list:
-        for name, change in VARIANTS.items():
-            print(f"{name:10} {change['about']}")
+        for recipe, variants in VARIANTS.items():
+            for name, change in variants.items():
+                print(f"{recipe:12} {name:10} {change['about']}")
         return 0
-    unknown = [v for v in args.variants if v not in VARIANTS]
+    if args.recipe not in VARIANTS:
+        p.error(f"no variants for recipe {args.recipe}; --list shows them")
+    unknown = [v for v in args.variants if v not in VARIANTS[args.recipe]]
     if unknown:
         p.error(f"unknown variants {unknown}; --list shows them")
     run(args.recipe, args.variants, args.epochs, args.test, args.cv, args.results, argv)
