@@ -471,6 +471,13 @@ CASES: list[Case] = [
         setup=lambda root: _weights_and_pngs(root, "yolov8n.yaml"),
         says=(r"--format rle-csv writes masks; .*model\.pt is a detect model", r"--format coco"),
     ),
+    Case(  # a classifier's predictions are whole images' classes, which no --format holds (it wrote an empty COCO file)
+        "predict-coco-with-a-classifier",
+        lambda root: ["predict", str(root / "model.pt"), str(root / "pngs"), "--format", "coco", "--out", str(root.parent / "runs" / "p")],
+        setup=lambda root: _weights_and_pngs(root, "yolov8n-cls.yaml"),
+        says=(r"--format coco writes boxes and masks; .*model\.pt is a classify model", r"detect: coco; segment: nifti, dicom-seg, coco, rle-csv",
+              r"predict without --format writes each image's class"),
+    ),
     Case(
         "predict-format-with-ensemble",
         lambda root: ["predict", str(root / "model.pt"), str(root / "case.nii.gz"), "--format", "nifti", "--ensemble", str(root / "model.pt")],

@@ -150,6 +150,18 @@ CASES += [
     Case("out-holds-the-users-files", lambda i: ["predict", str(i / "run"), str(i / "images"), "--out", str(i / "mine")],
          (r"--out .*mine: a folder that holds other files", r"new or empty folder"),
          with_run(lambda i: (i / "mine").mkdir() or (i / "mine" / "good0.jpg").write_bytes(b"my own picture"))),
+    # A folder of the user's that merely holds a file called predictions.csv is not an earlier output (no marker).
+    Case("out-holds-the-users-predictions-csv", lambda i: ["predict", str(i / "run"), str(i / "images"), "--out", str(i / "mine")],
+         (r"--out .*mine: a folder that holds other files, not one yolo_tools predict wrote", r"\.yolo_tools-predict\.json", r"new or\s+empty folder"),
+         with_run(lambda i: (i / "mine").mkdir() or (i / "mine" / "predictions.csv").write_text("patient,finding\n7,nodule\n"))),
+    Case("out-under-a-file", lambda i: ["predict", str(i / "run"), str(i / "images"), "--out", str(i / "notes.txt" / "preds")],
+         (r"--out .*preds: .*notes\.txt is a file, not a folder",), with_run(lambda i: (i / "notes.txt").write_text("mine"))),
+    Case("out-holds-the-class-folders", lambda i: ["predict", str(i / "run"), str(i / "test"), "--out", str(i / "test")],
+         (r"--out .*test: the folder of the images being predicted", r"would overwrite"),
+         with_run(lambda i: good_images(i / "test" / "normal"))),
+    # Ultralytics' own writers would put files into its runs folder, outside --out.
+    Case("save-txt", predict("save_txt=True"), (r"save_txt=True: Ultralytics would write these files into its own runs folder", r"--format coco"), with_run()),
+    Case("save-crop", predict("save_crop=True"), (r"save_crop=True: Ultralytics would write", r"predictions\.csv"), with_run()),
     Case("all-unreadable-default-out", predict(out=False), (r"none of its 1 image",), only_bad("x.png", b"")),
     Case("conf-not-a-number", predict("conf=abc"), (r"command line: conf: .*int .*or float",), with_run()),
     Case("conf-above-one", predict("conf=2"), (r"conf: .*between 0\.0 and 1\.0",), with_run()),

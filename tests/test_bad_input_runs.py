@@ -160,6 +160,20 @@ CASES += [
     Case("inspect-port-taken", lambda i: ["inspect", str(i / "run"), "--port", (i / "port.txt").read_text()],
          (r"--port \d+: another program is listening on 127\.0\.0\.1:\d+", r"choose a free port with --port"),
          damaged(None, lambda run: (run.parent / "port.txt").write_text(str(_listening_port())))),
+    Case("predict-operating-point-deciding-nothing",
+         lambda i: ["predict", str(i / "run"), str(i / "scan.png"), "--out", str(i.parent / "out")],
+         (r"operating_point\.json: not an operating point", r"it holds conf, class_conf\s+or threshold"),
+         damaged(None, lambda run: _image(run.parent / "scan.png"), _operating_point(b'{"rule": "max F1", "class_conf": {}}')), may_write=("out",)),
+    # An earlier version stored conf 1.0 when val found nothing: every finding hidden. Said, and not used.
+    Case("predict-operating-point-hiding-everything",
+         lambda i: ["predict", str(i / "run"), str(i / "scan.png"), "--out", str(i.parent / "out")],
+         (r"operating_point\.json: conf 1 hides every finding", r"Ultralytics' default conf applies", r"yolo_tools evaluate"),
+         damaged(None, lambda run: _image(run.parent / "scan.png"), _operating_point(b'{"rule": "max F1", "conf": 1.0, "class_conf": {"finding": 1.0}}')),
+         code=0),
+    # --operating-point re-chooses a two-class classifier's threshold; on a detector it changed nothing, silently.
+    Case("evaluate-operating-point-on-a-detector", verb("evaluate", "--operating-point", "sensitivity=0.9"),
+         (r"--operating-point sensitivity=0\.9: chooses a two-class classifier's threshold", r"a detect run decides per class", r"give conf="),
+         damaged(None)),
     # train --resume
     Case(
         "resume-finished-run",

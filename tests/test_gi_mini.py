@@ -77,6 +77,47 @@ def test_colour_masks_decode_to_organs_split_by_case() -> None:
         assert len(scores[organ]) >= 5 and np.mean(scores[organ]) > 0.95 and min(scores[organ]) > 0.85, (organ, scores[organ])
 
 
+COMPETITION = SHARED_DATA / "gi-tract-mri-uwmadison"
+
+
+@needs_data("gi-tract-mri-uwmadison")
+def test_colour_legend_matches_the_competition_labels() -> None:
+    """The recipe's colour for each organ, decoded as the converter decodes it, against the competition's own
+    run-length labels of the same 36 slices (train.csv, decoded at the scan's size and resized to gi-mini's 512
+    px): each organ must match its own colour, not the other bowel's (the source repository's legend swaps them)."""
+    from yolo_tools.convert.rle import decode
+
+    recipe = load_recipe(RECIPES / "gi-mini.yaml")
+    palette = np.array([recipe.data.options["colours"][organ] for organ in CLASSES])
+    names = sorted(p.stem for p in (MINI / "masks").glob("*.png"))
+    table = pd.read_csv(COMPETITION / "train.csv", dtype=str, keep_default_na=False).query("id in @names")
+    sizes = pd.read_csv(COMPETITION / "slice_meta.csv").set_index("id").loc[names, ["height", "width"]]
+    assert len(table) == 3 * len(names) == 108
+    counts = np.zeros((len(CLASSES), len(CLASSES), 3))  # (gi-mini class, competition class, (shared, mini, competition))
+    independent = np.zeros((len(CLASSES), 3))
+    for name in names:
+        colour = cv2.imread(str(MINI / "masks" / f"{name}.png"))[..., ::-1]
+        mini = colour_classes(colour, palette)  # what the converter reads with the recipe's colours
+        rows = table[table["id"] == name].set_index("class")["segmentation"]
+        shape = tuple(int(v) for v in sizes.loc[name])
+        truth = np.stack([
+            cv2.resize(decode(rows[organ], shape), colour.shape[1::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
+            for organ in CLASSES
+        ])
+        for i in range(len(CLASSES)):
+            for j in range(len(CLASSES)):
+                counts[i, j] += [(mini[i] & truth[j]).sum(), mini[i].sum(), truth[j].sum()]
+        thresholded = organ_masks(colour)  # the tests' own reading of the colours, channel by channel
+        for j, organ in enumerate(CLASSES):
+            mask = thresholded[organ].astype(bool)
+            independent[j] += [(mask & truth[j]).sum(), mask.sum(), truth[j].sum()]
+    dice = 2 * counts[..., 0] / (counts[..., 1] + counts[..., 2])  # (gi-mini class, competition class), pooled
+    assert (np.diag(dice) > 0.95).all(), dict(zip(CLASSES, np.diag(dice).round(3)))
+    assert (dice.argmax(1) == np.arange(len(CLASSES))).all(), dice.round(3)  # each colour is its own organ's best match
+    own = 2 * independent[:, 0] / (independent[:, 1] + independent[:, 2])
+    assert (own > 0.95).all(), dict(zip(CLASSES, own.round(3)))
+
+
 def test_blended_edges_split_halfway_and_tolerance_drops_other_colours() -> None:
     palette = np.array([[0, 200, 0], [255, 255, 0], [255, 0, 0]])
     # green, yellow, red; dimmed yellow past and before half; yellow-green blends; stomach blended with black; blue

@@ -24,6 +24,7 @@ pytestmark = [needs_data("hippocampus-mri-msd"), needs_data("dicom-mr-brain-seri
 
 QUICK = {"epochs": 1, "imgsz": 64, "batch": 32, "workers": 0, "plots": False, "fraction": 0.5}
 LOW = {"conf": 0.001, "imgsz": 64}  # an hour's model finds little: a low threshold gives masks to compare
+SCORED = {**LOW, "retina_masks": True}  # what evaluate and every --format predict with: masks at the image's own size
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def model_on_dataset_images(run_dir: Path, dataset: Path, volume: str) -> np.nda
     """What Ultralytics predicts on the converted PNGs of one volume: (classes, slices, H, W) bool."""
     slices = pd.read_csv(dataset / "slices.csv").query("volume == @volume").sort_values("slice")
     files = [str(dataset / "images" / row.split / row.image) for row in slices.itertuples()]
-    results = list(yolo.predict(run_dir / "weights" / "best.pt", files, LOW))
+    results = list(yolo.predict(run_dir / "weights" / "best.pt", files, SCORED))
     return np.stack([r.class_masks(2) for r in results], axis=1)
 
 
@@ -58,6 +59,56 @@ def test_evaluate_reports_3d_dice_per_volume(run: tuple[Path, Path, Path]) -> No
     assert 0.0 <= summary["metrics"]["dice_3d"] <= 1.0
 
 
+def test_nifti_files_reproduce_the_3d_dice_evaluate_reported(run: tuple[Path, Path, Path], tmp_path: Path, monkeypatch) -> None:
+    """The label volumes `predict --format nifti` writes for the val cases, scored against the published labels
+    with nothing but nibabel and NumPy, give per_patient.csv's 3D Dice: the run's own operating point and
+    full-size masks, as evaluate predicted them (the writers once used 0.25 and upsampled low-resolution masks).
+
+    An hour's model draws its masks as whole boxes, where upsampled and full-size masks agree; so the arguments
+    both commands hand Ultralytics are compared too."""
+    from yolo_tools import operating_point
+
+    run_dir, source, dataset = run
+    # An hour's model finds nothing at any confidence Dice would choose, so the run is given a point of its own:
+    # per class, the median of the confidences it gives on val, so each class keeps some masks and drops others.
+    found = list(yolo.predict(run_dir / "weights" / "best.pt", str(dataset / "images" / "val"), SCORED))
+    chosen = {}
+    for class_id, name in enumerate(("Anterior", "Posterior")):
+        levels = np.concatenate([p.confidences[p.classes == class_id] for p in found])
+        chosen[name] = round(float(np.median(levels)), 6) if len(levels) else 0.5
+    operating_point.save(run_dir, operating_point.per_class("test: the median val confidences", 0.5, chosen, ["Anterior", "Posterior"]))
+    asked: dict[str, list[dict]] = {"predict": [], "predict_arrays": []}
+    for name in asked:
+        def spy(weights, images, args, *more, _real=getattr(yolo, name), _name=name, **options):
+            asked[_name].append(dict(args))
+            return _real(weights, images, args, *more, **options)
+        monkeypatch.setattr(yolo, name, spy)
+    out = pipeline.evaluate(run_dir, {"imgsz": 64})
+    per_patient = pd.read_csv(out / "per_patient.csv", dtype={"volume": str}).set_index("volume")
+    assert json.loads((out / "summary.json").read_text())["class_conf"] == chosen
+    val = tmp_path / "val"
+    val.mkdir()
+    for case in per_patient.index:
+        (val / f"{case}.nii.gz").symlink_to(source / "imagesTr" / f"{case}.nii.gz")
+    assert main(["predict", str(run_dir), str(val), "--format", "nifti", "--out", str(tmp_path / "nifti"), "imgsz=64"]) == 0
+    scored, written = asked["predict"][-1], asked["predict_arrays"][-1]
+    for key in ("conf", "class_conf", "retina_masks", "imgsz", "max_det"):
+        assert scored.get(key) == written.get(key), key
+    assert written["retina_masks"] is True and written["class_conf"] == chosen
+    predicted_any = False
+    for case, row in per_patient.iterrows():
+        written = np.asarray(nib.load(tmp_path / "nifti" / f"{case}.nii.gz").dataobj)
+        truth = np.asarray(nib.load(source / "labelsTr" / f"{case}.nii.gz").dataobj).astype(int)
+        predicted_any |= bool(written.any())
+        for value, name in ((1, "Anterior"), (2, "Posterior")):
+            predicted, true = written == value, truth == value
+            total = predicted.sum() + true.sum()
+            dice = 2 * (predicted & true).sum() / total if total else 1.0
+            assert dice == pytest.approx(row[f"dice_{name}"], abs=1e-9), (case, name)
+    assert predicted_any  # the run found something, so the comparison says something
+    (run_dir / "operating_point.json").unlink()  # the other tests see the run as trained
+
+
 def test_nifti_output_overlays_the_input_voxel_for_voxel(run: tuple[Path, Path, Path], tmp_path: Path) -> None:
     run_dir, source, dataset = run
     volumes = json.loads((dataset / "volumes.json").read_text())
@@ -67,6 +118,8 @@ def test_nifti_output_overlays_the_input_voxel_for_voxel(run: tuple[Path, Path, 
     written = nib.load(tmp_path / "out" / f"{case}.nii.gz")
     given = nib.load(source / "imagesTr" / f"{case}.nii.gz")
     assert written.shape == given.shape and np.allclose(written.affine, given.affine)
+    for field in ("sform_code", "qform_code", "descrip", "xyzt_units", "pixdim", "srow_x", "srow_y", "srow_z", "quatern_b", "qoffset_z"):
+        np.testing.assert_array_equal(written.header[field], given.header[field], err_msg=field)  # the source header, kept
     labels = np.asarray(written.dataobj)
     expected_masks = model_on_dataset_images(run_dir, dataset, case)
     geometry = Geometry.from_json(volumes[case])
@@ -90,7 +143,7 @@ def test_coco_and_rle_csv_outputs_read_back_as_the_prediction(run: tuple[Path, P
     subset.mkdir()
     for path in files:
         (subset / path.name).symlink_to(path)
-    predictions = list(yolo.predict(run_dir / "weights" / "best.pt", str(subset), LOW))
+    predictions = list(yolo.predict(run_dir / "weights" / "best.pt", str(subset), SCORED))
     assert main(["predict", str(run_dir), str(subset), "--format", "coco", "--out", str(tmp_path / "coco"), "conf=0.001", "imgsz=64"]) == 0
     truth = COCO(str(tmp_path / "coco" / "coco_images.json"))
     results = truth.loadRes(str(tmp_path / "coco" / "coco_results.json"))
@@ -130,7 +183,7 @@ def test_dicom_seg_output_references_the_series_and_holds_the_prediction(run: tu
     assert [d.SegmentLabel for d in seg.SegmentSequence] == ["Anterior", "Posterior"]
     stored = seg.get_pixels_by_source_instance(series.instance_uids, ignore_spatial_locations=True)
     inputs = prediction_formats.volume_inputs(MR_CROP, load_recipe(run_dir / "recipe.yaml"))
-    expected = next(prediction_formats.predict_volumes(run_dir / "weights" / "best.pt", inputs, load_recipe(run_dir / "recipe.yaml"), 2, LOW))
+    expected = next(prediction_formats.predict_volumes(run_dir / "weights" / "best.pt", inputs, load_recipe(run_dir / "recipe.yaml"), 2, SCORED))
     np.testing.assert_array_equal(stored.astype(bool), np.moveaxis(expected.masks, 0, -1))
 
 

@@ -167,3 +167,65 @@ def test_f1_confidence_takes_the_top_of_a_plateau() -> None:
     assert f1_confidence(peaked, x) == pytest.approx(0.4, abs=0.01)
     plateau = np.where(x < 0.3, 0.9, 0.9 - (x - 0.3))[None]  # max_det 1: flat until the weakest top box
     assert 0.2 < f1_confidence(plateau, x) <= 0.3
+
+
+def test_per_class_confidences_without_an_overall_one_are_used(tmp_path) -> None:
+    """A hand-written point with `class_conf` only: Ultralytics predicts at the lowest, each class at its own."""
+    import json
+
+    from yolo_tools import operating_point
+    from yolo_tools.yolo import CLASS_CONF
+
+    (tmp_path / operating_point.FILE).write_text(json.dumps({"rule": "by hand", CLASS_CONF: {"heart": 0.2, "lung": 0.05}}))
+    implied = operating_point.predict_args(None, tmp_path, {})
+    assert implied["conf"] == 0.05 and implied[CLASS_CONF] == {"heart": 0.2, "lung": 0.05}
+
+
+def test_a_point_deciding_nothing_is_refused_and_one_hiding_everything_is_not_used(tmp_path, caplog) -> None:
+    import json
+    import logging
+
+    from yolo_tools import operating_point
+
+    (tmp_path / operating_point.FILE).write_text(json.dumps({"rule": "max F1", "class_conf": {}}))
+    with pytest.raises(UserError, match="it holds conf, class_conf"):
+        operating_point.load(tmp_path)
+    (tmp_path / operating_point.FILE).write_text(json.dumps({"rule": "max F1", "conf": 1.0, "class_conf": {"stone": 1.0}}))
+    with caplog.at_level(logging.WARNING, logger="yolo_tools"):
+        assert operating_point.load(tmp_path) is None and operating_point.load(tmp_path) is None
+        assert "conf" not in operating_point.predict_args(None, tmp_path, {})  # Ultralytics' default applies
+    said = [r.getMessage() for r in caplog.records if "hides every finding" in r.getMessage()]
+    assert len(said) == 1, said  # once, though read three times
+
+
+def test_no_detector_point_when_val_predictions_find_nothing() -> None:
+    """F1 is 0 at every confidence: its flat 'peak' (1.0) hid every finding; now no point. A class never found
+    keeps out of the per-class peaks (it gets the overall one)."""
+    from yolo_tools.metrics.detection import ap_inputs, f1_confidence
+
+    truth, truth_classes = np.array([[0, 0, 10, 10]], float), np.array([0])
+    far = np.array([[50, 50, 60, 60]], float)
+    missed = ap_inputs([(far, np.array([0]), np.array([0.3]), truth, truth_classes)] * 3, np.array([0.5]))
+    assert f1_confidence(missed) is None
+    truth2, classes2 = np.array([[0, 0, 10, 10], [20, 20, 30, 30]], float), np.array([0, 1])
+    half = ap_inputs([(np.array([[0, 0, 10, 10], [50, 50, 60, 60]], float), np.array([0, 1]), np.array([0.6, 0.4]), truth2, classes2)], np.array([0.5]))
+    overall, per_class = f1_confidence(half)
+    assert list(per_class) == [0] and 0.5 < per_class[0] <= 0.6 and overall < 1.0
+
+
+def test_no_segmenter_point_when_no_mask_overlaps_the_truth() -> None:
+    from yolo_tools.tasks import segment
+    from yolo_tools.tasks.protocol import Scoring
+
+    thresholds = len(segment.SWEEP)
+    state = Scoring(None, ["heart", "lung"])
+    counts = np.zeros((2, thresholds, 3))
+    counts[:, :, 2] = 100  # true pixels of both classes
+    counts[:, :50, 1] = 40  # predicted pixels below confidence 0.5, none on the truth
+    state.kept = [counts, counts]
+    assert segment.choose_conf(state) is None
+    found = counts.copy()
+    found[0, :30, 0] = 30  # the heart overlaps up to confidence 0.3; the lung never
+    state.kept = [found, counts]
+    point = segment.choose_conf(state)
+    assert point["class_conf"]["heart"] == pytest.approx(0.3) and point["class_conf"]["lung"] < 1.0

@@ -43,6 +43,39 @@ def test_nifti_label_volume_has_the_input_grid_and_the_predicted_voxels(tmp_path
     np.testing.assert_array_equal(stored, expected)
 
 
+@pytest.mark.parametrize("codes", [(1, 1), (4, 0), (0, 2)], ids=["scanner-both", "mni-sform-only", "qform-only"])
+def test_nifti_label_volume_keeps_the_source_header(tmp_path: Path, codes: tuple[int, int]) -> None:
+    """sform/qform codes, description and units of the input survive (nibabel alone writes 2 and 0, no description,
+    no time unit); what describes the voxels is a label's (uint8, unscaled), the affine and grid the source's."""
+    affine = np.array([[0, 0, -0.8, 100], [0, -0.7, 0, 50], [3.0, 0, 0, -20], [0, 0, 0, 1]])
+    source = nib.Nifti1Image((np.random.default_rng(0).random((12, 40, 30)) * 900).astype(np.float32), affine)
+    source.set_sform(affine, code=codes[0])
+    source.set_qform(affine, code=codes[1])
+    source.header.set_xyzt_units("mm", "msec")
+    source.header["descrip"] = b"T1 MPRAGE, site 3"
+    source.header.set_slope_inter(2.0, -5.0)
+    nib.save(source, tmp_path / "case_7_0000.nii.gz")
+    given = nib.load(tmp_path / "case_7_0000.nii.gz")
+    geometry = Geometry.from_affine(given.affine, given.shape)
+    volume = prediction_formats.VolumeInput("case_7", geometry, lambda: None, header_of=tmp_path / "case_7_0000.nii.gz")
+    masks = blobs(geometry.shape, 2)
+    written = nib.load(prediction_formats.write_nifti(prediction_formats.VolumePrediction(volume, masks, []), tmp_path))
+    for field in ("sform_code", "qform_code", "descrip", "xyzt_units", "pixdim", "srow_x", "srow_y", "srow_z",
+                  "quatern_b", "quatern_c", "quatern_d", "qoffset_x", "qoffset_y", "qoffset_z", "dim"):
+        np.testing.assert_array_equal(written.header[field], given.header[field], err_msg=field)
+    assert written.get_data_dtype() == np.uint8 and written.header.get_slope_inter() == (None, None)
+    np.testing.assert_array_equal(np.asarray(written.dataobj), np.where(masks[1], 2, np.where(masks[0], 1, 0)))
+
+
+def test_nifti_label_volume_of_a_dicom_series_says_scanner_coordinates(tmp_path: Path) -> None:
+    affine = np.diag([0.7, 0.7, 5.0, 1.0])
+    geometry = Geometry.from_affine(affine, (20, 20, 4))
+    volume = prediction_formats.VolumeInput("series", geometry, lambda: None)  # no NIfTI header to keep
+    written = nib.load(prediction_formats.write_nifti(prediction_formats.VolumePrediction(volume, blobs(geometry.shape, 1), []), tmp_path))
+    assert (int(written.header["sform_code"]), int(written.header["qform_code"])) == (1, 1)
+    assert written.header.get_xyzt_units() == ("mm", "sec") and np.allclose(written.affine, affine)
+
+
 @needs_data("dicom-ct-liver-seg")
 def test_dicom_seg_keeps_overlapping_segments_and_references_each_source_instance(tmp_path: Path) -> None:
     import highdicom as hd

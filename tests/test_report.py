@@ -169,8 +169,14 @@ def test_a_segmenter_decides_each_class_at_its_own_val_dice_peak(heart_seg_run: 
     run = heart_seg_run.with_name("eval-per-class")
     shutil.copytree(heart_seg_run, run, ignore=shutil.ignore_patterns("eval*", "operating_point.json"))
     pipeline.evaluate(run, {"imgsz": 96})  # no conf=: chosen on val now
-    point = json.loads((run / "operating_point.json").read_text())
     summary, _, per_class = read(run)
+    if not (run / "operating_point.json").is_file():
+        # One epoch on a tenth of the films may overlap no organ at any confidence of the sweep: then no point is
+        # chosen (it once stored 0.99 for every class, hiding everything) and the default applies. The choice
+        # itself is checked on made-up counts in tests/test_intervals.py.
+        assert summary["conf"] == 0.25 and summary["class_conf"] is None and summary["operating_point"] is None
+        return
+    point = json.loads((run / "operating_point.json").read_text())
     classes = summary["classes"]
     assert point["rule"] == "max Dice per class, from predictions on val" and list(point["class_conf"]) == classes
     assert point["conf"] == min(point["class_conf"].values()) == summary["conf"]

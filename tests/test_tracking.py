@@ -94,6 +94,11 @@ def test_mlflow_run_holds_training_and_evaluation(cli) -> None:
     assert metrics["eval/validator/mAP50"] == pytest.approx(summary["validator"]["mAP50"])
     per_class = pd.read_csv(run_dir / "eval" / "per_class.csv").set_index("class")
     assert metrics["eval/class/finding/missed"] == per_class.loc["finding", "missed"]
+    # The 95% bootstrap intervals, beside each headline number (README: "intervals where the summary has them").
+    intervals = {name: value for name, value in summary["intervals"].items() if value is not None}
+    assert intervals, "the demo evaluation gave no interval to compare"
+    for name, (low, high) in intervals.items():
+        assert metrics[f"eval/{name}_ci95/low"] == pytest.approx(low) and metrics[f"eval/{name}_ci95/high"] == pytest.approx(high)
     artifacts = {item.path for item in client.list_artifacts(link["run_id"], "eval")}
     assert {"eval/summary.json", "eval/per_class.csv", "eval/per_image.csv"} <= artifacts
     assert (root / "runs" / "mlflow" / "artifacts").is_dir()
@@ -123,15 +128,19 @@ def test_evaluation_metrics_flatten_classes_patients_and_intervals(tmp_path: Pat
     """What evaluate logs for a segmentation of volumes, with intervals as a summary may carry them."""
     out = tmp_path / "eval"
     out.mkdir()
-    summary = {"validator": {"mAP50": 0.5}, "metrics": {"dice": 0.8, "dice_ci": [0.7, 0.9], "volumes": 2, "note": "x"}}
+    summary = {
+        "validator": {"mAP50": 0.5},
+        "metrics": {"dice": 0.8, "volumes": 2, "note": "x"},
+        "intervals": {"dice": [0.7, 0.9], "volumes": None},  # as evaluate writes them: no interval is null
+    }
     (out / "summary.json").write_text(json.dumps(summary))
     pd.DataFrame({"class": ["left kidney (L)"], "dice_mean": [0.75]}).to_csv(out / "per_class.csv", index=False)
     pd.DataFrame({"patient": ["007", "008"], "volume": ["a", "b"], "dice": [0.6, 0.8]}).to_csv(out / "per_patient.csv", index=False)
     assert tracking.evaluation_metrics(out) == {
         "eval/validator/mAP50": 0.5,
         "eval/dice": 0.8,
-        "eval/dice_ci/low": 0.7,
-        "eval/dice_ci/high": 0.9,
+        "eval/dice_ci95/low": 0.7,
+        "eval/dice_ci95/high": 0.9,
         "eval/volumes": 2.0,
         "eval/class/left kidney _L_/dice_mean": 0.75,
         "eval/per_patient_mean/dice": pytest.approx(0.7),

@@ -166,7 +166,7 @@ def run_conf(folder: Path) -> float:
 def analyse(run: LoadedRun, path: Path, conf: float = yolo.DEFAULT_CONF) -> Analysis:
     start = time.perf_counter()
     upload = read_model_input(path, run.recipe.preprocess)
-    args = {**operating_point.predict_args(run.recipe, None), "conf": conf, "device": run.device, **tasks.mirroring(run.recipe)}
+    args = {**tasks.prediction_args(run.recipe.task, run.recipe, None, {}), "conf": conf, "device": run.device}  # max_det, full-size masks
     point = run.point or {}
     if point.get(yolo.CLASS_CONF) and abs(conf - point.get("conf", -1)) < SLIDER_STEP / 2:
         args[yolo.CLASS_CONF] = point[yolo.CLASS_CONF]  # the slider where the run left it: each class at its own, as predict

@@ -168,8 +168,11 @@ def samples(src: Path | None, recipe: Recipe) -> list:
     ]
 
 
-def predict(recipe: Recipe, classifier: Path, source: str | list[Path], out_dir: Path, args: dict[str, Any]) -> tuple[Path, Path, int]:
-    """The whole chain on images: regions, crop, classify; one row per image, annotated images with the crop drawn."""
+def predict(
+    recipe: Recipe, classifier: Path, source: str | list[Path], out_dir: Path, args: dict[str, Any], save_images: bool = True
+) -> tuple[Path, Path, int]:
+    """The whole chain on images: regions, crop, classify; one row per image, annotated images with the crop drawn
+    (unless `save_images` is false: Ultralytics' `save=False`)."""
     options = options_of(recipe)
     weights, keep = region_model(options, recipe.path)
     model = yolo.load_model(classifier)
@@ -193,6 +196,8 @@ def predict(recipe: Recipe, classifier: Path, source: str | list[Path], out_dir:
             "probabilities": {finding.names[i]: float(p) for i, p in enumerate(finding.probabilities)},
         }
         records.append(record)
+        if not save_images:
+            continue
         drawn = image.copy()
         cv2.rectangle(drawn, (x1, y1), (x2 - 1, y2 - 1), (0, 200, 255), 2)
         label = f"{record['class_name']} {record['confidence']:.2f}"

@@ -162,6 +162,12 @@ def _operating_conf(
         pass
     chosen = spec.choose_conf(state)
     if chosen is None:
+        LOG.warning(
+            "%s: no operating point could be chosen on val: at confidence %g the run's predictions found nothing of "
+            "what val holds (every class's %s is 0 at every confidence), so it keeps Ultralytics' default conf=%g, "
+            "stores nothing, and evaluate chooses again next time; train longer, or give conf= to decide at another",
+            run_dir, CHOOSE_CONF, "F1" if recipe.task == "detect" else "Dice", yolo.DEFAULT_CONF,
+        )
         return None
     operating_point.save(run_dir, chosen, slicing)
     return operating_point.load(run_dir, slicing)
@@ -249,6 +255,8 @@ def evaluate(
     recipe = run_recipe(run_dir) if run_dir else None
     if recipe is None:
         raise UserError(f"{run}: evaluate needs a run folder made by yolo_tools train (it reads recipe.yaml)")
+    if rule is not None:
+        _check_rule_applies(rule, recipe, bool(also))
     if data_options and data is None:
         raise UserError("--option sets an option of the reader of an outside set; give the set with --data SRC")
     planned = None
@@ -301,18 +309,15 @@ def evaluate(
         evaluate(run_dir, overrides)  # the threshold is chosen on val, never on the set being scored
     if explicit_conf is None and spec.decides_by == "confidence" and not also:
         point = _operating_conf(weights, args, run_dir, recipe, slicing)  # a cv fold's own val split, else the recipe's
-    conf = float(explicit_conf if explicit_conf is not None else point["conf"] if point else yolo.DEFAULT_CONF)
-    class_conf = (point or {}).get(yolo.CLASS_CONF) if explicit_conf is None else None  # conf= is one for all classes
+    given = {**args, **({"conf": explicit_conf} if explicit_conf is not None else {})}
+    predict_args = tasks.prediction_args(recipe.task, recipe, None if also else run_dir, given, slicing)  # as predict makes them
+    conf = float(predict_args.get("conf", yolo.DEFAULT_CONF))
+    class_conf = predict_args.get(yolo.CLASS_CONF)  # none with conf=, which is one for all classes
     source = dataset.image_source(split)
-    predict_args = {**args, "conf": conf, **({yolo.CLASS_CONF: class_conf} if class_conf else {}), **spec.predict_args}
-    predict_args |= tasks.mirroring(recipe, bool(slicing))  # predict.flips: the mirror images too, fused
     members = [weights, *also]
-    if also:  # each model at the confidences chosen on its own val split (a cv fold: its held-out patients)
-        predict_args.pop(yolo.CLASS_CONF, None)
-        if explicit_conf is None:
-            predict_args.pop("conf")
-            conf = min(a.get("conf", yolo.DEFAULT_CONF) for a in ensemble.member_args(members, predict_args))
-    kept = _postprocessing(recipe, members, run_dir, own, predict_args)
+    if also and explicit_conf is None:  # each model at the confidences chosen on its own val split (a cv fold: its held-out patients)
+        conf = min(a.get("conf", yolo.DEFAULT_CONF) for a in ensemble.member_args(members, predict_args))
+    kept = _postprocessing(recipe, members, run_dir, own, predict_args)  # predict.largest_component: decided on val
     masks_dir = None
     if spec.saves_masks and len(recipe.classes) <= MAX_SAVED_MASK_CLASSES:
         masks_dir = out / MASKS_DIR
@@ -390,6 +395,21 @@ def evaluate(
         print(f"caution: {summary['split_caveat']}")
     print(f"metrics: {out}")
     return out
+
+
+def _check_rule_applies(rule: str, recipe, ensemble_of: bool) -> None:
+    """`--operating-point RULE` re-chooses a two-class classifier's threshold; anywhere else it would change
+    nothing, so it is refused rather than ignored."""
+    why = None
+    if tasks.get(recipe.task).decides_by != "threshold":
+        why = (f"a {recipe.task} run decides per class at the confidence where that class does best on val "
+               "(operating_point.json); give conf= for one confidence for every class instead")
+    elif len(recipe.classes) != 2:
+        why = f"recipe '{recipe.name}' has {len(recipe.classes)} classes, and a classifier of more than two takes the most probable class"
+    elif ensemble_of:
+        why = "an ensemble decides by its averaged probabilities' most probable class; evaluate each run on its own to choose its threshold"
+    if why:
+        raise UserError(f"--operating-point {rule}: chooses a two-class classifier's threshold on val; {why}")
 
 
 def _shown(name: str, value: float, interval: list[float] | None) -> str:

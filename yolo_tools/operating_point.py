@@ -26,6 +26,10 @@ and read by `predict`, `evaluate` and `app`.
   detector evaluated with `slice=` chooses its own point from sliced predictions on val, stored beside the
   whole-image one (`operating_point-slice<size>-overlap<overlap>.json`); `predict ... slice=` uses it, or
   the whole-image point, saying so, until one was chosen.
+- Nothing to choose: when the run's val predictions find nothing at any confidence (F1 or Dice 0 throughout),
+  the flat curve's "peak" would be the top of the range, a confidence that hides every finding; then no
+  point is stored, evaluate says so and Ultralytics' default applies (a point such an earlier version
+  stored, `conf` 1.0, is ignored with a warning). A class never found takes the overall point.
 - Any task: `max_det` from the recipe's train arguments (`max_det: 1` for one heart per film) goes to
   predict and evaluate as well, not only to training's validation.
 
@@ -37,6 +41,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,9 @@ from sklearn.metrics import roc_curve
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
 from yolo_tools.yolo import CLASS_CONF
+
+LOG = logging.getLogger(__name__)
+_HIDING_WARNED: set[Path] = set()
 
 FILE = "operating_point.json"
 Slicing = tuple[int, float] | None  # (slice size, overlap) of sliced inference, or None for whole images
@@ -112,7 +120,11 @@ def save(run_dir: Path, point: dict[str, Any], slicing: Slicing = None) -> Path:
 
 def load(run_dir: Path | None, slicing: Slicing = None) -> dict[str, Any] | None:
     """The run's stored point (for whole images, or for this slicing); None when there is none or the weights
-    are newer (a resumed training chose nothing yet)."""
+    are newer (a resumed training chose nothing yet).
+
+    Per-class confidences without an overall `conf` (an edited or hand-written file) get the lowest of them
+    as `conf`, as `per_class` writes it: Ultralytics predicts at that one and each class is held to its own.
+    A file with none of `conf`, `class_conf` and `threshold` decides nothing and is refused."""
     path = path_of(run_dir, slicing) if run_dir else None
     if not (path and path.is_file()):
         return None
@@ -126,12 +138,23 @@ def load(run_dir: Path | None, slicing: Slicing = None) -> dict[str, Any] | None
     numbers = [point.get(key) for key in ("conf", "threshold") if key in point] if isinstance(point, dict) else [None]
     classes = point.get(CLASS_CONF, {}) if isinstance(point, dict) else {}
     numbers += list(classes.values()) if isinstance(classes, dict) else [None]
-    if not all(isinstance(n, (int, float)) and not isinstance(n, bool) and 0 <= n <= 1 for n in numbers):
+    if not numbers or not all(isinstance(n, (int, float)) and not isinstance(n, bool) and 0 <= n <= 1 for n in numbers):
         raise UserError(
-            f"{path}: not an operating point yolo_tools evaluate wrote (damaged, or edited: conf, threshold and "
-            f"each class's conf are numbers from 0 to 1). Remove it and run yolo_tools evaluate {run_dir} to choose "
-            "one on val again, or give conf= on the command line"
+            f"{path}: not an operating point yolo_tools evaluate wrote (damaged, or edited: it holds conf, class_conf "
+            f"or threshold; conf, threshold and each class's conf are numbers from 0 to 1). Remove it and run "
+            f"yolo_tools evaluate {run_dir} to choose one on val again, or give conf= on the command line"
         )
+    if classes and "conf" not in point:
+        point["conf"] = min(classes.values())
+    if "threshold" not in point and point["conf"] >= 1:
+        if path not in _HIDING_WARNED:  # said once per file and process, though several steps read it
+            _HIDING_WARNED.add(path)
+            LOG.warning(
+                "%s: conf %g hides every finding (an earlier version stored it when the val predictions found nothing), "
+                "so it is not used: Ultralytics' default conf applies. Remove the file and run yolo_tools evaluate %s to "
+                "choose one again, or give conf= on the command line", path, point["conf"], run_dir,
+            )
+        return None
     return point
 
 

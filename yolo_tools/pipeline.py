@@ -220,35 +220,42 @@ def predict(
     Several runs or weights predict as one ensemble (yolo_tools/ensemble.py); a run of a cascade recipe
     finds the regions, crops and classifies them (yolo_tools/cascade.py). Files that cannot be read are
     skipped with a warning naming each (imaging/model_input.readable_images); if no image could be read,
-    nothing is written and the command fails.
+    nothing is written and the command fails. A folder whose images are all in sub-folders (a class-folder
+    test split, `test/<class>/*.jpeg`) is read one level down, as Ultralytics reads a classification
+    folder; its rows and annotated images keep the sub-folder (`<class>/<image>`). Ultralytics' `save=False`
+    leaves out the annotated images (the CSV and JSON are always written). `out` is a new or empty folder,
+    or one this command wrote before (`predictions.MARKER` in it).
     """
     args = _check_cli_args(dict(overrides or {}), allowed_extra=sliced.ARGS)
+    save = _predict_outputs(args)
     slicing = sliced.options(args)  # slice=SIZE: detection on overlapping slices (yolo_tools/sliced.py)
     members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
     weights, run_dir = weights_of(members[0])
     _check_device(args)
     files = readable_images(source)
+    root = Path(source) if Path(source).is_dir() and any(f.parent != Path(source) for f in files) else None
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
     _check_out(out_dir, files)
     created = first_new_folder(out_dir)
     recipe = run_recipe(run_dir) if run_dir and len(members) == 1 else None
     shared = run_recipe(run_dir) if run_dir else None  # an ensemble's mirroring and post-processing: its first run's recipe
     try:
+        predictions.mark(out_dir, str(source))
         if cascade.is_cascade(recipe):
-            csv_path, json_path, count = cascade.predict(recipe, weights, files, out_dir, args)
+            csv_path, json_path, count = cascade.predict(recipe, weights, files, out_dir, args, save)
         elif len(members) > 1:
             results = ensemble.predict(members, files, {**args, **tasks.mirroring(shared)})
-            csv_path, json_path, count = predictions.write(_images_postprocessed(results, shared, members), out_dir)
-        elif slicing:
-            args = operating_point.predict_args(recipe, run_dir, args, slicing)  # the point chosen for this slicing
-            results = sliced.predict(weights, files, args, *slicing)
-            csv_path, json_path, count = predictions.write(results, out_dir)
+            csv_path, json_path, count = predictions.write(_images_postprocessed(results, shared, members), out_dir, save, root=root)
         else:
-            args = operating_point.predict_args(recipe, run_dir, args) | tasks.mirroring(recipe)  # conf(s), max_det, flips
-            mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
-            results = yolo.predict_arrays(weights, mapped, args, draw=True) if mapped else yolo.predict(weights, files, args, draw=True)
-            results = _images_postprocessed(results, recipe, members)
-            csv_path, json_path, count = predictions.write(results, out_dir, point=operating_point.load(run_dir))
+            task = recipe.task if recipe else yolo.task_and_names(weights)[0]
+            args = tasks.prediction_args(task, recipe, run_dir, args, slicing)  # as evaluate predicts: the run's point, max_det, flips
+            if slicing:
+                results = sliced.predict(weights, files, args, *slicing)
+            else:
+                mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
+                results = yolo.predict_arrays(weights, mapped, args, draw=save) if mapped else yolo.predict(weights, files, args, draw=save)
+                results = _images_postprocessed(results, recipe, members)
+            csv_path, json_path, count = predictions.write(results, out_dir, save, point=operating_point.load(run_dir), root=root)
     except BaseException:
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
@@ -257,8 +264,26 @@ def predict(
         if created is not None:
             shutil.rmtree(created, ignore_errors=True)
         raise UserError(f"{source}: none of its {len(files)} image(s) could be read (see the warnings above); nothing was written")
-    print(f"{count} images → {out_dir} ({csv_path.name}, {json_path.name}, annotated images)")
+    print(f"{count} images → {out_dir} ({csv_path.name}, {json_path.name}{', annotated images' if save else ''})")
     return csv_path, json_path, count
+
+
+# Ultralytics' switches that make its predictor write files itself, into its own runs folder (`project`/`name`,
+# which the workbench sets for no prediction): the workbench writes its own outputs into --out instead.
+ULTRALYTICS_WRITERS = ("save_txt", "save_crop")
+
+
+def _predict_outputs(args: dict[str, Any]) -> bool:
+    """Whether annotated images are written: Ultralytics' own `save` (on by default, as in `yolo predict`),
+    taken out of the arguments so its predictor never writes its own copies. Its other writers are refused."""
+    asked = [key for key in ULTRALYTICS_WRITERS if args.get(key)]
+    if asked:
+        raise UserError(
+            f"command line: {', '.join(f'{key}=True' for key in asked)}: Ultralytics would write these files into its own "
+            "runs folder, outside --out. predict writes predictions.csv and predictions.json (boxes, classes, confidences, "
+            "outlines) into --out; for files other tools read use --format coco or rle-csv"
+        )
+    return bool(args.pop("save", True))
 
 
 def _images_postprocessed(results: Iterator[yolo.Prediction], recipe: Any, members: list[Any]) -> Iterator[yolo.Prediction]:
@@ -289,18 +314,22 @@ def predict_format(
 
     prediction_formats.check_format(fmt)
     weights, run_dir = weights_of(weights)
-    _check_cli_args(overrides or {})
+    args = _check_cli_args(dict(overrides or {}))
+    _predict_outputs(args)  # `save` is predict's annotated images; the format's files are this command's output
+    _check_device(args)
     if not Path(source).exists() and not glob.glob(source):
         raise UserError(f"{source}: no such image, volume, folder or glob")
     recipe = run_recipe(run_dir) if run_dir else None
     if cascade.is_cascade(recipe):
         raise UserError(f"{run_dir}: a cascade run writes predictions.csv/json only; predict without --format")
+    task = recipe.task if recipe else yolo.task_and_names(weights)[0]
+    prediction_formats.check_task(fmt, task, weights)
+    args = tasks.prediction_args(task, recipe, run_dir, args)  # the predictions evaluate scores: the run's point, full-size masks
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / f"predict-{fmt}")
     if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
         raise UserError(f"--out {out_dir}: already holds files (or is a file); give a new or empty folder for the {fmt} files")
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     try:
-        args = {**(overrides or {}), **tasks.mirroring(recipe)}  # predict.flips: the mirror images too, fused
         files, count = prediction_formats.predict_to(fmt, weights, recipe, source, partial, args)
         out_dir.mkdir(parents=True, exist_ok=True)
         moved = []
@@ -314,18 +343,23 @@ def predict_format(
 
 def _check_out(out_dir: Path, files: list[Path]) -> None:
     """Annotated images are named after their inputs (`<stem>.jpg`): never write them among the inputs, or into a
-    folder of the user's own files; an earlier predict output (it holds predictions.csv) may be written again."""
+    folder of the user's own files. A folder an earlier predict wrote (it holds `predictions.MARKER`, which a
+    file that merely shares a name such as predictions.csv does not make) may be written again."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir}: a file, not a folder; give a folder for the predictions")
-    if out_dir.resolve() in {f.resolve().parent for f in files}:
+    blocking = next((p for p in out_dir.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"--out {out_dir}: {blocking} is a file, not a folder; give a folder for the predictions")
+    if any(f.resolve().parent.is_relative_to(out_dir.resolve()) for f in files):
         raise UserError(
             f"--out {out_dir}: the folder of the images being predicted; their annotated copies would overwrite "
             "them. Give another folder (or leave --out out: <run>/predict)"
         )
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / predictions.CSV_NAME).is_file():
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not predictions.is_marked(out_dir):
         raise UserError(
-            f"--out {out_dir}: a folder that holds other files (not an earlier yolo_tools predict output); "
-            "annotated images and predictions.csv could overwrite them. Give a new or empty folder"
+            f"--out {out_dir}: a folder that holds other files, not one yolo_tools predict wrote (no "
+            f"{predictions.MARKER} in it); annotated images and predictions.csv could overwrite them. Give a new or "
+            "empty folder"
         )
 
 

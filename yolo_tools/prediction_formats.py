@@ -4,8 +4,9 @@
 
 - `nifti`: for each input volume (a NIfTI file, or a DICOM series found under SRC) one label volume
   `<volume>.nii.gz` on the input's own voxel grid and affine, value = class index + 1 (0 background;
-  where classes overlap, the later class wins), with `classes.json` naming the values. Read by
-  nibabel, ITK-SNAP, 3D Slicer, nnU-Net's evaluation;
+  where classes overlap, the later class wins), with `classes.json` naming the values; a NIfTI input's
+  header is kept (sform/qform codes, description, units: `imaging.nifti.write`). Read by nibabel,
+  ITK-SNAP, 3D Slicer, nnU-Net's evaluation;
 - `dicom-seg`: for each input DICOM series one `<volume>.seg.dcm` (highdicom), one binary segment per
   class (overlaps kept), each frame referencing its source instance; read by highdicom, OHIF, 3D Slicer
   and a PACS;
@@ -15,6 +16,11 @@
 - `rle-csv`: the UW-Madison GI competition's submission, `id,class,segmentation` with one row per image
   and class, runs `start length`, 1-based, row-major; `id` from the scan path as the competition names it
   (`case123_day20_slice_0001`), else the file's stem.
+
+Detect models write `coco` only (boxes); segment models any format; a classifier's predictions are the
+classes of whole images, which none of these formats holds (`predict` without `--format` writes them).
+Every format is made from the predictions `evaluate` scores (`tasks.prediction_args`: the run's operating
+point, masks at the image's own size).
 
 Volumes are sliced and mapped exactly as the run's converter did (`convert.volume_slices`: slice axis,
 intensity rule, 2.5D context), slice predictions merged per class and stacked back into the source's
@@ -48,6 +54,7 @@ from yolo_tools.recipe import Preprocess, Recipe
 
 FORMATS = ("nifti", "dicom-seg", "coco", "rle-csv")
 VOLUME_FORMATS = ("nifti", "dicom-seg")
+FORMAT_TASKS = {"nifti": ("segment",), "dicom-seg": ("segment",), "coco": ("detect", "segment"), "rle-csv": ("segment",)}
 SCAN_PATH = re.compile(r"(case\d+_day\d+)[/\\]scans[/\\]slice_(\d+)_")
 LOG = logging.getLogger(__name__)
 
@@ -58,6 +65,7 @@ class VolumeInput:
     geometry: Geometry
     load: Callable[[], Any]  # -> convert.volume_slices.Loaded; called when the volume's turn comes
     series: dicom_series.Series | None = None  # set for DICOM inputs (what a SEG references)
+    header_of: Path | None = None  # a NIfTI input's file, whose header a NIfTI output keeps
 
 
 @dataclass
@@ -70,6 +78,19 @@ class VolumePrediction:
 def check_format(fmt: str) -> None:
     if fmt not in FORMATS:
         raise UserError(f"--format '{fmt}' is unknown; allowed: {', '.join(FORMATS)}")
+
+
+def check_task(fmt: str, task: str, weights: Path) -> None:
+    """Refuse a format that cannot hold what a model of `task` predicts, naming the formats that suit which task."""
+    if task in FORMAT_TASKS[fmt]:
+        return
+    suits = "; ".join(f"{t}: {', '.join(f for f, tasks in FORMAT_TASKS.items() if t in tasks)}" for t in ("detect", "segment"))
+    what = "boxes and masks" if fmt == "coco" else "masks"
+    instead = (
+        "predict without --format writes each image's class and probabilities (predictions.csv, predictions.json)"
+        if task == "classify" else "use --format coco for boxes" if task == "detect" else "predict without --format"
+    )
+    raise UserError(f"--format {fmt} writes {what}; {weights} is a {task} model ({suits}). {instead[0].upper()}{instead[1:]}")
 
 
 def _slicing(recipe: Recipe | None) -> tuple[int | None, Preprocess, list[int]]:
@@ -113,7 +134,8 @@ def volume_inputs(source: Path, recipe: Recipe | None) -> list[VolumeInput]:
                 continue
             if max(channels) >= (shape[3] if len(paths) == 1 and len(shape) == 4 else len(paths)):
                 raise UserError(f"{paths[0]}: the run reads channels {channels}; this case has fewer")
-            found.append(VolumeInput(name, Geometry.from_affine(affine, shape[:3], axis), lambda p=paths: _nifti_channels(p, channels)))
+            geometry = Geometry.from_affine(affine, shape[:3], axis)
+            found.append(VolumeInput(name, geometry, lambda p=paths: _nifti_channels(p, channels), header_of=paths[0]))
         return _some(found, problems, source)
     if not source.is_dir():
         raise UserError(f"{source}: volume formats need a NIfTI file, a folder of NIfTI files or a folder of DICOM series")
@@ -202,7 +224,8 @@ def label_map(masks: np.ndarray) -> np.ndarray:
 
 
 def write_nifti(prediction: VolumePrediction, out_dir: Path) -> Path:
-    return nifti.write(out_dir / f"{prediction.volume.name}.nii.gz", label_map(prediction.masks), prediction.volume.geometry.affine)
+    volume = prediction.volume
+    return nifti.write(out_dir / f"{volume.name}.nii.gz", label_map(prediction.masks), volume.geometry.affine, volume.header_of)
 
 
 def write_dicom_seg(prediction: VolumePrediction, out_dir: Path, names: list[str]) -> Path:
@@ -269,8 +292,7 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
     check_format(fmt)
     task, classes = yolo.task_and_names(weights)
     names = [classes[i] for i in sorted(classes)]
-    if fmt != "coco" and task != "segment":
-        raise UserError(f"--format {fmt} writes masks; {weights} is a {task} model (use --format coco for boxes)")
+    check_task(fmt, task, weights)
     source_path = Path(source)
     volume_input = fmt in VOLUME_FORMATS or _is_volume_source(source_path)
     if volume_input:

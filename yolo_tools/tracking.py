@@ -176,13 +176,16 @@ def flat_numbers(prefix: str, value: Any) -> dict[str, float]:
 def evaluation_metrics(eval_dir: Path) -> dict[str, float]:
     """What `evaluate` wrote to `eval_dir`, as MLflow metrics named after the folder (`eval/...`).
 
-    The summary's numbers (Dice, IoU, AP, accuracy, intervals when the summary has them), each class's
-    row of per_class.csv, and the mean of each per_patient.csv column (per-volume scores of volumes).
+    The summary's numbers (Dice, IoU, AP, accuracy), each headline number's 95% bootstrap interval
+    (summary.json's `intervals`, as `<metric>_ci95/low` and `/high` beside the metric), each class's row of
+    per_class.csv, and the mean of each per_patient.csv column (per-volume scores of volumes).
     """
     prefix = eval_dir.name
     summary = json.loads((eval_dir / "summary.json").read_text())
     values = flat_numbers(_key(prefix, "validator"), summary.get("validator") or {})
     values |= flat_numbers(prefix, summary.get("metrics") or {})
+    for name, interval in (summary.get("intervals") or {}).items():
+        values |= flat_numbers(_key(prefix, f"{name}_ci95"), interval)
     per_class = eval_dir / "per_class.csv"
     if per_class.is_file():
         for row in pd.read_csv(per_class).to_dict("records"):

@@ -9,7 +9,7 @@ Two layouts, chosen with `options.layout`:
 - `label_map`: `masks/<name>.png` with pixel value = class index + 1 (0 background), one class per pixel,
   traced by Ultralytics' own `convert_segment_masks_to_yolo_seg` (outer outlines only).
 - `colours`: `masks/<name>.png` colour-coded, one colour per class (`colours: {class: [R, G, B]}`), as
-  sets published for viewing are (UW-Madison GI mini: yellow small bowel, green large bowel, red stomach).
+  sets published for viewing are (UW-Madison GI mini: yellow large bowel, green small bowel, red stomach).
   Each pixel is read as a blend of two of the colours or black (background), and goes to the nearer
   of the two, so edges blended by resizing split halfway; `tolerance` (RGB distance) sends pixels that
   are no such blend (text, other markings) to the background. Each class is then traced on its

@@ -183,17 +183,25 @@ def _opencv_reads(path: Path) -> bool:
 def readable_images(source: str | Path) -> list[Path]:
     """The images of a predict source that can be read; each one that cannot is skipped with a warning.
 
-    A source that names nothing, or a folder or glob without images, is one message; so is a source none
-    of whose images can be read.
+    A folder with no image of its own but images in its sub-folders (a class-folder test split,
+    `test/<class>/*.jpeg`) is read one level down, as Ultralytics' classification dataset reads its root;
+    one line says so. A source that names nothing, or a folder or glob without images, is one message;
+    so is a source none of whose images can be read.
     """
     path = Path(source)
     if not path.exists() and not glob.glob(str(source)):
         raise UserError(f"{source}: no such image, folder or glob")
     files = image_files(source)
+    if not files and path.is_dir():
+        folders = sorted(p for p in path.iterdir() if p.is_dir())
+        files = [file for folder in folders for file in image_files(folder)]
+        if files:
+            LOG.info("%s: no images of its own; predicting the %d in its sub-folders (%s), one level down as for "
+                     "class folders", source, len(files), ", ".join(sorted({f.parent.name for f in files})))
     if not files:
         raise UserError(
-            f"{source}: no images in it (looked for {', '.join(sorted(IMAGE_SUFFIXES))} and DICOM files); "
-            "give a folder of images, one image, or a glob such as 'scans/*.png'"
+            f"{source}: no images in it or in its sub-folders (looked for {', '.join(sorted(IMAGE_SUFFIXES))} and DICOM "
+            "files); give a folder of images, a folder of class folders of images, one image, or a glob such as 'scans/*.png'"
         )
     readable = []
     for file in files:

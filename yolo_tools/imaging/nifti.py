@@ -121,12 +121,33 @@ def aligned_to(path: str | Path, shape: tuple[int, ...], affine: np.ndarray) -> 
     return require_finite(data, str(path))
 
 
-def write(path: str | Path, data: np.ndarray, affine: np.ndarray) -> Path:
-    """Save a label volume (uint8) with the source's affine, so viewers overlay it on the source as is."""
+def write(path: str | Path, data: np.ndarray, affine: np.ndarray, source: str | Path | None = None) -> Path:
+    """Save a label volume (uint8) with the source's affine, so viewers overlay it on the source as is.
+
+    With `source` (the NIfTI file it labels) that file's header is copied, as nnU-Net's tools and viewers
+    expect of a label volume: its sform and qform codes (which space the affine maps to; nibabel would
+    otherwise write 2 and 0), `descrip`, units and the rest, with only what describes the voxels themselves
+    made a label's: uint8, no intensity scaling or display range, 3D. Without one (a DICOM series) the
+    affine maps to scanner coordinates (codes 1), in mm and seconds.
+    """
     import nibabel as nib
 
     path = Path(path)
-    image = nib.Nifti1Image(np.asarray(data, dtype=np.uint8), np.asarray(affine, dtype=np.float64))
-    image.header.set_xyzt_units("mm")
+    affine = np.asarray(affine, dtype=np.float64)
+    labels = np.asarray(data, dtype=np.uint8)
+    if source is None:
+        image = nib.Nifti1Image(labels, affine)
+        image.set_sform(affine, code="scanner")
+        image.set_qform(affine, code="scanner")
+        image.header.set_xyzt_units("mm", "sec")
+    else:
+        header = nib.load(str(source)).header.copy()
+        codes = int(header["sform_code"]), int(header["qform_code"])
+        header.set_data_dtype(np.uint8)
+        header.set_slope_inter(1.0, 0.0)
+        header["cal_min"], header["cal_max"] = 0.0, float(labels.max(initial=0))
+        image = nib.Nifti1Image(labels, affine, header)
+        image.set_sform(affine, code=codes[0])
+        image.set_qform(affine, code=codes[1])
     nib.save(image, str(path))
     return path

@@ -130,7 +130,9 @@ def average_precision(
 
 def f1_confidence(prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> tuple[float, dict[int, float]] | None:
     """The confidence where F1 at IoU 0.5 (mean over classes) peaks, and each true class's own peak (by class
-    id), from `ap_inputs` of low-threshold predictions; None when nothing is there to find.
+    id), from `ap_inputs` of low-threshold predictions; None when nothing is there to find, or when no
+    prediction found any of it (F1 0 at every confidence: its "peak" would be the top of that flat curve,
+    a confidence of 1.0 that hides every finding). A class never found is left out of the per-class peaks.
 
     Computed from the very predictions `predict` and `evaluate` make, so the threshold fits their
     confidences (the validator letterboxes differently, e.g. 160 px for imgsz=128, and scores differ).
@@ -143,5 +145,8 @@ def f1_confidence(prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     curves, x = f1_curve(tp.reshape(len(confidences), -1)[:, :1], confidences, classes, truth)
     if not len(curves):
         return None
-    per_class = {int(c): peak(curves[i : i + 1], x) for i, c in enumerate(np.unique(truth))}  # rows: true classes, sorted
+    if not curves.max() > 0:
+        return None
+    classes = np.unique(truth)  # the curves' rows: true classes, sorted
+    per_class = {int(c): peak(curves[i : i + 1], x) for i, c in enumerate(classes) if curves[i].max() > 0}
     return peak(curves, x), per_class

@@ -128,7 +128,9 @@ def choose_conf(state: Scoring) -> dict[str, Any] | None:
     makes, whose confidences differ from the validator's (another letterbox). Pooled (every pixel counted
     together, as a volume's Dice counts its slices), not averaged over images: an empty slice scores 1 when
     nothing is predicted and would pull the threshold up (hippocampus, 3D Dice: averaged 0.801, pooled
-    0.806). A class no val image holds gets the peak of the mean over classes."""
+    0.806). A class no val image holds, or one no prediction ever overlapped (Dice 0 at every confidence,
+    whose "peak" would be the top of the sweep and hide it), gets the peak of the mean over classes;
+    None when no class is found at all (or val holds none), so no threshold that hides everything is stored."""
     if not state.kept:
         return None
     counts = np.stack(state.kept)  # (images, classes, thresholds, 3)
@@ -138,7 +140,10 @@ def choose_conf(state: Scoring) -> dict[str, Any] | None:
         return float(SWEEP[np.flatnonzero(curve >= curve.max() - 1e-9)[-1]])
 
     present = counts[:, :, 0, 2].sum(0) > 0
-    chosen = {name: peak(per_class[i]) for i, name in enumerate(state.names) if present[i]}
+    found = present & (counts[:, :, :, 0].sum((0, 2)) > 0)  # true pixels, and some overlapped at some confidence
+    if not found.any():
+        return None
+    chosen = {name: peak(per_class[i]) for i, name in enumerate(state.names) if found[i]}
     rule = "max Dice per class, from predictions on val"
     return operating_point.per_class(rule, peak(per_class.mean(0)), chosen, state.names)
 
