@@ -240,3 +240,20 @@ def test_fold_models_vote_at_their_own_points_and_their_decisions_pool(tmp_path:
     assert pooled["largest_component"] == ["b"] and pooled["classes"]["a"]["cases"] == 3
     assert postprocess.folder_of(runs) == tmp_path and postprocess.folder_of(runs[:1]) == runs[0]
     assert postprocess.folder_of([runs[0], runs[0]]) is None  # not every fold: nothing was decided for it
+
+
+def test_train_with_imgsz_auto_trains_at_the_size_the_data_asks_for(tmp_path: Path) -> None:
+    import yaml
+
+    from bad_input import TINY_RECIPE
+    from yolo_tools import pipeline
+    from yolo_tools.convert.conversion import prepare_dataset
+    from yolo_tools.recipe import load_recipe
+
+    recipe = tmp_path / "demo.yaml"
+    recipe.write_text(yaml.safe_dump({**TINY_RECIPE, "train": {**TINY_RECIPE["train"], "imgsz": "auto"}}))
+    run_dir, _ = pipeline.train_recipe(recipe, {"device": "cpu"}, name="auto")
+    expected = input_size.choose(input_size.statistics(prepare_dataset(load_recipe(recipe))), (8, 16, 32))
+    assert expected > 64  # the synthetic findings are small: enlarged
+    assert yaml.safe_load((run_dir / "args.yaml").read_text())["imgsz"] == expected
+    assert yaml.safe_load((run_dir / "recipe.yaml").read_text())["train"]["imgsz"] == expected  # what evaluate and app read

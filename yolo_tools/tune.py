@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import tracking, yolo
+from yolo_tools import input_size, tracking, yolo
 from yolo_tools.convert import check
-from yolo_tools.convert.conversion import prepare
+from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, check_train_args, load_recipe
@@ -175,7 +175,10 @@ def tune_recipe(
             where, gpus = _connect_ray(env)
             if gpus:  # without a GPU of its own a trial would train on the CPU (Ray hides the others from it)
                 options.setdefault("gpu_per_trial", 1)
-        data = prepare(recipe, data_root)
+        dataset = prepare_dataset(recipe, data_root)
+        data = dataset.data_arg
+        if args.get("imgsz") == input_size.AUTO:  # every trial at the size the data asks for
+            args = input_size.resolve(args, dataset, yolo.strides(model))
         out_dir.mkdir(parents=True)
         if mlflow_env:
             tracking.create_experiment(experiment)
