@@ -259,3 +259,6 @@ def test_largest_component_is_decided_on_val_and_applied_by_evaluate_and_predict
     labels = np.asarray(nib.load(tmp_path / "out" / f"{case}.nii.gz").dataobj)
     pieces = [ndimage.label(labels == value)[1] for value in (1, 2)]
     assert max(pieces) == 1 and sum(pieces) >= 1, pieces  # something predicted, and never more than one piece
+    _, markdown = pipeline.report(run_dir, eval_name="eval-test")  # the test evaluation just made
+    text = markdown.read_text()
+    assert "test-time mirroring" in text and "largest connected component per volume (3D) kept for: Anterior, Posterior" in text
