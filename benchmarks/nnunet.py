@@ -60,6 +60,12 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "flip-auto": {"about": "flip-64 at imgsz=auto (the median structure 4 cells of the stride-8 head)",
                       "train": {"flipud": 0.5, "imgsz": "auto"}, "predict": {"flips": ["vertical"]}},
     },
+    # JSRT: one film per patient; a test split of 15% of the films is kept apart (the recipe as shipped has none).
+    # Left and right lung are classes and the heart lies left: no mirror image is anatomy, so no flips.
+    "heart-seg": {
+        "shipped-256": {"about": "as shipped, at 256 px (CPU), 15% of the films kept apart as a test split",
+                        "train": {"imgsz": 256}, "split": {"test": 0.15}},
+    },
     # ACDC: a mirror image puts the right ventricle on the wrong side of the heart, so no flips.
     "cardiac": {
         "shipped": {"about": "the recipe as shipped (256 px, one slice)"},
@@ -76,6 +82,7 @@ def variant_recipe(recipe: str, name: str, work: Path) -> Path:
     raw["train"] = {**raw.get("train", {}), **change.get("train", {})}
     raw["preprocess"] = {**raw.get("preprocess", {}), **change.get("preprocess", {})}
     raw["predict"] = {**raw.get("predict", {}), **change.get("predict", {}), "largest_component": "auto"}
+    raw["data"]["split"] = {**raw["data"].get("split", {}), **change.get("split", {})}
     path = work / "recipes" / f"{recipe}-{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
@@ -100,13 +107,36 @@ def _cpu() -> float:
     return time.process_time()
 
 
+def cases(eval_dir: Path) -> pd.DataFrame:
+    """What an evaluation scored, one row per case: each volume (per_patient.csv), or each image of a set of
+    images (per_image.csv; the image is its own case, and its patient as the dataset lists it)."""
+    volumes = eval_dir / "per_patient.csv"
+    if volumes.is_file():
+        return pd.read_csv(volumes, dtype={"patient": str, "volume": str})
+    images = pd.read_csv(eval_dir / "per_image.csv")  # each image its own patient: one film per patient (JSRT)
+    return images.assign(volume=images["image"].astype(str), patient=images["image"].astype(str))
+
+
 def _scored(eval_dir: Path) -> dict[str, Any]:
+    """The headline numbers of an evaluation with their 95% intervals over patients: 3D per volume (dice_3d,
+    hd95_3d, per class) as `evaluate` gives them, or for images the per-image means (dice, box_iou per class)."""
+    from yolo_tools.metrics.bootstrap import Bootstrap
+
     summary = json.loads((eval_dir / "summary.json").read_text())
     metrics, intervals = summary["metrics"], summary.get("intervals") or {}
-    wanted = [k for k in metrics if k.startswith(("dice_3d", "hd95_3d", "nsd_3d"))]
+    if "dice_3d" in metrics:
+        wanted = [k for k in metrics if k.startswith(("dice_3d", "hd95_3d", "nsd_3d"))]
+        numbers, bounds = {k: metrics[k] for k in wanted}, {k: intervals[k] for k in wanted if intervals.get(k)}
+    else:
+        table, names = cases(eval_dir), summary["classes"]
+        columns = ["dice", "hd95", *[f"{m}_{n}" for m in ("dice", "hd95", "box_iou") for n in names]]
+        boot = Bootstrap(table["patient"].tolist())
+        numbers = {c: float(table[c].mean()) for c in columns if c in table}
+        bounds = {c: list(boot.mean(table[c].to_numpy(np.float64)) or []) for c in columns if c in table}
     return {
-        "set": summary.get("scored_set"), "volumes": metrics.get("volumes"), "patients": metrics.get("patients"),
-        "metrics": {k: metrics[k] for k in wanted}, "intervals": {k: intervals[k] for k in wanted if intervals.get(k)},
+        "set": summary.get("scored_set"), "volumes": metrics.get("volumes", summary.get("images")),
+        "patients": metrics.get("patients", (summary.get("bootstrap") or {}).get("patients")),
+        "metrics": numbers, "intervals": {k: v for k, v in bounds.items() if v},
         "conf": summary.get("conf"), "class_conf": summary.get("class_conf"), "flips": summary.get("flips"),
         "postprocessing": (summary.get("postprocessing") or {}).get("largest_component"),
     }
@@ -167,7 +197,7 @@ def evaluate_ways(run_dir: Path, split: str, names: list[str], flips: list[str],
         shutil.rmtree(kept, ignore_errors=True)
         shutil.copytree(eval_dir, kept, ignore=shutil.ignore_patterns("masks", "*.png", "*.jpg"))
         out[way] = {**_scored(eval_dir), "evaluate_cpu_s": round(spent, 1)}
-        tables[way] = pd.read_csv(eval_dir / "per_patient.csv", dtype={"patient": str, "volume": str})
+        tables[way] = cases(eval_dir)
     out["gains"] = _gains(tables["plain"], tables.get("mirrored"), names)
     if decide:
         out["gains"] |= {f"recipe's way dice{s}": paired_gain(tables["plain"], tables["recipe"], f"dice{s}")
@@ -231,8 +261,7 @@ def run_cv(path: Path, recipe: str, name: str, epochs: int, folds: int, single: 
     cv_root = runs_dir() / recipe / cv_name
     spent = {"cpu_s": round(_cpu() - cpu, 1), "wall_s": round(time.perf_counter() - wall, 1)}
     eval_dir = pipeline.evaluate(cv_root, {}, split="test")
-    ensemble = pd.read_csv(eval_dir / "per_patient.csv", dtype={"patient": str, "volume": str})
-    alone = pd.read_csv(single / "bench-test-recipe" / "per_patient.csv", dtype={"patient": str, "volume": str})
+    ensemble, alone = cases(eval_dir), cases(single / "bench-test-recipe")
     decision = cv_root / "postprocessing.json"
     return {
         "folds": folds, "train_and_evaluate": spent,

@@ -290,6 +290,8 @@ def _nnunet(p: dict[str, Any]) -> list[str]:
     """nnU-Net's lessons on one volumetric recipe (benchmarks/nnunet.py): variants at fixed epochs, gains paired per volume."""
     recipe = p["settings"]["recipe"]
     out = [f"## nnU-Net's lessons: {recipe}", "",
+           "Volumes are scored in 3D (Dice per volume; HD95 in mm); a set of images per image (Dice, HD95 in pixels, the "
+           "heart's box from its mask).",
            "Each variant trained for a fixed number of epochs on the CPU (seed 0, `val=False`: the last epoch's weights), "
            "then scored by `yolo_tools evaluate` per volume in 3D. `CPU s` is the training process's CPU time (user + "
            "system, all threads), which does not depend on how busy the machine was; wall time does. Gains are the mean "
@@ -298,37 +300,40 @@ def _nnunet(p: dict[str, Any]) -> list[str]:
            "what val would decide from (in-sample), on test it is out-of-sample. Each row's `benchmark` command reproduces it.", ""]
     rows, tests = [], []
     for key, r in p["variants"].items():
-        val, names = r["val"], None
+        val = r["val"]
         plain = val["plain"]
-        names = [k[len("dice_3d_"):] for k in plain["metrics"] if k.startswith("dice_3d_")]
-        per_class = ", ".join(f"{n} {plain['metrics'][f'dice_3d_{n}']:.3f}" for n in names)
+        dice, hd95 = ("dice_3d", "hd95_3d") if "dice_3d" in plain["metrics"] else ("dice", "hd95")
+        names = [k[len(dice) + 1:] for k in plain["metrics"] if k.startswith(f"{dice}_")]
+        per_class = ", ".join(f"{n} {plain['metrics'][f'{dice}_{n}']:.3f}" for n in names)
+        per_class += "".join(f"; {n} box IoU {plain['metrics'][f'box_iou_{n}']:.3f}" for n in names[:1] if f"box_iou_{n}" in plain["metrics"])
         cost = r.get("prediction_cost", {})
         mirrored_cost = cost.get("mirrored")
         rows.append({
             "variant": key, "about": r["about"], "epochs": r["epochs"], "imgsz": r["imgsz"],
             "cpu_s": r["train"]["cpu_s"], "wall_s": r["train"]["wall_s"],
-            "val": f"{_interval(plain, 'dice_3d')} ({per_class}); HD95 {_interval(plain, 'hd95_3d', '.2f')} mm",
+            "val": f"{_interval(plain, dice)} ({per_class}); HD95 {_interval(plain, hd95, '.2f')} {'mm' if dice == 'dice_3d' else 'px'}",
             "mirroring": _gain(val["gains"].get("mirroring dice")),
             "largest": _gain(val["gains"].get("largest component dice_" + names[0])) + " / " + _gain(val["gains"].get("largest component dice_" + names[-1])),
             "cost": f"{cost['plain']['cpu_s_per_image'] * 1000:.0f} → {mirrored_cost['cpu_s_per_image'] * 1000:.0f}" if mirrored_cost else
                     f"{cost.get('plain', {}).get('cpu_s_per_image', float('nan')) * 1000:.0f}",
-            "command": f"`{r['command']}`; benchmark: `{r.get('benchmark_command', '')}`",
+            "command": f"`{r['command']}` (recipe `{r['recipe']}`, written by the benchmark); benchmark: `{r.get('benchmark_command', '')}`",
         })
         if "test" in r:
             t = r["test"]
             final = t.get("recipe") or t["plain"]
-            per_class = "; ".join(f"{n} {_interval(final, f'dice_3d_{n}')}, HD95 {_interval(final, f'hd95_3d_{n}', '.2f')} mm" for n in names)
+            per_class = "; ".join(f"{n} {_interval(final, f'{dice}_{n}')}, HD95 {_interval(final, f'{hd95}_{n}', '.2f')}" for n in names)
+            per_class += "".join(f"; {n} box IoU {_interval(final, f'box_iou_{n}')}" for n in names[:1] if f"box_iou_{n}" in final["metrics"])
             tests.append({"variant": key, "volumes": final["volumes"], "patients": final["patients"],
                           "way": f"flips {final['flips'] or 'none'}, largest component: {', '.join(final['postprocessing'] or []) or 'none'}",
-                          "dice": _interval(final, "dice_3d"), "per_class": per_class,
-                          "plain": _interval(t["plain"], "dice_3d"),
+                          "dice": _interval(final, dice), "per_class": per_class,
+                          "plain": _interval(t["plain"], dice),
                           "mirroring": _gain(t["gains"].get("mirroring dice")),
                           "largest": " / ".join(_gain(t["gains"].get(f"largest component dice_{n}")) for n in names),
                           "recipe_gain": _gain(t["gains"].get("recipe's way dice")),
                           "cv": _cv_cell(r.get("cv"))})
     out += _md_table(rows, [("variant", "variant", ""), ("about", "what it changes", ""), ("epochs", "epochs", "d"),
                             ("imgsz", "imgsz", ""), ("cpu_s", "train CPU s", ".0f"), ("wall_s", "train wall s", ".0f"),
-                            ("val", "val, plain: 3D Dice [95%] (per class); HD95", ""), ("mirroring", "mirroring: Dice gain (val)", ""),
+                            ("val", "val, plain: Dice [95%] (per class); HD95", ""), ("mirroring", "mirroring: Dice gain (val)", ""),
                             ("largest", "largest component: Dice gain per class (val)", ""),
                             ("cost", "prediction CPU ms/slice plain → mirrored", ""), ("command", "commands", "")])
     if tests:
