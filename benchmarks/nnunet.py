@@ -207,7 +207,9 @@ def evaluate_ways(run_dir: Path, split: str, names: list[str], flips: list[str],
     return out
 
 
-def run_variant(recipe: str, name: str, epochs: int, test: bool, folds: int, work: Path) -> dict[str, Any]:
+def run_variant(recipe: str, name: str, epochs: int, test: bool, folds: int, work: Path, reuse: dict | None = None) -> dict[str, Any]:
+    """Train the variant (or, with `reuse`, the training figures of an earlier call whose run is still there), then
+    score it every way asked for."""
     from yolo_tools import pipeline
     from yolo_tools.locations import runs_dir
     from yolo_tools.recipe import load_recipe
@@ -217,12 +219,16 @@ def run_variant(recipe: str, name: str, epochs: int, test: bool, folds: int, wor
     names, flips = list(loaded.classes), list(loaded.predict.flips)
     overrides = {**COMMON, "epochs": epochs}
     run_name = f"{name}-e{epochs}"
-    shutil.rmtree(runs_dir() / recipe / run_name, ignore_errors=True)  # this benchmark's earlier run
-    load_before = os.getloadavg()[0]
-    cpu, wall = _cpu(), time.perf_counter()
-    run_dir, _ = pipeline.train_recipe(path, overrides, name=run_name)
-    train = {"cpu_s": round(_cpu() - cpu, 1), "wall_s": round(time.perf_counter() - wall, 1),
-             "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+    run_dir = runs_dir() / recipe / run_name
+    if reuse is not None and (run_dir / "weights" / "last.pt").is_file():  # trained by an earlier call: scored again
+        train = reuse
+    else:
+        shutil.rmtree(run_dir, ignore_errors=True)  # this benchmark's earlier run
+        load_before = os.getloadavg()[0]
+        cpu, wall = _cpu(), time.perf_counter()
+        run_dir, _ = pipeline.train_recipe(path, overrides, name=run_name)
+        train = {"cpu_s": round(_cpu() - cpu, 1), "wall_s": round(time.perf_counter() - wall, 1),
+                 "load_avg_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
     trained = yaml.safe_load((run_dir / "args.yaml").read_text())
     args = " ".join(f"{k}={v}" for k, v in overrides.items())
     result: dict[str, Any] = {
@@ -274,7 +280,8 @@ def run_cv(path: Path, recipe: str, name: str, epochs: int, folds: int, single: 
     }
 
 
-def run(recipe: str, names: list[str], epochs: int, test: bool, folds: int, results: Path, argv: list[str] | None) -> dict:
+def run(recipe: str, names: list[str], epochs: int, test: bool, folds: int, results: Path, argv: list[str] | None,
+        reuse: bool = False) -> dict:
     work = common.work_dir()
     common.isolate_outputs(work)
     topic = f"{TOPIC}-{recipe}"
@@ -284,7 +291,8 @@ def run(recipe: str, names: list[str], epochs: int, test: bool, folds: int, resu
     shown = " ".join(sys.argv[1:] if argv is None else argv)
     header["command"] = f"nice -n 15 .venv/bin/python -m benchmarks.{TOPIC} {shown}".strip()
     for name in names:
-        result = run_variant(recipe, name, epochs, test, folds, work)
+        earlier = [v["train"] for k, v in payload.get("variants", {}).items() if k.startswith(f"{name}-e{epochs}") and v.get("epochs") == epochs]
+        result = run_variant(recipe, name, epochs, test, folds, work, earlier[0] if reuse and earlier else None)
         key = f"{name}-e{epochs}" + ("-test" if test else "") + (f"-cv{folds}" if folds else "")
         payload = {**payload, **header, "variants": {**payload.get("variants", {}), key: {**result, "machine": header["machine"],
                                                                                           "benchmark_command": header["command"]}}}
@@ -299,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--test", action="store_true", help="also score the test split, with the largest component decided on val")
     p.add_argument("--cv", type=int, default=0, help="also cross-validate with K folds and score the fold ensemble on test")
+    p.add_argument("--reuse", action="store_true", help="score a variant's run trained by an earlier call again, without training")
     p.add_argument("--list", action="store_true")
     args = p.parse_args(argv)
     if args.list:
@@ -311,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in args.variants if v not in VARIANTS[args.recipe]]
     if unknown:
         p.error(f"unknown variants {unknown}; --list shows them")
-    run(args.recipe, args.variants, args.epochs, args.test, args.cv, args.results, argv)
+    run(args.recipe, args.variants, args.epochs, args.test, args.cv, args.results, argv, args.reuse)
     return 0
 
 
