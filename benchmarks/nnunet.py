@@ -59,6 +59,7 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "flip-128": {"about": "flip-64 at 128 px", "train": {"flipud": 0.5, "imgsz": 128}, "predict": {"flips": ["vertical"]}},
         "flip-auto": {"about": "flip-64 at imgsz=auto (the median structure 4 cells of the stride-8 head)",
                       "train": {"flipud": 0.5, "imgsz": "auto"}, "predict": {"flips": ["vertical"]}},
+        "128": {"about": "the recipe at 128 px (no flips)", "train": {"imgsz": 128}},
     },
     # JSRT: one film per patient; a test split of 15% of the films is kept apart (the recipe as shipped has none).
     # Left and right lung are classes and the heart lies left: no mirror image is anatomy, so no flips.
