@@ -3,6 +3,7 @@
     nice -n 15 .venv/bin/python -m benchmarks.nnunet --recipe hippocampus --epochs 5 --variants shipped flip-64 ctx0-64 flip-128 flip-auto
     nice -n 15 .venv/bin/python -m benchmarks.nnunet --recipe hippocampus --epochs 40 --variants flip-128 --test
     nice -n 15 .venv/bin/python -m benchmarks.nnunet --recipe hippocampus --epochs 5 --variants flip-64 --cv 5 --test
+    nice -n 15 .venv/bin/python -m benchmarks.nnunet --recipe hippocampus --compare ctx0-64-e5:flip-64-e5 flip-64-e5:flip-128-e5
 
 Each variant is the recipe as shipped (its patient-wise val and test splits) with what the variant changes
 (`--list`), trained for a FIXED number of epochs (never `time=`, whose epochs depend on the machine), seed 0, on
@@ -281,6 +282,31 @@ def run_cv(path: Path, recipe: str, name: str, epochs: int, folds: int, single: 
     }
 
 
+def compare(recipe: str, pairs: list[str], results: Path, argv: list[str] | None) -> dict:
+    """Paired gains between variants (`A:B`, B's per-volume Dice minus A's on the same val volumes, both plain),
+    from the evaluations each variant's run kept: what changing the input size or the 2.5D context gains."""
+    from yolo_tools.locations import runs_dir
+
+    work = common.work_dir()
+    common.isolate_outputs(work)
+    topic = f"{TOPIC}-{recipe}"
+    path = results / f"{topic}.json"
+    payload = json.loads(path.read_text())
+    shown = " ".join(sys.argv[1:] if argv is None else argv)
+    found = payload.setdefault("comparisons", {})
+    for pair in pairs:
+        first, second = pair.split(":")
+        tables = [cases(runs_dir() / recipe / v / "bench-val-plain") for v in (first, second)]
+        names = [c[len("dice_"):] for c in tables[0] if c.startswith("dice_") and not c.startswith("dice_largest")]
+        found[pair] = {
+            "from": first, "to": second, "split": "val", "way": "plain",
+            "command": f"nice -n 15 .venv/bin/python -m benchmarks.{TOPIC} {shown}".strip(),
+            "gains": {f"dice{s}": paired_gain(tables[0], tables[1], f"dice{s}") for s in ["", *[f"_{n}" for n in names]]},
+        }
+    common.save(topic, payload, results)
+    return payload
+
+
 def run(recipe: str, names: list[str], epochs: int, test: bool, folds: int, results: Path, argv: list[str] | None,
         reuse: bool = False) -> dict:
     work = common.work_dir()
@@ -309,12 +335,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test", action="store_true", help="also score the test split, with the largest component decided on val")
     p.add_argument("--cv", type=int, default=0, help="also cross-validate with K folds and score the fold ensemble on test")
     p.add_argument("--reuse", action="store_true", help="score a variant's run trained by an earlier call again, without training")
+    p.add_argument("--compare", nargs="*", default=[], metavar="A:B",
+                   help="only compare variants' runs already scored (e.g. flip-64-e5:flip-128-e5), paired per val volume")
     p.add_argument("--list", action="store_true")
     args = p.parse_args(argv)
     if args.list:
         for recipe, variants in VARIANTS.items():
             for name, change in variants.items():
                 print(f"{recipe:12} {name:10} {change['about']}")
+        return 0
+    if args.compare:
+        compare(args.recipe, args.compare, args.results, argv)
         return 0
     if args.recipe not in VARIANTS:
         p.error(f"no variants for recipe {args.recipe}; --list shows them")

@@ -336,6 +336,14 @@ def _nnunet(p: dict[str, Any]) -> list[str]:
                             ("val", "val, plain: Dice [95%] (per class); HD95", ""), ("mirroring", "mirroring: Dice gain (val)", ""),
                             ("largest", "largest component: Dice gain per class (val)", ""),
                             ("cost", "prediction CPU ms/slice plain → mirrored", ""), ("command", "commands", "")])
+    comparisons = [{"pair": f"{c['from']} → {c['to']}", "dice": _gain(c["gains"].get("dice")),
+                    "per_class": ", ".join(f"{k[len('dice_'):]} {_gain(g)}" for k, g in c["gains"].items() if k != "dice"),
+                    "command": f"`{c['command']}`"} for c in p.get("comparisons", {}).values()]
+    if comparisons:
+        out += ["", "Variants against each other on the same val volumes (plain predictions; the later minus the earlier, "
+                "mean per-volume 3D Dice difference, 95% interval over patients):", ""]
+        out += _md_table(comparisons, [("pair", "from → to", ""), ("dice", "Dice gain", ""), ("per_class", "per class", ""),
+                                       ("command", "command", "")])
     if tests:
         out += ["", "On the held-out test patients (never used in training or in any choice):", ""]
         out += _md_table(tests, [("variant", "variant", ""), ("volumes", "volumes", "d"), ("patients", "patients", "d"),
