@@ -122,6 +122,12 @@ def test_nifti_output_overlays_the_input_voxel_for_voxel(run: tuple[Path, Path, 
         np.testing.assert_array_equal(written.header[field], given.header[field], err_msg=field)  # the source header, kept
     labels = np.asarray(written.dataobj)
     expected_masks = model_on_dataset_images(run_dir, dataset, case)
+    decided = run_dir / "postprocessing.json"  # the recipe's predict.largest_component: auto, decided by evaluate
+    if decided.is_file():
+        from yolo_tools import postprocess
+
+        kept = postprocess.class_ids(json.loads(decided.read_text()), ["Anterior", "Posterior"])
+        expected_masks = postprocess.keep_largest(expected_masks, kept)
     geometry = Geometry.from_json(volumes[case])
     expected = np.zeros(geometry.shape, np.uint8)
     for class_id in range(2):
