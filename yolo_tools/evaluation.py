@@ -48,6 +48,7 @@ from yolo_tools import (
     ensemble,
     operating_point,
     outside_data,
+    postprocess,
     predictions,
     sliced,
     tasks,
@@ -75,8 +76,6 @@ OUR_FILES = (
     "summary.json", "per_image.csv", "per_class.csv", "per_patient.csv", GROUPS_FILE, "predictions.csv", "predictions.json"
 )
 
-
-LOG = logging.getLogger(__name__)
 
 truth_boxes, truth_masks = detect.truth_boxes, segment.truth_masks  # ground truth as the report draws it
 save_masks, load_masks = mask_png.save, mask_png.load  # per-class masks as one 16-bit PNG (convert/mask_png.py)
@@ -157,7 +156,8 @@ def _operating_conf(
     fold = run_dataset(run_dir)
     dataset = Dataset(fold, recipe.task) if fold else prepare_dataset(recipe, run_dir=run_dir)
     state = tasks.Scoring(dataset, list(recipe.classes), "val")
-    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args}
+    # as the scored predictions are made (tasks.prediction_args), at the floor: mirrored too where the recipe mirrors
+    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args, **tasks.mirroring(recipe, slicing is not None)}
     images = sorted(Path(dataset.image_source("val")).iterdir())
     found = sliced.predict(weights, images, floor, *slicing) if slicing else yolo.predict(weights, dataset.image_source("val"), floor)
     for _ in tqdm(_tee(found, spec, state, choosing=True), desc="choose confidences on val", unit="img", total=len(images)):
@@ -189,7 +189,7 @@ def pooled_conf(fold_runs: Sequence[Path], overrides: dict[str, Any] | None = No
     args = {k: v for k, v in (overrides or {}).items() if k != "conf"}
     for key, value in operating_point.predict_args(recipe, None).items():
         args.setdefault(key, value)  # max_det
-    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args}
+    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args, **tasks.mirroring(recipe)}
     pooled = None
     for run in fold_runs:
         weights, run_dir = weights_of(run)
@@ -203,6 +203,51 @@ def pooled_conf(fold_runs: Sequence[Path], overrides: dict[str, Any] | None = No
         else:
             pooled.kept.extend(state.kept)
     return spec.choose_conf(pooled) if pooled is not None and spec.choose_conf else None
+
+
+def _postprocessing(recipe, members: list[Path], run_dir: Path, own: Dataset, args: dict[str, Any]) -> dict[str, Any]:
+    """The post-processing these predictions get (`predict.largest_component: auto`; yolo_tools/postprocess.py):
+    the run's decision, or a cv's for its fold ensemble, made now on val when there is none yet. {} when the
+    recipe asks for none, or for an ensemble that is no cv's folds (nothing decided for it)."""
+    spec = tasks.get(recipe.task)
+    if recipe.predict.largest_component == "off" or spec.choose_postprocessing is None:
+        return {}
+    folder = postprocess.folder_of(members)
+    if folder is None:
+        LOG.warning("%s: these runs are no cv's folds, so no post-processing was decided for them together; none applied",
+                    ", ".join(map(str, members)))
+        return {}
+    stored = postprocess.stored(recipe, members)
+    if stored is not None:
+        return stored
+    if len(members) > 1:  # a cv decides when its folds are summarised (crossval.summarise)
+        LOG.warning("%s: the cv decided no post-processing yet (its summary comes after the last fold); none applied", folder)
+        return {}
+    fold = run_dataset(run_dir)  # a cv fold decides on its own held-out patients
+    val = Dataset(fold, recipe.task) if fold else own
+    state = tasks.Scoring(val, list(recipe.classes), "val")
+    found = yolo.predict(members[0], val.image_source("val"), args)
+    for _ in tqdm(_tee(found, spec, state), desc="post-processing: decide on val", unit="img"):
+        pass
+    decision = spec.choose_postprocessing(state, "val")
+    postprocess.save(folder, decision)
+    shown = ", ".join(f"{n} {c['dice']:.3f} → {c['dice_largest']:.3f}" for n, c in decision["classes"].items() if c["dice"] is not None)
+    print(f"post-processing decided on val (mean Dice without → with only the largest component: {shown}): "
+          f"{', '.join(decision['largest_component']) or 'no class'} kept to its largest component")
+    return decision
+
+
+def _postprocessed(results: Iterator[yolo.Prediction], decision: dict[str, Any], state: tasks.Scoring) -> Iterator[yolo.Prediction]:
+    """The decided classes cut to their largest component: over each volume when the scored images are slices,
+    per image when the decision was made on images; a decision made on volumes is not applied to images."""
+    ids = postprocess.class_ids(decision, state.names)
+    volumes = state.volume_slices
+    if decision["dimensions"] == 3 and volumes is None:
+        LOG.warning("post-processing was decided on whole volumes; these images are no volume's slices, so none applied")
+        return results
+    if volumes is None:
+        return postprocess.in_volumes(results, {}, {}, ids)
+    return postprocess.in_volumes(results, volumes.slice_of, volumes.counts, ids)
 
 
 def evaluate(
@@ -337,6 +382,10 @@ def evaluate(
     conf = float(predict_args.get("conf", yolo.DEFAULT_CONF))
     class_conf = predict_args.get(yolo.CLASS_CONF)  # none with conf=, which is one for all classes
     source = dataset.image_source(split)
+    members = [weights, *also]
+    if also and explicit_conf is None:  # each model at the confidences chosen on its own val split (a cv fold: its held-out patients)
+        conf = min(a.get("conf", yolo.DEFAULT_CONF) for a in ensemble.member_args(members, predict_args))
+    kept = _postprocessing(recipe, members, run_dir, own, predict_args)  # predict.largest_component: decided on val
     masks_dir = None
     if spec.saves_masks and len(recipe.classes) <= MAX_SAVED_MASK_CLASSES:
         masks_dir = out / MASKS_DIR
@@ -344,11 +393,13 @@ def evaluate(
         masks_dir.mkdir()
     state = tasks.Scoring(dataset, list(recipe.classes), split, masks_dir)
     if also:
-        results = ensemble.predict([weights, *also], source, predict_args)
+        results = ensemble.predict(members, source, predict_args)
     elif slicing:
         results = sliced.predict(weights, sorted(Path(source).iterdir()), predict_args, *slicing)
     else:
         results = yolo.predict(weights, source, predict_args)
+    if kept.get("largest_component"):
+        results = _postprocessed(results, kept, state)
     predictions.write(_tee(results, spec, state), out, save_images=False)
     if not state.rows:
         raise UserError(f"{dataset.root}: no {split} images to evaluate")
@@ -387,11 +438,15 @@ def evaluate(
         "classes": names,
         "conf": conf,
         "class_conf": class_conf,
+        "flips": list(recipe.predict.flips) if not slicing else [],
+        "postprocessing": kept or None,
         "validator": validation.metrics if validation else {},
         "metrics": metrics,
         **extra,
         "per_image_metric": spec.per_image_metric,
-        "conventions": spec.conventions(_threshold_text(conf, class_conf)),
+        "conventions": spec.conventions(
+            "each model's own, chosen on its val split" if also and explicit_conf is None else _threshold_text(conf, class_conf)
+        ),
     }
     per_image.to_csv(out / "per_image.csv", index=False)
     scores.per_class.to_csv(out / "per_class.csv", index=False)
