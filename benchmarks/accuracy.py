@@ -68,7 +68,6 @@ def _train_images(card: dict[str, Any], task: str) -> int:
 
 def train_and_evaluate(recipe: str, name: str, budget: dict[str, Any] | None, max_train_images: int) -> dict[str, Any]:
     """Child case: convert (timed apart), train under `budget` (None: the recipe's own settings), evaluate."""
-    import yaml
 
     from yolo_tools import pipeline
     from yolo_tools.convert.conversion import dataset_dir, prepare

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bad_input import TINY_RECIPE, train_tiny_run
+from bad_input import train_tiny_run
 from conftest import ROOT, isolate_fiftyone
 from yolo_tools import compare, evaluation, label_review, label_studio, pipeline
 from yolo_tools.convert import corrections

@@ -15,7 +15,6 @@ import shlex
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest

@@ -212,7 +212,12 @@ def test_evaluate_writes_what_the_task_module_declares(run: str, request: pytest
     """summary.json's intervals are the task module's headline metrics, its ordering column the module's own."""
     summary, per_image, _ = read(request.getfixturevalue(run))
     task = tasks.get(summary["task"])
-    assert list(summary["intervals"]) == [name for name in task.headline if name in summary["metrics"]]
+    declared = [name for name in task.headline if name in summary["metrics"]]
+    assert list(summary["intervals"])[: len(declared)] == declared
+    # Sets of volumes add their per-volume 3D scores (overall and per class), each with its interval.
+    extra = list(summary["intervals"])[len(declared):]
+    assert all(name.split("_")[1] == "3d" and name in summary["metrics"] for name in extra)
+    assert ("dice_3d" in extra) == ("dice_3d" in summary["metrics"])
     assert summary["per_image_metric"] == task.per_image_metric and task.per_image_metric["column"] in per_image
     assert summary["conventions"] == task.conventions(summary["conf"])
 

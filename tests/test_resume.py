@@ -33,6 +33,8 @@ def test_interrupted_run_resumes_where_it_stopped(monkeypatch: pytest.MonkeyPatc
     assert str(stopped.value) == f"resume with: yolo_tools train --resume {run_dir}"  # what cli prints after "interrupted; "
     assert len(pd.read_csv(run_dir / "results.csv")) == 1
     assert not (run_dir / "metrics.json").exists()
+    trained_on = yaml.safe_load((run_dir / "args.yaml").read_text())["data"]
+    assert trained_on.startswith(str(workspace / "datasets" / "demo"))  # demo, or demo@<fingerprint> if another version came first
 
     monkeypatch.setattr(yolo, "load_model", real_load)
     metrics = pipeline.resume_run(run_dir)
@@ -40,7 +42,7 @@ def test_interrupted_run_resumes_where_it_stopped(monkeypatch: pytest.MonkeyPatc
     assert epochs == [1, 2]
     assert set(metrics) == {"precision", "recall", "mAP50", "mAP50-95"}
     # Resumed on the run's own converted data.
-    assert yaml.safe_load((run_dir / "args.yaml").read_text())["data"] == str(workspace / "datasets" / "demo" / "data.yaml")
+    assert yaml.safe_load((run_dir / "args.yaml").read_text())["data"] == trained_on
 
 
 def test_ctrl_c_before_the_first_epoch_says_there_is_nothing_to_resume(monkeypatch: pytest.MonkeyPatch, workspace,

@@ -112,8 +112,8 @@ def write(recipe_name: str, key: str, records: Sequence[dict[str, Any]], sources
 def read(recipe_name: str, listed: CorrectionFile) -> list[dict[str, Any]]:
     """The records of one listed file, checked: it must be there, unchanged, and every line a correction."""
     path = folder(recipe_name) / listed.file
-    fix = (f"restore it, or convert with the corrections as they are now (leave data.corrections out of the recipe), "
-           f"or without any (data.corrections: [])")
+    fix = ("restore it, or convert with the corrections as they are now (leave data.corrections out of the recipe), "
+           "or without any (data.corrections: [])")
     if not path.is_file():
         raise UserError(f"{path}: this dataset version applies that corrections file, which is gone; {fix}")
     if digest(path) != listed.sha256:
