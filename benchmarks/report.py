@@ -272,6 +272,95 @@ def _budget(p: dict[str, Any] | None) -> list[str]:
                                   ("metrics", "val split", ""), ("commands", "commands", "")])
 
 
+def _interval(scored: dict[str, Any], key: str, spec: str = ".3f") -> str:
+    value, bounds = scored["metrics"].get(key), scored.get("intervals", {}).get(key)
+    if value is None:
+        return "-"
+    return f"{value:{spec}}" + (f" [{bounds[0]:{spec}}, {bounds[1]:{spec}}]" if bounds else "")
+
+
+def _gain(g: dict[str, Any] | None) -> str:
+    if not g:
+        return "-"
+    bounds = g.get("interval")
+    return f"{g['gain']:+.3f}" + (f" [{bounds[0]:+.3f}, {bounds[1]:+.3f}]" if bounds else "")
+
+
+def _nnunet(p: dict[str, Any]) -> list[str]:
+    """nnU-Net's lessons on one volumetric recipe (benchmarks/nnunet.py): variants at fixed epochs, gains paired per volume."""
+    recipe = p["settings"]["recipe"]
+    out = [f"## nnU-Net's lessons: {recipe}", "",
+           "Volumes are scored in 3D (Dice per volume; HD95 in mm); a set of images per image (Dice, HD95 in pixels, the "
+           "heart's box from its mask).",
+           "Each variant trained for a fixed number of epochs on the CPU (seed 0, `val=False`: the last epoch's weights), "
+           "then scored by `yolo_tools evaluate` per volume in 3D. `CPU s` is the training process's CPU time (user + "
+           "system, all threads), which does not depend on how busy the machine was; wall time does. Gains are the mean "
+           "per-volume difference of 3D Dice on the same volumes, with a 95% bootstrap interval over patients; mirroring "
+           "is scored with the operating point chosen on plain val predictions; the largest component's gain on val is "
+           "what val would decide from (in-sample), on test it is out-of-sample. Each row's `benchmark` command reproduces it.", ""]
+    rows, tests = [], []
+    for key, r in p["variants"].items():
+        val = r["val"]
+        plain = val["plain"]
+        dice, hd95 = ("dice_3d", "hd95_3d") if "dice_3d" in plain["metrics"] else ("dice", "hd95")
+        names = [k[len(dice) + 1:] for k in plain["metrics"] if k.startswith(f"{dice}_")]
+        per_class = ", ".join(f"{n} {plain['metrics'][f'{dice}_{n}']:.3f}" for n in names)
+        per_class += "".join(f"; {n} box IoU {plain['metrics'][f'box_iou_{n}']:.3f}" for n in names[:1] if f"box_iou_{n}" in plain["metrics"])
+        cost = r.get("prediction_cost", {})
+        mirrored_cost = cost.get("mirrored")
+        rows.append({
+            "variant": key, "about": r["about"], "epochs": r["epochs"], "imgsz": r["imgsz"],
+            "cpu_s": r["train"]["cpu_s"], "wall_s": r["train"]["wall_s"],
+            "val": f"{_interval(plain, dice)} ({per_class}); HD95 {_interval(plain, hd95, '.2f')} {'mm' if dice == 'dice_3d' else 'px'}",
+            "mirroring": _gain(val["gains"].get("mirroring dice")),
+            "largest": _gain(val["gains"].get("largest component dice_" + names[0])) + " / " + _gain(val["gains"].get("largest component dice_" + names[-1])),
+            "cost": f"{cost['plain']['cpu_s_per_image'] * 1000:.0f} → {mirrored_cost['cpu_s_per_image'] * 1000:.0f}" if mirrored_cost else
+                    f"{cost.get('plain', {}).get('cpu_s_per_image', float('nan')) * 1000:.0f}",
+            "command": f"`{r['command']}` (recipe `{r['recipe']}`, written by the benchmark); benchmark: `{r.get('benchmark_command', '')}`",
+        })
+        if "test" in r:
+            t = r["test"]
+            final = t.get("recipe") or t["plain"]
+            per_class = "; ".join(f"{n} {_interval(final, f'{dice}_{n}')}, HD95 {_interval(final, f'{hd95}_{n}', '.2f')}" for n in names)
+            per_class += "".join(f"; {n} box IoU {_interval(final, f'box_iou_{n}')}" for n in names[:1] if f"box_iou_{n}" in final["metrics"])
+            tests.append({"variant": key, "volumes": final["volumes"], "patients": final["patients"],
+                          "way": f"flips {final['flips'] or 'none'}, largest component: {', '.join(final['postprocessing'] or []) or 'none'}",
+                          "dice": _interval(final, dice), "per_class": per_class,
+                          "plain": _interval(t["plain"], dice),
+                          "mirroring": _gain(t["gains"].get("mirroring dice")),
+                          "largest": " / ".join(_gain(t["gains"].get(f"largest component dice_{n}")) for n in names),
+                          "recipe_gain": _gain(t["gains"].get("recipe's way dice")),
+                          "cv": _cv_cell(r.get("cv"))})
+    out += _md_table(rows, [("variant", "variant", ""), ("about", "what it changes", ""), ("epochs", "epochs", "d"),
+                            ("imgsz", "imgsz", ""), ("cpu_s", "train CPU s", ".0f"), ("wall_s", "train wall s", ".0f"),
+                            ("val", "val, plain: Dice [95%] (per class); HD95", ""), ("mirroring", "mirroring: Dice gain (val)", ""),
+                            ("largest", "largest component: Dice gain per class (val)", ""),
+                            ("cost", "prediction CPU ms/slice plain → mirrored", ""), ("command", "commands", "")])
+    comparisons = [{"pair": f"{c['from']} → {c['to']}", "dice": _gain(c["gains"].get("dice")),
+                    "per_class": ", ".join(f"{k[len('dice_'):]} {_gain(g)}" for k, g in c["gains"].items() if k != "dice"),
+                    "command": f"`{c['command']}`"} for c in p.get("comparisons", {}).values()]
+    if comparisons:
+        out += ["", "Variants against each other on the same val volumes (plain predictions; the later minus the earlier, "
+                "mean per-volume 3D Dice difference, 95% interval over patients):", ""]
+        out += _md_table(comparisons, [("pair", "from → to", ""), ("dice", "Dice gain", ""), ("per_class", "per class", ""),
+                                       ("command", "command", "")])
+    if tests:
+        out += ["", "On the held-out test patients (never used in training or in any choice):", ""]
+        out += _md_table(tests, [("variant", "variant", ""), ("volumes", "volumes", "d"), ("patients", "patients", "d"),
+                                 ("way", "as the recipe predicts", ""), ("dice", "3D Dice [95%]", ""), ("per_class", "per class", ""),
+                                 ("plain", "plain 3D Dice", ""), ("mirroring", "mirroring gain", ""),
+                                 ("largest", "largest component gain per class", ""), ("recipe_gain", "both, decided on val", ""),
+                                 ("cv", "fold ensemble", "")])
+    return out
+
+
+def _cv_cell(cv: dict[str, Any] | None) -> str:
+    if not cv:
+        return "-"
+    return (f"{cv['folds']} folds ({cv['train_and_evaluate']['cpu_s']:.0f} CPU s): test 3D Dice {_interval(cv['ensemble_test'], 'dice_3d')}, "
+            f"gain over the single model {_gain(cv['gains'].get('fold ensemble dice'))}; `{cv['command']}`")
+
+
 def render(results_dir: Path | None = None) -> str:
     folder = Path(results_dir or common.RESULTS_DIR)
     loaded = {t: json.loads((folder / f"{t}.json").read_text()) for t in TOPICS if (folder / f"{t}.json").is_file()}
@@ -288,6 +377,8 @@ def render(results_dir: Path | None = None) -> str:
         parts.append("## Accuracy\n\nNot run yet: `nice -n 5 .venv/bin/python -m benchmarks.accuracy`.\n")
     parts.append("\n".join(_crossval(loaded.get("crossval"))) + "\n")
     parts.append("\n".join(_heldout(loaded.get("heldout"))) + "\n")
+    for path in sorted(folder.glob("nnunet-*.json")):
+        parts.append("\n".join(_nnunet(json.loads(path.read_text()))) + "\n")
     budgets = sorted(folder.glob("budget-*min.json"), key=lambda f: float(f.stem.split("-")[1][:-3]))
     for path in budgets or [None]:
         parts.append("\n".join(_budget(json.loads(path.read_text()) if path else None)) + "\n")

@@ -50,10 +50,11 @@ HIPPOCAMPUS_RECIPE = (Path(__file__).resolve().parent.parent / "recipes" / "hipp
 
 
 def _volumes(inputs: Path) -> None:
-    """A run of the hippocampus recipe (2.5D) on two Decathlon cases, and a third case without dataset.json."""
+    """A run of the hippocampus recipe (2.5D) on three Decathlon cases (train, val and test patients), and a fourth
+    case without dataset.json."""
     _fake_run(HIPPOCAMPUS_RECIPE)(inputs)
-    decathlon(inputs / "hippo", HIPPOCAMPUS_CASES[:2])
-    case = HIPPOCAMPUS_CASES[2]
+    decathlon(inputs / "hippo", HIPPOCAMPUS_CASES[:3])
+    case = HIPPOCAMPUS_CASES[3]
     for folder in ("imagesTr", "labelsTr"):
         (inputs / "other" / folder).mkdir(parents=True)
         (inputs / "other" / folder / f"{case}.nii.gz").write_bytes((HIPPOCAMPUS / folder / f"{case}.nii.gz").read_bytes())

@@ -7,7 +7,7 @@ import pytest
 
 from yolo_tools.cli import build_parser, main
 
-VERBS = ["train", "val", "predict", "evaluate", "report", "inspect", "export", "convert", "demo"]
+VERBS = ["train", "val", "predict", "evaluate", "report", "inspect", "export", "convert", "demo", "study"]
 
 
 def test_help_lists_every_verb(capsys: pytest.CaptureFixture) -> None:

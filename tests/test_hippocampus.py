@@ -122,6 +122,12 @@ def test_nifti_output_overlays_the_input_voxel_for_voxel(run: tuple[Path, Path, 
         np.testing.assert_array_equal(written.header[field], given.header[field], err_msg=field)  # the source header, kept
     labels = np.asarray(written.dataobj)
     expected_masks = model_on_dataset_images(run_dir, dataset, case)
+    decided = run_dir / "postprocessing.json"  # the recipe's predict.largest_component: auto, decided by evaluate
+    if decided.is_file():
+        from yolo_tools import postprocess
+
+        kept = postprocess.class_ids(json.loads(decided.read_text()), ["Anterior", "Posterior"])
+        expected_masks = postprocess.keep_largest(expected_masks, kept)
     geometry = Geometry.from_json(volumes[case])
     expected = np.zeros(geometry.shape, np.uint8)
     for class_id in range(2):
@@ -185,3 +191,80 @@ def test_dicom_seg_output_references_the_series_and_holds_the_prediction(run: tu
     inputs = prediction_formats.volume_inputs(MR_CROP, load_recipe(run_dir / "recipe.yaml"))
     expected = next(prediction_formats.predict_volumes(run_dir / "weights" / "best.pt", inputs, load_recipe(run_dir / "recipe.yaml"), 2, SCORED))
     np.testing.assert_array_equal(stored.astype(bool), np.moveaxis(expected.masks, 0, -1))
+
+
+@pytest.fixture(scope="module")
+def nnunet_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The recipe with nnU-Net's options on: left-right mirroring at prediction (trained with it: flipud, since
+    image rows run left to right in these axial slices) and the largest component decided on val."""
+    root = tmp_path_factory.mktemp("hippocampus-nnunet")
+    source = decathlon(root / "Task04")
+    raw = yaml.safe_load((RECIPES / "hippocampus.yaml").read_text())
+    raw["data"]["source"]["path"] = str(source)
+    raw["name"] = "hippocampus-nnunet"
+    raw["train"]["flipud"] = 0.5
+    raw["predict"] = {"flips": ["vertical"], "largest_component": "auto"}
+    recipe = root / "hippocampus-nnunet.yaml"
+    recipe.write_text(yaml.safe_dump(raw, sort_keys=False))
+    run_dir, _ = pipeline.train_recipe(recipe, QUICK, name="quick")
+    return run_dir, source, datasets_dir() / "hippocampus-nnunet"
+
+
+def test_mirrored_predictions_are_the_vote_of_the_plain_and_mirror_images(nnunet_run: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    """What predict and evaluate get with predict.flips is the model on each slice and on its mirror image, the mirror
+    image's masks flipped back, voted per class (yolo_tools/fusion.py): checked against that made by hand."""
+    import cv2
+
+    from yolo_tools import fusion, tasks
+    from yolo_tools.recipe import load_recipe
+
+    run_dir, _, dataset = nnunet_run
+    weights = run_dir / "weights" / "best.pt"
+    files = sorted((dataset / "images" / "val").glob("*.png"))[10:22]
+    flipped = tmp_path / "flipped"
+    flipped.mkdir()
+    for path in files:
+        cv2.imwrite(str(flipped / path.name), cv2.imread(str(path))[::-1])
+    args = {**LOW, "retina_masks": True}
+    mirroring = tasks.mirroring(load_recipe(run_dir / "recipe.yaml"))
+    made = list(yolo.predict(weights, files, {**args, **mirroring}))
+    plain = list(yolo.predict(weights, files, args))
+    mirror = list(yolo.predict(weights, sorted(flipped.iterdir()), args))
+    assert [p.path.name for p in made] == [p.name for p in files]
+    for fused, one, other in zip(made, plain, mirror):
+        expected = fusion.vote_masks([one, other.mirrored("vertical")], 2)
+        np.testing.assert_array_equal(fused.class_masks(2), expected)
+    assert any(m.masks is not None and m.masks.any() for m in mirror)  # the mirror images gave masks to vote with
+
+
+def test_largest_component_is_decided_on_val_and_applied_by_evaluate_and_predict(nnunet_run: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    from scipy import ndimage
+
+    run_dir, source, dataset = nnunet_run
+    out = pipeline.evaluate(run_dir, {"imgsz": 64})
+    decision = json.loads((run_dir / "postprocessing.json").read_text())
+    assert decision["decided_on"] == "val" and decision["dimensions"] == 3 and set(decision["classes"]) == {"Anterior", "Posterior"}
+    for name, stats in decision["classes"].items():  # applied exactly where the val volumes' mean Dice rose
+        assert stats["cases"] == len(set(pd.read_csv(dataset / "slices.csv").query("split == 'val'")["volume"]))
+        assert stats["apply"] == (name in decision["largest_component"]) == (stats["dice_largest"] > stats["dice"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["flips"] == ["vertical"] and summary["postprocessing"] == decision
+    per_patient = pd.read_csv(out / "per_patient.csv")
+    assert {"hd95_Anterior", "nsd_Posterior", "dice_largest_Anterior"} <= set(per_patient.columns)
+    assert {"dice_3d", "dice_3d_Anterior", "dice_3d_Posterior"} <= set(summary["intervals"])
+
+    # Applied to both classes (a decision written by hand): evaluate's volumes and predict's NIfTI hold one piece each.
+    forced = {**decision, "largest_component": ["Anterior", "Posterior"]}
+    (run_dir / "postprocessing.json").write_text(json.dumps(forced))
+    out = pipeline.evaluate(run_dir, {"imgsz": 64, "conf": 0.001}, split="test")
+    per_patient = pd.read_csv(out / "per_patient.csv")
+    for name in ("Anterior", "Posterior"):  # what is scored is already its largest component
+        np.testing.assert_allclose(per_patient[f"dice_largest_{name}"], per_patient[f"dice_{name}"])
+    case = pd.read_csv(dataset / "slices.csv").query("split == 'test'")["volume"].iloc[0]
+    assert main(["predict", str(run_dir), str(source / "imagesTr" / f"{case}.nii.gz"), "--format", "nifti", "--out", str(tmp_path / "out"), "conf=0.001", "imgsz=64"]) == 0
+    labels = np.asarray(nib.load(tmp_path / "out" / f"{case}.nii.gz").dataobj)
+    pieces = [ndimage.label(labels == value)[1] for value in (1, 2)]
+    assert max(pieces) == 1 and sum(pieces) >= 1, pieces  # something predicted, and never more than one piece
+    _, markdown = pipeline.report(run_dir, eval_name="eval-test")  # the test evaluation just made
+    text = markdown.read_text()
+    assert "test-time mirroring" in text and "largest connected component per volume (3D) kept for: Anterior, Posterior" in text

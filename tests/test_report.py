@@ -25,6 +25,7 @@ from yolo_tools import evaluation, pipeline, tasks
 from yolo_tools.cli import main
 from yolo_tools.metrics.detection import match
 from yolo_tools.metrics.segmentation import dice, overlaps
+from yolo_tools.metrics.surface import surface_scores
 from yolo_tools.report import write_report
 
 pytestmark = pytest.mark.slow
@@ -135,6 +136,8 @@ def test_volume_dice_equals_dice_of_the_restacked_volumes(cardiac_run: Path) -> 
         expected = dice(overlaps(np.stack(pred, axis=1), np.stack(true, axis=1)))
         row = per_patient.set_index("volume").loc[volume]
         assert [row[f"dice_{name}"] for name in classes] == pytest.approx(expected.tolist())
+        hd95, _ = surface_scores(np.stack(pred, axis=1), np.stack(true, axis=1))  # in 3D, voxels (ACDC has no spacing)
+        assert [row[f"hd95_{name}"] for name in classes] == pytest.approx(hd95.tolist(), nan_ok=True)
         assert row["slices"] == len(rows)
     assert per_class["dice_3d_mean"].tolist() == pytest.approx([per_patient[f"dice_{n}"].mean() for n in classes])
     assert summary["metrics"]["dice_3d"] == pytest.approx(per_patient["dice"].mean())

@@ -30,6 +30,7 @@ EXAMPLES = """examples:
   yolo_tools evaluate runs/pneumonia/a --data chest_xray/test --format class-folders   an outside set (<run>/eval-outside-test/)
   yolo_tools evaluate runs/hippocampus/a --data other_mri/ --format nifti --option layout=folders
   yolo_tools cv recipes/heart.yaml folds=5          patient-wise cross-validation: runs/heart/cv/cv/summary.md
+  yolo_tools study heart-test.yaml folds=5 epochs=100   cv, operating point, test, model card, CLAIM: runs/heart/study/
   yolo_tools report runs/kidney/train               <run>/report/report.html and report.md
   yolo_tools inspect runs/kidney/train --port 5151  mistakes in FiftyOne, worst images first
   yolo_tools inspect runs/kidney/train --annotate --worst 50   the 50 worst into Label Studio; then --load KEY
@@ -50,6 +51,7 @@ OUTSIDE_FORMATS = ["yolo", "coco", "masks", "box-csv", "class-folders", "nifti",
 # were interrupted.
 INTERRUPTED = {
     "cv": "run the same cv command again: it goes on at the first unfinished fold",
+    "study": "run the same command again: the study goes on from its first unfinished step",
     "convert": "nothing was half-written (a dataset appears whole or not at all, and an earlier one is kept): run the "
                "same convert command again",
     "pull": "run the same pull again: the series already here are kept and only the others are fetched",
@@ -120,6 +122,12 @@ def _cv(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
 
     pipeline.cross_validate(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root)
+
+
+def _study(args: argparse.Namespace) -> None:
+    from yolo_tools import pipeline
+
+    pipeline.study(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root, args.retrain, args.operating_point)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -319,6 +327,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = verb("cv", _cv, "patient-wise k-fold cross-validation (folds=5): train and evaluate every fold, mean ± SD in <runs>/<recipe>/<name>/cv/")
     sub.add_argument("recipe", help="recipe YAML, e.g. recipes/heart.yaml; then folds=K fold_seed=S and Ultralytics train arguments")
     sub.add_argument("--name", default="cv", help="folder under runs/<recipe>/ (default: cv); an unfinished cv of that name resumes")
+    data_root(sub)
+    overrides(sub)
+
+    sub = verb("study", _study, "a whole study: test split apart, cv by patient, operating point out of fold, the fold ensemble "
+               "on test with intervals over patients; study.html, model_card.md, claim.md (CLAIM 2024), methods.md in <runs>/<recipe>/study/")
+    sub.add_argument("recipe", help="recipe YAML with data.split.test; then folds=K fold_seed=S and Ultralytics train arguments")
+    sub.add_argument("--name", default="study", help="folder under runs/<recipe>/ (default: study); an unfinished study of that name resumes")
+    sub.add_argument("--retrain", action="store_true", help="also retrain one model on all train+val data for the folds' mean best epoch, scored on test")
+    sub.add_argument("--operating-point", metavar="RULE", help="a classifier's threshold rule on the out-of-fold predictions: youden (default), sensitivity=0.95, specificity=0.9")
     data_root(sub)
     overrides(sub)
 

@@ -38,17 +38,16 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
-from yolo_tools import evaluation, yolo, yolo_args
+from yolo_tools import evaluation, input_size, postprocess, yolo, yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare_dataset
-from yolo_tools.dataset import CARD, CV_PREFIX, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, Dataset
+from yolo_tools.dataset import CARD, CV_PREFIX, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, VOLUMES_JSON, Dataset
 from yolo_tools.errors import UserError
 from yolo_tools.locations import check_runs_folder, runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
-from yolo_tools.runs import METRICS_FILE, RECIPE_FILE, save_metrics, save_recipe, save_run_dataset
+from yolo_tools.runs import CV_FILE, METRICS_FILE, RECIPE_FILE, save_metrics, save_recipe, save_run_dataset
 
 CV_DIR = "cv"
-CV_FILE = "cv.json"  # in the cv folder's root: what was cross-validated, so a resume cannot mix set-ups
 DEFAULT_FOLDS = 5
 CV_KEYS = frozenset({"folds", "fold_seed"})  # key=value pairs cv reads itself; the rest are Ultralytics train arguments
 
@@ -97,8 +96,9 @@ def _fold_dataset(dataset: Dataset, pooled: pd.DataFrame, fold: int, root: Path,
         if table is not None:
             table = table[table["image"].isin(new_split)]
             table.assign(split=table["image"].map(new_split)).to_csv(partial.root / table_name, index=False)
-    if (dataset.root / SPACING_CSV).is_file():
-        shutil.copyfile(dataset.root / SPACING_CSV, partial.root / SPACING_CSV)
+    for name in (SPACING_CSV, VOLUMES_JSON):  # pixel and voxel spacing: HD95 in mm, per slice and per volume
+        if (dataset.root / name).is_file():
+            shutil.copyfile(dataset.root / name, partial.root / name)
     partial.write_data_yaml(SPLITS, names)
     card = json.loads((dataset.root / CARD).read_text())
     (partial.root / CARD).write_text(json.dumps({**card, "fold": fold + 1, "cv_of": str(dataset.root)}, indent=2))
@@ -183,6 +183,9 @@ def cross_validate(
     model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     if not (dataset.root / PATIENTS_CSV).is_file():
         raise UserError(f"{dataset.root}: no {PATIENTS_CSV}; convert again (yolo_tools convert {recipe_path} --force)")
+    if args.get("imgsz") == input_size.AUTO:  # one size for every fold, from the pooled training images
+        args = input_size.resolve(args, dataset, yolo.strides(model))
+        eval_args["imgsz"] = args["imgsz"]
     setup = {"recipe": recipe.name, "fingerprint": recipe.fingerprint(), "folds": folds, "seed": seed, "model": model, "train": args}
     pooled = dataset.listing(SPLITS)  # every train and val image; stratified by class where the layout gives one
     pooled["fold"] = assign_folds(pooled["patient"], folds, seed, pooled.get("class"))
@@ -254,6 +257,12 @@ def summarise(fold_runs: list[Path], out: Path) -> Path:
         cells = " | ".join(format(row[f], each) for f in table.index)
         lines.append(f"| {metric} | {row['mean']:{spread}} ± {row['sd']:{spread}} | {cells} |")
     evaluation.write_atomic(out / "summary.md", "\n".join(lines) + "\n")
+    decisions = [postprocess.load(run) for run in fold_runs]
+    if all(decisions):  # each fold decided on its own held-out patients: pooled, they decide for the fold ensemble
+        decision = postprocess.pooled(decisions, f"out-of-fold predictions of {len(fold_runs)} folds (each fold's val)")
+        postprocess.save(out.parent, decision)
+        print(f"cv: post-processing for the fold ensemble: {', '.join(decision['largest_component']) or 'no class'} kept to "
+              f"its largest component ({out.parent / postprocess.FILE})")
     return out
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from yolo_tools import tasks, yolo
+from yolo_tools import operating_point, tasks, yolo
 from yolo_tools.errors import UserError
 from yolo_tools.runs import weights_of
 
@@ -54,15 +54,24 @@ def members(runs: Sequence[str | Path]) -> tuple[str, list[Path]]:
     return kinds[0], weights
 
 
+def member_args(runs: Sequence[str | Path], args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each model's predict arguments: `args`, and, unless they give `conf`, the confidences chosen on the model's
+    own val split (its operating_point.json; a cv fold's were chosen on its held-out patients), so that each
+    model's masks or boxes enter the vote as that model is evaluated alone."""
+    return [operating_point.predict_args(None, weights_of(run)[1], args) for run in runs]
+
+
 def predict(
     runs: Sequence[str | Path], source: str | list[Path], args: dict[str, Any], weights: Sequence[float] | None = None
 ) -> Iterator[yolo.Prediction]:
-    """Fused predictions, image by image: every model streams over the same source in the same order."""
+    """Fused predictions, image by image: every model streams over the same source in the same order, each at its
+    own operating point (`member_args`) unless `args` give `conf`."""
     task, paths = members(runs)
     spec = _task(task)
     args = {**args, **spec.predict_args}  # segment: masks at the image's own size, where they are voted
-    conf = args.get("conf", yolo.DEFAULT_CONF)
-    streams = [yolo.predict(path, source, args, keep_image=i == 0) for i, path in enumerate(paths)]
+    own = member_args(runs, args)
+    conf = args.get("conf", min(a.get("conf", yolo.DEFAULT_CONF) for a in own))  # fused boxes: held to the lowest again
+    streams = [yolo.predict(path, source, a, keep_image=i == 0) for i, (path, a) in enumerate(zip(paths, own))]
     for found in zip(*streams, strict=True):
         if len({str(prediction.path) for prediction in found}) != 1:
             raise UserError(f"ensemble: models read {source} in different orders")

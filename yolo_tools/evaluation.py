@@ -48,6 +48,7 @@ from yolo_tools import (
     ensemble,
     operating_point,
     outside_data,
+    postprocess,
     predictions,
     sliced,
     tasks,
@@ -75,8 +76,6 @@ OUR_FILES = (
     "summary.json", "per_image.csv", "per_class.csv", "per_patient.csv", GROUPS_FILE, "predictions.csv", "predictions.json"
 )
 
-
-LOG = logging.getLogger(__name__)
 
 truth_boxes, truth_masks = detect.truth_boxes, segment.truth_masks  # ground truth as the report draws it
 save_masks, load_masks = mask_png.save, mask_png.load  # per-class masks as one 16-bit PNG (convert/mask_png.py)
@@ -157,7 +156,8 @@ def _operating_conf(
     fold = run_dataset(run_dir)
     dataset = Dataset(fold, recipe.task) if fold else prepare_dataset(recipe, run_dir=run_dir)
     state = tasks.Scoring(dataset, list(recipe.classes), "val")
-    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args}
+    # as the scored predictions are made (tasks.prediction_args), at the floor: mirrored too where the recipe mirrors
+    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args, **tasks.mirroring(recipe, slicing is not None)}
     images = sorted(Path(dataset.image_source("val")).iterdir())
     found = sliced.predict(weights, images, floor, *slicing) if slicing else yolo.predict(weights, dataset.image_source("val"), floor)
     for _ in tqdm(_tee(found, spec, state, choosing=True), desc="choose confidences on val", unit="img", total=len(images)):
@@ -175,6 +175,81 @@ def _operating_conf(
     return operating_point.load(run_dir, slicing)
 
 
+def pooled_conf(fold_runs: Sequence[Path], overrides: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """A detector's or segmenter's per-class confidences chosen on the pooled out-of-fold predictions of a cv.
+
+    Each fold's model predicts its own held-out patients (the fold's val split) at the floor confidence, as
+    `_operating_conf` does for one run, and the task chooses once over all of them (`Task.choose_conf`):
+    every pooled image, each scored by the one model that never trained on it. One fold's val split would
+    choose on a fraction of the patients, and by a model that early-stopped on them."""
+    recipe = run_recipe(Path(fold_runs[0]))
+    if recipe is None:
+        raise UserError(f"{fold_runs[0]}: not a cv fold (no recipe.yaml); run the cv again")
+    spec = tasks.get(recipe.task)
+    args = {k: v for k, v in (overrides or {}).items() if k != "conf"}
+    for key, value in operating_point.predict_args(recipe, None).items():
+        args.setdefault(key, value)  # max_det
+    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args, **tasks.mirroring(recipe)}
+    pooled = None
+    for run in fold_runs:
+        weights, run_dir = weights_of(run)
+        dataset = Dataset(run_dataset(run_dir) or prepare_dataset(recipe, run_dir=run_dir).root, recipe.task)
+        state = tasks.Scoring(dataset, list(recipe.classes), "val")
+        found = yolo.predict(weights, dataset.image_source("val"), floor)
+        for _ in tqdm(_tee(found, spec, state, choosing=True), desc=f"out-of-fold predictions ({run_dir.name})", unit="img"):
+            pass
+        if pooled is None:
+            pooled = state
+        else:
+            pooled.kept.extend(state.kept)
+    return spec.choose_conf(pooled) if pooled is not None and spec.choose_conf else None
+
+
+def _postprocessing(recipe, members: list[Path], run_dir: Path, own: Dataset, args: dict[str, Any]) -> dict[str, Any]:
+    """The post-processing these predictions get (`predict.largest_component: auto`; yolo_tools/postprocess.py):
+    the run's decision, or a cv's for its fold ensemble, made now on val when there is none yet. {} when the
+    recipe asks for none, or for an ensemble that is no cv's folds (nothing decided for it)."""
+    spec = tasks.get(recipe.task)
+    if recipe.predict.largest_component == "off" or spec.choose_postprocessing is None:
+        return {}
+    folder = postprocess.folder_of(members)
+    if folder is None:
+        LOG.warning("%s: these runs are no cv's folds, so no post-processing was decided for them together; none applied",
+                    ", ".join(map(str, members)))
+        return {}
+    stored = postprocess.stored(recipe, members)
+    if stored is not None:
+        return stored
+    if len(members) > 1:  # a cv decides when its folds are summarised (crossval.summarise)
+        LOG.warning("%s: the cv decided no post-processing yet (its summary comes after the last fold); none applied", folder)
+        return {}
+    fold = run_dataset(run_dir)  # a cv fold decides on its own held-out patients
+    val = Dataset(fold, recipe.task) if fold else own
+    state = tasks.Scoring(val, list(recipe.classes), "val")
+    found = yolo.predict(members[0], val.image_source("val"), args)
+    for _ in tqdm(_tee(found, spec, state), desc="post-processing: decide on val", unit="img"):
+        pass
+    decision = spec.choose_postprocessing(state, "val")
+    postprocess.save(folder, decision)
+    shown = ", ".join(f"{n} {c['dice']:.3f} → {c['dice_largest']:.3f}" for n, c in decision["classes"].items() if c["dice"] is not None)
+    print(f"post-processing decided on val (mean Dice without → with only the largest component: {shown}): "
+          f"{', '.join(decision['largest_component']) or 'no class'} kept to its largest component")
+    return decision
+
+
+def _postprocessed(results: Iterator[yolo.Prediction], decision: dict[str, Any], state: tasks.Scoring) -> Iterator[yolo.Prediction]:
+    """The decided classes cut to their largest component: over each volume when the scored images are slices,
+    per image when the decision was made on images; a decision made on volumes is not applied to images."""
+    ids = postprocess.class_ids(decision, state.names)
+    volumes = state.volume_slices
+    if decision["dimensions"] == 3 and volumes is None:
+        LOG.warning("post-processing was decided on whole volumes; these images are no volume's slices, so none applied")
+        return results
+    if volumes is None:
+        return postprocess.in_volumes(results, {}, {}, ids)
+    return postprocess.in_volumes(results, volumes.slice_of, volumes.counts, ids)
+
+
 def evaluate(
     run: str | Path,
     overrides: dict[str, Any] | None = None,
@@ -185,6 +260,8 @@ def evaluate(
     rule: str | None = None,
     data_options: dict[str, Any] | None = None,
     corrected: bool = False,
+    point: dict[str, Any] | None = None,
+    out: Path | None = None,
 ) -> Path:
     """Evaluate a run's best weights on its val split (or `split`, or an outside set); returns the folder of metric files.
 
@@ -208,6 +285,11 @@ def evaluate(
     With `also` (more runs or weights), the run and those are evaluated as one ensemble
     (yolo_tools/ensemble.py) into `<run>/eval-ensemble[-test]/`; Ultralytics' validator cannot run an
     ensemble, so its columns stay empty and detection is scored by our own AP.
+
+    `point`, an operating point chosen elsewhere (a study's, on the pooled out-of-fold predictions of its
+    cv: yolo_tools/study.py), decides instead of the run's own: a detector's or segmenter's per-class
+    confidences, a classifier's threshold, for one model or an ensemble alike. `out` writes the files
+    into that folder instead of the run's.
     """
     weights, run_dir = weights_of(run)
     recipe = run_recipe(run_dir) if run_dir else None
@@ -263,7 +345,7 @@ def evaluate(
             )
     if slicing:  # before the validator runs and the earlier evaluation's files are cleared
         sliced.check_fits(slicing[0], sorted(Path(dataset.image_source(split)).iterdir()))
-    out = run_dir / (CORRECTED_DIR if corrected else eval_dir_name(split, data_name, bool(also)))
+    out = Path(out) if out else run_dir / (CORRECTED_DIR if corrected else eval_dir_name(split, data_name, bool(also)))
     out.mkdir(parents=True, exist_ok=True)
     for name in OUR_FILES:
         (out / name).unlink(missing_ok=True)
@@ -274,23 +356,36 @@ def evaluate(
         validation, task = None, yolo.task_and_names(weights)[0]
     else:
         validation = yolo.validate_full(
-            weights, dataset.data_arg, {**args, "split": split, "project": str(run_dir), "name": out.name, "exist_ok": True, "plots": True}
+            weights, dataset.data_arg, {**args, "split": split, "project": str(out.parent), "name": out.name, "exist_ok": True, "plots": True}
         )
         task = validation.task
     if task != recipe.task:
         raise UserError(f"{weights}: a {task} model, but recipe '{recipe.name}' is a {recipe.task} task")
     spec = tasks.get(recipe.task)
-    point = None
+    given, point = point, None
     unchosen = not (operating_point.load(run_dir) or {}).get("threshold") and len(recipe.classes) == 2
-    if spec.decides_by == "threshold" and not also and (split != "val" or data_name) and unchosen:
+    if spec.decides_by == "threshold" and not also and given is None and (split != "val" or data_name) and unchosen:
         evaluate(run_dir, overrides)  # the threshold is chosen on val, never on the set being scored
-    if explicit_conf is None and spec.decides_by == "confidence" and not also:
+    if explicit_conf is None and spec.decides_by == "confidence" and given is not None:
+        point = given
+    elif explicit_conf is None and spec.decides_by == "confidence" and not also:
         point = _operating_conf(weights, args, run_dir, recipe, slicing)  # a cv fold's own val split, else the recipe's
+    elif spec.decides_by == "threshold":
+        point = given  # None: the classifier's own threshold, chosen on val (tasks/classify.py)
+    chosen_elsewhere = given is not None and explicit_conf is None and spec.decides_by == "confidence"  # a study's pooled point
     given = {**args, **({"conf": explicit_conf} if explicit_conf is not None else {})}
-    predict_args = tasks.prediction_args(recipe.task, recipe, None if also else run_dir, given, slicing)  # as predict makes them
+    predict_args = tasks.prediction_args(  # as predict makes them
+        recipe.task, recipe, None if also or chosen_elsewhere else run_dir, given, slicing
+    )
+    if chosen_elsewhere:
+        predict_args.update({key: point[key] for key in ("conf", yolo.CLASS_CONF) if point.get(key) is not None})
     conf = float(predict_args.get("conf", yolo.DEFAULT_CONF))
     class_conf = predict_args.get(yolo.CLASS_CONF)  # none with conf=, which is one for all classes
     source = dataset.image_source(split)
+    members = [weights, *also]
+    if also and explicit_conf is None:  # each model at the confidences chosen on its own val split (a cv fold: its held-out patients)
+        conf = min(a.get("conf", yolo.DEFAULT_CONF) for a in ensemble.member_args(members, predict_args))
+    kept = _postprocessing(recipe, members, run_dir, own, predict_args)  # predict.largest_component: decided on val
     masks_dir = None
     if spec.saves_masks and len(recipe.classes) <= MAX_SAVED_MASK_CLASSES:
         masks_dir = out / MASKS_DIR
@@ -298,11 +393,13 @@ def evaluate(
         masks_dir.mkdir()
     state = tasks.Scoring(dataset, list(recipe.classes), split, masks_dir)
     if also:
-        results = ensemble.predict([weights, *also], source, predict_args)
+        results = ensemble.predict(members, source, predict_args)
     elif slicing:
         results = sliced.predict(weights, sorted(Path(source).iterdir()), predict_args, *slicing)
     else:
         results = yolo.predict(weights, source, predict_args)
+    if kept.get("largest_component"):
+        results = _postprocessed(results, kept, state)
     predictions.write(_tee(results, spec, state), out, save_images=False)
     if not state.rows:
         raise UserError(f"{dataset.root}: no {split} images to evaluate")
@@ -341,11 +438,15 @@ def evaluate(
         "classes": names,
         "conf": conf,
         "class_conf": class_conf,
+        "flips": list(recipe.predict.flips) if not slicing else [],
+        "postprocessing": kept or None,
         "validator": validation.metrics if validation else {},
         "metrics": metrics,
         **extra,
         "per_image_metric": spec.per_image_metric,
-        "conventions": spec.conventions(_threshold_text(conf, class_conf)),
+        "conventions": spec.conventions(
+            "each model's own, chosen on its val split" if also and explicit_conf is None else _threshold_text(conf, class_conf)
+        ),
     }
     per_image.to_csv(out / "per_image.csv", index=False)
     scores.per_class.to_csv(out / "per_class.csv", index=False)

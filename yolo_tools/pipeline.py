@@ -8,12 +8,27 @@ from __future__ import annotations
 
 import glob
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from yolo_tools import cascade, crossval, ensemble, evaluation, operating_point, predictions, sliced, tasks, tracking, yolo, yolo_args
+from yolo_tools import (
+    cascade,
+    crossval,
+    ensemble,
+    evaluation,
+    input_size,
+    operating_point,
+    postprocess,
+    predictions,
+    sliced,
+    tasks,
+    tracking,
+    yolo,
+    yolo_args,
+)
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare, prepare_dataset
 from yolo_tools.dataset import CARD_MD
@@ -90,6 +105,8 @@ def train_recipe(
     converted = prepare_dataset(recipe, data_root)
     data = converted.data_arg
     model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
+    if args.get("imgsz") == input_size.AUTO:
+        args = input_size.resolve(args, converted, yolo.strides(model))
     created = first_new_folder(run_dir)
     try:
         save_recipe(recipe.model_copy(update={"model": model, "track": track}), run_dir, args)
@@ -218,21 +235,23 @@ def predict(
     _check_out(out_dir, files)
     created = first_new_folder(out_dir)
     recipe = run_recipe(run_dir) if run_dir and len(members) == 1 else None
+    shared = run_recipe(run_dir) if run_dir else None  # an ensemble's mirroring and post-processing: its first run's recipe
     try:
         predictions.mark(out_dir, str(source))
         if cascade.is_cascade(recipe):
             csv_path, json_path, count = cascade.predict(recipe, weights, files, out_dir, args, save)
         elif len(members) > 1:
-            results = ensemble.predict(members, files, args)
-            csv_path, json_path, count = predictions.write(results, out_dir, save, root=root)
+            results = ensemble.predict(members, files, {**args, **tasks.mirroring(shared)})
+            csv_path, json_path, count = predictions.write(_images_postprocessed(results, shared, members), out_dir, save, root=root)
         else:
             task = recipe.task if recipe else yolo.task_and_names(weights)[0]
-            args = tasks.prediction_args(task, recipe, run_dir, args, slicing)  # as evaluate predicts: the run's point, max_det, ...
+            args = tasks.prediction_args(task, recipe, run_dir, args, slicing)  # as evaluate predicts: the run's point, max_det, flips
             if slicing:
                 results = sliced.predict(weights, files, args, *slicing)
             else:
                 mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
                 results = yolo.predict_arrays(weights, mapped, args, draw=save) if mapped else yolo.predict(weights, files, args, draw=save)
+                results = _images_postprocessed(results, recipe, members)
             csv_path, json_path, count = predictions.write(results, out_dir, save, point=operating_point.load(run_dir), root=root)
     except BaseException:
         if created is not None:
@@ -262,6 +281,20 @@ def _predict_outputs(args: dict[str, Any]) -> bool:
             "outlines) into --out; for files other tools read use --format coco or rle-csv"
         )
     return bool(args.pop("save", True))
+
+
+def _images_postprocessed(results: Iterator[yolo.Prediction], recipe: Any, members: list[Any]) -> Iterator[yolo.Prediction]:
+    """Predictions of single images with the run's post-processing where it was decided on images (2D); one decided
+    on whole volumes applies to volumes (`predict --format nifti`), said once, not to single slices."""
+    decision = postprocess.stored(recipe, members)
+    if not decision or not decision["largest_component"]:
+        return results
+    if decision["dimensions"] == 3:
+        print(f"post-processing ({', '.join(decision['largest_component'])}: largest 3D component) was decided on whole "
+              "volumes and is not applied to single images; predict volumes with --format nifti for it")
+        return results
+    names = list(recipe.classes)
+    return postprocess.in_volumes(results, {}, {}, postprocess.class_ids(decision, names))
 
 
 def predict_format(
@@ -380,6 +413,23 @@ def _expand_cv(runs: list[str | Path]) -> list[str | Path]:
 def cross_validate(recipe_path: str | Path, overrides: dict[str, Any] | None = None, name: str | None = None, data_root: str | Path | None = None) -> Path:
     """Patient-wise k-fold cross-validation of a recipe (yolo_tools/crossval.py); returns `runs/<recipe>/<name>/cv/`."""
     return crossval.cross_validate(recipe_path, overrides, name, data_root)
+
+
+def study(
+    recipe_path: str | Path,
+    overrides: dict[str, Any] | None = None,
+    name: str | None = None,
+    data_root: str | Path | None = None,
+    retrain: bool = False,
+    rule: str | None = None,
+) -> Path:
+    """A recipe's whole study (yolo_tools/study.py): test split apart, cv, the operating point on the pooled out-of-fold
+    predictions, the fold ensemble on test, the pages; returns `runs/<recipe>/<name>/` (default: study)."""
+    from yolo_tools import study as studies
+
+    given = yolo_args.check_command_line(dict(overrides or {}), workbench=studies.STUDY_KEYS, passed={"model"})
+    _check_device(given)
+    return studies.run_study(recipe_path, given, name, data_root, retrain, rule)
 
 
 def report(run: str | Path, overrides: dict[str, Any] | None = None, eval_name: str = evaluation.EVAL_DIR) -> tuple[Path, Path]:

@@ -50,7 +50,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from yolo_tools import __version__, yolo
+from yolo_tools import __version__, postprocess, yolo
 from yolo_tools.convert.rle import encode as rle_encode
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom, dicom_series, nifti
@@ -200,10 +200,13 @@ def _dicom_channels(series: dicom_series.Series):
 
 
 def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | None, n_classes: int, args: dict) -> Iterator[VolumePrediction]:
-    """Each volume's slices through the model, masks merged per class and restacked into voxel order."""
+    """Each volume's slices through the model, masks merged per class and restacked into voxel order; the classes
+    the run's post-processing names (decided on volumes: yolo_tools/postprocess.py) cut to their largest 3D component."""
     from yolo_tools.convert.volume_slices import slice_images
 
     _, preprocess, _ = _slicing(recipe)
+    decision = postprocess.stored(recipe, [weights])
+    kept = postprocess.class_ids(decision, list(recipe.classes)) if decision and decision["dimensions"] == 3 else []
     problems: list[str] = []
     for volume in inputs:
         try:
@@ -214,7 +217,7 @@ def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | N
         images = slice_images(loaded, volume.geometry, preprocess)
         bgr = (cv2.cvtColor(i, cv2.COLOR_GRAY2BGR) if i.ndim == 2 else np.ascontiguousarray(i[..., ::-1]) for i in images)
         named = ((Path(f"{volume.name}_s{index:03d}.png"), image) for index, image in enumerate(bgr))
-        slices = list(yolo.predict_arrays(weights, named, args))
+        slices = postprocess.apply(list(enumerate(yolo.predict_arrays(weights, named, args))), kept)
         stacked = np.stack([p.class_masks(n_classes) for p in slices], axis=1)  # (classes, slices, H, W)
         masks = np.stack([restack(per_class, volume.geometry) for per_class in stacked])
         yield VolumePrediction(volume, masks, slices)
@@ -414,6 +417,10 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
         files = readable_images(source)
         mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
         slices = list(yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, files, args))
+        decision = postprocess.stored(recipe, [weights])
+        if decision and decision["dimensions"] == 2:  # decided on images: each image's own largest components
+            kept = postprocess.class_ids(decision, names)
+            slices = [postprocess.apply([(0, p)], kept)[0] for p in slices]
     if fmt == "coco":
         written.append(write_coco(slices, names, out_dir))
     elif fmt == "rle-csv":

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import Intensity
-from yolo_tools.yolo_args import check_train_args
+from yolo_tools.yolo_args import check_train_args, default_args
 
 Task = Literal["detect", "segment", "classify"]
 # Ultralytics' official weights by name (yolov8n.pt, yolo11s-seg.pt, yolo26n-cls.pt): downloaded on first use.
@@ -162,6 +162,39 @@ class Preprocess(_Strict):
         return self
 
 
+# Test-time mirroring, in image terms: `horizontal` mirrors the columns (left and right swap), `vertical` the
+# rows; each pairs with the Ultralytics training augmentation that shows the model such images.
+FLIP_AUGMENTATION = {"horizontal": "fliplr", "vertical": "flipud"}
+
+
+class Predict(_Strict):
+    """How a run's predictions are made and cleaned beyond Ultralytics' arguments: two of nnU-Net's lessons
+    (Isensee et al., Nat Methods 2021), for every verb that predicts (predict, evaluate, app, inspect).
+
+    Which mirror images are anatomy is the recipe's to say: a chest film mirrored left-right shows a heart
+    on the wrong side, a hippocampus crop mirrored left-right is the other side's hippocampus.
+    """
+
+    flips: list[Literal["horizontal", "vertical"]] = Field(
+        default_factory=list,
+        description="test-time mirroring: each image is also predicted mirrored this way, the findings mapped back "
+        "and fused with the plain ones (masks voted, boxes fused); needs the matching train augmentation (fliplr, flipud)",
+    )
+    largest_component: Literal["off", "auto"] = Field(
+        "off",
+        description="segment only: 'auto' keeps only the largest connected component of each class (3D over a "
+        "volume's slices, else per image) for the classes where that raised Dice on val (a cv: on its out-of-fold "
+        "predictions), decided once and stored in the run (postprocessing.json)",
+    )
+
+    @field_validator("flips")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"{value}: name each flip once (horizontal, vertical)")
+        return value
+
+
 # The flags of `yolo_tools convert FORMAT SRC DST` and the recipe settings they make (conversion.convert_folder).
 CONVERT_FLAGS = {"data.split.by": "--split-by", "data.split.val": "--val", "data.split.seed": "--seed", "task": "--task"}
 
@@ -184,6 +217,7 @@ class Recipe(_Strict):
     )
     preprocess: Preprocess = Field(Preprocess(), description="intensities and 2.5D context")
     train: dict[str, Any] = Field(default_factory=dict, description="any Ultralytics train argument, checked by Ultralytics' own check_cfg")
+    predict: Predict = Field(Predict(), description="detect, segment: test-time mirroring and post-processing (nnU-Net's)")
     class_balance: Literal["none", "oversample"] = Field(
         "none",
         description="classify only: 'oversample' repeats the training images of smaller classes until every class "
@@ -250,6 +284,24 @@ class Recipe(_Strict):
         if self.class_balance != "none" and self.task != "classify":
             raise ValueError(f"class_balance: {self.class_balance!r} is for classify recipes; a {self.task} recipe "
                              "weights its classes with train.cls_pw (0..1, Ultralytics' inverse-frequency power)")
+        return self
+
+    @model_validator(mode="after")
+    def _predict_fits(self) -> Recipe:
+        """Mirroring a model never saw in training only adds errors; post-processing masks needs masks."""
+        if self.predict.flips and self.task == "classify":
+            raise ValueError("predict.flips: test-time mirroring is for detect and segment recipes (a classifier's mirror "
+                             "images are not fused)")
+        for flip in self.predict.flips:
+            augmentation = FLIP_AUGMENTATION[flip]
+            if not float(self.train.get(augmentation, default_args()[augmentation]) or 0) > 0:
+                raise ValueError(
+                    f"predict.flips: {flip} needs train.{augmentation} > 0 (e.g. 0.5): a model never shown {flip}ly "
+                    f"mirrored images in training predicts them worse, and the fused result with them; set train.{augmentation} "
+                    f"where such mirror images are anatomy, or leave {flip} out"
+                )
+        if self.predict.largest_component != "off" and self.task != "segment":
+            raise ValueError(f"predict.largest_component: keeps a class's largest connected mask; a {self.task} recipe has no masks")
         return self
 
     @model_validator(mode="after")

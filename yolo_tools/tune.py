@@ -22,9 +22,9 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import tracking, yolo, yolo_args
+from yolo_tools import input_size, tracking, yolo, yolo_args
 from yolo_tools.convert import check
-from yolo_tools.convert.conversion import prepare
+from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.errors import UserError
 from yolo_tools.locations import check_runs_folder, runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
@@ -186,7 +186,10 @@ def tune_recipe(
                 options.setdefault("gpu_per_trial", 1)
             if "space" in options:
                 options["space"] = _ray_space(options["space"])
-        data = prepare(recipe, data_root)
+        dataset = prepare_dataset(recipe, data_root)
+        data = dataset.data_arg
+        if args.get("imgsz") == input_size.AUTO:  # every trial at the size the data asks for
+            args = input_size.resolve(args, dataset, yolo.strides(model))
         out_dir.mkdir(parents=True)
         if mlflow_env:
             tracking.create_experiment(experiment)

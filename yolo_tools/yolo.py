@@ -16,7 +16,7 @@ import os
 import pickle
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import numpy as np
 
 from yolo_tools import yolo_args
 from yolo_tools.errors import UserError
+from yolo_tools.metrics.segmentation import mask_boxes
 
 LOG = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ PREDICT_DEFAULTS = {"batch": 16, "conf": DEFAULT_CONF}  # what every prediction 
 # A run's confidence per class name (its operating_point.json), beside `conf` in the predict arguments: Ultralytics
 # predicts at `conf`, the lowest of them, and each class's findings are then held to their own (`class_thresholds`).
 CLASS_CONF = "class_conf"
+# Test-time mirroring (a recipe's predict.flips), beside them: a `Mirroring` saying which mirror images are predicted
+# too and how an image's predictions become one (`predict`).
+MIRROR = "mirror"
 
 # Ultralytics' result keys, per task, and the short names the workbench prints and stores.
 METRIC_NAMES = {
@@ -345,6 +349,11 @@ def check_model(model: str, origin: str) -> None:
     )
 
 
+def strides(model: str | Path) -> tuple[int, ...]:
+    """The strides of a model's heads (8, 16, 32 for YOLOv8's P3-P5), from its YAML or weights."""
+    return tuple(int(s) for s in load_model(model).model.stride.tolist())
+
+
 def task_and_names(weights: str | Path) -> tuple[str, dict[int, str]]:
     """A model's task ('detect', 'segment', 'classify', ...) and class names, read by loading it."""
     model = load_model(weights)
@@ -380,6 +389,39 @@ def metrics_from_checkpoint(weights: Path) -> dict[str, float]:
 
     checkpoint = torch_load(weights, map_location="cpu", weights_only=False)
     return dict(checkpoint.get("train_metrics") or {})
+
+
+def best_epoch(run_dir: Path) -> int | None:
+    """The epoch (1-based) whose weights a finished run kept as best.pt; None without results.csv or best.pt.
+
+    Ultralytics sets a finished checkpoint's epoch to -1, but best.pt keeps the validation numbers it was saved
+    with (`train_metrics`): the epoch is the row of results.csv holding the same validation metrics and losses
+    (written there to 6 significant digits, so the nearest row; the last of equal ones, as a tie saves best.pt
+    again). A study retrains on all data for the folds' mean of it (yolo_tools/study.py)."""
+    import pandas as pd
+
+    results, best = run_dir / "results.csv", run_dir / "weights" / "best.pt"
+    if not (results.is_file() and best.is_file()):
+        return None
+    table = pd.read_csv(results)
+    table.columns = [c.strip() for c in table.columns]
+    saved = metrics_from_checkpoint(best)
+    keys = [k for k, v in saved.items() if k.startswith(("metrics/", "val/")) and k in table and isinstance(v, (int, float))]
+    if not keys or table.empty:
+        return None
+    distance = sum((table[k] - float(saved[k])).abs() for k in keys)
+    # Ultralytics writes best.pt again on a tie (best fitness == this epoch's), so of equal rows the last is the one kept
+    return int(table.loc[distance[distance <= distance.min() + 1e-12].index[-1], "epoch"])
+
+
+def device_label(device: str) -> str:
+    """A device as `pick_device` returns it, in words for a record of the compute used: 'GPU 0 (NVIDIA H100 80GB
+    HBM3)', 'MPS', 'CPU'."""
+    if device in ("cpu", "mps"):
+        return device.upper()
+    import torch
+
+    return f"GPU {device} ({', '.join(torch.cuda.get_device_name(int(i)) for i in device.split(','))})"
 
 
 def _trained_metrics(task: str, returned: Any, run_dir: Path) -> dict[str, float]:
@@ -631,26 +673,69 @@ def validate(weights: Path, data: Path | None, args: dict[str, Any]) -> tuple[st
     return result.task, result.metrics, result.save_dir
 
 
+@dataclass(frozen=True)
+class Mirroring:
+    """Test-time mirroring, nnU-Net's (Isensee et al. 2021): each image is predicted as it is and mirrored by each
+    of `flips` ('horizontal': columns reversed, 'vertical': rows reversed), the mirror images' findings are
+    mapped back onto the image, and `fuse` (the task's: voted masks, fused boxes; yolo_tools/fusion.py) makes
+    the image's predictions one. Which flips are anatomy is the recipe's to say (`predict.flips`)."""
+
+    flips: tuple[str, ...]
+    fuse: Callable[[Sequence[Prediction], Sequence[float] | None, Any], Prediction]
+
+
+def _flip(image: np.ndarray, flip: str) -> np.ndarray:
+    return np.ascontiguousarray(image[:, ::-1] if flip == "horizontal" else image[::-1])
+
+
+def _predictions(
+    results: Iterable[Any], args: dict[str, Any], thresholds: np.ndarray | None, mirroring: Mirroring | None,
+    mirror_model: Any, keep_image: bool, draw: bool,
+) -> Iterator[Prediction]:
+    """Each result as a `Prediction` held to its class's confidence; with `mirroring`, fused with its mirror images'
+    predictions, made a batch at a time by `mirror_model` (a second copy of the model where the first is
+    streaming: Ultralytics' predictor holds a lock for the whole stream)."""
+    if mirroring is None:
+        for result in results:
+            yield _prediction(result, keep_image, draw).above(thresholds)
+        return
+    pending = iter(results)
+    conf = thresholds if thresholds is not None else args.get("conf", DEFAULT_CONF)
+    once = {**args, "stream": False, "verbose": False}
+    while chunk := list(itertools.islice(pending, int(args.get("batch", PREDICT_DEFAULTS["batch"])))):
+        images = [_flip(result.orig_img, flip) for result in chunk for flip in mirroring.flips]
+        mirrored = iter(mirror_model.predict(source=images, **once))
+        for result in chunk:
+            plain = _prediction(result, keep_image=True).above(thresholds)
+            others = [_prediction(next(mirrored)).above(thresholds).mirrored(flip) for flip in mirroring.flips]
+            fused = mirroring.fuse([plain, *[replace(o, path=plain.path) for o in others]], None, conf)
+            fused = fused if keep_image or draw else replace(fused, image=None)
+            yield replace(fused, drawing=fused.draw()) if draw else fused
+
+
 def predict(
     weights: Path, source: str | list[Path], args: dict[str, Any], keep_image: bool = False, draw: bool = False
 ) -> Iterator[Prediction]:
     """Stream predictions for `source` (an image, a folder, a glob, or a list of image files), batched on the
     chosen device. A list goes to Ultralytics' own loader as a `.txt` listing (one path a line), so it decodes
     the files exactly as it would a folder. `keep_image` keeps each decoded input on its prediction (to crop
-    it, or to draw a fused result later); `draw` plots the findings on it as they come (`Prediction.draw`)."""
+    it, or to draw a fused result later); `draw` plots the findings on it as they come (`Prediction.draw`).
+    `args` may hold a run's per-class confidences (`CLASS_CONF`) and test-time mirroring (`MIRROR`)."""
     yolo = load_model(weights)
     args, thresholds = class_thresholds({**PREDICT_DEFAULTS, **args, "stream": True, "verbose": False}, yolo.names)
+    mirroring = args.pop(MIRROR, None)
     args["device"] = pick_device(args.get("device"))
     keep_image = keep_image or (draw and thresholds is not None)  # a finding dropped here: drawn again without it
+    mirror_model = load_model(weights) if mirroring else None
     if isinstance(source, (str, Path)):
-        for result in yolo.predict(source=str(source), **args):
-            yield _prediction(result, keep_image, draw).above(thresholds)
+        results = yolo.predict(source=str(source), **args)
+        yield from _predictions(results, args, thresholds, mirroring, mirror_model, keep_image, draw)
         return
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "images.txt"
         listing.write_text("".join(f"{Path(f).resolve()}\n" for f in source), encoding="utf-8")
-        for result in yolo.predict(source=str(listing), **args):
-            yield _prediction(result, keep_image, draw).above(thresholds)
+        results = yolo.predict(source=str(listing), **args)
+        yield from _predictions(results, args, thresholds, mirroring, mirror_model, keep_image, draw)
 
 
 def class_thresholds(args: dict[str, Any], names: dict[int, str]) -> tuple[dict[str, Any], np.ndarray | None]:
@@ -682,13 +767,19 @@ def predict_arrays(
     """
     yolo = load_model(weights)
     args, thresholds = class_thresholds({**PREDICT_DEFAULTS, **args, "verbose": False}, yolo.names)
+    mirroring = args.pop(MIRROR, None)
     args["device"] = pick_device(args.get("device"))
     pending = iter(images)
-    while chunk := list(itertools.islice(pending, args["batch"])):
-        paths, arrays = zip(*chunk)
-        for path, result in zip(paths, yolo.predict(source=list(arrays), **args)):
-            result.path = str(path)
-            yield _prediction(result, keep_image=draw and thresholds is not None, draw=draw).above(thresholds)
+
+    def results() -> Iterator[Any]:
+        while chunk := list(itertools.islice(pending, args["batch"])):
+            paths, arrays = zip(*chunk)
+            for path, result in zip(paths, yolo.predict(source=list(arrays), **args)):
+                result.path = str(path)
+                yield result
+
+    # each chunk is predicted whole before its results are handed on, so the one model predicts the mirrors too
+    yield from _predictions(results(), args, thresholds, mirroring, yolo, draw and thresholds is not None, draw)
 
 
 @dataclass(frozen=True)
@@ -738,6 +829,39 @@ class Prediction:
             outlines=None if self.outlines is None else [o for o, k in zip(self.outlines, keep) if k],
             drawing=None,
         )
+
+    def keep_pixels(self, kept: np.ndarray) -> Prediction:
+        """Only the pixels of each instance that `kept` ((classes, H, W) bool) keeps for its class: an instance
+        left empty is dropped, a cut one gets the box and outline of what is left (post-processing)."""
+        if self.masks is None or not len(self.masks):
+            return self
+        masks = self.masks & kept[self.classes]
+        cut = (masks != self.masks).any((1, 2))
+        if not cut.any():
+            return self
+        alive = masks.any((1, 2))
+        boxes, found = self.boxes.astype(np.float64), mask_boxes(masks)[0]
+        boxes[cut & alive] = found[cut & alive]
+        result = _results(np.zeros((*self.shape, 3), np.uint8), self.path, self.names, boxes[alive],
+                          self.confidences[alive], self.classes[alive], masks[alive], None)
+        return replace(_prediction(result), image=self.image)
+
+    def mirrored(self, flip: str) -> Prediction:
+        """The findings of this image's mirror image (`flip`: 'horizontal' or 'vertical') mapped back onto the image."""
+        height, width = self.shape
+        boxes, outlines = self.boxes.copy(), None if self.outlines is None else [o.copy() for o in self.outlines]
+        if flip == "horizontal":
+            boxes[:, [0, 2]] = width - self.boxes[:, [2, 0]]
+            masks = None if self.masks is None else self.masks[:, :, ::-1]
+            column = 0
+        else:
+            boxes[:, [1, 3]] = height - self.boxes[:, [3, 1]]
+            masks = None if self.masks is None else self.masks[:, ::-1, :]
+            column = 1
+        for outline in outlines or []:
+            if len(outline):
+                outline[:, column] = (width if column == 0 else height) - outline[:, column]
+        return replace(self, boxes=boxes, masks=masks, outlines=outlines, image=None, drawing=None)
 
     def draw(self) -> np.ndarray:
         """The image with the findings drawn by Ultralytics' plotting (BGR), as `yolo predict` draws them.
@@ -797,8 +921,9 @@ def predict_array(model: Any, image: np.ndarray, args: dict[str, Any], draw: boo
     The prediction keeps the image; `draw` also plots the findings on it.
     """
     args, thresholds = class_thresholds({"conf": DEFAULT_CONF, **args}, model.names)
-    result = model.predict(source=image, verbose=False, **args)[0]
-    return _prediction(result, keep_image=True, draw=draw).above(thresholds)
+    mirroring = args.pop(MIRROR, None)
+    results = model.predict(source=image, verbose=False, **args)
+    return next(_predictions(results, args, thresholds, mirroring, model, True, draw))
 
 
 def from_arrays(

@@ -116,6 +116,9 @@ def check_types(args: dict[str, Any], where: str) -> dict[str, Any]:
     checked = {}
     for key, value in args.items():
         one = {key: value}
+        if key == "imgsz" and value == "auto":  # chosen from the data before training (yolo_tools/input_size.py)
+            checked.update(one)
+            continue
         try:
             check_cfg(one, hard=True)
             if key == "imgsz" and value is not None:

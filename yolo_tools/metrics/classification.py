@@ -88,3 +88,29 @@ def curves(truth: np.ndarray, probabilities: np.ndarray) -> dict[str, list[float
     fpr, tpr, _ = skm.roc_curve(positive, scores)
     observed, predicted = calibration_curve(positive, scores, n_bins=CALIBRATION_BINS, strategy="quantile")
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "calibration_predicted": predicted.tolist(), "calibration_observed": observed.tolist()}
+
+
+def reliability(outcome: np.ndarray, scores: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, Any] | None:
+    """How far scores (a classifier's probabilities, a detector's confidences) can be read as chances: per bin of
+    `bins` quantile bins, the mean score, the share of outcomes that happened (the positive class; a finding
+    that is a true one) and how many; and the expected calibration error, the count-weighted mean gap.
+
+    The curve is scikit-learn's `calibration_curve`; it gives no counts, which the error needs, so they are
+    counted on the same edges (quantiles of the scores, empty bins dropped as it drops them). None when no
+    score is given or the outcomes are all one kind."""
+    from sklearn.calibration import calibration_curve
+
+    outcome, scores = np.asarray(outcome, bool).reshape(-1), np.asarray(scores, np.float64).reshape(-1)
+    if not len(scores) or outcome.all() or not outcome.any():
+        return None
+    observed, predicted = calibration_curve(outcome, scores, n_bins=bins, strategy="quantile")
+    edges = np.percentile(scores, np.linspace(0, 1, bins + 1) * 100)  # as scikit-learn cuts them
+    counts = np.bincount(np.searchsorted(edges[1:-1], scores), minlength=bins)
+    counts = counts[counts > 0]
+    return {
+        "predicted": predicted.tolist(),
+        "observed": observed.tolist(),
+        "count": counts.tolist(),
+        "ece": float(np.sum(counts * np.abs(observed - predicted)) / counts.sum()),
+        "scores": int(len(scores)),
+    }

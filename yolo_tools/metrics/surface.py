@@ -7,7 +7,8 @@ GI scans' file names, DICOM and NIfTI headers), in pixels otherwise. Computed as
 spacing as `sampling`), so no per-pixel Python loop; written here because neither package is a
 dependency of the workbench and the whole computation is two distance transforms per class.
 
-- Surface: the mask pixels with a background 8-neighbour (mask minus its erosion).
+- Surface: the mask pixels with a background neighbour, edges and corners counted (mask minus its erosion by a
+  full 3x3 or 3x3x3 block): an image's outline, or a volume's surface when its slices are stacked.
 - HD95: the 95th percentile of the distances from every predicted surface pixel to the true surface and
   from every true surface pixel to the predicted one, pooled (medpy's `hd95`).
 - NSD at tolerance τ: the share of both surfaces' pixels lying within τ of the other surface
@@ -31,18 +32,16 @@ import numpy as np
 from scipy import ndimage
 
 TOLERANCE = 2.0  # NSD tolerance, in mm where the spacing is known, else in pixels
-_NEIGHBOURS = np.ones((3, 3), bool)
-
-
 def _surface(mask: np.ndarray) -> np.ndarray:
-    return mask & ~ndimage.binary_erosion(mask, structure=_NEIGHBOURS, border_value=0)
+    return mask & ~ndimage.binary_erosion(mask, structure=np.ones((3,) * mask.ndim, bool), border_value=0)
 
 
 def surface_scores(
-    pred: np.ndarray, true: np.ndarray, spacing: tuple[float, float] | None = None, tolerance: float = TOLERANCE
+    pred: np.ndarray, true: np.ndarray, spacing: tuple[float, ...] | None = None, tolerance: float = TOLERANCE
 ) -> tuple[np.ndarray, np.ndarray]:
-    """HD95 and NSD per class for (C, H, W) boolean masks; `spacing` is (row, column) mm per pixel."""
-    sampling = tuple(spacing) if spacing else (1.0, 1.0)
+    """HD95 and NSD per class for (C, H, W) boolean masks, or (C, D, H, W) volumes; `spacing` is mm per pixel
+    (or voxel) along each spatial axis: (row, column), or (slice, row, column)."""
+    sampling = tuple(spacing) if spacing else (1.0,) * (pred.ndim - 1)
     classes = len(pred)
     hd95, nsd = np.full(classes, np.nan), np.zeros(classes)
     for c in range(classes):

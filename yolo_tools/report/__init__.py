@@ -138,7 +138,15 @@ def _decision(summary: dict[str, Any]) -> list[tuple[str, str]]:
             return []
         return [("decision", f"{point['positive']} when its probability is at least {point['threshold']:.3f} (chosen on val: {point['rule']})")]
     chosen = f"; chosen on val: {point['rule']}" if point else ""
-    return [("confidence threshold", f"{summary['conf']} (findings below it are not counted{chosen})")]
+    rows = [("confidence threshold", f"{summary['conf']} (findings below it are not counted{chosen})")]
+    if summary.get("flips"):
+        rows.append(("test-time mirroring", f"each image also predicted mirrored ({', '.join(summary['flips'])}), the findings fused"))
+    kept = summary.get("postprocessing")
+    if kept:
+        classes = ", ".join(kept["largest_component"]) or "no class (it lowered every class's Dice)"
+        where = "volume (3D)" if kept["dimensions"] == 3 else "image"
+        rows.append(("post-processing", f"largest connected component per {where} kept for: {classes} (decided on {kept['decided_on']})"))
+    return rows
 
 
 def ranked(per_image: pd.DataFrame, summary: dict[str, Any], worst_first: bool = False) -> pd.DataFrame:

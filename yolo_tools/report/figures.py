@@ -174,3 +174,46 @@ def classified(image_path: Path) -> bytes:
     axes.imshow(_image_rgb(image_path))
     axes.axis("off")
     return _encode(figure, "jpeg")
+
+
+def fold_curves(results: list[tuple[str, Path]], metric: str, best: list[int | None]) -> bytes | None:
+    """Learning curves of every fold on one figure: the summed training losses and the held-out metric that
+    chose each fold's best epoch (marked), from each fold's results.csv."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    drawn = False
+    for index, ((name, path), kept) in enumerate(zip(results, best)):
+        if not path.is_file():
+            continue
+        table = pd.read_csv(path)
+        table.columns = [c.strip() for c in table.columns]
+        colour = COLOURS[index % len(COLOURS)]
+        losses = [c for c in table.columns if c.startswith("train/")]
+        if losses:
+            left.plot(table["epoch"], table[losses].sum(axis=1), marker="o", markersize=3, color=colour, label=name)
+        if metric in table:
+            right.plot(table["epoch"], table[metric], marker="o", markersize=3, color=colour, label=name)
+            if kept is not None and (table["epoch"] == kept).any():
+                right.plot(kept, table.loc[table["epoch"] == kept, metric].iloc[0], "*", markersize=12, color=colour)
+        drawn = True
+    if not drawn:
+        plt.close(figure)
+        return None
+    left.set(title="training loss (sum of the train/ losses)", xlabel="epoch")
+    right.set(title=f"held-out {metric.removeprefix('metrics/')} (star: best epoch)", xlabel="epoch", ylim=(0, 1.02))
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+        if axes.lines:
+            axes.legend(fontsize=7)
+    return _encode(figure)
+
+
+def reliability(calibration: dict[str, Any], score: str) -> bytes:
+    """A reliability diagram: each bin's mean score against the share that came true, the count at each point."""
+    figure, axes = plt.subplots(figsize=(PANEL_INCHES + 0.6, PANEL_INCHES))
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    axes.plot(calibration["predicted"], calibration["observed"], "o-", color=COLOURS[0])
+    for x, y, n in zip(calibration["predicted"], calibration["observed"], calibration["count"]):
+        axes.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#4a5868")
+    axes.set(xlabel=score, ylabel="observed share", title=f"Calibration (ECE {calibration['ece']:.3f})", xlim=(0, 1), ylim=(0, 1.02))
+    axes.grid(alpha=0.3)
+    return _encode(figure)

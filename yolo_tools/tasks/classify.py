@@ -70,7 +70,9 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     """Decide each image at the operating point (chosen on val), then the metrics, per-class rows and ROC curve."""
     names, per_image = state.names, evaluation.per_image
     truth, probabilities = np.array([t for t, _ in state.kept]), np.stack([p for _, p in state.kept])
-    point = None if evaluation.ensemble else _point(evaluation.run_dir, evaluation.split, evaluation.rule, truth, probabilities, names)
+    point = evaluation.operating_point  # one chosen elsewhere (a study's pooled out-of-fold point), else the run's
+    if point is None and not evaluation.ensemble:
+        point = _point(evaluation.run_dir, evaluation.split, evaluation.rule, truth, probabilities, names)
     predicted = np.array([operating_point.decide(p, point) for p in probabilities])
     per_image["predicted"] = [names[i] for i in predicted]
     per_image["confidence"] = probabilities[np.arange(len(predicted)), predicted]

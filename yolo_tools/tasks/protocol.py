@@ -31,11 +31,47 @@ class Scoring:
     masks_dir: Path | None = None  # where predicted masks are saved, for tasks that save them
     rows: list[dict[str, Any]] = field(default_factory=list)
     kept: list[Any] = field(default_factory=list)
+    pending: dict[str, Any] = field(default_factory=dict)  # what a task holds across images (a volume's slices)
 
     @cached_property
     def spacing(self) -> dict[str, tuple[float, float]]:
         """Pixel spacing per image stem (mm), read once from the dataset."""
         return self.dataset.spacing()
+
+    @cached_property
+    def volume_slices(self) -> VolumeSlices | None:
+        """Which of this split's images are slices of which volume (the dataset's slices.csv); None without one."""
+        table = self.dataset.slices()
+        if table is None:
+            return None
+        table = table[table["split"] == self.split]
+        if not len(table):
+            return None
+        stems = table["image"].map(lambda name: Path(str(name)).stem)
+        geometry = self.dataset.volumes()
+        return VolumeSlices(
+            slice_of=dict(zip(stems, zip(table["volume"], table["slice"].astype(int)))),
+            counts=table.groupby("volume").size().to_dict(),
+            patient=dict(zip(table["volume"], table["patient"])),
+            spacing={name: _stacked_spacing(volume) for name, volume in geometry.items()},
+        )
+
+
+@dataclass(frozen=True)
+class VolumeSlices:
+    """A split's volumes as slices: image stem → (volume, slice index), slices per volume, each volume's patient,
+    and its voxel spacing in the order of its stacked slices (slice, row, column; mm), where known."""
+
+    slice_of: dict[str, tuple[str, int]]
+    counts: dict[str, int]
+    patient: dict[str, str]
+    spacing: dict[str, tuple[float, float, float]]
+
+
+def _stacked_spacing(volume: dict[str, Any]) -> tuple[float, float, float]:
+    """(slice, row, column) mm of a volumes.json entry: the sliced axis first, the others in array order."""
+    spacing, axis = list(volume["spacing_mm"]), int(volume["slice_axis"])
+    return (float(spacing[axis]), *(float(s) for i, s in enumerate(spacing) if i != axis))
 
 
 @dataclass
@@ -49,7 +85,8 @@ class Evaluation:
     split: str  # the split scored, or 'outside' for an outside set
     rule: str | None  # the operating-point rule asked for (a classifier's threshold), if any
     ensemble: bool
-    operating_point: dict[str, Any] | None  # the confidence chosen on val, when one was
+    operating_point: dict[str, Any] | None  # the confidence chosen on val, when one was; or the point given to
+    # evaluate (a study's, chosen on pooled out-of-fold predictions), a classifier's threshold included
 
 
 @dataclass
@@ -85,6 +122,8 @@ class Task:
     # (a task that decides by confidence must have it; classify decides by a threshold instead)
     choose_score: Callable[[Scoring, Any], tuple[dict[str, Any], Any]] | None = None  # what choose_conf keeps of
     # each val prediction (made at a floor confidence); None: `score`
+    choose_postprocessing: Callable[[Scoring, str], dict[str, Any]] | None = None  # from predictions on val scored
+    # by `score`, and where they were made ('val', ...): what to keep of each class's masks (yolo_tools/postprocess.py)
     predict_args: dict[str, Any] = field(default_factory=dict)  # Ultralytics arguments its predictions need
     saves_masks: bool = False  # scored on masks: predicted masks kept per image and drawn in the report's gallery
     findings_columns: str | None = None  # regex of per-image columns counting what there is to find; None: the

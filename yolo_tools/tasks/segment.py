@@ -2,7 +2,10 @@
 
 Ground truth is the dataset's published masks where the converter kept them, else its polygons filled;
 predictions are the model's masks at the image's own size (`retina_masks`), OR-ed per class. When the
-dataset lists the slices of its volumes (`slices.csv`), each volume is scored with its slices stacked.
+dataset lists the slices of its volumes (`slices.csv`), each volume is scored with its slices stacked: 3D
+Dice from the slices' pixel counts, 3D HD95 and surface Dice on the stacked masks in mm (volumes.json's
+spacing), and the Dice each class would have with only its largest connected component kept, which decides
+the run's post-processing (yolo_tools/postprocess.py; per image for images that are no volume's slices).
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from yolo_tools import fusion, operating_point
+from yolo_tools import fusion, operating_point, postprocess
 from yolo_tools.convert import mask_png
 from yolo_tools.convert.polygons import polygons_to_mask
 from yolo_tools.dataset import read_labels
 from yolo_tools.errors import UserError
-from yolo_tools.metrics import detection, segmentation, surface
+from yolo_tools.metrics import bootstrap, detection, segmentation, surface
 from yolo_tools.tasks.detect import VALIDATOR_MEANING
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
 
@@ -45,6 +48,13 @@ def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], np.ndarray]:
         mask_png.save(predicted, state.masks_dir / f"{stem}.png")
     dice, iou = segmentation.dice(counts), segmentation.iou(counts)
     box_iou = _box_fit(predicted, truth)
+    volumes = state.volume_slices
+    where = volumes.slice_of.get(stem) if volumes else None
+    if where is not None:
+        _hold_slice(state, where, predicted, truth)
+        largest = np.full(len(names), np.nan)  # a slice's share of its volume's: see per_patient.csv
+    else:
+        largest = segmentation.dice(segmentation.overlaps(postprocess.keep_largest(predicted, range(len(names))), truth))
     row: dict[str, Any] = {
         "image": prediction.path.name, "dice": dice.mean(), "iou": iou.mean(),
         "hd95": np.nanmean(hd95) if np.isfinite(hd95).any() else np.nan, "nsd": nsd.mean(),
@@ -56,10 +66,36 @@ def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], np.ndarray]:
             f"hd95_{name}": hd95[index],
             f"nsd_{name}": nsd[index],
             f"box_iou_{name}": box_iou[index],
+            f"dice_largest_{name}": largest[index],
             f"true_px_{name}": counts[index, 2],
             f"pred_px_{name}": counts[index, 1],
         }
     return row, counts
+
+
+def _hold_slice(state: Scoring, where: tuple[str, int], predicted: np.ndarray, truth: np.ndarray) -> None:
+    """Keep a volume's slices until all have come, then score the stacked volume (`_volume_row`)."""
+    volume, index = where
+    held = state.pending.setdefault("slices", {}).setdefault(volume, [])
+    held.append((index, predicted, truth))
+    if len(held) == state.volume_slices.counts[volume]:
+        del state.pending["slices"][volume]
+        held.sort(key=lambda item: item[0])
+        stacked_pred = np.stack([p for _, p, _ in held], axis=1)  # (classes, slices, H, W)
+        stacked_true = np.stack([t for _, _, t in held], axis=1)
+        state.pending.setdefault("volumes", []).append(_volume_row(state, volume, stacked_pred, stacked_true))
+
+
+def _volume_row(state: Scoring, volume: str, predicted: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
+    """A whole volume's 3D HD95 and surface Dice per class (mm where volumes.json gives the spacing, else voxels),
+    and the Dice each class would have with only its largest 3D component kept."""
+    spacing = state.volume_slices.spacing.get(volume)
+    hd95, nsd = surface.surface_scores(predicted, truth, spacing)
+    largest = segmentation.dice(segmentation.overlaps(postprocess.keep_largest(predicted, range(len(predicted))), truth))
+    row: dict[str, Any] = {"volume": volume, "hd95": np.nanmean(hd95) if np.isfinite(hd95).any() else np.nan, "nsd": nsd.mean()}
+    for index, name in enumerate(state.names):
+        row |= {f"hd95_{name}": hd95[index], f"nsd_{name}": nsd[index], f"dice_largest_{name}": largest[index]}
+    return row
 
 
 def _truth(state: Scoring, prediction: Any) -> np.ndarray:
@@ -137,6 +173,35 @@ def _intervals(evaluation: Evaluation, counts: np.ndarray) -> dict[str, Any]:
     return out
 
 
+def _volume_intervals(volumes: pd.DataFrame, names: list[str]) -> dict[str, Any]:
+    """95% bootstrap intervals of the per-volume means, resampling patients (a patient's volumes together)."""
+    boot = bootstrap.Bootstrap(volumes["patient"].astype(str).tolist())
+    columns = {"dice_3d": "dice", **{f"dice_3d_{n}": f"dice_{n}" for n in names}}
+    if "hd95" in volumes:
+        columns |= {"hd95_3d": "hd95", "nsd_3d": "nsd", **{f"hd95_3d_{n}": f"hd95_{n}" for n in names}}
+    return {metric: boot.mean(volumes[column].to_numpy(np.float64)) for metric, column in columns.items()}
+
+
+def choose_postprocessing(state: Scoring, decided_on: str) -> dict[str, Any]:
+    """Whether to keep only each class's largest connected component (yolo_tools/postprocess.py), from the Dice of
+    every scored volume (3D) or, for images that are no volume's slices, every image (2D), without and with it."""
+    names, volumes = state.names, state.pending.get("volumes")
+    if volumes:
+        table, dimensions = pd.DataFrame(volumes), 3
+        counts = np.stack(state.kept)
+        slices = state.volume_slices
+        summed: dict[str, np.ndarray] = {}
+        for image, kept in zip(state.rows, counts):
+            volume = slices.slice_of[Path(image["image"]).stem][0]
+            summed[volume] = summed.get(volume, 0) + kept
+        dice = np.stack([segmentation.dice(summed[v]) for v in table["volume"]])
+    else:
+        table, dimensions = pd.DataFrame(state.rows), 2
+        dice = table[[f"dice_{name}" for name in names]].to_numpy(np.float64)
+    largest = table[[f"dice_largest_{name}" for name in names]].to_numpy(np.float64)
+    return postprocess.decide(names, dice, largest, decided_on, dimensions)
+
+
 def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     """Per-class and overall Dice/IoU; per-volume 3D scores when the dataset lists its slices."""
     per_image, names, dataset = evaluation.per_image, state.names, state.dataset
@@ -175,13 +240,28 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
         slices = slices[slices["stem"].isin(position)].sort_values(["patient", "volume", "slice"])
         if len(slices):
             volumes = segmentation.volume_scores(slices, counts[slices["stem"].map(position).to_numpy()], names)
+            measured = state.pending.get("volumes")
+            if measured:  # the stacked volumes' surface distances and largest-component Dice (`_volume_row`)
+                volumes = volumes.merge(pd.DataFrame(measured), on="volume", how="left")
             per_class["dice_3d_mean"] = [volumes[f"dice_{name}"].mean() for name in names]
             metrics |= {
                 "dice_3d": float(volumes["dice"].mean()),
+                **{f"dice_3d_{name}": float(volumes[f"dice_{name}"].mean()) for name in names},
                 "volumes": len(volumes),
                 "patients": int(volumes["patient"].nunique()),
             }
-    intervals = intervals_of(_intervals(evaluation, counts), metrics)
+            if "hd95" in volumes:
+                per_class["hd95_3d_mean"] = [volumes[f"hd95_{name}"].mean() for name in names]
+                metrics |= {
+                    "hd95_3d": float(volumes["hd95"].mean()),
+                    **{f"hd95_3d_{name}": float(volumes[f"hd95_{name}"].mean()) for name in names},
+                    "nsd_3d": float(volumes["nsd"].mean()),
+                    "distance_unit_3d": "mm" if set(volumes["volume"]) <= set(state.volume_slices.spacing) else "voxels",
+                }
+    found = _intervals(evaluation, counts)
+    if volumes is not None:
+        found |= _volume_intervals(volumes, names)
+    intervals = intervals_of(found, metrics)
     return Scores(per_class, metrics, intervals, evaluation.operating_point, per_patient=volumes)
 
 
@@ -222,6 +302,9 @@ TASK = Task(
         "iou": "shared area / combined area (Jaccard); mean over images and classes",
         "dice_pooled": "Dice with every pixel of the split counted together, so large structures weigh more",
         "dice_3d": "Dice of each whole volume, its slices stacked, averaged over volumes and classes",
+        "hd95_3d": "95th percentile of the distances between predicted and true surfaces of each whole volume (mm where "
+        "the spacing is known, else voxels), averaged over volumes and classes where defined; lower is better",
+        "nsd_3d": "surface Dice of each whole volume (tolerance in mm), averaged over volumes and classes",
         "volumes": "3D volumes evaluated",
         "patients": "patients evaluated",
         "hd95": "95th percentile of the distances between predicted and true outlines (mm where the spacing is known, else pixels); lower is better",
@@ -237,6 +320,7 @@ TASK = Task(
     fuse=fusion.fuse_masks,
     choose_conf=choose_conf,
     choose_score=sweep,
+    choose_postprocessing=choose_postprocessing,
     validator_plots=(
         ("confusion_matrix_normalized.png", "Confusion matrix (Ultralytics' validator, normalised per true class)"),
         ("MaskPR_curve.png", "Precision-recall curve of the masks (Ultralytics' validator)"),
