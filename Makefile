@@ -24,7 +24,7 @@ LS_STAMP := $(LS_VENV)/.installed
 
 setup: $(STAMP)
 
-# About 8 GB: torch with its CUDA libraries (nvidia-*, triton) is two thirds of it (README, "Two commands").
+# About 8 GB: torch with its CUDA libraries (nvidia-*, triton) is two thirds of it (docs/install.md).
 $(STAMP): pyproject.toml requirements.lock
 	@echo "setup 1/4: Python environment in $(VENV)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

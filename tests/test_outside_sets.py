@@ -3,8 +3,8 @@
 The fast tests check the tables and rules without a model. The slow ones train one tiny run per kind
 (a classifier from recipes/pneumonia.yaml, a detector from heart.yaml, a 2D segmenter from heart-seg.yaml, a
 2.5D volume segmenter from hippocampus.yaml: 1 epoch on a few real images or volumes from ../shared/data,
-copied into tmp) and score small outside sets of each published layout on them, README's own example among
-them, run from the README's text so the two cannot drift apart.
+copied into tmp) and score small outside sets of each published layout on them, the docs' own examples among
+them (docs/publishing.md), run from the page's text so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from yolo_tools.errors import UserError
 from yolo_tools.evaluation import eval_dir_name
 from yolo_tools.recipe import load_recipe
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PUBLISHING = Path(__file__).resolve().parent.parent / "docs" / "publishing.md"
 HEART = SHARED_DATA / "heart-cxr-jsrt"
 PNEUMONIA = SHARED_DATA / "pneumonia-cxr-kermany" / "train"
 TINY = {"epochs": 1, "batch": 8, "workers": 0, "plots": False, "device": "cpu"}
@@ -212,7 +212,7 @@ def classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _train(_recipe(tmp, "pneumonia.yaml", "outside-pneumonia", tmp / "kermany"), imgsz=32)
 
 
-# --- classify: README's own example, a folder named test, copies kept ---------------------------------------
+# --- classify: the docs' own example, a folder named test, copies kept -------------------------------------
 
 
 def _class_folder_test_split(root: Path) -> Path:
@@ -225,18 +225,18 @@ def _class_folder_test_split(root: Path) -> Path:
     return root
 
 
-def _readme_line(pattern: str) -> list[str]:
-    """README's command that matches `pattern`, as argv after `yolo_tools` (its comment left out)."""
-    for line in README.read_text(encoding="utf-8").splitlines():
+def _docs_line(pattern: str) -> list[str]:
+    """docs/publishing.md's command that matches `pattern`, as argv after `yolo_tools` (its comment left out)."""
+    for line in PUBLISHING.read_text(encoding="utf-8").splitlines():
         if re.search(pattern, line):
             return shlex.split(line.split("#", 1)[0])[1:]
-    raise AssertionError(f"README: no command matching {pattern!r}")
+    raise AssertionError(f"docs/publishing.md: no command matching {pattern!r}")
 
 
 @pytest.mark.slow
 @needs_data("pneumonia-cxr-kermany")
-def test_readmes_class_folder_example_scores_the_whole_test_split(classifier: Path, tmp_path: Path, monkeypatch, caplog) -> None:
-    """`evaluate runs/pneumonia/train --data ~/chest_xray/test --format class-folders`, as README writes it."""
+def test_the_docs_class_folder_example_scores_the_whole_test_split(classifier: Path, tmp_path: Path, monkeypatch, caplog) -> None:
+    """`evaluate runs/pneumonia/train --data ~/chest_xray/test --format class-folders`, as docs/publishing.md writes it."""
     from yolo_tools.cli import main
 
     home = tmp_path / "home"
@@ -246,7 +246,7 @@ def test_readmes_class_folder_example_scores_the_whole_test_split(classifier: Pa
     (classifier / "eval-test" / "summary.json").write_text('{"split": "test", "the run\'s own": true}')
     before = {p: p.read_bytes() for p in source.rglob("*") if p.is_file()}
 
-    argv = _readme_line(r"yolo_tools evaluate runs/pneumonia/train --data \S+ --format class-folders")
+    argv = _docs_line(r"yolo_tools evaluate runs/pneumonia/train --data \S+ --format class-folders")
     assert argv[1] == "runs/pneumonia/train" and argv[3] == "~/chest_xray/test"
     argv[1] = str(classifier)
     assert main([*argv, "imgsz=32", "device=cpu"]) == 0
@@ -428,11 +428,11 @@ def test_volumes_without_dataset_json_and_a_dicom_series_are_scored_with_the_rec
         for folder in ("imagesTr", "labelsTr"):
             _copy(HIPPOCAMPUS / folder / f"{case}.nii.gz", plain / folder / f"{case}.nii.gz")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    argv = _readme_line(r"yolo_tools evaluate runs/hippocampus/train --data \S+ --format nifti --option layout=folders")
+    argv = _docs_line(r"yolo_tools evaluate runs/hippocampus/train --data \S+ --format nifti --option layout=folders")
     assert argv[1] == "runs/hippocampus/train" and argv[3] == "~/other_mri"
     argv[1] = str(volumes_run)
-    for fmt, options in (("README", None), (None, None), ("nifti", {"label_values": [1, 2]})):
-        if fmt == "README":
+    for fmt, options in (("docs", None), (None, None), ("nifti", {"label_values": [1, 2]})):
+        if fmt == "docs":
             assert main([*argv, *(f"{k}={v}" for k, v in SCORE.items()), "device=cpu"]) == 0
             out = volumes_run / "eval-outside-other_mri"
         else:

@@ -94,7 +94,7 @@ def test_mlflow_run_holds_training_and_evaluation(cli) -> None:
     assert metrics["eval/validator/mAP50"] == pytest.approx(summary["validator"]["mAP50"])
     per_class = pd.read_csv(run_dir / "eval" / "per_class.csv").set_index("class")
     assert metrics["eval/class/finding/missed"] == per_class.loc["finding", "missed"]
-    # The 95% bootstrap intervals, beside each headline number (README: "intervals where the summary has them").
+    # The 95% bootstrap intervals, beside each headline number (docs/scale.md: "each headline number's 95% interval").
     intervals = {name: value for name, value in summary["intervals"].items() if value is not None}
     assert intervals, "the demo evaluation gave no interval to compare"
     for name, (low, high) in intervals.items():

@@ -24,8 +24,8 @@ class Window(_Spec):
     """A display window in the image's own units (HU for CT): values outside it saturate."""
 
     mode: Literal["window"] = "window"
-    center: float
-    width: float = Field(gt=0)
+    center: float = Field(description="the window's centre, in the image's units")
+    width: float = Field(gt=0, description="the window's width, in the image's units")
 
 
 class Windows(_Spec):
@@ -39,11 +39,13 @@ class Percentile(_Spec):
     """Scale between two percentiles of the image itself: robust to MRI's arbitrary scale and bright outliers."""
 
     mode: Literal["percentile"] = "percentile"
-    low: float = Field(0.5, ge=0, lt=100)
-    high: float = Field(99.5, gt=0, le=100)
+    low: float = Field(0.5, ge=0, lt=100, description="the percentile that becomes black")
+    high: float = Field(99.5, gt=0, le=100, description="the percentile that becomes white")
 
 
 class MinMax(_Spec):
+    """Scale between the image's own lowest and highest value."""
+
     mode: Literal["minmax"] = "minmax"
 
 

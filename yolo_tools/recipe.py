@@ -46,19 +46,23 @@ class DicomwebQuery(_Strict):
         None, pattern=r"^(\d{8})?-?(\d{8})?$", description="YYYYMMDD or a range YYYYMMDD-YYYYMMDD (either end open)"
     )
     series_description: str | None = Field(None, description="SeriesDescription; * and ? are wildcards")
-    accession_number: str | None = None
-    patient_id: str | None = None
+    accession_number: str | None = Field(None, description="AccessionNumber of the study")
+    patient_id: str | None = Field(None, description="PatientID of the study")
 
 
 class Source(_Strict):
     """Where the raw data comes from, and where a user who lacks it can get it."""
 
-    kind: Literal["local", "roboflow", "synthetic", "dicomweb"] = "local"
+    kind: Literal["local", "roboflow", "synthetic", "dicomweb"] = Field(
+        "local",
+        description="local: a folder under the data root; roboflow: pulled from Roboflow Universe on first use; "
+        "synthetic: made on the fly (the demo); dicomweb: pulled from a PACS over DICOMweb",
+    )
     path: str | None = Field(None, description="folder under the data root (or absolute) holding the set as published")
     url: str | None = Field(None, description="where a user downloads the set by hand")
-    workspace: str | None = None
-    project: str | None = None
-    version: int | None = None
+    workspace: str | None = Field(None, description="roboflow: the workspace, as in the dataset's Universe URL")
+    project: str | None = Field(None, description="roboflow: the project, as in the dataset's Universe URL")
+    version: int | None = Field(None, description="roboflow: the dataset version")
     format: str | None = Field(None, description="Roboflow export format, e.g. yolov8")
     server: str | None = Field(None, description="dicomweb: the server's DICOMweb root, e.g. https://pacs.example.org/dicom-web")
     studies: list[str] | None = Field(None, description="dicomweb: StudyInstanceUIDs to pull")
@@ -86,11 +90,11 @@ class Split(_Strict):
     """
 
     by: str = Field("source", description="'source' keeps the published split; 'file', a regex, or a named rule groups")
-    val: float = Field(0.2, gt=0, lt=1)
+    val: float = Field(0.2, gt=0, lt=1, description="fraction drawn into val (of the patients or studies the rule groups by)")
     test: float | Literal["source"] | None = Field(
         None, description="fraction of patients held out as a test set, or 'source' for the published test split"
     )
-    seed: int = 0
+    seed: int = Field(0, description="the seed of the draw: the same seed gives the same split")
 
     @field_validator("by")
     @classmethod
@@ -126,15 +130,17 @@ class CorrectionFile(_Strict):
     that the dataset version it makes is exactly that one, and a changed file is noticed."""
 
     file: str = Field(description="file name under corrections/<recipe>/, e.g. ls-20260105-101500.jsonl")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes")
 
 
 class Data(_Strict):
-    source: Source
-    converter: str
-    options: dict[str, Any] = Field(default_factory=dict)
-    split: Split = Split()
-    metadata: Metadata | None = None
+    """What the model learns from: where the set is, the reader of the format it is published in, how it is split."""
+
+    source: Source = Field(description="where the raw data is, or how to get it")
+    converter: str = Field(description="the reader of the published format (yolo_tools/convert/)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the converter's options, checked against its schema")
+    split: Split = Field(Split(), description="train/val(/test), by patient")
+    metadata: Metadata | None = Field(None, description="per-patient fields to break results down by")
     corrections: list[CorrectionFile] | None = Field(
         None,
         description="label corrections applied over the published labels; left out: every file in "
@@ -145,7 +151,7 @@ class Data(_Strict):
 class Preprocess(_Strict):
     """How raw intensities become the 8-bit channels YOLO reads (see yolo_tools/intensity.py)."""
 
-    intensity: Intensity | None = None
+    intensity: Intensity | None = Field(None, description="how values become grey levels, chosen by its mode; none: 8-bit data as stored, other data min-max")
     context: int = Field(0, ge=0, le=1, description="2.5D: neighbouring slices on each side stacked as channels")
     context_stride: int = Field(1, ge=1, description="slices between the centre and each neighbour")
 
@@ -194,11 +200,11 @@ CONVERT_FLAGS = {"data.split.by": "--split-by", "data.split.val": "--val", "data
 
 
 class Recipe(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
-    task: Task
-    description: str = ""
-    data: Data
-    classes: list[str] = Field(min_length=1)
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="names the folders: datasets/<name>/, runs/<name>/")
+    task: Task = Field(description="detect (boxes), segment (masks) or classify (one class per image)")
+    description: str = Field("", description="one line saying what the model does")
+    data: Data = Field(description="the data and how it is read and split")
+    classes: list[str] = Field(min_length=1, description="one name per source class, in the source's order")
     model: str = Field(
         "yolov8n.pt",
         description="Ultralytics model YAML (from scratch), weights of a run, or official weights; when left out, "
@@ -209,9 +215,9 @@ class Recipe(_Strict):
         description="official weights named in model (yolov8n.pt, yolo11n-seg.pt) that cannot be downloaded: "
         "train from scratch from the same model's YAML (true, one line says so) or stop with a message (false)",
     )
-    preprocess: Preprocess = Preprocess()
-    train: dict[str, Any] = Field(default_factory=dict)
-    predict: Predict = Predict()
+    preprocess: Preprocess = Field(Preprocess(), description="intensities and 2.5D context")
+    train: dict[str, Any] = Field(default_factory=dict, description="any Ultralytics train argument, checked by Ultralytics' own check_cfg")
+    predict: Predict = Field(Predict(), description="detect, segment: test-time mirroring and post-processing (nnU-Net's)")
     class_balance: Literal["none", "oversample"] = Field(
         "none",
         description="classify only: 'oversample' repeats the training images of smaller classes until every class "

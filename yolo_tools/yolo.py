@@ -143,7 +143,7 @@ def cpu_threads(cores: int, machine_cores: int, load: float, requested: int | No
     `cores` is the process's CPU set (taskset and container limits included), `machine_cores` the
     machine's, `load` its 1-minute load average. Torch keeps every thread it is given busy, and threads
     beyond the idle cores only contend with the other work: a training slowed 3x with two others running
-    (README, "Every core for CPU training"), and at load 8-22 the demo and the tests ran 17-63 times slower
+    (docs/benchmarks.md, "Every core for CPU training"), and at load 8-22 the demo and the tests ran 17-63 times slower
     (issue #32). So when the
     process may use the whole machine and it is busy, torch gets its idle cores (the load average less one
     for this process's own start, at least one thread). A CPU set chosen with `taskset`, and

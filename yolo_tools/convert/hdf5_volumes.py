@@ -52,13 +52,15 @@ from yolo_tools.recipe import Recipe
 
 class Options(ConverterOptions):
     files: str = Field("**/*.h5", description="glob under the source")
-    image_key: str = "image"
-    label_key: str = "label"
+    image_key: str = Field("image", description="the HDF5 dataset holding the image volume")
+    label_key: str = Field("label", description="the HDF5 dataset holding the label map")
     slice_axis: int = Field(0, ge=-3, le=2, description="the axis that numbers the slices")
     label_values: list[int] | None = Field(None, description="the label value of each recipe class, in order")
     min_area: int = Field(4, ge=0, description="regions under this many pixels are dropped as specks")
-    empty: Literal["keep", "drop"] = "keep"
-    intensity_scope: Literal["volume", "slice"] = "volume"
+    empty: Literal["keep", "drop"] = Field("keep", description="slices with no label: keep (3D metrics need every slice) or drop")
+    intensity_scope: Literal["volume", "slice"] = Field(
+        "volume", description="preprocess.intensity over the whole volume (slices stay comparable) or per slice"
+    )
 
 
 def _options(recipe: Recipe) -> Options:

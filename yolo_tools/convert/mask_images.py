@@ -54,9 +54,13 @@ Channel = Annotated[int, Field(ge=0, le=255)]
 class Options(ConverterOptions):
     images: str = Field("images", description="folder of images, relative to the source")
     masks: str = Field("masks", description="folder of masks (per_class: one sub-folder per class)")
-    layout: Literal["per_class", "label_map", "colours"] = "per_class"
+    layout: Literal["per_class", "label_map", "colours"] = Field(
+        "per_class",
+        description="per_class: masks/<class>/<name>.png, one binary mask per class; label_map: masks/<name>.png, "
+        "value = class index + 1; colours: masks/<name>.png, one colour per class",
+    )
     min_area: int = Field(10, ge=0, description="regions (and holes) under this many pixels are dropped as specks")
-    holes: bool = True
+    holes: bool = Field(True, description="keep holes (a ring stays a ring); false fills them, outer outlines only")
     threshold: float = Field(0, description="mask values above this are foreground")
     epsilon: float = Field(0, ge=0, description="outline simplification in pixels (0 keeps every corner)")
     folders: dict[str, str] = Field(default_factory=dict, description="class -> mask folder name, where they differ")

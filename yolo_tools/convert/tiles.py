@@ -41,11 +41,13 @@ from yolo_tools.recipe import Recipe
 
 
 class Tiles(ConverterOptions):
+    """Training images cut into overlapping tiles at native resolution; val stays whole (predict with slice=)."""
+
     size: int = Field(320, ge=32, description="tile width and height in pixels (train with imgsz= the same)")
     overlap: float = Field(0.2, ge=0, lt=1, description="fraction of a tile shared with its neighbour")
     min_visible: float = Field(0.5, gt=0, le=1, description="a box cut by a tile edge is kept when this much of its area is inside")
     background: float = Field(0.1, ge=0, le=1, description="fraction of tiles without boxes that are kept")
-    seed: int = 0
+    seed: int = Field(0, description="the seed of the draw of background tiles")
 
 
 def starts(length: int, size: int, overlap: float) -> np.ndarray:

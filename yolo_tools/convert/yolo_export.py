@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import yaml
+from pydantic import Field
 
 from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.tiles import Tiles, tile
@@ -24,7 +25,7 @@ from yolo_tools.recipe import Recipe
 class Options(ConverterOptions):
     """A YOLO export is read as published; `tiles` cuts detection training images into tiles (convert/tiles.py)."""
 
-    tiles: Tiles | None = None
+    tiles: Tiles | None = Field(None, description="detect: cut the training images into tiles (small findings)")
 
 
 def _split_dir(root: Path, entry: str, yaml_path: Path) -> Path:
