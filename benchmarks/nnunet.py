@@ -169,7 +169,7 @@ def _gains(plain: pd.DataFrame, other: pd.DataFrame | None, names: list[str]) ->
 
 def _prediction_cpu(run_dir: Path, images: list[Path], mirrored: bool) -> dict[str, float]:
     """CPU and wall seconds per image of one prediction pass, as evaluate makes it (plain or mirrored)."""
-    from yolo_tools import operating_point, tasks, yolo
+    from yolo_tools import engine, operating_point, tasks
     from yolo_tools.runs import run_recipe
 
     recipe = run_recipe(run_dir)
@@ -177,7 +177,7 @@ def _prediction_cpu(run_dir: Path, images: list[Path], mirrored: bool) -> dict[s
     if mirrored:
         args |= tasks.mirroring(recipe)
     cpu, wall = _cpu(), time.perf_counter()
-    for _ in yolo.predict(run_dir / "weights" / "best.pt", images, args):
+    for _ in engine.predict(run_dir / "weights" / "best.pt", images, args):
         pass
     return {"cpu_s_per_image": (_cpu() - cpu) / len(images), "wall_s_per_image": (time.perf_counter() - wall) / len(images)}
 

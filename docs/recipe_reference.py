@@ -147,7 +147,7 @@ def _section(model: type[BaseModel], heading: str, prefix: str, out: list[str], 
 def render() -> str:
     from yolo_tools import convert
     from yolo_tools.recipe import Recipe
-    from yolo_tools.yolo_args import RESERVED, WORKBENCH_KEYS
+    from yolo_tools.engine.args import RESERVED, WORKBENCH_KEYS
 
     out = [
         "# Recipe reference",
@@ -177,7 +177,7 @@ def render() -> str:
         "",
         "## Keys the workbench adds on the command line",
         "",
-        "Given as `key=value` after a verb, read and checked like Ultralytics' own (`yolo_tools/yolo_args.py`).",
+        "Given as `key=value` after a verb, read and checked like Ultralytics' own (`yolo_tools/engine/args.py`).",
         "",
         "| key | kind | what it takes |",
         "|---|---|---|",

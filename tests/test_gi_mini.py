@@ -144,7 +144,7 @@ def test_every_class_needs_a_colour(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_trains_offline_from_scratch_and_scores_each_organ(monkeypatch, caplog) -> None:
     asked = _offline(monkeypatch)
-    with caplog.at_level(logging.WARNING, logger="yolo_tools.yolo"):
+    with caplog.at_level(logging.WARNING, logger="yolo_tools.engine.weights"):
         run_dir, metrics = pipeline.train_recipe(RECIPES / "gi-mini.yaml", QUICK, name="quick")
     assert asked == ["https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8n-seg.pt"]
     said = [r.getMessage() for r in caplog.records if "could not be downloaded" in r.getMessage()]

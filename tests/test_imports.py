@@ -115,7 +115,7 @@ def test_the_finder_sees_a_cycle() -> None:
 
 def test_the_graph_holds_lazy_imports() -> None:
     graph = import_graph()
-    assert "yolo_tools.yolo" in graph["yolo_tools.pipeline"]
+    assert "yolo_tools.engine" in graph["yolo_tools.pipeline"]
     assert "yolo_tools.convert.writer" in graph["yolo_tools.convert.conversion"]
 
 
@@ -137,12 +137,14 @@ def test_reading_a_recipe_imports_neither_ultralytics_nor_the_converters() -> No
     assert done.stdout.strip() == "[]", done.stdout
 
 
-# Each outside library behind one door: Ultralytics and torch are touched in yolo.py alone (yolo_args.py reads
-# Ultralytics' argument names and checks, lazily, so that reading a recipe stays cheap).
-# FiftyOne's Ultralytics integration reads result objects, so it has no door at all.
+# Each outside library behind one door: Ultralytics and torch are touched in the engine package alone
+# (yolo_tools/engine/, split by role; engine/args.py reads Ultralytics' argument names and checks, lazily, so
+# that reading a recipe stays cheap). FiftyOne's Ultralytics integration reads result objects, so it has no door.
+# A door is a module, or a package and everything in it.
+ENGINE = "yolo_tools.engine"
 DOORS = {
-    "ultralytics": {"yolo_tools.yolo", "yolo_tools.yolo_args"},
-    "torch": {"yolo_tools.yolo"},
+    "ultralytics": {ENGINE},
+    "torch": {ENGINE},
     "torchvision": set(),
     "fiftyone.utils.ultralytics": set(),
     "dicomweb_client": {"yolo_tools.dicomweb"},  # QIDO/WADO/STOW-RS: the one module that talks to a PACS
@@ -152,51 +154,56 @@ DOORS = {
 RESULT_ATTRIBUTES = {"orig_img", "orig_shape", "probs", "xyxy", "xywh", "xywhn", "xyxyn", "top1conf", "top5"}
 
 
+def _behind(name: str, doors: set[str]) -> bool:
+    return any(name == door or name.startswith(f"{door}.") for door in doors)
+
+
 def outside_library_users(sources: dict[str, str]) -> dict[str, list[str]]:
-    """Library → the modules that import it though they are not its door, from module → source text."""
+    """Library → the modules that import it though they are not behind its door, from module → source text."""
     found: dict[str, list[str]] = {}
     for name, text in sources.items():
         package = name.rpartition(".")[0]
         targets = _imports(ast.parse(text), package)
         for library, doors in DOORS.items():
-            if name not in doors and any(t == library or t.startswith(f"{library}.") for t in targets):
+            if not _behind(name, doors) and any(t == library or t.startswith(f"{library}.") for t in targets):
                 found.setdefault(library, []).append(name)
     return found
 
 
 def result_readers(sources: dict[str, str]) -> dict[str, list[str]]:
-    """Module → the Ultralytics result attributes it reads, for every module but yolo.py."""
+    """Module → the Ultralytics result attributes it reads, for every module outside the engine."""
     found = {}
     for name, text in sources.items():
         read = {node.attr for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Attribute)} & RESULT_ATTRIBUTES
-        if read and name != "yolo_tools.yolo":
+        if read and not _behind(name, {ENGINE}):
             found[name] = sorted(read)
     return found
 
 
 def test_the_door_check_sees_every_way_in() -> None:
     sources = {
-        "yolo_tools.yolo": "import torch\nfrom ultralytics import YOLO",
+        "yolo_tools.engine.trainer": "import torch\nfrom ultralytics import YOLO",
+        "yolo_tools.engine_notes": "import torch",
         "yolo_tools.a": "def f():\n    import torch.nn",
         "yolo_tools.b": "from ultralytics.engine.results import Results",
         "yolo_tools.c": "from importlib import import_module\nimport_module(f'ultralytics.utils.{x}')",
         "yolo_tools.d": "import fiftyone.utils.ultralytics as fou\nimport numpy\nimport torchmetrics",
     }
     assert outside_library_users(sources) == {
-        "torch": ["yolo_tools.a"],
+        "torch": ["yolo_tools.engine_notes", "yolo_tools.a"],
         "ultralytics": ["yolo_tools.b", "yolo_tools.c"],
         "fiftyone.utils.ultralytics": ["yolo_tools.d"],
     }
-    assert result_readers({"yolo_tools.e": "image = result.orig_img", "yolo_tools.yolo": "p = r.probs"}) == {
+    assert result_readers({"yolo_tools.e": "image = result.orig_img", "yolo_tools.engine.results": "p = r.probs"}) == {
         "yolo_tools.e": ["orig_img"]
     }
 
 
-def test_only_yolo_py_touches_ultralytics_and_torch() -> None:
+def test_only_the_engine_touches_ultralytics_and_torch() -> None:
     sources = {name: path.read_text(encoding="utf-8") for name, path in _modules().items()}
     users = outside_library_users(sources)
-    assert not users, "import these only in yolo.py (predictions leave it as yolo.Prediction):\n" + "\n".join(
+    assert not users, "import these only in yolo_tools/engine/ (predictions leave it as prediction.Prediction):\n" + "\n".join(
         f"{library}: {', '.join(names)}" for library, names in users.items()
     )
     readers = result_readers(sources)
-    assert not readers, f"Ultralytics result attributes read outside yolo.py (use yolo.Prediction's fields): {readers}"
+    assert not readers, f"Ultralytics result attributes read outside the engine (use Prediction's fields): {readers}"

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from conftest import RECIPES, isolate_fiftyone
-from yolo_tools import fiftyone_inspect, pipeline, yolo
+from yolo_tools import engine, fiftyone_inspect, pipeline
 from yolo_tools.convert.conversion import dataset_dir, train_data
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
@@ -244,7 +244,7 @@ def _train_synthetic(recipe: Recipe) -> Path:
     run_dir = runs_dir() / recipe.name / "quick"
     args = {**QUICK, "imgsz": 64}
     save_recipe(recipe, run_dir, args)
-    yolo.train(recipe.model, train_data(recipe), run_dir, args)
+    engine.train(recipe.model, train_data(recipe), run_dir, args)
     return run_dir
 
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yolo_tools import fusion, input_size, postprocess, yolo
+from yolo_tools import engine, fusion, input_size, postprocess
+from yolo_tools.prediction import Mirroring, Prediction
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import surface
@@ -80,7 +81,7 @@ class _Detector:
         out = []
         for image in source:
             box, mask = _bright_boxes(image)
-            out.append(yolo._results(image, "x.png", self.names, box, [0.9], [0], mask[None], None))
+            out.append(engine.results._results(image, "x.png", self.names, box, [0.9], [0], mask[None], None))
         return out
 
 
@@ -89,8 +90,8 @@ def test_mirror_images_are_mapped_back_and_fused() -> None:
     image[5:15, 8:20] = 255  # top left: every mirror image puts it elsewhere
     plain = _Detector().predict([image])
     for flip, fuse in (("horizontal", fusion.fuse_detections), ("vertical", fusion.fuse_masks)):
-        mirroring = yolo.Mirroring((flip,), fuse)
-        fused = next(yolo._predictions(plain, {"conf": 0.25}, None, mirroring, _Detector(), False, False))
+        mirroring = Mirroring((flip,), fuse)
+        fused = next(engine.predictor._predictions(plain, {"conf": 0.25}, None, mirroring, _Detector(), False, False))
         np.testing.assert_allclose(fused.boxes, [[8, 5, 20, 15]], atol=0.5)  # the mirror's box mapped back onto it
         assert len(fused.boxes) == 1 and fused.image is None
         if fuse is fusion.fuse_masks:
@@ -101,7 +102,7 @@ def test_a_mirrored_prediction_maps_boxes_masks_and_outlines_back() -> None:
     image = np.zeros((40, 60, 3), np.uint8)
     image[5:15, 8:20] = 255
     box, mask = _bright_boxes(image)
-    found = yolo.from_arrays(image, "a.png", {0: "spot"}, box, [0.9], [0], mask[None])
+    found = engine.from_arrays(image, "a.png", {0: "spot"}, box, [0.9], [0], mask[None])
     for flip, axis in (("horizontal", 1), ("vertical", 0)):
         back = found.mirrored(flip).mirrored(flip)  # twice: itself
         np.testing.assert_allclose(back.boxes, found.boxes)
@@ -130,12 +131,12 @@ def test_largest_component_in_2d_and_3d() -> None:
     assert not postprocess.largest_component(np.zeros((2, 2), bool)).any()
 
 
-def _slice(stem: str, masks: np.ndarray) -> yolo.Prediction:
+def _slice(stem: str, masks: np.ndarray) -> Prediction:
     """A prediction of one slice: one instance per (class, mask) given as (classes, H, W)."""
     classes = [c for c in range(len(masks)) if masks[c].any()]
     image = np.zeros((*masks.shape[1:], 3), np.uint8)
     boxes = np.array([[0, 0, masks.shape[2], masks.shape[1]]] * len(classes), np.float32).reshape(-1, 4)
-    return yolo.from_arrays(image, f"{stem}.png", {0: "a", 1: "b"}, boxes, [0.9] * len(classes), classes, masks[classes])
+    return engine.from_arrays(image, f"{stem}.png", {0: "a", 1: "b"}, boxes, [0.9] * len(classes), classes, masks[classes])
 
 
 def test_slices_are_cut_to_the_largest_3d_component_once_their_volume_is_whole() -> None:

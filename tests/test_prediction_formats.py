@@ -14,7 +14,7 @@ from yolo_tools import prediction_formats
 from yolo_tools.convert.volume_slices import Loaded
 from yolo_tools.imaging import dicom_series
 from yolo_tools.imaging.geometry import Geometry
-from yolo_tools.yolo import Prediction
+from yolo_tools.prediction import Prediction
 
 nib = pytest.importorskip("nibabel")
 

@@ -273,7 +273,7 @@ def test_a_listed_case_without_its_label_file_is_named(tmp_path: Path) -> None:
 
 
 def _blank_predictions(weights: Path, named, args: dict):
-    from yolo_tools.yolo import Prediction
+    from yolo_tools.prediction import Prediction
 
     for path, image in named:
         yield Prediction(path=path, names={0: "a"}, shape=image.shape[:2], boxes=np.zeros((0, 4)), classes=np.zeros(0, int),

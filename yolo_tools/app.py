@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from yolo_tools import crossval, ensemble, operating_point, tasks, yolo
+from yolo_tools import crossval, engine, ensemble, operating_point, tasks
+from yolo_tools.prediction import CLASS_CONF, DEFAULT_CONF, Prediction
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import read_model_input
 from yolo_tools.locations import runs_dir
@@ -93,13 +94,13 @@ def _load(folder: Path) -> LoadedRun:
     if recipe is None or not all(w.is_file() for w in weights):
         raise UserError(f"{folder}: not a trained run (needs {RECIPE_FILE} and {WEIGHTS})")
     start = time.perf_counter()
-    models = [yolo.load_model(w) for w in weights]
-    device = yolo.pick_device()
+    models = [engine.load_model(w) for w in weights]
+    device = engine.pick_device()
     size = int(recipe.train.get("imgsz", 640))
     # The first forward pass builds the predictor and fuses layers, the first drawing loads the font; pay both
     # here, not on the first upload.
     for model in models:
-        yolo.predict_array(model, np.zeros((size, size, 3), np.uint8), {"device": device}, draw=True)
+        engine.predict_array(model, np.zeros((size, size, 3), np.uint8), {"device": device}, draw=True)
     point = operating_point.load(first) if len(models) == 1 else None  # folds chose their points on different sets
     model = models[0] if len(models) == 1 else models
     return LoadedRun(recipe, model, device, time.perf_counter() - start, point)
@@ -114,7 +115,7 @@ class Analysis:
     notes: list[str]
 
 
-def findings_table(prediction: yolo.Prediction, spacing: tuple[float, float] | None) -> pd.DataFrame:
+def findings_table(prediction: Prediction, spacing: tuple[float, float] | None) -> pd.DataFrame:
     """Class probabilities (classify) or one row per finding, most confident first; mask areas for segment."""
     names = prediction.names
     if prediction.probabilities is not None:
@@ -131,7 +132,7 @@ def findings_table(prediction: yolo.Prediction, spacing: tuple[float, float] | N
     return table.sort_values("confidence", ascending=False, ignore_index=True)
 
 
-def diagnosis(prediction: yolo.Prediction, conf: float, point: dict[str, Any] | None = None) -> str:
+def diagnosis(prediction: Prediction, conf: float, point: dict[str, Any] | None = None) -> str:
     """One line a reader takes in at a glance: the decided class (at the run's operating point), or the findings per class."""
     if prediction.probabilities is not None and point and "threshold" in point and len(prediction.probabilities) == 2:
         decided = operating_point.decide(prediction.probabilities, point)
@@ -160,22 +161,22 @@ SLIDER_STEP = 0.01  # of the confidence slider; within half a step of a run's st
 
 def run_conf(folder: Path) -> float:
     """The confidence the page starts a run at: the one chosen on val when stored, else the workbench's default."""
-    return float((operating_point.load(folder) or {}).get("conf", yolo.DEFAULT_CONF))
+    return float((operating_point.load(folder) or {}).get("conf", DEFAULT_CONF))
 
 
-def analyse(run: LoadedRun, path: Path, conf: float = yolo.DEFAULT_CONF) -> Analysis:
+def analyse(run: LoadedRun, path: Path, conf: float = DEFAULT_CONF) -> Analysis:
     start = time.perf_counter()
     upload = read_model_input(path, run.recipe.preprocess)
     args = {**tasks.prediction_args(run.recipe.task, run.recipe, None, {}), "conf": conf, "device": run.device}  # max_det, full-size masks
     point = run.point or {}
-    if point.get(yolo.CLASS_CONF) and abs(conf - point.get("conf", -1)) < SLIDER_STEP / 2:
-        args[yolo.CLASS_CONF] = point[yolo.CLASS_CONF]  # the slider where the run left it: each class at its own, as predict
+    if point.get(CLASS_CONF) and abs(conf - point.get("conf", -1)) < SLIDER_STEP / 2:
+        args[CLASS_CONF] = point[CLASS_CONF]  # the slider where the run left it: each class at its own, as predict
     if isinstance(run.model, list):  # a cross-validation's fold models, fused as `predict` fuses them
         prediction = ensemble.fuse_image(run.recipe.task, run.model, upload.image, args)
     else:
-        prediction = yolo.predict_array(run.model, upload.image, args, draw=True)
+        prediction = engine.predict_array(run.model, upload.image, args, draw=True)
     findings = findings_table(prediction, upload.spacing)
-    overlay = cv2.cvtColor(prediction.draw(), cv2.COLOR_BGR2RGB)
+    overlay = cv2.cvtColor(engine.draw(prediction), cv2.COLOR_BGR2RGB)
     return Analysis(overlay, findings, diagnosis(prediction, conf, run.point), time.perf_counter() - start, upload.notes)
 
 
@@ -244,7 +245,7 @@ def build(root: Path, cache: ModelCache):
                 about = gr.Markdown(describe_run(next(iter(runs.values()))) if runs else "", elem_id="run-info")
                 upload = gr.File(label="Image (PNG, JPEG or DICOM)", type="filepath", elem_id="upload")
                 conf = gr.Slider(
-                    0.01, 1.0, value=yolo.DEFAULT_CONF, step=SLIDER_STEP, label="Confidence threshold (detect, segment)", elem_id="conf"
+                    0.01, 1.0, value=DEFAULT_CONF, step=SLIDER_STEP, label="Confidence threshold (detect, segment)", elem_id="conf"
                 )
             with gr.Column(scale=2):
                 # PNG, not Gradio's default lossy WebP: the overlay shows the exact grey levels the model saw.
@@ -256,7 +257,7 @@ def build(root: Path, cache: ModelCache):
         # One request at a time: an Ultralytics predictor is not safe to share between threads.
         gr.on([upload.change, run.change, conf.release], on_input, [run, upload, conf], outputs, concurrency_limit=1)
         run.change(lambda label: describe_run(run_folder(label)) if label else "", run, about)
-        run.change(lambda label: run_conf(run_folder(label)) if label else yolo.DEFAULT_CONF, run, conf)
+        run.change(lambda label: run_conf(run_folder(label)) if label else DEFAULT_CONF, run, conf)
         page.load(on_load, run, [run, about])
     return page
 

@@ -39,7 +39,7 @@ import pandas as pd
 from pydantic import Field
 from tqdm import tqdm
 
-from yolo_tools import yolo
+from yolo_tools import engine
 from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe, load_recipe
@@ -86,7 +86,7 @@ def region_model(options: Options, origin: Any) -> tuple[Path, list[int] | None]
     if not Path(options.regions).exists():
         raise UserError(f"{origin}: data.options.regions '{options.regions}': no such run folder or weights")
     weights, _ = weights_of(options.regions)
-    task, names = yolo.task_and_names(weights)
+    task, names = engine.task_and_names(weights)
     if task not in ("detect", "segment"):
         raise UserError(f"{origin}: data.options.regions: {weights} is a {task} model; a detect or segment model is needed")
     if options.classes is None:
@@ -118,7 +118,7 @@ def region_boxes(
 ):
     """For each image of `source`: the region model's prediction (with the image when `keep_image`), the crop box
     (None = none found) and the regions' best confidence."""
-    for found in yolo.predict(weights, source, args, keep_image=keep_image):
+    for found in engine.predict(weights, source, args, keep_image=keep_image):
         box = crop_box(found.boxes, found.classes, keep, found.shape, margin)
         chosen = found.confidences if keep is None else found.confidences[np.isin(found.classes, keep)]
         yield found, box, float(chosen.max(initial=0.0))
@@ -175,7 +175,7 @@ def predict(
     (unless `save_images` is false: Ultralytics' `save=False`)."""
     options = options_of(recipe)
     weights, keep = region_model(options, recipe.path)
-    model = yolo.load_model(classifier)
+    model = engine.load_model(classifier)
     classify_args = {k: v for k, v in args.items() if k in ("imgsz", "device", "half")}
     out_dir.mkdir(parents=True, exist_ok=True)
     records = []
@@ -183,7 +183,7 @@ def predict(
     for region, box, region_conf in tqdm(regions, desc="cascade", unit="img"):
         image = region.image
         crop = image if box is None else image[box[1] : box[3], box[0] : box[2]]
-        finding = yolo.predict_array(model, crop, classify_args)
+        finding = engine.predict_array(model, crop, classify_args)
         top = int(finding.probabilities.argmax())
         x1, y1, x2, y2 = box or (0, 0, image.shape[1], image.shape[0])
         record = {

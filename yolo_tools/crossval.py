@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
-from yolo_tools import evaluation, input_size, postprocess, yolo, yolo_args
+from yolo_tools import engine, evaluation, input_size, postprocess
+from yolo_tools.engine import args as yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.dataset import CARD, CV_PREFIX, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, VOLUMES_JSON, Dataset
@@ -107,7 +108,7 @@ def _fold_dataset(dataset: Dataset, pooled: pd.DataFrame, fold: int, root: Path,
 
 
 def _split_overrides(overrides: dict[str, Any]) -> tuple[int, int, dict[str, Any]]:
-    """folds= and fold_seed= apart from the train arguments, all checked on one path (yolo_args) before any work."""
+    """folds= and fold_seed= apart from the train arguments, all checked on one path (engine/args.py) before any work."""
     overrides = yolo_args.check_command_line(overrides, workbench=CV_KEYS, passed={"model"})
     folds, seed = overrides.pop("folds", DEFAULT_FOLDS), overrides.pop("fold_seed", 0)
     return folds, seed, overrides
@@ -154,10 +155,10 @@ def _train_fold(recipe: Recipe, model: str, data: Dataset, run_dir: Path, args: 
     save_run_dataset(run_dir, data.fingerprint, data.root)
     if (run_dir / "weights" / "last.pt").is_file():
         print(f"cv: resuming {run_dir.name} from its last.pt")
-        metrics = yolo.resume(run_dir, balance=recipe.class_balance)
+        metrics = engine.resume(run_dir, balance=recipe.class_balance)
     else:
         save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
-        metrics = yolo.train(model, data.data_arg, run_dir, args, balance=recipe.class_balance)
+        metrics = engine.train(model, data.data_arg, run_dir, args, balance=recipe.class_balance)
     save_metrics(run_dir, metrics)
 
 
@@ -171,20 +172,20 @@ def cross_validate(
     recipe = check(load_recipe(recipe_path))
     folds, seed, args = _split_overrides(dict(overrides or {}))
     model = args.pop("model", recipe.model)
-    yolo.check_model(model, "command line: model" if "model" in (overrides or {}) else f"{recipe.path}: model")
+    engine.check_model(model, "command line: model" if "model" in (overrides or {}) else f"{recipe.path}: model")
     origin = "command line" if "device" in args else f"{recipe.path}: train"
     args = {**yolo_args.check_types(recipe.train, f"{recipe.path}: train."), **args}
     if args.get("device") not in (None, ""):  # a device the machine lacks is refused before anything is written
-        yolo.pick_device(args["device"], origin, announce=False)
+        engine.pick_device(args["device"], origin, announce=False)
     eval_args = {k: args[k] for k in ("imgsz", "batch", "device") if k in args}
     cv_root = check_runs_folder(runs_dir() / recipe.name / (name or CV_DIR))
     _check_folder(cv_root)
     dataset = prepare_dataset(recipe, data_root)
-    model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
+    model = engine.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     if not (dataset.root / PATIENTS_CSV).is_file():
         raise UserError(f"{dataset.root}: no {PATIENTS_CSV}; convert again (yolo_tools convert {recipe_path} --force)")
     if args.get("imgsz") == input_size.AUTO:  # one size for every fold, from the pooled training images
-        args = input_size.resolve(args, dataset, yolo.strides(model))
+        args = input_size.resolve(args, dataset, engine.strides(model))
         eval_args["imgsz"] = args["imgsz"]
     setup = {"recipe": recipe.name, "fingerprint": recipe.fingerprint(), "folds": folds, "seed": seed, "model": model, "train": args}
     pooled = dataset.listing(SPLITS)  # every train and val image; stratified by class where the layout gives one

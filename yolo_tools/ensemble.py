@@ -6,7 +6,7 @@ together (one task, the same classes, the same image order); how one image's pre
 is the task's (`Task.fuse`: weighted box fusion for detection, voted masks for segmentation, averaged
 probabilities for classification, all in `yolo_tools/fusion.py`), so nothing here depends on the task.
 
-The fused result of each image is a `yolo.Prediction` again, so `predictions.write`, the drawings and
+The fused result of each image is a `prediction.Prediction` again, so `predictions.write`, the drawings and
 `evaluation` treat an ensemble exactly like a single model.
 
 Examples:
@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from yolo_tools import operating_point, tasks, yolo
+from yolo_tools import engine, operating_point, tasks
+from yolo_tools.prediction import DEFAULT_CONF, Prediction
 from yolo_tools.errors import UserError
 from yolo_tools.runs import weights_of
 
@@ -34,18 +35,18 @@ def _task(name: str) -> tasks.Task:
     return tasks.get(name)
 
 
-def fuse_image(task: str, models: Sequence[Any], image: np.ndarray, args: dict[str, Any]) -> yolo.Prediction:
+def fuse_image(task: str, models: Sequence[Any], image: np.ndarray, args: dict[str, Any]) -> Prediction:
     """One in-memory image (BGR uint8) through already loaded models, fused; for the dashboard."""
     spec = _task(task)
     args = {**args, **spec.predict_args}
-    found = [yolo.predict_array(model, image, args) for model in models]
-    return spec.fuse(found, None, args.get("conf", yolo.DEFAULT_CONF))
+    found = [engine.predict_array(model, image, args) for model in models]
+    return spec.fuse(found, None, args.get("conf", DEFAULT_CONF))
 
 
 def members(runs: Sequence[str | Path]) -> tuple[str, list[Path]]:
     """The weights of each run and their common task; refuses models that disagree on task or classes."""
     weights = [weights_of(run)[0] for run in runs]
-    kinds, names = zip(*(yolo.task_and_names(w) for w in weights))
+    kinds, names = zip(*(engine.task_and_names(w) for w in weights))
     if len(set(kinds)) > 1:
         raise UserError(f"ensemble: the models do not share a task ({', '.join(sorted(set(kinds)))}): {', '.join(map(str, weights))}")
     for path, other in zip(weights[1:], names[1:]):
@@ -63,15 +64,15 @@ def member_args(runs: Sequence[str | Path], args: dict[str, Any]) -> list[dict[s
 
 def predict(
     runs: Sequence[str | Path], source: str | list[Path], args: dict[str, Any], weights: Sequence[float] | None = None
-) -> Iterator[yolo.Prediction]:
+) -> Iterator[Prediction]:
     """Fused predictions, image by image: every model streams over the same source in the same order, each at its
     own operating point (`member_args`) unless `args` give `conf`."""
     task, paths = members(runs)
     spec = _task(task)
     args = {**args, **spec.predict_args}  # segment: masks at the image's own size, where they are voted
     own = member_args(runs, args)
-    conf = args.get("conf", min(a.get("conf", yolo.DEFAULT_CONF) for a in own))  # fused boxes: held to the lowest again
-    streams = [yolo.predict(path, source, a, keep_image=i == 0) for i, (path, a) in enumerate(zip(paths, own))]
+    conf = args.get("conf", min(a.get("conf", DEFAULT_CONF) for a in own))  # fused boxes: held to the lowest again
+    streams = [engine.predict(path, source, a, keep_image=i == 0) for i, (path, a) in enumerate(zip(paths, own))]
     for found in zip(*streams, strict=True):
         if len({str(prediction.path) for prediction in found}) != 1:
             raise UserError(f"ensemble: models read {source} in different orders")

@@ -45,6 +45,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from yolo_tools import (
+    engine,
     ensemble,
     operating_point,
     outside_data,
@@ -52,13 +53,13 @@ from yolo_tools import (
     predictions,
     sliced,
     tasks,
-    yolo,
 )
 from yolo_tools.convert import corrections, mask_png
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.convert.writer import splits_of
 from yolo_tools.dataset import PATIENTS_CSV, SPLITS, Dataset, patient_wise
 from yolo_tools.errors import UserError
+from yolo_tools.prediction import CLASS_CONF, DEFAULT_CONF, Prediction
 from yolo_tools.metrics import bootstrap, groups
 from yolo_tools.runs import run_dataset, run_recipe, weights_of
 from yolo_tools.tasks import detect, segment
@@ -102,8 +103,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def _tee(
-    predictions: Iterator[yolo.Prediction], task: tasks.Task, state: tasks.Scoring, choosing: bool = False
-) -> Iterator[yolo.Prediction]:
+    predictions: Iterator[Prediction], task: tasks.Task, state: tasks.Scoring, choosing: bool = False
+) -> Iterator[Prediction]:
     """Score each image as its prediction streams past, on its way to predictions.csv (`choosing`: with what
     the task keeps to choose its operating point)."""
     score = task.choose_score if choosing and task.choose_score else task.score
@@ -159,7 +160,7 @@ def _operating_conf(
     # as the scored predictions are made (tasks.prediction_args), at the floor: mirrored too where the recipe mirrors
     floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args, **tasks.mirroring(recipe, slicing is not None)}
     images = sorted(Path(dataset.image_source("val")).iterdir())
-    found = sliced.predict(weights, images, floor, *slicing) if slicing else yolo.predict(weights, dataset.image_source("val"), floor)
+    found = sliced.predict(weights, images, floor, *slicing) if slicing else engine.predict(weights, dataset.image_source("val"), floor)
     for _ in tqdm(_tee(found, spec, state, choosing=True), desc="choose confidences on val", unit="img", total=len(images)):
         pass
     chosen = spec.choose_conf(state)
@@ -168,7 +169,7 @@ def _operating_conf(
             "%s: no operating point could be chosen on val: at confidence %g the run's predictions found nothing of "
             "what val holds (every class's %s is 0 at every confidence), so it keeps Ultralytics' default conf=%g, "
             "stores nothing, and evaluate chooses again next time; train longer, or give conf= to decide at another",
-            run_dir, CHOOSE_CONF, "F1" if recipe.task == "detect" else "Dice", yolo.DEFAULT_CONF,
+            run_dir, CHOOSE_CONF, "F1" if recipe.task == "detect" else "Dice", DEFAULT_CONF,
         )
         return None
     operating_point.save(run_dir, chosen, slicing)
@@ -195,7 +196,7 @@ def pooled_conf(fold_runs: Sequence[Path], overrides: dict[str, Any] | None = No
         weights, run_dir = weights_of(run)
         dataset = Dataset(run_dataset(run_dir) or prepare_dataset(recipe, run_dir=run_dir).root, recipe.task)
         state = tasks.Scoring(dataset, list(recipe.classes), "val")
-        found = yolo.predict(weights, dataset.image_source("val"), floor)
+        found = engine.predict(weights, dataset.image_source("val"), floor)
         for _ in tqdm(_tee(found, spec, state, choosing=True), desc=f"out-of-fold predictions ({run_dir.name})", unit="img"):
             pass
         if pooled is None:
@@ -226,7 +227,7 @@ def _postprocessing(recipe, members: list[Path], run_dir: Path, own: Dataset, ar
     fold = run_dataset(run_dir)  # a cv fold decides on its own held-out patients
     val = Dataset(fold, recipe.task) if fold else own
     state = tasks.Scoring(val, list(recipe.classes), "val")
-    found = yolo.predict(members[0], val.image_source("val"), args)
+    found = engine.predict(members[0], val.image_source("val"), args)
     for _ in tqdm(_tee(found, spec, state), desc="post-processing: decide on val", unit="img"):
         pass
     decision = spec.choose_postprocessing(state, "val")
@@ -237,7 +238,7 @@ def _postprocessing(recipe, members: list[Path], run_dir: Path, own: Dataset, ar
     return decision
 
 
-def _postprocessed(results: Iterator[yolo.Prediction], decision: dict[str, Any], state: tasks.Scoring) -> Iterator[yolo.Prediction]:
+def _postprocessed(results: Iterator[Prediction], decision: dict[str, Any], state: tasks.Scoring) -> Iterator[Prediction]:
     """The decided classes cut to their largest component: over each volume when the scored images are slices,
     per image when the decision was made on images; a decision made on volumes is not applied to images."""
     ids = postprocess.class_ids(decision, state.names)
@@ -353,9 +354,9 @@ def evaluate(
     if also:
         validation, task = None, ensemble.members([weights, *also])[0]
     elif data_name and recipe.task == "classify":  # Ultralytics' classification check wants training images
-        validation, task = None, yolo.task_and_names(weights)[0]
+        validation, task = None, engine.task_and_names(weights)[0]
     else:
-        validation = yolo.validate_full(
+        validation = engine.validate_full(
             weights, dataset.data_arg, {**args, "split": split, "project": str(out.parent), "name": out.name, "exist_ok": True, "plots": True}
         )
         task = validation.task
@@ -378,13 +379,13 @@ def evaluate(
         recipe.task, recipe, None if also or chosen_elsewhere else run_dir, given, slicing
     )
     if chosen_elsewhere:
-        predict_args.update({key: point[key] for key in ("conf", yolo.CLASS_CONF) if point.get(key) is not None})
-    conf = float(predict_args.get("conf", yolo.DEFAULT_CONF))
-    class_conf = predict_args.get(yolo.CLASS_CONF)  # none with conf=, which is one for all classes
+        predict_args.update({key: point[key] for key in ("conf", CLASS_CONF) if point.get(key) is not None})
+    conf = float(predict_args.get("conf", DEFAULT_CONF))
+    class_conf = predict_args.get(CLASS_CONF)  # none with conf=, which is one for all classes
     source = dataset.image_source(split)
     members = [weights, *also]
     if also and explicit_conf is None:  # each model at the confidences chosen on its own val split (a cv fold: its held-out patients)
-        conf = min(a.get("conf", yolo.DEFAULT_CONF) for a in ensemble.member_args(members, predict_args))
+        conf = min(a.get("conf", DEFAULT_CONF) for a in ensemble.member_args(members, predict_args))
     kept = _postprocessing(recipe, members, run_dir, own, predict_args)  # predict.largest_component: decided on val
     masks_dir = None
     if spec.saves_masks and len(recipe.classes) <= MAX_SAVED_MASK_CLASSES:
@@ -397,7 +398,7 @@ def evaluate(
     elif slicing:
         results = sliced.predict(weights, sorted(Path(source).iterdir()), predict_args, *slicing)
     else:
-        results = yolo.predict(weights, source, predict_args)
+        results = engine.predict(weights, source, predict_args)
     if kept.get("largest_component"):
         results = _postprocessed(results, kept, state)
     predictions.write(_tee(results, spec, state), out, save_images=False)

@@ -2,7 +2,7 @@
 
 `inspect_run` loads the run's validation split (the converted dataset under `datasets/<recipe>/`) with
 its ground truth through FiftyOne's own importers, adds the run's predictions (inference through
-`yolo.py`, made into FiftyOne labels as `fiftyone.utils.ultralytics` makes them), runs FiftyOne's
+the engine, made into FiftyOne labels as `fiftyone.utils.ultralytics` makes them), runs FiftyOne's
 evaluation, tags every false finding and every missed one, ranks the images by how wrong the model is,
 prints the worst, and serves the FiftyOne App on 127.0.0.1 with the worst images first.
 
@@ -48,7 +48,9 @@ from typing import Any
 
 import pandas as pd
 
-from yolo_tools import tasks, yolo, yolo_args
+from yolo_tools import engine, tasks
+from yolo_tools.engine import args as yolo_args
+from yolo_tools.prediction import DEFAULT_CONF, Prediction
 from yolo_tools.convert.conversion import run_version
 from yolo_tools.dataset import METADATA_CSV, Dataset, fingerprint_at, home, place
 from yolo_tools.errors import UserError
@@ -271,13 +273,13 @@ def _load_class_folders(fo, dataset, converted: Dataset) -> None:
 
 
 # A prediction as FiftyOne labels, field for field as `fiftyone.utils.ultralytics` makes them. That converter
-# reads Ultralytics result objects, which stay inside yolo.py; these make the same labels from the
+# reads Ultralytics result objects, which stay inside the engine; these make the same labels from the
 # prediction's arrays: boxes as [x, y, width, height] relative to the image, each instance mask cut to its
 # box, a classifier's top class with its log-probabilities as `logits` (FiftyOne's Brain expects logits;
 # log-probabilities are those whose softmax is exactly the model's probabilities).
 
 
-def _classification(prediction: yolo.Prediction):
+def _classification(prediction: Prediction):
     import numpy as np
 
     import fiftyone.core.labels as fol
@@ -288,7 +290,7 @@ def _classification(prediction: yolo.Prediction):
     return fol.Classification(label=prediction.names[top], confidence=probabilities[top], logits=logits)
 
 
-def _detections(prediction: yolo.Prediction, masks: bool):
+def _detections(prediction: Prediction, masks: bool):
     """Boxes, and with `masks` each instance's mask (none at all when the model gave none)."""
     import numpy as np
 
@@ -314,14 +316,14 @@ def _detections(prediction: yolo.Prediction, masks: bool):
     return fol.Detections(detections=detections)
 
 
-def _add_predictions(dataset, weights: Path, to_label: Callable[[yolo.Prediction], Any], args: dict[str, Any]) -> None:
+def _add_predictions(dataset, weights: Path, to_label: Callable[[Prediction], Any], args: dict[str, Any]) -> None:
     """Predict on every sample in batches (GPU when there is one) and store the labels in one write."""
     paths = dataset.values("filepath")
     labels: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "images.txt"  # Ultralytics reads a .txt source as one image path per line
         listing.write_text("\n".join(paths) + "\n")
-        for prediction in yolo.predict(weights, str(listing), args):
+        for prediction in engine.predict(weights, str(listing), args):
             labels[os.path.abspath(prediction.path)] = to_label(prediction)
     missing = [p for p in paths if os.path.abspath(p) not in labels]
     if missing:
@@ -527,7 +529,7 @@ def inspect_run(
     if recipe is None:
         raise UserError(f"{run}: inspect needs a run folder made by yolo_tools train (runs/<recipe>/<name>)")
     # Like predict and evaluate: the confidence chosen on val (and the recipe's max_det) unless the command line says
-    args = {"conf": yolo.DEFAULT_CONF, **tasks.prediction_args(recipe.task, recipe, run_dir, _predict_args(dict(overrides or {})))}
+    args = {"conf": DEFAULT_CONF, **tasks.prediction_args(recipe.task, recipe, run_dir, _predict_args(dict(overrides or {})))}
     task = INSPECTIONS[recipe.task]
     fo = _fiftyone()
     if app:
@@ -567,7 +569,7 @@ class Inspection:
     """What inspecting one task's run means in FiftyOne: one entry per task in `INSPECTIONS`."""
 
     load: Callable[[Any, Any, Dataset], None]  # (fo, FiftyOne dataset, converted Dataset): add the val split and its ground truth
-    label: Callable[[yolo.Prediction], Any]  # one image's prediction as FiftyOne labels (the PRED field)
+    label: Callable[[Prediction], Any]  # one image's prediction as FiftyOne labels (the PRED field)
     evaluate: Callable[[Any], dict[str, Any]]  # FiftyOne's evaluation, tags and the error score; returns the counts
     brain: Callable[[Any], None]  # FiftyOne Brain's per-sample scores
     columns: Callable[[Any], dict[str, Any]]  # a worst sample's own columns (inspect.json, the printed table)

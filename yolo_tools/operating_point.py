@@ -19,7 +19,7 @@ and read by `predict`, `evaluate` and `app`.
   heart with less, and at the mean-F1 peak (0.17) it missed the heart in 25 of 40 val films (heart Dice
   0.33); at the heart's own Dice peak (0.04) heart Dice is 0.82, the lungs' unchanged. `class_conf`
   stores them by class name (a class absent from val gets the peak over all classes), `conf` the lowest,
-  which Ultralytics predicts at (`yolo.class_thresholds`). A `conf=` given on the command line replaces
+  which Ultralytics predicts at (`prediction.class_thresholds`). A `conf=` given on the command line replaces
   all of them.
 - Sliced inference (`slice=`, yolo_tools/sliced.py) ranks findings differently from whole images: a stone
   seen at native size on a slice gets another confidence than in the whole image shrunk to `imgsz`. So a
@@ -51,7 +51,7 @@ from sklearn.metrics import roc_curve
 
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
-from yolo_tools.yolo import CLASS_CONF
+from yolo_tools.prediction import CLASS_CONF
 
 LOG = logging.getLogger(__name__)
 _HIDING_WARNED: set[Path] = set()

@@ -26,7 +26,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import dicomweb, operating_point, prediction_formats, tasks, yolo, yolo_args
+from yolo_tools import dicomweb, engine, operating_point, prediction_formats, tasks
+from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom_series
 from yolo_tools.locations import runs_dir
@@ -100,7 +101,7 @@ def predict(
     args = yolo_args.check_command_line(dict(overrides or {}))  # names and types as every predict checks them
     pipeline._check_device(args)
     recipe = run_recipe(run_dir) if run_dir else None
-    task, classes = yolo.task_and_names(weights)
+    task, classes = engine.task_and_names(weights)
     names = [classes[i] for i in sorted(classes)]
     fmt = fmt or prediction_formats.default_dicom_format(task)
     prediction_formats.check_dicom_format(fmt, task, weights)

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from yolo_tools import (
+    engine,
     cascade,
     crossval,
     ensemble,
@@ -26,13 +27,13 @@ from yolo_tools import (
     sliced,
     tasks,
     tracking,
-    yolo,
-    yolo_args,
 )
+from yolo_tools.engine import args as yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare, prepare_dataset
 from yolo_tools.dataset import CARD_MD
 from yolo_tools.errors import UserError
+from yolo_tools.prediction import Prediction
 from yolo_tools.imaging.model_input import mapped_inputs, readable_images
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import load_recipe
@@ -42,14 +43,14 @@ from yolo_tools.runs import (
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`key=value` pairs read exactly as `yolo` reads them (see yolo_args)."""
+    """`key=value` pairs read exactly as `yolo` reads them (see engine/args.py)."""
     return yolo_args.parse_pairs(items)
 
 
 def _check_device(args: dict[str, Any], origin: str = "command line") -> None:
     """An unavailable `device=` is refused before any conversion, run folder or output is made."""
     if args.get("device") not in (None, ""):
-        args["device"] = yolo.pick_device(args["device"], origin, announce=False)
+        args["device"] = engine.pick_device(args["device"], origin, announce=False)
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -63,7 +64,7 @@ def _check_pretrained(pretrained: Any, recipe: Any, overrides: dict[str, Any]) -
     origin = "command line: pretrained" if "pretrained" in overrides else f"{recipe.path}: train.pretrained"
     if Path(str(pretrained)).is_file():
         try:
-            yolo.checkpoint_epochs(Path(str(pretrained)))  # a damaged file fails now, not after the conversion
+            engine.checkpoint_epochs(Path(str(pretrained)))  # a damaged file fails now, not after the conversion
         except UserError as error:
             raise UserError(f"{origin}: {error}") from None
         return
@@ -92,28 +93,28 @@ def train_recipe(
     train_args = yolo_args.check_types(recipe.train, f"{recipe.path}: train.")
     origin = "command line: model" if "model" in overrides else f"{recipe.path}: model"
     model = overrides.pop("model", recipe.model)
-    yolo.check_model(model, origin)
+    engine.check_model(model, origin)
     args = {**train_args, **overrides}
     _check_device(args, "command line" if "device" in overrides else f"{recipe.path}: train")
     if args.get("device"):
         origin = "command line" if "batch" in overrides else f"{recipe.path}: train"
-        yolo.check_multi_gpu_batch(args["device"], args.get("batch"), origin)
+        engine.check_multi_gpu_batch(args["device"], args.get("batch"), origin)
     _check_pretrained(args.get("pretrained"), recipe, overrides)
     track = track or recipe.track
     tracking.check_available(track)
     run_dir = new_run_dir(recipe, name)
     converted = prepare_dataset(recipe, data_root)
     data = converted.data_arg
-    model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
+    model = engine.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     if args.get("imgsz") == input_size.AUTO:
-        args = input_size.resolve(args, converted, yolo.strides(model))
+        args = input_size.resolve(args, converted, engine.strides(model))
     created = first_new_folder(run_dir)
     try:
         save_recipe(recipe.model_copy(update={"model": model, "track": track}), run_dir, args)
         save_run_dataset(run_dir, converted.fingerprint)  # the version it trains on, so it is never rewritten under it
         print(f"run: {run_dir}")
         with tracking.tracked(track, recipe.name, run_dir):
-            metrics = yolo.train(model, data, run_dir, args, track, recipe.class_balance)
+            metrics = engine.train(model, data, run_dir, args, track, recipe.class_balance)
     except BaseException as stop:
         saved = (run_dir / "weights" / "last.pt").is_file()
         if created is not None and not saved:
@@ -147,7 +148,7 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
             f"{run_dir}: no weights/last.pt to resume from (the run stopped before its first epoch, or it was "
             f"removed); train again with: yolo_tools train {run_dir / RECIPE_FILE}"
         )
-    trained, epochs = yolo.checkpoint_epochs(last)
+    trained, epochs = engine.checkpoint_epochs(last)
     if trained < 0:
         raise UserError(
             f"{run_dir}: this training is finished ({epochs} epochs asked for); there is nothing to resume.\n"
@@ -160,7 +161,7 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
     _check_resume_data(run_dir, data)
     try:
         with tracking.tracked(recipe.track, recipe.name, run_dir):
-            metrics = yolo.resume(run_dir, recipe.track, recipe.class_balance)
+            metrics = engine.resume(run_dir, recipe.track, recipe.class_balance)
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"resume again with: yolo_tools train --resume {run_dir}") from None
     save_metrics(run_dir, metrics)
@@ -193,7 +194,7 @@ def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None
     args.setdefault("project", str(run_dir or runs_dir() / "val"))
     args.setdefault("name", "val")
     args.setdefault("exist_ok", run_dir is not None)
-    task, metrics, save_dir = yolo.validate(weights, data, args)
+    task, metrics, save_dir = engine.validate(weights, data, args)
     if run_dir:
         save_metrics(run_dir, metrics)
     print(f"validation ({weights}): {format_metrics(metrics)}")
@@ -244,13 +245,13 @@ def predict(
             results = ensemble.predict(members, files, {**args, **tasks.mirroring(shared)})
             csv_path, json_path, count = predictions.write(_images_postprocessed(results, shared, members), out_dir, save, root=root)
         else:
-            task = recipe.task if recipe else yolo.task_and_names(weights)[0]
+            task = recipe.task if recipe else engine.task_and_names(weights)[0]
             args = tasks.prediction_args(task, recipe, run_dir, args, slicing)  # as evaluate predicts: the run's point, max_det, flips
             if slicing:
                 results = sliced.predict(weights, files, args, *slicing)
             else:
                 mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
-                results = yolo.predict_arrays(weights, mapped, args, draw=save) if mapped else yolo.predict(weights, files, args, draw=save)
+                results = engine.predict_arrays(weights, mapped, args, draw=save) if mapped else engine.predict(weights, files, args, draw=save)
                 results = _images_postprocessed(results, recipe, members)
             csv_path, json_path, count = predictions.write(results, out_dir, save, point=operating_point.load(run_dir), root=root)
     except BaseException:
@@ -283,7 +284,7 @@ def _predict_outputs(args: dict[str, Any]) -> bool:
     return bool(args.pop("save", True))
 
 
-def _images_postprocessed(results: Iterator[yolo.Prediction], recipe: Any, members: list[Any]) -> Iterator[yolo.Prediction]:
+def _images_postprocessed(results: Iterator[Prediction], recipe: Any, members: list[Any]) -> Iterator[Prediction]:
     """Predictions of single images with the run's post-processing where it was decided on images (2D); one decided
     on whole volumes applies to volumes (`predict --format nifti`), said once, not to single slices."""
     decision = postprocess.stored(recipe, members)
@@ -319,7 +320,7 @@ def predict_format(
     recipe = run_recipe(run_dir) if run_dir else None
     if cascade.is_cascade(recipe):
         raise UserError(f"{run_dir}: a cascade run writes predictions.csv/json only; predict without --format")
-    task = recipe.task if recipe else yolo.task_and_names(weights)[0]
+    task = recipe.task if recipe else engine.task_and_names(weights)[0]
     prediction_formats.check_task(fmt, task, weights)
     args = tasks.prediction_args(task, recipe, run_dir, args)  # the predictions evaluate scores: the run's point, full-size masks
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / f"predict-{fmt}")
@@ -454,7 +455,7 @@ def report(run: str | Path, overrides: dict[str, Any] | None = None, eval_name: 
 
 def export(weights: str | Path, overrides: dict[str, Any] | None = None) -> Path:
     weights, _ = weights_of(weights)
-    path = yolo.export(weights, yolo_args.check_command_line(dict(overrides or {}), passed={"data"}))
+    path = engine.export(weights, yolo_args.check_command_line(dict(overrides or {}), passed={"data"}))
     print(f"exported: {path}")
     return path
 

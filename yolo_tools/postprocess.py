@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from yolo_tools import yolo
+from yolo_tools import engine
+from yolo_tools.prediction import Prediction
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
 from yolo_tools.runs import CV_FILE, weights_of
@@ -59,7 +60,7 @@ def keep_largest(masks: np.ndarray, class_ids: Iterable[int]) -> np.ndarray:
     return out
 
 
-def apply(predictions: Sequence[tuple[int, yolo.Prediction]], class_ids: Sequence[int]) -> list[yolo.Prediction]:
+def apply(predictions: Sequence[tuple[int, Prediction]], class_ids: Sequence[int]) -> list[Prediction]:
     """One volume's slice predictions ((slice index, prediction) pairs; a single pair for an image), each with the
     pixels of `class_ids` outside the class's largest component (3D over the slices) removed. Slices missing
     between the given ones count as empty, so no component is joined across a gap."""
@@ -72,15 +73,15 @@ def apply(predictions: Sequence[tuple[int, yolo.Prediction]], class_ids: Sequenc
     for index, prediction in predictions:
         stack[:, index - low] = prediction.class_masks(len(first.names))
     kept = keep_largest(stack, class_ids)
-    return [prediction.keep_pixels(kept[:, index - low]) for index, prediction in predictions]
+    return [engine.keep_pixels(prediction, kept[:, index - low]) for index, prediction in predictions]
 
 
 def in_volumes(
-    predictions: Iterable[yolo.Prediction], slice_of: dict[str, tuple[str, int]], counts: dict[str, int], class_ids: Sequence[int]
-) -> Iterator[yolo.Prediction]:
+    predictions: Iterable[Prediction], slice_of: dict[str, tuple[str, int]], counts: dict[str, int], class_ids: Sequence[int]
+) -> Iterator[Prediction]:
     """`apply` to a stream: a volume's slices (`slice_of`: image stem → (volume, slice index); `counts`: slices per
     volume) are held until all have come, then handed on processed in 3D; other images are processed alone."""
-    waiting: dict[str, list[tuple[int, yolo.Prediction]]] = {}
+    waiting: dict[str, list[tuple[int, Prediction]]] = {}
     for prediction in predictions:
         where = slice_of.get(prediction.path.stem)
         if where is None:

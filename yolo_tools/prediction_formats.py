@@ -50,7 +50,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from yolo_tools import __version__, postprocess, yolo
+from yolo_tools import __version__, engine, postprocess
+from yolo_tools.prediction import CLASS_CONF, Prediction
 from yolo_tools.convert.rle import encode as rle_encode
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom, dicom_series, nifti
@@ -82,7 +83,7 @@ class VolumeInput:
 class VolumePrediction:
     volume: VolumeInput
     masks: np.ndarray  # (classes, *geometry.shape) bool, in the source's voxel order
-    slices: list[yolo.Prediction]  # per slice, in slice order
+    slices: list[Prediction]  # per slice, in slice order
 
 
 def check_format(fmt: str) -> None:
@@ -217,7 +218,7 @@ def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | N
         images = slice_images(loaded, volume.geometry, preprocess)
         bgr = (cv2.cvtColor(i, cv2.COLOR_GRAY2BGR) if i.ndim == 2 else np.ascontiguousarray(i[..., ::-1]) for i in images)
         named = ((Path(f"{volume.name}_s{index:03d}.png"), image) for index, image in enumerate(bgr))
-        slices = postprocess.apply(list(enumerate(yolo.predict_arrays(weights, named, args))), kept)
+        slices = postprocess.apply(list(enumerate(engine.predict_arrays(weights, named, args))), kept)
         stacked = np.stack([p.class_masks(n_classes) for p in slices], axis=1)  # (classes, slices, H, W)
         masks = np.stack([restack(per_class, volume.geometry) for per_class in stacked])
         yield VolumePrediction(volume, masks, slices)
@@ -275,8 +276,8 @@ def algorithm_of(weights: Path, recipe: Recipe | None, args: dict[str, Any], poi
     and the thresholds the findings were kept at (a classifier's stored `point`, else the predict confidences)."""
     run = weights.parent.parent.name if weights.parent.name == "weights" else weights.stem
     used = f"conf {args['conf']:g}" if isinstance(args.get("conf"), (int, float)) else ""
-    if args.get(yolo.CLASS_CONF):
-        used += " per class " + ", ".join(f"{k} {v:g}" for k, v in args[yolo.CLASS_CONF].items())
+    if args.get(CLASS_CONF):
+        used += " per class " + ", ".join(f"{k} {v:g}" for k, v in args[CLASS_CONF].items())
     if point and "threshold" in point:
         used = f"threshold {point['threshold']:g} ({point.get('rule', 'stored')})"
     return dicom_series.Algorithm(recipe.name if recipe else weights.stem, run, weights_digest(weights), __version__, used.strip())
@@ -297,8 +298,8 @@ def findings_of(prediction: VolumePrediction, names: list[str], task: str, args:
             f"{volume.name}: the run slices this series along axis {volume.geometry.slice_axis}, not the files' own "
             "images, so its boxes lie on no stored image; --format dicom-sr needs slice_axis 0 (or use dicom-seg / nifti)"
         )
-    per_class = args.get(yolo.CLASS_CONF) or {}
-    conf = float(args.get("conf", yolo.PREDICT_DEFAULTS["conf"]))
+    per_class = args.get(CLASS_CONF) or {}
+    conf = float(args.get("conf", engine.PREDICT_DEFAULTS["conf"]))
     found: list[dicom_series.Finding] = []
     for index, slice_ in enumerate(prediction.slices):
         if task == "classify":
@@ -325,7 +326,7 @@ def write_dicom_sr(prediction: VolumePrediction, out_dir: Path, findings: list[d
     return dicom_series.write_sr(out_dir / f"{volume.name}.sr.dcm", volume.series, findings, __version__, algorithm)
 
 
-def coco_records(predictions: list[yolo.Prediction]) -> tuple[list[dict], list[dict]]:
+def coco_records(predictions: list[Prediction]) -> tuple[list[dict], list[dict]]:
     """COCO results (one per instance) and the images they refer to; masks as COCO RLE (pycocotools)."""
     from pycocotools import mask as coco_mask
 
@@ -348,7 +349,7 @@ def coco_records(predictions: list[yolo.Prediction]) -> tuple[list[dict], list[d
     return results, images
 
 
-def write_coco(predictions: list[yolo.Prediction], names: list[str], out_dir: Path) -> Path:
+def write_coco(predictions: list[Prediction], names: list[str], out_dir: Path) -> Path:
     results, images = coco_records(predictions)
     categories = [{"id": i + 1, "name": name} for i, name in enumerate(names)]
     (out_dir / "coco_images.json").write_text(json.dumps({"images": images, "annotations": [], "categories": categories}))
@@ -363,7 +364,7 @@ def submission_id(path: Path) -> str:
     return f"{match.group(1)}_slice_{match.group(2)}" if match else path.name.split(".")[0]
 
 
-def write_rle_csv(predictions: list[yolo.Prediction], names: list[str], out_dir: Path) -> Path:
+def write_rle_csv(predictions: list[Prediction], names: list[str], out_dir: Path) -> Path:
 
     path = out_dir / "submission.csv"
     with path.open("w", newline="") as handle:
@@ -386,7 +387,7 @@ def _run_point(weights: Path) -> dict | None:
 def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_dir: Path, args: dict) -> tuple[list[Path], int]:
     """Predict on `source` and write `fmt`'s files into `out_dir`; returns the files and the images seen."""
     check_format(fmt)
-    task, classes = yolo.task_and_names(weights)
+    task, classes = engine.task_and_names(weights)
     names = [classes[i] for i in sorted(classes)]
     check_task(fmt, task, weights)
     source_path = Path(source)
@@ -402,7 +403,7 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     if volume_input:
-        slices: list[yolo.Prediction] = []
+        slices: list[Prediction] = []
         for prediction in predict_volumes(weights, inputs, recipe, len(names), args):
             slices += prediction.slices
             if fmt == "nifti":
@@ -416,7 +417,7 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
     else:
         files = readable_images(source)
         mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
-        slices = list(yolo.predict_arrays(weights, mapped, args) if mapped else yolo.predict(weights, files, args))
+        slices = list(engine.predict_arrays(weights, mapped, args) if mapped else engine.predict(weights, files, args))
         decision = postprocess.stored(recipe, [weights])
         if decision and decision["dimensions"] == 2:  # decided on images: each image's own largest components
             kept = postprocess.class_ids(decision, names)

@@ -17,9 +17,9 @@ import cv2
 import pandas as pd
 from tqdm import tqdm
 
-from yolo_tools import __version__
+from yolo_tools import __version__, engine
 from yolo_tools.operating_point import decide
-from yolo_tools.yolo import Prediction
+from yolo_tools.prediction import Prediction
 
 CSV_NAME = "predictions.csv"
 CSV_COLUMNS = ["image", "class_id", "class_name", "confidence", "x1", "y1", "x2", "y2"]
@@ -93,7 +93,7 @@ def write(
         if save_images:
             drawing = out_dir / Path(name).with_suffix(".jpg")
             drawing.parent.mkdir(parents=True, exist_ok=True)
-            cv2.imwrite(str(drawing), prediction.draw())
+            cv2.imwrite(str(drawing), engine.draw(prediction))
     table = pd.DataFrame(records)
     table = table.reindex(columns=[c for c in CSV_COLUMNS if c in table.columns] or CSV_COLUMNS)
     csv_path, json_path = out_dir / CSV_NAME, out_dir / "predictions.json"

@@ -20,12 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import Intensity
-from yolo_tools.yolo_args import check_train_args, default_args
+from yolo_tools.engine.args import check_train_args, default_args
 
 Task = Literal["detect", "segment", "classify"]
 # Ultralytics' official weights by name (yolov8n.pt, yolo11s-seg.pt, yolo26n-cls.pt): downloaded on first use.
 OFFICIAL_WEIGHTS = re.compile(r"^yolo(v8|11|12|26)[nsmlx](-[a-z0-9]+)*\.pt$")
-# What a recipe without `model` starts from: pretrained where there is a network (yolo.training_start).
+# What a recipe without `model` starts from: pretrained where there is a network (engine.training_start).
 DEFAULT_MODELS = {"detect": "yolov8n.pt", "segment": "yolov8n-seg.pt", "classify": "yolov8n-cls.pt"}
 
 

@@ -8,7 +8,7 @@ merges duplicates from overlapping slices (here with NMS at Ultralytics' `iou`, 
 slices are predicted (no extra pass over the whole image), so every finding is seen at native scale.
 
 The only module that touches sahi. The results come back as Ultralytics results
-(`yolo.from_arrays`), so `predict` writes and `evaluate` scores them like any other prediction:
+(`engine.from_arrays`), so `predict` writes and `evaluate` scores them like any other prediction:
 `yolo_tools predict RUN IMAGES slice=320` and `yolo_tools evaluate RUN slice=320 [slice_overlap=0.2]`.
 """
 
@@ -22,7 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from yolo_tools import yolo
+from yolo_tools import engine
+from yolo_tools.prediction import DEFAULT_CONF, Prediction, class_thresholds
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.pillow import pillow_open
 
@@ -88,22 +89,22 @@ def _sahi_device(device: str) -> str:
     return "cpu" if device in ("cpu", "mps") else f"cuda:{device.split(',')[0]}"
 
 
-def predict(weights: Path, files: Iterable[Path], args: dict[str, Any], size: int, overlap: float) -> Iterator[yolo.Prediction]:
+def predict(weights: Path, files: Iterable[Path], args: dict[str, Any], size: int, overlap: float) -> Iterator[Prediction]:
     """One prediction per image, its boxes in the image's own pixel coordinates (the image kept, for drawing)."""
     from sahi import AutoDetectionModel
     from sahi.predict import get_sliced_prediction
 
     files = list(files)
     check_fits(size, files)
-    task, _ = yolo.task_and_names(weights)
+    task, _ = engine.task_and_names(weights)
     if task != "detect":
         raise UserError(f"{weights}: sliced inference (slice=) is for detection models; this one is a {task} model")
     model = AutoDetectionModel.from_pretrained(
-        model_type="ultralytics", model_path=str(weights), confidence_threshold=float(args.get("conf", yolo.DEFAULT_CONF)),
-        device=_sahi_device(yolo.pick_device(args.get("device"), announce=False)), image_size=int(args.get("imgsz", size)),
+        model_type="ultralytics", model_path=str(weights), confidence_threshold=float(args.get("conf", DEFAULT_CONF)),
+        device=_sahi_device(engine.pick_device(args.get("device"), announce=False)), image_size=int(args.get("imgsz", size)),
     )
     names = {int(k): v for k, v in model.category_mapping.items()}
-    _, thresholds = yolo.class_thresholds(args, names)  # the run's per-class confidences, above sahi's one
+    _, thresholds = class_thresholds(args, names)  # the run's per-class confidences, above sahi's one
     for path in files:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
@@ -116,7 +117,7 @@ def predict(weights: Path, files: Iterable[Path], args: dict[str, Any], size: in
                 postprocess_match_threshold=float(args.get("iou", 0.7)), verbose=0,
             ).object_prediction_list
         boxes = np.array([p.bbox.to_xyxy() for p in found], np.float32).reshape(-1, 4)
-        yield yolo.from_arrays(
+        yield engine.from_arrays(
             image, path, names, boxes=boxes, confidences=np.array([p.score.value for p in found], np.float32),
             classes=np.array([p.category.id for p in found], np.float32),
         ).above(thresholds)

@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from yolo_tools import __version__, crossval, evaluation, operating_point, sources, tasks, yolo
+from yolo_tools import __version__, crossval, engine, evaluation, operating_point, sources, tasks
+from yolo_tools.prediction import DEFAULT_CONF
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.convert.writer import splits_of
@@ -197,9 +198,9 @@ def _choose_point(cv_dir: Path, fold_runs: list[Path], recipe: Recipe, eval_args
         how = f"each fold model's predictions on its own held-out patients, at confidence {evaluation.CHOOSE_CONF}"
         if point is None:  # as evaluate does for one run: said, and Ultralytics' default kept rather than a point hiding all
             rule_text = (f"none could be chosen: no fold model found anything on its held-out patients, so Ultralytics' "
-                         f"default conf={yolo.DEFAULT_CONF:g} decides; study again with more epochs (epochs=N) under another --name")
+                         f"default conf={DEFAULT_CONF:g} decides; study again with more epochs (epochs=N) under another --name")
             LOG.warning("%s: %s", cv_dir, rule_text)
-            point = {"conf": yolo.DEFAULT_CONF, "rule": rule_text}
+            point = {"conf": DEFAULT_CONF, "rule": rule_text}
         point["rule"] = point["rule"].removesuffix(", from predictions on val")
     return {**point, "chosen_on": "pooled out-of-fold predictions", "from": how, "images": images, "folds": len(fold_runs)}
 
@@ -280,7 +281,7 @@ def _retrain(root: Path, recipe: Recipe, dataset: Dataset, fold_runs: list[Path]
     run_dir = root / RETRAIN_DIR
     if (run_dir / METRICS_FILE).is_file():
         return run_dir
-    best = [yolo.best_epoch(Path(run)) for run in fold_runs]
+    best = [engine.best_epoch(Path(run)) for run in fold_runs]
     if any(epoch is None for epoch in best):
         raise UserError(f"{root / CV_NAME}: a fold has no results.csv or best.pt to read its best epoch from; run its cv again")
     epochs = max(1, int(round(float(np.mean(best)))))
@@ -288,13 +289,13 @@ def _retrain(root: Path, recipe: Recipe, dataset: Dataset, fold_runs: list[Path]
     _write_json(run_dir / "retrain.json", {"best_epochs": best, "epochs": epochs, "train": args})
     if (run_dir / "weights" / "last.pt").is_file():
         print(f"study: resuming {run_dir} from its last.pt")
-        metrics = yolo.resume(run_dir, balance=recipe.class_balance)
+        metrics = engine.resume(run_dir, balance=recipe.class_balance)
     else:
         data = _pooled_dataset(dataset, recipe.classes)
         save_recipe(recipe.model_copy(update={"model": cv_setup["model"]}), run_dir, args)
         save_run_dataset(run_dir, dataset.fingerprint)
         print(f"study: one model on all {len(dataset.listing(SPLITS))} train and val images for {epochs} epochs → {run_dir}")
-        metrics = yolo.train(cv_setup["model"], data.data_arg, run_dir, args, balance=recipe.class_balance)
+        metrics = engine.train(cv_setup["model"], data.data_arg, run_dir, args, balance=recipe.class_balance)
     save_metrics(run_dir, metrics)
     return run_dir
 
@@ -381,7 +382,7 @@ def _fold_training(fold_runs: list[Path]) -> list[dict[str, Any]]:
         rows.append({
             "fold": Path(run).name,
             "epochs": int(table["epoch"].max()),
-            "best_epoch": yolo.best_epoch(Path(run)),
+            "best_epoch": engine.best_epoch(Path(run)),
             "train_seconds": float(table["time"].iloc[-1]) if "time" in table else None,
         })
     return rows
@@ -495,7 +496,7 @@ def run_study(
     setup = json.loads(json.dumps(setup))  # as it reads back
     _check_setup(root, setup)
     origin = "command line" if "device" in given else f"{recipe.path}: train"
-    device = yolo.device_label(yolo.pick_device(train.get("device"), origin, announce=False))
+    device = engine.device_label(engine.pick_device(train.get("device"), origin, announce=False))
 
     started = time.perf_counter()
     dataset = prepare_dataset(recipe, data_root)  # before the study folder exists: a refused conversion leaves none

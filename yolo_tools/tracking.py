@@ -1,6 +1,6 @@
 """Experiment tracking: a run's training (and its evaluation) in MLflow, or its training curves in TensorBoard.
 
-Ultralytics already logs both through its own callbacks, which `yolo.Trackers` switches on for one run
+Ultralytics already logs both through its own callbacks, which `engine.Trackers` switches on for one run
 without touching Ultralytics' global settings file. What this module adds is where MLflow writes and
 which MLflow run a run folder belongs to: a local SQLite store under the runs folder
 (`runs/mlflow/mlflow.db`, artifacts in `runs/mlflow/artifacts/`) unless `MLFLOW_TRACKING_URI` names
@@ -173,7 +173,7 @@ def _mlflow_run(experiment: str, run_dir: Path) -> dict[str, str]:
 def search_environment(experiment: str) -> dict[str, str]:
     """Where the trials of a hyperparameter search log, when Ultralytics' settings have MLflow on for them.
 
-    Trials are trainings Ultralytics starts itself (in Ray workers too), so `yolo.Trackers` cannot reach
+    Trials are trainings Ultralytics starts itself (in Ray workers too), so `engine.Trackers` cannot reach
     them and they log as the settings say; these variables send that to the workbench's store, one
     experiment per search, instead of MLflow's default in each worker's working folder. Make the
     experiment with `create_experiment` before the trials start.

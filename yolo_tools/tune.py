@@ -1,6 +1,6 @@
 """`yolo_tools tune RECIPE`: search a recipe's training hyperparameters, alone or on a Ray cluster.
 
-Ultralytics ships both searches (`YOLO.tune`, in yolo_tools/yolo.py): its own tuner, which mutates the
+Ultralytics ships both searches (`YOLO.tune`, in yolo_tools/engine/): its own tuner, which mutates the
 best hyperparameters found so far one training after another, and `use_ray=True`, which hands trials to
 Ray Tune (Optuna's TPE by default, with ASHA stopping poor trials early). This module adds what the
 workbench needs around them: the recipe's converted data, one folder per search under
@@ -22,14 +22,15 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import input_size, tracking, yolo, yolo_args
+from yolo_tools import engine, input_size, tracking
+from yolo_tools.engine import args as yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.errors import UserError
 from yolo_tools.locations import check_runs_folder, runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
 from yolo_tools.runs import next_free
-from yolo_tools.yolo_args import RESERVED as RESERVED_TRAIN_ARGS
+from yolo_tools.engine.args import RESERVED as RESERVED_TRAIN_ARGS
 
 BEST_RECIPE = "best_recipe.yaml"
 # key=value arguments that steer the search rather than each training.
@@ -48,7 +49,7 @@ def _search_dir(recipe: Recipe, name: str | None) -> Path:
 
 
 def _split(overrides: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Search options and train arguments, all checked on one path (yolo_args) before any work starts."""
+    """Search options and train arguments, all checked on one path (engine/args.py) before any work starts."""
     overrides = yolo_args.check_command_line(overrides, workbench=SEARCH_OPTIONS, passed={"model"})
     options = {key: overrides[key] for key in SEARCH_OPTIONS if key in overrides}
     train = {key: value for key, value in overrides.items() if key not in SEARCH_OPTIONS}
@@ -163,21 +164,21 @@ def tune_recipe(
     options, overrides = _split(dict(overrides or {}))
     origin = "command line: model" if "model" in overrides else f"{recipe.path}: model"
     model = overrides.pop("model", recipe.model)
-    yolo.check_model(model, origin)
+    engine.check_model(model, origin)
     args = {**yolo_args.check_types(recipe.train, f"{recipe.path}: train."), **overrides}
     iterations, use_ray = options.pop("iterations", 10), options.pop("use_ray", False)
     if args.get("device") not in (None, "") and not use_ray:  # Ray trials see the GPUs Ray gives them, not ours
         origin = "command line" if "device" in overrides else f"{recipe.path}: train"
-        args["device"] = yolo.pick_device(args["device"], origin, announce=False)
+        args["device"] = engine.pick_device(args["device"], origin, announce=False)
     if use_ray and importlib.util.find_spec("ray") is None:
         raise UserError("use_ray=True needs Ray Tune: pip install 'yolo-tools[tune]'")
     out_dir = _search_dir(recipe, name)
-    model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
+    model = engine.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     experiment = f"{recipe.name}-{out_dir.name}"
-    mlflow_env = tracking.search_environment(experiment) if "mlflow" in yolo.trackers_in_settings() else {}
+    mlflow_env = tracking.search_environment(experiment) if "mlflow" in engine.trackers_in_settings() else {}
     if mlflow_env:
         tracking.check_store(mlflow_env["MLFLOW_TRACKING_URI"])  # one message now, not a traceback once trials start
-    env = {**mlflow_env, **yolo.usage_events_environment()}  # Ray trials: Ray rebuilds their callbacks
+    env = {**mlflow_env, **engine.usage_events_environment()}  # Ray trials: Ray rebuilds their callbacks
     with tracking.environment(env):
         where = "Ultralytics' tuner"
         if use_ray:  # first: a cluster that cannot be joined is refused before any data or folder is made
@@ -189,14 +190,14 @@ def tune_recipe(
         dataset = prepare_dataset(recipe, data_root)
         data = dataset.data_arg
         if args.get("imgsz") == input_size.AUTO:  # every trial at the size the data asks for
-            args = input_size.resolve(args, dataset, yolo.strides(model))
+            args = input_size.resolve(args, dataset, engine.strides(model))
         out_dir.mkdir(parents=True)
         if mlflow_env:
             tracking.create_experiment(experiment)
         print(f"tune: {iterations} trials of {recipe.name} with {where}, in {out_dir}")
         if recipe.class_balance != "none":  # the tuners build Ultralytics' own trainer for every trial
             print(f"tune: class_balance: {recipe.class_balance} is not applied to the trials (only to yolo_tools train and cv)")
-        metric, result = yolo.tune(model, data, out_dir, args, iterations, use_ray, options)
+        metric, result = engine.tune(model, data, out_dir, args, iterations, use_ray, options)
     # YOLO.tune trains every trial with AdamW unless told otherwise; the learning rates found are for it.
     optimizer = {"optimizer": args.get("optimizer", "AdamW")}
     if use_ray:

@@ -169,7 +169,7 @@ def _per_class(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
 
 def _label_map(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
     """Label maps through Ultralytics' converter, into a temporary folder read back at once."""
-    from yolo_tools import yolo
+    from yolo_tools import engine
 
     images, masks = _images_in(image_dir), _images_in(mask_dir)
     work = Path(tempfile.mkdtemp(prefix="yolo_tools_masks_"))
@@ -185,7 +185,7 @@ def _label_map(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
                 (checked / f"{name}{mask.suffix}").symlink_to(mask.resolve())
             except SkipSample as reason:
                 problems[name] = str(reason)
-        out = yolo.convert_label_masks(checked, work / "labels", len(recipe.classes))
+        out = engine.convert_label_masks(checked, work / "labels", len(recipe.classes))
         lines = {p.stem: p.read_text().splitlines() for p in out.glob("*.txt")}
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -26,7 +26,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import operating_point, yolo
+from yolo_tools import operating_point
+from yolo_tools.prediction import MIRROR, Mirroring
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe
 from yolo_tools.tasks import classify, detect, segment
@@ -70,4 +71,4 @@ def mirroring(recipe: Recipe | None, sliced: bool = False) -> dict[str, Any]:
     none without flips, and none for sliced inference (sahi predicts the tiles itself)."""
     if recipe is None or not recipe.predict.flips or sliced:
         return {}
-    return {yolo.MIRROR: yolo.Mirroring(tuple(recipe.predict.flips), get(recipe.task).fuse)}
+    return {MIRROR: Mirroring(tuple(recipe.predict.flips), get(recipe.task).fuse)}

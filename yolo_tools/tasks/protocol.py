@@ -80,7 +80,7 @@ class Evaluation:
 
     per_image: pd.DataFrame
     boot: bootstrap.Bootstrap
-    validation: Any  # yolo.Validation | None (None for an ensemble, which the validator cannot run)
+    validation: Any  # engine.Validation | None (None for an ensemble, which the validator cannot run)
     run_dir: Path
     split: str  # the split scored, or 'outside' for an outside set
     rule: str | None  # the operating-point rule asked for (a classifier's threshold), if any
@@ -106,7 +106,7 @@ class Task:
     """Everything evaluate and report need to know about one task; see the module docstring."""
 
     name: str
-    score: Callable[[Scoring, Any], tuple[dict[str, Any], Any]]  # (state, yolo.Prediction) -> (per-image row, kept)
+    score: Callable[[Scoring, Any], tuple[dict[str, Any], Any]]  # (state, prediction.Prediction) -> (per-image row, kept)
     summarise: Callable[[Scoring, Evaluation], Scores]
     headline: tuple[str, ...]  # the metrics given a 95% bootstrap interval over patients
     per_image_metric: dict[str, Any]  # the per_image.csv column that orders images best to worst
@@ -117,7 +117,7 @@ class Task:
     decides_by: Literal["confidence", "threshold"]  # a confidence chosen on val drops findings below it; or a classifier's threshold
     caption: Callable[[pd.Series, list[str], Callable[..., str]], str]  # a gallery image's caption: (row, classes, fmt) -> text
     fuse: Callable[[Sequence[Any], Sequence[float] | None, float], Any]  # an ensemble's predictions of one image made one:
-    # (a yolo.Prediction per model, the models' weights or None, the confidence threshold) -> yolo.Prediction (fusion.py)
+    # (a prediction.Prediction per model, the models' weights or None, the confidence threshold) -> prediction.Prediction (fusion.py)
     choose_conf: Callable[[Scoring], dict[str, Any] | None] | None = None  # per-class confidences from val predictions
     # (a task that decides by confidence must have it; classify decides by a threshold instead)
     choose_score: Callable[[Scoring, Any], tuple[dict[str, Any], Any]] | None = None  # what choose_conf keeps of

@@ -21,6 +21,7 @@ from yolo_tools.convert import mask_png
 from yolo_tools.convert.polygons import polygons_to_mask
 from yolo_tools.dataset import read_labels
 from yolo_tools.errors import UserError
+from yolo_tools.prediction import mask_boxes
 from yolo_tools.metrics import bootstrap, detection, segmentation, surface
 from yolo_tools.tasks.detect import VALIDATOR_MEANING
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
@@ -152,7 +153,7 @@ def _box_fit(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Per class, the IoU of the bounding boxes of the predicted and the true mask: the box a segmentation
     gives, comparable with a detector's `box_iou` on the same images. NaN where the truth has no such
     class, 0 where only the prediction lacks it."""
-    (pred_boxes, pred_any), (true_boxes, true_any) = segmentation.mask_boxes(predicted), segmentation.mask_boxes(truth)
+    (pred_boxes, pred_any), (true_boxes, true_any) = mask_boxes(predicted), mask_boxes(truth)
     fit = np.diagonal(detection.box_iou(pred_boxes, true_boxes)) * pred_any
     return np.where(true_any, fit, np.nan)
 

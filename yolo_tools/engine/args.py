@@ -8,8 +8,9 @@ Reading a recipe must stay cheap (convert, report and pull read one without trai
 importing Ultralytics pulls in torch. So the names are read from `default.yaml` as a plain file, found
 with `importlib.util.find_spec` without importing the package, whenever a recipe is read; values and types
 go through Ultralytics' functions only in the verbs that load it anyway (train, val, predict, evaluate,
-export, inspect), before any conversion or training starts. This module is separate from `yolo.py` for
-that reason: `recipe.py` imports it, and it must not import numpy, torch or Ultralytics at import time.
+export, inspect), before any conversion or training starts. This module imports Ultralytics only inside
+its functions for that reason: `recipe.py` imports it, and it must not import torch or Ultralytics at import
+time (the engine's other modules, which its package imports with it, do neither).
 
 The keys the workbench adds beyond Ultralytics' own (`folds=`, `slice=`, `use_ray=`, `space=`, ...) are
 declared here too, in `WORKBENCH_KEYS`, and `check_command_line` takes every `key=value` of a verb through
