@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 
 from yolo_tools import engine, fusion, input_size, postprocess
-from yolo_tools.prediction import Mirroring, Prediction
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import surface
+from yolo_tools.prediction import Mirroring, Prediction
 from yolo_tools.recipe import Predict
 
 

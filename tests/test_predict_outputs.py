@@ -21,8 +21,8 @@ import pytest
 import ultralytics  # noqa: F401, E402
 from bad_input import copy_run, train_tiny_run
 from yolo_tools import engine, operating_point, pipeline, predictions
-from yolo_tools.prediction import DEFAULT_CONF
 from yolo_tools.cli import main
+from yolo_tools.prediction import DEFAULT_CONF
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

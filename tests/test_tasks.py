@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 
 from yolo_tools import report, tasks
-from yolo_tools.prediction import Prediction
 from yolo_tools.dataset import Dataset
 from yolo_tools.metrics import bootstrap
+from yolo_tools.prediction import Prediction
 
 NAMES = ["a", "b"]
 

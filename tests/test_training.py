@@ -11,8 +11,8 @@ import yaml
 
 from conftest import RECIPES, needs_data
 from yolo_tools import pipeline
-from yolo_tools.errors import UserError
 from yolo_tools.engine import load_model
+from yolo_tools.errors import UserError
 
 pytestmark = [needs_data("kidney-stones-ct"), pytest.mark.slow]
 

@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 from yolo_tools import engine, operating_point, tasks
-from yolo_tools.prediction import DEFAULT_CONF, Prediction
 from yolo_tools.errors import UserError
+from yolo_tools.prediction import DEFAULT_CONF, Prediction
 from yolo_tools.runs import weights_of
 
 

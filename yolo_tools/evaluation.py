@@ -37,6 +37,7 @@ import logging
 import math
 import shutil
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ from yolo_tools import (
     outside_data,
     postprocess,
     predictions,
+    predictors,
     sliced,
     tasks,
 )
@@ -59,8 +61,9 @@ from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.convert.writer import splits_of
 from yolo_tools.dataset import PATIENTS_CSV, SPLITS, Dataset, patient_wise
 from yolo_tools.errors import UserError
-from yolo_tools.prediction import CLASS_CONF, DEFAULT_CONF, Prediction
 from yolo_tools.metrics import bootstrap, groups
+from yolo_tools.prediction import CLASS_CONF, DEFAULT_CONF, Prediction
+from yolo_tools.recipe import Recipe
 from yolo_tools.runs import run_dataset, run_recipe, weights_of
 from yolo_tools.tasks import detect, segment
 
@@ -143,13 +146,12 @@ def _threshold_text(conf: float, class_conf: dict[str, float] | None) -> str:
 CHOOSE_CONF = 0.001  # the floor predictions are made at to choose a run's confidences (Ultralytics' val default)
 
 
-def _operating_conf(
-    weights: Path, args: dict[str, Any], run_dir: Path, recipe, slicing: operating_point.Slicing = None
-) -> dict[str, Any] | None:
-    """The confidences chosen on val (per class, and the lowest as `conf`), stored in the run: from our own
-    predictions on val at a floor confidence (sliced ones for `slicing`), so they fit the confidences
+def _operating_conf(predictor: predictors.Predictor, args: dict[str, Any], run_dir: Path, recipe) -> dict[str, Any] | None:
+    """The confidences chosen on val (per class, and the lowest as `conf`), stored in the run: from the predictor's
+    own predictions on val at a floor confidence (sliced ones for sliced inference), so they fit the confidences
     `predict` gives (the validator letterboxes differently), by the task's rule (`Task.choose_conf`:
     detect F1, segment Dice)."""
+    slicing = predictor.slicing
     stored = operating_point.load(run_dir, slicing)
     if stored and "conf" in stored:
         return stored
@@ -160,7 +162,7 @@ def _operating_conf(
     # as the scored predictions are made (tasks.prediction_args), at the floor: mirrored too where the recipe mirrors
     floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args, **tasks.mirroring(recipe, slicing is not None)}
     images = sorted(Path(dataset.image_source("val")).iterdir())
-    found = sliced.predict(weights, images, floor, *slicing) if slicing else engine.predict(weights, dataset.image_source("val"), floor)
+    found = predictor.predict(dataset.image_source("val"), floor)
     for _ in tqdm(_tee(found, spec, state, choosing=True), desc="choose confidences on val", unit="img", total=len(images)):
         pass
     chosen = spec.choose_conf(state)
@@ -291,7 +293,45 @@ def evaluate(
     cv: yolo_tools/study.py), decides instead of the run's own: a detector's or segmenter's per-class
     confidences, a classifier's threshold, for one model or an ensemble alike. `out` writes the files
     into that folder instead of the run's.
+
+    The steps, in order: check what was asked before any work (`_request`, which also chooses the predictor),
+    find or convert the set and clear its folder (`_scored_set_of`), run Ultralytics' validator (`_validate`),
+    decide the operating point and post-processing (`_decide`), predict and score each image (`_predict_and_score`),
+    summarise with intervals (`_summarise`), write the files (`_write`) and say what came out (`_say`).
     """
+    request = _request(run, overrides, also, split, data, data_format, rule, data_options, corrected)
+    scored = _scored_set_of(request, split, Path(out) if out else None)
+    validation = _validate(request, scored)
+    decision = _decide(request, scored, overrides, point)
+    state = _predict_and_score(request, scored, decision)
+    summary, tables = _summarise(request, scored, decision, validation, state)
+    _write(request, scored, summary, tables, overrides)
+    _say(summary, validation, scored.out)
+    return scored.out
+
+
+@dataclass(frozen=True)
+class _Request:
+    """What `evaluate` was asked, checked before anything is converted or written: the run, its recipe and
+    weights, the other members of an ensemble, the predictor (chosen once), Ultralytics' arguments for the
+    validator and the predictions (`args`: the recipe's max_det added, `conf` taken out as `explicit_conf`),
+    the outside set planned, the recipe with the label corrections (`corrected`), and the classifier's rule."""
+
+    weights: Path
+    run_dir: Path
+    recipe: Recipe
+    also: tuple[str | Path, ...]
+    predictor: predictors.Predictor
+    args: dict[str, Any]
+    explicit_conf: Any
+    data: str | Path | None
+    planned: Any  # outside_data's plan of an outside set, or None
+    corrected: Recipe | None
+    rule: str | None
+
+
+def _request(run, overrides, also, split, data, data_format, rule, data_options, corrected) -> _Request:
+    """Every check that can refuse the evaluation, in the order the messages come, before any work."""
     weights, run_dir = weights_of(run)
     recipe = run_recipe(run_dir) if run_dir else None
     if recipe is None:
@@ -307,11 +347,7 @@ def evaluate(
         )
     args = dict(overrides or {})
     slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/sliced.py)
-    if slicing and recipe.task != "detect":
-        raise UserError(f"command line: slice={slicing[0]}: sliced inference is for detection runs; {run_dir} is a {recipe.task} run")
-    if slicing and also:
-        raise UserError(f"command line: slice={slicing[0]}: sliced inference scores one run; an ensemble or a cv folder "
-                        "would ignore it. Leave out slice= or evaluate one run")
+    predictor = predictors.choose(weights, [weights, *also], recipe, slicing, "evaluate", run_dir, raw_images=False)
     operating_point.load(run_dir, slicing)  # a damaged stored threshold stops here, before anything is written
     explicit_conf = args.pop("conf", None)
     for key, value in operating_point.predict_args(recipe, None).items():
@@ -326,15 +362,35 @@ def evaluate(
                 f"{corrections.folder(recipe.name)}: no label corrections for recipe '{recipe.name}' yet; review the run's "
                 f"mistakes first: yolo_tools inspect {run_dir} --annotate, then --load KEY"
             )
+    return _Request(weights, run_dir, recipe, tuple(also), predictor, args, explicit_conf, data, planned, now, rule)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """The set scored: its dataset and split (`outside` for an outside set, named `data_name`), the version of
+    the data the run trained on (`own`), the outside images it saw in training (`seen`), and the folder the files go to."""
+
+    dataset: Dataset
+    own: Dataset
+    split: str
+    data_name: str | None
+    seen: dict[str, list[str]]
+    out: Path
+
+
+def _scored_set_of(request: _Request, split: str, out: Path | None) -> _Scored:
+    """Find (or convert) the set to score, then make the folder its files go to, clearing the files an earlier
+    evaluation left there."""
+    recipe, run_dir = request.recipe, request.run_dir
     own = prepare_dataset(recipe, run_dir=run_dir)  # the version this run was trained on, never another
     data_name, seen = None, {}
-    if corrected:
-        dataset = prepare_dataset(now)  # the corrected version, as convert and train make it now
-    elif planned is not None:
-        dataset, data_name, split = outside_data.convert(planned), planned.name, outside_data.SPLIT
+    if request.corrected:
+        dataset = prepare_dataset(request.corrected)  # the corrected version, as convert and train make it now
+    elif request.planned is not None:
+        dataset, data_name, split = outside_data.convert(request.planned), request.planned.name, outside_data.SPLIT
         seen = outside_data.seen_in_training(own, dataset, SPLITS)
         if seen:
-            LOG.warning("caution: %s", split_caveat(data, dataset.card, seen))
+            LOG.warning("caution: %s", split_caveat(request.data, dataset.card, seen))
     elif split == "val" and run_dataset(run_dir) is not None:  # a cv fold: its own held-out patients
         dataset = Dataset(run_dataset(run_dir), recipe.task)
     else:
@@ -344,72 +400,125 @@ def evaluate(
                 f"{run_dir}: recipe '{recipe.name}' keeps no {split} split; add data.split.test (a fraction, or "
                 "'source' for a published one), convert again and evaluate the run with --split test"
             )
+    slicing = request.predictor.slicing
     if slicing:  # before the validator runs and the earlier evaluation's files are cleared
         sliced.check_fits(slicing[0], sorted(Path(dataset.image_source(split)).iterdir()))
-    out = Path(out) if out else run_dir / (CORRECTED_DIR if corrected else eval_dir_name(split, data_name, bool(also)))
+    out = out or run_dir / (CORRECTED_DIR if request.corrected else eval_dir_name(split, data_name, bool(request.also)))
     out.mkdir(parents=True, exist_ok=True)
     for name in OUR_FILES:
         (out / name).unlink(missing_ok=True)
+    return _Scored(dataset, own, split, data_name, seen, out)
 
-    if also:
-        validation, task = None, ensemble.members([weights, *also])[0]
-    elif data_name and recipe.task == "classify":  # Ultralytics' classification check wants training images
+
+def _validate(request: _Request, scored: _Scored) -> Any:
+    """Ultralytics' validator on the set (its metrics and plots; None for an ensemble, and for a classifier's outside
+    set, whose check wants training images), and the check that the model does the recipe's task."""
+    weights, recipe, out = request.weights, request.recipe, scored.out
+    if request.also:
+        validation, task = None, ensemble.members([weights, *request.also])[0]
+    elif scored.data_name and recipe.task == "classify":  # Ultralytics' classification check wants training images
         validation, task = None, engine.task_and_names(weights)[0]
     else:
         validation = engine.validate_full(
-            weights, dataset.data_arg, {**args, "split": split, "project": str(out.parent), "name": out.name, "exist_ok": True, "plots": True}
+            weights, scored.dataset.data_arg,
+            {**request.args, "split": scored.split, "project": str(out.parent), "name": out.name, "exist_ok": True, "plots": True},
         )
         task = validation.task
     if task != recipe.task:
         raise UserError(f"{weights}: a {task} model, but recipe '{recipe.name}' is a {recipe.task} task")
+    return validation
+
+
+@dataclass(frozen=True)
+class _Decision:
+    """How findings are decided: the operating point (a detector's or segmenter's per-class confidences, a
+    classifier's threshold; None: the task's own), the arguments the predictions are made with, the confidence
+    and per-class confidences they state, and the post-processing decided on val."""
+
+    point: dict[str, Any] | None
+    predict_args: dict[str, Any]
+    conf: float
+    class_conf: dict[str, float] | None
+    postprocessing: dict[str, Any]
+
+
+def _decide(request: _Request, scored: _Scored, overrides: dict[str, Any] | None, given: dict[str, Any] | None) -> _Decision:
+    """The operating point: `given` (a study's, chosen elsewhere), else the run's own chosen on val (evaluating
+    val first where a classifier's threshold is still to be chosen there, never on the set being scored), unless
+    `conf=` decides; then the arguments the predictions are made with, as `predict` makes them, and the
+    post-processing (predict.largest_component), decided on val."""
+    recipe, run_dir, also, explicit_conf, args = request.recipe, request.run_dir, request.also, request.explicit_conf, request.args
     spec = tasks.get(recipe.task)
-    given, point = point, None
+    point = None
     unchosen = not (operating_point.load(run_dir) or {}).get("threshold") and len(recipe.classes) == 2
-    if spec.decides_by == "threshold" and not also and given is None and (split != "val" or data_name) and unchosen:
+    if spec.decides_by == "threshold" and not also and given is None and (scored.split != "val" or scored.data_name) and unchosen:
         evaluate(run_dir, overrides)  # the threshold is chosen on val, never on the set being scored
     if explicit_conf is None and spec.decides_by == "confidence" and given is not None:
         point = given
     elif explicit_conf is None and spec.decides_by == "confidence" and not also:
-        point = _operating_conf(weights, args, run_dir, recipe, slicing)  # a cv fold's own val split, else the recipe's
+        point = _operating_conf(request.predictor, args, run_dir, recipe)  # a cv fold's own val split, else the recipe's
     elif spec.decides_by == "threshold":
         point = given  # None: the classifier's own threshold, chosen on val (tasks/classify.py)
     chosen_elsewhere = given is not None and explicit_conf is None and spec.decides_by == "confidence"  # a study's pooled point
-    given = {**args, **({"conf": explicit_conf} if explicit_conf is not None else {})}
+    asked = {**args, **({"conf": explicit_conf} if explicit_conf is not None else {})}
     predict_args = tasks.prediction_args(  # as predict makes them
-        recipe.task, recipe, None if also or chosen_elsewhere else run_dir, given, slicing
+        recipe.task, recipe, None if also or chosen_elsewhere else run_dir, asked, request.predictor.slicing
     )
     if chosen_elsewhere:
         predict_args.update({key: point[key] for key in ("conf", CLASS_CONF) if point.get(key) is not None})
     conf = float(predict_args.get("conf", DEFAULT_CONF))
     class_conf = predict_args.get(CLASS_CONF)  # none with conf=, which is one for all classes
-    source = dataset.image_source(split)
-    members = [weights, *also]
+    members = [request.weights, *also]
     if also and explicit_conf is None:  # each model at the confidences chosen on its own val split (a cv fold: its held-out patients)
         conf = min(a.get("conf", DEFAULT_CONF) for a in ensemble.member_args(members, predict_args))
-    kept = _postprocessing(recipe, members, run_dir, own, predict_args)  # predict.largest_component: decided on val
+    kept = _postprocessing(recipe, members, run_dir, scored.own, predict_args)  # predict.largest_component: decided on val
+    return _Decision(point, predict_args, conf, class_conf, kept)
+
+
+def _predict_and_score(request: _Request, scored: _Scored, decision: _Decision) -> tasks.Scoring:
+    """Predict the set with the chosen predictor, post-process, and score each image as its prediction streams on
+    to predictions.csv/json (a segmenter's masks saved for the report's gallery)."""
+    recipe, out = request.recipe, scored.out
+    spec = tasks.get(recipe.task)
     masks_dir = None
     if spec.saves_masks and len(recipe.classes) <= MAX_SAVED_MASK_CLASSES:
         masks_dir = out / MASKS_DIR
         shutil.rmtree(masks_dir, ignore_errors=True)
         masks_dir.mkdir()
-    state = tasks.Scoring(dataset, list(recipe.classes), split, masks_dir)
-    if also:
-        results = ensemble.predict(members, source, predict_args)
-    elif slicing:
-        results = sliced.predict(weights, sorted(Path(source).iterdir()), predict_args, *slicing)
-    else:
-        results = engine.predict(weights, source, predict_args)
-    if kept.get("largest_component"):
-        results = _postprocessed(results, kept, state)
+    state = tasks.Scoring(scored.dataset, list(recipe.classes), scored.split, masks_dir)
+    results = request.predictor.predict(scored.dataset.image_source(scored.split), decision.predict_args)
+    if decision.postprocessing.get("largest_component"):
+        results = _postprocessed(results, decision.postprocessing, state)
     predictions.write(_tee(results, spec, state), out, save_images=False)
     if not state.rows:
-        raise UserError(f"{dataset.root}: no {split} images to evaluate")
+        raise UserError(f"{scored.dataset.root}: no {scored.split} images to evaluate")
+    return state
 
+
+@dataclass(frozen=True)
+class _Tables:
+    """The per-image, per-class, per-patient (volumes) and per-group (metadata.csv) tables of an evaluation."""
+
+    per_image: pd.DataFrame
+    per_class: pd.DataFrame
+    per_patient: pd.DataFrame | None
+    per_group: pd.DataFrame | None
+
+
+def _summarise(
+    request: _Request, scored: _Scored, decision: _Decision, validation: Any, state: tasks.Scoring
+) -> tuple[dict[str, Any], _Tables]:
+    """The task's tables and metrics from the scores, each headline number with a 95% interval from a bootstrap
+    over patients, the breakdown by metadata groups, and summary.json's content: what was scored, how, and what
+    came out."""
+    recipe, run_dir, also, dataset, split = request.recipe, request.run_dir, request.also, scored.dataset, scored.split
+    spec = tasks.get(recipe.task)
     per_image = pd.DataFrame(state.rows)
     # Resampled by patient; not a per_image.csv column, which metadata.csv's own `patient` joins onto.
     boot = bootstrap.Bootstrap(_patients(dataset, split, per_image).tolist())
     scores = spec.summarise(
-        state, tasks.Evaluation(per_image, boot, validation, run_dir, "outside" if data_name else split, rule, bool(also), point)
+        state,
+        tasks.Evaluation(per_image, boot, validation, run_dir, "outside" if scored.data_name else split, request.rule, bool(also), decision.point),
     )
     names, metrics, point = state.names, scores.metrics, scores.operating_point
     extra: dict[str, Any] = {"intervals": scores.intervals, **scores.extra}
@@ -421,7 +530,8 @@ def evaluate(
     metadata = dataset.metadata()
     if metadata is not None:
         per_group = groups.breakdown(per_image, metadata, spec.group_numbers)
-    card = dataset.card
+    card, planned, weights, data = dataset.card, request.planned, request.weights, request.data
+    conf, class_conf = decision.conf, decision.class_conf
     summary = {
         "recipe": recipe.name,
         "task": recipe.task,
@@ -432,35 +542,46 @@ def evaluate(
         "dataset_fingerprint": card.get("fingerprint"),
         "split": split,
         "scored_set": _scored_set(split, data, card),
-        "split_caveat": split_caveat(data, card, seen),
-        "eval_dir": out.name,
-        **({"outside_source": str(planned.src), "duplicates": card.get("duplicates", []), "seen_in_training": seen} if planned else {}),
+        "split_caveat": split_caveat(data, card, scored.seen),
+        "eval_dir": scored.out.name,
+        **({"outside_source": str(planned.src), "duplicates": card.get("duplicates", []), "seen_in_training": scored.seen} if planned else {}),
         "images": len(per_image),
         "classes": names,
         "conf": conf,
         "class_conf": class_conf,
-        "flips": list(recipe.predict.flips) if not slicing else [],
-        "postprocessing": kept or None,
+        "flips": list(recipe.predict.flips) if not request.predictor.slicing else [],
+        "postprocessing": decision.postprocessing or None,
         "validator": validation.metrics if validation else {},
         "metrics": metrics,
         **extra,
         "per_image_metric": spec.per_image_metric,
         "conventions": spec.conventions(
-            "each model's own, chosen on its val split" if also and explicit_conf is None else _threshold_text(conf, class_conf)
+            "each model's own, chosen on its val split" if also and request.explicit_conf is None else _threshold_text(conf, class_conf)
         ),
     }
-    per_image.to_csv(out / "per_image.csv", index=False)
-    scores.per_class.to_csv(out / "per_class.csv", index=False)
-    if scores.per_patient is not None:
-        scores.per_patient.to_csv(out / "per_patient.csv", index=False)
-    if per_group is not None:
-        per_group.to_csv(out / GROUPS_FILE, index=False)
-        summary["metadata_fields"] = list(per_group["field"].unique())
-    if corrected:
-        summary["scored_set"] = f"val split with label corrections ({', '.join(c.file for c in dataset_corrections(dataset))})"
-        summary["label_mistakes"] = _label_mistakes(run_dir, overrides, per_image)
+    return summary, _Tables(per_image, scores.per_class, scores.per_patient, per_group)
+
+
+def _write(request: _Request, scored: _Scored, summary: dict[str, Any], tables: _Tables, overrides: dict[str, Any] | None) -> None:
+    """The tables, then (with the label corrections) how many of the run's mistakes were the labels' own, then
+    summary.json last: its presence marks the evaluation's files complete."""
+    out = scored.out
+    tables.per_image.to_csv(out / "per_image.csv", index=False)
+    tables.per_class.to_csv(out / "per_class.csv", index=False)
+    if tables.per_patient is not None:
+        tables.per_patient.to_csv(out / "per_patient.csv", index=False)
+    if tables.per_group is not None:
+        tables.per_group.to_csv(out / GROUPS_FILE, index=False)
+        summary["metadata_fields"] = list(tables.per_group["field"].unique())
+    if request.corrected:
+        summary["scored_set"] = f"val split with label corrections ({', '.join(c.file for c in dataset_corrections(scored.dataset))})"
+        summary["label_mistakes"] = _label_mistakes(request.run_dir, overrides, tables.per_image)
     write_atomic(out / SUMMARY_FILE, json.dumps(json_ready(summary), indent=2))  # last: marks the files complete
-    shown = {k: v for k, v in {**(validation.metrics if validation else {}), **metrics}.items() if isinstance(v, (int, float))}
+
+
+def _say(summary: dict[str, Any], validation: Any, out: Path) -> None:
+    """The headline numbers with their intervals, the cautions, and where the files are."""
+    shown = {k: v for k, v in {**(validation.metrics if validation else {}), **summary["metrics"]}.items() if isinstance(v, (int, float))}
     intervals = summary.get("intervals") or {}
     print(f"evaluation ({summary['scored_set']}): " + "  ".join(_shown(k, v, intervals.get(k)) for k, v in shown.items()))
     if summary["split_caveat"]:
@@ -468,7 +589,6 @@ def evaluate(
     if summary.get("label_mistakes"):
         print(f"label mistakes: {summary['label_mistakes']['said']}")
     print(f"metrics: {out}")
-    return out
 
 
 def _check_rule_applies(rule: str, recipe, ensemble_of: bool) -> None:

@@ -49,11 +49,11 @@ from typing import Any
 import pandas as pd
 
 from yolo_tools import engine, tasks
-from yolo_tools.engine import args as yolo_args
-from yolo_tools.prediction import DEFAULT_CONF, Prediction
 from yolo_tools.convert.conversion import run_version
 from yolo_tools.dataset import METADATA_CSV, Dataset, fingerprint_at, home, place
+from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
+from yolo_tools.prediction import DEFAULT_CONF, Prediction
 from yolo_tools.recipe import Recipe, check_train_args
 from yolo_tools.runs import run_recipe, weights_of
 

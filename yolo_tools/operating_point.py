@@ -50,8 +50,8 @@ import numpy as np
 from sklearn.metrics import roc_curve
 
 from yolo_tools.errors import UserError
-from yolo_tools.recipe import Recipe
 from yolo_tools.prediction import CLASS_CONF
+from yolo_tools.recipe import Recipe
 
 LOG = logging.getLogger(__name__)
 _HIDING_WARNED: set[Path] = set()

@@ -15,27 +15,27 @@ from typing import Any
 import yaml
 
 from yolo_tools import (
-    engine,
     cascade,
     crossval,
-    ensemble,
+    engine,
     evaluation,
     input_size,
     operating_point,
     postprocess,
     predictions,
+    predictors,
     sliced,
     tasks,
     tracking,
 )
-from yolo_tools.engine import args as yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare, prepare_dataset
 from yolo_tools.dataset import CARD_MD
+from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
-from yolo_tools.prediction import Prediction
 from yolo_tools.imaging.model_input import mapped_inputs, readable_images
 from yolo_tools.locations import runs_dir
+from yolo_tools.prediction import Prediction
 from yolo_tools.recipe import load_recipe
 from yolo_tools.runs import (
     RECIPE_FILE, first_new_folder, new_run_dir, next_free, run_recipe, save_metrics, save_recipe, save_run_dataset, weights_of,
@@ -225,9 +225,8 @@ def predict(
     members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
     weights, run_dir = weights_of(members[0])
     _check_device(args)
-    if slicing and (len(members) > 1 or cascade.is_cascade(run_recipe(run_dir) if run_dir else None)):
-        raise UserError(f"command line: slice={slicing[0]}: sliced inference predicts with one detection run; "
-                        "an ensemble, a cv folder or a cascade would ignore it. Leave out slice= or predict with one run")
+    shared = run_recipe(run_dir) if run_dir else None  # an ensemble's mirroring and post-processing: its first run's recipe
+    predictor = predictors.choose(weights, members, shared, slicing, "predict")
     files = readable_images(source)
     root = Path(source) if Path(source).is_dir() and any(f.parent != Path(source) for f in files) else None
     if slicing:
@@ -235,24 +234,22 @@ def predict(
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
     _check_out(out_dir, files)
     created = first_new_folder(out_dir)
-    recipe = run_recipe(run_dir) if run_dir and len(members) == 1 else None
-    shared = run_recipe(run_dir) if run_dir else None  # an ensemble's mirroring and post-processing: its first run's recipe
+    recipe = shared if predictor.kind != "ensemble" else None
     try:
         predictions.mark(out_dir, str(source))
-        if cascade.is_cascade(recipe):
+        if predictor.kind == "cascade":
             csv_path, json_path, count = cascade.predict(recipe, weights, files, out_dir, args, save)
-        elif len(members) > 1:
-            results = ensemble.predict(members, files, {**args, **tasks.mirroring(shared)})
+        elif predictor.kind == "ensemble":
+            results = predictor.predict(files, {**args, **tasks.mirroring(shared)})
             csv_path, json_path, count = predictions.write(_images_postprocessed(results, shared, members), out_dir, save, root=root)
         else:
             task = recipe.task if recipe else engine.task_and_names(weights)[0]
             args = tasks.prediction_args(task, recipe, run_dir, args, slicing)  # as evaluate predicts: the run's point, max_det, flips
-            if slicing:
-                results = sliced.predict(weights, files, args, *slicing)
+            if predictor.kind == "sliced":
+                results = predictor.predict(files, args)
             else:
                 mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
-                results = engine.predict_arrays(weights, mapped, args, draw=save) if mapped else engine.predict(weights, files, args, draw=save)
-                results = _images_postprocessed(results, recipe, members)
+                results = _images_postprocessed(predictor.predict(files, args, draw=save, mapped=mapped), recipe, members)
             csv_path, json_path, count = predictions.write(results, out_dir, save, point=operating_point.load(run_dir), root=root)
     except BaseException:
         if created is not None:

@@ -33,8 +33,8 @@ import numpy as np
 from scipy import ndimage
 
 from yolo_tools import engine
-from yolo_tools.prediction import Prediction
 from yolo_tools.errors import UserError
+from yolo_tools.prediction import Prediction
 from yolo_tools.recipe import Recipe
 from yolo_tools.runs import CV_FILE, weights_of
 

@@ -18,9 +18,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from yolo_tools.engine.args import check_train_args, default_args
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import Intensity
-from yolo_tools.engine.args import check_train_args, default_args
 
 Task = Literal["detect", "segment", "classify"]
 # Ultralytics' official weights by name (yolov8n.pt, yolo11s-seg.pt, yolo26n-cls.pt): downloaded on first use.

@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 
 from yolo_tools import engine
-from yolo_tools.prediction import DEFAULT_CONF, Prediction, class_thresholds
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.pillow import pillow_open
+from yolo_tools.prediction import DEFAULT_CONF, Prediction, class_thresholds
 
 # The arguments sliced inference adds to predict and evaluate (not Ultralytics arguments).
 ARGS = frozenset({"slice", "slice_overlap"})

@@ -43,7 +43,6 @@ import numpy as np
 import pandas as pd
 
 from yolo_tools import __version__, crossval, engine, evaluation, operating_point, sources, tasks
-from yolo_tools.prediction import DEFAULT_CONF
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.convert.writer import splits_of
@@ -53,6 +52,7 @@ from yolo_tools.imaging import dicom
 from yolo_tools.imaging.pillow import pillow_open
 from yolo_tools.locations import runs_dir
 from yolo_tools.metrics import classification, detection, groups
+from yolo_tools.prediction import DEFAULT_CONF
 from yolo_tools.recipe import Recipe, check_train_args, load_recipe
 from yolo_tools.runs import METRICS_FILE, save_metrics, save_recipe, save_run_dataset
 

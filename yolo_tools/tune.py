@@ -23,14 +23,14 @@ from typing import Any
 import yaml
 
 from yolo_tools import engine, input_size, tracking
-from yolo_tools.engine import args as yolo_args
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare_dataset
+from yolo_tools.engine import args as yolo_args
+from yolo_tools.engine.args import RESERVED as RESERVED_TRAIN_ARGS
 from yolo_tools.errors import UserError
 from yolo_tools.locations import check_runs_folder, runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
 from yolo_tools.runs import next_free
-from yolo_tools.engine.args import RESERVED as RESERVED_TRAIN_ARGS
 
 BEST_RECIPE = "best_recipe.yaml"
 # key=value arguments that steer the search rather than each training.

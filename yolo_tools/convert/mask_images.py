@@ -43,8 +43,8 @@ from yolo_tools.convert import images as image_files
 from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.polygons import traced_lines
 from yolo_tools.convert.writer import Sample, SkipSample
-from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.errors import UserError
+from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.recipe import Recipe
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from yolo_tools import operating_point
-from yolo_tools.prediction import MIRROR, Mirroring
 from yolo_tools.errors import UserError
+from yolo_tools.prediction import MIRROR, Mirroring
 from yolo_tools.recipe import Recipe
 from yolo_tools.tasks import classify, detect, segment
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task

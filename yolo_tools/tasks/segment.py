@@ -21,8 +21,8 @@ from yolo_tools.convert import mask_png
 from yolo_tools.convert.polygons import polygons_to_mask
 from yolo_tools.dataset import read_labels
 from yolo_tools.errors import UserError
-from yolo_tools.prediction import mask_boxes
 from yolo_tools.metrics import bootstrap, detection, segmentation, surface
+from yolo_tools.prediction import mask_boxes
 from yolo_tools.tasks.detect import VALIDATOR_MEANING
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
 
