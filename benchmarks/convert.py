@@ -187,7 +187,7 @@ def _codec(impl: str) -> Callable[[list[str], list[tuple[int, int]], list[str]],
     if impl == "workbench":
 
         def run(strings, shapes, ids):
-            from yolo_tools.convert import rle
+            from yolo_tools.codecs import rle
 
             table = rle.RunTable.parse(strings, sizes=[h * w for h, w in shapes], labels=ids)
             return sum(rle.encode(table.mask(i, shape)) != s for i, (s, shape) in enumerate(zip(strings, shapes)))
@@ -223,7 +223,7 @@ def group_rle(work: Path, repeats: int, quick: bool) -> dict[str, Any]:
         return {"skipped": f"{GI}/train.csv not in the data root"}
     stride = 400 if quick else 80
     case = "benchmarks.convert:rle_roundtrip"
-    imports = ("yolo_tools.convert.rle",)
+    imports = ("yolo_tools.codecs.rle",)
     subset = {
         f"rle subset 1/{stride} (workbench)": lambda: common.in_subprocess(
             case, {"impl": "workbench", "stride": stride}, imports),

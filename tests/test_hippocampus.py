@@ -140,7 +140,7 @@ def test_nifti_output_overlays_the_input_voxel_for_voxel(run: tuple[Path, Path, 
 def test_coco_and_rle_csv_outputs_read_back_as_the_prediction(run: tuple[Path, Path, Path], tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 
-    from yolo_tools.convert.rle import decode
+    from yolo_tools.codecs.rle import decode
 
     run_dir, _, dataset = run
     images = dataset / "images" / "val"
@@ -215,7 +215,7 @@ def test_mirrored_predictions_are_the_vote_of_the_plain_and_mirror_images(nnunet
     image's masks flipped back, voted per class (yolo_tools/fusion.py): checked against that made by hand."""
     import cv2
 
-    from yolo_tools import fusion, tasks
+    from yolo_tools import fusion, predictors
     from yolo_tools.recipe import load_recipe
 
     run_dir, _, dataset = nnunet_run
@@ -226,7 +226,7 @@ def test_mirrored_predictions_are_the_vote_of_the_plain_and_mirror_images(nnunet
     for path in files:
         cv2.imwrite(str(flipped / path.name), cv2.imread(str(path))[::-1])
     args = {**LOW, "retina_masks": True}
-    mirroring = tasks.mirroring(load_recipe(run_dir / "recipe.yaml"))
+    mirroring = predictors.mirroring(load_recipe(run_dir / "recipe.yaml"))
     made = list(engine.predict(weights, files, {**args, **mirroring}))
     plain = list(engine.predict(weights, files, args))
     mirror = list(engine.predict(weights, sorted(flipped.iterdir()), args))

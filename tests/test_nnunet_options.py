@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yolo_tools import engine, fusion, input_size, postprocess
+from yolo_tools import engine, fusion, input_size, postprocess, predictors
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import surface
@@ -239,8 +239,8 @@ def test_fold_models_vote_at_their_own_points_and_their_decisions_pool(tmp_path:
     pooled = postprocess.load(tmp_path)
     # a: 2.2 / 3 without, 2.1 / 3 with; b: 1.6 / 3 without, 1.8 / 3 with
     assert pooled["largest_component"] == ["b"] and pooled["classes"]["a"]["cases"] == 3
-    assert postprocess.folder_of(runs) == tmp_path and postprocess.folder_of(runs[:1]) == runs[0]
-    assert postprocess.folder_of([runs[0], runs[0]]) is None  # not every fold: nothing was decided for it
+    assert predictors.postprocessing_folder(runs) == tmp_path and predictors.postprocessing_folder(runs[:1]) == runs[0]
+    assert predictors.postprocessing_folder([runs[0], runs[0]]) is None  # not every fold: nothing was decided for it
 
 
 def test_train_with_imgsz_auto_trains_at_the_size_the_data_asks_for(tmp_path: Path) -> None:

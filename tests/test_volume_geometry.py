@@ -287,7 +287,7 @@ def test_predict_skips_a_nan_volume_or_a_gapped_series_by_name_and_refuses_when_
 ) -> None:
     from yolo_tools import prediction_formats
 
-    monkeypatch.setattr(prediction_formats.yolo, "predict_arrays", _blank_predictions)  # the model is not what is tested
+    monkeypatch.setattr(prediction_formats.engine, "predict_arrays", _blank_predictions)  # the model is not what is tested
     (tmp_path / "niftis").mkdir()
     shutil.copyfile(HIPPOCAMPUS / "imagesTr" / "hippocampus_001.nii.gz", tmp_path / "niftis" / "good.nii.gz")
     _nan_copy(HIPPOCAMPUS / "imagesTr" / "hippocampus_003.nii.gz", tmp_path / "niftis" / "holes.nii.gz", 1.0)

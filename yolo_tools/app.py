@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from yolo_tools import crossval, engine, ensemble, operating_point, tasks
+from yolo_tools import crossval, engine, ensemble, operating_point, predictors
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import read_model_input
 from yolo_tools.locations import runs_dir
@@ -167,7 +167,7 @@ def run_conf(folder: Path) -> float:
 def analyse(run: LoadedRun, path: Path, conf: float = DEFAULT_CONF) -> Analysis:
     start = time.perf_counter()
     upload = read_model_input(path, run.recipe.preprocess)
-    args = {**tasks.prediction_args(run.recipe.task, run.recipe, None, {}), "conf": conf, "device": run.device}  # max_det, full-size masks
+    args = {**predictors.prediction_args(run.recipe.task, run.recipe, None, {}), "conf": conf, "device": run.device}  # max_det, full-size masks
     point = run.point or {}
     if point.get(CLASS_CONF) and abs(conf - point.get("conf", -1)) < SLIDER_STEP / 2:
         args[CLASS_CONF] = point[CLASS_CONF]  # the slider where the run left it: each class at its own, as predict

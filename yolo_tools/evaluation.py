@@ -56,7 +56,8 @@ from yolo_tools import (
     sliced,
     tasks,
 )
-from yolo_tools.convert import corrections, mask_png
+from yolo_tools.codecs import mask_png
+from yolo_tools.convert import corrections
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.convert.writer import splits_of
 from yolo_tools.dataset import PATIENTS_CSV, SPLITS, Dataset, patient_wise
@@ -82,7 +83,7 @@ OUR_FILES = (
 
 
 truth_boxes, truth_masks = detect.truth_boxes, segment.truth_masks  # ground truth as the report draws it
-save_masks, load_masks = mask_png.save, mask_png.load  # per-class masks as one 16-bit PNG (convert/mask_png.py)
+save_masks, load_masks = mask_png.save, mask_png.load  # per-class masks as one 16-bit PNG (codecs/mask_png.py)
 
 
 def json_ready(value: Any) -> Any:
@@ -159,8 +160,8 @@ def _operating_conf(predictor: predictors.Predictor, args: dict[str, Any], run_d
     fold = run_dataset(run_dir)
     dataset = Dataset(fold, recipe.task) if fold else prepare_dataset(recipe, run_dir=run_dir)
     state = tasks.Scoring(dataset, list(recipe.classes), "val")
-    # as the scored predictions are made (tasks.prediction_args), at the floor: mirrored too where the recipe mirrors
-    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args, **tasks.mirroring(recipe, slicing is not None)}
+    # as the scored predictions are made (predictors.prediction_args), at the floor: mirrored too where the recipe mirrors
+    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args, **predictors.mirroring(recipe, slicing is not None)}
     images = sorted(Path(dataset.image_source("val")).iterdir())
     found = predictor.predict(dataset.image_source("val"), floor)
     for _ in tqdm(_tee(found, spec, state, choosing=True), desc="choose confidences on val", unit="img", total=len(images)):
@@ -192,7 +193,7 @@ def pooled_conf(fold_runs: Sequence[Path], overrides: dict[str, Any] | None = No
     args = {k: v for k, v in (overrides or {}).items() if k != "conf"}
     for key, value in operating_point.predict_args(recipe, None).items():
         args.setdefault(key, value)  # max_det
-    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args, **tasks.mirroring(recipe)}
+    floor = {**args, "conf": CHOOSE_CONF, **spec.predict_args, **predictors.mirroring(recipe)}
     pooled = None
     for run in fold_runs:
         weights, run_dir = weights_of(run)
@@ -215,12 +216,12 @@ def _postprocessing(recipe, members: list[Path], run_dir: Path, own: Dataset, ar
     spec = tasks.get(recipe.task)
     if recipe.predict.largest_component == "off" or spec.choose_postprocessing is None:
         return {}
-    folder = postprocess.folder_of(members)
+    folder = predictors.postprocessing_folder(members)
     if folder is None:
         LOG.warning("%s: these runs are no cv's folds, so no post-processing was decided for them together; none applied",
                     ", ".join(map(str, members)))
         return {}
-    stored = postprocess.stored(recipe, members)
+    stored = predictors.postprocessing(recipe, members)
     if stored is not None:
         return stored
     if len(members) > 1:  # a cv decides when its folds are summarised (crossval.summarise)
@@ -461,7 +462,7 @@ def _decide(request: _Request, scored: _Scored, overrides: dict[str, Any] | None
         point = given  # None: the classifier's own threshold, chosen on val (tasks/classify.py)
     chosen_elsewhere = given is not None and explicit_conf is None and spec.decides_by == "confidence"  # a study's pooled point
     asked = {**args, **({"conf": explicit_conf} if explicit_conf is not None else {})}
-    predict_args = tasks.prediction_args(  # as predict makes them
+    predict_args = predictors.prediction_args(  # as predict makes them
         recipe.task, recipe, None if also or chosen_elsewhere else run_dir, asked, request.predictor.slicing
     )
     if chosen_elsewhere:

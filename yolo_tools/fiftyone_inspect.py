@@ -48,7 +48,7 @@ from typing import Any
 
 import pandas as pd
 
-from yolo_tools import engine, tasks
+from yolo_tools import engine, predictors
 from yolo_tools.convert.conversion import run_version
 from yolo_tools.dataset import METADATA_CSV, Dataset, fingerprint_at, home, place
 from yolo_tools.engine import args as yolo_args
@@ -529,7 +529,7 @@ def inspect_run(
     if recipe is None:
         raise UserError(f"{run}: inspect needs a run folder made by yolo_tools train (runs/<recipe>/<name>)")
     # Like predict and evaluate: the confidence chosen on val (and the recipe's max_det) unless the command line says
-    args = {"conf": DEFAULT_CONF, **tasks.prediction_args(recipe.task, recipe, run_dir, _predict_args(dict(overrides or {})))}
+    args = {"conf": DEFAULT_CONF, **predictors.prediction_args(recipe.task, recipe, run_dir, _predict_args(dict(overrides or {})))}
     task = INSPECTIONS[recipe.task]
     fo = _fiftyone()
     if app:

@@ -47,11 +47,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
 from yolo_tools.errors import UserError
 from yolo_tools.prediction import CLASS_CONF
-from yolo_tools.recipe import Recipe
 
 LOG = logging.getLogger(__name__)
 _HIDING_WARNED: set[Path] = set()
@@ -74,6 +72,8 @@ def choose_threshold(positive: np.ndarray, scores: np.ndarray, rule: str = DEFAU
     positive = np.asarray(positive, bool)
     if positive.all() or not positive.any():
         raise UserError("an operating point needs both classes in the val split")
+    from sklearn.metrics import roc_curve  # on first use: scikit-learn costs seconds to import, and tasks/ import this module
+
     fpr, tpr, thresholds = roc_curve(positive, scores)
     finite = np.isfinite(thresholds)  # the first threshold is +inf (nothing positive)
     fpr, tpr, thresholds = fpr[finite], tpr[finite], thresholds[finite]
@@ -159,9 +159,10 @@ def load(run_dir: Path | None, slicing: Slicing = None) -> dict[str, Any] | None
 
 
 def predict_args(
-    recipe: Recipe | None, run_dir: Path | None, given: dict[str, Any] | None = None, slicing: Slicing = None
+    recipe: Any, run_dir: Path | None, given: dict[str, Any] | None = None, slicing: Slicing = None
 ) -> dict[str, Any]:
-    """The predict arguments a run implies under those `given` (the command line's win): the recipe's `max_det`
+    """The predict arguments a run implies under those `given` (the command line's win): the recipe's (a `Recipe`,
+    or None; not imported here, so tasks/ stay below recipes) `max_det`
     and the val-chosen `conf` with its per-class confidences (detect, segment), those chosen for `slicing`
     when there are. A given `conf` is one threshold for every class, so it replaces the per-class ones too."""
     implied: dict[str, Any] = {}

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import dicomweb, engine, operating_point, prediction_formats, tasks
+from yolo_tools import dicomweb, engine, operating_point, prediction_formats, predictors
 from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom_series
@@ -105,7 +105,7 @@ def predict(
     names = [classes[i] for i in sorted(classes)]
     fmt = fmt or prediction_formats.default_dicom_format(task)
     prediction_formats.check_dicom_format(fmt, task, weights)
-    args = tasks.prediction_args(task, recipe, run_dir, args)  # as evaluate predicts: the run's point, max_det, full-size masks
+    args = predictors.prediction_args(task, recipe, run_dir, args)  # as evaluate predicts: the run's point, max_det, full-size masks
     point = operating_point.load(run_dir) if task == "classify" else None
     algorithm = prediction_formats.algorithm_of(weights, recipe, args, point)
     kind = "SEG" if fmt == "dicom-seg" else "SR"

@@ -25,7 +25,6 @@ from yolo_tools import (
     predictions,
     predictors,
     sliced,
-    tasks,
     tracking,
 )
 from yolo_tools.convert import check
@@ -240,11 +239,11 @@ def predict(
         if predictor.kind == "cascade":
             csv_path, json_path, count = cascade.predict(recipe, weights, files, out_dir, args, save)
         elif predictor.kind == "ensemble":
-            results = predictor.predict(files, {**args, **tasks.mirroring(shared)})
+            results = predictor.predict(files, {**args, **predictors.mirroring(shared)})
             csv_path, json_path, count = predictions.write(_images_postprocessed(results, shared, members), out_dir, save, root=root)
         else:
             task = recipe.task if recipe else engine.task_and_names(weights)[0]
-            args = tasks.prediction_args(task, recipe, run_dir, args, slicing)  # as evaluate predicts: the run's point, max_det, flips
+            args = predictors.prediction_args(task, recipe, run_dir, args, slicing)  # as evaluate predicts: the run's point, max_det, flips
             if predictor.kind == "sliced":
                 results = predictor.predict(files, args)
             else:
@@ -284,7 +283,7 @@ def _predict_outputs(args: dict[str, Any]) -> bool:
 def _images_postprocessed(results: Iterator[Prediction], recipe: Any, members: list[Any]) -> Iterator[Prediction]:
     """Predictions of single images with the run's post-processing where it was decided on images (2D); one decided
     on whole volumes applies to volumes (`predict --format nifti`), said once, not to single slices."""
-    decision = postprocess.stored(recipe, members)
+    decision = predictors.postprocessing(recipe, members)
     if not decision or not decision["largest_component"]:
         return results
     if decision["dimensions"] == 3:
@@ -319,7 +318,7 @@ def predict_format(
         raise UserError(f"{run_dir}: a cascade run writes predictions.csv/json only; predict without --format")
     task = recipe.task if recipe else engine.task_and_names(weights)[0]
     prediction_formats.check_task(fmt, task, weights)
-    args = tasks.prediction_args(task, recipe, run_dir, args)  # the predictions evaluate scores: the run's point, full-size masks
+    args = predictors.prediction_args(task, recipe, run_dir, args)  # the predictions evaluate scores: the run's point, full-size masks
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / f"predict-{fmt}")
     if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
         raise UserError(f"--out {out_dir}: already holds files (or is a file); give a new or empty folder for the {fmt} files")

@@ -35,8 +35,6 @@ from scipy import ndimage
 from yolo_tools import engine
 from yolo_tools.errors import UserError
 from yolo_tools.prediction import Prediction
-from yolo_tools.recipe import Recipe
-from yolo_tools.runs import CV_FILE, weights_of
 
 FILE = "postprocessing.json"
 RULE = "keep each class's largest connected component where that raised the class's mean Dice over the cases"
@@ -166,24 +164,3 @@ def class_ids(decision: dict[str, Any] | None, names: Sequence[str], where: Path
                         "remove the file and evaluate the run again to decide anew")
     return [names.index(n) for n in decision["largest_component"]]
 
-
-def folder_of(members: Sequence[str | Path]) -> Path | None:
-    """Where the post-processing of these models is decided: a run's own folder, or the cv folder whose folds they
-    all are (every fold); None for other ensembles, for which nothing is decided."""
-    runs = [weights_of(member)[1] for member in members]
-    if any(run is None for run in runs):
-        return None
-    if len(runs) == 1:
-        return runs[0]
-    root = runs[0].parent
-    if not (root / CV_FILE).is_file() or any(run.parent != root for run in runs):
-        return None
-    return root if len(set(runs)) == int(json.loads((root / CV_FILE).read_text()).get("folds", 0)) else None
-
-
-def stored(recipe: Recipe | None, members: Sequence[str | Path]) -> dict[str, Any] | None:
-    """The decision these models' predictions get: None unless the recipe asks for one and it was made."""
-    if recipe is None or recipe.predict.largest_component == "off":
-        return None
-    folder = folder_of(members)
-    return load(folder, [weights_of(member)[0] for member in members]) if folder else None

@@ -25,7 +25,7 @@
 
 Detect models write `coco` only (boxes); segment models any format; a classifier's predictions are the
 classes of whole images, which none of these formats holds (`predict` without `--format` writes them).
-Every format is made from the predictions `evaluate` scores (`tasks.prediction_args`: the run's operating
+Every format is made from the predictions `evaluate` scores (`predictors.prediction_args`: the run's operating
 point, masks at the image's own size).
 
 Volumes are sliced and mapped exactly as the run's converter did (`convert.volume_slices`: slice axis,
@@ -50,8 +50,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from yolo_tools import __version__, engine, postprocess
-from yolo_tools.convert.rle import encode as rle_encode
+from yolo_tools import __version__, engine, postprocess, predictors
+from yolo_tools.codecs.rle import encode as rle_encode
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom, dicom_series, nifti
 from yolo_tools.imaging.geometry import Geometry, restack
@@ -206,7 +206,7 @@ def predict_volumes(weights: Path, inputs: list[VolumeInput], recipe: Recipe | N
     from yolo_tools.convert.volume_slices import slice_images
 
     _, preprocess, _ = _slicing(recipe)
-    decision = postprocess.stored(recipe, [weights])
+    decision = predictors.postprocessing(recipe, [weights])
     kept = postprocess.class_ids(decision, list(recipe.classes)) if decision and decision["dimensions"] == 3 else []
     problems: list[str] = []
     for volume in inputs:
@@ -418,7 +418,7 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
         files = readable_images(source)
         mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
         slices = list(engine.predict_arrays(weights, mapped, args) if mapped else engine.predict(weights, files, args))
-        decision = postprocess.stored(recipe, [weights])
+        decision = predictors.postprocessing(recipe, [weights])
         if decision and decision["dimensions"] == 2:  # decided on images: each image's own largest components
             kept = postprocess.class_ids(decision, names)
             slices = [postprocess.apply([(0, p)], kept)[0] for p in slices]

@@ -1,4 +1,5 @@
-"""Which predictor makes a run's predictions, chosen once: one model, a fold ensemble, sliced inference, or a cascade.
+"""How a run's predictions are made: which predictor (chosen once: one model, a fold ensemble, sliced inference,
+or a cascade), with which arguments, and which post-processing decided on val they get.
 
 `predict` and `evaluate` (and the operating point `evaluate` chooses on val) used to pick among these each on
 its own, with their own refusals; now each asks `choose` once and hands the `Predictor` on. What each does
@@ -8,10 +9,14 @@ and a cascade finds a region, crops and classifies it (cascade.py), writing its 
 
 A cascade's chain runs on raw images only: its converted dataset already holds the crops, which `evaluate`
 scores with the classifier alone (`raw_images=False`).
+
+Every prediction of a run is made with the same arguments (`prediction_args`) in `predict`, `predict --format`,
+`evaluate`, `inspect`, `app` and the PACS loop, so a file handed on holds what the evaluation scored.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +24,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from yolo_tools import cascade, engine, ensemble, sliced
+from yolo_tools import cascade, engine, ensemble, operating_point, postprocess, sliced, tasks
 from yolo_tools.errors import UserError
 from yolo_tools.operating_point import Slicing
-from yolo_tools.prediction import Prediction
+from yolo_tools.prediction import MIRROR, Mirroring, Prediction
 from yolo_tools.recipe import Recipe
+from yolo_tools.runs import CV_FILE, weights_of
 
 Kind = Literal["model", "ensemble", "sliced", "cascade"]
 
@@ -85,3 +91,45 @@ def choose(
     if len(members) > 1:
         return Predictor("ensemble", weights, members)
     return Predictor("cascade" if is_cascade else "model", weights, members)
+
+
+def prediction_args(
+    task: str, recipe: Recipe | None, run_dir: Path | None, given: dict[str, Any], slicing: Slicing = None
+) -> dict[str, Any]:
+    """The arguments every prediction of a run is made with, in `predict`, `predict --format`, `evaluate`,
+    `inspect` and `app` alike, so a file handed on holds what the evaluation scored: the run's operating point
+    and `max_det` (`operating_point.predict_args`; `given`, the command line's, win), what the task's
+    predictions need (segment: masks at the image's own size, not low-resolution ones upsampled) and the
+    recipe's test-time mirroring (`mirroring`)."""
+    needed = tasks.TASKS[task].predict_args if task in tasks.TASKS else {}
+    return {**operating_point.predict_args(recipe, run_dir, given, slicing), **needed, **mirroring(recipe, slicing is not None)}
+
+
+def mirroring(recipe: Recipe | None, sliced: bool = False) -> dict[str, Any]:
+    """The prediction argument for the recipe's test-time mirroring (`predict.flips`), fused by its task's `fuse`;
+    none without flips, and none for sliced inference (sahi predicts the tiles itself)."""
+    if recipe is None or not recipe.predict.flips or sliced:
+        return {}
+    return {MIRROR: Mirroring(tuple(recipe.predict.flips), tasks.get(recipe.task).fuse)}
+
+
+def postprocessing_folder(members: Sequence[str | Path]) -> Path | None:
+    """Where the post-processing of these models is decided: a run's own folder, or the cv folder whose folds they
+    all are (every fold); None for other ensembles, for which nothing is decided."""
+    runs = [weights_of(member)[1] for member in members]
+    if any(run is None for run in runs):
+        return None
+    if len(runs) == 1:
+        return runs[0]
+    root = runs[0].parent
+    if not (root / CV_FILE).is_file() or any(run.parent != root for run in runs):
+        return None
+    return root if len(set(runs)) == int(json.loads((root / CV_FILE).read_text()).get("folds", 0)) else None
+
+
+def postprocessing(recipe: Recipe | None, members: Sequence[str | Path]) -> dict[str, Any] | None:
+    """The decision these models' predictions get: None unless the recipe asks for one and it was made."""
+    if recipe is None or recipe.predict.largest_component == "off":
+        return None
+    folder = postprocessing_folder(members)
+    return postprocess.load(folder, [weights_of(member)[0] for member in members]) if folder else None

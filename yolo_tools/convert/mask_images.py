@@ -3,7 +3,7 @@
 Two layouts, chosen with `options.layout`:
 
 - `per_class` (default): `masks/<class>/<name>.png`, one binary mask per class and image (any value above
-  `threshold` is foreground). Each class is traced on its own (`yolo_tools.convert.polygons`), so classes
+  `threshold` is foreground). Each class is traced on its own (`yolo_tools.codecs.polygons`), so classes
   that overlap keep their full outlines, holes are kept, and specks under `min_area` pixels are dropped.
   A missing mask file is an error for that image, not an empty mask: an empty mask must be published.
 - `label_map`: `masks/<name>.png` with pixel value = class index + 1 (0 background), one class per pixel,
@@ -39,9 +39,9 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from yolo_tools.codecs.polygons import traced_lines
 from yolo_tools.convert import images as image_files
 from yolo_tools.convert.options import ConverterOptions, parse
-from yolo_tools.convert.polygons import traced_lines
 from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import IMAGE_SUFFIXES

@@ -38,9 +38,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from yolo_tools.convert import destination, images, mask_png
+from yolo_tools.codecs import mask_png
+from yolo_tools.codecs.polygons import TracedLines
+from yolo_tools.convert import destination, images
 from yolo_tools.convert import metadata as patient_metadata
-from yolo_tools.convert.polygons import TracedLines
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
 from yolo_tools.convert.splits import group_keys, held_out, patients_in_several_splits
 from yolo_tools.dataset import (

@@ -42,7 +42,7 @@ def convert_label_masks(masks_dir: Path, out_dir: Path, classes: int) -> Path:
     """Ultralytics' converter for label-map masks (pixel value = class index + 1, 0 = background).
 
     One class per pixel and outer outlines only; for overlapping classes or holes use
-    `yolo_tools.convert.polygons` instead. Returns the folder of YOLO label files it wrote.
+    `yolo_tools.codecs.polygons` instead. Returns the folder of YOLO label files it wrote.
     """
     from ultralytics.data.converter import convert_segment_masks_to_yolo_seg
 

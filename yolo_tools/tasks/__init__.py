@@ -23,17 +23,12 @@ Examples:
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
 
-from yolo_tools import operating_point
 from yolo_tools.errors import UserError
-from yolo_tools.prediction import MIRROR, Mirroring
-from yolo_tools.recipe import Recipe
 from yolo_tools.tasks import classify, detect, segment
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task
 
-__all__ = ["TASKS", "Evaluation", "Scores", "Scoring", "Task", "count_columns", "get", "mirroring", "prediction_args"]
+__all__ = ["TASKS", "Evaluation", "Scores", "Scoring", "Task", "count_columns", "get"]
 
 TASKS: dict[str, Task] = {task.name: task for task in (detect.TASK, segment.TASK, classify.TASK)}
 
@@ -53,22 +48,3 @@ def count_columns() -> str:
     names = [*SHARED_COUNT_COLUMNS, *(column for task in TASKS.values() for column in task.count_columns)]
     return r"^(" + "|".join(dict.fromkeys(names)) + r")$"
 
-
-def prediction_args(
-    task: str, recipe: Recipe | None, run_dir: Path | None, given: dict[str, Any], slicing: operating_point.Slicing = None
-) -> dict[str, Any]:
-    """The arguments every prediction of a run is made with, in `predict`, `predict --format`, `evaluate`,
-    `inspect` and `app` alike, so a file handed on holds what the evaluation scored: the run's operating point
-    and `max_det` (`operating_point.predict_args`; `given`, the command line's, win), what the task's
-    predictions need (segment: masks at the image's own size, not low-resolution ones upsampled) and the
-    recipe's test-time mirroring (`mirroring`)."""
-    needed = TASKS[task].predict_args if task in TASKS else {}
-    return {**operating_point.predict_args(recipe, run_dir, given, slicing), **needed, **mirroring(recipe, slicing is not None)}
-
-
-def mirroring(recipe: Recipe | None, sliced: bool = False) -> dict[str, Any]:
-    """The prediction argument for the recipe's test-time mirroring (`predict.flips`), fused by its task's `fuse`;
-    none without flips, and none for sliced inference (sahi predicts the tiles itself)."""
-    if recipe is None or not recipe.predict.flips or sliced:
-        return {}
-    return {MIRROR: Mirroring(tuple(recipe.predict.flips), get(recipe.task).fuse)}

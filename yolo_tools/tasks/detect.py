@@ -17,7 +17,7 @@ import pandas as pd
 from yolo_tools import fusion, operating_point
 from yolo_tools.dataset import read_labels
 from yolo_tools.metrics import detection
-from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
+from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Evaluation, Scores, Scoring, Task, intervals_of
 
 
 def truth_boxes(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -145,14 +145,6 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
         f"{row['missed']} missed ({row['boxes_true']} true)"
     )
 
-
-# What the validator's numbers mean; segmentation shares them.
-VALIDATOR_MEANING = {
-    "precision": "of the findings the model reported, the share that are real",
-    "recall": "of the real findings, the share the model reported (sensitivity)",
-    "mAP50": "precision averaged over all confidence thresholds; a finding counts when it overlaps the truth by IoU >= 0.5",
-    "mAP50-95": "the same, averaged over overlap thresholds 0.5 to 0.95: rewards exact outlines",
-}
 
 TASK = Task(
     name="detect",

@@ -17,6 +17,14 @@ from yolo_tools.dataset import Dataset
 from yolo_tools.metrics import bootstrap
 
 
+# What Ultralytics' validator's box and mask numbers mean, for every task whose validator reports them (detect, segment).
+VALIDATOR_MEANING = {
+    "precision": "of the findings the model reported, the share that are real",
+    "recall": "of the real findings, the share the model reported (sensitivity)",
+    "mAP50": "precision averaged over all confidence thresholds; a finding counts when it overlaps the truth by IoU >= 0.5",
+    "mAP50-95": "the same, averaged over overlap thresholds 0.5 to 0.95: rewards exact outlines",
+}
+
 @dataclass
 class Scoring:
     """The state of one evaluation while predictions stream past: what was scored and what to aggregate.

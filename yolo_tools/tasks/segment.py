@@ -17,14 +17,13 @@ import numpy as np
 import pandas as pd
 
 from yolo_tools import fusion, operating_point, postprocess
-from yolo_tools.convert import mask_png
-from yolo_tools.convert.polygons import polygons_to_mask
+from yolo_tools.codecs import mask_png
+from yolo_tools.codecs.polygons import polygons_to_mask
 from yolo_tools.dataset import read_labels
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import bootstrap, detection, segmentation, surface
 from yolo_tools.prediction import mask_boxes
-from yolo_tools.tasks.detect import VALIDATOR_MEANING
-from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
+from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Evaluation, Scores, Scoring, Task, intervals_of
 
 
 def truth_masks(path: Path, shape: tuple[int, int], n_classes: int) -> np.ndarray:
