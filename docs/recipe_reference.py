@@ -53,6 +53,15 @@ def _type(annotation: Any, inner: bool = False) -> str:
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
+def _field_type(field: FieldInfo) -> str:
+    """A field's type; a text field whose values come from a registry (a recipe's `task`: yolo_tools/tasks/) lists
+    them, as a fixed choice would."""
+    listed = (field.json_schema_extra or {}).get("enum") if isinstance(field.json_schema_extra, dict) else None
+    if listed:
+        return "one of " + ", ".join(f"`{_yaml(value)}`" for value in listed)
+    return _type(field.annotation)
+
+
 def _yaml(value: Any) -> str:
     """A value as it is written in a recipe (YAML flow style: `window`, `0.5`, `true`, `[0]`, `{}`)."""
     if isinstance(value, str):
@@ -126,7 +135,7 @@ def _table(model: type[BaseModel], prefix: str, skip: frozenset[str] = frozenset
         if name in skip or field.exclude:
             continue
         what = " ".join(filter(None, [field.description or "", f"({_limits(field)})" if _limits(field) else ""]))
-        lines.append(f"| `{prefix}{name}` | {_type(field.annotation)} | {_default(field)} | {_text(what)} |")
+        lines.append(f"| `{prefix}{name}` | {_field_type(field)} | {_default(field)} | {_text(what)} |")
     return lines
 
 

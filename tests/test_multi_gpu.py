@@ -12,7 +12,7 @@ import json
 import pytest
 
 from conftest import RECIPES
-from yolo_tools import engine, pipeline
+from yolo_tools import engine, pipeline, tasks
 from yolo_tools.errors import UserError
 
 QUICK = {"epochs": 1, "imgsz": 64, "batch": 16, "workers": 0, "plots": False}
@@ -72,6 +72,6 @@ def test_metrics_come_from_the_checkpoint_when_the_trainer_has_none(monkeypatch,
 
     saved = engine.metrics_from_checkpoint(run_dir / "weights" / "best.pt")
     assert "metrics/mAP50-95(B)" in saved
-    assert metrics == engine.short_metrics("detect", saved)
+    assert metrics == tasks.get("detect").short_metrics(saved)
     assert set(metrics) == {"precision", "recall", "mAP50", "mAP50-95"}
     assert json.loads((run_dir / "metrics.json").read_text())["val"] == metrics

@@ -67,7 +67,7 @@ def test_fiftyone_labels_are_those_of_fiftyones_ultralytics_converter(task: str,
     isolate_fiftyone(monkeypatch, tmp_path)
     import fiftyone.utils.ultralytics as fou
 
-    from yolo_tools.fiftyone_inspect import INSPECTIONS
+    from yolo_tools.fiftyone_inspect import INSPECTIONS, labels_of
 
     if task == "classify":
         result = Results(np.zeros((90, 120, 3), np.uint8), "scan.png", NAMES, probs=torch.tensor([0.3, 0.7]))
@@ -76,7 +76,7 @@ def test_fiftyone_labels_are_those_of_fiftyones_ultralytics_converter(task: str,
     else:
         result = _result((64, 80) if task == "segment" else None)
         theirs = fou.to_instances(result) if task == "segment" else fou.to_detections(result)
-    ours = INSPECTIONS[task].label(engine.results._prediction(result))
+    ours = INSPECTIONS[labels_of(task)].label(engine.results._prediction(result))
     assert _fields(ours) == _fields(theirs)
     assert task == "classify" or len(ours.detections) == 3
 

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
-from yolo_tools import engine, evaluation, input_size, postprocess
+from yolo_tools import engine, evaluation, input_size, postprocess, tasks
 from yolo_tools.convert import check
 from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.dataset import CARD, CV_PREFIX, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, VOLUMES_JSON, Dataset
@@ -155,10 +155,10 @@ def _train_fold(recipe: Recipe, model: str, data: Dataset, run_dir: Path, args: 
     save_run_dataset(run_dir, data.fingerprint, data.root)
     if (run_dir / "weights" / "last.pt").is_file():
         print(f"cv: resuming {run_dir.name} from its last.pt")
-        metrics = engine.resume(run_dir, balance=recipe.class_balance)
+        metrics = tasks.get(recipe.task).short_metrics(engine.resume(run_dir, balance=recipe.class_balance))
     else:
         save_recipe(recipe.model_copy(update={"model": model}), run_dir, args)
-        metrics = engine.train(model, data.data_arg, run_dir, args, balance=recipe.class_balance)
+        metrics = tasks.get(recipe.task).short_metrics(engine.train(model, data.data_arg, run_dir, args, balance=recipe.class_balance))
     save_metrics(run_dir, metrics)
 
 

@@ -307,7 +307,7 @@ def evaluate(
     state = _predict_and_score(request, scored, decision)
     summary, tables = _summarise(request, scored, decision, validation, state)
     _write(request, scored, summary, tables, overrides)
-    _say(summary, validation, scored.out)
+    _say(summary, scored.out)
     return scored.out
 
 
@@ -552,7 +552,7 @@ def _summarise(
         "class_conf": class_conf,
         "flips": list(recipe.predict.flips) if not request.predictor.slicing else [],
         "postprocessing": decision.postprocessing or None,
-        "validator": validation.metrics if validation else {},
+        "validator": spec.short_metrics(validation.results) if validation else {},
         "metrics": metrics,
         **extra,
         "per_image_metric": spec.per_image_metric,
@@ -580,9 +580,9 @@ def _write(request: _Request, scored: _Scored, summary: dict[str, Any], tables: 
     write_atomic(out / SUMMARY_FILE, json.dumps(json_ready(summary), indent=2))  # last: marks the files complete
 
 
-def _say(summary: dict[str, Any], validation: Any, out: Path) -> None:
-    """The headline numbers with their intervals, the cautions, and where the files are."""
-    shown = {k: v for k, v in {**(validation.metrics if validation else {}), **summary["metrics"]}.items() if isinstance(v, (int, float))}
+def _say(summary: dict[str, Any], out: Path) -> None:
+    """The headline numbers (the validator's, then the task's own) with their intervals, the cautions, and where the files are."""
+    shown = {k: v for k, v in {**summary["validator"], **summary["metrics"]}.items() if isinstance(v, (int, float))}
     intervals = summary.get("intervals") or {}
     print(f"evaluation ({summary['scored_set']}): " + "  ".join(_shown(k, v, intervals.get(k)) for k, v in shown.items()))
     if summary["split_caveat"]:

@@ -6,9 +6,10 @@ the engine, made into FiftyOne labels as `fiftyone.utils.ultralytics` makes them
 evaluation, tags every false finding and every missed one, ranks the images by how wrong the model is,
 prints the worst, and serves the FiftyOne App on 127.0.0.1 with the worst images first.
 
-What differs per task (how its ground truth is imported, how a prediction becomes FiftyOne labels, how
-it is evaluated, scored, shown) is one `Inspection` per task in `INSPECTIONS`, at the end of this
-module: adding a task adds one entry there (FiftyOne stays in this module, so not in yolo_tools/tasks/).
+What differs per kind of finding (how its ground truth is imported, how a prediction becomes FiftyOne labels,
+how it is evaluated, scored, shown) is one `Inspection` per kind in `INSPECTIONS`, at the end of this module:
+boxes, outlines with masks, the image's class. A task names its kind (`Task.labels`, in yolo_tools/tasks/), so
+adding a task whose findings are one of these adds nothing here (FiftyOne stays in this module).
 
 One persistent FiftyOne dataset per run, `yolo-tools/<recipe>/<run>`, rebuilt on every call, so a
 second inspect of the same run replaces the first instead of adding a copy.
@@ -48,7 +49,7 @@ from typing import Any
 
 import pandas as pd
 
-from yolo_tools import engine, predictors
+from yolo_tools import engine, predictors, tasks
 from yolo_tools.convert.conversion import run_version
 from yolo_tools.dataset import METADATA_CSV, Dataset, fingerprint_at, home, place
 from yolo_tools.engine import args as yolo_args
@@ -224,7 +225,7 @@ def _load_ground_truth(fo, name: str, recipe: Recipe, run_dir: Path):
     converted = _run_dataset(recipe, run_dir)
     folder = converted.root
     dataset = fo.Dataset(name, persistent=True, overwrite=True)
-    INSPECTIONS[recipe.task].load(fo, dataset, converted)
+    INSPECTIONS[labels_of(recipe.task)].load(fo, dataset, converted)
     dataset.info = {"recipe": recipe.name, "task": recipe.task, "classes": recipe.classes}
     dataset.default_classes = list(recipe.classes)
     dataset.save()
@@ -530,7 +531,7 @@ def inspect_run(
         raise UserError(f"{run}: inspect needs a run folder made by yolo_tools train (runs/<recipe>/<name>)")
     # Like predict and evaluate: the confidence chosen on val (and the recipe's max_det) unless the command line says
     args = {"conf": DEFAULT_CONF, **predictors.prediction_args(recipe.task, recipe, run_dir, _predict_args(dict(overrides or {})))}
-    task = INSPECTIONS[recipe.task]
+    task = INSPECTIONS[labels_of(recipe.task)]
     fo = _fiftyone()
     if app:
         port = check_port(fo, port)  # before minutes of predicting, not after
@@ -588,10 +589,12 @@ def _objects(masks: bool) -> Inspection:
     )
 
 
+# One entry per kind of label a task's findings are (`Task.labels`): a new task whose findings are boxes, outlines
+# with masks or the image's class is inspected without a line here.
 INSPECTIONS: dict[str, Inspection] = {
-    "detect": _objects(masks=False),
-    "segment": _objects(masks=True),
-    "classify": Inspection(
+    "boxes": _objects(masks=False),
+    "masks": _objects(masks=True),
+    "classes": Inspection(
         load=_load_class_folders,
         label=_classification,
         evaluate=_evaluate_classes,
@@ -608,8 +611,14 @@ INSPECTIONS: dict[str, Inspection] = {
 # with `fiftyone.utils.labelstudio`'s converters; the server is spoken to by yolo_tools/label_studio.py (why
 # not FiftyOne's annotation backend is said there).
 
+def labels_of(task: str) -> str:
+    """What the task's findings are in FiftyOne and Label Studio: 'boxes', 'masks' (outlines with their masks) or
+    'classes' (the image's class); the task's own word for it (`Task.labels`)."""
+    return tasks.get(task).labels
+
+
 MODEL_PREFIX = "model: "  # a model finding shown in Label Studio; relabelled to its class, it becomes a label
-FROM_NAME = {"detect": "label", "segment": "label", "classify": "class"}
+FROM_NAME = {"boxes": "label", "masks": "label", "classes": "class"}  # per kind of label (`Task.labels`)
 TO_NAME = "image"
 REVIEW_TAGS = (FALSE_POSITIVE, MISSED, MISCLASSIFIED)  # what --tags may choose
 
@@ -643,7 +652,7 @@ def select_for_review(recipe: Recipe, run_dir: Path, worst: int, tags: list[str]
             "tags": list(sample.tags), "model": [], "model_text": "",
         }
         predicted = sample[PRED] if sample.has_field(PRED) else None
-        if recipe.task == "classify":
+        if labels_of(recipe.task) == "classes":
             item["model_text"] = f"{predicted.label} ({predicted.confidence:.2f})" if predicted else "no prediction"
         elif predicted is not None:
             false = [d for d in predicted.detections if d[EVAL] == "fp"] if predicted.detections and predicted.detections[0].has_field(EVAL) else list(predicted.detections)
@@ -654,7 +663,7 @@ def select_for_review(recipe: Recipe, run_dir: Path, worst: int, tags: list[str]
 
 
 def _full_result(task: str, width: int, height: int) -> dict[str, Any]:
-    return {"from_name": FROM_NAME[task], "to_name": TO_NAME, "original_width": width, "original_height": height, "image_rotation": 0}
+    return {"from_name": FROM_NAME[labels_of(task)], "to_name": TO_NAME, "original_width": width, "original_height": height, "image_rotation": 0}
 
 
 def _model_regions(detections: list, task: str, width: int, height: int) -> list[dict[str, Any]]:
@@ -664,7 +673,7 @@ def _model_regions(detections: list, task: str, width: int, height: int) -> list
 
     regions = []
     for index, detection in enumerate(detections):
-        if task == "segment":
+        if labels_of(task) == "masks":
             label = detection.to_polyline(tolerance=1, filled=True) if detection.mask is not None else None
             if label is None or not label.points or len(label.points[0]) < 3:
                 continue
@@ -685,7 +694,7 @@ def truth_regions(task: str, labels: list[str] | str, classes: list[str], width:
     import fiftyone.utils.labelstudio as fouls
 
     full = _full_result(task, width, height)
-    if task == "classify":
+    if labels_of(task) == "classes":
         return [dict(region, id="t0") for region in fouls.export_label_to_label_studio(fol.Classification(label=str(labels)), full_result=full)]
     regions = []
     for index, line in enumerate(labels):
@@ -696,7 +705,7 @@ def truth_regions(task: str, labels: list[str] | str, classes: list[str], width:
             label = fol.Detection(label=name, bounding_box=[x - w / 2, y - h / 2, w, h])
         else:
             label = fol.Polyline(label=name, points=[list(zip(coords[0::2], coords[1::2]))], closed=True, filled=True)
-        if task == "segment" and isinstance(label, fol.Detection):  # a box line in a segmentation set: its corners
+        if labels_of(task) == "masks" and isinstance(label, fol.Detection):  # a box line in a segmentation set: its corners
             x0, y0, w, h = label.bounding_box
             label = fol.Polyline(label=name, points=[[(x0, y0), (x0 + w, y0), (x0 + w, y0 + h), (x0, y0 + h)]], closed=True, filled=True)
         for region in fouls.export_label_to_label_studio(label, full_result=full):
@@ -714,7 +723,7 @@ def labels_from_results(task: str, results: list[dict[str, Any]], classes: list[
 
     found: dict[str, str] = {}
     for result in results:
-        if result.get("from_name") != FROM_NAME[task] or result.get("type") not in ("rectanglelabels", "polygonlabels", "choices"):
+        if result.get("from_name") != FROM_NAME[labels_of(task)] or result.get("type") not in ("rectanglelabels", "polygonlabels", "choices"):
             continue
         _, label = fouls.import_label_studio_annotation(result)
         name = label.label
@@ -722,19 +731,19 @@ def labels_from_results(task: str, results: list[dict[str, Any]], classes: list[
             continue
         if name not in classes:
             raise ValueError(name)
-        if task == "classify":
+        if labels_of(task) == "classes":
             found[str(result.get("id", "t0"))] = name
             continue
         if isinstance(label, fol.Polyline):
             points = [min(max(v, 0.0), 1.0) for point in label.points[0] for v in point]
-            if task == "detect":  # a polygon drawn on a detection set: its box
+            if labels_of(task) == "boxes":  # a polygon drawn on a detection set: its box
                 xs, ys = points[0::2], points[1::2]
                 points = [(min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys)]
         else:
             x, y, w, h = (min(max(v, 0.0), 1.0) for v in label.bounding_box)
             w, h = min(w, 1.0 - x), min(h, 1.0 - y)
             points = [x + w / 2, y + h / 2, w, h]
-            if task == "segment":
+            if labels_of(task) == "masks":
                 points = [x, y, x + w, y, x + w, y + h, x, y + h]
         found[str(result["id"])] = " ".join([str(classes.index(name)), *(f"{v:.6f}" for v in points)])
     return found

@@ -33,6 +33,7 @@ from yolo_tools.convert import converter, corrections
 from yolo_tools.convert.conversion import run_version
 from yolo_tools.dataset import Dataset, place
 from yolo_tools.errors import UserError
+from yolo_tools.fiftyone_inspect import labels_of
 from yolo_tools.recipe import Recipe
 from yolo_tools.runs import run_recipe, weights_of
 from yolo_tools.sources import locate
@@ -40,7 +41,7 @@ from yolo_tools.sources import locate
 LOG = logging.getLogger(__name__)
 
 REVIEWS = "reviews"
-CONTROL = {"detect": "RectangleLabels", "segment": "PolygonLabels", "classify": "Choices"}
+CONTROL = {"boxes": "RectangleLabels", "masks": "PolygonLabels", "classes": "Choices"}  # per kind of label (`Task.labels`)
 
 
 def _run(run: str | Path) -> tuple[Path, Recipe]:
@@ -90,7 +91,7 @@ def _pending(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
 def _labels_now(recipe: Recipe, converted: Dataset, item: dict[str, Any], pending: dict[str, list[dict[str, Any]]]) -> list[str] | str:
     """An image's labels as the corrected dataset would hold them now."""
     records = pending.get(item["image"], [])
-    if recipe.task == "classify":
+    if labels_of(recipe.task) == "classes":
         label = Path(item["path"]).parent.name
         for record in records:
             label = record["new"]
@@ -137,10 +138,10 @@ def annotate(
             "data": {"image": item["path"], "yolo_tools_image": item["image"], "model": f"model: {item['model_text']}"},
             "predictions": [{"model_version": key, "result": regions + item["model"]}],
         })  # fmt: skip
-    dimmed = [fiftyone_inspect.MODEL_PREFIX + name for name in recipe.classes] if recipe.task != "classify" else []
+    dimmed = [fiftyone_inspect.MODEL_PREFIX + name for name in recipe.classes] if labels_of(recipe.task) != "classes" else []
     config = label_studio.label_config(
-        CONTROL[recipe.task], fiftyone_inspect.FROM_NAME[recipe.task], list(recipe.classes), dimmed,
-        header="$model" if recipe.task == "classify" else None,
+        CONTROL[labels_of(recipe.task)], fiftyone_inspect.FROM_NAME[labels_of(recipe.task)], list(recipe.classes), dimmed,
+        header="$model" if labels_of(recipe.task) == "classes" else None,
     )  # fmt: skip
     description = (f"yolo-tools review {key} of run {run_dir}: labels in green, the model's false findings in orange "
                    "('model: <class>': relabel one to its class to accept it)")
@@ -239,11 +240,11 @@ def _diff(task: str, sent: dict[str, str], now: dict[str, str], stamp: dict[str,
     for region, old in sent.items():
         if region not in now:
             found.append({**stamp, "action": "removed", "old": old, "new": None})
-        elif (now[region] != old) if task == "classify" else not corrections.same_line(now[region], old):
+        elif (now[region] != old) if labels_of(task) == "classes" else not corrections.same_line(now[region], old):
             found.append({**stamp, "action": "changed", "old": old, "new": now[region]})
     for region, new in now.items():
         if region not in sent:
-            if task == "classify" and sent:  # one class per image: a new choice replaces the old one
+            if labels_of(task) == "classes" and sent:  # one class per image: a new choice replaces the old one
                 old = next(iter(sent.values()))
                 if new != old:
                     found.append({**stamp, "action": "changed", "old": old, "new": new})

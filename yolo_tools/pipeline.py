@@ -25,6 +25,7 @@ from yolo_tools import (
     predictions,
     predictors,
     sliced,
+    tasks,
     tracking,
 )
 from yolo_tools.convert import check
@@ -113,7 +114,7 @@ def train_recipe(
         save_run_dataset(run_dir, converted.fingerprint)  # the version it trains on, so it is never rewritten under it
         print(f"run: {run_dir}")
         with tracking.tracked(track, recipe.name, run_dir):
-            metrics = engine.train(model, data, run_dir, args, track, recipe.class_balance)
+            metrics = tasks.get(recipe.task).short_metrics(engine.train(model, data, run_dir, args, track, recipe.class_balance))
     except BaseException as stop:
         saved = (run_dir / "weights" / "last.pt").is_file()
         if created is not None and not saved:
@@ -160,7 +161,7 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
     _check_resume_data(run_dir, data)
     try:
         with tracking.tracked(recipe.track, recipe.name, run_dir):
-            metrics = engine.resume(run_dir, recipe.track, recipe.class_balance)
+            metrics = tasks.get(recipe.task).short_metrics(engine.resume(run_dir, recipe.track, recipe.class_balance))
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"resume again with: yolo_tools train --resume {run_dir}") from None
     save_metrics(run_dir, metrics)
@@ -193,7 +194,8 @@ def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None
     args.setdefault("project", str(run_dir or runs_dir() / "val"))
     args.setdefault("name", "val")
     args.setdefault("exist_ok", run_dir is not None)
-    task, metrics, save_dir = engine.validate(weights, data, args)
+    task, results, save_dir = engine.validate(weights, data, args)
+    metrics = tasks.get(task).short_metrics(results)
     if run_dir:
         save_metrics(run_dir, metrics)
     print(f"validation ({weights}): {format_metrics(metrics)}")

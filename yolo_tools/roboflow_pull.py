@@ -37,6 +37,7 @@ from pathlib import Path, PurePosixPath
 
 import yaml
 
+from yolo_tools import tasks
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.recipe import Source
@@ -48,8 +49,6 @@ HOW_TO_SET_KEY = (
     f"set {KEY_ENV} to your Roboflow API key (Roboflow → Settings → API Keys, https://app.roboflow.com/settings/api), "
     f"e.g. `export {KEY_ENV}=...`, or run `roboflow login` once"
 )
-# What a recipe's task trains on: YOLOv8 boxes, YOLOv8 polygons (a segmentation project exports them), class folders.
-FORMATS = {"detect": "yolov8", "segment": "yolov8", "classify": "folder"}
 _REF = re.compile(
     r"^(?:(?:https?://)?(?:[\w-]+\.)*roboflow\.com/)?"
     r"(?P<workspace>[\w.-]+)/(?P<project>[\w.-]+)/(?:dataset/)?(?P<version>\d+)/?$"
@@ -82,8 +81,9 @@ def parse_ref(text: str) -> Source:
 
 
 def export_format(task: str, explicit: str | None = None) -> str:
-    """The Roboflow export format a task trains on, unless the recipe or the command line names one."""
-    return explicit or FORMATS[task]
+    """The Roboflow export format a task trains on (its `Task.roboflow_format`: YOLOv8 boxes, YOLOv8 polygons, which
+    a segmentation project exports, class folders), unless the recipe or the command line names one."""
+    return explicit or tasks.get(task).roboflow_format
 
 
 def ref_of(source: Source) -> str:

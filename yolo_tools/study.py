@@ -289,13 +289,13 @@ def _retrain(root: Path, recipe: Recipe, dataset: Dataset, fold_runs: list[Path]
     _write_json(run_dir / "retrain.json", {"best_epochs": best, "epochs": epochs, "train": args})
     if (run_dir / "weights" / "last.pt").is_file():
         print(f"study: resuming {run_dir} from its last.pt")
-        metrics = engine.resume(run_dir, balance=recipe.class_balance)
+        metrics = tasks.get(recipe.task).short_metrics(engine.resume(run_dir, balance=recipe.class_balance))
     else:
         data = _pooled_dataset(dataset, recipe.classes)
         save_recipe(recipe.model_copy(update={"model": cv_setup["model"]}), run_dir, args)
         save_run_dataset(run_dir, dataset.fingerprint)
         print(f"study: one model on all {len(dataset.listing(SPLITS))} train and val images for {epochs} epochs → {run_dir}")
-        metrics = engine.train(cv_setup["model"], data.data_arg, run_dir, args, balance=recipe.class_balance)
+        metrics = tasks.get(recipe.task).short_metrics(engine.train(cv_setup["model"], data.data_arg, run_dir, args, balance=recipe.class_balance))
     save_metrics(run_dir, metrics)
     return run_dir
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from yolo_tools import dataset
+from yolo_tools import dataset, tasks
 from yolo_tools.convert import check, converter, corrections, destination
 from yolo_tools.convert import metadata as patient_metadata
 from yolo_tools.convert.options import checked_options
@@ -184,7 +184,7 @@ def convert_folder(
             task=recipe_task,
             data=Data(source=Source(kind="local", path=str(src)), converter=name, options=options, split=split),
             classes=classes,
-            model={"segment": "yolov8n-seg.yaml", "classify": "yolov8n-cls.yaml"}.get(recipe_task, "yolov8n.yaml"),
+            model=f"yolov8n{tasks.get(recipe_task).model_suffix}.yaml",  # the task's model; no weights are loaded
             path=src,
         ).from_flags()
     except ValidationError as exc:

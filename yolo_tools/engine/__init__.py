@@ -45,16 +45,7 @@ from yolo_tools.engine.trainer import (
     train,
 )
 from yolo_tools.engine.tuner import tune
-from yolo_tools.engine.validator import (
-    METRIC_NAMES,
-    Validation,
-    ap_per_class,
-    f1_confidence,
-    f1_curve,
-    short_metrics,
-    validate,
-    validate_full,
-)
+from yolo_tools.engine.validator import Validation, ap_per_class, f1_confidence, f1_curve, validate, validate_full
 from yolo_tools.engine.weights import (
     best_epoch,
     check_model,
@@ -69,11 +60,10 @@ from yolo_tools.engine.weights import (
 )
 
 __all__ = [
-    "METRIC_NAMES", "PREDICT_DEFAULTS", "SYNC_ENV", "TRACKERS", "Trackers", "UsageEventsOff", "Validation",
+    "PREDICT_DEFAULTS", "SYNC_ENV", "TRACKERS", "Trackers", "UsageEventsOff", "Validation",
     "ap_per_class", "available_devices", "best_epoch", "check_model", "check_multi_gpu_batch", "checkpoint_epochs",
     "convert_coco", "convert_label_masks", "cpu_threads", "device_label", "draw", "export", "f1_confidence",
     "f1_curve", "from_arrays", "is_official", "keep_pixels", "load_model", "metrics_from_checkpoint",
-    "oversampled", "pick_device", "predict", "predict_array", "predict_arrays", "resume", "short_metrics",
-    "strides", "task_and_names", "trackers_in_settings", "train", "training_start", "tune", "usage_events_environment",
+    "oversampled", "pick_device", "predict", "predict_array", "predict_arrays", "resume", "strides", "task_and_names", "trackers_in_settings", "train", "training_start", "tune", "usage_events_environment",
     "usage_events_off", "use_every_core", "validate", "validate_full", "weights_dir",
 ]

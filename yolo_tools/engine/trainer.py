@@ -14,24 +14,24 @@ from typing import Any
 import numpy as np
 
 from yolo_tools.engine.devices import UsageEventsOff, pick_device
-from yolo_tools.engine.validator import short_metrics
 from yolo_tools.engine.weights import load_model, metrics_from_checkpoint
 
 LOG = logging.getLogger(__name__)
 
 
-def _trained_metrics(task: str, returned: Any, run_dir: Path) -> dict[str, float]:
-    """The final metrics of a training, from what `YOLO.train` returned, else from the saved best.pt.
+def _trained_metrics(returned: Any, run_dir: Path) -> dict[str, float]:
+    """The final validation results of a training (Ultralytics' keys; the task names the ones it reports:
+    `Task.short_metrics`), from what `YOLO.train` returned, else from the saved best.pt.
 
     Not from `trainer.metrics`: under DDP the training runs in worker processes and the parent's trainer
     never validates, so it stays empty there; what `train` returns and the checkpoint do not.
     """
     results = getattr(returned, "results_dict", returned)
-    if isinstance(results, dict) and short_metrics(task, results):
-        return short_metrics(task, results)
+    if isinstance(results, dict) and any(key.startswith("metrics/") for key in results):
+        return dict(results)
     for weights in (run_dir / "weights" / "best.pt", run_dir / "weights" / "last.pt"):
         if weights.is_file():
-            return short_metrics(task, metrics_from_checkpoint(weights))
+            return metrics_from_checkpoint(weights)
     return {}
 
 
@@ -101,7 +101,7 @@ def _trainer(balance: str) -> type | None:
 
 def train(model: str, data: Path, run_dir: Path, args: dict[str, Any], track: str | None = None,
           balance: str = "none") -> dict[str, float]:
-    """Train into `run_dir` and return the final validation metrics of the best weights.
+    """Train into `run_dir` and return the final validation results of the best weights (Ultralytics' keys).
 
     `track` ('mlflow' or 'tensorboard') turns on that Ultralytics logger for this run only (see `Trackers`);
     `balance` is the recipe's `class_balance` ('oversample': see `_oversampling_trainer`).
@@ -111,7 +111,7 @@ def train(model: str, data: Path, run_dir: Path, args: dict[str, Any], track: st
     args["device"] = pick_device(args.get("device"))
     returned = _fit(yolo, track, data=str(data), project=str(run_dir.parent), name=run_dir.name, exist_ok=True,
                     trainer=_trainer(balance), **args)
-    return _trained_metrics(yolo.task, returned, run_dir)
+    return _trained_metrics(returned, run_dir)
 
 
 def resume(run_dir: Path, track: str | None = None, balance: str = "none") -> dict[str, float]:
@@ -124,7 +124,7 @@ def resume(run_dir: Path, track: str | None = None, balance: str = "none") -> di
     last = run_dir / "weights" / "last.pt"
     yolo = load_model(last)
     returned = _fit(yolo, track, resume=str(last), trainer=_trainer(balance))
-    return _trained_metrics(yolo.task, returned, run_dir)
+    return _trained_metrics(returned, run_dir)
 
 
 # The experiment loggers the workbench switches per run; Ultralytics' other integrations are left as set.

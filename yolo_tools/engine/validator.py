@@ -1,4 +1,5 @@
-"""Ultralytics' validator (`YOLO.val`): overall and per-class metrics under the workbench's short names, and
+"""Ultralytics' validator (`YOLO.val`): overall and per-class metrics as it reports them (each task names the ones
+it reports: yolo_tools/tasks/), and
 the pieces of its metric arithmetic the workbench's own metrics reuse (AP per class, F1-confidence curves).
 """
 
@@ -14,50 +15,27 @@ from yolo_tools.engine.devices import pick_device
 from yolo_tools.engine.weights import load_model
 from yolo_tools.errors import UserError
 
-# Ultralytics' result keys, per task, and the short names the workbench prints and stores.
-METRIC_NAMES = {
-    "detect": {
-        "metrics/precision(B)": "precision",
-        "metrics/recall(B)": "recall",
-        "metrics/mAP50(B)": "mAP50",
-        "metrics/mAP50-95(B)": "mAP50-95",
-    },
-    "segment": {
-        "metrics/precision(B)": "box_precision",
-        "metrics/recall(B)": "box_recall",
-        "metrics/mAP50(B)": "box_mAP50",
-        "metrics/mAP50-95(B)": "box_mAP50-95",
-        "metrics/precision(M)": "precision",
-        "metrics/recall(M)": "recall",
-        "metrics/mAP50(M)": "mAP50",
-        "metrics/mAP50-95(M)": "mAP50-95",
-    },
-    "classify": {"metrics/accuracy_top1": "top1_accuracy", "metrics/accuracy_top5": "top5_accuracy"},
-}
-
-
-def short_metrics(task: str, results: dict[str, float]) -> dict[str, float]:
-    return {short: float(results[key]) for key, short in METRIC_NAMES[task].items() if key in results}
-
-
 @dataclass(frozen=True)
 class Validation:
-    """What the validator found: overall metrics, per-class rows (detect, segment) and its plots folder."""
+    """What the validator found: its results under Ultralytics' own keys (`metrics/mAP50(B)`, ...; each task
+    names the ones it reports: `Task.short_metrics`), per-class rows of its box and mask metrics where it has
+    them ('box', 'seg'; the task says which are its own), and its plots folder."""
 
     task: str
-    metrics: dict[str, float]
+    results: dict[str, float]
     save_dir: Path
-    per_class: list[dict[str, Any]]
+    per_class: dict[str, list[dict[str, Any]]]
 
 
-def _per_class(task: str, metrics: Any) -> list[dict[str, Any]]:
-    """The validator's precision, recall, mAP50 and mAP50-95 per class (masks for segment, boxes for detect)."""
-    if task not in ("detect", "segment"):
-        return []
-    metric = metrics.seg if task == "segment" else metrics.box
-    rows = []
-    for i, class_id in enumerate(metric.ap_class_index):
-        rows.append(
+def _per_class(metrics: Any) -> dict[str, list[dict[str, Any]]]:
+    """The validator's precision, recall, mAP50 and mAP50-95 per class, for boxes ('box') and masks ('seg') where
+    its metrics hold them (a detector's boxes, a segmenter's boxes and masks, none for a classifier)."""
+    found = {}
+    for kind in ("box", "seg"):
+        metric = getattr(metrics, kind, None)
+        if metric is None:
+            continue
+        found[kind] = [
             {
                 "class": metrics.names[int(class_id)],
                 "images": int(metrics.nt_per_image[class_id]),
@@ -67,8 +45,9 @@ def _per_class(task: str, metrics: Any) -> list[dict[str, Any]]:
                 "mAP50": float(metric.ap50[i]),
                 "mAP50-95": float(metric.ap[i]),
             }
-        )
-    return rows
+            for i, class_id in enumerate(metric.ap_class_index)
+        ]
+    return found
 
 
 def validate_full(weights: Path, data: Path | None, args: dict[str, Any]) -> Validation:
@@ -82,13 +61,14 @@ def validate_full(weights: Path, data: Path | None, args: dict[str, Any]) -> Val
         metrics = yolo.val(**args)
     except FileNotFoundError as exc:  # Ultralytics' own check of data= and the images it names
         raise UserError(f"data={args.get('data')}: {exc}; give a dataset YAML (or a folder for classify) that exists") from None
-    return Validation(yolo.task, short_metrics(yolo.task, metrics.results_dict), Path(metrics.save_dir), _per_class(yolo.task, metrics))
+    results = {key: float(value) for key, value in metrics.results_dict.items()}
+    return Validation(yolo.task, results, Path(metrics.save_dir), _per_class(metrics))
 
 
 def validate(weights: Path, data: Path | None, args: dict[str, Any]) -> tuple[str, dict[str, float], Path]:
-    """Validate weights on a dataset; returns the task, the metrics and where plots were saved."""
+    """Validate weights on a dataset; returns the task, the results (Ultralytics' keys) and where plots were saved."""
     result = validate_full(weights, data, args)
-    return result.task, result.metrics, result.save_dir
+    return result.task, result.results, result.save_dir
 
 
 def f1_confidence(f1_curve: np.ndarray, confidences: np.ndarray) -> float:

@@ -84,7 +84,7 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     )
     validation = evaluation.validation
     validator = pd.DataFrame(
-        validation.per_class if validation else [],
+        validation.per_class.get(TASK.validator_per_class, []) if validation else [],
         columns=["class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"],
     )
     per_class = validator.merge(ours, on="class", how="right")
@@ -148,6 +148,15 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
 
 TASK = Task(
     name="detect",
+    summary="boxes",
+    validator_metrics={
+        "metrics/precision(B)": "precision",
+        "metrics/recall(B)": "recall",
+        "metrics/mAP50(B)": "mAP50",
+        "metrics/mAP50-95(B)": "mAP50-95",
+    },
+    validator_per_class="box",
+    labels="boxes",
     score=score,
     summarise=summarise,
     headline=("recall_at_conf", "precision_at_conf", "false_positives_per_image", "ap50", "ap50_95", "box_iou"),

@@ -139,6 +139,29 @@ class Task:
     validator_plots: tuple[tuple[str, str], ...] = ()  # Ultralytics' plot files shown, with their captions
     gallery_note: str = ""  # how to read the gallery (Markdown)
     gallery_note_html: str = ""  # the same for the HTML page (may hold markup)
+    # What the rest of the workbench asks of a task beyond evaluate and report, so that a task is this one module:
+    summary: str = ""  # what its model predicts, in a few words (the recipe reference, help texts)
+    model_suffix: str = ""  # Ultralytics' model-name suffix of the task ('-seg', '-cls'; none for detect): what a
+    # recipe's model must end in, and what a recipe without one starts from (`default_model`)
+    balances_classes: bool = False  # `class_balance: oversample` applies (Ultralytics' classification trainer)
+    mirrors: bool = True  # test-time mirroring applies (`predict.flips`): the mirror images' findings are fused
+    validator_metrics: dict[str, str] = field(default_factory=dict)  # Ultralytics' validator keys → the short names
+    # the workbench prints and stores (metrics.json, summary.json's `validator`)
+    validator_per_class: Literal["box", "seg"] | None = None  # which of the validator's per-class rows are the task's
+    # (boxes for detect, masks for segment); None: it reports none (classify)
+    labels: Literal["boxes", "masks", "classes"] = "boxes"  # what a finding is in FiftyOne and Label Studio: a box, an
+    # outline with its mask, or the image's class (yolo_tools/fiftyone_inspect.py, label_review.py make each)
+    roboflow_format: str = "yolov8"  # the Roboflow export a recipe of this task pulls unless it names one
+
+    @property
+    def default_model(self) -> str:
+        """What a recipe without `model` starts from: the task's official YOLOv8n weights (pretrained where there is a
+        network, the same YAML offline: engine.training_start)."""
+        return f"yolov8n{self.model_suffix}.pt"
+
+    def short_metrics(self, results: dict[str, float]) -> dict[str, float]:
+        """The validator's results (Ultralytics' keys) that the task reports, under the workbench's short names."""
+        return {short: float(results[key]) for key, short in self.validator_metrics.items() if key in results}
 
 
 def intervals_of(found: dict[str, Any], metrics: dict[str, Any]) -> dict[str, list[float] | None]:

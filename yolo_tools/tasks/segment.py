@@ -286,6 +286,20 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
 
 TASK = Task(
     name="segment",
+    summary="masks",
+    model_suffix="-seg",
+    validator_metrics={
+        "metrics/precision(B)": "box_precision",
+        "metrics/recall(B)": "box_recall",
+        "metrics/mAP50(B)": "box_mAP50",
+        "metrics/mAP50-95(B)": "box_mAP50-95",
+        "metrics/precision(M)": "precision",
+        "metrics/recall(M)": "recall",
+        "metrics/mAP50(M)": "mAP50",
+        "metrics/mAP50-95(M)": "mAP50-95",
+    },
+    validator_per_class="seg",
+    labels="masks",
     score=score,
     summarise=summarise,
     headline=("dice", "iou", "dice_pooled", "hd95", "nsd"),
