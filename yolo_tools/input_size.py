@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from yolo_tools.dataset import Dataset, read_labels
+from yolo_tools.codecs.label_lines import read_labels
+from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.pillow import pillow_open
 

@@ -36,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from yolo_tools import tasks
 from yolo_tools.convert.samples import Sample, SampleList
 from yolo_tools.errors import UserError
 from yolo_tools.locations import corrections_dir, data_root
@@ -226,7 +227,7 @@ def _check_record(record: dict[str, Any], recipe: Recipe) -> None:
     """The labels a record names are labels of this recipe's task and classes."""
     for side in SIDES[record["action"]]:
         value = record.get(side)
-        if recipe.task == "classify":
+        if tasks.get(recipe.task).label_lines is None:  # a class per image (classify), not label lines
             if value not in recipe.classes:
                 raise UserError(f"{record['_where']}: {side} class {value!r} is not one of the recipe's classes {recipe.classes}")
             continue

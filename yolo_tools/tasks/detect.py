@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from yolo_tools import fusion, operating_point
-from yolo_tools.dataset import read_labels
+from yolo_tools.codecs.label_lines import LabelLines, read_labels
 from yolo_tools.metrics import detection
 from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Evaluation, Scores, Scoring, Task, intervals_of
 
@@ -149,6 +149,7 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
 TASK = Task(
     name="detect",
     summary="boxes",
+    label_lines=LabelLines(polygons=False, wanted="4 (x y w h)"),  # a polygon is no box
     validator_metrics={
         "metrics/precision(B)": "precision",
         "metrics/recall(B)": "recall",

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from yolo_tools.dataset import Dataset
+from yolo_tools.codecs.label_lines import LabelLines
 from yolo_tools.metrics import bootstrap
 
 
@@ -33,7 +33,8 @@ class Scoring:
     only the task's own `summarise` reads it.
     """
 
-    dataset: Dataset
+    dataset: Any  # the converted dataset scored against (yolo_tools.dataset.Dataset; not imported here: the dataset
+    # asks the tasks which of them keep label files, `Task.label_lines`)
     names: list[str]
     split: str = "val"
     masks_dir: Path | None = None  # where predicted masks are saved, for tasks that save them
@@ -152,6 +153,8 @@ class Task:
     labels: Literal["boxes", "masks", "classes"] = "boxes"  # what a finding is in FiftyOne and Label Studio: a box, an
     # outline with its mask, or the image's class (yolo_tools/fiftyone_inspect.py, label_review.py make each)
     roboflow_format: str = "yolov8"  # the Roboflow export a recipe of this task pulls unless it names one
+    label_lines: LabelLines | None = None  # what a line of its label files (labels/<split>/<stem>.txt) may hold; None:
+    # no label files, an image's class is the folder it lies in (classify; `Dataset.class_folders`)
 
     @property
     def default_model(self) -> str:

@@ -18,8 +18,8 @@ import pandas as pd
 
 from yolo_tools import fusion, operating_point, postprocess
 from yolo_tools.codecs import mask_png
+from yolo_tools.codecs.label_lines import LabelLines, read_labels
 from yolo_tools.codecs.polygons import polygons_to_mask
-from yolo_tools.dataset import read_labels
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import bootstrap, detection, segmentation, surface
 from yolo_tools.prediction import mask_boxes
@@ -287,6 +287,7 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
 TASK = Task(
     name="segment",
     summary="masks",
+    label_lines=LabelLines(polygons=True, wanted="4 (a box) or an even number >= 6 (a polygon)"),
     model_suffix="-seg",
     validator_metrics={
         "metrics/precision(B)": "box_precision",
