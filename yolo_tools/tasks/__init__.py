@@ -1,4 +1,4 @@
-"""What each task (detect, segment, classify) contributes to evaluate and report, one module per task.
+"""What each task (detect, segment, classify) is, for every part of the workbench: one module per task.
 
 `yolo_tools evaluate` and the report are the same loop for every task: predict, score each image as its
 prediction streams past, aggregate into summary/per-class (and per-volume) tables with bootstrap
@@ -6,12 +6,17 @@ intervals, write the files, then show them with what each number means. What dif
 its module here, as one `Task` (tasks/protocol.py): how an image is scored, which tables and headline
 metrics come out of the scores (and which get an interval), what each metric means and the conventions
 behind it, what the report draws, and how an ensemble's predictions of one image are fused (`fuse`, with
-the arithmetic in `yolo_tools/fusion.py`). Adding a metric touches its task's module only (its scorer or
-`summarise`, and its `meaning`); adding a task (Ultralytics' pose, obb, ...) adds one module and one
-entry in `TASKS`.
+the arithmetic in `yolo_tools/fusion.py`); and what the rest of the workbench asks of a task: its default
+model and model-name suffix and the recipe rules that depend on it (recipe.py), what its label lines may hold
+(the dataset layout, the writer), the validator's metric names and per-class rows (the engine reports
+Ultralytics' own keys), its Roboflow export format, and the kind of label inspect and review show.
+Adding a metric touches its task's module only (its scorer or `summarise`, and its `meaning`); adding a task
+(Ultralytics' pose, obb, ...) adds one module and one entry in `TASKS` (tests/test_fourth_task.py registers a
+toy one and follows it through recipe checks, conversion, evaluation, report and inspect).
 
-This package sits below `evaluation`, `report` and `ensemble` and imports none of them: it reads ground
-truth through `yolo_tools.dataset`, scores with `yolo_tools.metrics` and fuses with `yolo_tools.fusion`.
+This package sits below recipes, datasets, `evaluation`, `report` and `ensemble` and imports none of them (a
+task module imports no sibling either): it reads ground truth through `yolo_tools.codecs`, scores with
+`yolo_tools.metrics` and fuses with `yolo_tools.fusion`.
 
 Examples:
     >>> from yolo_tools import tasks
