@@ -51,7 +51,7 @@ def tiny_weights(work: Path) -> Path:
 
 def bench_images(work: Path, count: int) -> Path:
     """The first `count` validation slices of the converted kidney set, copied into their own folder."""
-    from yolo_tools.convert.conversion import dataset_dir
+    from yolo_tools.conversion import dataset_dir
     from yolo_tools.recipe import load_recipe
 
     source = dataset_dir(load_recipe(common.ROOT / "recipes" / "kidney.yaml")) / "images" / "val"
@@ -117,7 +117,7 @@ def run(repeats: int | None = None, quick: bool = False, imgsz: int = 320, count
         count, batches = min(count, 4), tuple(min(b, 4) for b in batches)
     work = common.work_dir()
     common.isolate_outputs(work)
-    from yolo_tools.convert.conversion import prepare
+    from yolo_tools.conversion import prepare
     from yolo_tools.recipe import load_recipe
 
     prepare(load_recipe(common.ROOT / "recipes" / "kidney.yaml"))

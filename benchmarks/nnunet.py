@@ -251,7 +251,7 @@ def run_variant(recipe: str, name: str, epochs: int, test: bool, folds: int, wor
 
 
 def _dataset_of(run_dir: Path):
-    from yolo_tools.convert.conversion import prepare_dataset
+    from yolo_tools.conversion import prepare_dataset
     from yolo_tools.runs import run_recipe
 
     return prepare_dataset(run_recipe(run_dir), run_dir=run_dir)

@@ -88,7 +88,7 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
         epochs, fraction = 2, min(fraction, 0.02)
     work = common.work_dir()
     common.isolate_outputs(work)
-    from yolo_tools.convert.conversion import prepare
+    from yolo_tools.conversion import prepare
     from yolo_tools.recipe import load_recipe
 
     recipe_path = bench_recipe(work)

@@ -154,7 +154,7 @@ def _section(model: type[BaseModel], heading: str, prefix: str, out: list[str], 
 
 
 def render() -> str:
-    from yolo_tools import convert
+    from yolo_tools.convert import registry as convert
     from yolo_tools.engine.args import RESERVED, WORKBENCH_KEYS
     from yolo_tools.recipe import Recipe
 

@@ -84,7 +84,7 @@ def test_kidney_baseline_does_the_converters_work(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("YOLO_TOOLS_DATASETS", str(tmp_path / "datasets"))
     # Train arguments play no part in a conversion; skipping their check spares importing Ultralytics here.
     monkeypatch.setattr("yolo_tools.recipe.check_train_args", lambda *args, **kwargs: None)
-    from yolo_tools.convert.conversion import prepare
+    from yolo_tools.conversion import prepare
     from yolo_tools.recipe import load_recipe
 
     prepare(load_recipe(tmp_path / "kidney.yaml"))

@@ -24,7 +24,7 @@ from conftest import RECIPES, SHARED_DATA, needs_data, read_polygons
 from yolo_tools import pipeline
 from yolo_tools.codecs.polygons import dice, polygons_to_mask
 from yolo_tools.codecs.rle import RunTable
-from yolo_tools.convert.conversion import prepare
+from yolo_tools.conversion import prepare
 from yolo_tools.convert.uw_madison_gi import COLUMNS, GISlice, scan_path, write
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe

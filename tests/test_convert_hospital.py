@@ -18,7 +18,7 @@ import pytest
 from conftest import read_polygons, needs_data
 from hospital_data import CASES, HIPPOCAMPUS, LIVER, decathlon, dicom_mixed, mr_label, nnunet
 from yolo_tools.codecs.polygons import polygons_to_mask
-from yolo_tools.convert.conversion import convert_folder
+from yolo_tools.conversion import convert_folder
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.geometry import Geometry
 

@@ -16,7 +16,7 @@ import yaml
 from conftest import RECIPES, SHARED_DATA, needs_data, read_polygons
 from yolo_tools import pipeline
 from yolo_tools.codecs.polygons import dice, polygons_to_mask
-from yolo_tools.convert.conversion import prepare
+from yolo_tools.conversion import prepare
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
 

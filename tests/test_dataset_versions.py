@@ -18,7 +18,7 @@ import yaml
 
 from yolo_tools import dataset, evaluation, fiftyone_inspect, pipeline
 from yolo_tools.codecs.label_lines import read_labels
-from yolo_tools.convert.conversion import prepare_dataset
+from yolo_tools.conversion import prepare_dataset
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
 from yolo_tools.runs import DATASET_FILE, run_fingerprint, run_recipe

@@ -20,7 +20,7 @@ import toy_task
 import yaml
 
 from yolo_tools import evaluation, predictors, report, roboflow_pull, tasks
-from yolo_tools.convert.conversion import convert_folder
+from yolo_tools.conversion import convert_folder
 from yolo_tools.convert.writer import SkipSample, check_lines
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError

@@ -21,7 +21,7 @@ from test_convert_gi import organ_masks
 from yolo_tools import pipeline
 from yolo_tools.codecs import mask_png
 from yolo_tools.codecs.polygons import dice, polygons_to_mask
-from yolo_tools.convert.conversion import dataset_dir, prepare
+from yolo_tools.conversion import dataset_dir, prepare
 from yolo_tools.convert.mask_images import colour_classes
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe

@@ -47,8 +47,21 @@ def _modules() -> dict[str, Path]:
     return {_module_name(path): path for path in PACKAGE.rglob("*.py")}
 
 
+def _registered(path: Path) -> list[str]:
+    """The modules a registry names as text and imports when used (`convert.registry.CONVERTERS`' `module` fields): edges
+    too, or a reader importing back up would be a loop no import statement shows."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.args[1].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Converter" and len(node.args) > 1
+        and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
+    ]
+
+
 def import_graph() -> dict[str, set[str]]:
-    """Module → the package modules it imports (a parent package importing its own children is not an edge)."""
+    """Module → the package modules it imports (a parent package importing its own children is not an edge,
+    but the modules a registry names are: `_registered`)."""
     files = _modules()
 
     def owner(name: str) -> str | None:
@@ -63,7 +76,26 @@ def import_graph() -> dict[str, set[str]]:
             found = owner(target) if target.startswith(PACKAGE.name) else None
             if found and found != name and not (path.name == "__init__.py" and found.startswith(f"{name}.")):
                 graph[name].add(found)
+        for target in _registered(path):
+            graph[name].add(owner(target))
     return graph
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph seen a floor up: each module stands for its top-level package (`yolo_tools.convert.coco` is
+    `yolo_tools.convert`; a top-level module stands for itself), so a loop here is two stages that need each other."""
+
+    def stage(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    found: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if module == PACKAGE.name:
+            continue
+        found.setdefault(stage(module), set()).update(
+            stage(t) for t in targets if stage(t) != stage(module) and t != PACKAGE.name
+        )
+    return found
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -116,12 +148,25 @@ def test_the_finder_sees_a_cycle() -> None:
 def test_the_graph_holds_lazy_imports() -> None:
     graph = import_graph()
     assert "yolo_tools.engine" in graph["yolo_tools.pipeline"]
-    assert "yolo_tools.convert.writer" in graph["yolo_tools.convert.conversion"]
+    assert "yolo_tools.convert.writer" in graph["yolo_tools.conversion"]
+    assert "yolo_tools.convert.region_crops" in graph["yolo_tools.convert.registry"], "the registry's readers are edges"
 
 
 def test_no_import_cycle_in_the_package() -> None:
     found = cycles(import_graph())
     assert not found, "import cycles (data should flow one way):\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+def test_the_package_view_sees_a_loop_between_stages() -> None:
+    modules = {"yolo_tools.a.x": {"yolo_tools.b.y"}, "yolo_tools.b.y": set(), "yolo_tools.b.z": {"yolo_tools.a.w"}, "yolo_tools.a.w": set()}
+    assert cycles(modules) == [], "no loop among the modules"
+    assert cycles(package_graph(modules)) == [["yolo_tools.a", "yolo_tools.b"]], "but packages a and b need each other"
+
+
+def test_no_loop_between_packages() -> None:
+    """The folders read as the pipeline's stages only if no two of them need each other."""
+    found = cycles(package_graph(import_graph()))
+    assert not found, "packages that import each other:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
 def test_reading_a_recipe_imports_neither_ultralytics_nor_the_converters() -> None:

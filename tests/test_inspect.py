@@ -24,7 +24,7 @@ import pytest
 
 from conftest import RECIPES, isolate_fiftyone
 from yolo_tools import engine, fiftyone_inspect, pipeline
-from yolo_tools.convert.conversion import dataset_dir, train_data
+from yolo_tools.conversion import dataset_dir, train_data
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, load_recipe

@@ -248,7 +248,7 @@ def test_train_with_imgsz_auto_trains_at_the_size_the_data_asks_for(tmp_path: Pa
 
     from bad_input import TINY_RECIPE
     from yolo_tools import pipeline
-    from yolo_tools.convert.conversion import prepare_dataset
+    from yolo_tools.conversion import prepare_dataset
     from yolo_tools.recipe import load_recipe
 
     recipe = tmp_path / "demo.yaml"

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import needs_data
 from hospital_data import HIPPOCAMPUS, LIVER, MR_BRAIN, T1POST, T2, decathlon, dicom_mixed, mr_series, series_label
-from yolo_tools.convert.conversion import convert_folder
+from yolo_tools.conversion import convert_folder
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom_series, nifti
 from yolo_tools.imaging.geometry import SPACING_TOLERANCE, irregular_spacing, same_positions

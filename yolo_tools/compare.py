@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from yolo_tools import evaluation
+from yolo_tools.conversion import run_version
 from yolo_tools.convert import corrections
-from yolo_tools.convert.conversion import run_version
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
 from yolo_tools.metrics.bootstrap import Bootstrap

@@ -39,8 +39,8 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from yolo_tools import engine, evaluation, input_size, postprocess, tasks
-from yolo_tools.convert import check
-from yolo_tools.convert.conversion import prepare_dataset
+from yolo_tools.conversion import prepare_dataset
+from yolo_tools.convert.checks import check
 from yolo_tools.dataset import CARD, CV_PREFIX, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, VOLUMES_JSON, Dataset
 from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError

@@ -20,7 +20,7 @@ kept (moved to its `@<fingerprint>` folder, `set_aside`) if a run records having
 replaced as before otherwise. So a folder a run was trained on is never rewritten under it; at worst
 its version is converted again into its own folder.
 
-Only reading and deciding happen here; converting is `convert.conversion`'s job.
+Only reading and deciding happen here; converting is `conversion`'s job.
 """
 
 from __future__ import annotations

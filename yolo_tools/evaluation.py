@@ -57,8 +57,8 @@ from yolo_tools import (
     tasks,
 )
 from yolo_tools.codecs import mask_png
+from yolo_tools.conversion import prepare_dataset
 from yolo_tools.convert import corrections
-from yolo_tools.convert.conversion import prepare_dataset
 from yolo_tools.convert.writer import splits_of
 from yolo_tools.dataset import PATIENTS_CSV, SPLITS, Dataset, patient_wise
 from yolo_tools.errors import UserError

@@ -50,7 +50,7 @@ from typing import Any
 import pandas as pd
 
 from yolo_tools import engine, predictors, tasks
-from yolo_tools.convert.conversion import run_version
+from yolo_tools.conversion import run_version
 from yolo_tools.dataset import METADATA_CSV, Dataset, fingerprint_at, home, place
 from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError

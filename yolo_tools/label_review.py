@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from yolo_tools import fiftyone_inspect, label_studio
-from yolo_tools.convert import converter, corrections
-from yolo_tools.convert.conversion import run_version
+from yolo_tools.conversion import run_version
+from yolo_tools.convert import corrections
+from yolo_tools.convert.registry import converter
 from yolo_tools.dataset import Dataset, place
 from yolo_tools.errors import UserError
 from yolo_tools.fiftyone_inspect import labels_of

@@ -30,9 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from yolo_tools import dataset
-from yolo_tools.convert import converter
-from yolo_tools.convert.conversion import FORMATS, format_options
+from yolo_tools.conversion import FORMATS, format_options
+from yolo_tools.convert import registry
 from yolo_tools.convert.options import checked_options
+from yolo_tools.convert.registry import converter
 from yolo_tools.convert.splits import RuleDoesNotFit, group_keys
 from yolo_tools.convert.writer import TEST, write_dataset
 from yolo_tools.dataset import Dataset
@@ -41,35 +42,19 @@ from yolo_tools.recipe import Recipe, Source, Split
 
 LOG = logging.getLogger(__name__)
 SPLIT = TEST
-READERS = {**{fmt: name for fmt, (name, _) in FORMATS.items()}, "yolo": "yolo_export"}
+# What each --format reads and how, from the one registry of readers (yolo_tools/convert/__init__.py):
+# --format F → its reader, `convert FORMAT`'s first.
+READERS = {**{fmt: name for fmt, (name, _) in FORMATS.items()}, **{fmt: c.name for fmt, c in registry.FORMATS.items()}}
 # The tasks whose labels each --format reads: class folders give a detector no boxes, so every image
 # would be scored as background; such a pairing is refused. (No --format: the recipe's converter, which
 # the recipe's own check fits to its task.)
-READER_TASKS = {
-    "yolo": ("detect", "segment"),
-    "coco": ("detect", "segment"),
-    "masks": ("segment",),
-    "box-csv": ("detect",),
-    "class-folders": ("classify",),
-    "nifti": ("segment",),
-    "dicom": ("segment",),
-}
+READER_TASKS = {fmt: c.tasks for fmt, c in registry.FORMATS.items()}
 # Per converter, the options that say where the recipe's own copy keeps its files and how its publisher laid
 # them out, or that only shape a training set (tiles cut training images only): an outside folder is read
 # with the converter's defaults for these (which find the files themselves), unless `--option` sets them.
-REREAD = {
-    "class_folders": ("folder", "test_folder"),
-    "box_csv": ("csv", "images"),
-    "coco": ("annotations", "images"),
-    "mask_images": ("images", "masks", "layout", "folders"),
-    "nifti": ("layout", "images", "labels"),
-    "dicom": ("labels", "label_folder"),
-    "hdf5_volumes": ("files", "image_key", "label_key"),
-    "uw_madison_gi": ("csv", "scans"),
-    "yolo_export": ("tiles",),
-}
+REREAD = {c.name: c.reread for c in registry.CONVERTERS.values() if c.reread}
 # Readers that know a slice's neighbours, which a 2.5D run (`preprocess.context`) sees as red and blue.
-SLICE_READERS = ("nifti", "dicom", "hdf5_volumes", "uw_madison_gi")
+SLICE_READERS = tuple(c.name for c in registry.CONVERTERS.values() if c.slices)
 # Options that leave images out of a training set; a test set is scored whole (an explicit --option wins).
 WHOLE = {"duplicates": "keep", "empty": "keep"}
 NAME_OF_HASH = 6  # hex digits of the source path that tell two outside folders of one name apart

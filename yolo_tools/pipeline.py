@@ -28,8 +28,8 @@ from yolo_tools import (
     tasks,
     tracking,
 )
-from yolo_tools.convert import check
-from yolo_tools.convert.conversion import prepare, prepare_dataset
+from yolo_tools.conversion import prepare, prepare_dataset
+from yolo_tools.convert.checks import check
 from yolo_tools.dataset import CARD_MD
 from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
@@ -468,7 +468,7 @@ def convert(recipe_path: str | Path, data_root: str | Path | None = None, force:
 def convert_format(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Path:
     """Convert a folder in a published format (coco, masks, box-csv, class-folders, nifti, dicom) into a YOLO
     dataset at `dst`; `options` are convert_folder's (task, split_by, val, seed, and the reader's `options`)."""
-    from yolo_tools.convert.conversion import convert_folder
+    from yolo_tools.conversion import convert_folder
 
     card = convert_folder(fmt, src, dst, **options)
     print(f"dataset: {dst} ({len(card['skipped'])} skipped; counts in {Path(dst) / CARD_MD})")

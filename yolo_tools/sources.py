@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from yolo_tools.convert import check
+from yolo_tools.convert.checks import check
 from yolo_tools.errors import UserError
 from yolo_tools.locations import DATA_ENV, pull_root, raw_folder, searched_roots
 from yolo_tools.recipe import Recipe, Source, bundled_recipe, load_recipe

@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 
 from yolo_tools import __version__, crossval, engine, evaluation, operating_point, sources, tasks
-from yolo_tools.convert import check
-from yolo_tools.convert.conversion import prepare_dataset
+from yolo_tools.conversion import prepare_dataset
+from yolo_tools.convert.checks import check
 from yolo_tools.convert.writer import splits_of
 from yolo_tools.dataset import CARD, CV_PREFIX, PATIENTS_CSV, SPLITS, TEST, Dataset, patient_wise
 from yolo_tools.errors import UserError

@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 
 from yolo_tools import engine, input_size, tracking
-from yolo_tools.convert import check
-from yolo_tools.convert.conversion import prepare_dataset
+from yolo_tools.conversion import prepare_dataset
+from yolo_tools.convert.checks import check
 from yolo_tools.engine import args as yolo_args
 from yolo_tools.engine.args import RESERVED as RESERVED_TRAIN_ARGS
 from yolo_tools.errors import UserError

@@ -1,4 +1,6 @@
-"""Turn a recipe's raw data into a YOLO dataset under `datasets/<recipe>/`, once, and reuse it after.
+"""Turn a recipe's raw data into a YOLO dataset under `datasets/<recipe>/`, once, and reuse it after: the
+orchestrator above the readers (yolo_tools/convert/): which dataset version, where the raw data is
+(`sources.locate`), which reader, then the writer.
 
 Which folder a version goes to, and whether it is current, is `yolo_tools.dataset`'s decision; this
 module converts.
@@ -16,9 +18,12 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from yolo_tools import dataset, tasks
-from yolo_tools.convert import check, converter, corrections, destination
+from yolo_tools.convert import corrections, destination
 from yolo_tools.convert import metadata as patient_metadata
+from yolo_tools.convert.checks import check
 from yolo_tools.convert.options import checked_options
+from yolo_tools.convert.registry import CONVERTERS, converter
+from yolo_tools.convert.registry import FORMATS as READERS
 from yolo_tools.convert.writer import write_dataset
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
@@ -87,7 +92,11 @@ def prepare_dataset(
     protect = [src] if src else []
     destination.check(dst, protect, raw_root)
     patients = patient_metadata.read(recipe, src)  # before converting: a wrong CSV fails before any work
-    samples = converter(recipe.data.converter).samples(src, recipe)
+    module = converter(recipe.data.converter)
+    if CONVERTERS[recipe.data.converter].upstream:  # it reads another recipe's dataset: that one is converted first
+        samples = module.samples(src, recipe, prepare_dataset(module.upstream(recipe)).root)
+    else:
+        samples = module.samples(src, recipe)
     samples = corrections.apply(samples, recipe)  # the recipe's label corrections, if it lists any
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst == dataset.home(recipe.name):
@@ -117,16 +126,10 @@ def _option_errors(fmt: str, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-# `yolo_tools convert FORMAT SRC DST`: published formats converted without a recipe. Each entry: the
-# converter (whose `classes(src, options)` names the classes) and the task it makes.
-FORMATS: dict[str, tuple[str, str]] = {
-    "coco": ("coco", "detect"),
-    "masks": ("mask_images", "segment"),
-    "box-csv": ("box_csv", "detect"),
-    "class-folders": ("class_folders", "classify"),
-    "nifti": ("nifti", "segment"),
-    "dicom": ("dicom", "segment"),
-}
+# `yolo_tools convert FORMAT SRC DST`: published formats converted without a recipe (the registry's standalone
+# readers, yolo_tools/convert/__init__.py). Each entry: the converter (whose `classes(src, options)` names the
+# classes) and the task it makes.
+FORMATS: dict[str, tuple[str, str]] = {fmt: (c.name, c.tasks[0]) for fmt, c in READERS.items() if c.standalone}
 
 
 def format_options(fmt: str, src: Path, options: dict) -> dict:
