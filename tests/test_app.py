@@ -23,12 +23,13 @@ import numpy as np
 import pytest
 
 from conftest import RECIPES, SHARED_DATA, needs_data
-from yolo_tools import app, cli, engine, pipeline
+from yolo_tools import cli, engine, pipeline
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import ModelInput, read_model_input
 from yolo_tools.intensity import Window
 from yolo_tools.prediction import Prediction
 from yolo_tools.recipe import Preprocess, load_recipe
+from yolo_tools.review import app
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.data import get_testdata_file  # noqa: E402

@@ -19,14 +19,16 @@ import pytest
 import toy_task
 import yaml
 
-from yolo_tools import evaluation, predictors, report, roboflow_pull, tasks
+from yolo_tools import evaluation, report, tasks
 from yolo_tools.conversion import convert_folder
 from yolo_tools.convert.writer import SkipSample, check_lines
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
+from yolo_tools.inference import predictors
 from yolo_tools.metrics import bootstrap
 from yolo_tools.prediction import Prediction
 from yolo_tools.recipe import load_recipe
+from yolo_tools.sources import roboflow_pull
 
 
 @pytest.fixture(autouse=True)
@@ -103,7 +105,7 @@ def test_the_report_explains_its_numbers() -> None:
 
 
 def test_inspect_and_review_show_its_findings_as_its_kind_of_label() -> None:
-    from yolo_tools import fiftyone_inspect
+    from yolo_tools.review import fiftyone_inspect
 
     assert fiftyone_inspect.labels_of("spot") == "boxes"
     assert fiftyone_inspect.INSPECTIONS[fiftyone_inspect.labels_of("spot")].label is not None

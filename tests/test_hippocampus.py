@@ -176,8 +176,8 @@ def test_dicom_seg_output_references_the_series_and_holds_the_prediction(run: tu
     import highdicom as hd
     import pydicom
 
-    from yolo_tools import prediction_formats
     from yolo_tools.imaging import dicom_series
+    from yolo_tools.outputs import prediction_formats
     from yolo_tools.recipe import load_recipe
 
     run_dir, _, _ = run
@@ -215,7 +215,8 @@ def test_mirrored_predictions_are_the_vote_of_the_plain_and_mirror_images(nnunet
     image's masks flipped back, voted per class (yolo_tools/fusion.py): checked against that made by hand."""
     import cv2
 
-    from yolo_tools import fusion, predictors
+    from yolo_tools import fusion
+    from yolo_tools.inference import predictors
     from yolo_tools.recipe import load_recipe
 
     run_dir, _, dataset = nnunet_run

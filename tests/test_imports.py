@@ -192,7 +192,7 @@ DOORS = {
     "torch": {ENGINE},
     "torchvision": set(),
     "fiftyone.utils.ultralytics": set(),
-    "dicomweb_client": {"yolo_tools.dicomweb"},  # QIDO/WADO/STOW-RS: the one module that talks to a PACS
+    "dicomweb_client": {"yolo_tools.sources.dicomweb"},  # QIDO/WADO/STOW-RS: the one module that talks to a PACS
     "highdicom": {"yolo_tools.imaging.dicom_series"},  # SEG read and written, SR written: one module
 }
 # What only an Ultralytics result (or its Boxes, Masks, Probs) has: read anywhere else, a result has leaked out.

@@ -65,8 +65,8 @@ def test_youden_and_target_thresholds() -> None:
 def test_app_calls_the_class_at_the_runs_operating_point() -> None:
     from pathlib import Path
 
-    from yolo_tools.app import diagnosis
     from yolo_tools.prediction import Prediction
+    from yolo_tools.review.app import diagnosis
 
     prediction = Prediction(Path("x.png"), {0: "normal", 1: "pneumonia"}, (8, 8), np.zeros((0, 4)), np.zeros(0, int),
                             np.zeros(0), None, np.array([0.7, 0.3]))

@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yolo_tools import engine, fusion, input_size, postprocess, predictors
+from yolo_tools import engine, fusion, postprocess
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
+from yolo_tools.inference import predictors
 from yolo_tools.metrics import surface
 from yolo_tools.prediction import Mirroring, Prediction
 from yolo_tools.recipe import Predict
+from yolo_tools.training import input_size
 
 
 # --- input size from the data
@@ -225,7 +227,8 @@ def _fold(root: Path, name: str, conf: float, decision: dict) -> Path:
 
 
 def test_fold_models_vote_at_their_own_points_and_their_decisions_pool(tmp_path: Path) -> None:
-    from yolo_tools import crossval, ensemble
+    from yolo_tools.inference import ensemble
+    from yolo_tools.training import crossval
 
     first = postprocess.decide(["a", "b"], np.array([[0.8, 0.5]]), np.array([[0.9, 0.4]]), "val", 3)
     second = postprocess.decide(["a", "b"], np.array([[0.7, 0.5], [0.7, 0.6]]), np.array([[0.6, 0.5], [0.6, 0.9]]), "val", 3)

@@ -119,7 +119,8 @@ def stored(server, study: str, modality: str) -> list:
 
 def local_predictions(run_dir: Path, folder: Path, args: dict):
     """The same series predicted from a local copy: what the stored objects must hold."""
-    from yolo_tools import engine, prediction_formats
+    from yolo_tools import engine
+    from yolo_tools.outputs import prediction_formats
     from yolo_tools.runs import run_recipe
 
     recipe = run_recipe(run_dir)

@@ -20,8 +20,9 @@ import pytest
 # Ultralytics binds its log handler to the sys.stdout of the moment it is first imported (see test_bad_input_predict).
 import ultralytics  # noqa: F401, E402
 from bad_input import copy_run, train_tiny_run
-from yolo_tools import engine, operating_point, pipeline, predictions
+from yolo_tools import engine, operating_point, pipeline
 from yolo_tools.cli import main
+from yolo_tools.outputs import predictions
 from yolo_tools.prediction import DEFAULT_CONF
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

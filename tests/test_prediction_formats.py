@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, needs_data
-from yolo_tools import prediction_formats
 from yolo_tools.convert.volume_slices import Loaded
 from yolo_tools.imaging import dicom_series
 from yolo_tools.imaging.geometry import Geometry
+from yolo_tools.outputs import prediction_formats
 from yolo_tools.prediction import Prediction
 
 nib = pytest.importorskip("nibabel")

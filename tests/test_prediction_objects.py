@@ -67,7 +67,7 @@ def test_fiftyone_labels_are_those_of_fiftyones_ultralytics_converter(task: str,
     isolate_fiftyone(monkeypatch, tmp_path)
     import fiftyone.utils.ultralytics as fou
 
-    from yolo_tools.fiftyone_inspect import INSPECTIONS, labels_of
+    from yolo_tools.review.fiftyone_inspect import INSPECTIONS, labels_of
 
     if task == "classify":
         result = Results(np.zeros((90, 120, 3), np.uint8), "scan.png", NAMES, probs=torch.tensor([0.3, 0.7]))
@@ -84,8 +84,8 @@ def test_fiftyone_labels_are_those_of_fiftyones_ultralytics_converter(task: str,
 def test_the_dashboard_draws_a_fused_run_as_it_draws_one_model(tmp_path: Path) -> None:
     """Two copies of one classifier fused: the same probabilities, so the same overlay, pixel for pixel,
     though one is Ultralytics' drawing made at prediction time and the other drawn later from the arrays."""
-    from yolo_tools import app
     from yolo_tools.recipe import load_recipe
+    from yolo_tools.review import app
 
     recipe = load_recipe(RECIPES / "pneumonia.yaml")
     model = engine.load_model("yolov8n-cls.yaml")  # untrained: any probabilities will do

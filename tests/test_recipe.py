@@ -106,7 +106,7 @@ def test_reading_a_recipe_loads_only_its_own_converter(tmp_path: Path) -> None:
     code = (
         "import sys; from yolo_tools.recipe import load_recipe; from yolo_tools.convert.checks import check; "
         f"check(load_recipe({str(path)!r})); "
-        "print(sorted(m for m in sys.modules if m.startswith(('yolo_tools.convert.', 'yolo_tools.cascade'))))"
+        "print(sorted(m for m in sys.modules if m.startswith(('yolo_tools.convert.', 'yolo_tools.inference.cascade'))))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "'yolo_tools.convert.yolo_export'" in loaded

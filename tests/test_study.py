@@ -20,10 +20,11 @@ import pandas as pd
 import pytest
 
 from conftest import RECIPES, ROOT, SHARED_DATA, needs_data
-from yolo_tools import operating_point, study
+from yolo_tools import operating_point
 from yolo_tools.cli import main
 from yolo_tools.metrics.classification import reliability
 from yolo_tools.report.claim import ITEMS
+from yolo_tools.training import study
 
 QUICK = ["folds=2", "epochs=1", "imgsz=64", "batch=8", "plots=False"]
 

@@ -19,11 +19,12 @@ import pytest
 import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data
-from yolo_tools import engine, operating_point, pipeline, sliced
+from yolo_tools import engine, operating_point, pipeline
 from yolo_tools.conversion import dataset_dir, prepare
 from yolo_tools.convert.tiles import Tiles, clip_boxes, grid, plan, yolo_to_xyxy
 from yolo_tools.engine.args import check_command_line
 from yolo_tools.errors import UserError
+from yolo_tools.inference import sliced
 from yolo_tools.prediction import DEFAULT_CONF
 from yolo_tools.recipe import load_recipe
 

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from conftest import RECIPES
-from yolo_tools import engine, tune
+from yolo_tools import engine
 from yolo_tools.recipe import load_recipe
+from yolo_tools.training import tune
 
 pytestmark = pytest.mark.slow
 

@@ -285,7 +285,7 @@ def _blank_predictions(weights: Path, named, args: dict):
 def test_predict_skips_a_nan_volume_or_a_gapped_series_by_name_and_refuses_when_nothing_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from yolo_tools import prediction_formats
+    from yolo_tools.outputs import prediction_formats
 
     monkeypatch.setattr(prediction_formats.engine, "predict_arrays", _blank_predictions)  # the model is not what is tested
     (tmp_path / "niftis").mkdir()

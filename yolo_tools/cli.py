@@ -80,7 +80,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _tune(args: argparse.Namespace) -> None:
-    from yolo_tools import pipeline, tune
+    from yolo_tools import pipeline
+    from yolo_tools.training import tune
 
     tune.tune_recipe(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root)
 
@@ -192,7 +193,8 @@ def _no_verify_tls(sub: argparse.ArgumentParser) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> None:
-    from yolo_tools import fiftyone_inspect, pipeline
+    from yolo_tools import pipeline
+    from yolo_tools.review import fiftyone_inspect
 
     secret = [item.split("=", 1)[0] for item in args.overrides if SECRET_NAME.search(item.split("=", 1)[0])]
     if secret:  # never echo the value: it would land in the terminal's scrollback and logs
@@ -217,8 +219,9 @@ def _refuse_secret(text: str) -> str:
 
 
 def _review(args: argparse.Namespace) -> None:
-    """inspect --annotate / --load: the review loop with Label Studio (yolo_tools/label_review.py)."""
-    from yolo_tools import label_review, pipeline
+    """inspect --annotate / --load: the review loop with Label Studio (yolo_tools/review/label_review.py)."""
+    from yolo_tools import pipeline
+    from yolo_tools.review import label_review
 
     if args.annotate and args.load:
         raise UserError("--annotate sends a new review, --load KEY reads one back: give one of them")
@@ -232,13 +235,14 @@ def _review(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from yolo_tools import compare, pipeline
+    from yolo_tools import pipeline
+    from yolo_tools.evaluation import compare
 
     compare.compare_runs(args.run, args.other, pipeline.parse_overrides(args.overrides))
 
 
 def _app(args: argparse.Namespace) -> None:
-    from yolo_tools import app
+    from yolo_tools.review import app
 
     app.serve(args.port, args.runs)
 

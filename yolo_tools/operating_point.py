@@ -21,7 +21,7 @@ and read by `predict`, `evaluate` and `app`.
   stores them by class name (a class absent from val gets the peak over all classes), `conf` the lowest,
   which Ultralytics predicts at (`prediction.class_thresholds`). A `conf=` given on the command line replaces
   all of them.
-- Sliced inference (`slice=`, yolo_tools/sliced.py) ranks findings differently from whole images: a stone
+- Sliced inference (`slice=`, yolo_tools/inference/sliced.py) ranks findings differently from whole images: a stone
   seen at native size on a slice gets another confidence than in the whole image shrunk to `imgsz`. So a
   detector evaluated with `slice=` chooses its own point from sliced predictions on val, stored beside the
   whole-image one (`operating_point-slice<size>-overlap<overlap>.json`); `predict ... slice=` uses it, or

@@ -26,13 +26,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import dicomweb, engine, operating_point, prediction_formats, predictors
+from yolo_tools import engine, operating_point
 from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom_series
+from yolo_tools.inference import predictors
 from yolo_tools.locations import runs_dir
+from yolo_tools.outputs import prediction_formats
 from yolo_tools.recipe import Recipe
 from yolo_tools.runs import first_new_folder, next_free, run_dataset, run_recipe, weights_of
+from yolo_tools.sources import dicomweb
 
 LOG = logging.getLogger(__name__)
 

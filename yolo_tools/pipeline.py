@@ -14,29 +14,19 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import (
-    cascade,
-    crossval,
-    engine,
-    evaluation,
-    input_size,
-    operating_point,
-    postprocess,
-    predictions,
-    predictors,
-    sliced,
-    tasks,
-    tracking,
-)
+from yolo_tools import engine, evaluation, operating_point, postprocess, tasks
 from yolo_tools.conversion import prepare, prepare_dataset
 from yolo_tools.convert.checks import check
 from yolo_tools.dataset import CARD_MD
 from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import mapped_inputs, readable_images
+from yolo_tools.inference import cascade, predictors, sliced
 from yolo_tools.locations import runs_dir
+from yolo_tools.outputs import predictions
 from yolo_tools.prediction import Prediction
 from yolo_tools.recipe import load_recipe
+from yolo_tools.training import crossval, input_size, tracking
 from yolo_tools.runs import (
     RECIPE_FILE, first_new_folder, new_run_dir, next_free, run_recipe, save_metrics, save_recipe, save_run_dataset, weights_of,
 )
@@ -86,7 +76,7 @@ def train_recipe(
     Every argument is checked (names, then Ultralytics' own types, then the device) before any conversion or
     training. A training that stops before its first epoch is saved leaves nothing: the run folder (and any
     parent this call created) is removed, so no run exists that holds only recipe.yaml. `track` ('mlflow' or
-    'tensorboard', else the recipe's `track`) logs this run there (yolo_tools/tracking.py).
+    'tensorboard', else the recipe's `track`) logs this run there (yolo_tools/training/tracking.py).
     """
     recipe = check(load_recipe(recipe_path))
     overrides = yolo_args.check_command_line(dict(overrides or {}), passed={"model"})
@@ -211,8 +201,8 @@ def predict(
 ) -> tuple[Path, Path, int]:
     """Predict on images or folders; annotated images, predictions.csv and predictions.json go to `out`.
 
-    Several runs or weights predict as one ensemble (yolo_tools/ensemble.py); a run of a cascade recipe
-    finds the regions, crops and classifies them (yolo_tools/cascade.py). Files that cannot be read are
+    Several runs or weights predict as one ensemble (yolo_tools/inference/ensemble.py); a run of a cascade recipe
+    finds the regions, crops and classifies them (yolo_tools/inference/cascade.py). Files that cannot be read are
     skipped with a warning naming each (imaging/model_input.readable_images); if no image could be read,
     nothing is written and the command fails. A folder whose images are all in sub-folders (a class-folder
     test split, `test/<class>/*.jpeg`) is read one level down, as Ultralytics reads a classification
@@ -222,7 +212,7 @@ def predict(
     """
     args = yolo_args.check_command_line(dict(overrides or {}), workbench=sliced.ARGS)
     save = _predict_outputs(args)
-    slicing = sliced.options(args)  # slice=SIZE: detection on overlapping slices (yolo_tools/sliced.py)
+    slicing = sliced.options(args)  # slice=SIZE: detection on overlapping slices (yolo_tools/inference/sliced.py)
     members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
     weights, run_dir = weights_of(members[0])
     _check_device(args)
@@ -306,7 +296,7 @@ def predict_format(
     import os
     import shutil
 
-    from yolo_tools import prediction_formats
+    from yolo_tools.outputs import prediction_formats
 
     prediction_formats.check_format(fmt)
     weights, run_dir = weights_of(weights)
@@ -410,7 +400,7 @@ def _expand_cv(runs: list[str | Path]) -> list[str | Path]:
 
 
 def cross_validate(recipe_path: str | Path, overrides: dict[str, Any] | None = None, name: str | None = None, data_root: str | Path | None = None) -> Path:
-    """Patient-wise k-fold cross-validation of a recipe (yolo_tools/crossval.py); returns `runs/<recipe>/<name>/cv/`."""
+    """Patient-wise k-fold cross-validation of a recipe (yolo_tools/training/crossval.py); returns `runs/<recipe>/<name>/cv/`."""
     return crossval.cross_validate(recipe_path, overrides, name, data_root)
 
 
@@ -422,9 +412,9 @@ def study(
     retrain: bool = False,
     rule: str | None = None,
 ) -> Path:
-    """A recipe's whole study (yolo_tools/study.py): test split apart, cv, the operating point on the pooled out-of-fold
+    """A recipe's whole study (yolo_tools/training/study.py): test split apart, cv, the operating point on the pooled out-of-fold
     predictions, the fold ensemble on test, the pages; returns `runs/<recipe>/<name>/` (default: study)."""
-    from yolo_tools import study as studies
+    from yolo_tools.training import study as studies
 
     given = yolo_args.check_command_line(dict(overrides or {}), workbench=studies.STUDY_KEYS, passed={"model"})
     _check_device(given)

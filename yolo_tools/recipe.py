@@ -33,7 +33,7 @@ class _Strict(BaseModel):
 
 
 class DicomwebQuery(_Strict):
-    """Which studies of a PACS a `dicomweb` source takes, as QIDO-RS matches them (yolo_tools/dicomweb.py).
+    """Which studies of a PACS a `dicomweb` source takes, as QIDO-RS matches them (yolo_tools/sources/dicomweb.py).
 
     Study-level keys go to the studies search; `body_part` and `series_description` pick series within them.
     """
@@ -226,7 +226,7 @@ class Recipe(_Strict):
         "Ultralytics' own train.cls_pw",
     )
     track: Literal["mlflow", "tensorboard"] | None = Field(
-        None, description="log each training to MLflow or TensorBoard (yolo_tools/tracking.py); none by default"
+        None, description="log each training to MLflow or TensorBoard (yolo_tools/training/tracking.py); none by default"
     )
 
     path: Path | None = Field(None, exclude=True, description="the file this recipe was read from")

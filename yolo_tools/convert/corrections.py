@@ -1,7 +1,7 @@
 """Label corrections: an overlay over the published labels, kept beside the data, applied by the converter.
 
 A correction says which image, the label it had, the label it gets, who made it and when. Corrections come
-back from a review in Label Studio (`yolo_tools inspect RUN --load KEY`, yolo_tools/label_review.py), one
+back from a review in Label Studio (`yolo_tools inspect RUN --load KEY`, yolo_tools/review/label_review.py), one
 file per review, and are never written into the source: the published labels stay as they are, and the
 corrected set is another version of the dataset.
 

@@ -1,5 +1,5 @@
 """The `region_crops` converter: a cascade's training images, the regions a detect or segment run finds in another
-classify recipe's converted images, cropped (yolo_tools/cascade.py predicts with the same chain).
+classify recipe's converted images, cropped (yolo_tools/inference/cascade.py predicts with the same chain).
 
 It takes the classify recipe named by `data.options.recipe` (same classes, its patient-wise train/val split),
 whose dataset the orchestrator converts first (`upstream`; yolo_tools/conversion.py), runs the region model of

@@ -117,7 +117,7 @@ def check_types(args: dict[str, Any], where: str) -> dict[str, Any]:
     checked = {}
     for key, value in args.items():
         one = {key: value}
-        if key == "imgsz" and value == "auto":  # chosen from the data before training (yolo_tools/input_size.py)
+        if key == "imgsz" and value == "auto":  # chosen from the data before training (yolo_tools/training/input_size.py)
             checked.update(one)
             continue
         try:

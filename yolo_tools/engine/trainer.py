@@ -39,7 +39,7 @@ def _fit(yolo: Any, track: str | None, **args: Any) -> Any:
     """`YOLO.train` with only the requested experiment logger on.
 
     Ultralytics' Ray Tune callback asks Ray for a trial id after every epoch, and Ray warns when asked
-    outside a search; that warning is silenced here, where no search runs (searches: yolo_tools/tune.py).
+    outside a search; that warning is silenced here, where no search runs (searches: yolo_tools/training/tune.py).
     """
     yolo.callbacks["on_pretrain_routine_start"][:0] = [UsageEventsOff(), Trackers(track)]
     with warnings.catch_warnings():

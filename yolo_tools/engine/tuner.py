@@ -1,5 +1,5 @@
 """Ultralytics' hyperparameter search (`YOLO.tune`), its own tuner or Ray Tune; the search's recipe side
-(space, Ray's cluster, the best iteration's arguments) is `yolo_tools/tune.py`'s.
+(space, Ray's cluster, the best iteration's arguments) is `yolo_tools/training/tune.py`'s.
 """
 
 from __future__ import annotations

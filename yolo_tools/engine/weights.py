@@ -188,7 +188,7 @@ def best_epoch(run_dir: Path) -> int | None:
     Ultralytics sets a finished checkpoint's epoch to -1, but best.pt keeps the validation numbers it was saved
     with (`train_metrics`): the epoch is the row of results.csv holding the same validation metrics and losses
     (written there to 6 significant digits, so the nearest row; the last of equal ones, as a tie saves best.pt
-    again). A study retrains on all data for the folds' mean of it (yolo_tools/study.py)."""
+    again). A study retrains on all data for the folds' mean of it (yolo_tools/training/study.py)."""
     import pandas as pd
 
     results, best = run_dir / "results.csv", run_dir / "weights" / "best.pt"

@@ -151,7 +151,7 @@ class Task:
     validator_per_class: Literal["box", "seg"] | None = None  # which of the validator's per-class rows are the task's
     # (boxes for detect, masks for segment); None: it reports none (classify)
     labels: Literal["boxes", "masks", "classes"] = "boxes"  # what a finding is in FiftyOne and Label Studio: a box, an
-    # outline with its mask, or the image's class (yolo_tools/fiftyone_inspect.py, label_review.py make each)
+    # outline with its mask, or the image's class (yolo_tools/review/fiftyone_inspect.py, label_review.py make each)
     roboflow_format: str = "yolov8"  # the Roboflow export a recipe of this task pulls unless it names one
     label_lines: LabelLines | None = None  # what a line of its label files (labels/<split>/<stem>.txt) may hold; None:
     # no label files, an image's class is the folder it lies in (classify; `Dataset.class_folders`)

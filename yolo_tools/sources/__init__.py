@@ -17,7 +17,7 @@ def default_folder(source: Source) -> str:
     if source.path:
         return source.path
     if source.kind == "dicomweb":
-        from yolo_tools import dicomweb
+        from yolo_tools.sources import dicomweb
 
         return dicomweb.default_folder(dicomweb.address_of(source))
     return f"{source.project}-v{source.version}"
@@ -39,14 +39,14 @@ def locate(recipe: Recipe, root: str | Path | None = None) -> Path | None:
     if source.kind == "synthetic":
         return None
     if source.kind == "dicomweb":  # a cached copy: fetched once, resumed where a pull stopped (dicomweb.pull)
-        from yolo_tools import dicomweb
+        from yolo_tools.sources import dicomweb
 
         return dicomweb.pull(dicomweb.address_of(source), _path(source, root, for_pull=True), source.verify_tls, refresh=False)
     path = _path(source, root)
     if path.is_dir():
         return path
     if source.kind == "roboflow":
-        from yolo_tools import roboflow_pull
+        from yolo_tools.sources import roboflow_pull
 
         if roboflow_pull.api_key(source.workspace):
             target = _path(source, root, for_pull=True)
@@ -72,7 +72,7 @@ def pull(dataset: str, root: str | Path | None = None, fmt: str | None = None, f
          force: bool = False, verify_tls: bool = True) -> Path:
     """`yolo_tools pull`: a Roboflow dataset version, named (WORKSPACE/PROJECT/VERSION or URL) or a recipe's, or
     studies of a PACS (a DICOMweb study or QIDO-RS URL, or a recipe with a dicomweb source)."""
-    from yolo_tools import dicomweb, roboflow_pull
+    from yolo_tools.sources import dicomweb, roboflow_pull
 
     if dicomweb.is_dicomweb_url(dataset) and "/studies" in urlsplit(dataset).path:
         if fmt or force:

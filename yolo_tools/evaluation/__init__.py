@@ -45,24 +45,17 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from yolo_tools import (
-    engine,
-    ensemble,
-    operating_point,
-    outside_data,
-    postprocess,
-    predictions,
-    predictors,
-    sliced,
-    tasks,
-)
+from yolo_tools import engine, operating_point, postprocess, tasks
 from yolo_tools.codecs import mask_png
 from yolo_tools.conversion import prepare_dataset
 from yolo_tools.convert import corrections
 from yolo_tools.convert.writer import splits_of
 from yolo_tools.dataset import PATIENTS_CSV, SPLITS, Dataset, patient_wise
 from yolo_tools.errors import UserError
+from yolo_tools.evaluation import outside_data
+from yolo_tools.inference import ensemble, predictors, sliced
 from yolo_tools.metrics import bootstrap, groups
+from yolo_tools.outputs import predictions
 from yolo_tools.prediction import CLASS_CONF, DEFAULT_CONF, Prediction
 from yolo_tools.recipe import Recipe
 from yolo_tools.runs import run_dataset, run_recipe, weights_of
@@ -280,18 +273,18 @@ def evaluate(
     outside folder with the run's recipe (same classes and intensity mapping; `data_format` picks another
     reader: coco, masks, box-csv, class-folders, yolo, nifti, dicom; `data_options` its data.options, from
     `--option KEY=VALUE`) into the workbench's datasets folder and scores all of it into
-    `<run>/eval-outside-<folder name>/` (see yolo_tools/outside_data.py). The set's task must be the run's;
+    `<run>/eval-outside-<folder name>/` (see yolo_tools/evaluation/outside_data.py). The set's task must be the run's;
     outside images byte-identical to the run's own train or val images are named (`seen_in_training`) and
     cautioned about. A classifier's outside set is scored without Ultralytics' validator, whose
     classification check wants training images (an outside set has none; `accuracy_argmax` is its top-1).
     Every headline number gets a 95% bootstrap interval over patients.
 
     With `also` (more runs or weights), the run and those are evaluated as one ensemble
-    (yolo_tools/ensemble.py) into `<run>/eval-ensemble[-test]/`; Ultralytics' validator cannot run an
+    (yolo_tools/inference/ensemble.py) into `<run>/eval-ensemble[-test]/`; Ultralytics' validator cannot run an
     ensemble, so its columns stay empty and detection is scored by our own AP.
 
     `point`, an operating point chosen elsewhere (a study's, on the pooled out-of-fold predictions of its
-    cv: yolo_tools/study.py), decides instead of the run's own: a detector's or segmenter's per-class
+    cv: yolo_tools/training/study.py), decides instead of the run's own: a detector's or segmenter's per-class
     confidences, a classifier's threshold, for one model or an ensemble alike. `out` writes the files
     into that folder instead of the run's.
 
@@ -347,7 +340,7 @@ def _request(run, overrides, also, split, data, data_format, rule, data_options,
             recipe, Path(data), data_format, data_options, lambda name: _outside_source(run_dir / eval_dir_name(data_name=name, ensemble_of=bool(also)))
         )
     args = dict(overrides or {})
-    slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/sliced.py)
+    slicing = sliced.options(args)  # slice=SIZE: sliced inference for the predictions scored (yolo_tools/inference/sliced.py)
     predictor = predictors.choose(weights, [weights, *also], recipe, slicing, "evaluate", run_dir, raw_images=False)
     operating_point.load(run_dir, slicing)  # a damaged stored threshold stops here, before anything is written
     explicit_conf = args.pop("conf", None)

@@ -50,12 +50,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from yolo_tools import __version__, engine, postprocess, predictors
+from yolo_tools import __version__, engine, postprocess
 from yolo_tools.codecs.rle import encode as rle_encode
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom, dicom_series, nifti
 from yolo_tools.imaging.geometry import Geometry, restack
 from yolo_tools.imaging.model_input import image_files, mapped_inputs, readable_images
+from yolo_tools.inference import predictors
 from yolo_tools.prediction import CLASS_CONF, Prediction
 from yolo_tools.recipe import Preprocess, Recipe
 

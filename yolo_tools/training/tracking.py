@@ -34,7 +34,7 @@ from yolo_tools.locations import runs_dir
 MLFLOW_FILE = "mlflow.json"  # in a run folder: the tracking URI, experiment and MLflow run id it logs to
 STORE_DIR = "mlflow"  # under the runs folder: the local SQLite store and its artifacts
 PACKAGES = {"mlflow": "mlflow", "tensorboard": "tensorboard"}
-# The evaluation files (yolo_tools/evaluation.py) stored as artifacts beside the metrics.
+# The evaluation files (yolo_tools/evaluation/__init__.py) stored as artifacts beside the metrics.
 EVAL_ARTIFACTS = ("summary.json", "per_image.csv", "per_class.csv", "per_patient.csv", "per_group.csv")
 
 

@@ -9,7 +9,7 @@ workbench: it pins opencv-python-headless below 4.13, Ultralytics here runs on 4
 Studio's documented interface and needs only `requests`; this module speaks the few calls the review needs
 (create a project, upload images, import tasks with pre-annotations, read tasks and annotations) and takes
 both kinds of token. FiftyOne still chooses the images and turns its labels into Label Studio regions and
-back (`yolo_tools/fiftyone_inspect.py`, with `fiftyone.utils.labelstudio`'s converters).
+back (`yolo_tools/review/fiftyone_inspect.py`, with `fiftyone.utils.labelstudio`'s converters).
 
 Where the server and the token come from: `LABEL_STUDIO_URL` (default http://localhost:8080) and
 `LABEL_STUDIO_API_KEY` (Label Studio → Account & Settings → Personal Access Token, or a legacy token), else

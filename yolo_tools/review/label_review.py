@@ -1,6 +1,6 @@
 """From mistakes to better labels: a run's worst images go to Label Studio, a reviewer's edits come back as corrections.
 
-`yolo_tools inspect RUN --annotate` builds the run's FiftyOne dataset (yolo_tools/fiftyone_inspect.py),
+`yolo_tools inspect RUN --annotate` builds the run's FiftyOne dataset (yolo_tools/review/fiftyone_inspect.py),
 chooses the images to review there (the worst N, those with chosen tags, or a view saved in the App) and
 makes one Label Studio project of them: each task is an image with its current labels (the published ones,
 with the corrections made so far) as regions in the reviewer's colour for labels, and the model's false
@@ -28,14 +28,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import fiftyone_inspect, label_studio
 from yolo_tools.conversion import run_version
 from yolo_tools.convert import corrections
 from yolo_tools.convert.registry import converter
 from yolo_tools.dataset import Dataset, place
 from yolo_tools.errors import UserError
-from yolo_tools.fiftyone_inspect import labels_of
 from yolo_tools.recipe import Recipe
+from yolo_tools.review import fiftyone_inspect, label_studio
+from yolo_tools.review.fiftyone_inspect import labels_of
 from yolo_tools.runs import run_recipe, weights_of
 from yolo_tools.sources import locate
 

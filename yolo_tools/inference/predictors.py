@@ -24,8 +24,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from yolo_tools import cascade, engine, ensemble, operating_point, postprocess, sliced, tasks
+from yolo_tools import engine, operating_point, postprocess, tasks
 from yolo_tools.errors import UserError
+from yolo_tools.inference import cascade, ensemble, sliced
 from yolo_tools.operating_point import Slicing
 from yolo_tools.prediction import MIRROR, Mirroring, Prediction
 from yolo_tools.recipe import Recipe

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import engine, input_size, tracking
+from yolo_tools import engine
 from yolo_tools.conversion import prepare_dataset
 from yolo_tools.convert.checks import check
 from yolo_tools.engine import args as yolo_args
@@ -31,6 +31,7 @@ from yolo_tools.errors import UserError
 from yolo_tools.locations import check_runs_folder, runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
 from yolo_tools.runs import next_free
+from yolo_tools.training import input_size, tracking
 
 BEST_RECIPE = "best_recipe.yaml"
 # key=value arguments that steer the search rather than each training.

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from yolo_tools import __version__, crossval, engine, evaluation, operating_point, sources, tasks
+from yolo_tools import __version__, engine, evaluation, operating_point, sources, tasks
 from yolo_tools.conversion import prepare_dataset
 from yolo_tools.convert.checks import check
 from yolo_tools.convert.writer import splits_of
@@ -55,6 +55,7 @@ from yolo_tools.metrics import classification, detection, groups
 from yolo_tools.prediction import DEFAULT_CONF
 from yolo_tools.recipe import Recipe, check_train_args, load_recipe
 from yolo_tools.runs import METRICS_FILE, save_metrics, save_recipe, save_run_dataset
+from yolo_tools.training import crossval
 
 STUDY_DIR = "study"
 SETUP_FILE = "study.json"  # what was studied: a resume with other settings is refused

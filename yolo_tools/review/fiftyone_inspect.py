@@ -49,11 +49,12 @@ from typing import Any
 
 import pandas as pd
 
-from yolo_tools import engine, predictors, tasks
+from yolo_tools import engine, tasks
 from yolo_tools.conversion import run_version
 from yolo_tools.dataset import METADATA_CSV, Dataset, fingerprint_at, home, place
 from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
+from yolo_tools.inference import predictors
 from yolo_tools.prediction import DEFAULT_CONF, Prediction
 from yolo_tools.recipe import Recipe, check_train_args
 from yolo_tools.runs import run_recipe, weights_of
@@ -605,10 +606,10 @@ INSPECTIONS: dict[str, Inspection] = {
 }
 
 
-# --- review in Label Studio (yolo_tools/label_review.py): which samples, and their labels as Label Studio regions ---
+# --- review in Label Studio (yolo_tools/review/label_review.py): which samples, and their labels as Label Studio regions ---
 #
 # FiftyOne chooses the samples (worst first, by tag, or a view saved in the App) and converts labels both ways
-# with `fiftyone.utils.labelstudio`'s converters; the server is spoken to by yolo_tools/label_studio.py (why
+# with `fiftyone.utils.labelstudio`'s converters; the server is spoken to by yolo_tools/review/label_studio.py (why
 # not FiftyOne's annotation backend is said there).
 
 def labels_of(task: str) -> str:

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
-from yolo_tools import engine, evaluation, input_size, postprocess, tasks
+from yolo_tools import engine, evaluation, postprocess, tasks
 from yolo_tools.conversion import prepare_dataset
 from yolo_tools.convert.checks import check
 from yolo_tools.dataset import CARD, CV_PREFIX, METADATA_CSV, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, VOLUMES_JSON, Dataset
@@ -47,6 +47,7 @@ from yolo_tools.errors import UserError
 from yolo_tools.locations import check_runs_folder, runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
 from yolo_tools.runs import CV_FILE, METRICS_FILE, RECIPE_FILE, save_metrics, save_recipe, save_run_dataset
+from yolo_tools.training import input_size
 
 CV_DIR = "cv"
 DEFAULT_FOLDS = 5

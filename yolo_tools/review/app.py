@@ -24,13 +24,15 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from yolo_tools import crossval, engine, ensemble, operating_point, predictors
+from yolo_tools import engine, operating_point
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import read_model_input
+from yolo_tools.inference import ensemble, predictors
 from yolo_tools.locations import runs_dir
 from yolo_tools.prediction import CLASS_CONF, DEFAULT_CONF, Prediction
 from yolo_tools.recipe import Recipe
 from yolo_tools.runs import RECIPE_FILE, read_metrics, run_recipe
+from yolo_tools.training import crossval
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
