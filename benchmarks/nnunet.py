@@ -169,13 +169,14 @@ def _gains(plain: pd.DataFrame, other: pd.DataFrame | None, names: list[str]) ->
 
 def _prediction_cpu(run_dir: Path, images: list[Path], mirrored: bool) -> dict[str, float]:
     """CPU and wall seconds per image of one prediction pass, as evaluate makes it (plain or mirrored)."""
-    from yolo_tools import engine, operating_point, tasks
+    from yolo_tools import engine, operating_point
+    from yolo_tools.inference import predictors
     from yolo_tools.runs import run_recipe
 
     recipe = run_recipe(run_dir)
     args = {**operating_point.predict_args(recipe, run_dir, {}), "retina_masks": True}
     if mirrored:
-        args |= tasks.mirroring(recipe)
+        args |= predictors.mirroring(recipe)
     cpu, wall = _cpu(), time.perf_counter()
     for _ in engine.predict(run_dir / "weights" / "best.pt", images, args):
         pass

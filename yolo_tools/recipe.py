@@ -401,7 +401,7 @@ def load_recipe(path: str | Path) -> Recipe:
     """Read a recipe file; any problem becomes one UserError naming the file and the key.
 
     The converter's name and its `data.options` are checked against the converter's own schema by
-    `yolo_tools.convert.check`, where a recipe is loaded for use (this module imports no converter).
+    `yolo_tools.convert.checks.check`, where a recipe is loaded for use (this module imports no converter).
     """
     path = Path(path)
     if not path.is_file():

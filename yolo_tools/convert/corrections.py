@@ -19,7 +19,7 @@ rewritten; a line:
 segment: class and box or polygon, normalised) or class names (classify).
 
 Versions: a recipe whose `data.corrections` is left out gets every file here when it is converted or trained
-for use (`attach`, called by `convert.check`); the list, with each file's SHA-256, becomes part of its
+for use (`attach`, called by `convert.checks.check`); the list, with each file's SHA-256, becomes part of its
 fingerprint, so the corrected set is a new dataset version and a run records exactly the files it was
 trained on (its recipe.yaml). `data.corrections: []` keeps the published labels. A listed file that is gone or
 changed is refused: that version can no longer be made.

@@ -70,7 +70,7 @@ LOG = logging.getLogger(__name__)
 
 STUDY_KEYS = ("folds", "fold_seed")  # key=value pairs the study reads itself; the rest are Ultralytics train arguments
 DICOM_HEADERS = 2000  # at most this many DICOM headers are read for the de-identification record
-DATASET_DOCS = Path(__file__).resolve().parent.parent / "docs" / "datasets"  # a checkout's dataset pages
+DATASET_DOCS = Path(__file__).resolve().parents[2] / "docs" / "datasets"  # a checkout's dataset pages
 
 
 def _whole(value: Any, key: str, least: int) -> int:
