@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = verb("convert", _convert, "convert a recipe's raw data (or a folder in a published format) into a YOLO dataset")
     sub.add_argument("recipe", metavar="RECIPE|FORMAT", help="recipe YAML, or a format: coco, masks, box-csv, class-folders, nifti, dicom")
     sub.add_argument("paths", nargs="*", metavar="SRC DST", help="with a FORMAT: the source folder and the dataset to write")
-    sub.add_argument("--task", choices=["detect", "segment"], help="with coco: boxes (detect, default) or polygons (segment)")
+    sub.add_argument("--task", choices=list(registry.CONVERTERS["coco"].tasks), help="with coco: boxes (detect, default) or polygons (segment)")
     sub.add_argument("--split-by", default="file", help="with a FORMAT: 'file' (default) or a regex whose group is the patient id")
     sub.add_argument("--val", type=_fraction, default=0.2, help="with a FORMAT: fraction of patients for val (default 0.2)")
     sub.add_argument("--seed", type=int, default=0, help="with a FORMAT: split seed (default 0)")

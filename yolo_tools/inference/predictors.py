@@ -1,8 +1,8 @@
 """How a run's predictions are made: which predictor (chosen once: one model, a fold ensemble, sliced inference,
 or a cascade), with which arguments, and which post-processing decided on val they get.
 
-`predict` and `evaluate` (and the operating point `evaluate` chooses on val) used to pick among these each on
-its own, with their own refusals; now each asks `choose` once and hands the `Predictor` on. What each does
+`predict` and `evaluate` (and the operating point `evaluate` chooses on val) ask `choose` once, which also refuses
+a combination that would ignore `slice=`, and hand the `Predictor` on, so the verbs cannot drift apart. What each does
 lives in its own module: the engine predicts with one model (yolo_tools/engine/predictor.py), an ensemble
 fuses its members' predictions (ensemble.py), sliced inference runs sahi over overlapping slices (sliced.py),
 and a cascade finds a region, crops and classifies it (cascade.py), writing its own rows.
