@@ -70,7 +70,7 @@ def train_and_evaluate(recipe: str, name: str, budget: dict[str, Any] | None, ma
     """Child case: convert (timed apart), train under `budget` (None: the recipe's own settings), evaluate."""
 
     from yolo_tools import pipeline
-    from yolo_tools.convert.conversion import dataset_dir, prepare
+    from yolo_tools.conversion import dataset_dir, prepare
     from yolo_tools.locations import runs_dir
     from yolo_tools.recipe import load_recipe
 

@@ -47,7 +47,7 @@ FULL_JOB_LIMIT_S = 120.0  # issue 7: "well under two minutes on 2 cores"
 # What `yolo_tools convert` loads before it converts anything: the converters and the recipe reader (which
 # checks train arguments against Ultralytics' schema only when a training asks, so neither Ultralytics nor
 # torch is imported here); the split is drawn by scikit-learn, which the workbench imports when it draws one.
-WORKBENCH_IMPORTS = ("yolo_tools.convert.conversion", "yolo_tools.recipe", "sklearn.model_selection")
+WORKBENCH_IMPORTS = ("yolo_tools.conversion", "yolo_tools.recipe", "sklearn.model_selection")
 
 # group: (recipe, data folder, plain-script baseline in benchmarks/naive.py, what the converter does)
 RECIPES = {
@@ -69,7 +69,7 @@ SAME_WORK = {
 def recipe_workbench(recipe: str, dst: str) -> dict[str, Any]:
     """`yolo_tools convert recipes/<recipe>.yaml --force` into `dst` (a fresh datasets folder)."""
     os.environ["YOLO_TOOLS_DATASETS"] = dst
-    from yolo_tools.convert.conversion import dataset_dir, prepare  # imported before the clock (WORKBENCH_IMPORTS)
+    from yolo_tools.conversion import dataset_dir, prepare  # imported before the clock (WORKBENCH_IMPORTS)
     from yolo_tools.recipe import load_recipe
 
     loaded = load_recipe(common.ROOT / "recipes" / f"{recipe}.yaml")
@@ -187,7 +187,7 @@ def _codec(impl: str) -> Callable[[list[str], list[tuple[int, int]], list[str]],
     if impl == "workbench":
 
         def run(strings, shapes, ids):
-            from yolo_tools.convert import rle
+            from yolo_tools.codecs import rle
 
             table = rle.RunTable.parse(strings, sizes=[h * w for h, w in shapes], labels=ids)
             return sum(rle.encode(table.mask(i, shape)) != s for i, (s, shape) in enumerate(zip(strings, shapes)))
@@ -223,7 +223,7 @@ def group_rle(work: Path, repeats: int, quick: bool) -> dict[str, Any]:
         return {"skipped": f"{GI}/train.csv not in the data root"}
     stride = 400 if quick else 80
     case = "benchmarks.convert:rle_roundtrip"
-    imports = ("yolo_tools.convert.rle",)
+    imports = ("yolo_tools.codecs.rle",)
     subset = {
         f"rle subset 1/{stride} (workbench)": lambda: common.in_subprocess(
             case, {"impl": "workbench", "stride": stride}, imports),

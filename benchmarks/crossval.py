@@ -30,8 +30,8 @@ SHOWN = {
 
 
 def run_recipe(name: str, folds: int, epochs: int, imgsz: int, cv_name: str) -> dict[str, Any]:
-    from yolo_tools.crossval import cross_validate
     from yolo_tools.locations import runs_dir
+    from yolo_tools.training.crossval import cross_validate
 
     overrides = {"folds": folds, "epochs": epochs, "imgsz": imgsz, "seed": 0, "workers": 0, "device": "cpu"}
     root = runs_dir() / name / cv_name

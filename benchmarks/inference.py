@@ -10,7 +10,7 @@ validation slices of the converted kidney set (640 x 640 JPEG). Every case loads
 image and consumes the results; the cases take turns within each round, after one warm-up round.
 
 Comparisons (baseline / candidate; > 1 means the candidate is faster):
-- model path: `yolo_tools.yolo.predict` (what `yolo_tools predict` streams) vs `YOLO(w).predict(stream=True)`;
+- model path: `yolo_tools.engine.predict` (what `yolo_tools predict` streams) vs `YOLO(w).predict(stream=True)`;
 - command: `pipeline.predict` (annotated images + predictions.csv + predictions.json) vs
   `YOLO(w).predict(save=True)` (annotated images only), i.e. the whole `yolo_tools predict` command;
 - ONNX Runtime (weights exported by `yolo_tools export format=onnx`, one static export per batch size) vs
@@ -51,7 +51,7 @@ def tiny_weights(work: Path) -> Path:
 
 def bench_images(work: Path, count: int) -> Path:
     """The first `count` validation slices of the converted kidney set, copied into their own folder."""
-    from yolo_tools.convert.conversion import dataset_dir
+    from yolo_tools.conversion import dataset_dir
     from yolo_tools.recipe import load_recipe
 
     source = dataset_dir(load_recipe(common.ROOT / "recipes" / "kidney.yaml")) / "images" / "val"
@@ -79,9 +79,9 @@ def onnx_weights(weights: Path, imgsz: int, batch: int) -> Path:
 
 
 def _workbench_stream(weights: Path, images: Path, batch: int, imgsz: int) -> dict[str, Any]:
-    from yolo_tools import yolo
+    from yolo_tools import engine
 
-    count = sum(1 for _ in yolo.predict(weights, str(images), {"batch": batch, "imgsz": imgsz, "device": "cpu"}))
+    count = sum(1 for _ in engine.predict(weights, str(images), {"batch": batch, "imgsz": imgsz, "device": "cpu"}))
     return {"images": count}
 
 
@@ -117,7 +117,7 @@ def run(repeats: int | None = None, quick: bool = False, imgsz: int = 320, count
         count, batches = min(count, 4), tuple(min(b, 4) for b in batches)
     work = common.work_dir()
     common.isolate_outputs(work)
-    from yolo_tools.convert.conversion import prepare
+    from yolo_tools.conversion import prepare
     from yolo_tools.recipe import load_recipe
 
     prepare(load_recipe(common.ROOT / "recipes" / "kidney.yaml"))

@@ -25,7 +25,7 @@ import json
 
 import numpy as np
 
-from yolo_tools import label_studio
+from yolo_tools.review import label_studio
 
 MODEL_PREFIX = "model: "
 

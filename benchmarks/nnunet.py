@@ -169,15 +169,16 @@ def _gains(plain: pd.DataFrame, other: pd.DataFrame | None, names: list[str]) ->
 
 def _prediction_cpu(run_dir: Path, images: list[Path], mirrored: bool) -> dict[str, float]:
     """CPU and wall seconds per image of one prediction pass, as evaluate makes it (plain or mirrored)."""
-    from yolo_tools import operating_point, tasks, yolo
+    from yolo_tools import engine, operating_point
+    from yolo_tools.inference import predictors
     from yolo_tools.runs import run_recipe
 
     recipe = run_recipe(run_dir)
     args = {**operating_point.predict_args(recipe, run_dir, {}), "retina_masks": True}
     if mirrored:
-        args |= tasks.mirroring(recipe)
+        args |= predictors.mirroring(recipe)
     cpu, wall = _cpu(), time.perf_counter()
-    for _ in yolo.predict(run_dir / "weights" / "best.pt", images, args):
+    for _ in engine.predict(run_dir / "weights" / "best.pt", images, args):
         pass
     return {"cpu_s_per_image": (_cpu() - cpu) / len(images), "wall_s_per_image": (time.perf_counter() - wall) / len(images)}
 
@@ -251,7 +252,7 @@ def run_variant(recipe: str, name: str, epochs: int, test: bool, folds: int, wor
 
 
 def _dataset_of(run_dir: Path):
-    from yolo_tools.convert.conversion import prepare_dataset
+    from yolo_tools.conversion import prepare_dataset
     from yolo_tools.runs import run_recipe
 
     return prepare_dataset(run_recipe(run_dir), run_dir=run_dir)

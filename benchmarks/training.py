@@ -15,7 +15,7 @@ Cases, taking turns within each round:
   copy, train, final metrics;
 - plain Ultralytics: `YOLO("yolov8n.yaml").train(data=<same data.yaml>, **<same merged arguments>)`, with
   the torch threads Ultralytics sets on the CPU (one fewer than the cores: 1 on 2 cores), and again with
-  as many threads as `yolo_tools` gives it (`yolo.use_every_core`): the like-for-like overhead check;
+  as many threads as `yolo_tools` gives it (`engine.use_every_core`): the like-for-like overhead check;
 - `yolo_tools train cache=ram`: the first case with Ultralytics' RAM image cache.
 
 Seconds per epoch come from Ultralytics' results.csv (its `time` column, cumulative): the median over the
@@ -88,7 +88,7 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
         epochs, fraction = 2, min(fraction, 0.02)
     work = common.work_dir()
     common.isolate_outputs(work)
-    from yolo_tools.convert.conversion import prepare
+    from yolo_tools.conversion import prepare
     from yolo_tools.recipe import load_recipe
 
     recipe_path = bench_recipe(work)
@@ -125,7 +125,7 @@ def run(repeats: int | None = None, quick: bool = False, epochs: int = 3, imgsz:
                 shutil.rmtree(plain_project / name, ignore_errors=True)
         return case
 
-    cores = min(len(os.sched_getaffinity(0)), 8)  # what yolo.use_every_core gives torch
+    cores = min(len(os.sched_getaffinity(0)), 8)  # what engine.use_every_core gives torch
     cases = {"yolo_tools train": workbench({}), "plain Ultralytics train": plain(),
              f"plain Ultralytics train, {cores} threads": plain(cores),
              "yolo_tools train cache=ram": workbench({"cache": "ram"})}

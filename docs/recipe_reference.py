@@ -53,6 +53,15 @@ def _type(annotation: Any, inner: bool = False) -> str:
     return names.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
+def _field_type(field: FieldInfo) -> str:
+    """A field's type; a text field whose values come from a registry (a recipe's `task`: yolo_tools/tasks/) lists
+    them, as a fixed choice would."""
+    listed = (field.json_schema_extra or {}).get("enum") if isinstance(field.json_schema_extra, dict) else None
+    if listed:
+        return "one of " + ", ".join(f"`{_yaml(value)}`" for value in listed)
+    return _type(field.annotation)
+
+
 def _yaml(value: Any) -> str:
     """A value as it is written in a recipe (YAML flow style: `window`, `0.5`, `true`, `[0]`, `{}`)."""
     if isinstance(value, str):
@@ -126,7 +135,7 @@ def _table(model: type[BaseModel], prefix: str, skip: frozenset[str] = frozenset
         if name in skip or field.exclude:
             continue
         what = " ".join(filter(None, [field.description or "", f"({_limits(field)})" if _limits(field) else ""]))
-        lines.append(f"| `{prefix}{name}` | {_type(field.annotation)} | {_default(field)} | {_text(what)} |")
+        lines.append(f"| `{prefix}{name}` | {_field_type(field)} | {_default(field)} | {_text(what)} |")
     return lines
 
 
@@ -145,9 +154,9 @@ def _section(model: type[BaseModel], heading: str, prefix: str, out: list[str], 
 
 
 def render() -> str:
-    from yolo_tools import convert
+    from yolo_tools.convert import registry as convert
+    from yolo_tools.engine.args import RESERVED, WORKBENCH_KEYS
     from yolo_tools.recipe import Recipe
-    from yolo_tools.yolo_args import RESERVED, WORKBENCH_KEYS
 
     out = [
         "# Recipe reference",
@@ -177,7 +186,7 @@ def render() -> str:
         "",
         "## Keys the workbench adds on the command line",
         "",
-        "Given as `key=value` after a verb, read and checked like Ultralytics' own (`yolo_tools/yolo_args.py`).",
+        "Given as `key=value` after a verb, read and checked like Ultralytics' own (`yolo_tools/engine/args.py`).",
         "",
         "| key | kind | what it takes |",
         "|---|---|---|",

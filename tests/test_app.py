@@ -23,11 +23,13 @@ import numpy as np
 import pytest
 
 from conftest import RECIPES, SHARED_DATA, needs_data
-from yolo_tools import app, cli, pipeline, yolo
-from yolo_tools.imaging.model_input import ModelInput, read_model_input
+from yolo_tools import cli, engine, pipeline
 from yolo_tools.errors import UserError
+from yolo_tools.imaging.model_input import ModelInput, read_model_input
 from yolo_tools.intensity import Window
+from yolo_tools.prediction import Prediction
 from yolo_tools.recipe import Preprocess, load_recipe
+from yolo_tools.review import app
 
 pydicom = pytest.importorskip("pydicom")
 from pydicom.data import get_testdata_file  # noqa: E402
@@ -109,7 +111,7 @@ def test_colour_dicom_keeps_its_colours(tmp_path: Path) -> None:
 def test_findings_are_sorted_and_masks_measured_in_mm2() -> None:
     masks = np.zeros((2, 10, 20), bool)
     masks[0, :2, :3], masks[1, 5:, 10:] = True, True  # 6 and 50 pixels
-    prediction = yolo.Prediction(
+    prediction = Prediction(
         path=Path("x.png"), names={0: "liver", 1: "lesion"}, shape=(10, 20),
         boxes=np.array([[0, 0, 3, 2], [10, 5, 20, 10]], float), classes=np.array([1, 0]),
         confidences=np.array([0.4, 0.9], np.float32), masks=masks, probabilities=None,
@@ -292,9 +294,9 @@ def _overlay(page) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def _reference(run: Path, image: Path, conf: float) -> yolo.Prediction:
+def _reference(run: Path, image: Path, conf: float) -> Prediction:
     """Ultralytics' own prediction from the file, to compare with what the page shows."""
-    return next(yolo.predict(run / "weights" / "best.pt", str(image), {"conf": conf}))
+    return next(engine.predict(run / "weights" / "best.pt", str(image), {"conf": conf}))
 
 
 @pytest.mark.slow

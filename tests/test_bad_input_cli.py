@@ -136,7 +136,7 @@ def test_values_are_read_as_yolo_reads_them(pair: str, value) -> None:
 
 
 def test_integral_float_epochs_is_accepted_as_yolo_does() -> None:
-    from yolo_tools.yolo_args import check_types
+    from yolo_tools.engine.args import check_types
 
     assert check_types({"epochs": 1e2, "lr0": 0.001}, "command line: ") == {"epochs": 100, "lr0": 0.001}
     with pytest.raises(UserError, match=r"command line: epochs: .*must be an int"):

@@ -468,7 +468,7 @@ def test_case(case, tmp_path, monkeypatch, capfd):
 
 
 def test_cases_cover_every_file_converter() -> None:
-    from yolo_tools.convert import CONVERTERS
+    from yolo_tools.convert.registry import CONVERTERS
 
     # synthetic and region_crops have no files to break (see test_bad_input_convert); nifti and dicom have
     # their own table (test_bad_input_hospital)

@@ -160,9 +160,10 @@ def test_case(case, tmp_path, monkeypatch, capfd):
 
 def test_workbench_keys_are_read_and_typed_as_ultralytics_reads_its_own() -> None:
     """folds=1e1 is 10 (as epochs=1e2 is 100 for Ultralytics); every key a verb reads itself is declared once."""
-    from yolo_tools import crossval, sliced, tune
+    from yolo_tools.engine.args import WORKBENCH_KEYS, check_command_line
+    from yolo_tools.inference import sliced
     from yolo_tools.pipeline import parse_overrides
-    from yolo_tools.yolo_args import WORKBENCH_KEYS, check_command_line
+    from yolo_tools.training import crossval, tune
 
     parsed = parse_overrides(["folds=1e1", "fold_seed=3", "epochs=2"])
     checked = check_command_line(parsed, workbench=crossval.CV_KEYS)

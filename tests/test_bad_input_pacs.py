@@ -186,8 +186,8 @@ def resumed_batch(root: Path, stderr: str) -> None:
 def resumed_pull(root: Path, stderr: str) -> None:
     """The pull stopped after its first series: that one is kept whole, the card says incomplete, and the same
     pull again fetches only the others."""
-    from yolo_tools import dicomweb
     from yolo_tools.cli import main
+    from yolo_tools.sources import dicomweb
 
     (folder,) = [p for p in (root / "pulled").iterdir() if p.is_dir()]
     card = dicomweb.read_card(folder)
@@ -284,7 +284,7 @@ def _interrupt_after(monkeypatch: pytest.MonkeyPatch, owner, name: str, calls: i
 
 @parametrize(CASES)
 def test_case(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture) -> None:
-    from yolo_tools import dicomweb
+    from yolo_tools.sources import dicomweb
 
     monkeypatch.delenv("DICOMWEB_TOKEN", raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))

@@ -76,7 +76,7 @@ def test_a_search_space_of_bounds_becomes_ray_tune_ranges() -> None:
     pytest.importorskip("ray")
     from ray.tune.search.sample import Float, Integer
 
-    from yolo_tools import tune
+    from yolo_tools.training import tune
 
     space = tune._ray_space({"lr0": (1e-5, 1e-2, 0.3), "close_mosaic": (0, 10)})
     assert isinstance(space["lr0"], Float) and (space["lr0"].lower, space["lr0"].upper) == (1e-5, 1e-2)

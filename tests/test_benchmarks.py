@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from benchmarks import accuracy, common, convert, naive, report, training
-from yolo_tools.convert import rle
+from yolo_tools.codecs import rle
 
 
 def test_interleave_rotates_and_summaries_pair_rounds() -> None:
@@ -84,7 +84,7 @@ def test_kidney_baseline_does_the_converters_work(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("YOLO_TOOLS_DATASETS", str(tmp_path / "datasets"))
     # Train arguments play no part in a conversion; skipping their check spares importing Ultralytics here.
     monkeypatch.setattr("yolo_tools.recipe.check_train_args", lambda *args, **kwargs: None)
-    from yolo_tools.convert.conversion import prepare
+    from yolo_tools.conversion import prepare
     from yolo_tools.recipe import load_recipe
 
     prepare(load_recipe(tmp_path / "kidney.yaml"))
@@ -103,7 +103,7 @@ def test_kidney_baseline_does_the_converters_work(tmp_path: Path, monkeypatch: p
 
 def test_mask_baselines_keep_the_masks_the_workbench_keeps(tmp_path: Path) -> None:
     """The 16-bit layout of the stored masks (bit c = class c) reads back with the workbench's reader."""
-    from yolo_tools.convert import mask_png
+    from yolo_tools.codecs import mask_png
 
     masks = [np.zeros((12, 16), bool) for _ in range(3)]
     masks[0][2:5, 3:9] = True

@@ -47,7 +47,7 @@ def test_variants_train_for_the_same_time_and_land_in_the_table(tmp_path: Path) 
 
 
 def test_every_variant_names_a_recipe_and_a_model_of_its_task(tmp_path: Path) -> None:
-    from yolo_tools.convert import check
+    from yolo_tools.convert.checks import check
 
     for key, variant in budget.VARIANTS.items():
         recipe = check(load_recipe(budget._recipe_file(variant, key, tmp_path)))

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data
-from yolo_tools import cascade, pipeline
-from yolo_tools.convert.conversion import prepare
+from yolo_tools import pipeline
+from yolo_tools.conversion import prepare
+from yolo_tools.convert import region_crops
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
 
@@ -23,10 +24,10 @@ QUICK = {"epochs": 1, "imgsz": 64, "batch": 8, "workers": 0, "plots": False, "de
 def test_crop_box_joins_kept_regions_with_a_margin() -> None:
     boxes = np.array([[10, 20, 30, 80], [60, 20, 90, 70], [40, 40, 50, 50]], float)
     classes = np.array([1, 2, 0])
-    assert cascade.crop_box(boxes, classes, [1, 2], (100, 100), 0.0) == (10, 20, 90, 80)
-    assert cascade.crop_box(boxes, classes, [1, 2], (100, 100), 0.1) == (2, 14, 98, 86)
-    assert cascade.crop_box(boxes, classes, None, (100, 100), 0.5) == (0, 0, 100, 100)  # clipped to the image
-    assert cascade.crop_box(boxes, classes, [3], (100, 100), 0.1) is None
+    assert region_crops.crop_box(boxes, classes, [1, 2], (100, 100), 0.0) == (10, 20, 90, 80)
+    assert region_crops.crop_box(boxes, classes, [1, 2], (100, 100), 0.1) == (2, 14, 98, 86)
+    assert region_crops.crop_box(boxes, classes, None, (100, 100), 0.5) == (0, 0, 100, 100)  # clipped to the image
+    assert region_crops.crop_box(boxes, classes, [3], (100, 100), 0.1) is None
 
 
 def _recipe(tmp_path: Path, options: dict) -> Path:
@@ -41,13 +42,13 @@ def test_crop_options_are_checked_with_file_and_key(tmp_path: Path) -> None:
     base = str(RECIPES / "pneumonia.yaml")
     recipe = load_recipe(_recipe(tmp_path, {"recipe": base, "regions": "r", "margin": 2, "colour": 1}))
     with pytest.raises(UserError) as error:
-        cascade.options_of(recipe)
+        region_crops.options_of(recipe)
     assert "cascade.yaml: invalid recipe" in str(error.value)
     assert "data.options.margin: Input should be less than or equal to 1" in str(error.value)
     assert "data.options.colour: unknown key; region_crops takes: recipe, regions, classes, margin" in str(error.value)
     recipe = load_recipe(_recipe(tmp_path, {"recipe": str(RECIPES / "heart.yaml"), "regions": "r"}))
     with pytest.raises(UserError, match="data.options.recipe .* must be a classify recipe"):
-        cascade.base_recipe(recipe, cascade.options_of(recipe))
+        region_crops.base_recipe(recipe, region_crops.options_of(recipe))
     recipe = load_recipe(_recipe(tmp_path, {"recipe": base, "regions": str(tmp_path / "no-run")}))
     with pytest.raises(UserError, match="data.options.regions .*no-run': no such run folder"):
         prepare(recipe)

@@ -9,20 +9,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from yolo_tools import yolo
+from yolo_tools import engine
 from yolo_tools.recipe import load_recipe
 
 
 def test_every_class_reaches_the_largest_and_each_image_is_repeated_evenly() -> None:
     classes = np.array([0] * 10 + [1] * 3 + [2] * 1 + [3] * 0 + [4] * 4)
-    picked = yolo.oversampled(classes, seed=0)
+    picked = engine.oversampled(classes, seed=0)
     counts = np.bincount(classes[picked], minlength=5)
     assert counts.tolist() == [10, 10, 10, 0, 10]
     for c in (0, 1, 2, 4):
         seen = np.bincount(picked[classes[picked] == c], minlength=len(classes))[classes == c]
         assert seen.max() - seen.min() <= 1, f"class {c}: images repeated unevenly {seen}"
     assert np.array_equal(np.sort(picked[classes[picked] == 0]), np.arange(10)), "the largest class is kept once"
-    assert np.array_equal(picked, yolo.oversampled(classes, seed=0)), "seeded: the same draw every time"
+    assert np.array_equal(picked, engine.oversampled(classes, seed=0)), "seeded: the same draw every time"
 
 
 @pytest.mark.slow

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import SHARED_DATA, needs_data
 from yolo_tools.cli import main
-from yolo_tools.convert.conversion import convert_folder
-from yolo_tools.convert.polygons import dice, mask_to_polygons, polygons_to_mask
+from yolo_tools.codecs.polygons import dice, mask_to_polygons, polygons_to_mask
+from yolo_tools.conversion import convert_folder
 from yolo_tools.errors import UserError
 
 pytestmark = needs_data("heart-cxr-jsrt")

@@ -22,9 +22,9 @@ import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data, read_polygons
 from yolo_tools import pipeline
-from yolo_tools.convert.conversion import prepare
-from yolo_tools.convert.polygons import dice, polygons_to_mask
-from yolo_tools.convert.rle import RunTable
+from yolo_tools.codecs.polygons import dice, polygons_to_mask
+from yolo_tools.codecs.rle import RunTable
+from yolo_tools.conversion import prepare
 from yolo_tools.convert.uw_madison_gi import COLUMNS, GISlice, scan_path, write
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
@@ -153,7 +153,7 @@ def test_polygons_rasterise_back_to_the_organ_masks(competition: Path, mini, tmp
     row = slices[slices["image"] == "case101_day20_slice_0078.png"].iloc[0]
     assert (row.volume, row.slice, row.patient) == ("case101_day20", 78, "case101")
     # the organ masks as published (run-lengths) are kept for scoring, with the spacing from the scan names
-    from yolo_tools.convert import mask_png
+    from yolo_tools.codecs import mask_png
 
     published = {name: masks for name, _, masks in mini}
     stored = sorted((folder / "masks").glob("*/*.png"))

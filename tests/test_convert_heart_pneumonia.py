@@ -18,9 +18,9 @@ import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data
 from yolo_tools import pipeline
+from yolo_tools.codecs.polygons import dice, polygons_to_mask
+from yolo_tools.conversion import prepare
 from yolo_tools.convert import box_csv, class_folders
-from yolo_tools.convert.conversion import prepare
-from yolo_tools.convert.polygons import dice, polygons_to_mask
 from yolo_tools.convert.splits import group_keys
 from yolo_tools.convert.writer import write_dataset
 from yolo_tools.recipe import load_recipe
@@ -36,7 +36,7 @@ def _card(data: Path) -> dict:
 
 
 def _convert(recipe, src: Path, dst: Path) -> dict:
-    from yolo_tools.convert import converter
+    from yolo_tools.convert.registry import converter
 
     return write_dataset(converter(recipe.data.converter).samples(src, recipe), dst, recipe, str(src))
 

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import read_polygons, needs_data
 from hospital_data import CASES, HIPPOCAMPUS, LIVER, decathlon, dicom_mixed, mr_label, nnunet
-from yolo_tools.convert.conversion import convert_folder
-from yolo_tools.convert.polygons import polygons_to_mask
+from yolo_tools.codecs.polygons import polygons_to_mask
+from yolo_tools.conversion import convert_folder
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.geometry import Geometry
 
@@ -131,8 +131,8 @@ def mixed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("dicom")
     src = dicom_mixed(root / "in")
     from yolo_tools.convert import dicom_volumes
-    from yolo_tools.recipe import Data, Recipe, Source, Split
     from yolo_tools.convert.writer import write_dataset
+    from yolo_tools.recipe import Data, Recipe, Source, Split
 
     recipe = Recipe(
         name="liver", task="segment", classes=["liver", "orange"], model="yolov8n-seg.yaml",

@@ -15,8 +15,8 @@ import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data, read_polygons
 from yolo_tools import pipeline
-from yolo_tools.convert.conversion import prepare
-from yolo_tools.convert.polygons import dice, polygons_to_mask
+from yolo_tools.codecs.polygons import dice, polygons_to_mask
+from yolo_tools.conversion import prepare
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
 
@@ -100,7 +100,7 @@ def test_acdc_labels_round_trip_through_polygons(cardiac: Path) -> None:
     ring = polygons_to_mask(polygons[1], truth.shape).astype(bool)
     assert (truth == 3).sum() > 500 and (ring & (truth == 3)).sum() < 0.02 * (truth == 3).sum()
     # the label map itself is kept, per class, for scoring against the masks as published
-    from yolo_tools.convert import mask_png
+    from yolo_tools.codecs import mask_png
 
     kept = mask_png.load(cardiac / "masks" / split / f"{volume}_s{index:03d}.png", 3)
     assert all((kept[c] == (truth == c + 1)).all() for c in range(3))

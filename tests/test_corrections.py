@@ -11,12 +11,14 @@ import pytest
 import yaml
 
 from bad_input import TINY_RECIPE
-from yolo_tools import fiftyone_inspect, label_review, pipeline
-from yolo_tools.convert import check, corrections
+from yolo_tools import pipeline
+from yolo_tools.convert import corrections
+from yolo_tools.convert.checks import check
 from yolo_tools.dataset import Dataset, home
 from yolo_tools.errors import UserError
 from yolo_tools.metrics.bootstrap import Bootstrap
 from yolo_tools.recipe import load_recipe
+from yolo_tools.review import fiftyone_inspect, label_review
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """How many CPU threads torch gets: every core of the process on a quiet machine, the idle ones on a busy one.
 
-The choice (`yolo.cpu_threads`) is a function of the process's cores, the machine's, the load average and
+The choice (`engine.cpu_threads`) is a function of the process's cores, the machine's, the load average and
 YOLO_TOOLS_THREADS; `use_every_core` applies it to Ultralytics' thread count and says why when it holds back.
 """
 
@@ -11,7 +11,8 @@ import os
 
 import pytest
 
-from yolo_tools import yolo, yolo_args
+from yolo_tools import engine
+from yolo_tools.engine import args as yolo_args
 
 
 @pytest.mark.parametrize(
@@ -30,7 +31,7 @@ from yolo_tools import yolo, yolo_args
     ],
 )
 def test_threads_follow_the_idle_cores_unless_the_user_chose(cores, machine, load, requested, threads) -> None:
-    chosen, why = yolo.cpu_threads(cores, machine, load, requested)
+    chosen, why = engine.cpu_threads(cores, machine, load, requested)
     assert chosen == threads
     assert (why is not None) == (requested is None and cores == machine and threads < min(cores, 8))
 
@@ -44,7 +45,7 @@ def test_a_busy_machine_is_said_once_with_what_to_do(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(os, "getloadavg", lambda: (14.8, 12.5, 7.4))
     monkeypatch.delenv(yolo_args.THREADS_ENV, raising=False)
     with caplog.at_level(logging.INFO, logger="yolo_tools"):
-        assert yolo.use_every_core.__wrapped__() == 1 == torch_utils.NUM_THREADS
+        assert engine.use_every_core.__wrapped__() == 1 == torch_utils.NUM_THREADS
     assert [r.getMessage() for r in caplog.records] == [
         "CPU: 1 of 2 cores for torch: the machine is busy (load average 14.8); YOLO_TOOLS_THREADS=N sets the "
         "threads, or `taskset -c CORES yolo_tools ...` gives this process its own cores"
@@ -52,5 +53,5 @@ def test_a_busy_machine_is_said_once_with_what_to_do(monkeypatch: pytest.MonkeyP
     caplog.clear()
     monkeypatch.setattr(os, "getloadavg", lambda: (0.4, 0.3, 0.2))
     with caplog.at_level(logging.INFO, logger="yolo_tools"):
-        assert yolo.use_every_core.__wrapped__() == 2 == torch_utils.NUM_THREADS  # quiet: nothing to say
+        assert engine.use_every_core.__wrapped__() == 2 == torch_utils.NUM_THREADS  # quiet: nothing to say
     assert not caplog.records

@@ -12,8 +12,8 @@ import pytest
 from conftest import RECIPES
 from yolo_tools import pipeline
 from yolo_tools.cli import main
-from yolo_tools.crossval import assign_folds
 from yolo_tools.errors import UserError
+from yolo_tools.training.crossval import assign_folds
 
 
 def test_folds_keep_patients_together_and_classes_balanced() -> None:
@@ -64,7 +64,7 @@ def test_demo_cv_two_folds(workspace: Path, tmp_path: Path) -> None:
     _, _, count = pipeline.predict(root, str(workspace / "datasets" / "demo-cv" / "images" / "test"), tmp_path / "p", {"imgsz": 64})
     assert count == len(test_images)
 
-    from yolo_tools import app
+    from yolo_tools.review import app
 
     assert app.discover_runs(workspace / "runs")["demo-cv/cv"] == root  # the dashboard offers the folds as one
     loaded = app.ModelCache().get(root)

@@ -16,10 +16,12 @@ import numpy as np
 import pytest
 import yaml
 
-from yolo_tools import dataset, evaluation, fiftyone_inspect, pipeline
-from yolo_tools.convert.conversion import prepare_dataset
-from yolo_tools.dataset import Dataset, read_labels
+from yolo_tools import dataset, evaluation, pipeline
+from yolo_tools.codecs.label_lines import read_labels
+from yolo_tools.conversion import prepare_dataset
+from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
+from yolo_tools.review import fiftyone_inspect
 from yolo_tools.runs import DATASET_FILE, run_fingerprint, run_recipe
 
 QUICK = {"epochs": 1, "imgsz": 64, "batch": 8, "workers": 0, "plots": False, "device": "cpu"}

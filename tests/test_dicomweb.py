@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from yolo_tools import dicomweb
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Source
+from yolo_tools.sources import dicomweb
 
 pytest.importorskip("dicomweb_client")
 

@@ -67,7 +67,7 @@ def test_the_recipe_reference_is_generated_from_the_schemas_as_committed() -> No
 
 
 def test_the_reference_names_every_key_and_converter() -> None:
-    from yolo_tools import convert
+    from yolo_tools.convert import registry as convert
     from yolo_tools.recipe import Recipe
 
     page = (DOCS / "reference" / "recipe.md").read_text(encoding="utf-8")
@@ -99,7 +99,7 @@ def test_the_readme_is_a_two_minute_read_whose_links_exist() -> None:
 
 
 def test_the_readmes_recipe_is_a_valid_recipe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from yolo_tools import convert
+    from yolo_tools.convert import checks
     from yolo_tools.recipe import load_recipe
 
     text = README.read_text(encoding="utf-8")
@@ -109,6 +109,6 @@ def test_the_readmes_recipe_is_a_valid_recipe(tmp_path: Path, monkeypatch: pytes
     path = tmp_path / "recipe.yaml"
     path.write_text(block.group(1), encoding="utf-8")
     monkeypatch.setenv("YOLO_TOOLS_CORRECTIONS", str(tmp_path / "corrections"))
-    recipe = convert.check(load_recipe(path))
+    recipe = checks.check(load_recipe(path))
     assert recipe.data.split.test == 0.15 and recipe.data.options == {"csv": "heart_boxes.csv"}
     assert recipe.model == "yolov8n.pt", "what the README says a recipe without model starts from"

@@ -14,7 +14,7 @@ import pytest
 from conftest import RECIPES, needs_data
 from yolo_tools import fusion, pipeline, tasks
 from yolo_tools.metrics.detection import average_precision
-from yolo_tools.yolo import Prediction
+from yolo_tools.prediction import Prediction
 
 
 def _prediction(boxes, confidences, classes, masks=None, shape=(100, 100)) -> Prediction:

@@ -19,10 +19,10 @@ import yaml
 from conftest import RECIPES, SHARED_DATA, needs_data, read_polygons
 from test_convert_gi import organ_masks
 from yolo_tools import pipeline
-from yolo_tools.convert import mask_png
-from yolo_tools.convert.conversion import dataset_dir, prepare
+from yolo_tools.codecs import mask_png
+from yolo_tools.codecs.polygons import dice, polygons_to_mask
+from yolo_tools.conversion import dataset_dir, prepare
 from yolo_tools.convert.mask_images import colour_classes
-from yolo_tools.convert.polygons import dice, polygons_to_mask
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
 
@@ -85,7 +85,7 @@ def test_colour_legend_matches_the_competition_labels() -> None:
     """The recipe's colour for each organ, decoded as the converter decodes it, against the competition's own
     run-length labels of the same 36 slices (train.csv, decoded at the scan's size and resized to gi-mini's 512
     px): each organ must match its own colour, not the other bowel's (the source repository's legend swaps them)."""
-    from yolo_tools.convert.rle import decode
+    from yolo_tools.codecs.rle import decode
 
     recipe = load_recipe(RECIPES / "gi-mini.yaml")
     palette = np.array([recipe.data.options["colours"][organ] for organ in CLASSES])
@@ -144,7 +144,7 @@ def test_every_class_needs_a_colour(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_trains_offline_from_scratch_and_scores_each_organ(monkeypatch, caplog) -> None:
     asked = _offline(monkeypatch)
-    with caplog.at_level(logging.WARNING, logger="yolo_tools.yolo"):
+    with caplog.at_level(logging.WARNING, logger="yolo_tools.engine.weights"):
         run_dir, metrics = pipeline.train_recipe(RECIPES / "gi-mini.yaml", QUICK, name="quick")
     assert asked == ["https://github.com/ultralytics/assets/releases/download/v8.4.0/yolov8n-seg.pt"]
     said = [r.getMessage() for r in caplog.records if "could not be downloaded" in r.getMessage()]

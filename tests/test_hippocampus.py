@@ -14,7 +14,7 @@ import yaml
 
 from conftest import RECIPES, needs_data
 from hospital_data import MR_CROP, decathlon
-from yolo_tools import pipeline, yolo
+from yolo_tools import engine, pipeline
 from yolo_tools.cli import main
 from yolo_tools.imaging.geometry import Geometry, restack
 from yolo_tools.locations import datasets_dir
@@ -43,7 +43,7 @@ def model_on_dataset_images(run_dir: Path, dataset: Path, volume: str) -> np.nda
     """What Ultralytics predicts on the converted PNGs of one volume: (classes, slices, H, W) bool."""
     slices = pd.read_csv(dataset / "slices.csv").query("volume == @volume").sort_values("slice")
     files = [str(dataset / "images" / row.split / row.image) for row in slices.itertuples()]
-    results = list(yolo.predict(run_dir / "weights" / "best.pt", files, SCORED))
+    results = list(engine.predict(run_dir / "weights" / "best.pt", files, SCORED))
     return np.stack([r.class_masks(2) for r in results], axis=1)
 
 
@@ -71,7 +71,7 @@ def test_nifti_files_reproduce_the_3d_dice_evaluate_reported(run: tuple[Path, Pa
     run_dir, source, dataset = run
     # An hour's model finds nothing at any confidence Dice would choose, so the run is given a point of its own:
     # per class, the median of the confidences it gives on val, so each class keeps some masks and drops others.
-    found = list(yolo.predict(run_dir / "weights" / "best.pt", str(dataset / "images" / "val"), SCORED))
+    found = list(engine.predict(run_dir / "weights" / "best.pt", str(dataset / "images" / "val"), SCORED))
     chosen = {}
     for class_id, name in enumerate(("Anterior", "Posterior")):
         levels = np.concatenate([p.confidences[p.classes == class_id] for p in found])
@@ -79,10 +79,10 @@ def test_nifti_files_reproduce_the_3d_dice_evaluate_reported(run: tuple[Path, Pa
     operating_point.save(run_dir, operating_point.per_class("test: the median val confidences", 0.5, chosen, ["Anterior", "Posterior"]))
     asked: dict[str, list[dict]] = {"predict": [], "predict_arrays": []}
     for name in asked:
-        def spy(weights, images, args, *more, _real=getattr(yolo, name), _name=name, **options):
+        def spy(weights, images, args, *more, _real=getattr(engine, name), _name=name, **options):
             asked[_name].append(dict(args))
             return _real(weights, images, args, *more, **options)
-        monkeypatch.setattr(yolo, name, spy)
+        monkeypatch.setattr(engine, name, spy)
     out = pipeline.evaluate(run_dir, {"imgsz": 64})
     per_patient = pd.read_csv(out / "per_patient.csv", dtype={"volume": str}).set_index("volume")
     assert json.loads((out / "summary.json").read_text())["class_conf"] == chosen
@@ -140,7 +140,7 @@ def test_nifti_output_overlays_the_input_voxel_for_voxel(run: tuple[Path, Path, 
 def test_coco_and_rle_csv_outputs_read_back_as_the_prediction(run: tuple[Path, Path, Path], tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 
-    from yolo_tools.convert.rle import decode
+    from yolo_tools.codecs.rle import decode
 
     run_dir, _, dataset = run
     images = dataset / "images" / "val"
@@ -149,7 +149,7 @@ def test_coco_and_rle_csv_outputs_read_back_as_the_prediction(run: tuple[Path, P
     subset.mkdir()
     for path in files:
         (subset / path.name).symlink_to(path)
-    predictions = list(yolo.predict(run_dir / "weights" / "best.pt", str(subset), SCORED))
+    predictions = list(engine.predict(run_dir / "weights" / "best.pt", str(subset), SCORED))
     assert main(["predict", str(run_dir), str(subset), "--format", "coco", "--out", str(tmp_path / "coco"), "conf=0.001", "imgsz=64"]) == 0
     truth = COCO(str(tmp_path / "coco" / "coco_images.json"))
     results = truth.loadRes(str(tmp_path / "coco" / "coco_results.json"))
@@ -176,8 +176,8 @@ def test_dicom_seg_output_references_the_series_and_holds_the_prediction(run: tu
     import highdicom as hd
     import pydicom
 
-    from yolo_tools import prediction_formats
     from yolo_tools.imaging import dicom_series
+    from yolo_tools.outputs import prediction_formats
     from yolo_tools.recipe import load_recipe
 
     run_dir, _, _ = run
@@ -215,7 +215,8 @@ def test_mirrored_predictions_are_the_vote_of_the_plain_and_mirror_images(nnunet
     image's masks flipped back, voted per class (yolo_tools/fusion.py): checked against that made by hand."""
     import cv2
 
-    from yolo_tools import fusion, tasks
+    from yolo_tools import fusion
+    from yolo_tools.inference import predictors
     from yolo_tools.recipe import load_recipe
 
     run_dir, _, dataset = nnunet_run
@@ -226,10 +227,10 @@ def test_mirrored_predictions_are_the_vote_of_the_plain_and_mirror_images(nnunet
     for path in files:
         cv2.imwrite(str(flipped / path.name), cv2.imread(str(path))[::-1])
     args = {**LOW, "retina_masks": True}
-    mirroring = tasks.mirroring(load_recipe(run_dir / "recipe.yaml"))
-    made = list(yolo.predict(weights, files, {**args, **mirroring}))
-    plain = list(yolo.predict(weights, files, args))
-    mirror = list(yolo.predict(weights, sorted(flipped.iterdir()), args))
+    mirroring = predictors.mirroring(load_recipe(run_dir / "recipe.yaml"))
+    made = list(engine.predict(weights, files, {**args, **mirroring}))
+    plain = list(engine.predict(weights, files, args))
+    mirror = list(engine.predict(weights, sorted(flipped.iterdir()), args))
     assert [p.path.name for p in made] == [p.name for p in files]
     for fused, one, other in zip(made, plain, mirror):
         expected = fusion.vote_masks([one, other.mirrored("vertical")], 2)

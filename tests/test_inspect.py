@@ -23,11 +23,12 @@ import numpy as np
 import pytest
 
 from conftest import RECIPES, isolate_fiftyone
-from yolo_tools import fiftyone_inspect, pipeline, yolo
-from yolo_tools.convert.conversion import dataset_dir, train_data
+from yolo_tools import engine, pipeline
+from yolo_tools.conversion import dataset_dir, train_data
 from yolo_tools.errors import UserError
 from yolo_tools.locations import runs_dir
 from yolo_tools.recipe import Recipe, load_recipe
+from yolo_tools.review import fiftyone_inspect
 from yolo_tools.runs import save_recipe
 
 pytestmark = pytest.mark.slow
@@ -244,7 +245,7 @@ def _train_synthetic(recipe: Recipe) -> Path:
     run_dir = runs_dir() / recipe.name / "quick"
     args = {**QUICK, "imgsz": 64}
     save_recipe(recipe, run_dir, args)
-    yolo.train(recipe.model, train_data(recipe), run_dir, args)
+    engine.train(recipe.model, train_data(recipe), run_dir, args)
     return run_dir
 
 
@@ -301,7 +302,7 @@ def test_inspect_says_what_is_missing(tmp_path: Path) -> None:
 
 def test_a_users_own_database_and_settings_are_left_alone(tmp_path: Path) -> None:
     code = (
-        "from yolo_tools.fiftyone_inspect import _fiftyone; import os; fo = _fiftyone(); "
+        "from yolo_tools.review.fiftyone_inspect import _fiftyone; import os; fo = _fiftyone(); "
         "print(fo.config.database_uri, fo.config.database_validation, fo.config.do_not_track, "
         "os.environ.get('FIFTYONE_DATABASE_VALIDATION'))"
     )
@@ -321,8 +322,8 @@ SLOW_DATABASE = """
 import os, sys
 import fiftyone.core.service as fos
 import fiftyone.service.util as fosu
-from yolo_tools import fiftyone_inspect
 from yolo_tools.cli import main
+from yolo_tools.review import fiftyone_inspect
 
 wrapper, delay, patience, *argv = sys.argv[1:]
 real = fos.DatabaseService.find_mongod()

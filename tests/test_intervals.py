@@ -65,8 +65,8 @@ def test_youden_and_target_thresholds() -> None:
 def test_app_calls_the_class_at_the_runs_operating_point() -> None:
     from pathlib import Path
 
-    from yolo_tools.app import diagnosis
-    from yolo_tools.yolo import Prediction
+    from yolo_tools.prediction import Prediction
+    from yolo_tools.review.app import diagnosis
 
     prediction = Prediction(Path("x.png"), {0: "normal", 1: "pneumonia"}, (8, 8), np.zeros((0, 4)), np.zeros(0, int),
                             np.zeros(0), None, np.array([0.7, 0.3]))
@@ -79,7 +79,7 @@ def test_each_class_is_held_to_its_own_confidence_and_a_given_conf_replaces_them
     from pathlib import Path
 
     from yolo_tools import operating_point
-    from yolo_tools.yolo import CLASS_CONF, Prediction, class_thresholds
+    from yolo_tools.prediction import CLASS_CONF, Prediction, class_thresholds
 
     point = operating_point.per_class("rule", 0.3, {"heart": 0.05, "lung": 0.6}, ["heart", "lung", "rare"])
     assert point["conf"] == 0.05 and point[CLASS_CONF] == {"heart": 0.05, "lung": 0.6, "rare": 0.3}
@@ -99,7 +99,7 @@ def test_each_class_is_held_to_its_own_confidence_and_a_given_conf_replaces_them
 
 def test_sliced_inference_has_its_own_point_and_falls_back_to_the_whole_image_one(tmp_path, capsys) -> None:
     from yolo_tools import operating_point
-    from yolo_tools.yolo import CLASS_CONF
+    from yolo_tools.prediction import CLASS_CONF
 
     operating_point.save(tmp_path, operating_point.per_class("rule", 0.3, {"stone": 0.3}, ["stone"]))
     assert operating_point.predict_args(None, tmp_path, {}, (320, 0.2))["conf"] == 0.3
@@ -112,7 +112,7 @@ def test_sliced_inference_has_its_own_point_and_falls_back_to_the_whole_image_on
 
 
 def test_a_per_class_confidence_for_a_class_the_model_lacks_is_refused() -> None:
-    from yolo_tools.yolo import CLASS_CONF, class_thresholds
+    from yolo_tools.prediction import CLASS_CONF, class_thresholds
 
     with pytest.raises(UserError, match=r"name 'hart', which the model does not have \(its classes: heart, lung\)"):
         class_thresholds({"conf": 0.1, CLASS_CONF: {"hart": 0.2, "lung": 0.3}}, {0: "heart", 1: "lung"})
@@ -160,7 +160,7 @@ def test_a_point_older_than_the_weights_is_not_used(tmp_path) -> None:
 
 
 def test_f1_confidence_takes_the_top_of_a_plateau() -> None:
-    from yolo_tools.yolo import f1_confidence
+    from yolo_tools.engine import f1_confidence
 
     x = np.linspace(0, 1, 1000)
     peaked = np.exp(-((x - 0.4) ** 2) / 0.01)[None]
@@ -174,7 +174,7 @@ def test_per_class_confidences_without_an_overall_one_are_used(tmp_path) -> None
     import json
 
     from yolo_tools import operating_point
-    from yolo_tools.yolo import CLASS_CONF
+    from yolo_tools.prediction import CLASS_CONF
 
     (tmp_path / operating_point.FILE).write_text(json.dumps({"rule": "by hand", CLASS_CONF: {"heart": 0.2, "lung": 0.05}}))
     implied = operating_point.predict_args(None, tmp_path, {})

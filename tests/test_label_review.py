@@ -20,10 +20,12 @@ import pytest
 
 from bad_input import train_tiny_run
 from conftest import ROOT, isolate_fiftyone
-from yolo_tools import compare, evaluation, label_review, label_studio, pipeline
+from yolo_tools import evaluation, pipeline
 from yolo_tools.convert import corrections
 from yolo_tools.convert.corrections import same_line
 from yolo_tools.dataset import Dataset, fingerprint_at, home, version_folder
+from yolo_tools.evaluation import compare
+from yolo_tools.review import label_review, label_studio
 from yolo_tools.runs import run_fingerprint
 
 pytestmark = pytest.mark.slow
@@ -204,7 +206,7 @@ def test_a_task_in_the_browser_shows_the_pre_annotations(loop, review) -> None:
 def test_a_view_saved_in_the_app_is_sent_whole_and_unreviewed_tasks_change_nothing(loop, reviewed) -> None:
     """After the first review is loaded, a second may start: every sample of a saved view, no new predictions."""
     folder, run, server = loop
-    from yolo_tools import fiftyone_inspect
+    from yolo_tools.review import fiftyone_inspect
     from yolo_tools.runs import run_recipe
 
     fo = fiftyone_inspect._fiftyone()

@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from conftest import isolate_fiftyone
-from yolo_tools import label_review, pipeline
+from yolo_tools import pipeline
 from yolo_tools.convert.corrections import same_line
 from yolo_tools.dataset import Dataset, home
+from yolo_tools.review import label_review
 
 pytestmark = pytest.mark.slow
 

@@ -206,7 +206,7 @@ def fiftyone_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.mark.slow
 def test_fiftyone_samples_carry_the_patient_fields(kermany, kermany_run: Path, fiftyone_home: Path) -> None:
     pytest.importorskip("fiftyone")
-    from yolo_tools import fiftyone_inspect
+    from yolo_tools.review import fiftyone_inspect
 
     report = fiftyone_inspect.inspect_run(kermany_run, {}, worst=3, app=False)
     dataset = fiftyone_inspect._fiftyone().load_dataset(report["dataset"])

@@ -11,7 +11,8 @@ import pytest
 from yolo_tools import evaluation
 from yolo_tools.metrics.classification import classify_metrics
 from yolo_tools.metrics.detection import best_iou, box_iou, errors_per_class, match
-from yolo_tools.metrics.segmentation import dice, iou, mask_boxes, overlaps, overlaps_by_threshold, volume_scores
+from yolo_tools.metrics.segmentation import dice, iou, overlaps, overlaps_by_threshold, volume_scores
+from yolo_tools.prediction import mask_boxes
 
 
 def masks(shape: tuple[int, ...], *regions: tuple[int, slice | tuple]) -> np.ndarray:

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from conftest import RECIPES
-from yolo_tools import pipeline, yolo
+from yolo_tools import engine, pipeline, tasks
 from yolo_tools.errors import UserError
 
 QUICK = {"epochs": 1, "imgsz": 64, "batch": 16, "workers": 0, "plots": False}
@@ -25,7 +25,7 @@ def test_spellings_ultralytics_accepts_resolve_here(spelling) -> None:
 
     if torch.cuda.is_available() and spelling not in ("cpu", "CPU"):
         pytest.skip("picks a GPU on this machine")
-    assert yolo.pick_device(spelling) == "cpu"
+    assert engine.pick_device(spelling) == "cpu"
 
 
 def test_device_list_from_the_command_line_reaches_ultralytics() -> None:
@@ -34,25 +34,25 @@ def test_device_list_from_the_command_line_reaches_ultralytics() -> None:
 
     overrides = pipeline.parse_overrides(["device=[0,1]"])
     if torch.cuda.device_count() >= 2:
-        assert yolo.pick_device(overrides["device"], announce=False) == "0,1"
+        assert engine.pick_device(overrides["device"], announce=False) == "0,1"
     else:
         with pytest.raises(UserError, match=r"device=\[0, 1\]: not available on this machine"):
-            yolo.pick_device(overrides["device"])
+            engine.pick_device(overrides["device"])
 
 
 def test_auto_batch_on_several_gpus_is_refused_before_any_work() -> None:
     """Checked on the canonical device string, so it needs no GPU: Ultralytics refuses this only mid-run."""
     with pytest.raises(UserError, match=r"command line: batch=-1: AutoBatch does not work on 2 GPUs.*batch=16"):
-        yolo.check_multi_gpu_batch("0,1", -1)
+        engine.check_multi_gpu_batch("0,1", -1)
     with pytest.raises(UserError, match=r"batch=0.7"):
-        yolo.check_multi_gpu_batch("0,1,2", 0.7)
+        engine.check_multi_gpu_batch("0,1,2", 0.7)
     for device, batch in (("0", -1), ("cpu", -1), ("0,1", 32), ("0,1", None)):
-        yolo.check_multi_gpu_batch(device, batch)
+        engine.check_multi_gpu_batch(device, batch)
 
 
 @pytest.mark.slow
 def test_metrics_come_from_the_checkpoint_when_the_trainer_has_none(monkeypatch, workspace) -> None:
-    real_load = yolo.load_model
+    real_load = engine.load_model
 
     def like_a_ddp_parent(model):
         loaded = real_load(model)
@@ -67,11 +67,11 @@ def test_metrics_come_from_the_checkpoint_when_the_trainer_has_none(monkeypatch,
         loaded.train = train
         return loaded
 
-    monkeypatch.setattr(yolo, "load_model", like_a_ddp_parent)
+    monkeypatch.setattr(engine.trainer, "load_model", like_a_ddp_parent)
     run_dir, metrics = pipeline.train_recipe(RECIPES / "demo.yaml", QUICK, name="ddp-parent")
 
-    saved = yolo.metrics_from_checkpoint(run_dir / "weights" / "best.pt")
+    saved = engine.metrics_from_checkpoint(run_dir / "weights" / "best.pt")
     assert "metrics/mAP50-95(B)" in saved
-    assert metrics == yolo.short_metrics("detect", saved)
+    assert metrics == tasks.get("detect").short_metrics(saved)
     assert set(metrics) == {"precision", "recall", "mAP50", "mAP50-95"}
     assert json.loads((run_dir / "metrics.json").read_text())["val"] == metrics

@@ -12,11 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yolo_tools import fusion, input_size, postprocess, yolo
+from yolo_tools import engine, fusion, postprocess
 from yolo_tools.dataset import Dataset
 from yolo_tools.errors import UserError
+from yolo_tools.inference import predictors
 from yolo_tools.metrics import surface
+from yolo_tools.prediction import Mirroring, Prediction
 from yolo_tools.recipe import Predict
+from yolo_tools.training import input_size
 
 
 # --- input size from the data
@@ -80,7 +83,7 @@ class _Detector:
         out = []
         for image in source:
             box, mask = _bright_boxes(image)
-            out.append(yolo._results(image, "x.png", self.names, box, [0.9], [0], mask[None], None))
+            out.append(engine.results._results(image, "x.png", self.names, box, [0.9], [0], mask[None], None))
         return out
 
 
@@ -89,8 +92,8 @@ def test_mirror_images_are_mapped_back_and_fused() -> None:
     image[5:15, 8:20] = 255  # top left: every mirror image puts it elsewhere
     plain = _Detector().predict([image])
     for flip, fuse in (("horizontal", fusion.fuse_detections), ("vertical", fusion.fuse_masks)):
-        mirroring = yolo.Mirroring((flip,), fuse)
-        fused = next(yolo._predictions(plain, {"conf": 0.25}, None, mirroring, _Detector(), False, False))
+        mirroring = Mirroring((flip,), fuse)
+        fused = next(engine.predictor._predictions(plain, {"conf": 0.25}, None, mirroring, _Detector(), False, False))
         np.testing.assert_allclose(fused.boxes, [[8, 5, 20, 15]], atol=0.5)  # the mirror's box mapped back onto it
         assert len(fused.boxes) == 1 and fused.image is None
         if fuse is fusion.fuse_masks:
@@ -101,7 +104,7 @@ def test_a_mirrored_prediction_maps_boxes_masks_and_outlines_back() -> None:
     image = np.zeros((40, 60, 3), np.uint8)
     image[5:15, 8:20] = 255
     box, mask = _bright_boxes(image)
-    found = yolo.from_arrays(image, "a.png", {0: "spot"}, box, [0.9], [0], mask[None])
+    found = engine.from_arrays(image, "a.png", {0: "spot"}, box, [0.9], [0], mask[None])
     for flip, axis in (("horizontal", 1), ("vertical", 0)):
         back = found.mirrored(flip).mirrored(flip)  # twice: itself
         np.testing.assert_allclose(back.boxes, found.boxes)
@@ -130,12 +133,12 @@ def test_largest_component_in_2d_and_3d() -> None:
     assert not postprocess.largest_component(np.zeros((2, 2), bool)).any()
 
 
-def _slice(stem: str, masks: np.ndarray) -> yolo.Prediction:
+def _slice(stem: str, masks: np.ndarray) -> Prediction:
     """A prediction of one slice: one instance per (class, mask) given as (classes, H, W)."""
     classes = [c for c in range(len(masks)) if masks[c].any()]
     image = np.zeros((*masks.shape[1:], 3), np.uint8)
     boxes = np.array([[0, 0, masks.shape[2], masks.shape[1]]] * len(classes), np.float32).reshape(-1, 4)
-    return yolo.from_arrays(image, f"{stem}.png", {0: "a", 1: "b"}, boxes, [0.9] * len(classes), classes, masks[classes])
+    return engine.from_arrays(image, f"{stem}.png", {0: "a", 1: "b"}, boxes, [0.9] * len(classes), classes, masks[classes])
 
 
 def test_slices_are_cut_to_the_largest_3d_component_once_their_volume_is_whole() -> None:
@@ -224,7 +227,8 @@ def _fold(root: Path, name: str, conf: float, decision: dict) -> Path:
 
 
 def test_fold_models_vote_at_their_own_points_and_their_decisions_pool(tmp_path: Path) -> None:
-    from yolo_tools import crossval, ensemble
+    from yolo_tools.inference import ensemble
+    from yolo_tools.training import crossval
 
     first = postprocess.decide(["a", "b"], np.array([[0.8, 0.5]]), np.array([[0.9, 0.4]]), "val", 3)
     second = postprocess.decide(["a", "b"], np.array([[0.7, 0.5], [0.7, 0.6]]), np.array([[0.6, 0.5], [0.6, 0.9]]), "val", 3)
@@ -238,8 +242,8 @@ def test_fold_models_vote_at_their_own_points_and_their_decisions_pool(tmp_path:
     pooled = postprocess.load(tmp_path)
     # a: 2.2 / 3 without, 2.1 / 3 with; b: 1.6 / 3 without, 1.8 / 3 with
     assert pooled["largest_component"] == ["b"] and pooled["classes"]["a"]["cases"] == 3
-    assert postprocess.folder_of(runs) == tmp_path and postprocess.folder_of(runs[:1]) == runs[0]
-    assert postprocess.folder_of([runs[0], runs[0]]) is None  # not every fold: nothing was decided for it
+    assert predictors.postprocessing_folder(runs) == tmp_path and predictors.postprocessing_folder(runs[:1]) == runs[0]
+    assert predictors.postprocessing_folder([runs[0], runs[0]]) is None  # not every fold: nothing was decided for it
 
 
 def test_train_with_imgsz_auto_trains_at_the_size_the_data_asks_for(tmp_path: Path) -> None:
@@ -247,7 +251,7 @@ def test_train_with_imgsz_auto_trains_at_the_size_the_data_asks_for(tmp_path: Pa
 
     from bad_input import TINY_RECIPE
     from yolo_tools import pipeline
-    from yolo_tools.convert.conversion import prepare_dataset
+    from yolo_tools.conversion import prepare_dataset
     from yolo_tools.recipe import load_recipe
 
     recipe = tmp_path / "demo.yaml"

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import RECIPES, needs_data
-from yolo_tools import pipeline, yolo
+from yolo_tools import engine, pipeline
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
 
@@ -34,24 +34,24 @@ def downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str
         raise ConnectionError(f"❌  Download failure for {url}. Environment may be offline.")
 
     monkeypatch.setattr(ultralytics_downloads, "safe_download", offline)
-    monkeypatch.setattr(yolo, "weights_dir", lambda: tmp_path / "weights")
+    monkeypatch.setattr(engine.weights, "weights_dir", lambda: tmp_path / "weights")
     monkeypatch.chdir(tmp_path)
     return asked
 
 
 def test_offline_falls_back_to_the_matching_yaml_with_one_line(downloads, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="yolo_tools.yolo"):
-        assert yolo.training_start("yolo11n-seg.pt") == "yolo11n-seg.yaml"
-    assert downloads == [(RELEASE + "yolo11n-seg.pt", yolo.weights_dir() / "yolo11n-seg.pt")]
+    with caplog.at_level(logging.WARNING, logger="yolo_tools.engine.weights"):
+        assert engine.training_start("yolo11n-seg.pt") == "yolo11n-seg.yaml"
+    assert downloads == [(RELEASE + "yolo11n-seg.pt", engine.weights.weights_dir() / "yolo11n-seg.pt")]
     [line] = [r.getMessage() for r in caplog.records]
     assert "yolo11n-seg.pt could not be downloaded" in line and "from scratch from yolo11n-seg.yaml" in line
-    assert str(yolo.weights_dir()) in line  # where to put the weights for a pretrained start
-    assert not yolo.weights_dir().exists()  # the failed download leaves no empty weights/ behind (in a checkout)
+    assert str(engine.weights.weights_dir()) in line  # where to put the weights for a pretrained start
+    assert not engine.weights.weights_dir().exists()  # the failed download leaves no empty weights/ behind (in a checkout)
 
 
 def test_pinned_weights_stop_with_what_to_do(downloads) -> None:
     with pytest.raises(UserError, match=r"yolov8n\.pt: official weights could not be downloaded.*model_fallback: false"):
-        yolo.training_start("yolov8n.pt", fallback=False)
+        engine.training_start("yolov8n.pt", fallback=False)
 
 
 def test_downloaded_weights_are_what_training_starts_from(downloads, monkeypatch) -> None:
@@ -64,15 +64,15 @@ def test_downloaded_weights_are_what_training_starts_from(downloads, monkeypatch
         YOLO("yolov8n.yaml").save(file)
 
     monkeypatch.setattr(ultralytics_downloads, "safe_download", online)
-    found = yolo.training_start("yolov8n.pt")
-    assert downloads == [(RELEASE + "yolov8n.pt", yolo.weights_dir() / "yolov8n.pt")]
-    assert found == str(yolo.weights_dir() / "yolov8n.pt") and yolo.load_model(found).task == "detect"
-    assert yolo.training_start("yolov8n.pt") == found and len(downloads) == 1  # found again, not fetched again
+    found = engine.training_start("yolov8n.pt")
+    assert downloads == [(RELEASE + "yolov8n.pt", engine.weights.weights_dir() / "yolov8n.pt")]
+    assert found == str(engine.weights.weights_dir() / "yolov8n.pt") and engine.load_model(found).task == "detect"
+    assert engine.training_start("yolov8n.pt") == found and len(downloads) == 1  # found again, not fetched again
 
 
 def test_other_models_are_left_as_they_are(downloads) -> None:
     for model in ("yolov8n.yaml", "yolo26n-seg.yaml", "runs/kidney/train/weights/best.pt", "my.pt"):
-        assert yolo.training_start(model) == model
+        assert engine.training_start(model) == model
     assert downloads == []
 
 
@@ -107,7 +107,7 @@ def test_a_users_first_training_starts_from_official_weights() -> None:
         if path.stem == "demo":
             assert recipe.model.endswith(".yaml"), path
         else:
-            assert yolo.is_official(recipe.model) and recipe.model_fallback, f"{path}: model {recipe.model}"
+            assert engine.is_official(recipe.model) and recipe.model_fallback, f"{path}: model {recipe.model}"
 
 
 def test_a_recipe_without_a_model_gets_its_tasks_official_weights(tmp_path: Path) -> None:

@@ -21,12 +21,12 @@ import pytest
 import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data
-from yolo_tools import outside_data
-from yolo_tools.convert import converter
 from yolo_tools.convert.options import read_pairs
+from yolo_tools.convert.registry import converter
 from yolo_tools.convert.samples import Sample
 from yolo_tools.errors import UserError
 from yolo_tools.evaluation import eval_dir_name
+from yolo_tools.evaluation import outside_data
 from yolo_tools.recipe import load_recipe
 
 PUBLISHING = Path(__file__).resolve().parent.parent / "docs" / "publishing.md"
@@ -43,7 +43,7 @@ SCORE = {"imgsz": 64, "conf": 0.25}
 
 def test_every_format_convert_knows_is_an_outside_reader_with_its_tasks() -> None:
     from yolo_tools.cli import OUTSIDE_FORMATS
-    from yolo_tools.convert.conversion import FORMATS
+    from yolo_tools.conversion import FORMATS
 
     assert set(FORMATS) <= set(outside_data.READERS), "every converter `convert FORMAT` knows reads an outside set"
     assert set(OUTSIDE_FORMATS) == set(outside_data.READERS) == set(outside_data.READER_TASKS)
@@ -125,7 +125,7 @@ def test_a_class_folder_set_keeps_its_copies_and_its_patients(tmp_path: Path, ca
 
 
 def test_a_cv_that_never_trained_a_fold_does_not_block_corrected_settings(tmp_path: Path) -> None:
-    from yolo_tools import crossval
+    from yolo_tools.training import crossval
 
     root = tmp_path / "cv"
     crossval._check_same(root, {"folds": 2, "train": {"device": "cuda:0"}})
@@ -139,7 +139,7 @@ def test_a_cv_that_never_trained_a_fold_does_not_block_corrected_settings(tmp_pa
 
 def test_a_run_that_holds_cv_folds_is_neither_read_as_a_cv_nor_as_a_run_silently(tmp_path: Path) -> None:
     """Made by `cv --name <run>` before it was refused: `predict` would have used the fold models quietly."""
-    from yolo_tools import crossval
+    from yolo_tools.training import crossval
 
     run = tmp_path / "train"
     (run / "weights").mkdir(parents=True)
@@ -371,7 +371,7 @@ def _coco_polygons(root: Path, yolo: Path) -> Path:
 @needs_data("heart-cxr-jsrt")
 def test_a_segmenter_scores_masks_coco_and_yolo_seg_sets(segmenter: Path, tmp_path: Path) -> None:
     from yolo_tools import pipeline
-    from yolo_tools.convert.conversion import convert_folder
+    from yolo_tools.conversion import convert_folder
 
     masks = _masks(tmp_path / "masks", OUTSIDE_FILMS)
     yolo = tmp_path / "yolo-seg"  # the masks as YOLO-seg polygons, in Ultralytics' images/<split> + labels/<split> layout

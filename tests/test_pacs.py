@@ -119,12 +119,13 @@ def stored(server, study: str, modality: str) -> list:
 
 def local_predictions(run_dir: Path, folder: Path, args: dict):
     """The same series predicted from a local copy: what the stored objects must hold."""
-    from yolo_tools import prediction_formats, yolo
+    from yolo_tools import engine
+    from yolo_tools.outputs import prediction_formats
     from yolo_tools.runs import run_recipe
 
     recipe = run_recipe(run_dir)
     weights = run_dir / "weights" / "best.pt"
-    _, classes = yolo.task_and_names(weights)
+    _, classes = engine.task_and_names(weights)
     inputs = prediction_formats.volume_inputs(folder, recipe)
     return {p.volume.series.uid: p for p in prediction_formats.predict_volumes(weights, inputs, recipe, len(classes), args)}
 

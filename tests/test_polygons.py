@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, needs_data
-from yolo_tools.convert.polygons import TracedLines, dice, mask_to_polygons, polygon_line, polygons_to_mask, traced_lines
+from yolo_tools.codecs.polygons import TracedLines, dice, mask_to_polygons, polygon_line, polygons_to_mask, traced_lines
 from yolo_tools.convert.samples import SkipSample
 from yolo_tools.convert.writer import check_lines
 

@@ -20,8 +20,10 @@ import pytest
 # Ultralytics binds its log handler to the sys.stdout of the moment it is first imported (see test_bad_input_predict).
 import ultralytics  # noqa: F401, E402
 from bad_input import copy_run, train_tiny_run
-from yolo_tools import operating_point, pipeline, predictions, yolo
+from yolo_tools import engine, operating_point, pipeline
 from yolo_tools.cli import main
+from yolo_tools.outputs import predictions
+from yolo_tools.prediction import DEFAULT_CONF
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -40,7 +42,7 @@ def run(tiny: tuple[Path, Path], tmp_path: Path) -> Path:
 
 
 def _confidences(run: Path, images: Path) -> np.ndarray:
-    found = yolo.predict(run / "weights" / "best.pt", str(images), {"conf": 0.001, "device": "cpu"})
+    found = engine.predict(run / "weights" / "best.pt", str(images), {"conf": 0.001, "device": "cpu"})
     return np.concatenate([p.confidences for p in found])
 
 
@@ -64,7 +66,7 @@ def test_format_coco_holds_the_boxes_predict_writes_at_the_runs_point(run: Path,
     images = tiny[1]
     confidences = _confidences(run, images)
     levels = np.unique(confidences)
-    assert len(levels) >= 2 and levels.max() < yolo.DEFAULT_CONF, "the tiny model's boxes: fewer or stronger than expected"
+    assert len(levels) >= 2 and levels.max() < DEFAULT_CONF, "the tiny model's boxes: fewer or stronger than expected"
     threshold = float(levels[len(levels) // 2 - 1 : len(levels) // 2 + 1].mean())  # between two of them: some boxes pass
     point = operating_point.per_class("test: the median of the model's confidences", threshold, {"finding": threshold}, ["finding"])
     if not overall:
@@ -85,7 +87,7 @@ def test_a_run_whose_val_predictions_find_nothing_chooses_no_point_and_says_so(r
     said = [r.getMessage() for r in caplog.records if "no operating point could be chosen on val" in r.getMessage()]
     assert len(said) == 1 and "keeps Ultralytics' default conf=0.25" in said[0]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["conf"] == yolo.DEFAULT_CONF and summary["class_conf"] is None
+    assert summary["conf"] == DEFAULT_CONF and summary["class_conf"] is None
     assert not (run / operating_point.FILE).exists()
 
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, needs_data
-from yolo_tools import prediction_formats
 from yolo_tools.convert.volume_slices import Loaded
 from yolo_tools.imaging import dicom_series
 from yolo_tools.imaging.geometry import Geometry
-from yolo_tools.yolo import Prediction
+from yolo_tools.outputs import prediction_formats
+from yolo_tools.prediction import Prediction
 
 nib = pytest.importorskip("nibabel")
 
@@ -142,7 +142,7 @@ def test_coco_results_load_in_pycocotools_with_every_mask(tmp_path: Path) -> Non
 
 
 def test_rle_csv_rows_decode_to_the_merged_class_masks_with_competition_ids(tmp_path: Path) -> None:
-    from yolo_tools.convert.rle import decode
+    from yolo_tools.codecs.rle import decode
 
     scan = "train/case123/case123_day20/scans/slice_0042_266_266_1.50_1.50.png"
     predictions = [fake_prediction(scan, (40, 50), 2), fake_prediction("other.png", (40, 50), 3)]

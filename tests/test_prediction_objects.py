@@ -1,4 +1,4 @@
-"""`yolo.Prediction`, the form predictions leave yolo.py in: thresholding, drawing, and FiftyOne labels
+"""`prediction.Prediction`, the form predictions leave the engine in: thresholding, drawing, and FiftyOne labels
 made from it exactly as FiftyOne's own Ultralytics converter makes them from an Ultralytics result."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from ultralytics.engine.results import Results
 
 from conftest import RECIPES, isolate_fiftyone
-from yolo_tools import yolo
+from yolo_tools import engine
 
 NAMES = {0: "heart", 1: "lung"}
 
@@ -31,7 +31,7 @@ def _result(masks_size: tuple[int, int] | None = None) -> Results:
 
 
 def test_thresholding_keeps_boxes_masks_and_outlines_together() -> None:
-    prediction = yolo._prediction(_result((64, 80)))
+    prediction = engine.results._prediction(_result((64, 80)))
     kept = prediction.above(0.4)
     assert kept.confidences.tolist() == pytest.approx([0.91, 0.42])
     assert kept.classes.tolist() == [0, 1] and kept.boxes.shape == (2, 4) and kept.masks.shape == (2, 90, 120)
@@ -41,15 +41,15 @@ def test_thresholding_keeps_boxes_masks_and_outlines_together() -> None:
 
 def test_drawings_come_from_ultralytics_and_need_the_image() -> None:
     result = _result((64, 80))
-    drawn = yolo._prediction(result, draw=True)
-    np.testing.assert_array_equal(drawn.draw(), result.plot())
+    drawn = engine.results._prediction(result, draw=True)
+    np.testing.assert_array_equal(engine.draw(drawn), result.plot())
     with pytest.raises(ValueError, match="scan.png: predicted without its image"):
-        yolo._prediction(result).draw()
-    fused = yolo.from_arrays(result.orig_img, "scan.png", NAMES, np.array([[10, 5, 60, 50]]), np.array([0.9]), np.array([1]))
+        engine.draw(engine.results._prediction(result))
+    fused = engine.from_arrays(result.orig_img, "scan.png", NAMES, np.array([[10, 5, 60, 50]]), np.array([0.9]), np.array([1]))
     assert fused.drawing is None and fused.image is result.orig_img
-    changed = np.any(fused.draw() != result.orig_img, axis=2)
+    changed = np.any(engine.draw(fused) != result.orig_img, axis=2)
     assert changed[5:51, 10:61].any() and not changed[70:, :].any()  # the box is drawn, the rest left as it was
-    assert fused.above(0.95).boxes.shape == (0, 4) and not np.any(fused.above(0.95).draw() != result.orig_img)
+    assert fused.above(0.95).boxes.shape == (0, 4) and not np.any(engine.draw(fused.above(0.95)) != result.orig_img)
 
 
 def _fields(label) -> dict:
@@ -67,7 +67,7 @@ def test_fiftyone_labels_are_those_of_fiftyones_ultralytics_converter(task: str,
     isolate_fiftyone(monkeypatch, tmp_path)
     import fiftyone.utils.ultralytics as fou
 
-    from yolo_tools.fiftyone_inspect import INSPECTIONS
+    from yolo_tools.review.fiftyone_inspect import INSPECTIONS, labels_of
 
     if task == "classify":
         result = Results(np.zeros((90, 120, 3), np.uint8), "scan.png", NAMES, probs=torch.tensor([0.3, 0.7]))
@@ -76,7 +76,7 @@ def test_fiftyone_labels_are_those_of_fiftyones_ultralytics_converter(task: str,
     else:
         result = _result((64, 80) if task == "segment" else None)
         theirs = fou.to_instances(result) if task == "segment" else fou.to_detections(result)
-    ours = INSPECTIONS[task].label(yolo._prediction(result))
+    ours = INSPECTIONS[labels_of(task)].label(engine.results._prediction(result))
     assert _fields(ours) == _fields(theirs)
     assert task == "classify" or len(ours.detections) == 3
 
@@ -84,11 +84,11 @@ def test_fiftyone_labels_are_those_of_fiftyones_ultralytics_converter(task: str,
 def test_the_dashboard_draws_a_fused_run_as_it_draws_one_model(tmp_path: Path) -> None:
     """Two copies of one classifier fused: the same probabilities, so the same overlay, pixel for pixel,
     though one is Ultralytics' drawing made at prediction time and the other drawn later from the arrays."""
-    from yolo_tools import app
     from yolo_tools.recipe import load_recipe
+    from yolo_tools.review import app
 
     recipe = load_recipe(RECIPES / "pneumonia.yaml")
-    model = yolo.load_model("yolov8n-cls.yaml")  # untrained: any probabilities will do
+    model = engine.load_model("yolov8n-cls.yaml")  # untrained: any probabilities will do
     image = tmp_path / "xray.png"
     cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (80, 96), np.uint8))
     one = app.analyse(app.LoadedRun(recipe, model, "cpu", 0.0), image)

@@ -26,7 +26,7 @@ import yaml
 
 from conftest import SHARED_DATA, needs_data
 from yolo_tools.errors import UserError
-from yolo_tools.roboflow_pull import extract_zip
+from yolo_tools.sources.roboflow_pull import extract_zip
 
 WS, PROJECT, VERSION = "east-west-university-9frzq", "kidney-stone-detection-wfjba", 1
 REF = f"{WS}/{PROJECT}/{VERSION}"
@@ -387,7 +387,7 @@ def test_a_plain_archive_unpacks(tmp_path: Path) -> None:
 
 def test_card_of_a_class_folder_export(tmp_path: Path) -> None:
     from yolo_tools.recipe import Source
-    from yolo_tools.roboflow_pull import write_card
+    from yolo_tools.sources.roboflow_pull import write_card
 
     for name in ("train/NORMAL/a.jpg", "train/PNEUMONIA/b.jpg", "train/PNEUMONIA/c.png", "valid/NORMAL/d.jpg"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

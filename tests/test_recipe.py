@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import RECIPES
-from yolo_tools.convert import check
+from yolo_tools.convert.checks import check
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe
 
@@ -104,9 +104,9 @@ def test_reading_a_recipe_loads_only_its_own_converter(tmp_path: Path) -> None:
 
     path = write(tmp_path, {k: v for k, v in kidney().items() if k != "train"})  # train args would load Ultralytics
     code = (
-        "import sys; from yolo_tools.recipe import load_recipe; from yolo_tools.convert import check; "
+        "import sys; from yolo_tools.recipe import load_recipe; from yolo_tools.convert.checks import check; "
         f"check(load_recipe({str(path)!r})); "
-        "print(sorted(m for m in sys.modules if m.startswith(('yolo_tools.convert.', 'yolo_tools.cascade'))))"
+        "print(sorted(m for m in sys.modules if m.startswith(('yolo_tools.convert.', 'yolo_tools.inference.cascade'))))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "'yolo_tools.convert.yolo_export'" in loaded

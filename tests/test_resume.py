@@ -7,13 +7,13 @@ import pytest
 import yaml
 
 from conftest import RECIPES
-from yolo_tools import pipeline, yolo
+from yolo_tools import engine, pipeline
 
 pytestmark = pytest.mark.slow
 
 
 def test_interrupted_run_resumes_where_it_stopped(monkeypatch: pytest.MonkeyPatch, workspace) -> None:
-    real_load = yolo.load_model
+    real_load = engine.load_model
 
     def crashing_after_first_checkpoint(model):
         loaded = real_load(model)
@@ -25,7 +25,7 @@ def test_interrupted_run_resumes_where_it_stopped(monkeypatch: pytest.MonkeyPatc
         loaded.add_callback("on_model_save", crash)
         return loaded
 
-    monkeypatch.setattr(yolo, "load_model", crashing_after_first_checkpoint)
+    monkeypatch.setattr(engine.trainer, "load_model", crashing_after_first_checkpoint)
     args = {"epochs": 2, "imgsz": 64, "batch": 8, "workers": 0, "plots": False}
     with pytest.raises(KeyboardInterrupt) as stopped:
         pipeline.train_recipe(RECIPES / "demo.yaml", args, name="crashed")
@@ -36,7 +36,7 @@ def test_interrupted_run_resumes_where_it_stopped(monkeypatch: pytest.MonkeyPatc
     trained_on = yaml.safe_load((run_dir / "args.yaml").read_text())["data"]
     assert trained_on.startswith(str(workspace / "datasets" / "demo"))  # demo, or demo@<fingerprint> if another version came first
 
-    monkeypatch.setattr(yolo, "load_model", real_load)
+    monkeypatch.setattr(engine.trainer, "load_model", real_load)
     metrics = pipeline.resume_run(run_dir)
     epochs = pd.read_csv(run_dir / "results.csv")["epoch"].tolist()
     assert epochs == [1, 2]
@@ -50,14 +50,14 @@ def test_ctrl_c_before_the_first_epoch_says_there_is_nothing_to_resume(monkeypat
     """The run folder goes (no epoch was saved), and the message says so instead of offering a resume."""
     from yolo_tools.cli import main
 
-    real_load = yolo.load_model
+    real_load = engine.load_model
 
     def interrupted_at_start(model):
         loaded = real_load(model)
         loaded.add_callback("on_train_start", lambda trainer: (_ for _ in ()).throw(KeyboardInterrupt))
         return loaded
 
-    monkeypatch.setattr(yolo, "load_model", interrupted_at_start)
+    monkeypatch.setattr(engine.trainer, "load_model", interrupted_at_start)
     recipe = RECIPES / "demo.yaml"
     assert main(["train", str(recipe), "epochs=1", "imgsz=64", "batch=8", "workers=0", "--name", "stopped"]) == 130
     err = capsys.readouterr().err

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, needs_data
-from yolo_tools.convert.rle import RLEError, RunTable, decode, encode, runs_to_mask
+from yolo_tools.codecs.rle import RLEError, RunTable, decode, encode, runs_to_mask
 
 GI = SHARED_DATA / "gi-tract-mri-uwmadison"
 

@@ -20,10 +20,11 @@ import pandas as pd
 import pytest
 
 from conftest import RECIPES, ROOT, SHARED_DATA, needs_data
-from yolo_tools import operating_point, study
+from yolo_tools import operating_point
 from yolo_tools.cli import main
 from yolo_tools.metrics.classification import reliability
 from yolo_tools.report.claim import ITEMS
+from yolo_tools.training import study
 
 QUICK = ["folds=2", "epochs=1", "imgsz=64", "batch=8", "plots=False"]
 
@@ -209,8 +210,8 @@ def test_classifier_study_decides_on_test_at_the_out_of_fold_threshold(workspace
 
 
 def test_the_retraining_set_links_every_pooled_image_into_its_class_folder(tmp_path: Path) -> None:
-    from yolo_tools.convert import check
-    from yolo_tools.convert.conversion import prepare_dataset
+    from yolo_tools.conversion import prepare_dataset
+    from yolo_tools.convert.checks import check
     from yolo_tools.recipe import load_recipe
 
     recipe = check(load_recipe(_classifier_recipe(tmp_path)))

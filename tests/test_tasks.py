@@ -3,7 +3,7 @@
 Every registered task fills in the whole protocol; what its `summarise` writes as intervals is exactly its
 declared headline metrics; every number it writes has a meaning for the report; and a metric added to
 one task module reaches the report without touching the report. Predictions here are the workbench's own
-`yolo.Prediction` objects made by hand, scored against a tiny dataset folder, so no model is needed.
+`prediction.Prediction` objects made by hand, scored against a tiny dataset folder, so no model is needed.
 """
 
 from __future__ import annotations
@@ -16,16 +16,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from yolo_tools import report, tasks, yolo
+from yolo_tools import report, tasks
 from yolo_tools.dataset import Dataset
 from yolo_tools.metrics import bootstrap
+from yolo_tools.prediction import Prediction
 
 NAMES = ["a", "b"]
 
 
-def _prediction(path: Path, boxes=(), classes=(), masks=None, probabilities=None) -> yolo.Prediction:
+def _prediction(path: Path, boxes=(), classes=(), masks=None, probabilities=None) -> Prediction:
     boxes = np.array(boxes, np.float32).reshape(-1, 4)
-    return yolo.Prediction(
+    return Prediction(
         path=path,
         names=dict(enumerate(NAMES)),
         shape=(32, 32),
@@ -37,7 +38,7 @@ def _prediction(path: Path, boxes=(), classes=(), masks=None, probabilities=None
     )
 
 
-def _images(root: Path, task: str) -> list[yolo.Prediction]:
+def _images(root: Path, task: str) -> list[Prediction]:
     """Six images: true boxes / polygons in the label files (classify: class folders) and predictions that
     find some, miss some and add some, so every metric is defined."""
     labels = root / "labels" / "val"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from yolo_tools.convert.conversion import prepare
+from yolo_tools.conversion import prepare
 from yolo_tools.convert.splits import held_out
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import load_recipe

@@ -19,12 +19,14 @@ import pytest
 import yaml
 
 from conftest import RECIPES, SHARED_DATA, needs_data
-from yolo_tools import operating_point, pipeline, sliced, yolo
-from yolo_tools.convert.conversion import dataset_dir, prepare
+from yolo_tools import engine, operating_point, pipeline
+from yolo_tools.conversion import dataset_dir, prepare
 from yolo_tools.convert.tiles import Tiles, clip_boxes, grid, plan, yolo_to_xyxy
+from yolo_tools.engine.args import check_command_line
 from yolo_tools.errors import UserError
+from yolo_tools.inference import sliced
+from yolo_tools.prediction import DEFAULT_CONF
 from yolo_tools.recipe import load_recipe
-from yolo_tools.yolo_args import check_command_line
 
 KIDNEY = SHARED_DATA / "kidney-stones-ct"
 TILES = {"size": 320, "overlap": 0.2, "min_visible": 0.5, "background": 0.25}
@@ -190,7 +192,7 @@ def test_sliced_inference_returns_boxes_in_image_coordinates(untrained: Path, tm
     for x0, y0 in ((0, 0), (320, 0), (0, 320), (320, 320)):
         crop = tmp_path / f"crop_{x0}_{y0}.png"
         cv2.imwrite(str(crop), pixels[y0:y0 + 320, x0:x0 + 320])
-        [direct] = list(yolo.predict(untrained, [crop], args))
+        [direct] = list(engine.predict(untrained, [crop], args))
         shifted.append(direct.boxes + (x0, y0, x0, y0))
     shifted = np.concatenate(shifted)
     # every merged box is one the model found on a slice, moved by that slice's origin
@@ -246,4 +248,4 @@ def test_train_on_tiles_then_evaluate_sliced(small_export: Path, tmp_path: Path)
         assert chosen["predictions"] == "slices of 320 px overlapping by 0.2" and "conf" in chosen
         assert summary["operating_point"]["conf"] == chosen["conf"] == summary["conf"]
     else:  # one epoch may find no stone at all: no point then (it once stored 1.0, hiding everything), the default
-        assert summary["operating_point"] is None and summary["conf"] == yolo.DEFAULT_CONF
+        assert summary["operating_point"] is None and summary["conf"] == DEFAULT_CONF

@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from yolo_tools import pipeline, tracking
+from yolo_tools import pipeline
+from yolo_tools.training import tracking
 
 pytestmark = pytest.mark.slow
 

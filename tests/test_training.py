@@ -11,8 +11,8 @@ import yaml
 
 from conftest import RECIPES, needs_data
 from yolo_tools import pipeline
+from yolo_tools.engine import load_model
 from yolo_tools.errors import UserError
-from yolo_tools.yolo import load_model
 
 pytestmark = [needs_data("kidney-stones-ct"), pytest.mark.slow]
 
@@ -27,13 +27,13 @@ def kidney_run(workspace: Path) -> tuple[Path, dict]:
 
 def test_cpu_training_uses_every_core_of_the_process(kidney_run) -> None:
     """Ultralytics alone would leave torch one thread fewer than the cores (one on 2 cores); the training
-    above ran with every core the process may use, or the idle ones on a busy machine (yolo.use_every_core,
+    above ran with every core the process may use, or the idle ones on a busy machine (engine.use_every_core,
     whose choice is checked in tests/test_cpu_threads.py)."""
     import torch
 
-    from yolo_tools import yolo
+    from yolo_tools import engine
 
-    assert torch.get_num_threads() == yolo.use_every_core()
+    assert torch.get_num_threads() == engine.use_every_core()
 
 
 def test_training_writes_a_complete_run(kidney_run, workspace: Path) -> None:

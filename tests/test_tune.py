@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from conftest import RECIPES
-from yolo_tools import tune, yolo
+from yolo_tools import engine
 from yolo_tools.recipe import load_recipe
+from yolo_tools.training import tune
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,7 @@ def test_ultralytics_tuner_writes_trials_and_a_best_recipe(workspace) -> None:
     trials = [json.loads(line)["hyperparameters"] for line in lines]
     assert len(trials) == 2
     train = _check_best_recipe(path, trials)
-    if "mlflow" in yolo.trackers_in_settings():  # trials log as Ultralytics' settings say: into the runs folder's store
+    if "mlflow" in engine.trackers_in_settings():  # trials log as Ultralytics' settings say: into the runs folder's store
         from mlflow import MlflowClient
 
         store = workspace / "runs" / "mlflow"

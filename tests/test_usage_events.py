@@ -28,11 +28,11 @@ from ultralytics.utils import SETTINGS, events
 
 sent = []
 events._post = lambda url, data, timeout=5.0: sent.append(data)
-from yolo_tools import yolo
+from yolo_tools import engine
 
 image = Path(sys.argv[1]) / "scan.png"
 cv2.imwrite(str(image), np.full((64, 64, 3), 100, np.uint8))
-found = list(yolo.predict(Path("yolov8n.yaml"), str(image), {"imgsz": 64, "device": "cpu"}))
+found = list(engine.predict(Path("yolov8n.yaml"), str(image), {"imgsz": 64, "device": "cpu"}))
 print(json.dumps({"predictions": len(found), "events": len(sent), "sync_in_memory": SETTINGS["sync"]}))
 """
 
@@ -76,14 +76,14 @@ def test_trainings_and_ray_trials_get_the_same(monkeypatch: pytest.MonkeyPatch) 
     """A DDP worker runs the trainer's callbacks, pickled; a Ray trial gets its environment from tune.py."""
     import pickle
 
-    from yolo_tools import yolo
+    from yolo_tools import engine
 
-    assert isinstance(pickle.loads(pickle.dumps(yolo.UsageEventsOff())), yolo.UsageEventsOff)
+    assert isinstance(pickle.loads(pickle.dumps(engine.UsageEventsOff())), engine.UsageEventsOff)
     monkeypatch.delenv("YOLO_OFFLINE", raising=False)
-    monkeypatch.delenv(yolo.SYNC_ENV, raising=False)
-    assert yolo.usage_events_environment() == {"YOLO_OFFLINE": "1"}
-    monkeypatch.setenv(yolo.SYNC_ENV, "1")
-    assert yolo.usage_events_environment() == {}
-    monkeypatch.delenv(yolo.SYNC_ENV)
+    monkeypatch.delenv(engine.SYNC_ENV, raising=False)
+    assert engine.usage_events_environment() == {"YOLO_OFFLINE": "1"}
+    monkeypatch.setenv(engine.SYNC_ENV, "1")
+    assert engine.usage_events_environment() == {}
+    monkeypatch.delenv(engine.SYNC_ENV)
     monkeypatch.setenv("YOLO_OFFLINE", "0")  # the user's own choice is theirs
-    assert yolo.usage_events_environment() == {}
+    assert engine.usage_events_environment() == {}

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import needs_data
 from hospital_data import HIPPOCAMPUS, LIVER, MR_BRAIN, T1POST, T2, decathlon, dicom_mixed, mr_series, series_label
-from yolo_tools.convert.conversion import convert_folder
+from yolo_tools.conversion import convert_folder
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom_series, nifti
 from yolo_tools.imaging.geometry import SPACING_TOLERANCE, irregular_spacing, same_positions
@@ -273,7 +273,7 @@ def test_a_listed_case_without_its_label_file_is_named(tmp_path: Path) -> None:
 
 
 def _blank_predictions(weights: Path, named, args: dict):
-    from yolo_tools.yolo import Prediction
+    from yolo_tools.prediction import Prediction
 
     for path, image in named:
         yield Prediction(path=path, names={0: "a"}, shape=image.shape[:2], boxes=np.zeros((0, 4)), classes=np.zeros(0, int),
@@ -285,9 +285,9 @@ def _blank_predictions(weights: Path, named, args: dict):
 def test_predict_skips_a_nan_volume_or_a_gapped_series_by_name_and_refuses_when_nothing_is_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from yolo_tools import prediction_formats
+    from yolo_tools.outputs import prediction_formats
 
-    monkeypatch.setattr(prediction_formats.yolo, "predict_arrays", _blank_predictions)  # the model is not what is tested
+    monkeypatch.setattr(prediction_formats.engine, "predict_arrays", _blank_predictions)  # the model is not what is tested
     (tmp_path / "niftis").mkdir()
     shutil.copyfile(HIPPOCAMPUS / "imagesTr" / "hippocampus_001.nii.gz", tmp_path / "niftis" / "good.nii.gz")
     _nan_copy(HIPPOCAMPUS / "imagesTr" / "hippocampus_003.nii.gz", tmp_path / "niftis" / "holes.nii.gz", 1.0)

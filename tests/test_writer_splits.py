@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from yolo_tools.convert import mask_png
+from yolo_tools.codecs import mask_png
 from yolo_tools.convert.writer import Sample, SkipSample, assign_splits, write_dataset
 from yolo_tools.recipe import Data, Recipe, Source
 

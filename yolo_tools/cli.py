@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from yolo_tools import __version__
+from yolo_tools.convert import registry
 from yolo_tools.errors import UserError
 
 EXAMPLES = """examples:
@@ -45,8 +46,9 @@ EXAMPLES = """examples:
 """
 
 
-# `evaluate --data SRC --format F`: the readers of yolo_tools.outside_data.READERS (a test keeps the two the same).
-OUTSIDE_FORMATS = ["yolo", "coco", "masks", "box-csv", "class-folders", "nifti", "dicom"]
+# `evaluate --data SRC --format F`: the readers of published formats, from the one registry (yolo_tools/convert/,
+# which imports no reader: the command line stays quick to start).
+OUTSIDE_FORMATS = list(registry.FORMATS)
 # What is true after Ctrl-C, by verb, where the interrupt carries no advice of its own; others say only that they
 # were interrupted.
 INTERRUPTED = {
@@ -78,7 +80,8 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _tune(args: argparse.Namespace) -> None:
-    from yolo_tools import pipeline, tune
+    from yolo_tools import pipeline
+    from yolo_tools.training import tune
 
     tune.tune_recipe(args.recipe, pipeline.parse_overrides(args.overrides), args.name, args.data_root)
 
@@ -144,7 +147,7 @@ def _export(args: argparse.Namespace) -> None:
 
 def _convert(args: argparse.Namespace) -> None:
     from yolo_tools import pipeline
-    from yolo_tools.convert.conversion import FORMATS
+    from yolo_tools.conversion import FORMATS
     from yolo_tools.recipe import bundled_recipe
 
     given = Path(args.recipe)
@@ -190,7 +193,8 @@ def _no_verify_tls(sub: argparse.ArgumentParser) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> None:
-    from yolo_tools import fiftyone_inspect, pipeline
+    from yolo_tools import pipeline
+    from yolo_tools.review import fiftyone_inspect
 
     secret = [item.split("=", 1)[0] for item in args.overrides if SECRET_NAME.search(item.split("=", 1)[0])]
     if secret:  # never echo the value: it would land in the terminal's scrollback and logs
@@ -215,8 +219,9 @@ def _refuse_secret(text: str) -> str:
 
 
 def _review(args: argparse.Namespace) -> None:
-    """inspect --annotate / --load: the review loop with Label Studio (yolo_tools/label_review.py)."""
-    from yolo_tools import label_review, pipeline
+    """inspect --annotate / --load: the review loop with Label Studio (yolo_tools/review/label_review.py)."""
+    from yolo_tools import pipeline
+    from yolo_tools.review import label_review
 
     if args.annotate and args.load:
         raise UserError("--annotate sends a new review, --load KEY reads one back: give one of them")
@@ -230,13 +235,14 @@ def _review(args: argparse.Namespace) -> None:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from yolo_tools import compare, pipeline
+    from yolo_tools import pipeline
+    from yolo_tools.evaluation import compare
 
     compare.compare_runs(args.run, args.other, pipeline.parse_overrides(args.overrides))
 
 
 def _app(args: argparse.Namespace) -> None:
-    from yolo_tools import app
+    from yolo_tools.review import app
 
     app.serve(args.port, args.runs)
 
@@ -382,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = verb("convert", _convert, "convert a recipe's raw data (or a folder in a published format) into a YOLO dataset")
     sub.add_argument("recipe", metavar="RECIPE|FORMAT", help="recipe YAML, or a format: coco, masks, box-csv, class-folders, nifti, dicom")
     sub.add_argument("paths", nargs="*", metavar="SRC DST", help="with a FORMAT: the source folder and the dataset to write")
-    sub.add_argument("--task", choices=["detect", "segment"], help="with coco: boxes (detect, default) or polygons (segment)")
+    sub.add_argument("--task", choices=list(registry.CONVERTERS["coco"].tasks), help="with coco: boxes (detect, default) or polygons (segment)")
     sub.add_argument("--split-by", default="file", help="with a FORMAT: 'file' (default) or a regex whose group is the patient id")
     sub.add_argument("--val", type=_fraction, default=0.2, help="with a FORMAT: fraction of patients for val (default 0.2)")
     sub.add_argument("--seed", type=int, default=0, help="with a FORMAT: split seed (default 0)")

@@ -20,7 +20,7 @@ kept (moved to its `@<fingerprint>` folder, `set_aside`) if a run records having
 replaced as before otherwise. So a folder a run was trained on is never rewritten under it; at worst
 its version is converted again into its own folder.
 
-Only reading and deciding happen here; converting is `convert.conversion`'s job.
+Only reading and deciding happen here; converting is `conversion`'s job.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from yolo_tools import tasks
+from yolo_tools.codecs.label_lines import read_labels
 from yolo_tools.locations import datasets_dir
 
 LOG = logging.getLogger(__name__)
@@ -79,42 +81,6 @@ def patient_wise(card: dict) -> bool | None:
 
 
 @dataclass(frozen=True)
-class LabelLines:
-    """What one line of a task's label files may hold after its class number, and how a message words it."""
-
-    polygons: bool  # besides a box (4 coordinates: x y w h), a polygon (an even number >= 6: x y pairs)
-    wanted: str  # the coordinates a line may have, as a skipped sample's reason says it
-
-    def fits(self, coordinates: int) -> bool:
-        return coordinates == 4 or (self.polygons and coordinates >= 6 and coordinates % 2 == 0)
-
-
-# Per task that keeps its labels as lines in labels/<split>/<stem>.txt; a task without an entry (classify)
-# keeps an image's class as the folder it lies in instead (`Dataset.class_folders`). For example
-# LABEL_LINES["detect"].fits(6) is False (a polygon is no box), LABEL_LINES["segment"].fits(6) is True.
-LABEL_LINES: dict[str, LabelLines] = {
-    "detect": LabelLines(polygons=False, wanted="4 (x y w h)"),
-    "segment": LabelLines(polygons=True, wanted="4 (a box) or an even number >= 6 (a polygon)"),
-}
-
-
-def read_labels(path: Path) -> list[tuple[int, np.ndarray]]:
-    """A YOLO label file as (class, normalised coordinates) pairs; a missing file is an image without findings.
-
-    The one reader of label files after conversion (the writer checks lines as it writes them,
-    `writer.check_lines`, against `LABEL_LINES`); boxes have 4 coordinates, polygons an even number >= 6.
-    """
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        tokens = line.split()
-        if tokens:
-            rows.append((int(tokens[0]), np.asarray(tokens[1:], dtype=np.float64)))
-    return rows
-
-
-@dataclass(frozen=True)
 class Dataset:
     """A converted dataset folder and the task it was converted for: paths per split, tables, labels, card.
 
@@ -130,7 +96,8 @@ class Dataset:
     @property
     def class_folders(self) -> bool:
         """Whether an image's class is the folder it lies in (classify) rather than the lines of a label file."""
-        return self.task not in LABEL_LINES
+        spec = tasks.TASKS.get(self.task)
+        return spec is None or spec.label_lines is None
 
     @property
     def data_arg(self) -> Path:

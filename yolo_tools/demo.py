@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from yolo_tools import pipeline
-from yolo_tools.convert.conversion import prepare_dataset
+from yolo_tools.conversion import prepare_dataset
 from yolo_tools.recipe import bundled_recipe, load_recipe
 
 DEMO_RECIPE = bundled_recipe("demo")

@@ -13,7 +13,7 @@ no library votes on masks of differently many instances.
 Only the arithmetic is here; which fusion a task uses is its `Task.fuse` (yolo_tools/tasks/), and running
 the models over a source is `ensemble`'s job. Each `fuse_*` takes one image's predictions (the first with
 its image kept), the models' weights (None: equal) and the confidence threshold, and returns a
-`yolo.Prediction` again (`yolo.from_arrays`), so outputs, drawings and evaluation treat it like a single
+`prediction.Prediction` again (`engine.from_arrays`), so outputs, drawings and evaluation treat it like a single
 model's.
 
 Examples:
@@ -27,13 +27,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from yolo_tools import yolo
+from yolo_tools import engine
+from yolo_tools.prediction import Prediction
 
 WBF_IOU = 0.55  # boxes of one class overlapping this much are the same finding (the package's default)
 
 
 def fuse_boxes(
-    predictions: Sequence[yolo.Prediction], weights: Sequence[float] | None = None, iou_thr: float = WBF_IOU
+    predictions: Sequence[Prediction], weights: Sequence[float] | None = None, iou_thr: float = WBF_IOU
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted box fusion of one image's boxes from several models: pixel boxes, confidences, classes."""
     from ensemble_boxes import weighted_boxes_fusion
@@ -60,14 +61,14 @@ def average_probabilities(probabilities: Sequence[np.ndarray], weights: Sequence
 
 
 def vote_masks(
-    predictions: Sequence[yolo.Prediction], n_classes: int, weights: Sequence[float] | None = None
+    predictions: Sequence[Prediction], n_classes: int, weights: Sequence[float] | None = None
 ) -> np.ndarray:
     """Per-class masks (classes, H, W) bool: pixels that at least half of the models' weight marks."""
     votes = np.average(np.stack([p.class_masks(n_classes) for p in predictions]), axis=0, weights=weights)
     return votes >= 0.5
 
 
-def _as_instances(masks: np.ndarray, predictions: Sequence[yolo.Prediction]):
+def _as_instances(masks: np.ndarray, predictions: Sequence[Prediction]):
     """One instance per class present in the fused masks: its bounding box and the models' mean top confidence."""
     present = [c for c in range(len(masks)) if masks[c].any()]
     boxes, confidences = [], []
@@ -84,22 +85,22 @@ def _as_instances(masks: np.ndarray, predictions: Sequence[yolo.Prediction]):
     )
 
 
-def fuse_detections(predictions: Sequence[yolo.Prediction], weights: Sequence[float] | None, conf: float) -> yolo.Prediction:
+def fuse_detections(predictions: Sequence[Prediction], weights: Sequence[float] | None, conf: float) -> Prediction:
     """Boxes fused (`fuse_boxes`), then the threshold again: a box only some models found has a lower confidence."""
     first = predictions[0]
     boxes, confidences, classes = fuse_boxes(predictions, weights)
-    return yolo.from_arrays(first.image, first.path, first.names, boxes, confidences, classes).above(conf)
+    return engine.from_arrays(first.image, first.path, first.names, boxes, confidences, classes).above(conf)
 
 
-def fuse_masks(predictions: Sequence[yolo.Prediction], weights: Sequence[float] | None, conf: float) -> yolo.Prediction:
+def fuse_masks(predictions: Sequence[Prediction], weights: Sequence[float] | None, conf: float) -> Prediction:
     """Masks voted per class (`vote_masks`), one instance per class; each model already kept masks above `conf`."""
     first = predictions[0]
     boxes, confidences, classes, masks = _as_instances(vote_masks(predictions, len(first.names), weights), predictions)
-    return yolo.from_arrays(first.image, first.path, first.names, boxes, confidences, classes, masks=masks)
+    return engine.from_arrays(first.image, first.path, first.names, boxes, confidences, classes, masks=masks)
 
 
-def fuse_probabilities(predictions: Sequence[yolo.Prediction], weights: Sequence[float] | None, conf: float) -> yolo.Prediction:
+def fuse_probabilities(predictions: Sequence[Prediction], weights: Sequence[float] | None, conf: float) -> Prediction:
     """Class probabilities averaged; a classifier's threshold is the task's own (`conf` does not apply)."""
     first = predictions[0]
     probabilities = average_probabilities([p.probabilities for p in predictions], weights)
-    return yolo.from_arrays(first.image, first.path, first.names, probabilities=probabilities)
+    return engine.from_arrays(first.image, first.path, first.names, probabilities=probabilities)

@@ -19,9 +19,9 @@ and read by `predict`, `evaluate` and `app`.
   heart with less, and at the mean-F1 peak (0.17) it missed the heart in 25 of 40 val films (heart Dice
   0.33); at the heart's own Dice peak (0.04) heart Dice is 0.82, the lungs' unchanged. `class_conf`
   stores them by class name (a class absent from val gets the peak over all classes), `conf` the lowest,
-  which Ultralytics predicts at (`yolo.class_thresholds`). A `conf=` given on the command line replaces
+  which Ultralytics predicts at (`prediction.class_thresholds`). A `conf=` given on the command line replaces
   all of them.
-- Sliced inference (`slice=`, yolo_tools/sliced.py) ranks findings differently from whole images: a stone
+- Sliced inference (`slice=`, yolo_tools/inference/sliced.py) ranks findings differently from whole images: a stone
   seen at native size on a slice gets another confidence than in the whole image shrunk to `imgsz`. So a
   detector evaluated with `slice=` chooses its own point from sliced predictions on val, stored beside the
   whole-image one (`operating_point-slice<size>-overlap<overlap>.json`); `predict ... slice=` uses it, or
@@ -47,11 +47,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
 from yolo_tools.errors import UserError
-from yolo_tools.recipe import Recipe
-from yolo_tools.yolo import CLASS_CONF
+from yolo_tools.prediction import CLASS_CONF
 
 LOG = logging.getLogger(__name__)
 _HIDING_WARNED: set[Path] = set()
@@ -74,6 +72,8 @@ def choose_threshold(positive: np.ndarray, scores: np.ndarray, rule: str = DEFAU
     positive = np.asarray(positive, bool)
     if positive.all() or not positive.any():
         raise UserError("an operating point needs both classes in the val split")
+    from sklearn.metrics import roc_curve  # on first use: scikit-learn costs seconds to import, and tasks/ import this module
+
     fpr, tpr, thresholds = roc_curve(positive, scores)
     finite = np.isfinite(thresholds)  # the first threshold is +inf (nothing positive)
     fpr, tpr, thresholds = fpr[finite], tpr[finite], thresholds[finite]
@@ -159,9 +159,10 @@ def load(run_dir: Path | None, slicing: Slicing = None) -> dict[str, Any] | None
 
 
 def predict_args(
-    recipe: Recipe | None, run_dir: Path | None, given: dict[str, Any] | None = None, slicing: Slicing = None
+    recipe: Any, run_dir: Path | None, given: dict[str, Any] | None = None, slicing: Slicing = None
 ) -> dict[str, Any]:
-    """The predict arguments a run implies under those `given` (the command line's win): the recipe's `max_det`
+    """The predict arguments a run implies under those `given` (the command line's win): the recipe's (a `Recipe`,
+    or None; not imported here, so tasks/ stay below recipes) `max_det`
     and the val-chosen `conf` with its per-class confidences (detect, segment), those chosen for `slicing`
     when there are. A given `conf` is one threshold for every class, so it replaces the per-class ones too."""
     implied: dict[str, Any] = {}

@@ -26,12 +26,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import dicomweb, operating_point, prediction_formats, tasks, yolo, yolo_args
+from yolo_tools import engine, operating_point
+from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom_series
+from yolo_tools.inference import predictors
 from yolo_tools.locations import runs_dir
+from yolo_tools.outputs import prediction_formats
 from yolo_tools.recipe import Recipe
 from yolo_tools.runs import first_new_folder, next_free, run_dataset, run_recipe, weights_of
+from yolo_tools.sources import dicomweb
 
 LOG = logging.getLogger(__name__)
 
@@ -100,11 +104,11 @@ def predict(
     args = yolo_args.check_command_line(dict(overrides or {}))  # names and types as every predict checks them
     pipeline._check_device(args)
     recipe = run_recipe(run_dir) if run_dir else None
-    task, classes = yolo.task_and_names(weights)
+    task, classes = engine.task_and_names(weights)
     names = [classes[i] for i in sorted(classes)]
     fmt = fmt or prediction_formats.default_dicom_format(task)
     prediction_formats.check_dicom_format(fmt, task, weights)
-    args = tasks.prediction_args(task, recipe, run_dir, args)  # as evaluate predicts: the run's point, max_det, full-size masks
+    args = predictors.prediction_args(task, recipe, run_dir, args)  # as evaluate predicts: the run's point, max_det, full-size masks
     point = operating_point.load(run_dir) if task == "classify" else None
     algorithm = prediction_formats.algorithm_of(weights, recipe, args, point)
     kind = "SEG" if fmt == "dicom-seg" else "SR"

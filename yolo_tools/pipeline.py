@@ -14,42 +14,33 @@ from typing import Any
 
 import yaml
 
-from yolo_tools import (
-    cascade,
-    crossval,
-    ensemble,
-    evaluation,
-    input_size,
-    operating_point,
-    postprocess,
-    predictions,
-    sliced,
-    tasks,
-    tracking,
-    yolo,
-    yolo_args,
-)
-from yolo_tools.convert import check
-from yolo_tools.convert.conversion import prepare, prepare_dataset
+from yolo_tools import engine, evaluation, operating_point, postprocess, tasks
+from yolo_tools.conversion import prepare, prepare_dataset
+from yolo_tools.convert.checks import check
 from yolo_tools.dataset import CARD_MD
+from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import mapped_inputs, readable_images
+from yolo_tools.inference import cascade, predictors, sliced
 from yolo_tools.locations import runs_dir
+from yolo_tools.outputs import predictions
+from yolo_tools.prediction import Prediction
 from yolo_tools.recipe import load_recipe
+from yolo_tools.training import crossval, input_size, tracking
 from yolo_tools.runs import (
     RECIPE_FILE, first_new_folder, new_run_dir, next_free, run_recipe, save_metrics, save_recipe, save_run_dataset, weights_of,
 )
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`key=value` pairs read exactly as `yolo` reads them (see yolo_args)."""
+    """`key=value` pairs read exactly as `yolo` reads them (see engine/args.py)."""
     return yolo_args.parse_pairs(items)
 
 
 def _check_device(args: dict[str, Any], origin: str = "command line") -> None:
     """An unavailable `device=` is refused before any conversion, run folder or output is made."""
     if args.get("device") not in (None, ""):
-        args["device"] = yolo.pick_device(args["device"], origin, announce=False)
+        args["device"] = engine.pick_device(args["device"], origin, announce=False)
 
 
 def format_metrics(metrics: dict[str, float]) -> str:
@@ -63,7 +54,7 @@ def _check_pretrained(pretrained: Any, recipe: Any, overrides: dict[str, Any]) -
     origin = "command line: pretrained" if "pretrained" in overrides else f"{recipe.path}: train.pretrained"
     if Path(str(pretrained)).is_file():
         try:
-            yolo.checkpoint_epochs(Path(str(pretrained)))  # a damaged file fails now, not after the conversion
+            engine.checkpoint_epochs(Path(str(pretrained)))  # a damaged file fails now, not after the conversion
         except UserError as error:
             raise UserError(f"{origin}: {error}") from None
         return
@@ -85,35 +76,35 @@ def train_recipe(
     Every argument is checked (names, then Ultralytics' own types, then the device) before any conversion or
     training. A training that stops before its first epoch is saved leaves nothing: the run folder (and any
     parent this call created) is removed, so no run exists that holds only recipe.yaml. `track` ('mlflow' or
-    'tensorboard', else the recipe's `track`) logs this run there (yolo_tools/tracking.py).
+    'tensorboard', else the recipe's `track`) logs this run there (yolo_tools/training/tracking.py).
     """
     recipe = check(load_recipe(recipe_path))
     overrides = yolo_args.check_command_line(dict(overrides or {}), passed={"model"})
     train_args = yolo_args.check_types(recipe.train, f"{recipe.path}: train.")
     origin = "command line: model" if "model" in overrides else f"{recipe.path}: model"
     model = overrides.pop("model", recipe.model)
-    yolo.check_model(model, origin)
+    engine.check_model(model, origin)
     args = {**train_args, **overrides}
     _check_device(args, "command line" if "device" in overrides else f"{recipe.path}: train")
     if args.get("device"):
         origin = "command line" if "batch" in overrides else f"{recipe.path}: train"
-        yolo.check_multi_gpu_batch(args["device"], args.get("batch"), origin)
+        engine.check_multi_gpu_batch(args["device"], args.get("batch"), origin)
     _check_pretrained(args.get("pretrained"), recipe, overrides)
     track = track or recipe.track
     tracking.check_available(track)
     run_dir = new_run_dir(recipe, name)
     converted = prepare_dataset(recipe, data_root)
     data = converted.data_arg
-    model = yolo.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
+    model = engine.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     if args.get("imgsz") == input_size.AUTO:
-        args = input_size.resolve(args, converted, yolo.strides(model))
+        args = input_size.resolve(args, converted, engine.strides(model))
     created = first_new_folder(run_dir)
     try:
         save_recipe(recipe.model_copy(update={"model": model, "track": track}), run_dir, args)
         save_run_dataset(run_dir, converted.fingerprint)  # the version it trains on, so it is never rewritten under it
         print(f"run: {run_dir}")
         with tracking.tracked(track, recipe.name, run_dir):
-            metrics = yolo.train(model, data, run_dir, args, track, recipe.class_balance)
+            metrics = tasks.get(recipe.task).short_metrics(engine.train(model, data, run_dir, args, track, recipe.class_balance))
     except BaseException as stop:
         saved = (run_dir / "weights" / "last.pt").is_file()
         if created is not None and not saved:
@@ -147,7 +138,7 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
             f"{run_dir}: no weights/last.pt to resume from (the run stopped before its first epoch, or it was "
             f"removed); train again with: yolo_tools train {run_dir / RECIPE_FILE}"
         )
-    trained, epochs = yolo.checkpoint_epochs(last)
+    trained, epochs = engine.checkpoint_epochs(last)
     if trained < 0:
         raise UserError(
             f"{run_dir}: this training is finished ({epochs} epochs asked for); there is nothing to resume.\n"
@@ -160,7 +151,7 @@ def resume_run(run_dir: str | Path) -> dict[str, float]:
     _check_resume_data(run_dir, data)
     try:
         with tracking.tracked(recipe.track, recipe.name, run_dir):
-            metrics = yolo.resume(run_dir, recipe.track, recipe.class_balance)
+            metrics = tasks.get(recipe.task).short_metrics(engine.resume(run_dir, recipe.track, recipe.class_balance))
     except KeyboardInterrupt:
         raise KeyboardInterrupt(f"resume again with: yolo_tools train --resume {run_dir}") from None
     save_metrics(run_dir, metrics)
@@ -193,7 +184,8 @@ def validate(run_or_weights: str | Path, overrides: dict[str, Any] | None = None
     args.setdefault("project", str(run_dir or runs_dir() / "val"))
     args.setdefault("name", "val")
     args.setdefault("exist_ok", run_dir is not None)
-    task, metrics, save_dir = yolo.validate(weights, data, args)
+    task, results, save_dir = engine.validate(weights, data, args)
+    metrics = tasks.get(task).short_metrics(results)
     if run_dir:
         save_metrics(run_dir, metrics)
     print(f"validation ({weights}): {format_metrics(metrics)}")
@@ -209,8 +201,8 @@ def predict(
 ) -> tuple[Path, Path, int]:
     """Predict on images or folders; annotated images, predictions.csv and predictions.json go to `out`.
 
-    Several runs or weights predict as one ensemble (yolo_tools/ensemble.py); a run of a cascade recipe
-    finds the regions, crops and classifies them (yolo_tools/cascade.py). Files that cannot be read are
+    Several runs or weights predict as one ensemble (yolo_tools/inference/ensemble.py); a run of a cascade recipe
+    finds the regions, crops and classifies them (yolo_tools/inference/cascade.py). Files that cannot be read are
     skipped with a warning naming each (imaging/model_input.readable_images); if no image could be read,
     nothing is written and the command fails. A folder whose images are all in sub-folders (a class-folder
     test split, `test/<class>/*.jpeg`) is read one level down, as Ultralytics reads a classification
@@ -220,13 +212,12 @@ def predict(
     """
     args = yolo_args.check_command_line(dict(overrides or {}), workbench=sliced.ARGS)
     save = _predict_outputs(args)
-    slicing = sliced.options(args)  # slice=SIZE: detection on overlapping slices (yolo_tools/sliced.py)
+    slicing = sliced.options(args)  # slice=SIZE: detection on overlapping slices (yolo_tools/inference/sliced.py)
     members = _expand_cv([weights] if isinstance(weights, (str, Path)) else list(weights))
     weights, run_dir = weights_of(members[0])
     _check_device(args)
-    if slicing and (len(members) > 1 or cascade.is_cascade(run_recipe(run_dir) if run_dir else None)):
-        raise UserError(f"command line: slice={slicing[0]}: sliced inference predicts with one detection run; "
-                        "an ensemble, a cv folder or a cascade would ignore it. Leave out slice= or predict with one run")
+    shared = run_recipe(run_dir) if run_dir else None  # an ensemble's mirroring and post-processing: its first run's recipe
+    predictor = predictors.choose(weights, members, shared, slicing, "predict")
     files = readable_images(source)
     root = Path(source) if Path(source).is_dir() and any(f.parent != Path(source) for f in files) else None
     if slicing:
@@ -234,24 +225,22 @@ def predict(
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / ("ensemble" if len(members) > 1 else "predict"))
     _check_out(out_dir, files)
     created = first_new_folder(out_dir)
-    recipe = run_recipe(run_dir) if run_dir and len(members) == 1 else None
-    shared = run_recipe(run_dir) if run_dir else None  # an ensemble's mirroring and post-processing: its first run's recipe
+    recipe = shared if predictor.kind != "ensemble" else None
     try:
         predictions.mark(out_dir, str(source))
-        if cascade.is_cascade(recipe):
+        if predictor.kind == "cascade":
             csv_path, json_path, count = cascade.predict(recipe, weights, files, out_dir, args, save)
-        elif len(members) > 1:
-            results = ensemble.predict(members, files, {**args, **tasks.mirroring(shared)})
+        elif predictor.kind == "ensemble":
+            results = predictor.predict(files, {**args, **predictors.mirroring(shared)})
             csv_path, json_path, count = predictions.write(_images_postprocessed(results, shared, members), out_dir, save, root=root)
         else:
-            task = recipe.task if recipe else yolo.task_and_names(weights)[0]
-            args = tasks.prediction_args(task, recipe, run_dir, args, slicing)  # as evaluate predicts: the run's point, max_det, flips
-            if slicing:
-                results = sliced.predict(weights, files, args, *slicing)
+            task = recipe.task if recipe else engine.task_and_names(weights)[0]
+            args = predictors.prediction_args(task, recipe, run_dir, args, slicing)  # as evaluate predicts: the run's point, max_det, flips
+            if predictor.kind == "sliced":
+                results = predictor.predict(files, args)
             else:
                 mapped = mapped_inputs(files, recipe.preprocess if recipe else None)
-                results = yolo.predict_arrays(weights, mapped, args, draw=save) if mapped else yolo.predict(weights, files, args, draw=save)
-                results = _images_postprocessed(results, recipe, members)
+                results = _images_postprocessed(predictor.predict(files, args, draw=save, mapped=mapped), recipe, members)
             csv_path, json_path, count = predictions.write(results, out_dir, save, point=operating_point.load(run_dir), root=root)
     except BaseException:
         if created is not None:
@@ -283,10 +272,10 @@ def _predict_outputs(args: dict[str, Any]) -> bool:
     return bool(args.pop("save", True))
 
 
-def _images_postprocessed(results: Iterator[yolo.Prediction], recipe: Any, members: list[Any]) -> Iterator[yolo.Prediction]:
+def _images_postprocessed(results: Iterator[Prediction], recipe: Any, members: list[Any]) -> Iterator[Prediction]:
     """Predictions of single images with the run's post-processing where it was decided on images (2D); one decided
     on whole volumes applies to volumes (`predict --format nifti`), said once, not to single slices."""
-    decision = postprocess.stored(recipe, members)
+    decision = predictors.postprocessing(recipe, members)
     if not decision or not decision["largest_component"]:
         return results
     if decision["dimensions"] == 3:
@@ -307,7 +296,7 @@ def predict_format(
     import os
     import shutil
 
-    from yolo_tools import prediction_formats
+    from yolo_tools.outputs import prediction_formats
 
     prediction_formats.check_format(fmt)
     weights, run_dir = weights_of(weights)
@@ -319,9 +308,9 @@ def predict_format(
     recipe = run_recipe(run_dir) if run_dir else None
     if cascade.is_cascade(recipe):
         raise UserError(f"{run_dir}: a cascade run writes predictions.csv/json only; predict without --format")
-    task = recipe.task if recipe else yolo.task_and_names(weights)[0]
+    task = recipe.task if recipe else engine.task_and_names(weights)[0]
     prediction_formats.check_task(fmt, task, weights)
-    args = tasks.prediction_args(task, recipe, run_dir, args)  # the predictions evaluate scores: the run's point, full-size masks
+    args = predictors.prediction_args(task, recipe, run_dir, args)  # the predictions evaluate scores: the run's point, full-size masks
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / f"predict-{fmt}")
     if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())):
         raise UserError(f"--out {out_dir}: already holds files (or is a file); give a new or empty folder for the {fmt} files")
@@ -411,7 +400,7 @@ def _expand_cv(runs: list[str | Path]) -> list[str | Path]:
 
 
 def cross_validate(recipe_path: str | Path, overrides: dict[str, Any] | None = None, name: str | None = None, data_root: str | Path | None = None) -> Path:
-    """Patient-wise k-fold cross-validation of a recipe (yolo_tools/crossval.py); returns `runs/<recipe>/<name>/cv/`."""
+    """Patient-wise k-fold cross-validation of a recipe (yolo_tools/training/crossval.py); returns `runs/<recipe>/<name>/cv/`."""
     return crossval.cross_validate(recipe_path, overrides, name, data_root)
 
 
@@ -423,9 +412,9 @@ def study(
     retrain: bool = False,
     rule: str | None = None,
 ) -> Path:
-    """A recipe's whole study (yolo_tools/study.py): test split apart, cv, the operating point on the pooled out-of-fold
+    """A recipe's whole study (yolo_tools/training/study.py): test split apart, cv, the operating point on the pooled out-of-fold
     predictions, the fold ensemble on test, the pages; returns `runs/<recipe>/<name>/` (default: study)."""
-    from yolo_tools import study as studies
+    from yolo_tools.training import study as studies
 
     given = yolo_args.check_command_line(dict(overrides or {}), workbench=studies.STUDY_KEYS, passed={"model"})
     _check_device(given)
@@ -454,7 +443,7 @@ def report(run: str | Path, overrides: dict[str, Any] | None = None, eval_name: 
 
 def export(weights: str | Path, overrides: dict[str, Any] | None = None) -> Path:
     weights, _ = weights_of(weights)
-    path = yolo.export(weights, yolo_args.check_command_line(dict(overrides or {}), passed={"data"}))
+    path = engine.export(weights, yolo_args.check_command_line(dict(overrides or {}), passed={"data"}))
     print(f"exported: {path}")
     return path
 
@@ -469,7 +458,7 @@ def convert(recipe_path: str | Path, data_root: str | Path | None = None, force:
 def convert_format(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Path:
     """Convert a folder in a published format (coco, masks, box-csv, class-folders, nifti, dicom) into a YOLO
     dataset at `dst`; `options` are convert_folder's (task, split_by, val, seed, and the reader's `options`)."""
-    from yolo_tools.convert.conversion import convert_folder
+    from yolo_tools.conversion import convert_folder
 
     card = convert_folder(fmt, src, dst, **options)
     print(f"dataset: {dst} ({len(card['skipped'])} skipped; counts in {Path(dst) / CARD_MD})")

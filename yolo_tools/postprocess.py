@@ -32,10 +32,9 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from yolo_tools import yolo
+from yolo_tools import engine
 from yolo_tools.errors import UserError
-from yolo_tools.recipe import Recipe
-from yolo_tools.runs import CV_FILE, weights_of
+from yolo_tools.prediction import Prediction
 
 FILE = "postprocessing.json"
 RULE = "keep each class's largest connected component where that raised the class's mean Dice over the cases"
@@ -59,7 +58,7 @@ def keep_largest(masks: np.ndarray, class_ids: Iterable[int]) -> np.ndarray:
     return out
 
 
-def apply(predictions: Sequence[tuple[int, yolo.Prediction]], class_ids: Sequence[int]) -> list[yolo.Prediction]:
+def apply(predictions: Sequence[tuple[int, Prediction]], class_ids: Sequence[int]) -> list[Prediction]:
     """One volume's slice predictions ((slice index, prediction) pairs; a single pair for an image), each with the
     pixels of `class_ids` outside the class's largest component (3D over the slices) removed. Slices missing
     between the given ones count as empty, so no component is joined across a gap."""
@@ -72,15 +71,15 @@ def apply(predictions: Sequence[tuple[int, yolo.Prediction]], class_ids: Sequenc
     for index, prediction in predictions:
         stack[:, index - low] = prediction.class_masks(len(first.names))
     kept = keep_largest(stack, class_ids)
-    return [prediction.keep_pixels(kept[:, index - low]) for index, prediction in predictions]
+    return [engine.keep_pixels(prediction, kept[:, index - low]) for index, prediction in predictions]
 
 
 def in_volumes(
-    predictions: Iterable[yolo.Prediction], slice_of: dict[str, tuple[str, int]], counts: dict[str, int], class_ids: Sequence[int]
-) -> Iterator[yolo.Prediction]:
+    predictions: Iterable[Prediction], slice_of: dict[str, tuple[str, int]], counts: dict[str, int], class_ids: Sequence[int]
+) -> Iterator[Prediction]:
     """`apply` to a stream: a volume's slices (`slice_of`: image stem → (volume, slice index); `counts`: slices per
     volume) are held until all have come, then handed on processed in 3D; other images are processed alone."""
-    waiting: dict[str, list[tuple[int, yolo.Prediction]]] = {}
+    waiting: dict[str, list[tuple[int, Prediction]]] = {}
     for prediction in predictions:
         where = slice_of.get(prediction.path.stem)
         if where is None:
@@ -165,24 +164,3 @@ def class_ids(decision: dict[str, Any] | None, names: Sequence[str], where: Path
                         "remove the file and evaluate the run again to decide anew")
     return [names.index(n) for n in decision["largest_component"]]
 
-
-def folder_of(members: Sequence[str | Path]) -> Path | None:
-    """Where the post-processing of these models is decided: a run's own folder, or the cv folder whose folds they
-    all are (every fold); None for other ensembles, for which nothing is decided."""
-    runs = [weights_of(member)[1] for member in members]
-    if any(run is None for run in runs):
-        return None
-    if len(runs) == 1:
-        return runs[0]
-    root = runs[0].parent
-    if not (root / CV_FILE).is_file() or any(run.parent != root for run in runs):
-        return None
-    return root if len(set(runs)) == int(json.loads((root / CV_FILE).read_text()).get("folds", 0)) else None
-
-
-def stored(recipe: Recipe | None, members: Sequence[str | Path]) -> dict[str, Any] | None:
-    """The decision these models' predictions get: None unless the recipe asks for one and it was made."""
-    if recipe is None or recipe.predict.largest_component == "off":
-        return None
-    folder = folder_of(members)
-    return load(folder, [weights_of(member)[0] for member in members]) if folder else None

@@ -18,15 +18,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from yolo_tools import tasks
+from yolo_tools.engine.args import check_train_args, default_args
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import Intensity
-from yolo_tools.yolo_args import check_train_args, default_args
 
-Task = Literal["detect", "segment", "classify"]
 # Ultralytics' official weights by name (yolov8n.pt, yolo11s-seg.pt, yolo26n-cls.pt): downloaded on first use.
 OFFICIAL_WEIGHTS = re.compile(r"^yolo(v8|11|12|26)[nsmlx](-[a-z0-9]+)*\.pt$")
-# What a recipe without `model` starts from: pretrained where there is a network (yolo.training_start).
-DEFAULT_MODELS = {"detect": "yolov8n.pt", "segment": "yolov8n-seg.pt", "classify": "yolov8n-cls.pt"}
 
 
 
@@ -35,7 +33,7 @@ class _Strict(BaseModel):
 
 
 class DicomwebQuery(_Strict):
-    """Which studies of a PACS a `dicomweb` source takes, as QIDO-RS matches them (yolo_tools/dicomweb.py).
+    """Which studies of a PACS a `dicomweb` source takes, as QIDO-RS matches them (yolo_tools/sources/dicomweb.py).
 
     Study-level keys go to the studies search; `body_part` and `series_description` pick series within them.
     """
@@ -201,7 +199,10 @@ CONVERT_FLAGS = {"data.split.by": "--split-by", "data.split.val": "--val", "data
 
 class Recipe(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="names the folders: datasets/<name>/, runs/<name>/")
-    task: Task = Field(description="detect (boxes), segment (masks) or classify (one class per image)")
+    task: str = Field(
+        description=" or ".join(", ".join(f"{t.name} ({t.summary})" for t in tasks.TASKS.values()).rsplit(", ", 1)),
+        json_schema_extra={"enum": list(tasks.TASKS)},
+    )  # one of the registered tasks (yolo_tools/tasks/), checked by `_known_task`
     description: str = Field("", description="one line saying what the model does")
     data: Data = Field(description="the data and how it is read and split")
     classes: list[str] = Field(min_length=1, description="one name per source class, in the source's order")
@@ -225,7 +226,7 @@ class Recipe(_Strict):
         "Ultralytics' own train.cls_pw",
     )
     track: Literal["mlflow", "tensorboard"] | None = Field(
-        None, description="log each training to MLflow or TensorBoard (yolo_tools/tracking.py); none by default"
+        None, description="log each training to MLflow or TensorBoard (yolo_tools/training/tracking.py); none by default"
     )
 
     path: Path | None = Field(None, exclude=True, description="the file this recipe was read from")
@@ -247,9 +248,18 @@ class Recipe(_Strict):
     def _task_default_model(cls, data: Any) -> Any:
         """A recipe without `model` starts from the official weights of its task (downloaded where there is a
         network, the same YAML offline): a segment recipe must not inherit the detection default."""
-        if isinstance(data, dict) and "model" not in data and data.get("task") in DEFAULT_MODELS:
-            return {**data, "model": DEFAULT_MODELS[data["task"]]}
+        if isinstance(data, dict) and "model" not in data and data.get("task") in tasks.TASKS:
+            return {**data, "model": tasks.TASKS[data["task"]].default_model}
         return data
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        """One of the registered tasks (yolo_tools/tasks/), in the words pydantic uses for a choice."""
+        if value not in tasks.TASKS:
+            *first, last = (f"'{name}'" for name in tasks.TASKS)
+            raise ValueError(f"Input should be {', '.join(first)} or {last}" if first else f"Input should be {last}")
+        return value
 
     @field_validator("model")
     @classmethod
@@ -281,16 +291,18 @@ class Recipe(_Strict):
 
     @model_validator(mode="after")
     def _balance_is_for_classifiers(self) -> Recipe:
-        if self.class_balance != "none" and self.task != "classify":
-            raise ValueError(f"class_balance: {self.class_balance!r} is for classify recipes; a {self.task} recipe "
+        if self.class_balance != "none" and not tasks.get(self.task).balances_classes:
+            which = " and ".join(t.name for t in tasks.TASKS.values() if t.balances_classes)
+            raise ValueError(f"class_balance: {self.class_balance!r} is for {which} recipes; a {self.task} recipe "
                              "weights its classes with train.cls_pw (0..1, Ultralytics' inverse-frequency power)")
         return self
 
     @model_validator(mode="after")
     def _predict_fits(self) -> Recipe:
         """Mirroring a model never saw in training only adds errors; post-processing masks needs masks."""
-        if self.predict.flips and self.task == "classify":
-            raise ValueError("predict.flips: test-time mirroring is for detect and segment recipes (a classifier's mirror "
+        if self.predict.flips and not tasks.get(self.task).mirrors:
+            which = " and ".join(t.name for t in tasks.TASKS.values() if t.mirrors)
+            raise ValueError(f"predict.flips: test-time mirroring is for {which} recipes (a {self.task} model's mirror "
                              "images are not fused)")
         for flip in self.predict.flips:
             augmentation = FLIP_AUGMENTATION[flip]
@@ -300,14 +312,14 @@ class Recipe(_Strict):
                     f"mirrored images in training predicts them worse, and the fused result with them; set train.{augmentation} "
                     f"where such mirror images are anatomy, or leave {flip} out"
                 )
-        if self.predict.largest_component != "off" and self.task != "segment":
+        if self.predict.largest_component != "off" and tasks.get(self.task).choose_postprocessing is None:
             raise ValueError(f"predict.largest_component: keeps a class's largest connected mask; a {self.task} recipe has no masks")
         return self
 
     @model_validator(mode="after")
     def _model_matches_task(self) -> Recipe:
         stem = Path(self.model).stem
-        suffix = {"segment": "-seg", "classify": "-cls"}.get(self.task)
+        suffix = tasks.get(self.task).model_suffix
         if stem.startswith("yolo") and (self.model.endswith((".yaml", ".yml")) or OFFICIAL_WEIGHTS.match(self.model)):
             has_task_suffix = stem.endswith(("-seg", "-cls", "-pose", "-obb"))
             if (suffix and not stem.endswith(suffix)) or (not suffix and has_task_suffix):
@@ -389,7 +401,7 @@ def load_recipe(path: str | Path) -> Recipe:
     """Read a recipe file; any problem becomes one UserError naming the file and the key.
 
     The converter's name and its `data.options` are checked against the converter's own schema by
-    `yolo_tools.convert.check`, where a recipe is loaded for use (this module imports no converter).
+    `yolo_tools.convert.checks.check`, where a recipe is loaded for use (this module imports no converter).
     """
     path = Path(path)
     if not path.is_file():

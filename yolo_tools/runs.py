@@ -24,7 +24,7 @@ LOG = logging.getLogger(__name__)
 RECIPE_FILE = "recipe.yaml"
 METRICS_FILE = "metrics.json"
 DATASET_FILE = "dataset.json"  # the dataset version a run was trained on, and its folder for a cv fold
-CV_FILE = "cv.json"  # in a cv folder's root (yolo_tools/crossval.py): what was cross-validated, so a resume cannot mix set-ups
+CV_FILE = "cv.json"  # in a cv folder's root (yolo_tools/training/crossval.py): what was cross-validated, so a resume cannot mix set-ups
 
 
 def next_free(folder: Path) -> Path:

@@ -1,6 +1,6 @@
 """Read a COCO JSON annotation file (boxes, or polygons/RLE for segmentation) and its images.
 
-The parsing is Ultralytics' own `convert_coco` (through `yolo_tools.yolo`), run into a temporary folder
+The parsing is Ultralytics' own `convert_coco` (through `yolo_tools.engine`), run into a temporary folder
 and read back at once; this module only maps COCO categories to the recipe's classes by name and checks
 what came out. Before Ultralytics sees the file, every entry is checked: an image entry without id,
 file_name, width and height, or an annotation naming an image id that is not listed, refuses the file
@@ -126,7 +126,7 @@ def _reader(lines: list[str], image: Path, problem: str | None):
 
 
 def samples(src: Path, recipe: Recipe) -> list[Sample]:
-    from yolo_tools import yolo
+    from yolo_tools import engine
 
     options = parse(Options, recipe)
     json_path = json_path_of(src, options.model_dump())
@@ -149,7 +149,7 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
             usable = work / json_path.name
             kept = [a for a in data["annotations"] if a["image_id"] not in box_problems]
             usable.write_text(json.dumps({**data, "annotations": kept}), encoding="utf-8")
-        labels_dir = yolo.convert_coco(usable, work / "out", use_segments=recipe.task == "segment")
+        labels_dir = engine.convert_coco(usable, work / "out", use_segments=recipe.task == "segment")
         raw = {
             p.relative_to(labels_dir).with_suffix("").as_posix(): p.read_text().splitlines()
             for p in labels_dir.rglob("*.txt")

@@ -1,7 +1,7 @@
 """Label corrections: an overlay over the published labels, kept beside the data, applied by the converter.
 
 A correction says which image, the label it had, the label it gets, who made it and when. Corrections come
-back from a review in Label Studio (`yolo_tools inspect RUN --load KEY`, yolo_tools/label_review.py), one
+back from a review in Label Studio (`yolo_tools inspect RUN --load KEY`, yolo_tools/review/label_review.py), one
 file per review, and are never written into the source: the published labels stay as they are, and the
 corrected set is another version of the dataset.
 
@@ -19,7 +19,7 @@ rewritten; a line:
 segment: class and box or polygon, normalised) or class names (classify).
 
 Versions: a recipe whose `data.corrections` is left out gets every file here when it is converted or trained
-for use (`attach`, called by `convert.check`); the list, with each file's SHA-256, becomes part of its
+for use (`attach`, called by `convert.checks.check`); the list, with each file's SHA-256, becomes part of its
 fingerprint, so the corrected set is a new dataset version and a run records exactly the files it was
 trained on (its recipe.yaml). `data.corrections: []` keeps the published labels. A listed file that is gone or
 changed is refused: that version can no longer be made.
@@ -36,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from yolo_tools import tasks
 from yolo_tools.convert.samples import Sample, SampleList
 from yolo_tools.errors import UserError
 from yolo_tools.locations import corrections_dir, data_root
@@ -226,7 +227,7 @@ def _check_record(record: dict[str, Any], recipe: Recipe) -> None:
     """The labels a record names are labels of this recipe's task and classes."""
     for side in SIDES[record["action"]]:
         value = record.get(side)
-        if recipe.task == "classify":
+        if tasks.get(recipe.task).label_lines is None:  # a class per image (classify), not label lines
             if value not in recipe.classes:
                 raise UserError(f"{record['_where']}: {side} class {value!r} is not one of the recipe's classes {recipe.classes}")
             continue

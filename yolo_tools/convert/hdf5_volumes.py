@@ -42,9 +42,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
+from yolo_tools.codecs.polygons import traced_lines
 from yolo_tools.convert.context import channel_indices, to_channels
 from yolo_tools.convert.options import ConverterOptions, parse
-from yolo_tools.convert.polygons import traced_lines
 from yolo_tools.convert.writer import Sample, SampleList, SkipSample
 from yolo_tools.errors import UserError
 from yolo_tools.intensity import to_uint8

@@ -3,7 +3,7 @@
 Two layouts, chosen with `options.layout`:
 
 - `per_class` (default): `masks/<class>/<name>.png`, one binary mask per class and image (any value above
-  `threshold` is foreground). Each class is traced on its own (`yolo_tools.convert.polygons`), so classes
+  `threshold` is foreground). Each class is traced on its own (`yolo_tools.codecs.polygons`), so classes
   that overlap keep their full outlines, holes are kept, and specks under `min_area` pixels are dropped.
   A missing mask file is an error for that image, not an empty mask: an empty mask must be published.
 - `label_map`: `masks/<name>.png` with pixel value = class index + 1 (0 background), one class per pixel,
@@ -39,12 +39,12 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from yolo_tools.codecs.polygons import traced_lines
 from yolo_tools.convert import images as image_files
 from yolo_tools.convert.options import ConverterOptions, parse
-from yolo_tools.convert.polygons import traced_lines
 from yolo_tools.convert.writer import Sample, SkipSample
-from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.errors import UserError
+from yolo_tools.imaging import IMAGE_SUFFIXES
 from yolo_tools.recipe import Recipe
 
 
@@ -169,7 +169,7 @@ def _per_class(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
 
 def _label_map(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
     """Label maps through Ultralytics' converter, into a temporary folder read back at once."""
-    from yolo_tools import yolo
+    from yolo_tools import engine
 
     images, masks = _images_in(image_dir), _images_in(mask_dir)
     work = Path(tempfile.mkdtemp(prefix="yolo_tools_masks_"))
@@ -185,7 +185,7 @@ def _label_map(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sample]:
                 (checked / f"{name}{mask.suffix}").symlink_to(mask.resolve())
             except SkipSample as reason:
                 problems[name] = str(reason)
-        out = yolo.convert_label_masks(checked, work / "labels", len(recipe.classes))
+        out = engine.convert_label_masks(checked, work / "labels", len(recipe.classes))
         lines = {p.stem: p.read_text().splitlines() for p in out.glob("*.txt")}
     finally:
         shutil.rmtree(work, ignore_errors=True)

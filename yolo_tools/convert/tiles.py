@@ -9,7 +9,7 @@ box is whole in a neighbour). Tiles without any box are kept at the
 rate `background` (chosen by a seeded draw per image and tile, so a conversion is reproducible); every
 image keeps at least one tile, so every patient stays in the split. Only training images are tiled: the
 val and test images stay whole, so that validation and `evaluate` (with sliced inference:
-`yolo_tools/sliced.py`) score what a user will predict on. The tiles of an image carry its patient, so
+`yolo_tools/inference/sliced.py`) score what a user will predict on. The tiles of an image carry its patient, so
 the split drawn here is handed to the writer with each sample (`drawn`), which keeps it: a patient whose
 images are all skipped must not make a new draw that moves another patient's training tiles into val.
 

@@ -49,11 +49,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
+from yolo_tools.codecs.polygons import traced_lines
+from yolo_tools.codecs.rle import RLEError, RunTable, encode
 from yolo_tools.convert import images as image_files
 from yolo_tools.convert.context import channel_indices, to_channels
 from yolo_tools.convert.options import ConverterOptions, parse
-from yolo_tools.convert.polygons import traced_lines
-from yolo_tools.convert.rle import RLEError, RunTable, encode
 from yolo_tools.convert.writer import Sample, SampleList, SkipSample
 from yolo_tools.errors import UserError
 from yolo_tools.recipe import Recipe

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from yolo_tools.codecs.polygons import traced_lines
 from yolo_tools.convert.context import channel_indices
-from yolo_tools.convert.polygons import traced_lines
 from yolo_tools.convert.writer import Sample, SkipSample
 from yolo_tools.imaging.geometry import Geometry, slices_first
 from yolo_tools.intensity import Intensity, Percentile, Window, to_uint8

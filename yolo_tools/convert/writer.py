@@ -38,13 +38,15 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from yolo_tools.convert import destination, images, mask_png
+from yolo_tools import tasks
+from yolo_tools.codecs import mask_png
+from yolo_tools.codecs.polygons import TracedLines
+from yolo_tools.convert import destination, images
 from yolo_tools.convert import metadata as patient_metadata
-from yolo_tools.convert.polygons import TracedLines
 from yolo_tools.convert.samples import Sample, SampleList, SkipSample
 from yolo_tools.convert.splits import group_keys, held_out, patients_in_several_splits
 from yolo_tools.dataset import (
-    CARD, CARD_MD, LABEL_LINES, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
+    CARD, CARD_MD, MARKER, PATIENTS_CSV, SLICES_CSV, SPACING_CSV, SPLITS, TEST, VOLUMES_JSON, WRITER, Dataset,
 )
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.model_input import map_pixels
@@ -87,7 +89,7 @@ def check_lines(lines: Sequence[str], task: str, classes: Sequence[str]) -> list
 
     Plain floats, not NumPy: a line holds a handful of numbers, and an array per line cost more than the
     check itself (a sixth of a Roboflow export's conversion on a RAM disk; now a twelfth)."""
-    rule = LABEL_LINES[task]  # what a line of this task may hold (yolo_tools/dataset.py)
+    rule = tasks.get(task).label_lines  # what a line of this task may hold (its module in yolo_tools/tasks/)
     if isinstance(lines, TracedLines) and rule.polygons:  # traced by the workbench: only a class id can be wrong
         for line in lines:
             if not 0 <= int(line.split(" ", 1)[0]) < len(classes):
@@ -161,7 +163,7 @@ def _write_image(sample: Sample, place: Callable[[str], Path], preprocess: Prepr
 def _stage(sample: Sample, split: str, layout: Dataset, recipe: Recipe) -> _Kept:
     """Check the sample's labels and write its image (and published masks) into the folders of `split`;
     SkipSample on any problem, before anything of the sample is written."""
-    if recipe.task not in LABEL_LINES:  # no label lines: the class is the image's folder (classify)
+    if tasks.get(recipe.task).label_lines is None:  # no label lines: the class is the image's folder (classify)
         if sample.category not in recipe.classes:
             raise SkipSample(f"class '{sample.category}' is not in the recipe's classes {recipe.classes}")
         lines: list[str] = []

@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
 
 def classify_metrics(
@@ -30,6 +29,8 @@ def classify_metrics(
         classes: the C class names, in the model's order.
         predicted: (N,) decided classes (e.g. at an operating point); default: the most probable class.
     """
+    from sklearn import metrics as skm  # on first use: scikit-learn costs a second to import, and a recipe's task imports this
+
     truth = np.asarray(truth, dtype=int).reshape(-1)
     probabilities = np.asarray(probabilities, dtype=np.float64).reshape(len(truth), len(classes))
     predicted = probabilities.argmax(1) if predicted is None else np.asarray(predicted, dtype=int).reshape(-1)
@@ -79,6 +80,8 @@ CALIBRATION_BINS = 10
 def curves(truth: np.ndarray, probabilities: np.ndarray) -> dict[str, list[float]] | None:
     """ROC curve (scikit-learn's roc_curve) and reliability diagram (calibration_curve, 10 quantile bins) of the
     second class against the first; None when the truth holds one class only."""
+    from sklearn import metrics as skm  # on first use: scikit-learn costs a second to import, and a recipe's task imports this
+
     from sklearn.calibration import calibration_curve
 
     positive = np.asarray(truth).reshape(-1) == 1

@@ -1,7 +1,7 @@
 """Per-image false positives and misses: predictions matched to ground-truth boxes, greedily by confidence.
 
 Precision, recall, mAP50 and mAP50-95 over the whole split come from Ultralytics' validator (see
-`yolo_tools.yolo.validate_full`); what it does not give is which images hold the errors, which is what a
+`yolo_tools.engine.validate_full`); what it does not give is which images hold the errors, which is what a
 reader checks first. A prediction is a true positive when it overlaps a not yet matched ground-truth
 box of its own class with IoU >= 0.5; predictions are taken in order of confidence, highest first, and
 each takes the free box it overlaps most. Unmatched predictions are false positives, unmatched boxes
@@ -105,7 +105,7 @@ def ap_of(prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]])
     NaN when there is nothing to find. Per class first, as Ultralytics' validator does, so that a
     frequent class does not drown a rare one and single models and ensembles compare.
     """
-    from yolo_tools.yolo import ap_per_class
+    from yolo_tools.engine import ap_per_class
 
     n_thresholds = prepared[0][0].shape[1] if prepared else len(AP_THRESHOLDS)
     if not prepared or not sum(len(item[3]) for item in prepared):
@@ -137,7 +137,7 @@ def f1_confidence(prepared: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     Computed from the very predictions `predict` and `evaluate` make, so the threshold fits their
     confidences (the validator letterboxes differently, e.g. 160 px for imgsz=128, and scores differ).
     """
-    from yolo_tools.yolo import f1_confidence as peak, f1_curve
+    from yolo_tools.engine import f1_confidence as peak, f1_curve
 
     if not prepared or not sum(len(item[3]) for item in prepared):
         return None

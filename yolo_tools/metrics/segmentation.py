@@ -79,14 +79,6 @@ def iou(counts: np.ndarray) -> np.ndarray:
     return np.divide(inter, union, out=np.full(inter.shape, EMPTY_SCORE), where=union > 0)
 
 
-def mask_boxes(masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The bounding box (x1 y1 x2 y2, pixel edges) of each class's mask in (C, H, W), and whether it has any pixel."""
-    rows, cols = masks.any(2), masks.any(1)
-    height, width = rows.shape[1], cols.shape[1]
-    boxes = np.stack(
-        [cols.argmax(1), rows.argmax(1), width - cols[:, ::-1].argmax(1), height - rows[:, ::-1].argmax(1)], axis=1
-    )
-    return boxes.astype(np.float64), rows.any(1)
 
 
 def volume_scores(slices: pd.DataFrame, counts: np.ndarray, classes: list[str]) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """A study's pages: study.html (self-contained) and study.md, model_card.md, claim.md and methods.md.
 
-Every number on them is read from the study's `summary.json` (which `yolo_tools/study.py` gathers from the
+Every number on them is read from the study's `summary.json` (which `yolo_tools/training/study.py` gathers from the
 steps' own files: the cv's summary, operating_point.json, the test evaluation, compute.json) and is only
 formatted here, once, by the helpers below, so that the same number reads the same on every page.
 `tests/test_study.py` checks the pages against each step's own summary.json.

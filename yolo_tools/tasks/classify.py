@@ -103,6 +103,13 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
 
 TASK = Task(
     name="classify",
+    summary="one class per image",
+    model_suffix="-cls",
+    balances_classes=True,
+    mirrors=False,
+    validator_metrics={"metrics/accuracy_top1": "top1_accuracy", "metrics/accuracy_top5": "top5_accuracy"},
+    labels="classes",
+    roboflow_format="folder",
     score=score,
     summarise=summarise,
     headline=("accuracy", "roc_auc", "sensitivity", "specificity"),

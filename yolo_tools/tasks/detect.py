@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 
 from yolo_tools import fusion, operating_point
-from yolo_tools.dataset import read_labels
+from yolo_tools.codecs.label_lines import LabelLines, read_labels
 from yolo_tools.metrics import detection
-from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
+from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Evaluation, Scores, Scoring, Task, intervals_of
 
 
 def truth_boxes(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +84,7 @@ def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     )
     validation = evaluation.validation
     validator = pd.DataFrame(
-        validation.per_class if validation else [],
+        validation.per_class.get(TASK.validator_per_class, []) if validation else [],
         columns=["class", "images", "instances", "precision", "recall", "mAP50", "mAP50-95"],
     )
     per_class = validator.merge(ours, on="class", how="right")
@@ -146,16 +146,18 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
     )
 
 
-# What the validator's numbers mean; segmentation shares them.
-VALIDATOR_MEANING = {
-    "precision": "of the findings the model reported, the share that are real",
-    "recall": "of the real findings, the share the model reported (sensitivity)",
-    "mAP50": "precision averaged over all confidence thresholds; a finding counts when it overlaps the truth by IoU >= 0.5",
-    "mAP50-95": "the same, averaged over overlap thresholds 0.5 to 0.95: rewards exact outlines",
-}
-
 TASK = Task(
     name="detect",
+    summary="boxes",
+    label_lines=LabelLines(polygons=False, wanted="4 (x y w h)"),  # a polygon is no box
+    validator_metrics={
+        "metrics/precision(B)": "precision",
+        "metrics/recall(B)": "recall",
+        "metrics/mAP50(B)": "mAP50",
+        "metrics/mAP50-95(B)": "mAP50-95",
+    },
+    validator_per_class="box",
+    labels="boxes",
     score=score,
     summarise=summarise,
     headline=("recall_at_conf", "precision_at_conf", "false_positives_per_image", "ap50", "ap50_95", "box_iou"),

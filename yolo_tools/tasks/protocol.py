@@ -13,9 +13,17 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from yolo_tools.dataset import Dataset
+from yolo_tools.codecs.label_lines import LabelLines
 from yolo_tools.metrics import bootstrap
 
+
+# What Ultralytics' validator's box and mask numbers mean, for every task whose validator reports them (detect, segment).
+VALIDATOR_MEANING = {
+    "precision": "of the findings the model reported, the share that are real",
+    "recall": "of the real findings, the share the model reported (sensitivity)",
+    "mAP50": "precision averaged over all confidence thresholds; a finding counts when it overlaps the truth by IoU >= 0.5",
+    "mAP50-95": "the same, averaged over overlap thresholds 0.5 to 0.95: rewards exact outlines",
+}
 
 @dataclass
 class Scoring:
@@ -25,7 +33,8 @@ class Scoring:
     only the task's own `summarise` reads it.
     """
 
-    dataset: Dataset
+    dataset: Any  # the converted dataset scored against (yolo_tools.dataset.Dataset; not imported here: the dataset
+    # asks the tasks which of them keep label files, `Task.label_lines`)
     names: list[str]
     split: str = "val"
     masks_dir: Path | None = None  # where predicted masks are saved, for tasks that save them
@@ -80,7 +89,7 @@ class Evaluation:
 
     per_image: pd.DataFrame
     boot: bootstrap.Bootstrap
-    validation: Any  # yolo.Validation | None (None for an ensemble, which the validator cannot run)
+    validation: Any  # engine.Validation | None (None for an ensemble, which the validator cannot run)
     run_dir: Path
     split: str  # the split scored, or 'outside' for an outside set
     rule: str | None  # the operating-point rule asked for (a classifier's threshold), if any
@@ -106,7 +115,7 @@ class Task:
     """Everything evaluate and report need to know about one task; see the module docstring."""
 
     name: str
-    score: Callable[[Scoring, Any], tuple[dict[str, Any], Any]]  # (state, yolo.Prediction) -> (per-image row, kept)
+    score: Callable[[Scoring, Any], tuple[dict[str, Any], Any]]  # (state, prediction.Prediction) -> (per-image row, kept)
     summarise: Callable[[Scoring, Evaluation], Scores]
     headline: tuple[str, ...]  # the metrics given a 95% bootstrap interval over patients
     per_image_metric: dict[str, Any]  # the per_image.csv column that orders images best to worst
@@ -117,7 +126,7 @@ class Task:
     decides_by: Literal["confidence", "threshold"]  # a confidence chosen on val drops findings below it; or a classifier's threshold
     caption: Callable[[pd.Series, list[str], Callable[..., str]], str]  # a gallery image's caption: (row, classes, fmt) -> text
     fuse: Callable[[Sequence[Any], Sequence[float] | None, float], Any]  # an ensemble's predictions of one image made one:
-    # (a yolo.Prediction per model, the models' weights or None, the confidence threshold) -> yolo.Prediction (fusion.py)
+    # (a prediction.Prediction per model, the models' weights or None, the confidence threshold) -> prediction.Prediction (fusion.py)
     choose_conf: Callable[[Scoring], dict[str, Any] | None] | None = None  # per-class confidences from val predictions
     # (a task that decides by confidence must have it; classify decides by a threshold instead)
     choose_score: Callable[[Scoring, Any], tuple[dict[str, Any], Any]] | None = None  # what choose_conf keeps of
@@ -131,6 +140,31 @@ class Task:
     validator_plots: tuple[tuple[str, str], ...] = ()  # Ultralytics' plot files shown, with their captions
     gallery_note: str = ""  # how to read the gallery (Markdown)
     gallery_note_html: str = ""  # the same for the HTML page (may hold markup)
+    # What the rest of the workbench asks of a task beyond evaluate and report, so that a task is this one module:
+    summary: str = ""  # what its model predicts, in a few words (the recipe reference, help texts)
+    model_suffix: str = ""  # Ultralytics' model-name suffix of the task ('-seg', '-cls'; none for detect): what a
+    # recipe's model must end in, and what a recipe without one starts from (`default_model`)
+    balances_classes: bool = False  # `class_balance: oversample` applies (Ultralytics' classification trainer)
+    mirrors: bool = True  # test-time mirroring applies (`predict.flips`): the mirror images' findings are fused
+    validator_metrics: dict[str, str] = field(default_factory=dict)  # Ultralytics' validator keys → the short names
+    # the workbench prints and stores (metrics.json, summary.json's `validator`)
+    validator_per_class: Literal["box", "seg"] | None = None  # which of the validator's per-class rows are the task's
+    # (boxes for detect, masks for segment); None: it reports none (classify)
+    labels: Literal["boxes", "masks", "classes"] = "boxes"  # what a finding is in FiftyOne and Label Studio: a box, an
+    # outline with its mask, or the image's class (yolo_tools/review/fiftyone_inspect.py, label_review.py make each)
+    roboflow_format: str = "yolov8"  # the Roboflow export a recipe of this task pulls unless it names one
+    label_lines: LabelLines | None = None  # what a line of its label files (labels/<split>/<stem>.txt) may hold; None:
+    # no label files, an image's class is the folder it lies in (classify; `Dataset.class_folders`)
+
+    @property
+    def default_model(self) -> str:
+        """What a recipe without `model` starts from: the task's official YOLOv8n weights (pretrained where there is a
+        network, the same YAML offline: engine.training_start)."""
+        return f"yolov8n{self.model_suffix}.pt"
+
+    def short_metrics(self, results: dict[str, float]) -> dict[str, float]:
+        """The validator's results (Ultralytics' keys) that the task reports, under the workbench's short names."""
+        return {short: float(results[key]) for key, short in self.validator_metrics.items() if key in results}
 
 
 def intervals_of(found: dict[str, Any], metrics: dict[str, Any]) -> dict[str, list[float] | None]:

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from yolo_tools import fusion, operating_point, postprocess
-from yolo_tools.convert import mask_png
-from yolo_tools.convert.polygons import polygons_to_mask
-from yolo_tools.dataset import read_labels
+from yolo_tools.codecs import mask_png
+from yolo_tools.codecs.label_lines import LabelLines, read_labels
+from yolo_tools.codecs.polygons import polygons_to_mask
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import bootstrap, detection, segmentation, surface
-from yolo_tools.tasks.detect import VALIDATOR_MEANING
-from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
+from yolo_tools.prediction import mask_boxes
+from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Evaluation, Scores, Scoring, Task, intervals_of
 
 
 def truth_masks(path: Path, shape: tuple[int, int], n_classes: int) -> np.ndarray:
@@ -152,7 +152,7 @@ def _box_fit(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """Per class, the IoU of the bounding boxes of the predicted and the true mask: the box a segmentation
     gives, comparable with a detector's `box_iou` on the same images. NaN where the truth has no such
     class, 0 where only the prediction lacks it."""
-    (pred_boxes, pred_any), (true_boxes, true_any) = segmentation.mask_boxes(predicted), segmentation.mask_boxes(truth)
+    (pred_boxes, pred_any), (true_boxes, true_any) = mask_boxes(predicted), mask_boxes(truth)
     fit = np.diagonal(detection.box_iou(pred_boxes, true_boxes)) * pred_any
     return np.where(true_any, fit, np.nan)
 
@@ -286,6 +286,21 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
 
 TASK = Task(
     name="segment",
+    summary="masks",
+    label_lines=LabelLines(polygons=True, wanted="4 (a box) or an even number >= 6 (a polygon)"),
+    model_suffix="-seg",
+    validator_metrics={
+        "metrics/precision(B)": "box_precision",
+        "metrics/recall(B)": "box_recall",
+        "metrics/mAP50(B)": "box_mAP50",
+        "metrics/mAP50-95(B)": "box_mAP50-95",
+        "metrics/precision(M)": "precision",
+        "metrics/recall(M)": "recall",
+        "metrics/mAP50(M)": "mAP50",
+        "metrics/mAP50-95(M)": "mAP50-95",
+    },
+    validator_per_class="seg",
+    labels="masks",
     score=score,
     summarise=summarise,
     headline=("dice", "iou", "dice_pooled", "hd95", "nsd"),
