@@ -261,3 +261,24 @@ def test_train_with_imgsz_auto_trains_at_the_size_the_data_asks_for(tmp_path: Pa
     assert expected > 64  # the synthetic findings are small: enlarged
     assert yaml.safe_load((run_dir / "args.yaml").read_text())["imgsz"] == expected
     assert yaml.safe_load((run_dir / "recipe.yaml").read_text())["train"]["imgsz"] == expected  # what evaluate and app read
+
+
+def test_fused_mirror_findings_keep_to_max_det() -> None:
+    """A mirror image's box that does not overlap the plain one is a second finding; `max_det: 1` (one heart per
+    film) keeps the more confident after fusing, as each pass kept one."""
+
+    class _Shifted(_Detector):
+        def predict(self, source: list[np.ndarray], **_: object) -> list[object]:
+            return [engine.results._results(image, "x.png", self.names, np.array([[0, 0, 10, 10]], np.float32), [0.3],
+                                            [0], None, None)
+                    for image in source]
+
+    image = np.zeros((40, 60, 3), np.uint8)
+    image[5:15, 8:20] = 255
+    mirroring = Mirroring(("horizontal",), fusion.fuse_detections)
+    two = next(engine.predictor._predictions(_Detector().predict([image]), {"conf": 0.1}, None, mirroring, _Shifted(),
+                                             False, False))
+    one = next(engine.predictor._predictions(_Detector().predict([image]), {"conf": 0.1, "max_det": 1}, None, mirroring,
+                                             _Shifted(), False, False))
+    assert len(two.boxes) == 2 and len(one.boxes) == 1
+    np.testing.assert_allclose(one.boxes, [[8, 5, 20, 15]], atol=0.5)  # the plain, more confident box

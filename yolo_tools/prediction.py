@@ -85,15 +85,24 @@ class Prediction:
             return self
         limit = conf[self.classes.astype(int)] if isinstance(conf, np.ndarray) else conf
         keep = self.confidences >= limit
-        if keep.all():
+        return self if keep.all() else self._only(np.flatnonzero(keep))
+
+    def best(self, count: int) -> Prediction:
+        """Only the `count` most confident findings (the recipe's `max_det` after a fusion, where a mirror image's
+        finding apart from the plain one's stays a second finding); itself when there are no more."""
+        if len(self.confidences) <= count:
             return self
+        return self._only(np.sort(np.argsort(-self.confidences, kind="stable")[:count]))
+
+    def _only(self, keep: np.ndarray) -> Prediction:
+        """The findings at indices `keep`, in that order."""
         return replace(
             self,
             boxes=self.boxes[keep],
             classes=self.classes[keep],
             confidences=self.confidences[keep],
             masks=None if self.masks is None else self.masks[keep],
-            outlines=None if self.outlines is None else [o for o, k in zip(self.outlines, keep) if k],
+            outlines=None if self.outlines is None else [self.outlines[i] for i in keep],
             drawing=None,
         )
 

@@ -120,5 +120,6 @@ def _predictions(
             plain = _prediction(result, keep_image=True).above(thresholds)
             others = [_prediction(next(mirrored)).above(thresholds).mirrored(flip) for flip in mirroring.flips]
             fused = mirroring.fuse([plain, *[replace(o, path=plain.path) for o in others]], None, conf)
+            fused = fused.best(int(args.get("max_det", len(fused.confidences))))
             fused = fused if keep_image or draw else replace(fused, image=None)
             yield replace(fused, drawing=draw_findings(fused)) if draw else fused
