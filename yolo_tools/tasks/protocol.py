@@ -110,6 +110,11 @@ class Scores:
     extra: dict[str, Any] = field(default_factory=dict)  # more summary.json keys (a classifier's ROC curve)
 
 
+# A metric `compare` pairs over images: per image of per_image.csv, (numerator, denominator); the metric is
+# sum(numerator) / sum(denominator), so a paired bootstrap over patients resamples both.
+Ratio = Callable[[pd.DataFrame], tuple[Any, Any]]
+
+
 @dataclass(frozen=True)
 class Task:
     """Everything evaluate and report need to know about one task; see the module docstring."""
@@ -150,8 +155,18 @@ class Task:
     # the workbench prints and stores (metrics.json, summary.json's `validator`)
     validator_per_class: Literal["box", "seg"] | None = None  # which of the validator's per-class rows are the task's
     # (boxes for detect, masks for segment); None: it reports none (classify)
-    labels: Literal["boxes", "masks", "classes"] = "boxes"  # what a finding is in FiftyOne and Label Studio: a box, an
-    # outline with its mask, or the image's class (yolo_tools/review/fiftyone_inspect.py, label_review.py make each)
+    labels: Literal["boxes", "masks", "classes"] = "boxes"  # what a finding is: a box, an outline with its mask, or the
+    # image's class (FiftyOne and Label Studio, review/; the output formats that can hold it, outputs/prediction_formats.py;
+    # whether a cascade can crop its regions, convert/region_crops.py)
+    kind: str = ""  # what its model does, in the field's words ('object detection'): a study's methods and CLAIM items
+    fused_as: str = ""  # how an ensemble makes its models' predictions of one image one (`fuse`), in words
+    curve_metric: str = ""  # the column of Ultralytics' results.csv a study draws the folds' learning curves of
+    score_name: str = "confidence"  # what a finding's score is called (a classifier's: its probability)
+    conf_criterion: str = ""  # what `choose_conf` maximises per class ('F1'), named when nothing scores on val
+    paired: dict[str, Ratio] = field(default_factory=dict)  # the metrics `compare` pairs between two runs
+    validates_outside: bool = True  # Ultralytics' validator can check it on an outside set (a classifier's check
+    # wants training images, which an outside set does not have)
+    slices: bool = False  # sliced inference (SAHI, `slice=`) applies: boxes found on tiles and merged
     roboflow_format: str = "yolov8"  # the Roboflow export a recipe of this task pulls unless it names one
     label_lines: LabelLines | None = None  # what a line of its label files (labels/<split>/<stem>.txt) may hold; None:
     # no label files, an image's class is the folder it lies in (classify; `Dataset.class_folders`)
