@@ -8,15 +8,17 @@ chosen before them; more classes take the most probable class.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from yolo_tools import fusion, operating_point
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import classification
 from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
+
+if TYPE_CHECKING:  # pandas is imported where tables are made: reading a recipe asks a task for its facts only
+    import pandas as pd
 
 
 def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], tuple[int, np.ndarray]]:
@@ -68,6 +70,8 @@ def _intervals(evaluation: Evaluation, truth: np.ndarray, probabilities: np.ndar
 
 def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     """Decide each image at the operating point (chosen on val), then the metrics, per-class rows and ROC curve."""
+    import pandas as pd
+
     names, per_image = state.names, evaluation.per_image
     truth, probabilities = np.array([t for t, _ in state.kept]), np.stack([p for _, p in state.kept])
     point = evaluation.operating_point  # one chosen elsewhere (a study's pooled out-of-fold point), else the run's

@@ -9,15 +9,17 @@ run) are scored by the same code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from yolo_tools import fusion, operating_point
 from yolo_tools.codecs.label_lines import LabelLines, read_labels
 from yolo_tools.metrics import detection
 from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Evaluation, Scores, Scoring, Task, intervals_of
+
+if TYPE_CHECKING:  # pandas is imported where tables are made: reading a recipe asks a task for its facts only
+    import pandas as pd
 
 
 def truth_boxes(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +78,8 @@ def _box_iou_sums(per_image: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     """The validator's per-class P/R/mAP beside our found/false positives/missed at the threshold."""
+    import pandas as pd
+
     per_image = evaluation.per_image
     counts = np.stack([counts for counts, _ in state.kept]).sum(0)
     found = [f for _, f in state.kept]

@@ -9,12 +9,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from yolo_tools.codecs.label_lines import LabelLines
-from yolo_tools.metrics import bootstrap
+
+if TYPE_CHECKING:  # types only: reading a recipe asks tasks for their names and models, not for pandas
+    import pandas as pd
+
+    from yolo_tools.metrics import bootstrap
 
 
 # What Ultralytics' validator's box and mask numbers mean, for every task whose validator reports them (detect, segment).
@@ -112,7 +114,7 @@ class Scores:
 
 # A metric `compare` pairs over images: per image of per_image.csv, (numerator, denominator); the metric is
 # sum(numerator) / sum(denominator), so a paired bootstrap over patients resamples both.
-Ratio = Callable[[pd.DataFrame], tuple[Any, Any]]
+Ratio = Callable[["pd.DataFrame"], tuple[Any, Any]]
 
 
 @dataclass(frozen=True)
