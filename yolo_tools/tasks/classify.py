@@ -15,7 +15,7 @@ import numpy as np
 from yolo_tools import fusion, operating_point
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import classification
-from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
+from yolo_tools.tasks.protocol import Calibrating, Evaluation, Scores, Scoring, Task, calibrated, intervals_of
 
 if TYPE_CHECKING:  # pandas is imported where tables are made: reading a recipe asks a task for its facts only
     import pandas as pd
@@ -105,6 +105,17 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
     return f"{row['image']}: truth {row['truth']}, predicted {row['predicted']} (p(truth) {fmt(row['p_truth'])})"
 
 
+def calibration(given: Calibrating) -> dict[str, Any]:
+    """A two-class classifier's p(positive) of each test image against its truth."""
+    if len(given.classes) != 2:
+        return {"what": None, "note": f"not computed for a classifier of {len(given.classes)} classes: it is p(positive) of two"}
+    positive_name = given.classes[1]
+    per_image = given.per_image
+    positive = (per_image["truth"].astype(str) == positive_name).to_numpy()
+    scores = np.where(positive, per_image["p_truth"], 1 - per_image["p_truth"])
+    return calibrated(f"p({positive_name}) of each test image against its truth", classification.reliability(positive, scores))
+
+
 TASK = Task(
     name="classify",
     summary="one class per image",
@@ -119,6 +130,7 @@ TASK = Task(
     score_name="probability",
     paired={"accuracy": lambda t: (t["correct"].astype(float).to_numpy(), np.ones(len(t)))},
     validates_outside=False,
+    calibration=calibration,
     roboflow_format="folder",
     score=score,
     summarise=summarise,

@@ -15,8 +15,10 @@ import numpy as np
 
 from yolo_tools import fusion, operating_point
 from yolo_tools.codecs.label_lines import LabelLines, read_labels
-from yolo_tools.metrics import detection
-from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Evaluation, Scores, Scoring, Task, intervals_of
+from yolo_tools.metrics import classification, detection
+from yolo_tools.tasks.protocol import (
+    VALIDATOR_MEANING, Calibrating, Evaluation, Scores, Scoring, Task, calibrated, intervals_of,
+)
 
 if TYPE_CHECKING:  # pandas is imported where tables are made: reading a recipe asks a task for its facts only
     import pandas as pd
@@ -150,6 +152,25 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
     )
 
 
+def calibration(given: Calibrating) -> dict[str, Any]:
+    """The confidence of each reported test box against whether it is a true finding (IoU >= 0.5, matched as the
+    metrics match)."""
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for record in given.findings():
+        by_image.setdefault(record["image"], []).append(record)
+    outcome, scores = [], []
+    for image, found_boxes in by_image.items():
+        width, height = given.image_size(image)
+        truth, truth_classes = truth_boxes(given.label_file(image), (height, width))
+        boxes = np.array([[f["x1"], f["y1"], f["x2"], f["y2"]] for f in found_boxes])
+        confidences = np.array([f["confidence"] for f in found_boxes])
+        hit, _ = detection.match(boxes, np.array([f["class_id"] for f in found_boxes]), confidences, truth, truth_classes)
+        outcome.append(hit)
+        scores.append(confidences)
+    found = classification.reliability(np.concatenate(outcome or [np.zeros(0)]), np.concatenate(scores or [np.zeros(0)]))
+    return calibrated("the confidence of each reported test box against whether it is a true finding (IoU >= 0.5)", found)
+
+
 TASK = Task(
     name="detect",
     summary="boxes",
@@ -173,6 +194,7 @@ TASK = Task(
         "missed_per_image": lambda t: (t["missed"].to_numpy(float), np.ones(len(t))),
     },
     slices=True,
+    calibration=calibration,
     score=score,
     summarise=summarise,
     headline=("recall_at_conf", "precision_at_conf", "false_positives_per_image", "ap50", "ap50_95", "box_iou"),

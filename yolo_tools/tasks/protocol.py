@@ -112,6 +112,26 @@ class Scores:
     extra: dict[str, Any] = field(default_factory=dict)  # more summary.json keys (a classifier's ROC curve)
 
 
+@dataclass(frozen=True)
+class Calibrating:
+    """What a study's test evaluation hands `Task.calibration`: the per-image table and classes, where an image's
+    label file is and how large the image is (width, height), and the reported findings (predictions.json's
+    records, read when asked)."""
+
+    per_image: pd.DataFrame
+    classes: list[str]
+    label_file: Callable[[str], Path]  # image file name -> its label file
+    image_size: Callable[[str], tuple[int, int]]
+    findings: Callable[[], list[dict[str, Any]]]
+
+
+def calibrated(what: str, found: dict[str, Any] | None) -> dict[str, Any]:
+    """calibration.json from what was compared and `metrics.classification.reliability`'s numbers (None: too few)."""
+    if found is None:
+        return {"what": what, "note": "not computed: the scores are all of one outcome, or there are none"}
+    return {"what": what, **found}
+
+
 # A metric `compare` pairs over images: per image of per_image.csv, (numerator, denominator); the metric is
 # sum(numerator) / sum(denominator), so a paired bootstrap over patients resamples both.
 Ratio = Callable[["pd.DataFrame"], tuple[Any, Any]]
@@ -169,6 +189,8 @@ class Task:
     validates_outside: bool = True  # Ultralytics' validator can check it on an outside set (a classifier's check
     # wants training images, which an outside set does not have)
     slices: bool = False  # sliced inference (SAHI, `slice=`) applies: boxes found on tiles and merged
+    calibration: Callable[[Calibrating], dict[str, Any]] | None = None  # a study's test calibration.json: how far
+    # its scores read as chances (`calibrated`, or a 'note' saying why not); None: not computed for the task
     roboflow_format: str = "yolov8"  # the Roboflow export a recipe of this task pulls unless it names one
     label_lines: LabelLines | None = None  # what a line of its label files (labels/<split>/<stem>.txt) may hold; None:
     # no label files, an image's class is the folder it lies in (classify; `Dataset.class_folders`)

@@ -22,7 +22,7 @@ from yolo_tools.codecs.polygons import polygons_to_mask
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import bootstrap, detection, segmentation, surface
 from yolo_tools.prediction import mask_boxes
-from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Evaluation, Scores, Scoring, Task, intervals_of
+from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Calibrating, Evaluation, Scores, Scoring, Task, intervals_of
 
 if TYPE_CHECKING:  # pandas is imported where tables are made: reading a recipe asks a task for its facts only
     import pandas as pd
@@ -290,6 +290,10 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
     return f"{row['image']}: Dice {fmt(row['dice'])} ({parts})"
 
 
+def calibration(given: Calibrating) -> dict[str, Any]:
+    return {"what": None, "note": "not computed for segment models: a mask's confidence is not a chance of a pixel being right"}
+
+
 TASK = Task(
     name="segment",
     summary="masks",
@@ -311,6 +315,7 @@ TASK = Task(
     fused_as="masks kept where at least half of the models mark them",
     curve_metric="metrics/mAP50-95(M)",
     conf_criterion="Dice",
+    calibration=calibration,
     paired={
         "dice": lambda t: (t["dice"].to_numpy(float), np.ones(len(t))),
         "iou": lambda t: (t["iou"].to_numpy(float), np.ones(len(t))),
