@@ -179,7 +179,7 @@ class Task:
     # (boxes for detect, masks for segment); None: it reports none (classify)
     labels: Literal["boxes", "masks", "classes"] = "boxes"  # what a finding is: a box, an outline with its mask, or the
     # image's class (FiftyOne and Label Studio, review/; the output formats that can hold it, outputs/prediction_formats.py;
-    # whether a cascade can crop its regions, convert/region_crops.py)
+    # whether a cascade can crop its regions, convert/region_crops.py; whether a reader keeps boxes or outlines)
     kind: str = ""  # what its model does, in the field's words ('object detection'): a study's methods and CLAIM items
     fused_as: str = ""  # how an ensemble makes its models' predictions of one image one (`fuse`), in words
     curve_metric: str = ""  # the column of Ultralytics' results.csv a study draws the folds' learning curves of
