@@ -158,3 +158,47 @@ def test_report_renders_and_results_md_is_current(tmp_path: Path) -> None:
     if (common.RESULTS_DIR / "convert.json").is_file():
         assert report.RESULTS_MD.read_text() == report.render(), "rebuild it: python -m benchmarks.report"
     json.loads((tmp_path / "inference.json").read_text())
+
+
+def test_stage_walk_folds_a_per_image_loop_and_counts_revisits() -> None:
+    """The stage walk counts the code's walk, not the dataset's size: a stage asked once per image is one visit."""
+    from benchmarks.stage_walk import fold, revisits, render
+
+    per_image = [("dataset", "dataset.label_file"), ("conversion", "back from label_file")] * 5
+    steps = [("recipe", "recipe.load"), ("conversion", "conversion.prepare"), *per_image, ("engine", "engine.train")]
+    folded = fold(steps)
+    assert [render(item) for item in folded] == ["recipe", "conversion", "(dataset → conversion) ×5", "engine"]
+    assert revisits(steps[:4]) == ["conversion (entered by back from label_file)"]
+
+
+def test_stage_walk_follows_the_workbench_frames_only(tmp_path: Path) -> None:
+    """Calls into the traced package change the stage; the standard library's frames in between are skipped."""
+    import sys
+
+    from benchmarks.stage_walk import StageWalk
+
+    package = tmp_path / "pkg"
+    (package / "recipe.py").parent.mkdir()
+    (package / "recipe.py").write_text("def fingerprint():\n    return 'f'\n")
+    (package / "conversion.py").write_text(
+        "import json\nfrom pkg import dataset, recipe\n\ndef prepare():\n"
+        "    json.dumps({})\n    recipe.fingerprint()\n    dataset.place()\n    return recipe.fingerprint()\n"
+    )
+    (package / "dataset.py").write_text("def place():\n    return 'd'\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from pkg import conversion
+
+        walk = StageWalk(package)
+        sys.settrace(walk.trace)
+        try:
+            conversion.prepare()
+        finally:
+            sys.settrace(None)
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == "pkg" or m.startswith("pkg.")]:
+            del sys.modules[name]
+    result = walk.summary()
+    assert result["walk"] == ["conversion", "recipe", "conversion", "dataset", "conversion", "recipe", "conversion"]
+    assert result["transitions"] == 6 and len(result["revisits"]) == 4

@@ -1,7 +1,8 @@
 """Adding a task is one module: a toy fourth task (tests/toy_task.py), registered with one entry in `tasks.TASKS`,
-is what the recipe checks, conversion, evaluation, the report and inspect/review consult, with nothing else
-edited. Each check looks at something only the toy task's module says (its label-line wording, its validator
-name, its meaning, its Roboflow format), so it fails if that part of the workbench kept a table of its own.
+is what the recipe checks, conversion, evaluation, the report, inspect/review, a study's pages, the hospital
+output formats and sliced inference consult, with nothing else edited. Each check looks at something only the
+toy task's module says (its label-line wording, its validator name, its meaning, its Roboflow format, what its
+model is called, what its findings are), so it fails if that part of the workbench kept a table of its own.
 
 What is not run here: a training or a validation, which need a model of the task (Ultralytics has no 'spot'
 model); evaluate's scoring loop, the report's table and the inspect/review conversions are run on their own.
@@ -9,6 +10,7 @@ model); evaluate's scoring loop, the report's table and the inspect/review conve
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -112,3 +114,22 @@ def test_inspect_and_review_show_its_findings_as_its_kind_of_label() -> None:
     regions = fiftyone_inspect.truth_regions("spot", ["0 0.5 0.5 0.2 0.2"], ["spot"], 100, 100)
     assert [r["type"] for r in regions] == ["rectanglelabels"]
     assert fiftyone_inspect.labels_from_results("spot", regions, ["spot"]) == {"t0": "0 0.500000 0.500000 0.200000 0.200000"}
+
+
+def test_study_pages_hospital_formats_and_sliced_inference_ask_the_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a study's methods call the model, which output formats hold its findings and whether `slice=` applies
+    come from the task's own fields (`kind`, `labels`, `slices`), not from a comparison with a task's name."""
+    from yolo_tools.outputs import prediction_formats
+    from yolo_tools.report import claim
+
+    assert toy_task.KIND in claim._model({"recipe": {"start": None, "model": "yolov8n.pt", "task": "spot"}})
+    weights = tmp_path / "spot.pt"
+    prediction_formats.check_task("coco", "spot", weights)  # its findings are boxes: COCO holds them
+    with pytest.raises(UserError, match=r"--format nifti writes masks; .* is a spot model \(.*spot: dicom-sr, coco\)"):
+        prediction_formats.check_task("nifti", "spot", weights)
+    assert prediction_formats.default_dicom_format("spot") == "dicom-sr"
+    recipe = load_recipe(_recipe(tmp_path))
+    assert predictors.choose(weights, [weights], recipe, (320, 0.2), "evaluate").kind == "sliced"
+    monkeypatch.setitem(tasks.TASKS, "spot", dataclasses.replace(toy_task.TASK, slices=False))
+    with pytest.raises(UserError, match=r"slice=320: sliced inference is for detection runs"):
+        predictors.choose(weights, [weights], recipe, (320, 0.2), "evaluate")

@@ -123,3 +123,30 @@ def test_a_metric_added_to_one_task_module_reaches_the_report(monkeypatch: pytes
     row = report._headline(summary).rows[0]
     assert row == ["boxes_per_image", "3", "—", "findings reported per image"]
     assert re.match(tasks.count_columns(), "boxes_per_image")
+
+
+def test_each_task_says_how_its_test_scores_are_calibrated(tmp_path: Path) -> None:
+    """A study's calibration.json comes from the task (`Task.calibration`): a detector's boxes matched to the truth
+    at IoU 0.5 (the second box misses), a two-class classifier's p(positive), and a note where it is not computed."""
+    from yolo_tools.metrics.classification import reliability
+
+    label = tmp_path / "a.txt"
+    label.write_text("0 0.25 0.25 0.25 0.25\n")  # a 32-pixel box from (16, 16) on a 128-pixel image
+    findings = [
+        {"image": "a.png", "class_id": 0, "confidence": 0.9, "x1": 16.0, "y1": 16.0, "x2": 48.0, "y2": 48.0},
+        {"image": "a.png", "class_id": 0, "confidence": 0.8, "x1": 80.0, "y1": 80.0, "x2": 100.0, "y2": 100.0},
+        {"image": "a.png", "class_id": 0, "confidence": 0.3, "x1": 17.0, "y1": 17.0, "x2": 47.0, "y2": 47.0},
+    ]
+    given = tasks.Calibrating(pd.DataFrame(), ["stone"], lambda image: label, lambda image: (128, 128), lambda: findings)
+    found = tasks.get("detect").calibration(given)
+    assert found["what"].startswith("the confidence of each reported test box")
+    assert found["ece"] == reliability(np.array([True, False, False]), np.array([0.9, 0.8, 0.3]))["ece"]
+
+    per_image = pd.DataFrame({"truth": ["ill", "well", "ill", "well"], "p_truth": [0.9, 0.8, 0.4, 0.3]})
+    two = tasks.Calibrating(per_image, ["well", "ill"], lambda image: label, lambda image: (1, 1), lambda: [])
+    found = tasks.get("classify").calibration(two)
+    assert found["what"] == "p(ill) of each test image against its truth"
+    assert found["ece"] == reliability(np.array([True, False, True, False]), np.array([0.9, 0.2, 0.4, 0.7]))["ece"]
+    three = dataclasses.replace(two, classes=["a", "b", "c"])
+    assert "3 classes" in tasks.get("classify").calibration(three)["note"]
+    assert "mask" in tasks.get("segment").calibration(two)["note"]

@@ -2,7 +2,7 @@
 whole protocol (tasks/protocol.py) and registering it is one entry in `tasks.TASKS`.
 
 "spot": small findings located by boxes. Its scoring is detection's, its facts are its own (label-line rule,
-validator names, summary, Roboflow format, meanings), so tests/test_fourth_task.py can tell that each part of
+validator names, summary, Roboflow format, meanings, what its model is called), so tests/test_fourth_task.py can tell that each part of
 the workbench read them from this task rather than from detect's.
 """
 
@@ -15,6 +15,7 @@ from yolo_tools.tasks import detect
 
 NAME = "spot"
 MEANING = "spots marked in the ground truth (the toy task's own word for it)"
+KIND = "spot finding"
 
 TASK = dataclasses.replace(
     detect.TASK,
@@ -25,4 +26,5 @@ TASK = dataclasses.replace(
     roboflow_format="yolov8-spots",
     meaning={**detect.TASK.meaning, "boxes_true": MEANING},
     predict_args={"max_det": 5},  # spots are few per image
+    kind=KIND,
 )

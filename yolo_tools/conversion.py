@@ -99,8 +99,7 @@ def prepare_dataset(
         samples = module.samples(src, recipe)
     samples = corrections.apply(samples, recipe)  # the recipe's label corrections, if it lists any
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst == dataset.home(recipe.name):
-        dataset.set_aside(recipe.name, trained_versions(recipe.name) - {fingerprint})
+    dataset.set_aside(recipe.name, trained_versions(recipe.name) - {fingerprint}, dst)
     card = write_dataset(
         samples, dst, recipe, str(src) if src else recipe.data.source.kind, patients, protect, raw_root
     )

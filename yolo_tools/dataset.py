@@ -254,14 +254,17 @@ def place(name: str, fingerprint: str, latest: bool) -> Path:
     return main if latest or fingerprint_at(main) is None else kept
 
 
-def set_aside(name: str, needed: Iterable[str]) -> Path | None:
-    """Before `datasets/<name>/` is converted again: keep the version there if a run needs it (in `needed`).
+def set_aside(name: str, needed: Iterable[str], dst: Path) -> Path | None:
+    """Before `dst` is converted: when it is `datasets/<name>/`, keep the version there if a run needs it (in
+    `needed`).
 
     It is moved (one rename, nothing copied) to its `@<fingerprint>` folder and that path returned; None
     when there is nothing to keep. Its cross-validation folds are removed: they are links into
     `datasets/<name>/`, which would point at the new version, and `cv` makes them again when asked.
     """
     main = home(name)
+    if dst != main:
+        return None
     old = fingerprint_at(main)
     if old is None or old not in set(needed):
         return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,6 +56,8 @@ def window(pixels: np.ndarray, center: float, width: float) -> np.ndarray:
     if pixels.dtype == np.uint8:
         # The 256 values an 8-bit image can hold, mapped once by the same arithmetic: OpenCV's lookup gives
         # the same bytes as mapping each pixel, a few times faster (converters map every image they write).
+        import cv2  # on first use: recipe.py reads this module's rules, and reading a recipe must stay quick
+
         return cv2.LUT(pixels, _scaled(np.arange(256, dtype=np.float32), low, width))
     return _scaled(pixels.astype(np.float32), low, width)
 

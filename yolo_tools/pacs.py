@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from yolo_tools import engine, operating_point
+from yolo_tools import engine, operating_point, tasks
 from yolo_tools.engine import args as yolo_args
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom_series
@@ -109,7 +109,8 @@ def predict(
     fmt = fmt or prediction_formats.default_dicom_format(task)
     prediction_formats.check_dicom_format(fmt, task, weights)
     args = predictors.prediction_args(task, recipe, run_dir, args)  # as evaluate predicts: the run's point, max_det, full-size masks
-    point = operating_point.load(run_dir) if task == "classify" else None
+    spec = tasks.TASKS.get(task)  # None: a model of a task the workbench does not evaluate
+    point = operating_point.load(run_dir) if spec and spec.decides_by == "threshold" else None  # a classifier's threshold
     algorithm = prediction_formats.algorithm_of(weights, recipe, args, point)
     kind = "SEG" if fmt == "dicom-seg" else "SR"
     out_dir = Path(out) if out else next_free((run_dir or runs_dir()) / "predict-pacs")

@@ -94,14 +94,14 @@ def train_recipe(
     tracking.check_available(track)
     run_dir = new_run_dir(recipe, name)
     converted = prepare_dataset(recipe, data_root)
-    data = converted.data_arg
+    data, version = converted.data_arg, converted.fingerprint  # what the run records it trains on
     model = engine.training_start(model, recipe.model_fallback)  # official weights, or their YAML when offline
     if args.get("imgsz") == input_size.AUTO:
         args = input_size.resolve(args, converted, engine.strides(model))
     created = first_new_folder(run_dir)
     try:
         save_recipe(recipe.model_copy(update={"model": model, "track": track}), run_dir, args)
-        save_run_dataset(run_dir, converted.fingerprint)  # the version it trains on, so it is never rewritten under it
+        save_run_dataset(run_dir, version)  # the version it trains on, so it is never rewritten under it
         print(f"run: {run_dir}")
         with tracking.tracked(track, recipe.name, run_dir):
             metrics = tasks.get(recipe.task).short_metrics(engine.train(model, data, run_dir, args, track, recipe.class_balance))

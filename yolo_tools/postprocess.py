@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from yolo_tools import engine
 from yolo_tools.errors import UserError
@@ -42,6 +41,8 @@ RULE = "keep each class's largest connected component where that raised the clas
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest face-connected component of a boolean image or volume (the first of equals); empty stays empty."""
+    from scipy import ndimage  # here: the segment task imports this module, and reading a recipe imports the tasks
+
     labels, count = ndimage.label(mask)
     if count <= 1:
         return mask.astype(bool)

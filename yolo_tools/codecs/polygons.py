@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import cv2
 import numpy as np
+
+# OpenCV is imported in the functions that trace and fill, on first use: the segment task imports this module,
+# and reading a recipe imports the tasks, which must stay quick.
 
 
 def _remove_specks(binary: np.ndarray, min_area: int) -> np.ndarray:
@@ -32,6 +34,8 @@ def _remove_specks(binary: np.ndarray, min_area: int) -> np.ndarray:
     """
     if min_area <= 1:
         return binary
+    import cv2
+
     count, labels = cv2.connectedComponents(binary, connectivity=8)
     keep = np.bincount(labels.ravel(), minlength=count) >= min_area
     keep[0] = False
@@ -67,6 +71,8 @@ def mask_to_polygons(
         >>> mask = cv2.imread("masks/heart/JPCLN001.png", cv2.IMREAD_GRAYSCALE)
         >>> [polygon_line(0, p) for p in mask_to_polygons(mask, min_area=50)]
     """
+    import cv2
+
     if mask.ndim != 2:
         raise ValueError(f"mask_to_polygons takes one HxW mask per class, not an array of shape {mask.shape}")
     height, width = mask.shape
@@ -109,6 +115,8 @@ def polygons_to_mask(polygons: Sequence[np.ndarray], shape: tuple[int, int]) -> 
     That is how Ultralytics rasterises a segment (`polygon2mask`), so a keyhole polygon comes back as a
     ring here exactly as it does in training. Overlapping polygons are OR-ed.
     """
+    import cv2
+
     height, width = shape[:2]
     mask = np.zeros((height, width), np.uint8)
     scale = np.array([width, height], dtype=np.float64)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from yolo_tools import tasks
 from yolo_tools.convert import images as image_files
 from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.writer import Sample, SkipSample
@@ -134,8 +135,9 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
     data = _load(json_path)
     box_problems: dict = {}
     image_of = {entry["id"]: entry for entry in data["images"]}
+    finds = tasks.get(recipe.task).labels  # boxes, or outlines with their masks
     for annotation in data["annotations"]:
-        problem = _box_problem(annotation, image_of[annotation["image_id"]], recipe.task == "detect")
+        problem = _box_problem(annotation, image_of[annotation["image_id"]], finds == "boxes")
         if problem and not annotation.get("iscrowd"):
             box_problems.setdefault(annotation["image_id"], problem)
     names = {c["id"]: c["name"] for c in data["categories"]}
@@ -149,7 +151,7 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
             usable = work / json_path.name
             kept = [a for a in data["annotations"] if a["image_id"] not in box_problems]
             usable.write_text(json.dumps({**data, "annotations": kept}), encoding="utf-8")
-        labels_dir = engine.convert_coco(usable, work / "out", use_segments=recipe.task == "segment")
+        labels_dir = engine.convert_coco(usable, work / "out", use_segments=finds == "masks")
         raw = {
             p.relative_to(labels_dir).with_suffix("").as_posix(): p.read_text().splitlines()
             for p in labels_dir.rglob("*.txt")

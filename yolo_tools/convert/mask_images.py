@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
+from yolo_tools import tasks
 from yolo_tools.codecs.polygons import traced_lines
 from yolo_tools.convert import images as image_files
 from yolo_tools.convert.options import ConverterOptions, parse
@@ -293,7 +294,7 @@ def _colour_coded(recipe: Recipe, image_dir: Path, mask_dir: Path) -> list[Sampl
 
 
 def samples(src: Path, recipe: Recipe) -> list[Sample]:
-    if recipe.task != "segment":
+    if tasks.get(recipe.task).labels != "masks":
         raise UserError(f"{recipe.path}: the mask_images converter makes segmentation labels; set task: segment")
     options = parse(Options, recipe)
     image_dir, mask_dir = src / options.images, src / options.masks

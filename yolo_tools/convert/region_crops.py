@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field
 from tqdm import tqdm
 
-from yolo_tools import engine
+from yolo_tools import engine, tasks
 from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.splits import group_keys
 from yolo_tools.convert.writer import Sample
@@ -53,7 +53,7 @@ def base_recipe(recipe: Recipe, options: Options) -> Recipe:
     here = Path(recipe.path).parent if recipe.path else Path(".")
     path = here / options.recipe if (here / options.recipe).is_file() else Path(options.recipe)
     base = load_recipe(path)
-    if base.task != "classify" or base.classes != recipe.classes:
+    if base.task != recipe.task or base.classes != recipe.classes:
         raise UserError(
             f"{recipe.path}: data.options.recipe '{options.recipe}' must be a classify recipe with the same classes "
             f"{recipe.classes} (it is a {base.task} recipe with {base.classes})"
@@ -67,7 +67,8 @@ def region_model(options: Options, origin: Any) -> tuple[Path, list[int] | None]
         raise UserError(f"{origin}: data.options.regions '{options.regions}': no such run folder or weights")
     weights, _ = weights_of(options.regions)
     task, names = engine.task_and_names(weights)
-    if task not in ("detect", "segment"):
+    spec = tasks.TASKS.get(task)  # None: a model of a task the workbench does not evaluate
+    if spec is None or spec.labels not in ("boxes", "masks"):  # regions to crop: boxes, or masks' boxes
         raise UserError(f"{origin}: data.options.regions: {weights} is a {task} model; a detect or segment model is needed")
     if options.classes is None:
         return weights, None
@@ -108,7 +109,7 @@ def upstream(recipe: Recipe) -> Recipe:
     """The classify recipe whose converted images are cropped, once the crop options, the task and split rule and
     the region model are checked (before that recipe is converted, so a typo fails before any work)."""
     options = options_of(recipe)
-    if recipe.task != "classify" or recipe.data.split.by != "source":
+    if tasks.get(recipe.task).labels != "classes" or recipe.data.split.by != "source":  # crops are classified
         raise UserError(f"{recipe.path}: a region_crops recipe is a classify task with data.split.by 'source'")
     base = base_recipe(recipe, options)
     region_model(options, recipe.path)

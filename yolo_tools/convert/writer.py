@@ -211,11 +211,11 @@ def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str],
             f"{recipe.path}: data.split.test is 'source' but the source has no published test split "
             f"(converter '{recipe.data.converter}'); give a fraction instead, e.g. test: 0.15"
         )
-    by = recipe.setting("data.split.by")
     if rule.by == "source":
         allowed = splits_of(recipe)
         missing = [s.name for s in samples if s.split not in allowed]
         if missing:
+            by = recipe.setting("data.split.by")
             raise UserError(
                 f"{recipe.path}: {by} is 'source' but the source gives no train/val split for "
                 f"{len(missing)} files (first: {missing[0]}); set {by} to a patient rule"
@@ -225,6 +225,7 @@ def assign_splits(samples: Sequence[Sample], recipe: Recipe) -> tuple[list[str],
         return [str(s.drawn) for s in samples], groups
     if len(set(groups)) < 2:
         # A reader may name the patients itself (a DICOM series' PatientID, a volume), with or without the rule.
+        by = recipe.setting("data.split.by")
         how = f"as the {recipe.data.converter} reader found them; {by} is" if all(s.group for s in samples) else by
         raise UserError(
             f"{recipe.path}: the {len(samples)} usable samples belong to one patient or study ({how} {rule.by!r}); "
@@ -240,10 +241,11 @@ def _patient_wise(samples: Sequence[Sample], keys: Sequence[str], splits: Sequen
     patients. A patient of a published test split kept beside a patient-wise train/val draw is warned about too."""
     if set(splits) == {TEST}:
         return None  # a held-out set only (`evaluate --data`): nothing is trained on it
-    by = recipe.setting("data.split.by")
+    published = recipe.data.split.by == "source"
+    by = recipe.setting("data.split.by") if published else ""  # for the warnings about a published split only
     fix = (f"so val numbers may not hold on unseen patients; for a patient-wise split give {by} a "
            "patient rule (a regex over file names whose first group is the patient, or a named rule such as acquisition_session)")
-    if recipe.data.split.by == "source" and not all(s.group for s in samples):
+    if published and not all(s.group for s in samples):
         LOG.warning("%s: the published split is kept (%s: source) and nothing says which patient each "
                     "image is of: one patient's images may be in train and in val, %s", source, by, fix)
         return None
@@ -251,7 +253,7 @@ def _patient_wise(samples: Sequence[Sample], keys: Sequence[str], splits: Sequen
     on_test = sorted(set(crossing) & {key for key, split in zip(keys, splits) if split == TEST})
     if on_test:
         LOG.warning("%d patients have images in the published test split and in train/val: %s", len(on_test), on_test[:5])
-    if recipe.data.split.by == "source" and crossing:
+    if published and crossing:
         LOG.warning("%s: %d patients have images in more than one split of the published split (%s: "
                     "source), e.g. %s; %s", source, len(crossing), by, crossing[:3], fix)
     return not crossing
@@ -480,13 +482,14 @@ def write_dataset(
 
         counts: Counter = Counter()
         written: list[tuple[str, str, str]] = []
+        class_folders = layout.class_folders  # asked once, not once per image
         slices: list[tuple] = []
         spacings: list[tuple] = []
         for item, split, key in zip(kept, splits, keys):
             if item.split != split:
                 item = _move(item, layout, split)
             target = item.image
-            if layout.class_folders:
+            if class_folders:
                 counts[(split, item.sample.category)] += 1
             else:
                 label_file = layout.label_file(split, item.sample.name)

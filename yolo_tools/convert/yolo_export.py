@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field
 
+from yolo_tools import tasks
 from yolo_tools.convert.options import ConverterOptions, parse
 from yolo_tools.convert.tiles import Tiles, tile
 from yolo_tools.convert.writer import TEST, Sample, SkipSample
@@ -105,6 +106,6 @@ def samples(src: Path, recipe: Recipe) -> list[Sample]:
     tiles = parse(Options, recipe).tiles
     if tiles is None:
         return found
-    if recipe.task != "detect":
+    if tasks.get(recipe.task).labels != "boxes":
         raise UserError(f"{recipe.path}: data.options.tiles cuts detection boxes; remove it for task '{recipe.task}'")
     return tile(found, recipe, tiles)

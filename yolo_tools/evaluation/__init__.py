@@ -165,7 +165,7 @@ def _operating_conf(predictor: predictors.Predictor, args: dict[str, Any], run_d
             "%s: no operating point could be chosen on val: at confidence %g the run's predictions found nothing of "
             "what val holds (every class's %s is 0 at every confidence), so it keeps Ultralytics' default conf=%g, "
             "stores nothing, and evaluate chooses again next time; train longer, or give conf= to decide at another",
-            run_dir, CHOOSE_CONF, "F1" if recipe.task == "detect" else "Dice", DEFAULT_CONF,
+            run_dir, CHOOSE_CONF, spec.conf_criterion, DEFAULT_CONF,
         )
         return None
     operating_point.save(run_dir, chosen, slicing)
@@ -410,7 +410,7 @@ def _validate(request: _Request, scored: _Scored) -> Any:
     weights, recipe, out = request.weights, request.recipe, scored.out
     if request.also:
         validation, task = None, ensemble.members([weights, *request.also])[0]
-    elif scored.data_name and recipe.task == "classify":  # Ultralytics' classification check wants training images
+    elif scored.data_name and not tasks.get(recipe.task).validates_outside:  # a classifier's check wants training images
         validation, task = None, engine.task_and_names(weights)[0]
     else:
         validation = engine.validate_full(

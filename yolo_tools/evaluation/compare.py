@@ -17,14 +17,12 @@ separate intervals would suggest when the runs err on the same hard images. File
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from yolo_tools import evaluation
+from yolo_tools import evaluation, tasks
 from yolo_tools.conversion import run_version
 from yolo_tools.convert import corrections
 from yolo_tools.dataset import Dataset
@@ -32,26 +30,6 @@ from yolo_tools.errors import UserError
 from yolo_tools.metrics.bootstrap import Bootstrap
 from yolo_tools.recipe import Recipe
 from yolo_tools.runs import run_recipe, weights_of
-
-Ratio = Callable[[pd.DataFrame], tuple[np.ndarray, np.ndarray]]
-
-
-def _ones(table: pd.DataFrame) -> np.ndarray:
-    return np.ones(len(table))
-
-
-# Per task: metric → (numerator, denominator) per image; the metric is sum(numerator) / sum(denominator).
-METRICS: dict[str, dict[str, Ratio]] = {
-    "detect": {
-        "recall_at_conf": lambda t: (t["found"].to_numpy(float), (t["found"] + t["missed"]).to_numpy(float)),
-        "precision_at_conf": lambda t: (t["found"].to_numpy(float), t["boxes_predicted"].to_numpy(float)),
-        "false_positives_per_image": lambda t: (t["false_positives"].to_numpy(float), _ones(t)),
-        "missed_per_image": lambda t: (t["missed"].to_numpy(float), _ones(t)),
-    },
-    "segment": {"dice": lambda t: (t["dice"].to_numpy(float), _ones(t)), "iou": lambda t: (t["iou"].to_numpy(float), _ones(t))},
-    "classify": {"accuracy": lambda t: (t["correct"].astype(float).to_numpy(), _ones(t))},
-}
-
 
 def _run(run: str | Path) -> tuple[Path, Recipe]:
     _, run_dir = weights_of(run)
@@ -100,7 +78,7 @@ def compare_runs(run: str | Path, other: str | Path, overrides: dict[str, Any] |
         patients = dict(listing[listing["split"] == "val"].drop_duplicates("image")[["image", "patient"]].itertuples(index=False))
     boot = Bootstrap([patients.get(name, name) for name in names])
     rows = []
-    for metric, ratio in METRICS[first.task].items():
+    for metric, ratio in tasks.get(first.task).paired.items():  # the task says which metrics pair
         a, b = ratio(first_table.reset_index()), ratio(second_table.reset_index())
         value_a = float(a[0].sum() / a[1].sum()) if a[1].sum() else float("nan")
         value_b = float(b[0].sum() / b[1].sum()) if b[1].sum() else float("nan")

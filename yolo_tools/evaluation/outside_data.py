@@ -224,7 +224,7 @@ def _say_what_was_found(converted: Dataset) -> None:
             LOG.warning("outside set: %d group(s) of copies lie under two or more classes (conflicting labels); each copy is "
                         "scored against its own folder's class", len(conflicts))
     counts = (card.get("counts") or {}).get(SPLIT, {})
-    if converted.task != "classify" and counts.get("images") and counts.get("backgrounds") == counts.get("images"):
+    if not converted.class_folders and counts.get("images") and counts.get("backgrounds") == counts.get("images"):
         LOG.warning(
             "outside set %s: not one of its %d images has a %s label, so every image is scored as background; if the set "
             "has findings, its --format or --option does not match how it is published", converted.root, counts["images"], converted.task,

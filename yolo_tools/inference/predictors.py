@@ -84,7 +84,7 @@ def choose(
     members = tuple(members)
     is_cascade = raw_images and cascade.is_cascade(recipe)
     if slicing:
-        if verb == "evaluate" and recipe is not None and recipe.task != "detect":
+        if verb == "evaluate" and recipe is not None and not tasks.get(recipe.task).slices:
             raise UserError(f"command line: slice={slicing[0]}: sliced inference is for detection runs; {run_dir} is a {recipe.task} run")
         if len(members) > 1 or is_cascade:
             raise UserError(_SLICE_REFUSED[verb].format(size=slicing[0]))

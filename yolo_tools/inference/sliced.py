@@ -22,7 +22,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from yolo_tools import engine
+from yolo_tools import engine, tasks
 from yolo_tools.errors import UserError
 from yolo_tools.imaging.pillow import pillow_open
 from yolo_tools.prediction import DEFAULT_CONF, Prediction, class_thresholds
@@ -97,7 +97,8 @@ def predict(weights: Path, files: Iterable[Path], args: dict[str, Any], size: in
     files = list(files)
     check_fits(size, files)
     task, _ = engine.task_and_names(weights)
-    if task != "detect":
+    spec = tasks.TASKS.get(task)  # None: a model of a task the workbench does not evaluate
+    if not (spec and spec.slices):  # SAHI merges boxes found on tiles
         raise UserError(f"{weights}: sliced inference (slice=) is for detection models; this one is a {task} model")
     model = AutoDetectionModel.from_pretrained(
         model_type="ultralytics", model_path=str(weights), confidence_threshold=float(args.get("conf", DEFAULT_CONF)),

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import pandas as pd
 
 N_BOOT = 1000
 SEED = 0
@@ -32,6 +31,8 @@ class Bootstrap:
     """Replicate weights of images, drawn by patient; one instance scores every metric of a split on the same draws."""
 
     def __init__(self, patients: Sequence[str], n_boot: int = N_BOOT, seed: int = SEED):
+        import pandas as pd  # here, not at the top: the tasks import this module, and reading a recipe imports the tasks
+
         codes, uniques = pd.factorize(pd.Series(list(patients), dtype=object))
         self.n_boot, self.seed, self.patients = int(n_boot), int(seed), len(uniques)
         rng = np.random.default_rng(seed)

@@ -17,8 +17,12 @@ Examples:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EMPTY_SCORE = 1.0
 EMPTY_CONVENTION = "Dice and IoU are 1 when a class is absent from both prediction and ground truth, 0 when absent from only one"
@@ -96,6 +100,8 @@ def volume_scores(slices: pd.DataFrame, counts: np.ndarray, classes: list[str]) 
         each slice's counts equals stacking the slices and counting once, so the result is the Dice of
         the reassembled volume.
     """
+    import pandas as pd  # here, not at the top: the tasks import this module, and reading a recipe imports the tasks
+
     counts = np.asarray(counts).reshape(len(slices), len(classes), 3)
     keys = slices[["patient", "volume"]].astype(str).agg("\x00".join, axis=1).to_numpy()
     order, codes = np.unique(keys, return_inverse=True)

@@ -29,10 +29,11 @@ Examples:
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 TOLERANCE = 2.0  # NSD tolerance, in mm where the spacing is known, else in pixels
 def _surface(mask: np.ndarray) -> np.ndarray:
+    from scipy import ndimage  # here, not at the top: the segment task imports this module, and reading a recipe the tasks
+
     return mask & ~ndimage.binary_erosion(mask, structure=np.ones((3,) * mask.ndim, bool), border_value=0)
 
 
@@ -41,6 +42,8 @@ def surface_scores(
 ) -> tuple[np.ndarray, np.ndarray]:
     """HD95 and NSD per class for (C, H, W) boolean masks, or (C, D, H, W) volumes; `spacing` is mm per pixel
     (or voxel) along each spatial axis: (row, column), or (slice, row, column)."""
+    from scipy import ndimage
+
     sampling = tuple(spacing) if spacing else (1.0,) * (pred.ndim - 1)
     classes = len(pred)
     hd95, nsd = np.full(classes, np.nan), np.zeros(classes)

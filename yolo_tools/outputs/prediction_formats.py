@@ -50,7 +50,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from yolo_tools import __version__, engine, postprocess
+from yolo_tools import __version__, engine, postprocess, tasks
 from yolo_tools.codecs.rle import encode as rle_encode
 from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom, dicom_series, nifti
@@ -63,9 +63,10 @@ from yolo_tools.recipe import Preprocess, Recipe
 FORMATS = ("nifti", "dicom-seg", "dicom-sr", "coco", "rle-csv")
 VOLUME_FORMATS = ("nifti", "dicom-seg", "dicom-sr")
 DICOM_FORMATS = ("dicom-seg", "dicom-sr")  # objects that reference their DICOM source (what a PACS stores)
-FORMAT_TASKS = {
-    "nifti": ("segment",), "dicom-seg": ("segment",), "dicom-sr": ("detect", "segment", "classify"),
-    "coco": ("detect", "segment"), "rle-csv": ("segment",),
+# What each format can hold, by what a model's finding is (its task's `labels`): masks, boxes or the image's class.
+FORMAT_LABELS = {
+    "nifti": ("masks",), "dicom-seg": ("masks",), "dicom-sr": ("boxes", "masks", "classes"),
+    "coco": ("boxes", "masks"), "rle-csv": ("masks",),
 }
 SCAN_PATH = re.compile(r"(case\d+_day\d+)[/\\]scans[/\\]slice_(\d+)_")
 LOG = logging.getLogger(__name__)
@@ -92,15 +93,24 @@ def check_format(fmt: str) -> None:
         raise UserError(f"--format '{fmt}' is unknown; allowed: {', '.join(FORMATS)}")
 
 
+def labels_of(task: str) -> str | None:
+    """What a model of `task` finds (boxes, masks or classes); None for a task the workbench does not evaluate."""
+    spec = tasks.TASKS.get(task)
+    return spec.labels if spec else None
+
+
 def check_task(fmt: str, task: str, weights: Path) -> None:
     """Refuse a format that cannot hold what a model of `task` predicts, naming the formats that suit which task."""
-    if task in FORMAT_TASKS[fmt]:
+    labels = labels_of(task)
+    if labels in FORMAT_LABELS[fmt]:
         return
-    suits = "; ".join(f"{t}: {', '.join(f for f, tasks in FORMAT_TASKS.items() if t in tasks)}" for t in ("detect", "segment", "classify"))
+    suits = "; ".join(
+        f"{name}: {', '.join(f for f, held in FORMAT_LABELS.items() if spec.labels in held)}" for name, spec in tasks.TASKS.items()
+    )
     what = "boxes and masks" if fmt == "coco" else "masks"
     instead = (
         "use --format dicom-sr, or predict without --format: it writes each image's class and probabilities (predictions.csv, predictions.json)"
-        if task == "classify" else "use --format coco or dicom-sr for boxes" if task == "detect" else "predict without --format"
+        if labels == "classes" else "use --format coco or dicom-sr for boxes" if labels == "boxes" else "predict without --format"
     )
     raise UserError(f"--format {fmt} writes {what}; {weights} is a {task} model ({suits}). {instead[0].upper()}{instead[1:]}")
 
@@ -252,11 +262,11 @@ def write_dicom_seg(
 
 def default_dicom_format(task: str) -> str:
     """A segmenter writes a SEG, a detector or classifier a structured report."""
-    return "dicom-seg" if task == "segment" else "dicom-sr"
+    return "dicom-seg" if labels_of(task) == "masks" else "dicom-sr"
 
 
 def check_dicom_format(fmt: str, task: str, weights: Path) -> None:
-    if fmt == "dicom-seg" and task != "segment":
+    if fmt == "dicom-seg" and labels_of(task) != "masks":
         raise UserError(f"--format dicom-seg writes masks; {weights} is a {task} model: use --format dicom-sr (a structured report)")
     if fmt not in DICOM_FORMATS:
         raise UserError(f"--format {fmt}: a PACS stores DICOM objects; use dicom-seg (segment) or dicom-sr (detect, classify, segment)")
@@ -302,8 +312,9 @@ def findings_of(prediction: VolumePrediction, names: list[str], task: str, args:
     per_class = args.get(CLASS_CONF) or {}
     conf = float(args.get("conf", engine.PREDICT_DEFAULTS["conf"]))
     found: list[dicom_series.Finding] = []
+    classifies = labels_of(task) == "classes"
     for index, slice_ in enumerate(prediction.slices):
-        if task == "classify":
+        if classifies:
             if slice_.probabilities is None:
                 continue
             decided = operating_point.decide(slice_.probabilities, point)
@@ -399,7 +410,7 @@ def predict_to(fmt: str, weights: Path, recipe: Recipe | None, source: str, out_
             missing = [v.name for v in inputs if v.series is None]
             if missing:
                 raise UserError(f"{source}: --format {fmt} needs DICOM series as input (it references their images); use --format nifti")
-    point = _run_point(weights) if fmt == "dicom-sr" and task == "classify" else None
+    point = _run_point(weights) if fmt == "dicom-sr" and labels_of(task) == "classes" else None
     algorithm = algorithm_of(weights, recipe, args, point) if fmt in DICOM_FORMATS else None
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

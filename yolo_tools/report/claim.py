@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from yolo_tools import tasks
+
 ANSWERED, PARTLY, AUTHORS = "answered", "partly", "for the authors"
 
 
@@ -41,12 +43,9 @@ def _authors(what: str) -> Callable[[dict[str, Any], dict[str, str]], Answer]:
     return lambda s, f: Answer("", AUTHORS, what)
 
 
-KIND = {"detect": "object detection", "segment": "instance segmentation", "classify": "image classification"}
-
-
 def _model(s: dict[str, Any]) -> str:
     start = s["recipe"]["start"] or s["recipe"]["model"]
-    return f"Ultralytics YOLO `{start}`, a convolutional network for {KIND[s['recipe']['task']]}"
+    return f"Ultralytics YOLO `{start}`, a convolutional network for {tasks.get(s['recipe']['task']).kind}"
 
 
 def _initialisation(s: dict[str, Any], f: dict[str, str]) -> Answer:

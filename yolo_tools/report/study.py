@@ -31,12 +31,6 @@ from yolo_tools.report.claim import ITEMS, Answer
 
 PAGES = ("study.html", "study.md", "model_card.md", "claim.md", "methods.md")
 FOR_AUTHORS = "for the authors"
-CURVE_METRIC = {"detect": "metrics/mAP50-95(B)", "segment": "metrics/mAP50-95(M)", "classify": "metrics/accuracy_top1"}
-ENSEMBLE_HOW = {  # how yolo_tools/fusion.py makes the fold models' predictions of an image one
-    "detect": "boxes fused by weighted box fusion, the threshold applied again after fusing",
-    "segment": "masks kept where at least half of the models mark them",
-    "classify": "class probabilities averaged",
-}
 
 
 def number(value: Any) -> str:
@@ -192,7 +186,7 @@ def _facts(s: dict[str, Any]) -> dict[str, str]:
         "point": _point_text(s),
         "headline": headline,
         "cv_headline": "; ".join(f"{name} {mean_sd(cv['mean'].get(name), cv['sd'].get(name))}" for name in s["headline"]),
-        "ensemble": f"the {cv['folds']} fold models as one ensemble ({ENSEMBLE_HOW[s['recipe']['task']]})",
+        "ensemble": f"the {cv['folds']} fold models as one ensemble ({tasks.get(s['recipe']['task']).fused_as})",
         "retrained": (f"one model retrained on all {cv['images']} train and val images for {retrained['epochs']} epoch(s) "
                       f"(the mean of the folds' best epochs, {', '.join(str(e) for e in retrained['best_epochs'])})") if retrained else "",
         "caveat": test.get("split_caveat") or "",
@@ -230,13 +224,13 @@ def _demographics(s: dict[str, Any]) -> Table | None:
 def _figures(root: Path, s: dict[str, Any]) -> list[Figure]:
     found = []
     runs = [Path(run) for run in json.loads((Path(s["cv"]["dir"]) / "summary.json").read_text())["fold_runs"]]
-    curves = figures.fold_curves([(run.name, run / "results.csv") for run in runs], CURVE_METRIC[s["recipe"]["task"]],
+    curves = figures.fold_curves([(run.name, run / "results.csv") for run in runs], tasks.get(s["recipe"]["task"]).curve_metric,
                                  [row["best_epoch"] for row in s["cv"]["training"]])
     if curves:
         found.append(Figure("learning_curves", "Learning curves of the folds (each fold's results.csv)", curves))
     calibration = s["calibration"]
     if "ece" in calibration:
-        score = "probability" if s["recipe"]["task"] == "classify" else "confidence"
+        score = tasks.get(s["recipe"]["task"]).score_name
         found.append(Figure("calibration", f"Calibration on the test split: {calibration['what']} (test/calibration.json)",
                             figures.reliability(calibration, score)))
     test = s["test"]

@@ -9,7 +9,9 @@ behind it, what the report draws, and how an ensemble's predictions of one image
 the arithmetic in `yolo_tools/fusion.py`); and what the rest of the workbench asks of a task: its default
 model and model-name suffix and the recipe rules that depend on it (recipe.py), what its label lines may hold
 (the dataset layout, the writer), the validator's metric names and per-class rows (the engine reports
-Ultralytics' own keys), its Roboflow export format, and the kind of label inspect and review show.
+Ultralytics' own keys), its Roboflow export format, what a finding is (the label inspect and review show,
+the output formats that hold it, the regions a cascade crops), the metrics `compare` pairs, what a study
+calls its model, its fusion, its learning curve and its calibration, and whether sliced inference applies.
 Adding a metric touches its task's module only (its scorer or `summarise`, and its `meaning`); adding a task
 (Ultralytics' pose, obb, ...) adds one module and one entry in `TASKS` (tests/test_fourth_task.py registers a
 toy one and follows it through recipe checks, conversion, evaluation, report and inspect).
@@ -31,9 +33,9 @@ from __future__ import annotations
 
 from yolo_tools.errors import UserError
 from yolo_tools.tasks import classify, detect, segment
-from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task
+from yolo_tools.tasks.protocol import Calibrating, Evaluation, Scores, Scoring, Task
 
-__all__ = ["TASKS", "Evaluation", "Scores", "Scoring", "Task", "count_columns", "get"]
+__all__ = ["TASKS", "Calibrating", "Evaluation", "Scores", "Scoring", "Task", "count_columns", "get"]
 
 TASKS: dict[str, Task] = {task.name: task for task in (detect.TASK, segment.TASK, classify.TASK)}
 

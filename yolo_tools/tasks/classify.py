@@ -8,15 +8,17 @@ chosen before them; more classes take the most probable class.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from yolo_tools import fusion, operating_point
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import classification
-from yolo_tools.tasks.protocol import Evaluation, Scores, Scoring, Task, intervals_of
+from yolo_tools.tasks.protocol import Calibrating, Evaluation, Scores, Scoring, Task, calibrated, intervals_of
+
+if TYPE_CHECKING:  # pandas is imported where tables are made: reading a recipe asks a task for its facts only
+    import pandas as pd
 
 
 def score(state: Scoring, prediction: Any) -> tuple[dict[str, Any], tuple[int, np.ndarray]]:
@@ -68,6 +70,8 @@ def _intervals(evaluation: Evaluation, truth: np.ndarray, probabilities: np.ndar
 
 def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     """Decide each image at the operating point (chosen on val), then the metrics, per-class rows and ROC curve."""
+    import pandas as pd
+
     names, per_image = state.names, evaluation.per_image
     truth, probabilities = np.array([t for t, _ in state.kept]), np.stack([p for _, p in state.kept])
     point = evaluation.operating_point  # one chosen elsewhere (a study's pooled out-of-fold point), else the run's
@@ -101,6 +105,17 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
     return f"{row['image']}: truth {row['truth']}, predicted {row['predicted']} (p(truth) {fmt(row['p_truth'])})"
 
 
+def calibration(given: Calibrating) -> dict[str, Any]:
+    """A two-class classifier's p(positive) of each test image against its truth."""
+    if len(given.classes) != 2:
+        return {"what": None, "note": f"not computed for a classifier of {len(given.classes)} classes: it is p(positive) of two"}
+    positive_name = given.classes[1]
+    per_image = given.per_image
+    positive = (per_image["truth"].astype(str) == positive_name).to_numpy()
+    scores = np.where(positive, per_image["p_truth"], 1 - per_image["p_truth"])
+    return calibrated(f"p({positive_name}) of each test image against its truth", classification.reliability(positive, scores))
+
+
 TASK = Task(
     name="classify",
     summary="one class per image",
@@ -109,6 +124,13 @@ TASK = Task(
     mirrors=False,
     validator_metrics={"metrics/accuracy_top1": "top1_accuracy", "metrics/accuracy_top5": "top5_accuracy"},
     labels="classes",
+    kind="image classification",
+    fused_as="class probabilities averaged",
+    curve_metric="metrics/accuracy_top1",
+    score_name="probability",
+    paired={"accuracy": lambda t: (t["correct"].astype(float).to_numpy(), np.ones(len(t)))},
+    validates_outside=False,
+    calibration=calibration,
     roboflow_format="folder",
     score=score,
     summarise=summarise,

@@ -9,15 +9,19 @@ run) are scored by the same code.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from yolo_tools import fusion, operating_point
 from yolo_tools.codecs.label_lines import LabelLines, read_labels
-from yolo_tools.metrics import detection
-from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Evaluation, Scores, Scoring, Task, intervals_of
+from yolo_tools.metrics import classification, detection
+from yolo_tools.tasks.protocol import (
+    VALIDATOR_MEANING, Calibrating, Evaluation, Scores, Scoring, Task, calibrated, intervals_of,
+)
+
+if TYPE_CHECKING:  # pandas is imported where tables are made: reading a recipe asks a task for its facts only
+    import pandas as pd
 
 
 def truth_boxes(path: Path, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -76,6 +80,8 @@ def _box_iou_sums(per_image: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     """The validator's per-class P/R/mAP beside our found/false positives/missed at the threshold."""
+    import pandas as pd
+
     per_image = evaluation.per_image
     counts = np.stack([counts for counts, _ in state.kept]).sum(0)
     found = [f for _, f in state.kept]
@@ -146,6 +152,25 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
     )
 
 
+def calibration(given: Calibrating) -> dict[str, Any]:
+    """The confidence of each reported test box against whether it is a true finding (IoU >= 0.5, matched as the
+    metrics match)."""
+    by_image: dict[str, list[dict[str, Any]]] = {}
+    for record in given.findings():
+        by_image.setdefault(record["image"], []).append(record)
+    outcome, scores = [], []
+    for image, found_boxes in by_image.items():
+        width, height = given.image_size(image)
+        truth, truth_classes = truth_boxes(given.label_file(image), (height, width))
+        boxes = np.array([[f["x1"], f["y1"], f["x2"], f["y2"]] for f in found_boxes])
+        confidences = np.array([f["confidence"] for f in found_boxes])
+        hit, _ = detection.match(boxes, np.array([f["class_id"] for f in found_boxes]), confidences, truth, truth_classes)
+        outcome.append(hit)
+        scores.append(confidences)
+    found = classification.reliability(np.concatenate(outcome or [np.zeros(0)]), np.concatenate(scores or [np.zeros(0)]))
+    return calibrated("the confidence of each reported test box against whether it is a true finding (IoU >= 0.5)", found)
+
+
 TASK = Task(
     name="detect",
     summary="boxes",
@@ -158,6 +183,18 @@ TASK = Task(
     },
     validator_per_class="box",
     labels="boxes",
+    kind="object detection",
+    fused_as="boxes fused by weighted box fusion, the threshold applied again after fusing",
+    curve_metric="metrics/mAP50-95(B)",
+    conf_criterion="F1",
+    paired={
+        "recall_at_conf": lambda t: (t["found"].to_numpy(float), (t["found"] + t["missed"]).to_numpy(float)),
+        "precision_at_conf": lambda t: (t["found"].to_numpy(float), t["boxes_predicted"].to_numpy(float)),
+        "false_positives_per_image": lambda t: (t["false_positives"].to_numpy(float), np.ones(len(t))),
+        "missed_per_image": lambda t: (t["missed"].to_numpy(float), np.ones(len(t))),
+    },
+    slices=True,
+    calibration=calibration,
     score=score,
     summarise=summarise,
     headline=("recall_at_conf", "precision_at_conf", "false_positives_per_image", "ap50", "ap50_95", "box_iou"),

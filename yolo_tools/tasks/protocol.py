@@ -9,12 +9,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Literal
 
 from yolo_tools.codecs.label_lines import LabelLines
-from yolo_tools.metrics import bootstrap
+
+if TYPE_CHECKING:  # types only: reading a recipe asks tasks for their names and models, not for pandas
+    import pandas as pd
+
+    from yolo_tools.metrics import bootstrap
 
 
 # What Ultralytics' validator's box and mask numbers mean, for every task whose validator reports them (detect, segment).
@@ -111,6 +113,31 @@ class Scores:
 
 
 @dataclass(frozen=True)
+class Calibrating:
+    """What a study's test evaluation hands `Task.calibration`: the per-image table and classes, where an image's
+    label file is and how large the image is (width, height), and the reported findings (predictions.json's
+    records, read when asked)."""
+
+    per_image: pd.DataFrame
+    classes: list[str]
+    label_file: Callable[[str], Path]  # image file name -> its label file
+    image_size: Callable[[str], tuple[int, int]]
+    findings: Callable[[], list[dict[str, Any]]]
+
+
+def calibrated(what: str, found: dict[str, Any] | None) -> dict[str, Any]:
+    """calibration.json from what was compared and `metrics.classification.reliability`'s numbers (None: too few)."""
+    if found is None:
+        return {"what": what, "note": "not computed: the scores are all of one outcome, or there are none"}
+    return {"what": what, **found}
+
+
+# A metric `compare` pairs over images: per image of per_image.csv, (numerator, denominator); the metric is
+# sum(numerator) / sum(denominator), so a paired bootstrap over patients resamples both.
+Ratio = Callable[["pd.DataFrame"], tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
 class Task:
     """Everything evaluate and report need to know about one task; see the module docstring."""
 
@@ -150,8 +177,20 @@ class Task:
     # the workbench prints and stores (metrics.json, summary.json's `validator`)
     validator_per_class: Literal["box", "seg"] | None = None  # which of the validator's per-class rows are the task's
     # (boxes for detect, masks for segment); None: it reports none (classify)
-    labels: Literal["boxes", "masks", "classes"] = "boxes"  # what a finding is in FiftyOne and Label Studio: a box, an
-    # outline with its mask, or the image's class (yolo_tools/review/fiftyone_inspect.py, label_review.py make each)
+    labels: Literal["boxes", "masks", "classes"] = "boxes"  # what a finding is: a box, an outline with its mask, or the
+    # image's class (FiftyOne and Label Studio, review/; the output formats that can hold it, outputs/prediction_formats.py;
+    # whether a cascade can crop its regions, convert/region_crops.py; whether a reader keeps boxes or outlines)
+    kind: str = ""  # what its model does, in the field's words ('object detection'): a study's methods and CLAIM items
+    fused_as: str = ""  # how an ensemble makes its models' predictions of one image one (`fuse`), in words
+    curve_metric: str = ""  # the column of Ultralytics' results.csv a study draws the folds' learning curves of
+    score_name: str = "confidence"  # what a finding's score is called (a classifier's: its probability)
+    conf_criterion: str = ""  # what `choose_conf` maximises per class ('F1'), named when nothing scores on val
+    paired: dict[str, Ratio] = field(default_factory=dict)  # the metrics `compare` pairs between two runs
+    validates_outside: bool = True  # Ultralytics' validator can check it on an outside set (a classifier's check
+    # wants training images, which an outside set does not have)
+    slices: bool = False  # sliced inference (SAHI, `slice=`) applies: boxes found on tiles and merged
+    calibration: Callable[[Calibrating], dict[str, Any]] | None = None  # a study's test calibration.json: how far
+    # its scores read as chances (`calibrated`, or a 'note' saying why not); None: not computed for the task
     roboflow_format: str = "yolov8"  # the Roboflow export a recipe of this task pulls unless it names one
     label_lines: LabelLines | None = None  # what a line of its label files (labels/<split>/<stem>.txt) may hold; None:
     # no label files, an image's class is the folder it lies in (classify; `Dataset.class_folders`)

@@ -11,10 +11,9 @@ the run's post-processing (yolo_tools/postprocess.py; per image for images that 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from yolo_tools import fusion, operating_point, postprocess
 from yolo_tools.codecs import mask_png
@@ -23,7 +22,10 @@ from yolo_tools.codecs.polygons import polygons_to_mask
 from yolo_tools.errors import UserError
 from yolo_tools.metrics import bootstrap, detection, segmentation, surface
 from yolo_tools.prediction import mask_boxes
-from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Evaluation, Scores, Scoring, Task, intervals_of
+from yolo_tools.tasks.protocol import VALIDATOR_MEANING, Calibrating, Evaluation, Scores, Scoring, Task, intervals_of
+
+if TYPE_CHECKING:  # pandas is imported where tables are made: reading a recipe asks a task for its facts only
+    import pandas as pd
 
 
 def truth_masks(path: Path, shape: tuple[int, int], n_classes: int) -> np.ndarray:
@@ -185,6 +187,8 @@ def _volume_intervals(volumes: pd.DataFrame, names: list[str]) -> dict[str, Any]
 def choose_postprocessing(state: Scoring, decided_on: str) -> dict[str, Any]:
     """Whether to keep only each class's largest connected component (yolo_tools/postprocess.py), from the Dice of
     every scored volume (3D) or, for images that are no volume's slices, every image (2D), without and with it."""
+    import pandas as pd
+
     names, volumes = state.names, state.pending.get("volumes")
     if volumes:
         table, dimensions = pd.DataFrame(volumes), 3
@@ -204,6 +208,8 @@ def choose_postprocessing(state: Scoring, decided_on: str) -> dict[str, Any]:
 
 def summarise(state: Scoring, evaluation: Evaluation) -> Scores:
     """Per-class and overall Dice/IoU; per-volume 3D scores when the dataset lists its slices."""
+    import pandas as pd
+
     per_image, names, dataset = evaluation.per_image, state.names, state.dataset
     counts = np.stack(state.kept)  # (images, classes, 3)
     pooled = counts.sum(0)
@@ -284,6 +290,10 @@ def caption(row: pd.Series, classes: list[str], fmt) -> str:
     return f"{row['image']}: Dice {fmt(row['dice'])} ({parts})"
 
 
+def calibration(given: Calibrating) -> dict[str, Any]:
+    return {"what": None, "note": "not computed for segment models: a mask's confidence is not a chance of a pixel being right"}
+
+
 TASK = Task(
     name="segment",
     summary="masks",
@@ -301,6 +311,15 @@ TASK = Task(
     },
     validator_per_class="seg",
     labels="masks",
+    kind="instance segmentation",
+    fused_as="masks kept where at least half of the models mark them",
+    curve_metric="metrics/mAP50-95(M)",
+    conf_criterion="Dice",
+    calibration=calibration,
+    paired={
+        "dice": lambda t: (t["dice"].to_numpy(float), np.ones(len(t))),
+        "iou": lambda t: (t["iou"].to_numpy(float), np.ones(len(t))),
+    },
     score=score,
     summarise=summarise,
     headline=("dice", "iou", "dice_pooled", "hd95", "nsd"),

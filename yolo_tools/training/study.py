@@ -51,7 +51,7 @@ from yolo_tools.errors import UserError
 from yolo_tools.imaging import dicom
 from yolo_tools.imaging.pillow import pillow_open
 from yolo_tools.locations import runs_dir
-from yolo_tools.metrics import classification, detection, groups
+from yolo_tools.metrics import groups
 from yolo_tools.prediction import DEFAULT_CONF
 from yolo_tools.recipe import Recipe, check_train_args, load_recipe
 from yolo_tools.runs import METRICS_FILE, save_metrics, save_recipe, save_run_dataset
@@ -214,38 +214,21 @@ def _decision_point(point: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _calibration(eval_dir: Path, recipe: Recipe) -> dict[str, Any]:
-    """How far the test scores read as chances: a classifier's p(positive) against the truth, a detector's
-    confidences against whether each reported box is a true finding (IoU >= 0.5, matched as the metrics match)."""
+    """How far the test scores read as chances, as the task measures it (`Task.calibration`): a classifier's
+    p(positive) against the truth, a detector's confidences against whether each reported box is a true finding."""
+    spec = tasks.get(recipe.task)
+    if spec.calibration is None:
+        return {"what": None, "note": f"not computed for {recipe.task} models"}
     summary = _read_json(eval_dir / evaluation.SUMMARY_FILE)
-    per_image = pd.read_csv(eval_dir / "per_image.csv")
-    if recipe.task == "classify" and len(summary["classes"]) == 2:
-        positive_name = summary["classes"][1]
-        positive = (per_image["truth"].astype(str) == positive_name).to_numpy()
-        scores = np.where(positive, per_image["p_truth"], 1 - per_image["p_truth"])
-        found = classification.reliability(positive, scores)
-        what = f"p({positive_name}) of each test image against its truth"
-    elif recipe.task == "detect":
-        dataset = Dataset(Path(summary["dataset"]), recipe.task)
-        records = json.loads((eval_dir / "predictions.json").read_text()) if (eval_dir / "predictions.json").is_file() else []
-        by_image: dict[str, list[dict[str, Any]]] = {}
-        for record in records:
-            by_image.setdefault(record["image"], []).append(record)
-        outcome, scores = [], []
-        for image, found_boxes in by_image.items():
-            width, height = pillow_open(dataset.image_path(summary["split"], image)).size
-            truth, truth_classes = evaluation.truth_boxes(dataset.label_file(summary["split"], Path(image).stem), (height, width))
-            boxes = np.array([[f["x1"], f["y1"], f["x2"], f["y2"]] for f in found_boxes])
-            confidences = np.array([f["confidence"] for f in found_boxes])
-            hit, _ = detection.match(boxes, np.array([f["class_id"] for f in found_boxes]), confidences, truth, truth_classes)
-            outcome.append(hit)
-            scores.append(confidences)
-        found = classification.reliability(np.concatenate(outcome or [np.zeros(0)]), np.concatenate(scores or [np.zeros(0)]))
-        what = "the confidence of each reported test box against whether it is a true finding (IoU >= 0.5)"
-    else:
-        return {"what": None, "note": f"not computed for {recipe.task} models: a mask's confidence is not a chance of a pixel being right"}
-    if found is None:
-        return {"what": what, "note": "not computed: the scores are all of one outcome, or there are none"}
-    return {"what": what, **found}
+    dataset, split = Dataset(Path(summary["dataset"]), recipe.task), summary["split"]
+    predictions = eval_dir / "predictions.json"
+    return spec.calibration(tasks.Calibrating(
+        per_image=pd.read_csv(eval_dir / "per_image.csv"),
+        classes=summary["classes"],
+        label_file=lambda image: dataset.label_file(split, Path(image).stem),
+        image_size=lambda image: pillow_open(dataset.image_path(split, image)).size,
+        findings=lambda: json.loads(predictions.read_text()) if predictions.is_file() else [],
+    ))
 
 
 def _pooled_dataset(dataset: Dataset, names: list[str]) -> Dataset:
