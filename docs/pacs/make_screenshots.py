@@ -135,7 +135,8 @@ def main() -> None:
             auth = ("radiologist", server.password)
             (study,) = requests.post(f"{server.base}/tools/find", json={"Level": "Study", "Query": {"StudyInstanceUID": studies.ct_study}}, auth=auth, timeout=30).json()
             series = requests.get(f"{server.base}/studies/{study}/series", auth=auth, timeout=30).json()
-            ours = {s["MainDicomTags"]["Modality"]: s for s in series if s["MainDicomTags"].get("SeriesDescription", "").startswith("yolo-tools")}
+            ours = {s["MainDicomTags"]["Modality"] for s in series if s["MainDicomTags"].get("SeriesDescription", "").startswith("yolo-tools")}
+            assert ours == {"SEG", "SR"}, f"the study should hold the SEG and the SR stored above, not {ours}"
             viewer = serve_ohif(dist, server)
             try:
                 with sync_playwright() as playwright:
