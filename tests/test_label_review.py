@@ -217,3 +217,24 @@ def test_a_view_saved_in_the_app_is_sent_whole_and_unreviewed_tasks_change_nothi
     assert label_review.load(run, record["key"]) is None  # nobody annotated: nothing changed, no file
     stored = json.loads((folder / "corrections" / "demo" / "reviews" / f"{record['key']}.json").read_text())
     assert stored["status"] == "loaded" and stored["unreviewed"] == 2 and stored["corrections"] is None
+
+
+def test_a_review_of_the_training_images_corrects_what_the_next_run_learns(loop, reviewed) -> None:
+    """--split train: the images the run learnt from go to Label Studio, and a label the reviewer deletes is gone
+    from the train split of the next version (a review of val changes only what runs are scored against)."""
+    folder, run, server = loop
+    record = label_review.annotate(run, {"conf": 0.001, "device": "cpu"}, worst=2, split="train")
+    trained_on = Dataset(version_folder("demo", run_fingerprint(run)), "detect")
+    images = [sent["image"] for sent in record["tasks"].values()]
+    assert {sent["split"] for sent in record["tasks"].values()} == {"train"}
+    assert all(trained_on.label_file("train", image).is_file() and not trained_on.label_file("val", image).is_file() for image in images)
+    task = next(t for t in sorted(_tasks(server, record["project"]), key=lambda t: t["id"]) if any(r["id"] == "t0" for r in t["predictions"][0]["result"]))
+    result = [r for r in task["predictions"][0]["result"] if r["id"] != "t0"]
+    server.api("POST", f"/api/tasks/{task['id']}/annotations", json={"result": result, "lead_time": 1.0})
+    path = label_review.load(run, record["key"])
+    [correction] = [json.loads(line) for line in path.read_text().splitlines()]
+    assert (correction["split"], correction["action"], correction["image"]) == ("train", "removed", record["tasks"][str(task["id"])]["image"])
+    pipeline.convert(folder / "demo.yaml")
+    before = trained_on.label_file("train", correction["image"]).read_text().splitlines()
+    after = Dataset(home("demo"), "detect").label_file("train", correction["image"]).read_text().splitlines()
+    assert correction["old"] in before and len(after) == len(before) - 1

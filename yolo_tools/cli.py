@@ -203,7 +203,8 @@ def _inspect(args: argparse.Namespace) -> None:
         _review(args)
         return
     fiftyone_inspect.inspect_run(
-        args.run, pipeline.parse_overrides(args.overrides), worst=args.worst, app=not args.no_app, port=args.port
+        args.run, pipeline.parse_overrides(args.overrides), worst=args.worst, app=not args.no_app, port=args.port,
+        split=args.split,
     )
 
 
@@ -226,12 +227,16 @@ def _review(args: argparse.Namespace) -> None:
     if args.annotate and args.load:
         raise UserError("--annotate sends a new review, --load KEY reads one back: give one of them")
     if args.load:
+        if args.split != "val":
+            raise UserError(f"--split goes with --annotate: review {args.load} loads the images it sent, whichever split they are in")
         label_review.load(args.run, args.load, without_deleted=args.without_deleted)
         return
     if not args.annotate:
         raise UserError("--tags, --view and --without-deleted go with --annotate (or --load KEY): e.g. inspect RUN --annotate --tags missed")
     tags = [tag.strip() for tag in (args.tags or "").split(",") if tag.strip()]
-    label_review.annotate(args.run, pipeline.parse_overrides(args.overrides), worst=args.worst, tags=tags, view=args.view)
+    label_review.annotate(
+        args.run, pipeline.parse_overrides(args.overrides), worst=args.worst, tags=tags, view=args.view, split=args.split
+    )
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -419,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--worst", type=int, default=10, metavar="N", help="how many of the worst images to print (default: 10)")
     sub.add_argument("--port", type=_port, help="App port on 127.0.0.1 (default: FiftyOne's, 5151)")
     sub.add_argument("--no-app", action="store_true", help="build, evaluate and print only; do not serve the App")
+    sub.add_argument("--split", default="val", metavar="SPLIT",
+                     help="val (default), or train: the images the run learnt from, to find label errors it was taught")
     review = sub.add_argument_group("review in Label Studio (LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY; see docs/labels.md)")
     review.add_argument("--annotate", action="store_true", help="send the worst N images (--worst) with their labels and the model's false findings to a new Label Studio project")
     review.add_argument("--tags", metavar="TAG,TAG", help="with --annotate: only images with these tags (false_positive, missed, misclassified)")

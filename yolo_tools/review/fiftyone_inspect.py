@@ -1,6 +1,8 @@
 """Look at a run's mistakes in FiftyOne: the only module that touches FiftyOne (and its Brain).
 
-`inspect_run` loads the run's validation split (the converted dataset under `datasets/<recipe>/`) with
+`inspect_run` loads the run's validation split (or, with `split="train"`, the images it was trained on, where a
+confident false finding the model keeps making against its own training labels is a candidate label error) of the
+converted dataset under `datasets/<recipe>/`, with
 its ground truth through FiftyOne's own importers, adds the run's predictions (inference through
 the engine, made into FiftyOne labels as `fiftyone.utils.ultralytics` makes them), runs FiftyOne's
 evaluation, tags every false finding and every missed one, ranks the images by how wrong the model is,
@@ -11,8 +13,9 @@ how it is evaluated, scored, shown) is one `Inspection` per kind in `INSPECTIONS
 boxes, outlines with masks, the image's class. A task names its kind (`Task.labels`, in yolo_tools/tasks/), so
 adding a task whose findings are one of these adds nothing here (FiftyOne stays in this module).
 
-One persistent FiftyOne dataset per run, `yolo-tools/<recipe>/<run>`, rebuilt on every call, so a
-second inspect of the same run replaces the first instead of adding a copy.
+One persistent FiftyOne dataset per run and split, `yolo-tools/<recipe>/<run>` (val) or
+`yolo-tools/<recipe>/<run>/train`, rebuilt on every call, so a second inspect of the same run replaces the first
+instead of adding a copy.
 
 Fields on each sample (the App's sidebar shows them):
 
@@ -189,8 +192,23 @@ def check_port(fo, port: int | None) -> int:
         ) from None
 
 
-def dataset_name(recipe: Recipe, run_dir: Path) -> str:
-    return f"yolo-tools/{recipe.name}/{run_dir.name}"
+SPLITS = ("val", "train")  # what inspect may look at; the test split is kept apart for the final score
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        kept = " (the test split is kept apart: it is scored once, by evaluate --split test, never reviewed)" if split == "test" else ""
+        raise UserError(f"--split {split}: inspect looks at {' or '.join(SPLITS)}{kept}")
+    return split
+
+
+def dataset_name(recipe: Recipe, run_dir: Path, split: str = "val") -> str:
+    return f"yolo-tools/{recipe.name}/{run_dir.name}" + ("" if split == "val" else f"/{split}")
+
+
+def summary_file(split: str) -> str:
+    """inspect.json for val (as before splits could be chosen), inspect-train.json for train."""
+    return SUMMARY_FILE if split == "val" else SUMMARY_FILE.replace(".json", f"-{split}.json")
 
 
 def _predict_args(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -221,12 +239,12 @@ def _run_dataset(recipe: Recipe, run_dir: Path) -> Dataset:
     return converted
 
 
-def _load_ground_truth(fo, name: str, recipe: Recipe, run_dir: Path):
-    """The val split with its ground truth, via FiftyOne's importer for the layout the converter wrote."""
+def _load_ground_truth(fo, name: str, recipe: Recipe, run_dir: Path, split: str):
+    """The split with its ground truth, via FiftyOne's importer for the layout the converter wrote."""
     converted = _run_dataset(recipe, run_dir)
     folder = converted.root
     dataset = fo.Dataset(name, persistent=True, overwrite=True)
-    INSPECTIONS[labels_of(recipe.task)].load(fo, dataset, converted)
+    INSPECTIONS[labels_of(recipe.task)].load(fo, dataset, converted, split)
     dataset.info = {"recipe": recipe.name, "task": recipe.task, "classes": recipe.classes}
     dataset.default_classes = list(recipe.classes)
     dataset.save()
@@ -252,23 +270,23 @@ def _add_patient_fields(dataset, path: Path) -> None:
         dataset.set_values("patient_" + re.sub(r"\W+", "_", column).strip("_").lower(), values)
 
 
-def _load_yolo(fo, dataset, converted: Dataset, label_type: str) -> None:
-    """Detect, segment: images/val with labels/val, through FiftyOne's YOLOv5 importer."""
+def _load_yolo(fo, dataset, converted: Dataset, split: str, label_type: str) -> None:
+    """Detect, segment: images/<split> with labels/<split>, through FiftyOne's YOLOv5 importer."""
     dataset.add_dir(
         dataset_dir=str(converted.root),
         dataset_type=fo.types.YOLOv5Dataset,
         yaml_path=converted.data_arg.name,
-        split="val",
+        split=split,
         label_type=label_type,
         include_all_data=True,  # images without findings are part of the evaluation too
         label_field=GT,
     )
 
 
-def _load_class_folders(fo, dataset, converted: Dataset) -> None:
-    """Classify: val/<class>/<image>, through FiftyOne's directory-tree importer."""
+def _load_class_folders(fo, dataset, converted: Dataset, split: str) -> None:
+    """Classify: <split>/<class>/<image>, through FiftyOne's directory-tree importer."""
     dataset.add_dir(
-        dataset_dir=str(converted.images("val")),
+        dataset_dir=str(converted.images(split)),
         dataset_type=fo.types.ImageClassificationDirectoryTree,
         label_field=GT,
     )
@@ -520,12 +538,15 @@ def inspect_run(
     worst: int = 10,
     app: bool = True,
     port: int | None = None,
+    split: str = "val",
 ) -> dict[str, Any]:
-    """Build (or rebuild) the run's FiftyOne dataset, evaluate, tag, rank, print the worst; then serve the App.
+    """Build (or rebuild) the run's FiftyOne dataset of `split`, evaluate, tag, rank, print the worst; then serve
+    the App.
 
     `overrides` are Ultralytics predict arguments (conf, imgsz, device, batch, ...). Returns what is also
-    written to the run's inspect.json: the dataset name, the counts and the worst images.
+    written to the run's inspect.json (inspect-train.json): the dataset name, the counts and the worst images.
     """
+    check_split(split)
     weights, run_dir = weights_of(run)
     recipe = run_recipe(run_dir) if run_dir else None
     if recipe is None:
@@ -537,8 +558,8 @@ def inspect_run(
     if app:
         port = check_port(fo, port)  # before minutes of predicting, not after
     _start_database(fo)
-    name = dataset_name(recipe, run_dir)
-    dataset = _load_ground_truth(fo, name, recipe, run_dir)
+    name = dataset_name(recipe, run_dir, split)
+    dataset = _load_ground_truth(fo, name, recipe, run_dir, split)
     _add_predictions(dataset, weights, task.label, args)
     summary = task.evaluate(dataset)
     task.brain(dataset)
@@ -549,6 +570,7 @@ def inspect_run(
     task.show(name, len(dataset), summary, args["conf"], rows)
     report = {
         "dataset": name,
+        "split": split,
         "task": recipe.task,
         "samples": len(dataset),
         "conf": args["conf"],
@@ -556,8 +578,8 @@ def inspect_run(
         "tags": dataset.count_sample_tags(),
         "worst": rows,
     }
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(report, indent=2))
-    print(f"FiftyOne dataset '{name}' ({len(dataset)} samples); summary: {run_dir / SUMMARY_FILE}")
+    (run_dir / summary_file(split)).write_text(json.dumps(report, indent=2))
+    print(f"FiftyOne dataset '{name}' ({len(dataset)} samples of {split}); summary: {run_dir / summary_file(split)}")
     if app:
         serve(view, port)
     return report
@@ -570,7 +592,7 @@ def inspect_run(
 class Inspection:
     """What inspecting one task's run means in FiftyOne: one entry per task in `INSPECTIONS`."""
 
-    load: Callable[[Any, Any, Dataset], None]  # (fo, FiftyOne dataset, converted Dataset): add the val split and its ground truth
+    load: Callable[[Any, Any, Dataset, str], None]  # (fo, FiftyOne dataset, converted Dataset, split): add the split and its ground truth
     label: Callable[[Prediction], Any]  # one image's prediction as FiftyOne labels (the PRED field)
     evaluate: Callable[[Any], dict[str, Any]]  # FiftyOne's evaluation, tags and the error score; returns the counts
     brain: Callable[[Any], None]  # FiftyOne Brain's per-sample scores
@@ -581,7 +603,7 @@ class Inspection:
 def _objects(masks: bool) -> Inspection:
     """Detect, or with `masks` segment: Detections (with instance masks), matched to the ground truth per object."""
     return Inspection(
-        load=lambda fo, dataset, converted: _load_yolo(fo, dataset, converted, "instances" if masks else "detections"),
+        load=lambda fo, dataset, converted, split: _load_yolo(fo, dataset, converted, split, "instances" if masks else "detections"),
         label=lambda prediction: _detections(prediction, masks),
         evaluate=lambda dataset: _evaluate_objects(dataset, use_masks=masks),
         brain=_brain_objects,
@@ -624,15 +646,18 @@ TO_NAME = "image"
 REVIEW_TAGS = (FALSE_POSITIVE, MISSED, MISCLASSIFIED)  # what --tags may choose
 
 
-def select_for_review(recipe: Recipe, run_dir: Path, worst: int, tags: list[str], view: str | None) -> list[dict[str, Any]]:
-    """The run's samples to review, worst first: the `worst` first of those with any of `tags` (all when none
+def select_for_review(
+    recipe: Recipe, run_dir: Path, worst: int, tags: list[str], view: str | None, split: str = "val"
+) -> list[dict[str, Any]]:
+    """The run's samples of `split` to review, worst first: the `worst` first of those with any of `tags` (all when none
     given), or every sample of the view saved in the App as `view`. Each: path, image (stem), width, height,
     score, tags and the model's findings as Label Studio regions (detect, segment: the false ones only, which the
     labels do not hold; classify: the predicted class as text)."""
     fo = _fiftyone()
-    name = dataset_name(recipe, run_dir)
+    name = dataset_name(recipe, run_dir, split)
     if not fo.dataset_exists(name):
-        raise UserError(f"no FiftyOne dataset '{name}' to choose from; run first: yolo_tools inspect {run_dir}")
+        flag = "" if split == "val" else f" --split {split}"
+        raise UserError(f"no FiftyOne dataset '{name}' to choose from; run first: yolo_tools inspect {run_dir}{flag}")
     dataset = fo.load_dataset(name)
     if view is not None:
         if view not in dataset.list_saved_views():

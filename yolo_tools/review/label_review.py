@@ -89,7 +89,9 @@ def _pending(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
     return by_image
 
 
-def _labels_now(recipe: Recipe, converted: Dataset, item: dict[str, Any], pending: dict[str, list[dict[str, Any]]]) -> list[str] | str:
+def _labels_now(
+    recipe: Recipe, converted: Dataset, split: str, item: dict[str, Any], pending: dict[str, list[dict[str, Any]]]
+) -> list[str] | str:
     """An image's labels as the corrected dataset would hold them now."""
     records = pending.get(item["image"], [])
     if labels_of(recipe.task) == "classes":
@@ -97,16 +99,22 @@ def _labels_now(recipe: Recipe, converted: Dataset, item: dict[str, Any], pendin
         for record in records:
             label = record["new"]
         return label
-    lines = converted.label_file("val", item["image"]).read_text().splitlines() if converted.label_file("val", item["image"]).is_file() else []
+    path = converted.label_file(split, item["image"])
+    lines = path.read_text().splitlines() if path.is_file() else []
     return corrections.corrected_lines(lines, records)
 
 
 def annotate(
-    run: str | Path, overrides: dict[str, Any] | None = None, worst: int = 10, tags: list[str] | None = None, view: str | None = None
+    run: str | Path, overrides: dict[str, Any] | None = None, worst: int = 10, tags: list[str] | None = None,
+    view: str | None = None, split: str = "val",
 ) -> dict[str, Any]:
-    """Send the run's worst images (or those with `tags`, or the saved FiftyOne `view`) to a new Label Studio
-    project, their labels and the model's false findings as the pre-annotation; returns the review record."""
+    """Send the run's worst images of `split` (or those with `tags`, or the saved FiftyOne `view`) to a new Label
+    Studio project, their labels and the model's false findings as the pre-annotation; returns the review record.
+
+    `split="train"` reviews the images the run learnt from: the corrections then change what the next run learns,
+    while a review of val changes what runs are scored against."""
     run_dir, recipe = _run(run)
+    fiftyone_inspect.check_split(split)
     if worst < 1:
         raise UserError(f"--worst {worst}: give how many images to review (1 or more)")
     unknown = sorted(set(tags or []) - set(fiftyone_inspect.REVIEW_TAGS))
@@ -123,8 +131,8 @@ def annotate(
     corrections.check_place(recipe.name)
     server = label_studio.connect()  # a server that is down or a wrong token fails now, before the predictions
     if view is None:
-        fiftyone_inspect.inspect_run(run_dir, overrides, worst=worst, app=False)
-    items = fiftyone_inspect.select_for_review(recipe, run_dir, worst, list(tags or []), view)
+        fiftyone_inspect.inspect_run(run_dir, overrides, worst=worst, app=False, split=split)
+    items = fiftyone_inspect.select_for_review(recipe, run_dir, worst, list(tags or []), view, split)
     if not items:
         raise UserError(f"no image of run {run_dir} has the tags {', '.join(tags or [])}; nothing to review")
     converted = Dataset(place(recipe.name, run_version(recipe, run_dir), latest=False), recipe.task)
@@ -132,7 +140,7 @@ def annotate(
     key = "ls-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     tasks, truth = [], {}
     for item in items:
-        labels = _labels_now(recipe, converted, item, pending)
+        labels = _labels_now(recipe, converted, split, item, pending)
         regions = fiftyone_inspect.truth_regions(recipe.task, labels, list(recipe.classes), item["width"], item["height"])
         truth[item["image"]] = {region["id"]: line for region, line in zip(regions, labels if isinstance(labels, list) else [labels])}
         tasks.append({
@@ -156,7 +164,7 @@ def annotate(
             "key": key, "status": "open", "recipe": recipe.name, "task": recipe.task, "classes": list(recipe.classes),
             "run": str(run_dir), "dataset_fingerprint": run_version(recipe, run_dir), "url": server.url, "project": project,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "by": server.user,
-            "tasks": {str(ids[item["image"]]): {"image": item["image"], "split": "val", "truth": truth[item["image"]]} for item in items},
+            "tasks": {str(ids[item["image"]]): {"image": item["image"], "split": split, "truth": truth[item["image"]]} for item in items},
         }  # fmt: skip
         path = _save(recipe.name, record)
     except BaseException:
