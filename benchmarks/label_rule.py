@@ -1,6 +1,7 @@
 """A review by rule, not by a radiologist: annotate a review's tasks in Label Studio through its REST API.
 
     LABEL_STUDIO_URL=... LABEL_STUDIO_API_KEY=... python -m benchmarks.label_rule PROJECT --accept-top 20
+    python -m benchmarks.label_rule --sheet corrections/kidney/KEY.jsonl --dataset datasets/kidney@VERSION --out sheet.png
 
 Used for the measured correction pass in docs/labels.md. The tasks are those `yolo_tools inspect RUN
 --annotate` made: each image's published labels (regions t0, t1, ...) and the model's false findings
@@ -15,6 +16,9 @@ Used for the measured correction pass in docs/labels.md. The tasks are those `yo
 
 Every task gets an annotation (so the review counts it as reviewed), as the reviewer's browser would send it:
 the pre-annotation with the accepted findings relabelled to their class and the other findings dropped.
+
+`--sheet` draws what a rule added, so a reader can judge it by eye: one tile per added box, cut around it from
+the image as the review saw it, the published labels in green and the added box in orange.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -79,11 +84,50 @@ def review(project: int, accept_top: int) -> dict:
     }  # fmt: skip
 
 
+def sheet(corrections_file: Path, dataset: Path, out: Path, side: int = 200, columns: int = 5) -> int:
+    """A contact sheet of the boxes a review added (see the module's docstring); returns how many tiles."""
+    from PIL import Image, ImageDraw
+
+    added = [record for record in map(json.loads, corrections_file.read_text().splitlines()) if record["action"] == "added"]
+    tiles = []
+    for record in added:
+        image_path = next((dataset / "images" / record["split"]).glob(record["image"] + ".*"))
+        image = Image.open(image_path).convert("RGB")
+        width, height = image.size
+        draw = ImageDraw.Draw(image)
+        label_file = dataset / "labels" / record["split"] / (record["image"] + ".txt")
+        lines = label_file.read_text().splitlines() if label_file.is_file() else []
+        for line, colour in [(line, (60, 220, 60)) for line in lines] + [(record["new"], (255, 140, 0))]:
+            _, cx, cy, w, h = (float(v) for v in line.split())
+            draw.rectangle([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], outline=colour, width=2)
+        _, cx, cy, _, _ = (float(v) for v in record["new"].split())
+        left = int(np.clip(cx * width - side / 2, 0, max(width - side, 0)))
+        top = int(np.clip(cy * height - side / 2, 0, max(height - side, 0)))
+        tiles.append(image.crop((left, top, left + side, top + side)))
+    rows = -(-len(tiles) // columns)
+    canvas = Image.new("RGB", (columns * side, max(rows, 1) * side), (0, 0, 0))
+    for i, tile in enumerate(tiles):
+        canvas.paste(tile, ((i % columns) * side, (i // columns) * side))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(out, quality=85)
+    return len(tiles)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("project", type=int, help="the Label Studio project inspect --annotate made")
+    parser.add_argument("project", type=int, nargs="?", help="the Label Studio project inspect --annotate made")
     parser.add_argument("--accept-top", type=int, default=20, help="how many of the most confident qualifying findings to accept")
+    parser.add_argument("--sheet", type=Path, metavar="JSONL", help="draw the boxes this corrections file added instead")
+    parser.add_argument("--dataset", type=Path, help="with --sheet: the converted dataset version the review saw")
+    parser.add_argument("--out", type=Path, default=Path("label-rule-sheet.jpg"), help="with --sheet: the picture to write")
     args = parser.parse_args()
+    if args.sheet:
+        if args.dataset is None:
+            parser.error("--sheet needs --dataset (the dataset version the review saw, datasets/<recipe>@<version>)")
+        print(f"{sheet(args.sheet, args.dataset, args.out)} added boxes drawn: {args.out}")
+        return
+    if args.project is None:
+        parser.error("give the Label Studio project, or --sheet")
     print(json.dumps(review(args.project, args.accept_top), indent=1))
 
 

@@ -471,7 +471,7 @@ def _class_columns(sample) -> dict[str, Any]:
 
 def _print_objects(name: str, count: int, summary: dict[str, Any], conf: float, rows: list[dict[str, Any]]) -> None:
     print(
-        f"{name}: {count} val images; at conf >= {conf:g}, IoU 0.5: {summary['true_positives']} found, "
+        f"{name}: {count} images; at conf >= {conf:g}, IoU 0.5: {summary['true_positives']} found, "
         f"{summary['false_positives']} false, {summary['missed']} missed "
         f"(precision {summary['precision']:.3f}, recall {summary['recall']:.3f})"
     )
@@ -484,7 +484,7 @@ def _print_objects(name: str, count: int, summary: dict[str, Any], conf: float, 
 
 def _print_classes(name: str, count: int, summary: dict[str, Any], conf: float, rows: list[dict[str, Any]]) -> None:
     print(
-        f"{name}: {count} val images; {summary['correct']} right, {summary['misclassified']} misclassified "
+        f"{name}: {count} images; {summary['correct']} right, {summary['misclassified']} misclassified "
         f"(accuracy {summary['accuracy']:.3f})"
     )
     print(f"worst {len(rows)} of {count} (error_score = 1 - probability of the true class):")
@@ -567,7 +567,7 @@ def inspect_run(
     dataset.save_view("worst first", view, overwrite=True)
 
     rows = _worst(view, task.columns, worst)
-    task.show(name, len(dataset), summary, args["conf"], rows)
+    task.show(f"{name} ({split} split)", len(dataset), summary, args["conf"], rows)
     report = {
         "dataset": name,
         "split": split,
