@@ -198,3 +198,18 @@ def test_a_classifier_scored_on_its_published_test_split_at_the_val_threshold(wo
     per_image = pd.read_csv(out / "per_image.csv")
     positives = per_image[per_image["truth"] == "pneumonia"]  # p_truth is p(pneumonia) as the model gave it
     assert ((positives["p_truth"] >= point["threshold"]) == (positives["predicted"] == "pneumonia")).all()
+
+
+def test_the_val_split_is_said_to_have_chosen_the_epoch_only_when_it_did(tmp_path: Path) -> None:
+    """A run trained with val=False keeps its last epoch: its evaluation must not say val chose the best one."""
+    from yolo_tools.evaluation import _scored_set
+    from yolo_tools.runs import chose_best_epoch
+
+    args = tmp_path / "args.yaml"
+    args.write_text("val: false\nepochs: 3\n")
+    assert not chose_best_epoch(tmp_path)
+    assert "no epoch chosen" in _scored_set("val", None, {}, chose_best_epoch(tmp_path))
+    args.write_text("val: true\n")
+    assert "chose the best epoch" in _scored_set("val", None, {}, chose_best_epoch(tmp_path))
+    args.write_text("val: [\n")  # damaged: Ultralytics' default (val=True) is assumed
+    assert chose_best_epoch(tmp_path) and chose_best_epoch(tmp_path / "no-run")

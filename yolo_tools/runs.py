@@ -162,6 +162,17 @@ def trained_versions(recipe_name: str) -> set[str]:
     return {fp for record in records if (fp := run_fingerprint(record.parent))}
 
 
+def chose_best_epoch(run_dir: Path | None) -> bool:
+    """Whether the run validated after each epoch and kept its best (Ultralytics' `val`, in the args.yaml it
+    writes); `val=False` keeps the last epoch's weights, so val chose no epoch. Unknown (no or a damaged
+    args.yaml) reads as True, Ultralytics' default."""
+    try:
+        args = yaml.safe_load((run_dir / "args.yaml").read_text(encoding="utf-8")) if run_dir else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return True
+    return not (isinstance(args, dict) and args.get("val") is False)
+
+
 def read_metrics(run_dir: Path) -> dict[str, Any]:
     """The run's stored metrics; a damaged metrics.json (the workbench's own file) is reported and read as empty."""
     path = run_dir / METRICS_FILE

@@ -58,7 +58,7 @@ from yolo_tools.metrics import bootstrap, groups
 from yolo_tools.outputs import predictions
 from yolo_tools.prediction import CLASS_CONF, DEFAULT_CONF, Prediction
 from yolo_tools.recipe import Recipe
-from yolo_tools.runs import run_dataset, run_recipe, weights_of
+from yolo_tools.runs import chose_best_epoch, run_dataset, run_recipe, weights_of
 from yolo_tools.tasks import detect, segment
 
 LOG = logging.getLogger(__name__)
@@ -535,7 +535,7 @@ def _summarise(
         "dataset": str(dataset.root),
         "dataset_fingerprint": card.get("fingerprint"),
         "split": split,
-        "scored_set": _scored_set(split, data, card),
+        "scored_set": _scored_set(split, data, card, chose_best_epoch(run_dir)),
         "split_caveat": split_caveat(data, card, scored.seen),
         "eval_dir": scored.out.name,
         **({"outside_source": str(planned.src), "duplicates": card.get("duplicates", []), "seen_in_training": scored.seen} if planned else {}),
@@ -679,10 +679,11 @@ def _outside_source(eval_dir: Path) -> str | None:
         return None
 
 
-def _scored_set(split: str, data: str | Path | None, card: dict) -> str:
+def _scored_set(split: str, data: str | Path | None, card: dict, chose_epoch: bool) -> str:
     """Which images were scored, in words, for the report's title line."""
     if data is not None:
         return f"outside set {Path(data).resolve()} (converted with the run's recipe)"
-    held = {"val": "val split (the split that chose the best epoch)", "test": "held-out test split (never used in training)"}
+    val = "the split that chose the best epoch" if chose_epoch else "val=False in training: the last epoch's weights, no epoch chosen on it"
+    held = {"val": f"val split ({val})", "test": "held-out test split (never used in training)"}
     rule = card.get("split", {})
     return held.get(split, split) + (f", split by {rule.get('by')}" if rule else "")
