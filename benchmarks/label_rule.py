@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from yolo_tools.convert import corrections
+from yolo_tools.dataset import Dataset
 from yolo_tools.review import label_studio
 
 MODEL_PREFIX = "model: "
@@ -84,23 +86,40 @@ def review(project: int, accept_top: int) -> dict:
     }  # fmt: skip
 
 
+def _added_box(line: object) -> tuple[float, ...] | None:
+    """The box of an added YOLO label line (class cx cy w h), or None where it is none (a polygon, a class name)."""
+    try:
+        _, coords = corrections.parse_line(str(line))
+    except (ValueError, IndexError):
+        return None
+    return coords if len(coords) == 4 else None
+
+
 def sheet(corrections_file: Path, dataset: Path, out: Path, side: int = 200, columns: int = 5) -> int:
-    """A contact sheet of the boxes a review added (see the module's docstring); returns how many tiles."""
+    """A contact sheet of the boxes a review added (see the module's docstring); returns how many tiles. Boxes
+    only (a detect recipe's review); a message, not a traceback, when the file or the dataset does not fit."""
     from PIL import Image, ImageDraw
 
-    added = [record for record in map(json.loads, corrections_file.read_text().splitlines()) if record["action"] == "added"]
+    try:
+        records = [json.loads(line) for line in corrections_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"{corrections_file}: not a corrections file (JSON Lines) that can be read: {exc}") from None
+    converted = Dataset(dataset, "detect")
     tiles = []
-    for record in added:
-        image_path = next((dataset / "images" / record["split"]).glob(record["image"] + ".*"))
-        image = Image.open(image_path).convert("RGB")
+    for record in (r for r in records if isinstance(r, dict) and r.get("action") == "added"):
+        found = sorted(converted.images(str(record.get("split"))).glob(f"{record.get('image')}.*"))
+        new = _added_box(record.get("new"))
+        if not found or new is None:
+            why = f"no image {record.get('image')} in its {record.get('split')} split" if not found else f"the added label {record.get('new')!r} is no box"
+            raise SystemExit(f"{corrections_file}: {why} of {dataset}; give the dataset version the review saw "
+                             "(datasets/<recipe>@<version>, the run's), of a detect recipe")
+        image = Image.open(found[0]).convert("RGB")
         width, height = image.size
         draw = ImageDraw.Draw(image)
-        label_file = dataset / "labels" / record["split"] / (record["image"] + ".txt")
-        lines = label_file.read_text().splitlines() if label_file.is_file() else []
-        for line, colour in [(line, (60, 220, 60)) for line in lines] + [(record["new"], (255, 140, 0))]:
-            _, cx, cy, w, h = (float(v) for v in line.split())
+        published = [(tuple(coords), (60, 220, 60)) for _, coords in converted.labels(record["split"], record["image"]) if len(coords) == 4]
+        for (cx, cy, w, h), colour in [*published, (new, (255, 140, 0))]:
             draw.rectangle([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], outline=colour, width=2)
-        _, cx, cy, _, _ = (float(v) for v in record["new"].split())
+        cx, cy = new[:2]
         left = int(np.clip(cx * width - side / 2, 0, max(width - side, 0)))
         top = int(np.clip(cy * height - side / 2, 0, max(height - side, 0)))
         tiles.append(image.crop((left, top, left + side, top + side)))

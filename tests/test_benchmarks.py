@@ -202,3 +202,28 @@ def test_stage_walk_follows_the_workbench_frames_only(tmp_path: Path) -> None:
     result = walk.summary()
     assert result["walk"] == ["conversion", "recipe", "conversion", "dataset", "conversion", "recipe", "conversion"]
     assert result["transitions"] == 6 and len(result["revisits"]) == 4
+
+
+def test_the_sheet_of_a_rule_review_draws_each_added_box_and_refuses_what_does_not_fit(tmp_path: Path) -> None:
+    """benchmarks.label_rule --sheet: one tile per added box, orange where the box was added; a wrong dataset
+    version or a label that is no box gets a message naming the file, not a traceback."""
+    from benchmarks import label_rule
+
+    for split in ("images/train", "labels/train"):
+        (tmp_path / "d" / split).mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "d" / "images" / "train" / "a.png"), np.full((400, 400, 3), 90, np.uint8))
+    (tmp_path / "d" / "labels" / "train" / "a.txt").write_text("0 0.2 0.2 0.05 0.05\n")
+    record = {"image": "a", "split": "train", "action": "added", "old": None, "new": "0 0.5 0.5 0.1 0.1"}
+    review = tmp_path / "review.jsonl"
+    review.write_text(json.dumps(record) + "\n" + json.dumps({**record, "action": "removed", "old": "0 0.2 0.2 0.05 0.05", "new": None}) + "\n")
+    out = tmp_path / "sheet.png"
+    assert label_rule.sheet(review, tmp_path / "d", out, side=200) == 1
+    tile = cv2.imread(str(out))[:, :200]
+    assert tile.shape[0] == 200 and (tile[80, 100:120] == [0, 140, 255]).all()  # the added box's top edge, BGR orange
+    for bad, says in [({**record, "image": "gone"}, "no image gone in its train split"), ({**record, "new": "stone"}, "is no box")]:
+        review.write_text(json.dumps(bad) + "\n")
+        with pytest.raises(SystemExit, match=f"review.jsonl: .*{says}.*dataset version the review saw"):
+            label_rule.sheet(review, tmp_path / "d", out)
+    review.write_text("{not json\n")
+    with pytest.raises(SystemExit, match="review.jsonl: not a corrections file"):
+        label_rule.sheet(review, tmp_path / "d", out)
