@@ -67,12 +67,19 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "heart-seg": {
         "shipped-256": {"about": "as shipped, at 256 px (CPU), 15% of the films kept apart as a test split",
                         "train": {"imgsz": 256}, "split": {"test": 0.15}},
+        "shipped-512": {"about": "as shipped (512 px), 15% of the films kept apart as a test split",
+                        "split": {"test": 0.15}},
     },
     # ACDC: a mirror image puts the right ventricle on the wrong side of the heart, so no flips.
     "cardiac": {
         "shipped": {"about": "the recipe as shipped (256 px, one slice)"},
         "ctx1": {"about": "2.5D context (the neighbouring slices as red and blue)", "preprocess": {"context": 1}},
         "auto": {"about": "imgsz=auto", "train": {"imgsz": "auto"}},
+        # The same three with 15% of the patients kept apart first (the recipe as shipped has no test split).
+        "held": {"about": "as shipped, 15% of the patients kept apart as a test split", "split": {"test": 0.15}},
+        "held-ctx1": {"about": "held with 2.5D context (the neighbouring slices as red and blue)",
+                      "preprocess": {"context": 1}, "split": {"test": 0.15}},
+        "held-auto": {"about": "held at imgsz=auto", "train": {"imgsz": "auto"}, "split": {"test": 0.15}},
     },
 }
 
