@@ -70,6 +70,12 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "shipped-512": {"about": "as shipped (512 px), 15% of the films kept apart as a test split",
                         "split": {"test": 0.15}},
     },
+    # The heart detector on the same JSRT films (the same 15% kept apart: same files, seed and share), scored by how
+    # well its one box fits the heart's (box IoU); the heart lies left of the midline, so no flips.
+    "heart": {
+        "shipped-512": {"about": "the detector as shipped (512 px, one box per film), 15% of the films kept apart as a test split",
+                        "split": {"test": 0.15}},
+    },
     # ACDC: a mirror image puts the right ventricle on the wrong side of the heart, so no flips.
     "cardiac": {
         "shipped": {"about": "the recipe as shipped (256 px, one slice)"},
@@ -90,7 +96,9 @@ def variant_recipe(recipe: str, name: str, work: Path) -> Path:
     change = VARIANTS[recipe][name]
     raw["train"] = {**raw.get("train", {}), **change.get("train", {})}
     raw["preprocess"] = {**raw.get("preprocess", {}), **change.get("preprocess", {})}
-    raw["predict"] = {**raw.get("predict", {}), **change.get("predict", {}), "largest_component": "auto"}
+    raw["predict"] = {**raw.get("predict", {}), **change.get("predict", {})}
+    if raw["task"] == "segment":  # a detector has no masks to keep the largest component of
+        raw["predict"]["largest_component"] = "auto"
     raw["data"]["split"] = {**raw["data"].get("split", {}), **change.get("split", {})}
     path = work / "recipes" / f"{recipe}-{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,7 +136,8 @@ def cases(eval_dir: Path) -> pd.DataFrame:
 
 def _scored(eval_dir: Path) -> dict[str, Any]:
     """The headline numbers of an evaluation with their 95% intervals over patients: 3D per volume (dice_3d,
-    hd95_3d, per class) as `evaluate` gives them, or for images the per-image means (dice, box_iou per class)."""
+    hd95_3d, per class) as `evaluate` gives them, or for images the per-image means (dice, box_iou per class; a
+    detector's box_iou)."""
     from yolo_tools.metrics.bootstrap import Bootstrap
 
     summary = json.loads((eval_dir / "summary.json").read_text())
@@ -138,7 +147,7 @@ def _scored(eval_dir: Path) -> dict[str, Any]:
         numbers, bounds = {k: metrics[k] for k in wanted}, {k: intervals[k] for k in wanted if intervals.get(k)}
     else:
         table, names = cases(eval_dir), summary["classes"]
-        columns = ["dice", "hd95", *[f"{m}_{n}" for m in ("dice", "hd95", "box_iou") for n in names]]
+        columns = ["dice", "hd95", "box_iou", *[f"{m}_{n}" for m in ("dice", "hd95", "box_iou") for n in names]]
         boot = Bootstrap(table["patient"].tolist())
         numbers = {c: float(table[c].mean()) for c in columns if c in table}
         bounds = {c: list(boot.mean(table[c].to_numpy(np.float64)) or []) for c in columns if c in table}
@@ -167,6 +176,8 @@ def _gains(plain: pd.DataFrame, other: pd.DataFrame | None, names: list[str]) ->
     gains: dict[str, Any] = {}
     for name in ["", *names]:
         suffix = f"_{name}" if name else ""
+        if f"dice{suffix}" not in plain:  # a detector: no masks, no Dice
+            continue
         if other is not None:
             gains[f"mirroring dice{suffix}"] = paired_gain(plain, other, f"dice{suffix}")
         if name:
@@ -192,11 +203,12 @@ def _prediction_cpu(run_dir: Path, images: list[Path], mirrored: bool) -> dict[s
 
 def evaluate_ways(run_dir: Path, split: str, names: list[str], flips: list[str], decide: bool) -> dict[str, Any]:
     """Plain and mirrored evaluations of one split, their per-volume gains, and with `decide` the recipe's way:
-    mirrored (when it mirrors) with the largest component decided on val."""
+    mirrored (when it mirrors) with the largest component decided on val (a segmenter's only)."""
     from yolo_tools import pipeline
 
     out: dict[str, Any] = {}
     tables: dict[str, pd.DataFrame] = {}
+    decide = decide and yaml.safe_load((run_dir / "recipe.yaml").read_text())["task"] == "segment"
     ways = [("plain", [], "off"), *([("mirrored", flips, "off")] if flips else []), *([("recipe", flips, "auto")] if decide else [])]
     for way, way_flips, largest in ways:
         with predicting(run_dir, way_flips, largest):

@@ -291,7 +291,8 @@ def _nnunet(p: dict[str, Any]) -> list[str]:
     recipe = p["settings"]["recipe"]
     out = [f"## nnU-Net's lessons: {recipe}", "",
            "Volumes are scored in 3D (Dice per volume; HD95 in mm); a set of images per image (Dice, HD95 in pixels, the "
-           "heart's box from its mask).",
+           "heart's box from its mask); a detector by how well its box fits (box IoU: each true box's IoU with the predicted "
+           "box overlapping it most, 0 when none).",
            "Each variant trained for a fixed number of epochs on the CPU (seed 0, `val=False`: the last epoch's weights), "
            "then scored by `yolo_tools evaluate` per volume in 3D. `CPU s` is the training process's CPU time (user + "
            "system, all threads), which does not depend on how busy the machine was; wall time does. Gains are the mean "
@@ -302,6 +303,12 @@ def _nnunet(p: dict[str, Any]) -> list[str]:
     for key, r in p["variants"].items():
         val = r["val"]
         plain = val["plain"]
+        if "box_iou" in plain["metrics"] and "dice" not in plain["metrics"]:  # a detector: how well its box fits
+            rows.append(_detector_row(key, r))
+            if "test" in r:
+                tests.append({"variant": key, "volumes": r["test"]["plain"]["volumes"], "patients": r["test"]["plain"]["patients"],
+                              "way": "one box per film", "dice": f"box IoU {_interval(r['test']['plain'], 'box_iou')}"})
+            continue
         dice, hd95 = ("dice_3d", "hd95_3d") if "dice_3d" in plain["metrics"] else ("dice", "hd95")
         names = [k[len(dice) + 1:] for k in plain["metrics"] if k.startswith(f"{dice}_")]
         per_class = ", ".join(f"{n} {plain['metrics'][f'{dice}_{n}']:.3f}" for n in names)
@@ -352,6 +359,15 @@ def _nnunet(p: dict[str, Any]) -> list[str]:
                                  ("largest", "largest component gain per class", ""), ("recipe_gain", "both, decided on val", ""),
                                  ("cv", "fold ensemble", "")])
     return out
+
+
+def _detector_row(key: str, r: dict[str, Any]) -> dict[str, Any]:
+    """A detector's variant in the nnU-Net table: its box IoU where a segmenter has Dice; no masks, no components."""
+    return {"variant": key, "about": r["about"], "epochs": r["epochs"], "imgsz": r["imgsz"],
+            "cpu_s": r["train"]["cpu_s"], "wall_s": r["train"]["wall_s"],
+            "val": f"box IoU {_interval(r['val']['plain'], 'box_iou')}", "mirroring": "-", "largest": "-",
+            "cost": f"{r['prediction_cost']['plain']['cpu_s_per_image'] * 1000:.0f}",
+            "command": f"`{r['command']}` (recipe `{r['recipe']}`, written by the benchmark); benchmark: `{r.get('benchmark_command', '')}`"}
 
 
 def _cv_cell(cv: dict[str, Any] | None) -> str:

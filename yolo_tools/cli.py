@@ -421,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = verb("inspect", _inspect, "look at a run's mistakes in FiftyOne: evaluate, tag, rank, open the App")
     sub.add_argument("run", help="run folder (runs/<recipe>/<name>)")
-    sub.add_argument("--worst", type=int, default=10, metavar="N", help="how many of the worst images to print (default: 10)")
+    sub.add_argument("--worst", type=int, default=10, metavar="N", help="how many of the worst images to print (default: 10); with --annotate, how many to send")
     sub.add_argument("--port", type=_port, help="App port on 127.0.0.1 (default: FiftyOne's, 5151)")
     sub.add_argument("--no-app", action="store_true", help="build, evaluate and print only; do not serve the App")
     sub.add_argument("--split", default="val", metavar="SPLIT",

@@ -131,7 +131,8 @@ def annotate(
     corrections.check_place(recipe.name)
     server = label_studio.connect()  # a server that is down or a wrong token fails now, before the predictions
     if view is None:
-        fiftyone_inspect.inspect_run(run_dir, overrides, worst=worst, app=False, split=split)
+        # the printed table stays the default ten rows however many images go to review
+        fiftyone_inspect.inspect_run(run_dir, overrides, app=False, split=split)
     items = fiftyone_inspect.select_for_review(recipe, run_dir, worst, list(tags or []), view, split)
     if not items:
         raise UserError(f"no image of run {run_dir} has the tags {', '.join(tags or [])}; nothing to review")
