@@ -24,6 +24,9 @@ plain against mirrored. With `--cv K` the variant is also cross-validated by pat
 same epochs per fold) and the fold ensemble (each fold at its own operating point, post-processing decided on
 the pooled out-of-fold predictions) is scored on the test split against the single model.
 
+A detector (`--recipe heart`) goes through the same steps with its box IoU in place of Dice: no masks, so no
+largest component, and no mirroring where the recipe allows none.
+
 Results: `benchmarks/results/nnunet-<recipe>.json`, saved after every variant (a rerun keeps the variants
 already there); `python -m benchmarks.report` renders them. Runs and converted data go under the benchmark
 work folder (git-ignored).
