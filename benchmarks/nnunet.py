@@ -206,12 +206,11 @@ def _prediction_cpu(run_dir: Path, images: list[Path], mirrored: bool) -> dict[s
 
 def evaluate_ways(run_dir: Path, split: str, names: list[str], flips: list[str], decide: bool) -> dict[str, Any]:
     """Plain and mirrored evaluations of one split, their per-volume gains, and with `decide` the recipe's way:
-    mirrored (when it mirrors) with the largest component decided on val (a segmenter's only)."""
+    mirrored (when it mirrors) with the largest component decided on val."""
     from yolo_tools import pipeline
 
     out: dict[str, Any] = {}
     tables: dict[str, pd.DataFrame] = {}
-    decide = decide and yaml.safe_load((run_dir / "recipe.yaml").read_text())["task"] == "segment"
     ways = [("plain", [], "off"), *([("mirrored", flips, "off")] if flips else []), *([("recipe", flips, "auto")] if decide else [])]
     for way, way_flips, largest in ways:
         with predicting(run_dir, way_flips, largest):
@@ -267,10 +266,14 @@ def run_variant(recipe: str, name: str, epochs: int, test: bool, folds: int, wor
     if flips:
         result["prediction_cost"]["mirrored"] = _prediction_cpu(run_dir, images, True)
     if test:
-        result["test"] = evaluate_ways(run_dir, "test", names, flips, decide=True)
+        result["test"] = evaluate_ways(run_dir, "test", names, flips, decide=loaded.task == "segment")  # a detector has no masks
     if folds:
         result["cv"] = run_cv(path, recipe, name, epochs, folds, run_dir, names)
     return result
+
+
+def _task(recipe: str) -> str:
+    return yaml.safe_load((common.ROOT / "recipes" / f"{recipe}.yaml").read_text(encoding="utf-8"))["task"]
 
 
 def _dataset_of(run_dir: Path):
@@ -367,11 +370,13 @@ def main(argv: list[str] | None = None) -> int:
             for name, change in variants.items():
                 print(f"{recipe:12} {name:10} {change['about']}")
         return 0
+    if args.recipe not in VARIANTS:
+        p.error(f"no variants for recipe {args.recipe}; --list shows them")
+    if (args.cv or args.compare) and _task(args.recipe) != "segment":
+        p.error(f"--cv and --compare score masks by Dice; {args.recipe} is a {_task(args.recipe)} recipe: run its variants without them")
     if args.compare:
         compare(args.recipe, args.compare, args.results, argv)
         return 0
-    if args.recipe not in VARIANTS:
-        p.error(f"no variants for recipe {args.recipe}; --list shows them")
     unknown = [v for v in args.variants if v not in VARIANTS[args.recipe]]
     if unknown:
         p.error(f"unknown variants {unknown}; --list shows them")

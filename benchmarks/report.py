@@ -323,7 +323,7 @@ def _nnunet(p: dict[str, Any]) -> list[str]:
             "largest": _gain(val["gains"].get("largest component dice_" + names[0])) + " / " + _gain(val["gains"].get("largest component dice_" + names[-1])),
             "cost": f"{cost['plain']['cpu_s_per_image'] * 1000:.0f} → {mirrored_cost['cpu_s_per_image'] * 1000:.0f}" if mirrored_cost else
                     f"{cost.get('plain', {}).get('cpu_s_per_image', float('nan')) * 1000:.0f}",
-            "command": f"`{r['command']}` (recipe `{r['recipe']}`, written by the benchmark); benchmark: `{r.get('benchmark_command', '')}`",
+            "command": _commands_cell(r),
         })
         if "test" in r:
             t = r["test"]
@@ -367,7 +367,11 @@ def _detector_row(key: str, r: dict[str, Any]) -> dict[str, Any]:
             "cpu_s": r["train"]["cpu_s"], "wall_s": r["train"]["wall_s"],
             "val": f"box IoU {_interval(r['val']['plain'], 'box_iou')}", "mirroring": "-", "largest": "-",
             "cost": f"{r['prediction_cost']['plain']['cpu_s_per_image'] * 1000:.0f}",
-            "command": f"`{r['command']}` (recipe `{r['recipe']}`, written by the benchmark); benchmark: `{r.get('benchmark_command', '')}`"}
+            "command": _commands_cell(r)}
+
+
+def _commands_cell(r: dict[str, Any]) -> str:
+    return f"`{r['command']}` (recipe `{r['recipe']}`, written by the benchmark); benchmark: `{r.get('benchmark_command', '')}`"
 
 
 def _cv_cell(cv: dict[str, Any] | None) -> str:

@@ -227,3 +227,14 @@ def test_the_sheet_of_a_rule_review_draws_each_added_box_and_refuses_what_does_n
     review.write_text("{not json\n")
     with pytest.raises(SystemExit, match="review.jsonl: not a corrections file"):
         label_rule.sheet(review, tmp_path / "d", out)
+
+
+def test_the_nnunet_benchmark_refuses_dice_only_steps_for_a_detector(capsys: pytest.CaptureFixture[str]) -> None:
+    """--cv and --compare score masks by Dice: on the heart detector they stop with one line, before any training."""
+    from benchmarks import nnunet
+
+    for extra in (["--cv", "5"], ["--compare", "a:b"]):
+        with pytest.raises(SystemExit) as stopped:
+            nnunet.main(["--recipe", "heart", "--variants", "shipped-512", *extra])
+        assert stopped.value.code == 2
+        assert "heart is a detect recipe: run its variants without them" in capsys.readouterr().err
