@@ -64,6 +64,10 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         "flip-auto": {"about": "flip-64 at imgsz=auto (the median structure 4 cells of the stride-8 head)",
                       "train": {"flipud": 0.5, "imgsz": "auto"}, "predict": {"flips": ["vertical"]}},
         "128": {"about": "the recipe at 128 px (no flips)", "train": {"imgsz": 128}},
+        # With 2.5D context the red and blue channels are the neighbouring slices: Ultralytics' colour augmentation
+        # (hue turned up to 2.7 degrees, saturation scaled by 0.3 to 1.7) changes how they differ from the middle one.
+        "128-grey-aug": {"about": "128 px without hue and saturation augmentation (hsv_h=0, hsv_s=0; brightness kept)",
+                         "train": {"imgsz": 128, "hsv_h": 0.0, "hsv_s": 0.0}},
     },
     # JSRT: one film per patient; a test split of 15% of the films is kept apart (the recipe as shipped has none).
     # Left and right lung are classes and the heart lies left: no mirror image is anatomy, so no flips.
