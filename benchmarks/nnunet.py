@@ -52,7 +52,7 @@ from benchmarks import common
 
 TOPIC = "nnunet"
 COMMON = {"seed": 0, "workers": 0, "device": "cpu", "val": False, "plots": False}
-# What each variant changes in the shipped recipe, per recipe: train arguments, preprocess and predict keys.
+# What each variant changes in the shipped recipe, per recipe: the model, train arguments, preprocess and predict keys.
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "hippocampus": {
         "shipped": {"about": "the recipe as shipped (64 px, 2.5D context, no flips)"},
@@ -68,6 +68,10 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
         # (hue turned up to 2.7 degrees, saturation scaled by 0.3 to 1.7) changes how they differ from the middle one.
         "128-grey-aug": {"about": "128 px without hue and saturation augmentation (hsv_h=0, hsv_s=0; brightness kept)",
                          "train": {"imgsz": 128, "hsv_h": 0.0, "hsv_s": 0.0}},
+        # Capacity: 40 and 60 epochs of yolov8n-seg at 128 score alike on val, and its masks' grid could hold far more
+        # (benchmarks/mask_grid.py), so the small model itself may be what stops it.
+        "s-128": {"about": "128 px with yolov8s-seg (3.4 times the parameters of n) from scratch",
+                  "model": "yolov8s-seg.yaml", "train": {"imgsz": 128}},
     },
     # JSRT: one film per patient; a test split of 15% of the films is kept apart (the recipe as shipped has none).
     # Left and right lung are classes and the heart lies left: no mirror image is anatomy, so no flips.
@@ -101,6 +105,8 @@ def variant_recipe(recipe: str, name: str, work: Path) -> Path:
     """The shipped recipe with the variant's changes, written beside the runs (its path is in the command)."""
     raw = yaml.safe_load((common.ROOT / "recipes" / f"{recipe}.yaml").read_text(encoding="utf-8"))
     change = VARIANTS[recipe][name]
+    if "model" in change:
+        raw["model"] = change["model"]
     raw["train"] = {**raw.get("train", {}), **change.get("train", {})}
     raw["preprocess"] = {**raw.get("preprocess", {}), **change.get("preprocess", {})}
     raw["predict"] = {**raw.get("predict", {}), **change.get("predict", {})}

@@ -13,7 +13,7 @@ from typing import Any
 from benchmarks import common
 
 RESULTS_MD = common.ROOT / "benchmarks" / "RESULTS.md"
-TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu", "crossval", "heldout")
+TOPICS = ("convert", "inference", "training", "accuracy", "accuracy-full", "gpu", "crossval", "heldout", "mask_grid")
 
 
 def _md_table(rows: list[dict[str, Any]], columns: list[tuple[str, str, str]]) -> list[str]:
@@ -381,6 +381,21 @@ def _cv_cell(cv: dict[str, Any] | None) -> str:
             f"gain over the single model {_gain(cv['gains'].get('fold ensemble dice'))}; `{cv['command']}`")
 
 
+def _mask_grid(p: dict[str, Any] | None) -> list[str]:
+    out = ["### Hippocampus: how much Dice the mask prototypes' grid can hold", ""]
+    if p is None:
+        return out + ["Not run yet: `nice -n 5 .venv/bin/python -m benchmarks.mask_grid`."]
+    rows = [{**r, "grid": f"{r['imgsz']} px, stride {r['stride']}" + (" (a P2 head)" if r["stride"] == 2 else ""),
+             "anterior": f"{r['dice_Anterior']:.4f} (lowest {r['dice_Anterior_min']:.3f})",
+             "posterior": f"{r['dice_Posterior']:.4f} (lowest {r['dice_Posterior_min']:.3f})"} for r in p["rows"].values()]
+    out += [*_where(p), "", f"Ground truth of {p['data']}, each slice's mask per class averaged onto the prototypes' "
+            "grid at the scale the model sees it and brought back (bilinear, cut at 0.5): the 3D Dice per volume no "
+            "mask drawn on that grid can beat. A trained model's Dice below it is lost elsewhere.", ""]
+    return out + _md_table(rows, [("grid", "input size, prototype stride", ""), ("cell_voxels_median", "cell (voxels, median)", ".2f"),
+                                  ("volumes", "volumes", "d"), ("anterior", "Anterior: 3D Dice ceiling, mean", ""),
+                                  ("posterior", "Posterior: 3D Dice ceiling, mean", "")])
+
+
 def render(results_dir: Path | None = None) -> str:
     folder = Path(results_dir or common.RESULTS_DIR)
     loaded = {t: json.loads((folder / f"{t}.json").read_text()) for t in TOPICS if (folder / f"{t}.json").is_file()}
@@ -399,6 +414,7 @@ def render(results_dir: Path | None = None) -> str:
     parts.append("\n".join(_heldout(loaded.get("heldout"))) + "\n")
     for path in sorted(folder.glob("nnunet-*.json")):
         parts.append("\n".join(_nnunet(json.loads(path.read_text()))) + "\n")
+    parts.append("\n".join(_mask_grid(loaded.get("mask_grid"))) + "\n")
     budgets = sorted(folder.glob("budget-*min.json"), key=lambda f: float(f.stem.split("-")[1][:-3]))
     for path in budgets or [None]:
         parts.append("\n".join(_budget(json.loads(path.read_text()) if path else None)) + "\n")

@@ -238,3 +238,18 @@ def test_the_nnunet_benchmark_refuses_dice_only_steps_for_a_detector(capsys: pyt
             nnunet.main(["--recipe", "heart", "--variants", "shipped-512", *extra])
         assert stopped.value.code == 2
         assert "heart is a detect recipe: run its variants without them" in capsys.readouterr().err
+
+
+def test_the_mask_grid_ceiling_keeps_what_a_grid_can_draw_and_loses_what_it_cannot() -> None:
+    """A structure many cells across survives the grid almost whole; one thinner than a cell is lost: the ceiling
+    can fall, so a Dice near 1 in RESULTS.md is a measurement, not the formula's floor."""
+    from benchmarks import mask_grid
+
+    labels = np.zeros((48, 48, 3), np.int16)
+    labels[8:40, 8:40, :] = 1  # a 32-voxel square: 8 cells of 4 voxels across
+    labels[20, 20:24, 1] = 2  # one voxel thick: a quarter of a cell
+    fine = mask_grid.ceiling(labels, imgsz=48, stride=1)
+    coarse = mask_grid.ceiling(labels, imgsz=48, stride=4)
+    assert fine == {"Anterior": 1.0, "Posterior": 1.0}
+    assert 0.97 < coarse["Anterior"] < 1.0
+    assert coarse["Posterior"] == 0.0
