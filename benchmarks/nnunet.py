@@ -4,6 +4,7 @@
     nice -n 15 .venv/bin/python -m benchmarks.nnunet --recipe hippocampus --epochs 40 --variants flip-128 --test
     nice -n 15 .venv/bin/python -m benchmarks.nnunet --recipe hippocampus --epochs 5 --variants flip-64 --cv 5 --test
     nice -n 15 .venv/bin/python -m benchmarks.nnunet --recipe hippocampus --compare ctx0-64-e5:flip-64-e5 flip-64-e5:flip-128-e5
+    nice -n 15 .venv/bin/python -m benchmarks.nnunet --recipe hippocampus --compare 128-e10:s-128-e10 --test
 
 Each variant is the recipe as shipped (its patient-wise val and test splits) with what the variant changes
 (`--list`), trained for a FIXED number of epochs (never `time=`, whose epochs depend on the machine), seed 0, on
@@ -318,9 +319,10 @@ def run_cv(path: Path, recipe: str, name: str, epochs: int, folds: int, single: 
     }
 
 
-def compare(recipe: str, pairs: list[str], results: Path, argv: list[str] | None) -> dict:
-    """Paired gains between variants (`A:B`, B's per-volume Dice minus A's on the same val volumes, both plain),
-    from the evaluations each variant's run kept: what changing the input size or the 2.5D context gains."""
+def compare(recipe: str, pairs: list[str], results: Path, argv: list[str] | None, split: str = "val") -> dict:
+    """Paired gains between variants (`A:B`, B's per-volume Dice minus A's on the same volumes, both plain),
+    from the evaluations each variant's run kept: what changing the input size or the 2.5D context gains. Val
+    decides; on the test split (both runs trained with `--test`) it is only reported."""
     from yolo_tools.locations import runs_dir
 
     work = common.work_dir()
@@ -332,10 +334,10 @@ def compare(recipe: str, pairs: list[str], results: Path, argv: list[str] | None
     found = payload.setdefault("comparisons", {})
     for pair in pairs:
         first, second = pair.split(":")
-        tables = [cases(runs_dir() / recipe / v / "bench-val-plain") for v in (first, second)]
+        tables = [cases(runs_dir() / recipe / v / f"bench-{split}-plain") for v in (first, second)]
         names = [c[len("dice_"):] for c in tables[0] if c.startswith("dice_") and not c.startswith("dice_largest")]
-        found[pair] = {
-            "from": first, "to": second, "split": "val", "way": "plain",
+        found[pair if split == "val" else f"{pair} on {split}"] = {
+            "from": first, "to": second, "split": split, "way": "plain",
             "command": f"nice -n 15 .venv/bin/python -m benchmarks.{TOPIC} {shown}".strip(),
             "gains": {f"dice{s}": paired_gain(tables[0], tables[1], f"dice{s}") for s in ["", *[f"_{n}" for n in names]]},
         }
@@ -368,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", default="hippocampus")
     p.add_argument("--variants", nargs="*", default=["shipped"])
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--test", action="store_true", help="also score the test split, with the largest component decided on val")
+    p.add_argument("--test", action="store_true", help="also score the test split, with the largest component decided on val "
+                   "(with --compare: compare on the test split, reported only)")
     p.add_argument("--cv", type=int, default=0, help="also cross-validate with K folds and score the fold ensemble on test")
     p.add_argument("--reuse", action="store_true", help="score a variant's run trained by an earlier call again, without training")
     p.add_argument("--compare", nargs="*", default=[], metavar="A:B",
@@ -385,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.cv or args.compare) and _task(args.recipe) != "segment":
         p.error(f"--cv and --compare score masks by Dice; {args.recipe} is a {_task(args.recipe)} recipe: run its variants without them")
     if args.compare:
-        compare(args.recipe, args.compare, args.results, argv)
+        compare(args.recipe, args.compare, args.results, argv, "test" if args.test else "val")
         return 0
     unknown = [v for v in args.variants if v not in VARIANTS[args.recipe]]
     if unknown:

@@ -317,7 +317,7 @@ def _nnunet(p: dict[str, Any]) -> list[str]:
         mirrored_cost = cost.get("mirrored")
         rows.append({
             "variant": key, "about": r["about"], "epochs": r["epochs"], "imgsz": r["imgsz"],
-            "cpu_s": r["train"]["cpu_s"], "wall_s": r["train"]["wall_s"],
+            "cpu_s": r["train"]["cpu_s"], "wall_s": r["train"]["wall_s"], "cpu": _cpu_of(r),
             "val": f"{_interval(plain, dice)} ({per_class}); HD95 {_interval(plain, hd95, '.2f')} {'mm' if dice == 'dice_3d' else 'px'}",
             "mirroring": _gain(val["gains"].get("mirroring dice")),
             "largest": _gain(val["gains"].get("largest component dice_" + names[0])) + " / " + _gain(val["gains"].get("largest component dice_" + names[-1])),
@@ -340,16 +340,17 @@ def _nnunet(p: dict[str, Any]) -> list[str]:
                           "cv": _cv_cell(r.get("cv"))})
     out += _md_table(rows, [("variant", "variant", ""), ("about", "what it changes", ""), ("epochs", "epochs", "d"),
                             ("imgsz", "imgsz", ""), ("cpu_s", "train CPU s", ".0f"), ("wall_s", "train wall s", ".0f"),
-                            ("val", "val, plain: Dice [95%] (per class); HD95", ""), ("mirroring", "mirroring: Dice gain (val)", ""),
+                            ("cpu", "on", ""), ("val", "val, plain: Dice [95%] (per class); HD95", ""), ("mirroring", "mirroring: Dice gain (val)", ""),
                             ("largest", "largest component: Dice gain per class (val)", ""),
                             ("cost", "prediction CPU ms/slice plain → mirrored", ""), ("command", "commands", "")])
-    comparisons = [{"pair": f"{c['from']} → {c['to']}", "dice": _gain(c["gains"].get("dice")),
+    comparisons = [{"pair": f"{c['from']} → {c['to']}", "split": c["split"] + (" (reported, not used to choose)" if c["split"] != "val" else ""),
+                    "dice": _gain(c["gains"].get("dice")),
                     "per_class": ", ".join(f"{k[len('dice_'):]} {_gain(g)}" for k, g in c["gains"].items() if k != "dice"),
                     "command": f"`{c['command']}`"} for c in p.get("comparisons", {}).values()]
     if comparisons:
-        out += ["", "Variants against each other on the same val volumes (plain predictions; the later minus the earlier, "
+        out += ["", "Variants against each other on the same volumes (plain predictions; the later minus the earlier, "
                 "mean per-volume 3D Dice difference, 95% interval over patients):", ""]
-        out += _md_table(comparisons, [("pair", "from → to", ""), ("dice", "Dice gain", ""), ("per_class", "per class", ""),
+        out += _md_table(comparisons, [("pair", "from → to", ""), ("split", "scored on", ""), ("dice", "Dice gain", ""), ("per_class", "per class", ""),
                                        ("command", "command", "")])
     if tests:
         out += ["", "On the held-out test patients (never used in training or in any choice):", ""]
@@ -364,10 +365,15 @@ def _nnunet(p: dict[str, Any]) -> list[str]:
 def _detector_row(key: str, r: dict[str, Any]) -> dict[str, Any]:
     """A detector's variant in the nnU-Net table: its box IoU where a segmenter has Dice; no masks, no components."""
     return {"variant": key, "about": r["about"], "epochs": r["epochs"], "imgsz": r["imgsz"],
-            "cpu_s": r["train"]["cpu_s"], "wall_s": r["train"]["wall_s"],
+            "cpu_s": r["train"]["cpu_s"], "wall_s": r["train"]["wall_s"], "cpu": _cpu_of(r),
             "val": f"box IoU {_interval(r['val']['plain'], 'box_iou')}", "mirroring": "-", "largest": "-",
             "cost": f"{r['prediction_cost']['plain']['cpu_s_per_image'] * 1000:.0f}",
             "command": _commands_cell(r)}
+
+
+def _cpu_of(r: dict[str, Any]) -> str:
+    """The processor a variant trained on: CPU seconds of one make are not those of another."""
+    return (r.get("machine") or {}).get("cpu") or "-"
 
 
 def _commands_cell(r: dict[str, Any]) -> str:
