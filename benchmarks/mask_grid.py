@@ -53,14 +53,11 @@ def ceiling(labels: np.ndarray, imgsz: int, stride: int) -> dict[str, float]:
 
 def kept_patients() -> set[str]:
     """The recipe's train and val patients: its test patients' labels are not looked at."""
-    import pandas as pd
-
     from yolo_tools.conversion import prepare_dataset
     from yolo_tools.recipe import load_recipe
 
     common.isolate_outputs(common.work_dir())
-    dataset = prepare_dataset(load_recipe(common.ROOT / "recipes" / "hippocampus.yaml"))
-    table = pd.read_csv(Path(dataset.root) / "patients.csv")
+    table = prepare_dataset(load_recipe(common.ROOT / "recipes" / "hippocampus.yaml")).patients()
     return set(table.loc[table["split"] != "test", "patient"])
 
 
@@ -68,8 +65,11 @@ def run(results: Path, argv: list[str] | None, quick: bool) -> dict[str, Any]:
     from yolo_tools.imaging import nifti
 
     kept = kept_patients()
-    files = sorted(f for f in (common.data_root() / "hippocampus-mri-msd" / "labelsTr").glob("hippocampus_*.nii*")
-                   if f.name.split(".")[0] in kept)[: 5 if quick else None]
+    folder = common.data_root() / "hippocampus-mri-msd" / "labelsTr"
+    files = sorted(f for f in folder.glob("hippocampus_*.nii*") if f.name.split(".")[0] in kept)[: 5 if quick else None]
+    if not files:
+        raise SystemExit(f"{folder}: no label volume of the recipe's train and val patients; the Decathlon's Task04 "
+                         "as published belongs there (../shared/data/README.md)")
     volumes = [np.rint(nifti.read(f).data).astype(np.int16) for f in files]
     rows = {}
     for imgsz, stride in GRIDS:

@@ -333,8 +333,16 @@ def compare(recipe: str, pairs: list[str], results: Path, argv: list[str] | None
     shown = " ".join(sys.argv[1:] if argv is None else argv)
     found = payload.setdefault("comparisons", {})
     for pair in pairs:
-        first, second = pair.split(":")
-        tables = [cases(runs_dir() / recipe / v / f"bench-{split}-plain") for v in (first, second)]
+        first, _, second = pair.partition(":")
+        if not first or not second:
+            raise SystemExit(f"--compare {pair}: give two scored runs as A:B (e.g. 128-e10:s-128-e10)")
+        folders = [runs_dir() / recipe / v / f"bench-{split}-plain" for v in (first, second)]
+        for folder in folders:
+            if not folder.is_dir():
+                trained = "with --test " if split == "test" else ""
+                raise SystemExit(f"--compare {pair}: {folder} is missing; score that variant first "
+                                 f"(--variants NAME --epochs N {trained}makes it)")
+        tables = [cases(folder) for folder in folders]
         names = [c[len("dice_"):] for c in tables[0] if c.startswith("dice_") and not c.startswith("dice_largest")]
         found[pair if split == "val" else f"{pair} on {split}"] = {
             "from": first, "to": second, "split": split, "way": "plain",

@@ -253,3 +253,20 @@ def test_the_mask_grid_ceiling_keeps_what_a_grid_can_draw_and_loses_what_it_cann
     assert fine == {"Anterior": 1.0, "Posterior": 1.0}
     assert 0.97 < coarse["Anterior"] < 1.0
     assert coarse["Posterior"] == 0.0
+
+
+def test_the_nnunet_comparison_names_a_bad_pair_or_a_missing_evaluation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--compare reads two runs' kept evaluations: a pair without a colon, or a run never scored on that split (on test
+    only when it was trained with --test), stops with the pair and the missing folder named, nothing written."""
+    from benchmarks import nnunet
+
+    monkeypatch.setenv("YOLO_TOOLS_RUNS", str(tmp_path / "runs"))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "nnunet-hippocampus.json").write_text('{"variants": {}}')
+    with pytest.raises(SystemExit, match="--compare 128-e10: give two scored runs as A:B"):
+        nnunet.compare("hippocampus", ["128-e10"], tmp_path / "results", [])
+    scored = tmp_path / "runs" / "hippocampus" / "128-e10" / "bench-test-plain"
+    scored.mkdir(parents=True)
+    with pytest.raises(SystemExit, match="s-128-e10/bench-test-plain is missing; .*with --test makes it"):
+        nnunet.compare("hippocampus", ["128-e10:s-128-e10"], tmp_path / "results", [], "test")
+    assert json.loads((tmp_path / "results" / "nnunet-hippocampus.json").read_text()) == {"variants": {}}
